@@ -1,0 +1,25 @@
+"""lstm-report: explain what a trained Keras LSTM has learned, from its weights.
+
+The package imports nothing heavy at start-up: ``lstm-report --help`` and config
+validation must not pay for TensorFlow (or even matplotlib).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "build_report", "BuildResult"]
+
+if TYPE_CHECKING:
+    from lstm_report.pipeline import BuildResult, build_report
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-export: importing the package stays cheap.
+    if name in ("build_report", "BuildResult"):
+        from lstm_report import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'lstm_report' has no attribute {name!r}")

@@ -1,0 +1,158 @@
+"""Pure numpy: from read weights to everything the report shows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from lstm_report.analysis.stats import feature_importance, gate_stats
+from lstm_report.config import ModelSpec
+from lstm_report.errors import ConfigError
+from lstm_report.gates import check_shapes, layer_gates
+from lstm_report.model import (
+    GATE_NAMES,
+    Headline,
+    LayerAnalysis,
+    LSTMWeights,
+    ModelAnalysis,
+    ModelWeights,
+)
+
+
+def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
+    """The LSTMs the config asks for (all by default), in model order."""
+    if spec.layers is None:
+        return weights.lstms
+    available = weights.lstm_names()
+    others = {o.name: o.kind for o in weights.others}
+    listing = ", ".join(available) if available else "none"
+    for i, wanted in enumerate(spec.layers):
+        if wanted in available:
+            continue
+        where = f"{spec.key}.layers[{i}]"
+        if wanted in others:
+            raise ConfigError(
+                f"{where}: {wanted!r} in {spec.path.name} is a {others[wanted]} layer, not an LSTM; "
+                f"LSTM layers: {listing}"
+            )
+        raise ConfigError(
+            f"{where}: no LSTM layer named {wanted!r} in {spec.path.name}; LSTM layers: {listing}"
+        )
+    keep = set(spec.layers)
+    return tuple(w for w in weights.lstms if w.name in keep)
+
+
+def feature_names(spec: ModelSpec, layers: Sequence[LSTMWeights]) -> tuple[str, ...] | None:
+    """Names of the model's input features, checked against the LSTMs that read them."""
+    readers = [w for w in layers if w.reads_input]
+    if not readers:
+        return None
+    dim = readers[0].input_dim
+    for w in readers:
+        if spec.feature_names is not None and len(spec.feature_names) != w.input_dim:
+            raise ConfigError(
+                f"{spec.key}.feature_names: {len(spec.feature_names)} names given, but LSTM "
+                f"{w.label!r} in {spec.path.name} reads {w.input_dim} input features"
+            )
+    if spec.feature_names is not None:
+        return spec.feature_names
+    return tuple(f"x{j}" for j in range(dim))
+
+
+def analyse_layer(w: LSTMWeights, names: Sequence[str] | None, anchor: str) -> LayerAnalysis:
+    check_shapes(w.kernel, w.recurrent_kernel, w.bias, w.label)
+    gates = layer_gates(w)
+    features = None
+    if w.reads_input and names is not None and len(names) == w.input_dim:
+        features = feature_importance(w.kernel, gates, names)
+    return LayerAnalysis(weights=w, gates=gate_stats(gates), features=features, anchor=anchor)
+
+
+def analyse_model(spec: ModelSpec, weights: ModelWeights, index: int) -> ModelAnalysis:
+    layers = select_layers(spec, weights)
+    names = feature_names(spec, layers)
+    anchor = f"m{index}-{slug(spec.name)}"
+    analysed = tuple(
+        analyse_layer(w, names, f"{anchor}-l{j}-{slug(w.name)}-{w.direction}")
+        for j, w in enumerate(layers)
+    )
+    notes: list[str] = []
+    if spec.feature_names is not None and names is None:
+        notes.append(
+            "feature_names are not shown: no analysed LSTM reads the model input directly"
+        )
+    if not weights.lstms:
+        notes.append("the model has no LSTM layer")
+    return ModelAnalysis(
+        name=spec.name,
+        path=spec.path,
+        layers=analysed,
+        others=weights.others,
+        total_params=weights.total_params,
+        lstm_params=sum(w.params for w in layers),
+        reader=weights.reader,
+        anchor=anchor,
+        notes=tuple(notes),
+    )
+
+
+def headlines(models: Sequence[ModelAnalysis]) -> tuple[Headline, ...]:
+    """What stands out, most serious first: non-finite weights, largest norms, key features."""
+    out: list[Headline] = []
+    for m in models:
+        for la in m.layers:
+            if la.nonfinite:
+                where = [
+                    f"{kind}_{g.gate}"
+                    for g in la.gates
+                    for kind, st in (("W", g.W), ("U", g.U), ("b", g.b))
+                    if st is not None and st.nonfinite
+                ]
+                out.append(
+                    Headline(
+                        "error",
+                        f"{m.name} › {la.weights.label}: {la.nonfinite} non-finite weights "
+                        f"(NaN or Inf) in {', '.join(where)}",
+                        la.anchor,
+                    )
+                )
+    largest: dict[str, tuple[float, ModelAnalysis, LayerAnalysis, str]] = {}
+    for m in models:
+        for la in m.layers:
+            for g in la.gates:
+                for kind, st in (("W", g.W), ("U", g.U)):
+                    if st.spectral is not None and (
+                        kind not in largest or st.spectral > largest[kind][0]
+                    ):
+                        largest[kind] = (st.spectral, m, la, g.gate)
+    for kind, what in (("U", "recurrent"), ("W", "input")):
+        if kind in largest:
+            value, m, la, gate = largest[kind]
+            out.append(
+                Headline(
+                    "info",
+                    f"Largest {what} spectral norm: ‖{kind}_{gate}‖₂ = {value:.3g} "
+                    f"({GATE_NAMES[gate]} gate) in {m.name} › {la.weights.label}",
+                    la.anchor,
+                )
+            )
+    for m in models:
+        for la in m.layers:
+            if la.features:
+                ranked = sorted((f for f in la.features if f.value is not None), key=lambda f: f.rank)
+                top = ", ".join(f"{f.name} ({f.value:.3g})" for f in ranked[:3])
+                if top:
+                    out.append(
+                        Headline(
+                            "info",
+                            f"Most important inputs of {m.name} › {la.weights.label}: {top}",
+                            la.anchor,
+                        )
+                    )
+    severity = {"error": 0, "warning": 1, "info": 2}
+    return tuple(sorted(out, key=lambda h: severity[h.severity]))
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s[:40] or "x"

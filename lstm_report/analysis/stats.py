@@ -1,0 +1,82 @@
+"""Pure numpy statistics of weight arrays and input-feature importance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lstm_report.gates import GateWeights
+from lstm_report.model import FeatureImportance, GateStats, MatrixStats
+
+
+def matrix_stats(a: np.ndarray) -> MatrixStats:
+    """Norms and moments of one array, computed in float64.
+
+    ``l1`` is the entrywise sum of |w| (the companion of the Frobenius norm), ``spectral``
+    the largest singular value. Any non-finite entry makes every norm and moment
+    undefined: they are None (shown as "n/a"), and ``nonfinite`` counts the culprits.
+    """
+    shape = tuple(int(s) for s in a.shape)
+    x = np.asarray(a, dtype=np.float64)
+    nonfinite = int(x.size - np.count_nonzero(np.isfinite(x)))
+    if nonfinite or x.size == 0:
+        return MatrixStats(shape, None, None, None, None, None, nonfinite, None)
+    ax = np.abs(x)
+    spectral = None
+    if x.ndim == 2:
+        spectral = float(np.linalg.svd(x, compute_uv=False)[0]) if min(x.shape) else 0.0
+    return MatrixStats(
+        shape=shape,
+        fro=float(np.sqrt(np.sum(x * x))),
+        l1=float(ax.sum()),
+        max_abs=float(ax.max()),
+        mean=float(x.mean()),
+        std=float(x.std()),
+        nonfinite=0,
+        spectral=spectral,
+    )
+
+
+def gate_stats(gates: Sequence[GateWeights]) -> tuple[GateStats, ...]:
+    return tuple(
+        GateStats(
+            gate=g.gate,
+            W=matrix_stats(g.W),
+            U=matrix_stats(g.U),
+            b=None if g.b is None else matrix_stats(g.b),
+        )
+        for g in gates
+    )
+
+
+def feature_importance(
+    kernel: np.ndarray, gates: Sequence[GateWeights], names: Sequence[str]
+) -> tuple[FeatureImportance, ...]:
+    """Per input feature: L2 norm of its kernel row (all gates), and of each gate's row.
+
+    Returned in input order; ``rank`` 1 is the largest. A row with non-finite weights
+    has no value (None) and ranks last.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    finite_rows = np.isfinite(k).all(axis=1)
+    total = np.sqrt(np.sum(k * k, axis=1))
+    per_gate = [np.sqrt(np.sum(np.asarray(g.W, np.float64) ** 2, axis=1)) for g in gates]
+    values: list[float | None] = [
+        float(total[j]) if finite_rows[j] else None for j in range(k.shape[0])
+    ]
+    order = sorted(range(len(values)), key=lambda j: (values[j] is None, -(values[j] or 0.0), j))
+    ranks = {j: r + 1 for r, j in enumerate(order)}
+    return tuple(
+        FeatureImportance(
+            index=j,
+            name=names[j],
+            value=values[j],
+            per_gate=tuple(
+                float(pg[j]) if np.isfinite(np.asarray(g.W)[j]).all() else None
+                for g, pg in zip(gates, per_gate)
+            ),
+            rank=ranks[j],
+        )
+        for j in range(k.shape[0])
+    )

@@ -1,0 +1,103 @@
+"""The command line. The only module that prints errors or decides the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from lstm_report import __version__
+from lstm_report.errors import LstmReportError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstm-report",
+        description="Explain what a trained Keras LSTM has learned from its weights: "
+        "per-gate matrices, norms, spectra and figures, as one self-contained HTML page.",
+    )
+    parser.add_argument("--version", action="version", version=f"lstm-report {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    common.add_argument("--json", metavar="PATH", dest="json_path", help="also write the report data as JSON")
+    common.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="allow models whose layers run Python code on load (Lambda layers); "
+        "only for files you trust",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    build = sub.add_parser(
+        "build", parents=[common], help="build a report from a YAML config",
+        description="Build the report described by a YAML config file.",
+    )
+    build.add_argument("config", help="YAML config naming the models and layers to report on")
+    build.add_argument("-o", "--output", metavar="PATH",
+                       help="HTML file to write (default: the config's 'output', else CONFIG-NAME.html)")
+
+    demo = sub.add_parser(
+        "demo", parents=[common], help="build the report of the built-in demo model",
+        description="Build the report of the built-in demo: a small LSTM trained on a synthetic "
+        "task where only two of six input features matter.",
+    )
+    demo.add_argument("-o", "--output", metavar="PATH", default="lstm-report-demo.html",
+                      help="HTML file to write (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except LstmReportError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, unless --debug
+        if args.debug:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lstm_report.pipeline import build_report
+
+    progress = None if args.quiet else _progress
+    if args.command == "demo":
+        from lstm_report.resources import demo_config
+
+        config = demo_config()
+    else:
+        config = args.config
+    result = build_report(
+        config, output=args.output, json_path=args.json_path, unsafe=args.unsafe, progress=progress
+    )
+    if not args.quiet:
+        print(f"wrote {result.html_path}", file=sys.stderr)
+        if result.json_path is not None:
+            print(f"wrote {result.json_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"… {message}", file=sys.stderr)

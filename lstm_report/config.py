@@ -1,0 +1,244 @@
+"""YAML config -> frozen dataclasses. All validation lives here; messages name the key path."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lstm_report.errors import ConfigError
+
+DEFAULT_TITLE = "LSTM weight report"
+
+TOP_KEYS = ("title", "output", "models")
+MODEL_KEYS = ("path", "name", "layers", "feature_names", "unsafe")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of ``models:``: which file to read and what to report on it."""
+
+    index: int
+    path: Path
+    name: str
+    layers: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
+    unsafe: bool = False
+
+    @property
+    def key(self) -> str:
+        """The key path of this entry, for error messages: ``models[0]``."""
+        return f"models[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config. Paths are absolute (resolved against the config's folder)."""
+
+    models: tuple[ModelSpec, ...]
+    title: str = DEFAULT_TITLE
+    output: Path | None = None
+    source: Path | None = None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8 expected)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = exc.problem or exc.context or "syntax error"
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: config is empty; it needs at least a 'models' list")
+    return parse_config(data, base_dir=path.resolve().parent, source=path.resolve())
+
+
+def parse_config(
+    data: Any, *, base_dir: str | Path | None = None, source: Path | None = None
+) -> Config:
+    """Validate a config mapping (as loaded from YAML). Relative paths resolve against base_dir."""
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config: expected a mapping at the top level, got {_kind(data)}")
+    _check_keys(data, TOP_KEYS, "")
+
+    title = _optional_str(data, "title", "title")
+    output = _optional_str(data, "output", "output")
+    if "models" not in data:
+        raise ConfigError("models: required key is missing (a list of models to report on)")
+    models_raw = data["models"]
+    if not isinstance(models_raw, Sequence) or isinstance(models_raw, (str, bytes)):
+        raise ConfigError(f"models: expected a list, got {_kind(models_raw)}")
+    if not models_raw:
+        raise ConfigError("models: the list is empty; name at least one model")
+
+    models = tuple(_parse_model(i, raw, base) for i, raw in enumerate(models_raw))
+    seen: dict[str, int] = {}
+    for spec in models:
+        if spec.name in seen:
+            raise ConfigError(
+                f"{spec.key}.name: duplicate model name {spec.name!r} "
+                f"(also models[{seen[spec.name]}]); give each model a distinct name"
+            )
+        seen[spec.name] = spec.index
+    return Config(
+        models=models,
+        title=title if title is not None else DEFAULT_TITLE,
+        output=_resolve(base, output) if output is not None else None,
+        source=source,
+    )
+
+
+def _parse_model(index: int, raw: Any, base: Path) -> ModelSpec:
+    key = f"models[{index}]"
+    if isinstance(raw, str):
+        raw = {"path": raw}  # shorthand: a bare path
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: expected a mapping with at least 'path', got {_kind(raw)}")
+    _check_keys(raw, MODEL_KEYS, key + ".")
+    if "path" not in raw:
+        raise ConfigError(f"{key}.path: required key is missing (the model file to read)")
+    path_str = _optional_str(raw, "path", f"{key}.path")
+    if not path_str:
+        raise ConfigError(f"{key}.path: must not be empty")
+    path = _resolve(base, path_str)
+    name = _optional_str(raw, "name", f"{key}.name")
+    if name is not None and not name.strip():
+        raise ConfigError(f"{key}.name: must not be empty")
+    layers = _optional_str_list(raw, "layers", f"{key}.layers")
+    if layers is not None and not layers:
+        raise ConfigError(f"{key}.layers: the list is empty; omit the key to report every LSTM")
+    features = _optional_str_list(raw, "feature_names", f"{key}.feature_names", unique=True)
+    unsafe = raw.get("unsafe", False)
+    if not isinstance(unsafe, bool):
+        raise ConfigError(f"{key}.unsafe: expected true or false, got {_kind(unsafe)}")
+    return ModelSpec(
+        index=index,
+        path=path,
+        name=name if name is not None else path.name,
+        layers=layers,
+        feature_names=features,
+        unsafe=unsafe,
+    )
+
+
+def _check_keys(data: Mapping[Any, Any], allowed: Sequence[str], prefix: str) -> None:
+    for k in data:
+        if not isinstance(k, str):
+            raise ConfigError(f"{prefix}{k!r}: keys must be strings")
+        if k not in allowed:
+            close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            valid = ", ".join(allowed)
+            raise ConfigError(f"{prefix}{k}: unknown key{hint} (valid keys: {valid})")
+
+
+def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    if key not in data or data[key] is None:
+        return None
+    value = data[key]
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {_kind(value)}")
+    return value
+
+
+def _optional_str_list(
+    data: Mapping[str, Any], key: str, where: str, *, unique: bool = False
+) -> tuple[str, ...] | None:
+    if key not in data or data[key] is None:
+        return None
+    value = data[key]
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(f"{where}: expected a list of strings, got {_kind(value)}")
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}[{i}]: expected a string, got {_kind(item)}")
+        if unique and item in seen:
+            raise ConfigError(f"{where}[{i}]: duplicate name {item!r} (also {where}[{seen[item]}])")
+        seen[item] = i
+    return tuple(value)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, Sequence):
+        return "a list"
+    return type(value).__name__
+
+
+def _make_loader() -> type:
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """safe_load that rejects duplicate keys instead of silently keeping the last."""
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                duplicate = False
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            try:
+                seen.add(key)
+            except TypeError:
+                pass
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
+    )
+    return UniqueKeyLoader
+
+
+class _LazyLoader:
+    """Builds the loader class on first use, so importing this module does not import yaml."""
+
+    _cls: type | None = None
+
+    def __call__(self, stream: Any) -> Any:
+        if _LazyLoader._cls is None:
+            _LazyLoader._cls = _make_loader()
+        return _LazyLoader._cls(stream)
+
+
+_UniqueKeyLoader = _LazyLoader()

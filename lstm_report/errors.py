@@ -1,0 +1,27 @@
+"""Typed errors. Library code raises these; only the CLI prints them."""
+
+from __future__ import annotations
+
+
+class LstmReportError(Exception):
+    """Base class: the message is one line that says what went wrong and where."""
+
+
+class ConfigError(LstmReportError):
+    """The config (or a CLI option standing in for it) is invalid."""
+
+
+class ModelLoadError(LstmReportError):
+    """A model file is missing, unreadable, unsafe or not a Keras model."""
+
+
+class UnsafeModelError(ModelLoadError):
+    """The model needs unsafe deserialization (e.g. a Lambda layer) and no opt-in was given."""
+
+
+class AnalysisError(LstmReportError):
+    """The weights cannot be analysed (e.g. shapes inconsistent with an LSTM)."""
+
+
+class OutputError(LstmReportError):
+    """The report or JSON cannot be written."""

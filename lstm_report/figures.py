@@ -1,0 +1,274 @@
+"""matplotlib Figure objects -> data URIs for the page. No pyplot, byte-stable output."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_report.gates import GateWeights, layer_gates
+from lstm_report.model import GATE_NAMES, GATES, LayerAnalysis
+
+MAX_CELLS = 256
+"""Heatmaps show at most this many rows and columns; larger matrices are pooled."""
+
+POOLING = "max-|w| pooling"
+"""How large matrices are downsampled: each block shows its weight of largest magnitude."""
+
+GATE_COLORS = {"i": "#0072B2", "f": "#D55E00", "c": "#009E73", "o": "#CC79A7"}
+"""Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
+
+DIVERGING = "RdBu_r"
+
+_RC = {
+    "svg.hashsalt": "lstm-report",
+    "svg.fonttype": "path",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+@dataclass(frozen=True)
+class EmbeddedFigure:
+    """One embedded figure: a data URI and the text that stands in for it."""
+
+    uri: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    heat_W: EmbeddedFigure
+    heat_U: EmbeddedFigure
+    histograms: EmbeddedFigure
+    norms: EmbeddedFigure
+    biases: EmbeddedFigure | None
+    features: EmbeddedFigure | None
+    pooled: str | None
+    """Set when a heatmap was downsampled: which pooling, from what size."""
+
+
+def pool_max_abs(a: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
+    """Downsample a 2-D array to at most max_cells per axis, keeping each block's largest |w|.
+
+    Mean pooling would cancel positive and negative weights and hide strong connections;
+    the signed value of largest magnitude keeps them visible. NaN counts as largest so
+    that non-finite weights stay visible.
+    """
+    rows, cols = a.shape
+    br = -(-rows // max_cells) if rows > max_cells else 1
+    bc = -(-cols // max_cells) if cols > max_cells else 1
+    if br == 1 and bc == 1:
+        return a
+    R, C = -(-rows // br), -(-cols // bc)
+    padded = np.full((R * br, C * bc), np.nan if a.dtype.kind == "f" else 0, dtype=np.float64)
+    padded[:rows, :cols] = a
+    blocks = padded.reshape(R, br, C, bc).transpose(0, 2, 1, 3).reshape(R, C, br * bc)
+    mag = np.abs(blocks)
+    pad_mask = np.zeros((R * br, C * bc), bool)
+    pad_mask[rows:, :] = True
+    pad_mask[:, cols:] = True
+    pad_blocks = pad_mask.reshape(R, br, C, bc).transpose(0, 2, 1, 3).reshape(R, C, br * bc)
+    mag = np.where(np.isnan(mag), np.inf, mag)  # a real NaN weight wins its block
+    mag = np.where(pad_blocks, -1.0, mag)  # padding never wins
+    idx = np.argmax(mag, axis=2)
+    return np.take_along_axis(blocks, idx[..., None], axis=2)[..., 0]
+
+
+def _finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
+    vmax = 0.0
+    for a in arrays:
+        f = np.abs(a[np.isfinite(a)])
+        if f.size:
+            vmax = max(vmax, float(f.max()))
+    return vmax or 1.0
+
+
+def _new_figure(width: float, height: float):  # type: ignore[no-untyped-def]
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(fig) -> str:  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="png", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _svg(fig) -> str:  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def heatmaps(
+    mats: Sequence[np.ndarray],
+    family: str,
+    row_labels: Sequence[str] | None,
+    layer: str,
+) -> tuple[EmbeddedFigure, str | None]:
+    """Four panels, one per gate, one colour scale centred on zero shared by all four."""
+    import matplotlib
+
+    pooled_note = None
+    shown = [pool_max_abs(m) for m in mats]
+    if shown[0].shape != mats[0].shape:
+        pooled_note = (
+            f"{family} matrices of {mats[0].shape[0]}×{mats[0].shape[1]} shown as "
+            f"{shown[0].shape[0]}×{shown[0].shape[1]} ({POOLING})"
+        )
+    vmax = _finite_max_abs(mats)
+    rows = shown[0].shape[0]
+    height = 2.6 if family == "U" else min(4.5, max(1.8, 0.9 + 0.16 * rows))
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(10.0, height)
+        axes = fig.subplots(1, 4, sharey=True)
+        cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="#000000")
+        im = None
+        for ax, gate, m in zip(axes, GATES, shown):
+            im = ax.imshow(
+                np.ma.masked_invalid(m), cmap=cmap, vmin=-vmax, vmax=vmax,
+                aspect="auto", interpolation="nearest",
+            )
+            ax.set_title(f"{family}_{gate} ({GATE_NAMES[gate]})")
+            ax.set_xlabel("unit" if pooled_note is None else "unit (pooled)")
+        if family == "W" and row_labels is not None and pooled_note is None and rows <= 32:
+            axes[0].set_yticks(range(rows), labels=list(row_labels))
+        else:
+            axes[0].set_ylabel("input feature" if family == "W" else "from unit (h_t−1)")
+        if im is not None:
+            fig.colorbar(im, ax=list(axes), shrink=0.9, label="weight")
+        uri = _png(fig)
+    what = "input" if family == "W" else "recurrent"
+    alt = (
+        f"Heatmaps of the {what} weights {family}_i, {family}_f, {family}_c, {family}_o of "
+        f"{layer}, blue negative, red positive, shared scale ±{vmax:.3g}"
+    )
+    return EmbeddedFigure(uri, alt), pooled_note
+
+
+def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
+    """Per gate: the distribution of W_g, U_g (and b_g) values."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(10.0, 2.2)
+        axes = fig.subplots(1, 4, sharey=False)
+        for ax, g in zip(axes, gates):
+            for kind, arr, color in (("W", g.W, "#0072B2"), ("U", g.U, "#E69F00"), ("b", g.b, "#000000")):
+                if arr is None:
+                    continue
+                vals = np.asarray(arr, np.float64).ravel()
+                vals = vals[np.isfinite(vals)]
+                if vals.size:
+                    ax.hist(vals, bins=40, histtype="step", color=color, label=kind, density=True)
+            ax.set_title(f"gate {g.gate} ({GATE_NAMES[g.gate]})")
+            ax.set_xlabel("weight")
+        axes[0].set_ylabel("density")
+        axes[-1].legend(loc="upper right", frameon=False)
+        uri = _svg(fig)
+    return EmbeddedFigure(uri, f"Histograms of the weights of each gate of {layer}: W, U and b")
+
+
+def norms_chart(la: LayerAnalysis) -> EmbeddedFigure:
+    """Grouped bars: Frobenius norm of W_g, U_g and the L2 norm of b_g, per gate."""
+    import matplotlib
+
+    families = [("W", "#0072B2"), ("U", "#E69F00")]
+    if la.weights.bias is not None:
+        families.append(("b", "#555555"))
+    x = np.arange(4)
+    width = 0.8 / len(families)
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(4.2, 2.4)
+        ax = fig.subplots()
+        for k, (kind, color) in enumerate(families):
+            vals = []
+            for g in la.gates:
+                st = getattr(g, kind)
+                vals.append(np.nan if st is None or st.fro is None else st.fro)
+            ax.bar(x + (k - (len(families) - 1) / 2) * width, vals, width, label=kind, color=color)
+        ax.set_xticks(x, labels=[f"{g} ({GATE_NAMES[g]})" for g in GATES])
+        ax.set_ylabel("Frobenius norm")
+        ax.legend(frameon=False)
+        uri = _svg(fig)
+    return EmbeddedFigure(uri, f"Bar chart of the Frobenius norms of W, U and b per gate of {la.weights.label}")
+
+
+def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | None:
+    """Bias per unit, one series per gate; the dotted line marks unit_forget_bias' start at 1."""
+    import matplotlib
+
+    if gates[0].b is None:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(6.0, 2.4)
+        ax = fig.subplots()
+        units = np.arange(gates[0].b.shape[0])
+        marker = "o" if units.size <= 64 else None
+        for g in gates:
+            ax.plot(units, g.b, marker=marker, markersize=2.5, linewidth=0.9,
+                    color=GATE_COLORS[g.gate], label=f"b_{g.gate} ({GATE_NAMES[g.gate]})")
+        ax.axhline(1.0, color="#D55E00", linewidth=0.6, linestyle=":")
+        ax.axhline(0.0, color="#888888", linewidth=0.5)
+        ax.set_xlabel("unit")
+        ax.set_ylabel("bias")
+        ax.legend(frameon=False, fontsize=7, ncols=2)
+        uri = _svg(fig)
+    return EmbeddedFigure(uri, f"Bias of every unit for each gate of {layer}")
+
+
+def features_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
+    """Horizontal bars, most important feature on top, split by gate."""
+    import matplotlib
+
+    if not la.features:
+        return None
+    feats = sorted(la.features, key=lambda f: f.rank)[:40]
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(5.0, min(6.0, 0.8 + 0.22 * len(feats)))
+        ax = fig.subplots()
+        y = np.arange(len(feats))[::-1]
+        ax.barh(y, [f.value if f.value is not None else np.nan for f in feats], color="#BBBBBB",
+                label="all gates")
+        for k, g in enumerate(GATES):
+            ax.plot([f.per_gate[k] if f.per_gate[k] is not None else np.nan for f in feats], y,
+                    linestyle="none", marker="o", markersize=3, color=GATE_COLORS[g], label=g)
+        ax.set_yticks(y, labels=[f.name for f in feats])
+        ax.set_xlabel("L2 norm of the feature's kernel row")
+        ax.legend(frameon=False, fontsize=7, loc="lower right")
+        uri = _svg(fig)
+    return EmbeddedFigure(uri, f"Input-feature importance of {la.weights.label}, largest first")
+
+
+def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) -> LayerFigures:
+    """Every figure of one layer section."""
+    gates = layer_gates(la.weights)
+    label = la.weights.label
+    names = row_labels
+    if names is None and la.features:
+        names = [f.name for f in la.features]
+    heat_w, note_w = heatmaps([g.W for g in gates], "W", names, label)
+    heat_u, note_u = heatmaps([g.U for g in gates], "U", None, label)
+    pooled = "; ".join(n for n in (note_w, note_u) if n) or None
+    return LayerFigures(
+        heat_W=heat_w,
+        heat_U=heat_u,
+        histograms=histograms(gates, label),
+        norms=norms_chart(la),
+        biases=biases_chart(gates, label),
+        features=features_chart(la),
+        pooled=pooled,
+    )

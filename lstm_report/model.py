@@ -1,0 +1,175 @@
+"""The dataclasses passed between pipeline stages: what was read, what was computed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+GATES: tuple[str, ...] = ("i", "f", "c", "o")
+"""Keras' gate order inside the concatenated kernel, recurrent kernel and bias."""
+
+GATE_NAMES: dict[str, str] = {"i": "input", "f": "forget", "c": "candidate", "o": "output"}
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMWeights:
+    """The three arrays of one LSTM (one direction of a Bidirectional) and what runs them."""
+
+    name: str
+    """Path inside the model: ``lstm``, ``encoder/inner_lstm``, ``bi`` (a Bidirectional)."""
+    direction: str
+    """``forward`` or ``backward`` (the backward half of a Bidirectional, or go_backwards)."""
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray | None
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    go_backwards: bool = False
+    return_sequences: bool = False
+    wrapper: str | None = None
+    """``Bidirectional`` when the layer is one half of a wrapper."""
+    reads_input: bool = False
+    """True when the layer reads the model's input (directly or through masking/dropout)."""
+    unit_forget_bias: bool = True
+
+    @property
+    def units(self) -> int:
+        return int(self.recurrent_kernel.shape[0])
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.kernel.shape[0])
+
+    @property
+    def use_bias(self) -> bool:
+        return self.bias is not None
+
+    @property
+    def params(self) -> int:
+        n = self.kernel.size + self.recurrent_kernel.size
+        return int(n + (self.bias.size if self.bias is not None else 0))
+
+    @property
+    def label(self) -> str:
+        """Human label: the name, plus the direction for a Bidirectional half."""
+        return f"{self.name} ({self.direction})" if self.wrapper else self.name
+
+
+@dataclass(frozen=True)
+class OtherLayer:
+    """A recurrent layer that is not an LSTM: listed in the report, not analysed."""
+
+    name: str
+    kind: str
+    units: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ModelWeights:
+    """Everything a reader extracted from one model file."""
+
+    name: str
+    path: Path
+    lstms: tuple[LSTMWeights, ...]
+    others: tuple[OtherLayer, ...] = ()
+    total_params: int | None = None
+    input_dim: int | None = None
+    reader: str = "keras"
+    keras_version: str | None = None
+
+    def lstm_names(self) -> list[str]:
+        """Distinct LSTM layer names in file order (a Bidirectional counts once)."""
+        return list(dict.fromkeys(w.name for w in self.lstms))
+
+
+@dataclass(frozen=True)
+class MatrixStats:
+    """Summary statistics of one weight array. None means "not available"."""
+
+    shape: tuple[int, ...]
+    fro: float | None
+    l1: float | None
+    max_abs: float | None
+    mean: float | None
+    std: float | None
+    nonfinite: int
+    spectral: float | None = None
+    """Largest singular value; matrices only (None for a bias vector)."""
+
+    @property
+    def is_matrix(self) -> bool:
+        return len(self.shape) == 2
+
+
+@dataclass(frozen=True)
+class GateStats:
+    gate: str
+    W: MatrixStats
+    U: MatrixStats
+    b: MatrixStats | None
+
+
+@dataclass(frozen=True)
+class FeatureImportance:
+    """L2 norm of one input feature's kernel row: over all gates, and per gate."""
+
+    index: int
+    name: str
+    value: float | None
+    per_gate: tuple[float | None, ...]
+    """In gate order i, f, c, o."""
+    rank: int
+    """1 = most important."""
+
+
+@dataclass(frozen=True, eq=False)
+class LayerAnalysis:
+    weights: LSTMWeights
+    gates: tuple[GateStats, ...]
+    features: tuple[FeatureImportance, ...] | None
+    """In input order; None when the layer does not read the model input."""
+    anchor: str
+    """HTML id of the layer's section."""
+
+    @property
+    def nonfinite(self) -> int:
+        total = 0
+        for g in self.gates:
+            total += g.W.nonfinite + g.U.nonfinite + (g.b.nonfinite if g.b else 0)
+        return total
+
+
+@dataclass(frozen=True, eq=False)
+class ModelAnalysis:
+    name: str
+    path: Path
+    layers: tuple[LayerAnalysis, ...]
+    others: tuple[OtherLayer, ...]
+    total_params: int | None
+    lstm_params: int
+    reader: str
+    anchor: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One line of the summary: what stands out, and where to look."""
+
+    severity: str
+    """``error``, ``warning`` or ``info``."""
+    text: str
+    anchor: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ReportData:
+    """Everything the page and the JSON are rendered from."""
+
+    title: str
+    generated: str
+    version: str
+    models: tuple[ModelAnalysis, ...]
+    headlines: tuple[Headline, ...] = field(default_factory=tuple)

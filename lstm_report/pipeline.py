@@ -1,0 +1,102 @@
+"""The whole job as one short function: config -> read -> analyse -> figures -> render -> write."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from lstm_report import __version__
+from lstm_report.config import Config, load_config, parse_config
+from lstm_report.errors import ConfigError
+from lstm_report.model import ReportData
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class BuildResult:
+    """What build_report wrote, and the data it wrote."""
+
+    html_path: Path
+    json_path: Path | None
+    report: ReportData
+    data: dict[str, Any]
+
+
+def build_report(
+    config: str | Path | Mapping[str, Any] | Config,
+    *,
+    output: str | Path | None = None,
+    json_path: str | Path | None = None,
+    unsafe: bool = False,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build the report for a config (a YAML path, a mapping, or a Config) and write it."""
+    from lstm_report.analysis import analyse_model, headlines
+    from lstm_report.figures import layer_figures
+    from lstm_report.readers import read_model
+    from lstm_report.render import render_html
+    from lstm_report.report_json import dumps, report_json
+    from lstm_report.write import write_files
+
+    say = progress or (lambda _msg: None)
+    cfg = _as_config(config)
+    if unsafe:
+        cfg = replace(cfg, models=tuple(replace(m, unsafe=True) for m in cfg.models))
+    html_path = _output_path(cfg, output)
+
+    models = []
+    for i, spec in enumerate(cfg.models):
+        say(f"reading {spec.name}")
+        models.append(analyse_model(spec, read_model(spec), i))
+    report = ReportData(
+        title=cfg.title,
+        generated=generated_at(),
+        version=__version__,
+        models=tuple(models),
+        headlines=headlines(models),
+    )
+    say("drawing figures")
+    figures = {la.anchor: layer_figures(la) for m in report.models for la in m.layers}
+    data = report_json(report)
+    say("rendering")
+    html = render_html(report, figures, data)
+    outputs = [(html_path, html)]
+    json_out = Path(json_path) if json_path is not None else None
+    if json_out is not None:
+        outputs.append((json_out, dumps(data)))
+    write_files(outputs)
+    return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
+
+
+def _as_config(config: str | Path | Mapping[str, Any] | Config) -> Config:
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, Mapping):
+        return parse_config(config)
+    raise ConfigError(f"config: expected a path, a mapping or a Config, got {type(config).__name__}")
+
+
+def _output_path(cfg: Config, output: str | Path | None) -> Path:
+    if output is not None:
+        return Path(output)
+    if cfg.output is not None:
+        return cfg.output
+    stem = cfg.source.stem if cfg.source is not None else "lstm-report"
+    return Path(f"{stem}.html")
+
+
+def generated_at() -> str:
+    """Generation time in UTC; honours SOURCE_DATE_EPOCH for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.strip().isdigit():
+        moment = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+    else:
+        moment = _dt.datetime.now(tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

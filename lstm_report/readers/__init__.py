@@ -1,0 +1,17 @@
+"""Model file -> ModelWeights. One module per way of reading."""
+
+from __future__ import annotations
+
+from lstm_report.config import ModelSpec
+from lstm_report.model import ModelWeights
+from lstm_report.readers.files import check_safe, inspect_file
+
+
+def read_model(spec: ModelSpec) -> ModelWeights:
+    """Read one configured model: recognise the file, refuse unsafe ones, extract the LSTMs."""
+    where = f"{spec.key} ({spec.name})"
+    info = inspect_file(spec.path, where=where)
+    check_safe(info, where=where, unsafe=spec.unsafe)
+    from lstm_report.readers import keras_reader
+
+    return keras_reader.read(info, name=spec.name, where=where, unsafe=spec.unsafe)

@@ -1,0 +1,166 @@
+"""Read models through Keras 3 (``keras.saving.load_model``, safe mode, not compiled)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from lstm_report.errors import ModelLoadError, UnsafeModelError
+from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.readers.files import ModelFile
+from lstm_report.topology import find_recurrent, input_dim, layer_kind
+
+
+def import_keras() -> Any:
+    """Import Keras quietly: TensorFlow's C++ start-up chatter is noise in a CLI."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's native code writes to file descriptor 2 before any Python logging is
+    # set up, so silence the descriptor itself for the duration of the import.
+    saved = None
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+    except OSError:
+        saved = None
+    try:
+        import keras
+    except ImportError as exc:
+        raise ModelLoadError(f"cannot import Keras ({exc}); install keras and tensorflow") from None
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return keras
+
+
+def read(info: ModelFile, *, name: str, where: str, unsafe: bool = False) -> ModelWeights:
+    """Load the model with Keras and extract every LSTM's arrays."""
+    keras = import_keras()
+    if info.config is None:
+        raise ModelLoadError(
+            f"{where}: {info.path} holds weights only (no model architecture); "
+            "Keras cannot load it as a model"
+        )
+    try:
+        model = keras.saving.load_model(info.path, compile=False, safe_mode=not unsafe)
+    except Exception as exc:  # Keras raises many types; all mean "cannot load"
+        msg = _first_line(exc)
+        if "unsafe" in msg.lower() or "safe_mode" in msg:
+            raise UnsafeModelError(
+                f"{where}: {info.path.name} needs unsafe deserialization ({msg}); if you trust "
+                "this file, set 'unsafe: true' for the model in the config or pass --unsafe"
+            ) from exc
+        raise ModelLoadError(f"{where}: Keras cannot load {info.path}: {msg}") from exc
+    return from_model(model, name=name, path=info.path, keras_version=info.keras_version)
+
+
+def from_model(
+    model: Any, *, name: str, path: Any, keras_version: str | None = None
+) -> ModelWeights:
+    """Extract the LSTMs of an in-memory Keras model."""
+    keras = import_keras()
+    config = keras.saving.serialize_keras_object(model)
+    objects = dict(_walk_layers(model, ""))
+    lstms: list[LSTMWeights] = []
+    others: list[OtherLayer] = []
+    for found in find_recurrent(config):
+        layer = objects.get(found.path)
+        if layer is None:
+            raise ModelLoadError(f"{path}: layer {found.path!r} is in the config but not the model")
+        if found.class_name == "Bidirectional":
+            halves = (("forward", layer.forward_layer), ("backward", layer.backward_layer))
+            kinds = {_kind_of(h) for _, h in halves}
+            if kinds == {"LSTM"}:
+                for direction, half in halves:
+                    lstms.append(
+                        _weights(half, found.path, direction, "Bidirectional", found.reads_input)
+                    )
+            else:
+                others.append(
+                    OtherLayer(found.path, f"Bidirectional({'/'.join(sorted(kinds))})", _units(layer.forward_layer))
+                )
+        elif _kind_of(layer) == "LSTM":
+            direction = "backward" if _cfg(layer).get("go_backwards") else "forward"
+            lstms.append(_weights(layer, found.path, direction, None, found.reads_input))
+        else:
+            others.append(OtherLayer(found.path, _kind_of(layer), _units(layer)))
+    return ModelWeights(
+        name=name,
+        path=path,
+        lstms=tuple(lstms),
+        others=tuple(others),
+        total_params=int(model.count_params()),
+        input_dim=input_dim(config),
+        reader="keras",
+        keras_version=keras_version or keras.__version__,
+    )
+
+
+def _walk_layers(model: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    for layer in model.layers:
+        path = prefix + layer.name
+        yield path, layer
+        if hasattr(layer, "layers") and type(layer).__name__ in ("Functional", "Sequential", "Model"):
+            yield from _walk_layers(layer, path + "/")
+
+
+def _cfg(layer: Any) -> Mapping[str, Any]:
+    try:
+        return layer.get_config()  # type: ignore[no-any-return]
+    except Exception:  # a custom layer without get_config
+        return {}
+
+
+def _kind_of(layer: Any) -> str:
+    cfg = dict(_cfg(layer))
+    if type(layer).__name__ == "RNN":
+        cell = getattr(layer, "cell", None)
+        cfg["cell"] = {"class_name": type(cell).__name__}
+    return layer_kind(type(layer).__name__, cfg)
+
+
+def _units(layer: Any) -> int | None:
+    units = getattr(layer, "units", None)
+    if units is None:
+        units = getattr(getattr(layer, "cell", None), "units", None)
+    return int(units) if isinstance(units, (int, np.integer)) else None
+
+
+def _activation_name(fn: Any) -> str:
+    name = getattr(fn, "__name__", None)
+    return str(name) if name else repr(fn)
+
+
+def _weights(
+    layer: Any, path: str, direction: str, wrapper: str | None, reads_input: bool
+) -> LSTMWeights:
+    cell = layer.cell
+    bias = getattr(cell, "bias", None) if getattr(cell, "use_bias", True) else None
+    return LSTMWeights(
+        name=path,
+        direction=direction,
+        kernel=np.asarray(cell.kernel.numpy()),
+        recurrent_kernel=np.asarray(cell.recurrent_kernel.numpy()),
+        bias=None if bias is None else np.asarray(bias.numpy()),
+        activation=_activation_name(cell.activation),
+        recurrent_activation=_activation_name(cell.recurrent_activation),
+        go_backwards=bool(getattr(layer, "go_backwards", False)),
+        return_sequences=bool(getattr(layer, "return_sequences", False)),
+        wrapper=wrapper,
+        reads_input=reads_input,
+        unit_forget_bias=bool(getattr(cell, "unit_forget_bias", False)),
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    line = text.splitlines()[0].strip()
+    return line if len(line) <= 300 else line[:297] + "..."

@@ -1,0 +1,72 @@
+"""The one Jinja2 environment; ReportData + figures -> one self-contained HTML page."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from lstm_report.figures import LayerFigures
+from lstm_report.gates import ACTIVATION_FORMULAS
+from lstm_report.model import GATE_NAMES, GATES, ReportData
+from lstm_report.resources import templates_dir
+
+
+env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(templates_dir())),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def fmt_num(value: Any, digits: int = 4) -> str:
+    """A number for a table cell: 4 significant digits; None and non-finite as 'n/a'."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a"
+    v = float(value)
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e5:
+        return f"{v:.{digits}g}"
+    return f"{v:.{digits - 1}e}"
+
+
+def fmt_shape(shape: Any) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def json_script(data: Any) -> Markup:
+    """JSON safe inside <script type="application/json">: no '<', '>' or '&' can end it."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, sort_keys=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+env.filters["num"] = fmt_num
+env.filters["shape"] = fmt_shape
+env.globals["GATES"] = GATES
+env.globals["GATE_NAMES"] = GATE_NAMES
+env.globals["ACTIVATION_FORMULAS"] = ACTIVATION_FORMULAS
+
+
+def render_html(
+    report: ReportData,
+    figures: Mapping[str, LayerFigures],
+    data: Mapping[str, Any],
+) -> str:
+    """Render the page. figures are keyed by layer anchor; data is the embedded JSON."""
+    template = env.get_template("report.html.jinja2")
+    return template.render(report=report, figures=figures, data_json=json_script(data))

@@ -1,0 +1,229 @@
+"""Pure Python: find the recurrent layers in a serialized Keras model config.
+
+Works on the JSON Keras writes (``config.json`` in a ``.keras`` zip, ``model_config``
+in an ``.h5`` file, or ``serialize_keras_object(model)``), in both the Keras 3 and the
+Keras 2 node formats, so every reader names and classifies layers the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# In-memory configs (serialize_keras_object) hold tuples where config.json holds lists.
+_SEQ = (list, tuple)
+
+CONTAINERS = frozenset({"Functional", "Sequential", "Model"})
+
+# Layers that pass their input through unchanged in shape and meaning (up to masking and
+# noise): an LSTM behind them still reads the model's own input features.
+TRANSPARENT = frozenset(
+    {
+        "InputLayer",
+        "Masking",
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "Identity",
+    }
+)
+
+RECURRENT = frozenset(
+    {
+        "LSTM",
+        "GRU",
+        "SimpleRNN",
+        "RNN",
+        "ConvLSTM1D",
+        "ConvLSTM2D",
+        "ConvLSTM3D",
+        "CuDNNLSTM",
+        "CuDNNGRU",
+        "Bidirectional",
+    }
+)
+
+# Classes whose code would run on load: never deserialized without an explicit opt-in.
+UNSAFE = frozenset({"Lambda", "TFOpLambda"})
+
+
+@dataclass(frozen=True)
+class RecurrentLayer:
+    """One recurrent layer found in the config."""
+
+    path: str
+    """Names of the enclosing nested models and the layer, joined by ``/``."""
+    class_name: str
+    config: Mapping[str, Any]
+    reads_input: bool
+
+
+def layer_kind(class_name: str, config: Mapping[str, Any]) -> str:
+    """``LSTM`` for an LSTM (including ``RNN(LSTMCell)``), else the Keras class name."""
+    if class_name == "RNN":
+        cell = config.get("cell")
+        if isinstance(cell, Mapping) and cell.get("class_name") == "LSTMCell":
+            return "LSTM"
+        if isinstance(cell, Mapping) and isinstance(cell.get("class_name"), str):
+            return f"RNN({cell['class_name']})"
+    return class_name
+
+
+def find_recurrent(model: Mapping[str, Any]) -> list[RecurrentLayer]:
+    """All recurrent layers of a serialized model, in config order, nested models included."""
+    return list(_walk(model, prefix="", parent_reads_input=True))
+
+
+def unsafe_layers(model: Any) -> list[str]:
+    """Names (``class 'name'``) of layers that would run Python code when deserialized."""
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, Mapping):
+            cls = node.get("class_name")
+            if cls in UNSAFE:
+                cfg = node.get("config")
+                name = cfg.get("name") if isinstance(cfg, Mapping) else None
+                found.append(f"{cls} {name!r}" if name else str(cls))
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, _SEQ):
+            for v in node:
+                visit(v)
+
+    visit(model)
+    return found
+
+
+def input_dim(model: Mapping[str, Any]) -> int | None:
+    """The last dimension of the model's (first) input, if the config says it."""
+    for layer in _layers(model):
+        if layer.get("class_name") == "InputLayer":
+            cfg = layer.get("config") or {}
+            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+            if isinstance(shape, _SEQ) and shape and isinstance(shape[-1], int):
+                return int(shape[-1])
+            return None
+    cfg = model.get("config") or {}
+    shape = cfg.get("build_input_shape")
+    if isinstance(shape, _SEQ) and shape and isinstance(shape[-1], int):
+        return int(shape[-1])
+    first = _layers(model)
+    if first:
+        shape = (first[0].get("config") or {}).get("batch_input_shape")
+        if isinstance(shape, _SEQ) and shape and isinstance(shape[-1], int):
+            return int(shape[-1])
+    return None
+
+
+def _layers(model: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    cfg = model.get("config")
+    if isinstance(cfg, Mapping):
+        layers = cfg.get("layers")
+    else:  # Keras 2 Sequential configs were sometimes a bare list of layers
+        layers = cfg
+    if not isinstance(layers, _SEQ):
+        return []
+    return [x for x in layers if isinstance(x, Mapping)]
+
+
+def _name(layer: Mapping[str, Any]) -> str:
+    name = layer.get("name")
+    if not isinstance(name, str):
+        cfg = layer.get("config")
+        name = cfg.get("name") if isinstance(cfg, Mapping) else None
+    return name if isinstance(name, str) else "?"
+
+
+def _walk(model: Mapping[str, Any], prefix: str, parent_reads_input: bool) -> Iterator[RecurrentLayer]:
+    layers = _layers(model)
+    if model.get("class_name") == "Sequential":
+        reads = _sequential_reads_input(layers)
+    else:
+        reads = _functional_reads_input(layers)
+    for layer in layers:
+        cls = layer.get("class_name")
+        name = _name(layer)
+        here = parent_reads_input and reads.get(name, False)
+        if cls in CONTAINERS:
+            yield from _walk(layer, prefix + name + "/", here)
+        elif cls in RECURRENT:
+            cfg = layer.get("config")
+            yield RecurrentLayer(
+                path=prefix + name,
+                class_name=str(cls),
+                config=cfg if isinstance(cfg, Mapping) else {},
+                reads_input=here,
+            )
+
+
+def _sequential_reads_input(layers: list[Mapping[str, Any]]) -> dict[str, bool]:
+    reads: dict[str, bool] = {}
+    upstream_is_input = True
+    for layer in layers:
+        name = _name(layer)
+        reads[name] = upstream_is_input
+        upstream_is_input = upstream_is_input and layer.get("class_name") in TRANSPARENT
+    return reads
+
+
+def _functional_reads_input(layers: list[Mapping[str, Any]]) -> dict[str, bool]:
+    by_name = {_name(x): x for x in layers}
+    memo: dict[str, bool] = {}
+
+    def carries_input(name: str, depth: int = 0) -> bool:
+        # True if the output of `name` is still the model's input (through transparent layers).
+        if name in memo:
+            return memo[name]
+        layer = by_name.get(name)
+        result = False
+        if layer is not None and depth < 1000:
+            cls = layer.get("class_name")
+            if cls == "InputLayer":
+                result = True
+            elif cls in TRANSPARENT:
+                src = _first_source(layer)
+                result = src is not None and carries_input(src, depth + 1)
+        memo[name] = result
+        return result
+
+    reads: dict[str, bool] = {}
+    for layer in layers:
+        if layer.get("class_name") == "InputLayer":
+            reads[_name(layer)] = True
+            continue
+        src = _first_source(layer)
+        reads[_name(layer)] = src is not None and carries_input(src)
+    return reads
+
+
+def _first_source(layer: Mapping[str, Any]) -> str | None:
+    """Name of the layer whose output feeds this layer's first call's main input."""
+    nodes = layer.get("inbound_nodes")
+    if not isinstance(nodes, _SEQ) or not nodes:
+        return None
+    node = nodes[0]
+    if isinstance(node, Mapping):  # Keras 3: {"args": [...], "kwargs": {...}}
+        args = node.get("args")
+        return _history_name(args[0]) if isinstance(args, _SEQ) and args else None
+    if isinstance(node, _SEQ) and node:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
+        first = node[0]
+        if isinstance(first, _SEQ) and first and isinstance(first[0], str):
+            return first[0]
+    return None
+
+
+def _history_name(arg: Any) -> str | None:
+    if isinstance(arg, Mapping):
+        if arg.get("class_name") == "__keras_tensor__":
+            hist = (arg.get("config") or {}).get("keras_history")
+            if isinstance(hist, _SEQ) and hist and isinstance(hist[0], str):
+                return hist[0]
+        return None
+    if isinstance(arg, _SEQ) and arg:
+        return _history_name(arg[0])
+    return None

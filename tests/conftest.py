@@ -1,0 +1,98 @@
+"""Shared fixtures: real Keras models, built once per session and saved to disk."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def keras() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    return keras
+
+
+@dataclass(frozen=True)
+class Saved:
+    path: Path
+    model: Any
+
+
+def _save(model: Any, path: Path) -> Saved:
+    model.save(path)
+    return Saved(path, model)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def simple_model(keras: Any, models_dir: Path) -> Saved:
+    """Input(7, 5) -> LSTM(4) -> Dense(1), weights randomised so every gate differs."""
+    m = keras.Sequential(
+        [keras.Input((7, 5)), keras.layers.LSTM(4, name="lstm"), keras.layers.Dense(1, name="head")],
+        name="simple",
+    )
+    _randomise(m)
+    return _save(m, models_dir / "simple.keras")
+
+
+@pytest.fixture(scope="session")
+def complex_model(keras: Any, models_dir: Path) -> Saved:
+    """Nested model with a masked LSTM, a Bidirectional without bias, and a GRU beside them."""
+    inp = keras.Input((7, 5), name="x")
+    inner_in = keras.Input((7, 5))
+    masked = keras.layers.Masking()(inner_in)
+    inner = keras.Model(
+        inner_in,
+        keras.layers.LSTM(4, return_sequences=True, name="inner_lstm")(masked),
+        name="encoder",
+    )
+    h = inner(inp)
+    h = keras.layers.Bidirectional(
+        keras.layers.LSTM(3, return_sequences=True, use_bias=False), name="bi"
+    )(h)
+    h = keras.layers.GRU(2, name="gru")(h)
+    m = keras.Model(inp, keras.layers.Dense(1, name="head")(h), name="complex")
+    _randomise(m)
+    return _save(m, models_dir / "complex.keras")
+
+
+@pytest.fixture(scope="session")
+def legacy_h5_model(keras: Any, models_dir: Path) -> Saved:
+    """A stacked LSTM saved in the legacy HDF5 full-model format."""
+    m = keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            keras.layers.LSTM(5, return_sequences=True, name="first"),
+            keras.layers.LSTM(2, name="second", go_backwards=True),
+        ],
+        name="legacy",
+    )
+    _randomise(m)
+    return _save(m, models_dir / "legacy.h5")
+
+
+def _randomise(model: Any, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+
+
+def write_config(tmp: Path, text: str, name: str = "config.yaml") -> Path:
+    p = tmp / name
+    p.write_text(text, encoding="utf-8")
+    return p

@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    common.add_argument("--json", metavar="PATH", dest="json_path", help="also write the report data as JSON")
+    common.add_argument(
+        "--json", metavar="PATH", dest="json_path", help="also write the report data as JSON"
+    )
     common.add_argument(
         "--unsafe",
         action="store_true",
@@ -36,20 +38,33 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
 
     build = sub.add_parser(
-        "build", parents=[common], help="build a report from a YAML config",
+        "build",
+        parents=[common],
+        help="build a report from a YAML config",
         description="Build the report described by a YAML config file.",
     )
     build.add_argument("config", help="YAML config naming the models and layers to report on")
-    build.add_argument("-o", "--output", metavar="PATH",
-                       help="HTML file to write (default: the config's 'output', else CONFIG-NAME.html)")
+    build.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="HTML file to write (default: the config's 'output', else CONFIG-NAME.html)",
+    )
 
     demo = sub.add_parser(
-        "demo", parents=[common], help="build the report of the built-in demo model",
+        "demo",
+        parents=[common],
+        help="build the report of the built-in demo model",
         description="Build the report of the built-in demo: a small LSTM trained on a synthetic "
         "task where only two of six input features matter.",
     )
-    demo.add_argument("-o", "--output", metavar="PATH", default="lstm-report-demo.html",
-                      help="HTML file to write (default: %(default)s)")
+    demo.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        default="lstm-report-demo.html",
+        help="HTML file to write (default: %(default)s)",
+    )
     return parser
 
 
@@ -72,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug for details)",
+            f"error: internal error: {type(exc).__name__}: {first} "
+            "(rerun with --debug for details)",
             file=sys.stderr,
         )
         return EXIT_ERROR

@@ -6,10 +6,14 @@ import base64
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lstm_report.gates import GateWeights, layer_gates
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 from lstm_report.model import GATE_NAMES, GATES, LayerAnalysis
 
 MAX_CELLS = 256
@@ -23,7 +27,7 @@ GATE_COLORS = {"i": "#0072B2", "f": "#D55E00", "c": "#009E73", "o": "#CC79A7"}
 
 DIVERGING = "RdBu_r"
 
-_RC = {
+_RC: dict[Any, Any] = {
     "svg.hashsalt": "lstm-report",
     "svg.fonttype": "path",
     "font.size": 8,
@@ -89,13 +93,13 @@ def _finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
     return vmax or 1.0
 
 
-def _new_figure(width: float, height: float):  # type: ignore[no-untyped-def]
+def _new_figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _png(fig) -> str:  # type: ignore[no-untyped-def]
+def _png(fig: Figure) -> str:
     import matplotlib
 
     buf = io.BytesIO()
@@ -104,7 +108,7 @@ def _png(fig) -> str:  # type: ignore[no-untyped-def]
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _svg(fig) -> str:  # type: ignore[no-untyped-def]
+def _svg(fig: Figure) -> str:
     import matplotlib
 
     buf = io.BytesIO()
@@ -139,8 +143,12 @@ def heatmaps(
         im = None
         for ax, gate, m in zip(axes, GATES, shown):
             im = ax.imshow(
-                np.ma.masked_invalid(m), cmap=cmap, vmin=-vmax, vmax=vmax,
-                aspect="auto", interpolation="nearest",
+                np.ma.masked_invalid(m),
+                cmap=cmap,
+                vmin=-vmax,
+                vmax=vmax,
+                aspect="auto",
+                interpolation="nearest",
             )
             ax.set_title(f"{family}_{gate} ({GATE_NAMES[gate]})")
             ax.set_xlabel("unit" if pooled_note is None else "unit (pooled)")
@@ -167,7 +175,11 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
         fig = _new_figure(10.0, 2.2)
         axes = fig.subplots(1, 4, sharey=False)
         for ax, g in zip(axes, gates):
-            for kind, arr, color in (("W", g.W, "#0072B2"), ("U", g.U, "#E69F00"), ("b", g.b, "#000000")):
+            for kind, arr, color in (
+                ("W", g.W, "#0072B2"),
+                ("U", g.U, "#E69F00"),
+                ("b", g.b, "#000000"),
+            ):
                 if arr is None:
                     continue
                 vals = np.asarray(arr, np.float64).ravel()
@@ -204,7 +216,9 @@ def norms_chart(la: LayerAnalysis) -> EmbeddedFigure:
         ax.set_ylabel("Frobenius norm")
         ax.legend(frameon=False)
         uri = _svg(fig)
-    return EmbeddedFigure(uri, f"Bar chart of the Frobenius norms of W, U and b per gate of {la.weights.label}")
+    return EmbeddedFigure(
+        uri, f"Bar chart of the Frobenius norms of W, U and b per gate of {la.weights.label}"
+    )
 
 
 def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | None:
@@ -219,8 +233,15 @@ def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | N
         units = np.arange(gates[0].b.shape[0])
         marker = "o" if units.size <= 64 else None
         for g in gates:
-            ax.plot(units, g.b, marker=marker, markersize=2.5, linewidth=0.9,
-                    color=GATE_COLORS[g.gate], label=f"b_{g.gate} ({GATE_NAMES[g.gate]})")
+            ax.plot(
+                units,
+                np.asarray(g.b),
+                marker=marker,
+                markersize=2.5,
+                linewidth=0.9,
+                color=GATE_COLORS[g.gate],
+                label=f"b_{g.gate} ({GATE_NAMES[g.gate]})",
+            )
         ax.axhline(1.0, color="#D55E00", linewidth=0.6, linestyle=":")
         ax.axhline(0.0, color="#888888", linewidth=0.5)
         ax.set_xlabel("unit")
@@ -241,11 +262,22 @@ def features_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         fig = _new_figure(5.0, min(6.0, 0.8 + 0.22 * len(feats)))
         ax = fig.subplots()
         y = np.arange(len(feats))[::-1]
-        ax.barh(y, [f.value if f.value is not None else np.nan for f in feats], color="#BBBBBB",
-                label="all gates")
+        ax.barh(
+            y,
+            [f.value if f.value is not None else np.nan for f in feats],
+            color="#BBBBBB",
+            label="all gates",
+        )
         for k, g in enumerate(GATES):
-            ax.plot([f.per_gate[k] if f.per_gate[k] is not None else np.nan for f in feats], y,
-                    linestyle="none", marker="o", markersize=3, color=GATE_COLORS[g], label=g)
+            ax.plot(
+                np.array([np.nan if f.per_gate[k] is None else f.per_gate[k] for f in feats]),
+                y,
+                linestyle="none",
+                marker="o",
+                markersize=3,
+                color=GATE_COLORS[g],
+                label=g,
+            )
         ax.set_yticks(y, labels=[f.name for f in feats])
         ax.set_xlabel("L2 norm of the feature's kernel row")
         ax.legend(frameon=False, fontsize=7, loc="lower right")

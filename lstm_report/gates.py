@@ -39,7 +39,9 @@ def check_shapes(
 ) -> int:
     """Return the number of units, or raise AnalysisError if the arrays are not an LSTM's."""
     if recurrent_kernel.ndim != 2:
-        raise AnalysisError(f"{where}: recurrent kernel must be 2-D, got shape {recurrent_kernel.shape}")
+        raise AnalysisError(
+            f"{where}: recurrent kernel must be 2-D, got shape {recurrent_kernel.shape}"
+        )
     units = recurrent_kernel.shape[0]
     if units == 0 or recurrent_kernel.shape[1] != 4 * units:
         raise AnalysisError(
@@ -112,8 +114,9 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "softsign": lambda x: x / (1.0 + np.abs(x)),
     "softplus": _softplus,
     "elu": lambda x: np.where(x >= 0, x, np.expm1(np.minimum(x, 0.0))),
-    "selu": lambda x: 1.0507009873554805
-    * np.where(x >= 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0))),
+    "selu": lambda x: (
+        1.0507009873554805 * np.where(x >= 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0)))
+    ),
     "exponential": np.exp,
     "silu": lambda x: x * _sigmoid(x),
     "swish": lambda x: x * _sigmoid(x),
@@ -175,12 +178,14 @@ def replay(
     if w.bias is not None:
         for g in gates:
             zx[g.gate] = zx[g.gate] + g.b.astype(dtype)  # type: ignore[union-attr]
-    U = {g.gate: g.U.astype(dtype) for g in gates}
-    h = np.zeros((n, u), dtype)
-    c = np.zeros((n, u), dtype)
-    hs = np.empty((n, steps, u), dtype)
-    cs = np.empty((n, steps, u), dtype)
-    keep = {g: np.empty((n, steps, u), dtype) for g in GATES} if keep_gates else {}
+    U: dict[str, np.ndarray] = {g.gate: g.U.astype(dtype) for g in gates}
+    h: np.ndarray = np.zeros((n, u), dtype)
+    c: np.ndarray = np.zeros((n, u), dtype)
+    hs: np.ndarray = np.empty((n, steps, u), dtype)
+    cs: np.ndarray = np.empty((n, steps, u), dtype)
+    keep: dict[str, np.ndarray] = (
+        {g: np.empty((n, steps, u), dtype) for g in GATES} if keep_gates else {}
+    )
     for t in range(steps):
         i = rec(zx["i"][:, t] + h @ U["i"])
         f = rec(zx["f"][:, t] + h @ U["f"])

@@ -80,7 +80,9 @@ def _as_config(config: str | Path | Mapping[str, Any] | Config) -> Config:
         return load_config(config)
     if isinstance(config, Mapping):
         return parse_config(config)
-    raise ConfigError(f"config: expected a path, a mapping or a Config, got {type(config).__name__}")
+    raise ConfigError(
+        f"config: expected a path, a mapping or a Config, got {type(config).__name__}"
+    )
 
 
 def _output_path(cfg: Config, output: str | Path | None) -> Path:

@@ -15,7 +15,6 @@ from lstm_report.gates import ACTIVATION_FORMULAS
 from lstm_report.model import GATE_NAMES, GATES, ReportData
 from lstm_report.resources import templates_dir
 
-
 env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(templates_dir())),
     autoescape=True,

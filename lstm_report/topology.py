@@ -139,7 +139,9 @@ def _name(layer: Mapping[str, Any]) -> str:
     return name if isinstance(name, str) else "?"
 
 
-def _walk(model: Mapping[str, Any], prefix: str, parent_reads_input: bool) -> Iterator[RecurrentLayer]:
+def _walk(
+    model: Mapping[str, Any], prefix: str, parent_reads_input: bool
+) -> Iterator[RecurrentLayer]:
     layers = _layers(model)
     if model.get("class_name") == "Sequential":
         reads = _sequential_reads_input(layers)

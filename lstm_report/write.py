@@ -24,7 +24,9 @@ def _stage(path: Path, text: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{path.parent}: cannot create output folder: {exc.strerror or exc}") from None
+        raise OutputError(
+            f"{path.parent}: cannot create output folder: {exc.strerror or exc}"
+        ) from None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:

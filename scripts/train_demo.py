@@ -52,8 +52,14 @@ def main() -> int:
     x, y = make_data(6000, rng)
     model = build_model()
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
-    model.fit(x, y, epochs=int(os.environ.get("DEMO_EPOCHS", "25")), batch_size=64,
-              validation_split=0.1, verbose=2)
+    model.fit(
+        x,
+        y,
+        epochs=int(os.environ.get("DEMO_EPOCHS", "25")),
+        batch_size=64,
+        validation_split=0.1,
+        verbose=2,
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     model.save(OUT / "demo_lstm.keras")
     xt, yt = make_data(500, np.random.default_rng(7))

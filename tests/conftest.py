@@ -44,7 +44,11 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def simple_model(keras: Any, models_dir: Path) -> Saved:
     """Input(7, 5) -> LSTM(4) -> Dense(1), weights randomised so every gate differs."""
     m = keras.Sequential(
-        [keras.Input((7, 5)), keras.layers.LSTM(4, name="lstm"), keras.layers.Dense(1, name="head")],
+        [
+            keras.Input((7, 5)),
+            keras.layers.LSTM(4, name="lstm"),
+            keras.layers.Dense(1, name="head"),
+        ],
         name="simple",
     )
     _randomise(m)

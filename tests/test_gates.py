@@ -65,7 +65,9 @@ def test_split_without_bias() -> None:
         ((3, 12), (12,), None, "must be 2-D"),
     ],
 )
-def test_check_shapes_rejects_non_lstm(kernel: tuple, rk: tuple, bias: tuple | None, match: str) -> None:
+def test_check_shapes_rejects_non_lstm(
+    kernel: tuple, rk: tuple, bias: tuple | None, match: str
+) -> None:
     with pytest.raises(AnalysisError, match=match):
         check_shapes(np.zeros(kernel), np.zeros(rk), None if bias is None else np.zeros(bias), "x")
 
@@ -97,15 +99,20 @@ def test_replay_catches_a_wrong_gate_order(keras: Any) -> None:
     u = w.units
     perm = np.r_[0:u, 2 * u : 3 * u, u : 2 * u, 3 * u : 4 * u]
     swapped = LSTMWeights(
-        name="x", direction="forward", kernel=w.kernel[:, perm],
-        recurrent_kernel=w.recurrent_kernel[:, perm], bias=w.bias[perm],  # type: ignore[index]
+        name="x",
+        direction="forward",
+        kernel=w.kernel[:, perm],
+        recurrent_kernel=w.recurrent_kernel[:, perm],
+        bias=w.bias[perm],  # type: ignore[index]
     )
     x = np.random.default_rng(1).normal(size=(2, 6, 2)).astype("float32")
     assert np.max(np.abs(replay(swapped, x).h - np.asarray(layer(x)))) > 1e-2
 
 
 def test_replay_both_halves_of_bidirectional(keras: Any) -> None:
-    bi = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True), merge_mode="concat")
+    bi = keras.layers.Bidirectional(
+        keras.layers.LSTM(3, return_sequences=True), merge_mode="concat"
+    )
     x = np.random.default_rng(2).normal(size=(3, 5, 4)).astype("float32")
     bi.build((None, 5, 4))
     rng = np.random.default_rng(3)
@@ -120,8 +127,12 @@ def test_replay_both_halves_of_bidirectional(keras: Any) -> None:
 
 def test_replay_refuses_unknown_activation() -> None:
     w = LSTMWeights(
-        name="x", direction="forward", kernel=np.zeros((1, 4)), recurrent_kernel=np.zeros((1, 4)),
-        bias=None, activation="my_custom",
+        name="x",
+        direction="forward",
+        kernel=np.zeros((1, 4)),
+        recurrent_kernel=np.zeros((1, 4)),
+        bias=None,
+        activation="my_custom",
     )
     with pytest.raises(AnalysisError, match="cannot replay activation 'my_custom'"):
         replay(w, np.zeros((1, 2, 1)))

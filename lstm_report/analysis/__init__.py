@@ -32,8 +32,8 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, 
         where = f"{spec.key}.layers[{i}]"
         if wanted in others:
             raise ConfigError(
-                f"{where}: {wanted!r} in {spec.path.name} is a {others[wanted]} layer, not an LSTM; "
-                f"LSTM layers: {listing}"
+                f"{where}: {wanted!r} in {spec.path.name} is a {others[wanted]} layer, "
+                f"not an LSTM; LSTM layers: {listing}"
             )
         raise ConfigError(
             f"{where}: no LSTM layer named {wanted!r} in {spec.path.name}; LSTM layers: {listing}"
@@ -78,9 +78,7 @@ def analyse_model(spec: ModelSpec, weights: ModelWeights, index: int) -> ModelAn
     )
     notes: list[str] = []
     if spec.feature_names is not None and names is None:
-        notes.append(
-            "feature_names are not shown: no analysed LSTM reads the model input directly"
-        )
+        notes.append("feature_names are not shown: no analysed LSTM reads the model input directly")
     if not weights.lstms:
         notes.append("the model has no LSTM layer")
     return ModelAnalysis(
@@ -139,7 +137,9 @@ def headlines(models: Sequence[ModelAnalysis]) -> tuple[Headline, ...]:
     for m in models:
         for la in m.layers:
             if la.features:
-                ranked = sorted((f for f in la.features if f.value is not None), key=lambda f: f.rank)
+                ranked = sorted(
+                    (f for f in la.features if f.value is not None), key=lambda f: f.rank
+                )
                 top = ", ".join(f"{f.name} ({f.value:.3g})" for f in ranked[:3])
                 if top:
                     out.append(

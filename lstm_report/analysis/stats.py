@@ -59,11 +59,11 @@ def feature_importance(
     has no value (None) and ranks last.
     """
     k = np.asarray(kernel, dtype=np.float64)
-    finite_rows = np.isfinite(k).all(axis=1)
+    finite_rows = np.asarray(np.isfinite(k).all(axis=1))
     total = np.sqrt(np.sum(k * k, axis=1))
     per_gate = [np.sqrt(np.sum(np.asarray(g.W, np.float64) ** 2, axis=1)) for g in gates]
     values: list[float | None] = [
-        float(total[j]) if finite_rows[j] else None for j in range(k.shape[0])
+        float(total[j]) if bool(finite_rows[j]) else None for j in range(k.shape[0])
     ]
     order = sorted(range(len(values)), key=lambda j: (values[j] is None, -(values[j] or 0.0), j))
     ranks = {j: r + 1 for r, j in enumerate(order)}

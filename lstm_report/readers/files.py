@@ -81,7 +81,9 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                     f"{where}: {path} has no model.weights.h5 inside (incomplete .keras file)"
                 )
     except zipfile.BadZipFile as exc:
-        raise ModelLoadError(f"{where}: {path} is a corrupt or truncated .keras file ({exc})") from None
+        raise ModelLoadError(
+            f"{where}: {path} is a corrupt or truncated .keras file ({exc})"
+        ) from None
     except (OSError, EOFError) as exc:
         raise ModelLoadError(f"{where}: cannot read {path}: {exc}") from None
     if not isinstance(config, dict):
@@ -97,7 +99,9 @@ def _inspect_h5(path: Path, where: str) -> ModelFile:
             raw = f.attrs.get("model_config")
             version = f.attrs.get("keras_version")
     except OSError as exc:
-        raise ModelLoadError(f"{where}: {path} is a corrupt or truncated HDF5 file ({exc})") from None
+        raise ModelLoadError(
+            f"{where}: {path} is a corrupt or truncated HDF5 file ({exc})"
+        ) from None
     config = None
     if raw is not None:
         config = _json(raw, path, where)
@@ -116,4 +120,6 @@ def _json(raw: Any, path: Path, where: str) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, TypeError) as exc:
-        raise ModelLoadError(f"{where}: {path}: stored model config is not valid JSON ({exc})") from None
+        raise ModelLoadError(
+            f"{where}: {path}: stored model config is not valid JSON ({exc})"
+        ) from None

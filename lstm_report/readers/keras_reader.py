@@ -85,7 +85,11 @@ def from_model(
                     )
             else:
                 others.append(
-                    OtherLayer(found.path, f"Bidirectional({'/'.join(sorted(kinds))})", _units(layer.forward_layer))
+                    OtherLayer(
+                        found.path,
+                        f"Bidirectional({'/'.join(sorted(kinds))})",
+                        _units(layer.forward_layer),
+                    )
                 )
         elif _kind_of(layer) == "LSTM":
             direction = "backward" if _cfg(layer).get("go_backwards") else "forward"
@@ -108,13 +112,17 @@ def _walk_layers(model: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     for layer in model.layers:
         path = prefix + layer.name
         yield path, layer
-        if hasattr(layer, "layers") and type(layer).__name__ in ("Functional", "Sequential", "Model"):
+        if hasattr(layer, "layers") and type(layer).__name__ in (
+            "Functional",
+            "Sequential",
+            "Model",
+        ):
             yield from _walk_layers(layer, path + "/")
 
 
 def _cfg(layer: Any) -> Mapping[str, Any]:
     try:
-        return layer.get_config()  # type: ignore[no-any-return]
+        return dict(layer.get_config())
     except Exception:  # a custom layer without get_config
         return {}
 

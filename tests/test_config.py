@@ -1,0 +1,138 @@
+"""Config parsing: every bad config pairs with the message it must give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lstm_report.config import DEFAULT_TITLE, load_config, parse_config
+from lstm_report.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "exp.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_full_config(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
+title: Sentiment LSTM, run 42
+output: reports/run42.html
+models:
+  - path: models/run42.keras
+    name: run42
+    layers: [encoder/lstm, bi]
+    feature_names: [open, high, low, close, volume]
+  - other.h5
+""",
+        )
+    )
+    assert cfg.title == "Sentiment LSTM, run 42"
+    assert cfg.output == tmp_path / "reports" / "run42.html"
+    first, second = cfg.models
+    assert first.path == tmp_path / "models" / "run42.keras"
+    assert first.name == "run42"
+    assert first.layers == ("encoder/lstm", "bi")
+    assert first.feature_names == ("open", "high", "low", "close", "volume")
+    assert first.unsafe is False
+    assert second.name == "other.h5" and second.path == tmp_path / "other.h5"
+    assert second.layers is None and second.feature_names is None
+
+
+def test_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "models:\n  - path: /abs/m.keras\n"))
+    assert cfg.title == DEFAULT_TITLE
+    assert cfg.output is None
+    assert cfg.models[0].path == Path("/abs/m.keras")
+    assert cfg.models[0].name == "m.keras"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: []", r"^models: the list is empty"),
+        ("title: x", r"^models: required key is missing"),
+        ("modles: [a.keras]", r"^modles: unknown key; did you mean 'models'\?"),
+        ("models: [a.keras]\ntitel: x", r"^titel: unknown key; did you mean 'title'\?"),
+        (
+            "models:\n  - path: a.keras\n    layer: [x]",
+            r"^models\[0\]\.layer: unknown key; did you mean 'layers'\?",
+        ),
+        (
+            "models:\n  - path: a.keras\n    colour: red",
+            r"^models\[0\]\.colour: unknown key \(valid keys: path, name",
+        ),
+        ("models:\n  - name: x", r"^models\[0\]\.path: required key is missing"),
+        ("models:\n  - path: 3", r"^models\[0\]\.path: expected a string, got a number \(3\)"),
+        ("models:\n  - path: ''", r"^models\[0\]\.path: must not be empty"),
+        (
+            "models:\n  - path: a.keras\n    layers: lstm",
+            r"^models\[0\]\.layers: expected a list of strings, got a string",
+        ),
+        ("models:\n  - path: a.keras\n    layers: []", r"^models\[0\]\.layers: the list is empty"),
+        (
+            "models:\n  - path: a.keras\n    layers: [lstm, 7]",
+            r"^models\[0\]\.layers\[1\]: expected a string, got a number \(7\)",
+        ),
+        (
+            "models:\n  - path: a.keras\n    feature_names: [a, b, a]",
+            r"^models\[0\]\.feature_names\[2\]: duplicate name 'a' \(also models\[0\]\.feature_names\[0\]\)",
+        ),
+        (
+            "models:\n  - path: a.keras\n    unsafe: yes please",
+            r"^models\[0\]\.unsafe: expected true or false",
+        ),
+        (
+            "models:\n  - a.keras\n  - b/a.keras",
+            r"^models\[1\]\.name: duplicate model name 'a.keras' \(also models\[0\]\)",
+        ),
+        ("models: a.keras", r"^models: expected a list, got a string"),
+        (
+            "models:\n  - [a.keras]",
+            r"^models\[0\]: expected a mapping with at least 'path', got a list",
+        ),
+        ("- a\n- b", r"^config: expected a mapping at the top level, got a list"),
+        ("title: [1]\nmodels: [a.keras]", r"^title: expected a string, got a list"),
+    ],
+)
+def test_bad_config_messages(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    p = write(tmp_path, "title: ok\nmodels:\n  - path: a.keras\n   name: [oops\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml:4: invalid YAML: ") as info:
+        load_config(p)
+    assert "\n" not in str(info.value)
+
+
+def test_duplicate_keys_are_errors(tmp_path: Path) -> None:
+    p = write(tmp_path, "models: [a.keras]\ntitle: one\ntitle: two\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml:3: invalid YAML: duplicate key 'title'"):
+        load_config(p)
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    p = write(tmp_path, "models: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(p)
+
+
+def test_missing_and_empty_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: config is empty"):
+        load_config(write(tmp_path, "# nothing\n"))
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+
+
+def test_parse_mapping_resolves_against_base_dir(tmp_path: Path) -> None:
+    cfg = parse_config({"models": [{"path": "m.keras"}]}, base_dir=tmp_path)
+    assert cfg.models[0].path == tmp_path / "m.keras"

@@ -1,0 +1,320 @@
+"""The whole job through the CLI and the Python API: pages, JSON, errors, escaping, safety."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lstm_report import build_report
+from lstm_report.cli import main
+from tests.conftest import write_config
+
+
+class PageParser(HTMLParser):
+    """Collects what a structural check needs: ids, links, sources, sections, scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.hrefs: list[str] = []
+        self.srcs: list[str] = []
+        self.layer_sections = 0
+        self.tags: list[str] = []
+        self.scripts: list[dict[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.tags.append(tag)
+        if a.get("id"):
+            self.ids.append(a["id"] or "")
+        if "href" in a:
+            self.hrefs.append(a["href"] or "")
+        if "src" in a:
+            self.srcs.append(a["src"] or "")
+        if tag == "section" and "layer" in (a.get("class") or "").split():
+            self.layer_sections += 1
+        if tag == "script":
+            self.scripts.append(a)
+        if tag in ("link", "iframe", "object", "embed", "base"):
+            raise AssertionError(f"unexpected <{tag}> in a self-contained page")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> PageParser:
+    p = PageParser()
+    p.feed(html)
+    return p
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lstm_report", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.fixture()
+def nasty_config(tmp_path: Path, complex_model: Any) -> Path:
+    return write_config(
+        tmp_path,
+        f"""
+title: "<script>alert('t')</script> & \\"quotes\\""
+models:
+  - path: {complex_model.path}
+    name: "m<1> & 'co'"
+    feature_names: ["<b>open</b>", "a&b", "\\"q\\"", "x'y", "</script>"]
+""",
+    )
+
+
+def test_build_writes_page_and_json(nasty_config: Path, tmp_path: Path, complex_model: Any) -> None:
+    out = tmp_path / "out" / "report.html"  # the folder does not exist yet
+    res = build_report(nasty_config, output=out, json_path=tmp_path / "m.json")
+    html = out.read_text(encoding="utf-8")
+    page = parse(html)
+
+    # escaping: user strings never reach the page raw
+    assert "<script>alert" not in html and "<b>open</b>" not in html
+    assert "&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt; &amp; &#34;quotes&#34;" in html
+    assert "m&lt;1&gt; &amp; &#39;co&#39;" in html
+    # the only script is the JSON data block, and nothing in it can close it early
+    assert page.scripts == [{"type": "application/json", "id": "lstm-report-data"}]
+    blob = html.split('<script type="application/json" id="lstm-report-data">')[1].split(
+        "</script>"
+    )[0]
+    assert "<" not in blob
+    assert json.loads(blob) == res.data
+
+    # self-contained: every link is internal, every source is a data URI
+    assert page.srcs and all(s.startswith("data:image/") for s in page.srcs)
+    assert all(h.startswith("#") for h in page.hrefs)
+    assert not re.search(r"url\(\s*['\"]?(?!data:|#)", html)
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    # every internal link lands somewhere, ids are unique
+    assert len(page.ids) == len(set(page.ids))
+    assert {h[1:] for h in page.hrefs} <= set(page.ids)
+    # one section per analysed layer: inner LSTM + both halves of the Bidirectional
+    assert page.layer_sections == 3
+    text = " ".join(page.text)
+    assert "GRU" in text and "not analysed" in text
+
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data == res.data
+
+
+def test_json_contract(nasty_config: Path, tmp_path: Path, complex_model: Any) -> None:
+    res = build_report(nasty_config, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["schema_version"] == 1
+    assert data["title"] == "<script>alert('t')</script> & \"quotes\""
+    (model,) = data["models"]
+    assert model["name"] == "m<1> & 'co'"
+    assert model["path"] == str(complex_model.path)
+    layers = {(x["name"], x["direction"]): x for x in model["layers"]}
+    assert set(layers) == {("encoder/inner_lstm", "forward"), ("bi", "forward"), ("bi", "backward")}
+    inner = layers[("encoder/inner_lstm", "forward")]
+    assert (inner["kind"], inner["units"], inner["input_dim"]) == ("LSTM", 4, 5)
+    assert list(inner["gates"]) == ["i", "f", "c", "o"]
+    kernel, rk, bias = (
+        complex_model.model.get_layer("encoder").get_layer("inner_lstm").get_weights()
+    )
+    u = 4
+    for k, g in enumerate("ifco"):
+        W = kernel[:, k * u : (k + 1) * u].astype(np.float64)
+        U = rk[:, k * u : (k + 1) * u].astype(np.float64)
+        b = bias[k * u : (k + 1) * u].astype(np.float64)
+        st = inner["gates"][g]
+        assert st["W"]["shape"] == [5, 4] and st["U"]["shape"] == [4, 4] and st["b"]["shape"] == [4]
+        assert st["W"]["fro"] == pytest.approx(np.linalg.norm(W))
+        assert st["U"]["spectral"] == pytest.approx(np.linalg.norm(U, 2))
+        assert st["b"]["l1"] == pytest.approx(np.abs(b).sum())
+        assert st["W"]["max_abs"] == pytest.approx(np.abs(W).max())
+        assert st["U"]["mean"] == pytest.approx(U.mean())
+        assert st["W"]["std"] == pytest.approx(W.std())
+        assert st["W"]["nonfinite"] == 0
+        assert "spectral" not in st["b"]
+    fi = inner["feature_importance"]
+    assert [f["name"] for f in fi] == ["<b>open</b>", "a&b", '"q"', "x'y", "</script>"]
+    for j, f in enumerate(fi):
+        assert f["value"] == pytest.approx(np.linalg.norm(kernel[j].astype(np.float64)))
+    # the Bidirectional has no bias and does not read the input
+    assert layers[("bi", "backward")]["gates"]["f"]["b"] is None
+    assert layers[("bi", "backward")]["feature_importance"] is None
+    assert model["not_analysed"] == [{"name": "gru", "kind": "GRU", "units": 2}]
+    assert res.json_path == tmp_path / "r.json"
+
+
+def test_nonfinite_weights_flagged_and_strict_json(keras: Any, tmp_path: Path) -> None:
+    m = keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(2, name="lstm")])
+    k, rk, b = m.get_weights()
+    k[0, 1] = np.nan
+    rk[1, 5] = np.inf
+    m.set_weights([k, rk, b])
+    m.save(tmp_path / "nan.keras")
+    cfg = write_config(tmp_path, "models: [nan.keras]\n")
+    build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text()
+    assert not re.search(r":\s*-?(NaN|Infinity)", text)
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    gates = data["models"][0]["layers"][0]["gates"]
+    assert gates["i"]["W"]["nonfinite"] == 1 and gates["i"]["W"]["fro"] is None
+    assert gates["o"]["U"]["nonfinite"] == 0  # column 5 of 8 with 2 units is gate c
+    assert gates["c"]["U"]["nonfinite"] == 1 and gates["c"]["U"]["spectral"] is None
+    assert data["headlines"][0]["severity"] == "error"
+    assert "2 non-finite weights" in data["headlines"][0]["text"]
+    html = (tmp_path / "r.html").read_text()
+    assert "2 non-finite weights" in html and "n/a" in html
+
+
+def test_layer_selection_and_errors(complex_model: Any, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, f"models:\n  - path: {complex_model.path}\n    layers: [bi]\n")
+    res = build_report(cfg, output=tmp_path / "r.html")
+    assert [(la.weights.name, la.weights.direction) for la in res.report.models[0].layers] == [
+        ("bi", "forward"),
+        ("bi", "backward"),
+    ]
+    bad = write_config(
+        tmp_path,
+        f"models:\n  - path: {complex_model.path}\n    name: run42\n    layers: [bi, lstm_3]\n",
+        "bad.yaml",
+    )
+    with pytest.raises(
+        Exception,
+        match=r"^models\[0\]\.layers\[1\]: no LSTM layer named 'lstm_3' in complex\.keras; LSTM layers: encoder/inner_lstm, bi$",
+    ):
+        build_report(bad, output=tmp_path / "r2.html")
+    gru = write_config(
+        tmp_path, f"models:\n  - path: {complex_model.path}\n    layers: [gru]\n", "gru.yaml"
+    )
+    with pytest.raises(
+        Exception,
+        match=r"^models\[0\]\.layers\[0\]: 'gru' in complex\.keras is a GRU layer, not an LSTM",
+    ):
+        build_report(gru, output=tmp_path / "r3.html")
+
+
+def test_feature_names_must_match_input_dim(simple_model: Any, tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path, f"models:\n  - path: {simple_model.path}\n    feature_names: [a, b]\n"
+    )
+    with pytest.raises(
+        Exception,
+        match=r"^models\[0\]\.feature_names: 2 names given, but LSTM 'lstm' in simple\.keras reads 5 input features$",
+    ):
+        build_report(cfg, output=tmp_path / "r.html")
+
+
+def test_default_feature_names(simple_model: Any, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    res = build_report(cfg, output=tmp_path / "r.html")
+    fi = res.data["models"][0]["layers"][0]["feature_importance"]
+    assert [f["name"] for f in fi] == ["x0", "x1", "x2", "x3", "x4"]
+
+
+def test_failed_run_leaves_previous_report_untouched(simple_model: Any, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    out.write_text("previous report")
+    (tmp_path / "m.json").write_text("previous json")
+    bad = write_config(tmp_path, "models: [missing.keras]\n")
+    code = main(["build", str(bad), "-o", str(out), "--json", str(tmp_path / "m.json"), "-q"])
+    assert code == 1
+    assert out.read_text() == "previous report"
+    assert (tmp_path / "m.json").read_text() == "previous json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "m.json", "report.html"]
+
+
+def test_output_relative_to_config(simple_model: Any, tmp_path: Path) -> None:
+    (tmp_path / "exp").mkdir()
+    cfg = write_config(tmp_path / "exp", f"output: reports/r.html\nmodels: [{simple_model.path}]\n")
+    res = build_report(cfg)
+    assert res.html_path == tmp_path / "exp" / "reports" / "r.html"
+    assert res.html_path.is_file()
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "models:\n  - path: x.keras\n    layres: [a]\n")
+    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 1
+    assert (
+        r.stderr
+        == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe)\n"
+    )
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_cli_debug_shows_traceback(tmp_path: Path) -> None:
+    r = run_cli("build", str(tmp_path / "none.yaml"), "--debug")
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr and r.stderr.rstrip().endswith(
+        "none.yaml: config file not found"
+    )
+
+
+def test_cli_model_error_names_file(tmp_path: Path) -> None:
+    (tmp_path / "junk.h5").write_bytes(b"\x00" * 100)
+    cfg = write_config(tmp_path, "models: [junk.h5]\n")
+    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 1
+    assert (
+        r.stderr.startswith("error: models[0] (junk.h5): ")
+        and "junk.h5 is not a Keras model file" in r.stderr
+    )
+    assert r.stderr.count("\n") == 1
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    code = (
+        "import sys\n"
+        "from lstm_report.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "try:\n    main(['build', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib', 'numpy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+
+
+def test_unwritable_output_is_a_clear_error(simple_model: Any, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root can write anywhere it has permission bits for; use a file where a folder should be
+        (tmp_path / "blocker").write_text("x")
+        target = tmp_path / "blocker" / "r.html"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = ro / "r.html"
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    r = run_cli("build", str(cfg), "-o", str(target))
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: ") and "cannot create output folder" in r.stderr
+
+
+@pytest.mark.slow
+def test_demo_recovers_the_two_features(tmp_path: Path) -> None:
+    r = run_cli("demo", "-o", str(tmp_path / "demo.html"), "--json", str(tmp_path / "demo.json"))
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "demo.json").read_text())
+    encoder = data["models"][0]["layers"][0]
+    ranked = sorted(encoder["feature_importance"], key=lambda f: f["rank"])
+    assert {f["name"] for f in ranked[:2]} == {"pressure", "humidity"}
+    # and clearly so: the weaker of the two beats the best noise feature by a margin
+    assert ranked[1]["value"] > 2 * ranked[2]["value"]
+    assert all(math.isfinite(f["value"]) for f in ranked)

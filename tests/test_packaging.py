@@ -1,0 +1,78 @@
+"""`lstm-report demo` works from a non-editable install: templates and demo data are packaged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(REPO),
+            "-w",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (whl,) = out.glob("*.whl")
+    return whl
+
+
+def test_wheel_carries_templates_and_demo(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in (
+        "lstm_report/_templates/report.html.jinja2",
+        "lstm_report/_templates/report.css",
+        "lstm_report/_configs/demo.yaml",
+        "lstm_report/_configs/demo/demo_lstm.keras",
+    ):
+        assert needed in names
+
+
+@pytest.mark.slow
+def test_demo_from_installed_wheel(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
+    )
+    py = venv / "bin" / "python"
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300
+    )
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run(
+        [str(py), "-c", "import lstm_report; print(lstm_report.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert str(venv) in where  # the wheel's copy, not the source checkout
+    r = subprocess.run(
+        [str(py), "-m", "lstm_report", "demo", "-q"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (work / "lstm-report-demo.html").stat().st_size > 10_000

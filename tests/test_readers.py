@@ -1,0 +1,160 @@
+"""Reading real Keras files: naming, nesting, Bidirectional, other RNNs, bad files, safety."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lstm_report.config import ModelSpec
+from lstm_report.errors import ModelLoadError, UnsafeModelError
+from lstm_report.readers import read_model
+
+
+def spec(path: Path, **kw: Any) -> ModelSpec:
+    return ModelSpec(index=0, path=path, name=kw.pop("name", path.name), **kw)
+
+
+def test_simple_model_arrays_equal_get_weights(simple_model: Any) -> None:
+    mw = read_model(spec(simple_model.path))
+    (w,) = mw.lstms
+    kernel, rk, bias = simple_model.model.get_layer("lstm").get_weights()
+    np.testing.assert_array_equal(w.kernel, kernel)
+    np.testing.assert_array_equal(w.recurrent_kernel, rk)
+    np.testing.assert_array_equal(w.bias, bias)
+    assert (w.name, w.direction, w.wrapper, w.units, w.input_dim) == ("lstm", "forward", None, 4, 5)
+    assert w.reads_input
+    assert (w.activation, w.recurrent_activation) == ("tanh", "sigmoid")
+    assert mw.total_params == simple_model.model.count_params()
+    assert mw.input_dim == 5
+    assert mw.others == ()
+
+
+def test_nested_bidirectional_and_gru(complex_model: Any) -> None:
+    mw = read_model(spec(complex_model.path))
+    labels = [(w.name, w.direction) for w in mw.lstms]
+    assert labels == [("encoder/inner_lstm", "forward"), ("bi", "forward"), ("bi", "backward")]
+    inner, fwd, bwd = mw.lstms
+    assert inner.reads_input  # through Masking, inside the nested model
+    assert not fwd.reads_input and not bwd.reads_input
+    assert fwd.bias is None and bwd.bias is None
+    assert fwd.wrapper == "Bidirectional"
+    bi = complex_model.model.get_layer("bi")
+    f_k, f_rk, b_k, b_rk = bi.get_weights()  # forward's arrays, then backward's
+    np.testing.assert_array_equal(fwd.kernel, f_k)
+    np.testing.assert_array_equal(fwd.recurrent_kernel, f_rk)
+    np.testing.assert_array_equal(bwd.kernel, b_k)
+    np.testing.assert_array_equal(bwd.recurrent_kernel, b_rk)
+    assert not np.array_equal(f_k, b_k)
+    inner_layer = complex_model.model.get_layer("encoder").get_layer("inner_lstm")
+    np.testing.assert_array_equal(inner.kernel, inner_layer.get_weights()[0])
+    # the GRU is listed, never mislabelled as an LSTM
+    assert [(o.name, o.kind, o.units) for o in mw.others] == [("gru", "GRU", 2)]
+
+
+def test_legacy_h5_full_model(legacy_h5_model: Any) -> None:
+    mw = read_model(spec(legacy_h5_model.path))
+    assert [(w.name, w.direction) for w in mw.lstms] == [
+        ("first", "forward"),
+        ("second", "backward"),
+    ]
+    first, second = mw.lstms
+    assert first.reads_input and not second.reads_input
+    assert second.go_backwards
+    for w, name in ((first, "first"), (second, "second")):
+        for got, want in zip(
+            (w.kernel, w.recurrent_kernel, w.bias),
+            legacy_h5_model.model.get_layer(name).get_weights(),
+        ):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_rnn_with_lstm_cell_is_an_lstm(keras: Any, tmp_path: Path) -> None:
+    m = keras.Sequential(
+        [
+            keras.Input((4, 2)),
+            keras.layers.RNN(keras.layers.LSTMCell(3), return_sequences=True, name="rnn"),
+            keras.layers.SimpleRNN(2, name="srnn"),
+        ]
+    )
+    m.save(tmp_path / "rnn.keras")
+    mw = read_model(spec(tmp_path / "rnn.keras"))
+    assert [w.name for w in mw.lstms] == ["rnn"]
+    assert [(o.name, o.kind) for o in mw.others] == [("srnn", "SimpleRNN")]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(
+        ModelLoadError, match=r"^models\[0\] \(nope.keras\): model file not found: .*nope\.keras$"
+    ):
+        read_model(spec(tmp_path / "nope.keras"))
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "e.keras").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match=r"model file is empty \(0 bytes\): .*e\.keras"):
+        read_model(spec(tmp_path / "e.keras"))
+
+
+def test_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "notes.keras").write_text("hello, I am text")
+    with pytest.raises(ModelLoadError, match=r"notes\.keras is not a Keras model file"):
+        read_model(spec(tmp_path / "notes.keras"))
+
+
+def test_truncated_keras_file(simple_model: Any, tmp_path: Path) -> None:
+    data = simple_model.path.read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match=r"cut\.keras is a corrupt or truncated \.keras file"):
+        read_model(spec(tmp_path / "cut.keras"))
+
+
+def test_truncated_h5_file(legacy_h5_model: Any, tmp_path: Path) -> None:
+    data = legacy_h5_model.path.read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelLoadError, match=r"cut\.h5"):
+        read_model(spec(tmp_path / "cut.h5"))
+
+
+def test_zip_that_is_not_a_model(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "other.keras", "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    with pytest.raises(ModelLoadError, match=r"not a \.keras model \(no config\.json inside\)"):
+        read_model(spec(tmp_path / "other.keras"))
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="is a directory"):
+        read_model(spec(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def lambda_model(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    marker = tmp_path_factory.mktemp("lam") / "ran.txt"
+    m = keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            keras.layers.Lambda(lambda x: x * 2, name="double"),
+            keras.layers.LSTM(2, name="lstm"),
+        ]
+    )
+    path = marker.parent / "lam.keras"
+    m.save(path)
+    return path
+
+
+def test_lambda_is_refused_in_safe_mode(lambda_model: Path) -> None:
+    with pytest.raises(
+        UnsafeModelError,
+        match=r"contains Lambda 'double'.*refused in safe mode.*'unsafe: true'.*--unsafe",
+    ):
+        read_model(spec(lambda_model))
+
+
+def test_lambda_allowed_with_explicit_opt_in(lambda_model: Path) -> None:
+    mw = read_model(spec(lambda_model, unsafe=True))
+    assert [w.name for w in mw.lstms] == ["lstm"]
+    assert not mw.lstms[0].reads_input  # a Lambda transforms the input

@@ -1,0 +1,68 @@
+"""Every statistic against an independent numpy computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstm_report.analysis.stats import feature_importance, matrix_stats
+from lstm_report.gates import split_gates
+
+
+def test_matrix_stats_match_numpy() -> None:
+    a = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    st = matrix_stats(a)
+    x = a.astype(np.float64)
+    assert st.shape == (7, 5)
+    assert st.fro == pytest.approx(np.linalg.norm(x, "fro"), rel=1e-12)
+    assert st.spectral == pytest.approx(np.linalg.norm(x, 2), rel=1e-12)
+    assert st.l1 == pytest.approx(np.abs(x).sum(), rel=1e-12)
+    assert st.max_abs == pytest.approx(np.abs(x).max())
+    assert st.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert st.std == pytest.approx(x.std(), rel=1e-12)
+    assert st.nonfinite == 0
+
+
+def test_hand_computed_values() -> None:
+    st = matrix_stats(np.array([[3.0, 0.0], [0.0, -4.0]]))
+    assert (st.fro, st.spectral, st.l1, st.max_abs, st.mean) == (5.0, 4.0, 7.0, 4.0, -0.25)
+
+
+def test_vector_has_no_spectral_norm() -> None:
+    st = matrix_stats(np.array([1.0, -2.0, 2.0]))
+    assert st.spectral is None and not st.is_matrix
+    assert st.fro == 3.0
+
+
+def test_nonfinite_weights_are_counted_not_crashed_on() -> None:
+    a = np.ones((3, 3))
+    a[0, 0] = np.nan
+    a[2, 1] = np.inf
+    st = matrix_stats(a)
+    assert st.nonfinite == 2
+    assert st.fro is None and st.spectral is None and st.mean is None and st.max_abs is None
+
+
+def test_feature_importance_by_hand() -> None:
+    u = 2
+    kernel = np.zeros((3, 4 * u))
+    kernel[0, :] = 1.0  # norm sqrt(8)
+    kernel[1, 2:4] = [3.0, 4.0]  # only the forget gate: norm 5
+    kernel[2, 7] = -0.5
+    gates = split_gates(kernel, np.zeros((u, 4 * u)), None)
+    feats = feature_importance(kernel, gates, ["a", "b", "c"])
+    assert [f.name for f in feats] == ["a", "b", "c"]  # input order
+    assert feats[0].value == pytest.approx(np.sqrt(8))
+    assert feats[1].value == pytest.approx(5.0)
+    assert feats[1].per_gate == pytest.approx((0.0, 5.0, 0.0, 0.0))
+    assert feats[0].per_gate == pytest.approx((np.sqrt(2),) * 4)
+    assert feats[2].per_gate == pytest.approx((0.0, 0.0, 0.0, 0.5))
+    assert [f.rank for f in feats] == [2, 1, 3]
+
+
+def test_feature_importance_with_nonfinite_row() -> None:
+    kernel = np.ones((2, 4))
+    kernel[1, 0] = np.nan
+    feats = feature_importance(kernel, split_gates(kernel, np.ones((1, 4)), None), ["a", "b"])
+    assert feats[1].value is None and feats[1].rank == 2
+    assert feats[1].per_gate[0] is None and feats[1].per_gate[1] == pytest.approx(1.0)

@@ -318,3 +318,36 @@ def test_demo_recovers_the_two_features(tmp_path: Path) -> None:
     # and clearly so: the weaker of the two beats the best noise feature by a margin
     assert ranked[1]["value"] > 2 * ranked[2]["value"]
     assert all(math.isfinite(f["value"]) for f in ranked)
+
+
+def test_page_shows_the_computed_numbers(simple_model: Any, tmp_path: Path) -> None:
+    from lstm_report.render import fmt_num
+
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    build_report(cfg, output=tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    kernel, rk, _ = simple_model.model.get_layer("lstm").get_weights()
+    u = 4
+    for k in range(4):
+        W = kernel[:, k * u : (k + 1) * u].astype(np.float64)
+        U = rk[:, k * u : (k + 1) * u].astype(np.float64)
+        assert f'<td class="num">{fmt_num(float(np.linalg.norm(W)))}</td>' in html
+        assert f'<td class="num">{fmt_num(float(np.linalg.norm(U, 2)))}</td>' in html
+    # the equations use the layer's own activations, in Keras orientation
+    assert "i_t  = sigmoid(x_t·W_i + h_(t−1)·U_i + b_i)" in html
+    assert "h_t  = o_t ⊙ tanh(c_t)" in html
+
+
+@pytest.mark.parametrize("args", [["--help"], ["build", "--help"], ["demo", "--help"]])
+def test_help_at_every_level(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    assert "usage: lstm-report" in capsys.readouterr().out
+
+
+def test_usage_error_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+    assert "error:" in capsys.readouterr().err

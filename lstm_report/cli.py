@@ -13,6 +13,7 @@ from lstm_report.errors import LstmReportError
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_FINDINGS = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     common.add_argument(
         "--json", metavar="PATH", dest="json_path", help="also write the report data as JSON"
+    )
+    common.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replay every layer in numpy and compare with Keras (default: when the model "
+        "was read through Keras)",
+    )
+    common.add_argument(
+        "--fail-on",
+        choices=("error", "warning"),
+        help="exit with status 3 if a finding of this severity or worse exists "
+        "(the report is still written)",
     )
     common.add_argument(
         "--unsafe",
@@ -105,12 +119,27 @@ def _run(args: argparse.Namespace) -> int:
     else:
         config = args.config
     result = build_report(
-        config, output=args.output, json_path=args.json_path, unsafe=args.unsafe, progress=progress
+        config,
+        output=args.output,
+        json_path=args.json_path,
+        unsafe=args.unsafe,
+        verify=args.verify,
+        progress=progress,
     )
+    findings = result.report.findings
     if not args.quiet:
         print(f"wrote {result.html_path}", file=sys.stderr)
         if result.json_path is not None:
             print(f"wrote {result.json_path}", file=sys.stderr)
+        for f in findings:
+            if f.severity in ("error", "warning"):
+                print(
+                    f"{f.severity}: {f.model} › {f.layer}: {f.message} [{f.code}]", file=sys.stderr
+                )
+    if args.fail_on is not None:
+        worst = {"error": ("error",), "warning": ("error", "warning")}[args.fail_on]
+        if any(f.severity in worst for f in findings):
+            return EXIT_FINDINGS
     return EXIT_OK
 
 

@@ -12,8 +12,38 @@ from lstm_report.errors import ConfigError
 
 DEFAULT_TITLE = "LSTM weight report"
 
-TOP_KEYS = ("title", "output", "models")
-MODEL_KEYS = ("path", "name", "layers", "feature_names", "unsafe")
+TOP_KEYS = ("title", "output", "models", "checks")
+MODEL_KEYS = ("path", "name", "layers", "feature_names", "unsafe", "probe")
+PROBE_KEYS = ("path", "array", "sequence")
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Thresholds of the health findings (``checks:`` in the config)."""
+
+    spectral_radius_max: float = 1.5
+    """A recurrent matrix U_g with a larger spectral radius may amplify the state: warning."""
+    dead_unit_norm: float = 1e-3
+    """A unit whose incoming weights (all gates, W, U and b) have a smaller L2 norm is dead."""
+    saturation_fraction: float = 0.99
+    """A unit whose gate is saturated on at least this fraction of probe steps: warning."""
+    duplicate_cosine: float = 0.99
+    """Two units whose incoming weight vectors have a larger cosine similarity: warning."""
+    verify_tolerance: float = 1e-4
+    """Largest acceptable |numpy replay - Keras| on the verification inputs."""
+
+
+CHECK_KEYS = tuple(Checks.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """Probe data for a model: an .npy array, or one named array of an .npz file."""
+
+    path: Path
+    array: str | None = None
+    sequence: int = 0
+    """Which sequence the hidden- and cell-state heatmaps show."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +56,7 @@ class ModelSpec:
     layers: tuple[str, ...] | None = None
     feature_names: tuple[str, ...] | None = None
     unsafe: bool = False
+    probe: ProbeSpec | None = None
 
     @property
     def key(self) -> str:
@@ -41,6 +72,7 @@ class Config:
     title: str = DEFAULT_TITLE
     output: Path | None = None
     source: Path | None = None
+    checks: Checks = Checks()
 
 
 def load_config(path: str | Path) -> Config:
@@ -105,7 +137,44 @@ def parse_config(
         title=title if title is not None else DEFAULT_TITLE,
         output=_resolve(base, output) if output is not None else None,
         source=source,
+        checks=_parse_checks(data.get("checks")),
     )
+
+
+def _parse_checks(raw: Any) -> Checks:
+    if raw is None:
+        return Checks()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"checks: expected a mapping of thresholds, got {_kind(raw)}")
+    _check_keys(raw, CHECK_KEYS, "checks.")
+    values: dict[str, float] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"checks.{key}: expected a number, got {_kind(value)}")
+        if not value >= 0 or value != value or value == float("inf"):
+            raise ConfigError(f"checks.{key}: expected a finite number >= 0, got {value}")
+        if key in ("saturation_fraction", "duplicate_cosine") and value > 1:
+            raise ConfigError(f"checks.{key}: expected a number between 0 and 1, got {value}")
+        values[key] = float(value)
+    return Checks(**values)
+
+
+def _parse_probe(raw: Any, key: str, base: Path) -> ProbeSpec | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: expected a path or a mapping with 'path', got {_kind(raw)}")
+    _check_keys(raw, PROBE_KEYS, key + ".")
+    path = _optional_str(raw, "path", f"{key}.path")
+    if not path:
+        raise ConfigError(f"{key}.path: required key is missing (an .npy or .npz file)")
+    array = _optional_str(raw, "array", f"{key}.array")
+    sequence = raw.get("sequence", 0)
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+        raise ConfigError(f"{key}.sequence: expected a sequence index >= 0, got {_kind(sequence)}")
+    return ProbeSpec(path=_resolve(base, path), array=array, sequence=sequence)
 
 
 def _parse_model(index: int, raw: Any, base: Path) -> ModelSpec:
@@ -138,6 +207,7 @@ def _parse_model(index: int, raw: Any, base: Path) -> ModelSpec:
         layers=layers,
         feature_names=features,
         unsafe=unsafe,
+        probe=_parse_probe(raw.get("probe"), f"{key}.probe", base),
     )
 
 

@@ -55,6 +55,11 @@ class LayerFigures:
     features: EmbeddedFigure | None
     pooled: str | None
     """Set when a heatmap was downsampled: which pooling, from what size."""
+    spectra: EmbeddedFigure | None = None
+    memory: EmbeddedFigure | None = None
+    activity: EmbeddedFigure | None = None
+    saturation: EmbeddedFigure | None = None
+    states: EmbeddedFigure | None = None
 
 
 def pool_max_abs(a: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
@@ -285,6 +290,155 @@ def features_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     return EmbeddedFigure(uri, f"Input-feature importance of {la.weights.label}, largest first")
 
 
+def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
+    """Singular values of W_g and U_g, and the eigenvalues of U_g with the unit circle."""
+    import matplotlib
+
+    if not la.spectra or all(sp.U is None and sp.W is None for sp in la.spectra):
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(10.0, 2.8)
+        ax_w, ax_u, ax_e = fig.subplots(1, 3)
+        for sp in la.spectra:
+            color = GATE_COLORS[sp.gate]
+            for ax, s in ((ax_w, sp.W), (ax_u, sp.U)):
+                if s is not None and s.singular_values:
+                    sv = np.asarray(s.singular_values)
+                    ax.plot(
+                        np.arange(1, sv.size + 1),
+                        sv,
+                        color=color,
+                        linewidth=1,
+                        marker="o" if sv.size <= 32 else None,
+                        markersize=2,
+                        label=f"{sp.gate} ({GATE_NAMES[sp.gate]})",
+                    )
+            if sp.U is not None and sp.U.eigenvalues is not None:
+                ev = np.asarray(sp.U.eigenvalues)
+                ax_e.scatter(
+                    ev.real, ev.imag, s=6, color=color, label=sp.gate, alpha=0.8, linewidths=0
+                )
+        ax_w.set_title("singular values of W_g")
+        ax_u.set_title("singular values of U_g")
+        for ax in (ax_w, ax_u):
+            ax.set_xlabel("index")
+            ax.set_yscale("log")
+        ax_u.legend(frameon=False, fontsize=7)
+        t = np.linspace(0, 2 * np.pi, 361)
+        ax_e.plot(np.cos(t), np.sin(t), color="#888888", linewidth=0.8, linestyle="--")
+        ax_e.axhline(0, color="#cccccc", linewidth=0.5)
+        ax_e.axvline(0, color="#cccccc", linewidth=0.5)
+        ax_e.set_aspect("equal", adjustable="datalim")
+        ax_e.set_title("eigenvalues of U_g (unit circle dashed)")
+        ax_e.set_xlabel("real")
+        ax_e.set_ylabel("imaginary")
+        uri = _svg(fig)
+    return EmbeddedFigure(
+        uri,
+        f"Singular values of every W_g and U_g of {la.weights.label}, and the eigenvalues of "
+        "each U_g in the complex plane with the unit circle",
+    )
+
+
+def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
+    """Histogram of forget-gate time constants τ = 1/(1 − f), at rest and on the probe."""
+    import matplotlib
+
+    t = la.timescales
+    if t is None:
+        return None
+    series = [("at rest: f = act(b_f)", t.resting_tau, "#D55E00")]
+    if t.probe_tau is not None:
+        series.append(("on the probe: mean f", t.probe_tau, "#0072B2"))
+    finite = [v for _, taus, _ in series for v in taus if v is not None]
+    if not finite:
+        return None
+    hi = max(max(finite), 2.0)
+    bins = [float(b) for b in np.geomspace(1.0, hi * 1.05, 30)]
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(5.0, 2.4)
+        ax = fig.subplots()
+        for label, taus, color in series:
+            vals = [v for v in taus if v is not None]
+            ax.hist(vals, bins=bins, histtype="step", color=color, label=label, linewidth=1.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("memory time constant τ = 1/(1 − f) [steps]")
+        ax.set_ylabel("units")
+        ax.legend(frameon=False, fontsize=7)
+        uri = _svg(fig)
+    return EmbeddedFigure(
+        uri, f"Histogram of the forget-gate memory time constants of {la.weights.label}"
+    )
+
+
+def activity_charts(
+    la: LayerAnalysis,
+) -> tuple[EmbeddedFigure | None, EmbeddedFigure | None, EmbeddedFigure | None]:
+    """Gate activation histograms, saturation scatter, and h/c heatmaps of one sequence."""
+    import matplotlib
+
+    a = la.activity
+    if a is None:
+        return None, None, None
+    label = la.weights.label
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(10.0, 2.2)
+        axes = fig.subplots(1, 4)
+        for ax, ga in zip(axes, a.gates):
+            edges = np.asarray(ga.hist_edges)
+            counts = np.asarray(ga.hist_counts, float)
+            total = counts.sum() or 1.0
+            ax.stairs(counts / total, edges, fill=True, color=GATE_COLORS[ga.gate], alpha=0.8)
+            ax.set_title(f"{ga.gate} ({GATE_NAMES[ga.gate]}) mean {ga.mean:.2f}")
+            ax.set_xlabel("activation")
+        axes[0].set_ylabel("fraction of values")
+        hist = EmbeddedFigure(
+            _svg(fig), f"Distribution of each gate's activations of {label} on the probe data"
+        )
+
+        fig = _new_figure(10.0, 2.6)
+        axes = fig.subplots(1, 4, sharex=True, sharey=True)
+        for ax, ga in zip(axes, a.gates):
+            ax.plot([0, 1], [1, 0], color="#cccccc", linewidth=0.6)
+            ax.scatter(
+                ga.unit_left,
+                ga.unit_right,
+                s=8,
+                color=GATE_COLORS[ga.gate],
+                alpha=0.8,
+                linewidths=0,
+            )
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_aspect("equal")
+            ax.set_title(f"{ga.gate} ({GATE_NAMES[ga.gate]})")
+            ax.set_xlabel("fraction left-saturated")
+        axes[0].set_ylabel("fraction right-saturated")
+        sat = EmbeddedFigure(
+            _svg(fig),
+            f"Saturation of each gate of {label}: per unit, the fraction of probe steps "
+            "left- versus right-saturated",
+        )
+
+        fig = _new_figure(10.0, 2.8)
+        axes = fig.subplots(1, 2)
+        for ax, arr, name in ((axes[0], a.h, "hidden state h_t"), (axes[1], a.c, "cell state c_t")):
+            m = pool_max_abs(arr.T)
+            vmax = _finite_max_abs([m])
+            im = ax.imshow(
+                m, cmap=DIVERGING, vmin=-vmax, vmax=vmax, aspect="auto", interpolation="nearest"
+            )
+            ax.set_title(f"{name}, sequence {a.sequence}")
+            ax.set_xlabel("step" if m.shape[1] == arr.shape[0] else "step (pooled)")
+            ax.set_ylabel("unit" if m.shape[0] == arr.shape[1] else "unit (pooled)")
+            fig.colorbar(im, ax=ax, shrink=0.9)
+        states = EmbeddedFigure(
+            _png(fig),
+            f"Heatmaps of the hidden and cell states of {label} over probe sequence {a.sequence}",
+        )
+    return hist, sat, states
+
+
 def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) -> LayerFigures:
     """Every figure of one layer section."""
     gates = layer_gates(la.weights)
@@ -295,6 +449,7 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
     heat_w, note_w = heatmaps([g.W for g in gates], "W", names, label)
     heat_u, note_u = heatmaps([g.U for g in gates], "U", None, label)
     pooled = "; ".join(n for n in (note_w, note_u) if n) or None
+    hist, sat, states = activity_charts(la)
     return LayerFigures(
         heat_W=heat_w,
         heat_U=heat_u,
@@ -303,4 +458,9 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
         biases=biases_chart(gates, label),
         features=features_chart(la),
         pooled=pooled,
+        spectra=spectra_chart(la),
+        memory=memory_chart(la),
+        activity=hist,
+        saturation=sat,
+        states=states,
     )

@@ -172,13 +172,13 @@ def replay(
     n, steps, _ = x.shape
     u = w.units
     xs = x[:, ::-1, :] if w.go_backwards else x
-    xs = xs.astype(dtype, copy=False)
-    # The input projections of all steps at once, one gate at a time.
-    zx = {g.gate: xs @ g.W.astype(dtype) for g in gates}
+    xs = np.asarray(xs, dtype=dtype)
+    # Put the per-gate matrices side by side once, so each step is one matrix product.
+    W_all: np.ndarray = np.concatenate([g.W for g in gates], axis=1).astype(dtype)
+    U_all: np.ndarray = np.concatenate([g.U for g in gates], axis=1).astype(dtype)
+    zx = xs @ W_all  # the input projections of all steps at once
     if w.bias is not None:
-        for g in gates:
-            zx[g.gate] = zx[g.gate] + g.b.astype(dtype)  # type: ignore[union-attr]
-    U: dict[str, np.ndarray] = {g.gate: g.U.astype(dtype) for g in gates}
+        zx += np.concatenate([g.b for g in gates if g.b is not None]).astype(dtype)
     h: np.ndarray = np.zeros((n, u), dtype)
     c: np.ndarray = np.zeros((n, u), dtype)
     hs: np.ndarray = np.empty((n, steps, u), dtype)
@@ -187,10 +187,11 @@ def replay(
         {g: np.empty((n, steps, u), dtype) for g in GATES} if keep_gates else {}
     )
     for t in range(steps):
-        i = rec(zx["i"][:, t] + h @ U["i"])
-        f = rec(zx["f"][:, t] + h @ U["f"])
-        cand = act(zx["c"][:, t] + h @ U["c"])
-        o = rec(zx["o"][:, t] + h @ U["o"])
+        z = zx[:, t] + h @ U_all
+        i = rec(z[:, :u])
+        f = rec(z[:, u : 2 * u])
+        cand = act(z[:, 2 * u : 3 * u])
+        o = rec(z[:, 3 * u :])
         c = f * c + i * cand
         h = o * act(c)
         hs[:, t] = h

@@ -33,6 +33,10 @@ class LSTMWeights:
     reads_input: bool = False
     """True when the layer reads the model's input (directly or through masking/dropout)."""
     unit_forget_bias: bool = True
+    source: str | None = None
+    """Path of the layer whose output this LSTM reads (None when it reads the model input)."""
+    merge_mode: str | None = None
+    """How a Bidirectional merges its halves (concat, sum, mul, ave), else None."""
 
     @property
     def units(self) -> int:
@@ -124,6 +128,99 @@ class FeatureImportance:
     """1 = most important."""
 
 
+@dataclass(frozen=True)
+class Spectrum:
+    """Singular values (descending) of one matrix; eigenvalues too for a square U_g."""
+
+    singular_values: tuple[float, ...]
+    stable_rank: float | None
+    """‖A‖²_F / ‖A‖²_2: how many directions carry the matrix's energy."""
+    eigenvalues: tuple[complex, ...] | None = None
+    spectral_radius: float | None = None
+
+
+@dataclass(frozen=True)
+class GateSpectra:
+    gate: str
+    W: Spectrum | None
+    U: Spectrum | None
+    """None when the matrix has non-finite weights."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Numpy replay from the per-gate matrices against the Keras layer's own output."""
+
+    max_abs_error: float | None
+    inputs: str
+    """``probe`` or ``random``."""
+    tolerance: float
+    error: str | None = None
+    """Why the layer could not be verified (then max_abs_error is None)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_error is not None and self.max_abs_error <= self.tolerance
+
+
+@dataclass(frozen=True)
+class Timescales:
+    """Forget-gate memory: resting f = act(b_f) and τ = 1/(1 − f) steps, per unit."""
+
+    resting_forget: tuple[float, ...]
+    resting_tau: tuple[float | None, ...]
+    """None where f = 1 (the unit never forgets at rest)."""
+    bias_shift: float | None
+    """Mean of b_f − 1: how far training moved the unit_forget_bias start."""
+    probe_forget: tuple[float, ...] | None = None
+    probe_tau: tuple[float | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GateActivity:
+    """One gate's activations over all probe sequences and steps."""
+
+    gate: str
+    mean: float
+    left_saturated: float
+    right_saturated: float
+    """Fractions over all sequences, steps and units."""
+    unit_mean: tuple[float, ...]
+    unit_left: tuple[float, ...]
+    unit_right: tuple[float, ...]
+    """Per unit: mean activation, fraction of steps saturated left / right."""
+    hist_edges: tuple[float, ...]
+    hist_counts: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeActivity:
+    """What the layer did on the probe data."""
+
+    gates: tuple[GateActivity, ...]
+    sequences: int
+    steps: int
+    sequence: int
+    """Index of the sequence whose states are kept for the heatmaps."""
+    h: np.ndarray
+    c: np.ndarray
+    """(steps, units) hidden and cell states of that sequence, in input time order."""
+    source: str
+    """``numpy`` (replayed from upstream layers) or ``keras`` (upstream run through Keras)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One health finding: severity, a stable code, where, and one sentence."""
+
+    severity: str
+    code: str
+    model: str
+    layer: str | None
+    message: str
+    anchor: str | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class LayerAnalysis:
     weights: LSTMWeights
@@ -132,6 +229,11 @@ class LayerAnalysis:
     """In input order; None when the layer does not read the model input."""
     anchor: str
     """HTML id of the layer's section."""
+    spectra: tuple[GateSpectra, ...] = ()
+    timescales: Timescales | None = None
+    verification: Verification | None = None
+    activity: ProbeActivity | None = None
+    findings: tuple[Finding, ...] = ()
 
     @property
     def nonfinite(self) -> int:
@@ -173,3 +275,4 @@ class ReportData:
     version: str
     models: tuple[ModelAnalysis, ...]
     headlines: tuple[Headline, ...] = field(default_factory=tuple)
+    findings: tuple[Finding, ...] = field(default_factory=tuple)

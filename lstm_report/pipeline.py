@@ -33,12 +33,17 @@ def build_report(
     output: str | Path | None = None,
     json_path: str | Path | None = None,
     unsafe: bool = False,
+    verify: bool | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
-    """Build the report for a config (a YAML path, a mapping, or a Config) and write it."""
+    """Build the report for a config (a YAML path, a mapping, or a Config) and write it.
+
+    ``verify`` replays every layer in numpy and compares with a Keras LSTM; None (the
+    default) verifies whenever the model was read through Keras, which is then loaded anyway.
+    """
     from lstm_report.analysis import analyse_model, headlines
     from lstm_report.figures import layer_figures
-    from lstm_report.readers import read_model
+    from lstm_report.readers import keras_inputs, read_model
     from lstm_report.render import render_html
     from lstm_report.report_json import dumps, report_json
     from lstm_report.write import write_files
@@ -52,13 +57,25 @@ def build_report(
     models = []
     for i, spec in enumerate(cfg.models):
         say(f"reading {spec.name}")
-        models.append(analyse_model(spec, read_model(spec), i))
+        weights = read_model(spec)
+        say(f"analysing {spec.name}")
+        models.append(
+            analyse_model(
+                spec,
+                weights,
+                i,
+                checks=cfg.checks,
+                verify_layers=verify if verify is not None else weights.reader == "keras",
+                keras_inputs=keras_inputs(spec),
+            )
+        )
     report = ReportData(
         title=cfg.title,
         generated=generated_at(),
         version=__version__,
         models=tuple(models),
         headlines=headlines(models),
+        findings=tuple(f for m in models for la in m.layers for f in la.findings),
     )
     say("drawing figures")
     figures = {la.anchor: layer_figures(la) for m in report.models for la in m.layers}

@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from lstm_report.figures import LayerFigures
 from lstm_report.gates import ACTIVATION_FORMULAS
-from lstm_report.model import GATE_NAMES, GATES, ReportData
+from lstm_report.model import GATE_NAMES, GATES, LayerAnalysis, ReportData
 from lstm_report.resources import templates_dir
 
 env = jinja2.Environment(
@@ -54,7 +54,46 @@ def json_script(data: Any) -> Markup:
     return Markup(text)
 
 
+def fmt_sci(value: Any) -> str:
+    """A small error or tolerance: 3e-07 style, 'n/a' for None."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return "0" if value == 0 else f"{float(value):.1e}"
+
+
+def fmt_pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100.0 * float(value):.1f}%"
+
+
+def memory_rows(la: LayerAnalysis, limit: int = 8) -> list[dict[str, Any]]:
+    """The units with the longest memory (probe estimate if present, else at rest)."""
+    t = la.timescales
+    if t is None:
+        return []
+    b_f = (
+        la.weights.bias[la.weights.units : 2 * la.weights.units]
+        if la.weights.bias is not None
+        else None
+    )
+    key = t.probe_forget if t.probe_forget is not None else t.resting_forget
+    order = sorted(range(len(key)), key=lambda j: (-key[j], j))[:limit]
+    return [
+        {
+            "unit": j,
+            "bias": None if b_f is None else float(b_f[j]),
+            "f": t.resting_forget[j],
+            "tau": t.resting_tau[j],
+            "pf": None if t.probe_forget is None else t.probe_forget[j],
+            "ptau": None if t.probe_tau is None else t.probe_tau[j],
+        }
+        for j in order
+    ]
+
+
 env.filters["num"] = fmt_num
+env.filters["sci"] = fmt_sci
+env.filters["pct"] = fmt_pct
+env.globals["memory_rows"] = memory_rows
 env.filters["shape"] = fmt_shape
 env.globals["GATES"] = GATES
 env.globals["GATE_NAMES"] = GATE_NAMES

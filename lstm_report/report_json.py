@@ -6,7 +6,16 @@ import json
 import math
 from typing import Any
 
-from lstm_report.model import GATES, LayerAnalysis, MatrixStats, ModelAnalysis, ReportData
+from lstm_report.model import (
+    GATES,
+    Finding,
+    LayerAnalysis,
+    MatrixStats,
+    ModelAnalysis,
+    ReportData,
+    Spectrum,
+    Timescales,
+)
 
 SCHEMA_VERSION = 1
 
@@ -26,6 +35,40 @@ def stats_json(st: MatrixStats | None) -> dict[str, Any] | None:
     if st.is_matrix:
         out["spectral"] = st.spectral
     return out
+
+
+def spectrum_json(sp: Spectrum | None, *, recurrent: bool) -> dict[str, Any] | None:
+    if sp is None:
+        return None
+    out: dict[str, Any] = {
+        "singular_values": list(sp.singular_values),
+        "stable_rank": sp.stable_rank,
+    }
+    if recurrent:
+        out["spectral_radius"] = sp.spectral_radius
+    return out
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "severity": f.severity,
+        "code": f.code,
+        "model": f.model,
+        "layer": f.layer,
+        "message": f.message,
+    }
+
+
+def memory_json(t: Timescales | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {
+        "resting_forget": list(t.resting_forget),
+        "resting_tau": list(t.resting_tau),
+        "forget_bias_shift": t.bias_shift,
+        "probe_forget": None if t.probe_forget is None else list(t.probe_forget),
+        "probe_tau": None if t.probe_tau is None else list(t.probe_tau),
+    }
 
 
 def layer_json(la: LayerAnalysis) -> dict[str, Any]:
@@ -60,6 +103,37 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
             if la.features is not None
             else None
         ),
+        "verification": (
+            None
+            if la.verification is None
+            else {
+                "max_abs_error": la.verification.max_abs_error,
+                "inputs": la.verification.inputs,
+                "tolerance": la.verification.tolerance,
+                "ok": la.verification.ok,
+                "error": la.verification.error,
+            }
+        ),
+        "spectra": {
+            sp.gate: {
+                "W": spectrum_json(sp.W, recurrent=False),
+                "U": spectrum_json(sp.U, recurrent=True),
+            }
+            for sp in la.spectra
+        },
+        "memory": memory_json(la.timescales),
+        "activations": (
+            None
+            if la.activity is None
+            else {
+                ga.gate: {
+                    "mean": ga.mean,
+                    "left_saturated": ga.left_saturated,
+                    "right_saturated": ga.right_saturated,
+                }
+                for ga in la.activity.gates
+            }
+        ),
     }
 
 
@@ -84,6 +158,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
         "generated": report.generated,
         "generator": f"lstm-report {report.version}",
         "models": [model_json(m) for m in report.models],
+        "findings": [finding_json(f) for f in report.findings],
         "headlines": [
             {"severity": h.severity, "text": h.text, "anchor": h.anchor} for h in report.headlines
         ],

@@ -60,6 +60,8 @@ class RecurrentLayer:
     class_name: str
     config: Mapping[str, Any]
     reads_input: bool
+    source: str | None = None
+    """Path of the nearest non-transparent layer feeding this one (None: the model input)."""
 
 
 def layer_kind(class_name: str, config: Mapping[str, Any]) -> str:
@@ -145,8 +147,10 @@ def _walk(
     layers = _layers(model)
     if model.get("class_name") == "Sequential":
         reads = _sequential_reads_input(layers)
+        sources = _sequential_sources(layers)
     else:
         reads = _functional_reads_input(layers)
+        sources = _functional_sources(layers)
     for layer in layers:
         cls = layer.get("class_name")
         name = _name(layer)
@@ -160,6 +164,7 @@ def _walk(
                 class_name=str(cls),
                 config=cfg if isinstance(cfg, Mapping) else {},
                 reads_input=here,
+                source=None if sources.get(name) is None else prefix + str(sources[name]),
             )
 
 
@@ -171,6 +176,35 @@ def _sequential_reads_input(layers: list[Mapping[str, Any]]) -> dict[str, bool]:
         reads[name] = upstream_is_input
         upstream_is_input = upstream_is_input and layer.get("class_name") in TRANSPARENT
     return reads
+
+
+def _sequential_sources(layers: list[Mapping[str, Any]]) -> dict[str, str | None]:
+    sources: dict[str, str | None] = {}
+    last: str | None = None
+    for layer in layers:
+        sources[_name(layer)] = last
+        if layer.get("class_name") not in TRANSPARENT:
+            last = _name(layer)
+    return sources
+
+
+def _functional_sources(layers: list[Mapping[str, Any]]) -> dict[str, str | None]:
+    by_name = {_name(x): x for x in layers}
+    sources: dict[str, str | None] = {}
+    for layer in layers:
+        src = _first_source(layer)
+        seen = 0
+        while src is not None and seen < 1000:
+            up = by_name.get(src)
+            if up is None or up.get("class_name") not in TRANSPARENT:
+                break
+            if up.get("class_name") == "InputLayer":
+                src = None
+                break
+            src = _first_source(up)
+            seen += 1
+        sources[_name(layer)] = src
+    return sources
 
 
 def _functional_reads_input(layers: list[Mapping[str, Any]]) -> dict[str, bool]:

@@ -176,8 +176,15 @@ def test_nonfinite_weights_flagged_and_strict_json(keras: Any, tmp_path: Path) -
     assert gates["i"]["W"]["nonfinite"] == 1 and gates["i"]["W"]["fro"] is None
     assert gates["o"]["U"]["nonfinite"] == 0  # column 5 of 8 with 2 units is gate c
     assert gates["c"]["U"]["nonfinite"] == 1 and gates["c"]["U"]["spectral"] is None
-    assert data["headlines"][0]["severity"] == "error"
-    assert "2 non-finite weights" in data["headlines"][0]["text"]
+    (finding,) = data["findings"]
+    assert finding == {
+        "severity": "error",
+        "code": "nonfinite-weights",
+        "model": "nan.keras",
+        "layer": "lstm",
+        "message": "2 non-finite weights (NaN or Inf) in W_i (1), U_c (1); the layer's output "
+        "is undefined and its norms cannot be computed.",
+    }
     html = (tmp_path / "r.html").read_text()
     assert "2 non-finite weights" in html and "n/a" in html
 
@@ -253,7 +260,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert (
         r.stderr
-        == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe)\n"
+        == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe, probe)\n"
     )
     assert not (tmp_path / "r.html").exists()
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
+from lstm_report.analysis.findings import layer_findings
+from lstm_report.analysis.memory import timescales
+from lstm_report.analysis.spectra import gate_spectra
 from lstm_report.analysis.stats import feature_importance, gate_stats
-from lstm_report.config import ModelSpec
+from lstm_report.config import Checks, ModelSpec
 from lstm_report.errors import ConfigError
 from lstm_report.gates import check_shapes, layer_gates
 from lstm_report.model import (
@@ -17,6 +22,8 @@ from lstm_report.model import (
     ModelAnalysis,
     ModelWeights,
 )
+from lstm_report.probe import load_probe
+from lstm_report.probing import KerasInputs, LayerRun, ProbeFlow
 
 
 def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
@@ -59,24 +66,95 @@ def feature_names(spec: ModelSpec, layers: Sequence[LSTMWeights]) -> tuple[str, 
     return tuple(f"x{j}" for j in range(dim))
 
 
-def analyse_layer(w: LSTMWeights, names: Sequence[str] | None, anchor: str) -> LayerAnalysis:
+def analyse_layer(
+    w: LSTMWeights,
+    names: Sequence[str] | None,
+    anchor: str,
+    *,
+    model: str = "",
+    checks: Checks = Checks(),
+    run: LayerRun | None = None,
+    verify_layer: bool = False,
+) -> LayerAnalysis:
+    """Everything about one layer: statistics, spectra, memory, probe activity, findings."""
     check_shapes(w.kernel, w.recurrent_kernel, w.bias, w.label)
     gates = layer_gates(w)
+    spectra = gate_spectra(gates)
+    stats = gate_stats(gates, spectra)
     features = None
     if w.reads_input and names is not None and len(names) == w.input_dim:
         features = feature_importance(w.kernel, gates, names)
-    return LayerAnalysis(weights=w, gates=gate_stats(gates), features=features, anchor=anchor)
+    activity = run.activity if run is not None else None
+    forget = None
+    if activity is not None:
+        forget = np.asarray(activity.gates[1].unit_mean)
+    verification = None
+    if verify_layer and all(st.W.nonfinite + st.U.nonfinite == 0 for st in stats):
+        from lstm_report.verify import random_inputs, verify
+
+        if run is not None and run.inputs is not None:
+            verification = verify(w, run.inputs, "probe", checks.verify_tolerance)
+        else:
+            verification = verify(w, random_inputs(w), "random", checks.verify_tolerance)
+    findings = layer_findings(
+        model=model,
+        w=w,
+        anchor=anchor,
+        gates=gates,
+        stats=stats,
+        spectra=spectra,
+        verification=verification,
+        activity=activity,
+        checks=checks,
+    )
+    return LayerAnalysis(
+        weights=w,
+        gates=stats,
+        features=features,
+        anchor=anchor,
+        spectra=spectra,
+        timescales=timescales(w, gates, forget),
+        verification=verification,
+        activity=activity,
+        findings=findings,
+    )
 
 
-def analyse_model(spec: ModelSpec, weights: ModelWeights, index: int) -> ModelAnalysis:
+def analyse_model(
+    spec: ModelSpec,
+    weights: ModelWeights,
+    index: int,
+    *,
+    checks: Checks = Checks(),
+    verify_layers: bool = False,
+    keras_inputs: KerasInputs | None = None,
+) -> ModelAnalysis:
+    """Analyse the configured layers of one model (probe data included, if configured)."""
     layers = select_layers(spec, weights)
     names = feature_names(spec, layers)
+    readers = [w.input_dim for w in weights.lstms if w.reads_input]
+    probe = load_probe(spec, readers[0] if readers else weights.input_dim)
+    flow = None
+    if probe is not None and spec.probe is not None:
+        flow = ProbeFlow(weights, probe, spec.probe.sequence, keras_inputs)
     anchor = f"m{index}-{slug(spec.name)}"
-    analysed = tuple(
-        analyse_layer(w, names, f"{anchor}-l{j}-{slug(w.name)}-{w.direction}")
-        for j, w in enumerate(layers)
-    )
     notes: list[str] = []
+    analysed = []
+    for j, w in enumerate(layers):
+        run = flow.run(w) if flow is not None else None
+        if run is not None and run.note:
+            notes.append(f"no probe activity for {w.label}: {run.note}")
+        analysed.append(
+            analyse_layer(
+                w,
+                names,
+                f"{anchor}-l{j}-{slug(w.name)}-{w.direction}",
+                model=spec.name,
+                checks=checks,
+                run=run,
+                verify_layer=verify_layers,
+            )
+        )
     if spec.feature_names is not None and names is None:
         notes.append("feature_names are not shown: no analysed LSTM reads the model input directly")
     if not weights.lstms:
@@ -84,7 +162,7 @@ def analyse_model(spec: ModelSpec, weights: ModelWeights, index: int) -> ModelAn
     return ModelAnalysis(
         name=spec.name,
         path=spec.path,
-        layers=analysed,
+        layers=tuple(analysed),
         others=weights.others,
         total_params=weights.total_params,
         lstm_params=sum(w.params for w in layers),
@@ -95,25 +173,8 @@ def analyse_model(spec: ModelSpec, weights: ModelWeights, index: int) -> ModelAn
 
 
 def headlines(models: Sequence[ModelAnalysis]) -> tuple[Headline, ...]:
-    """What stands out, most serious first: non-finite weights, largest norms, key features."""
+    """Highlights for the summary: largest norms and the most important inputs."""
     out: list[Headline] = []
-    for m in models:
-        for la in m.layers:
-            if la.nonfinite:
-                where = [
-                    f"{kind}_{g.gate}"
-                    for g in la.gates
-                    for kind, st in (("W", g.W), ("U", g.U), ("b", g.b))
-                    if st is not None and st.nonfinite
-                ]
-                out.append(
-                    Headline(
-                        "error",
-                        f"{m.name} › {la.weights.label}: {la.nonfinite} non-finite weights "
-                        f"(NaN or Inf) in {', '.join(where)}",
-                        la.anchor,
-                    )
-                )
     largest: dict[str, tuple[float, ModelAnalysis, LayerAnalysis, str]] = {}
     for m in models:
         for la in m.layers:

@@ -7,15 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from lstm_report.gates import GateWeights
-from lstm_report.model import FeatureImportance, GateStats, MatrixStats
+from lstm_report.model import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
 
 
-def matrix_stats(a: np.ndarray) -> MatrixStats:
+def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixStats:
     """Norms and moments of one array, computed in float64.
 
     ``l1`` is the entrywise sum of |w| (the companion of the Frobenius norm), ``spectral``
     the largest singular value. Any non-finite entry makes every norm and moment
     undefined: they are None (shown as "n/a"), and ``nonfinite`` counts the culprits.
+    ``top_singular`` reuses a largest singular value already computed for the spectra.
     """
     shape = tuple(int(s) for s in a.shape)
     x = np.asarray(a, dtype=np.float64)
@@ -25,7 +26,10 @@ def matrix_stats(a: np.ndarray) -> MatrixStats:
     ax = np.abs(x)
     spectral = None
     if x.ndim == 2:
-        spectral = float(np.linalg.svd(x, compute_uv=False)[0]) if min(x.shape) else 0.0
+        if top_singular is not None:
+            spectral = top_singular
+        else:
+            spectral = float(np.linalg.svd(x, compute_uv=False)[0]) if min(x.shape) else 0.0
     return MatrixStats(
         shape=shape,
         fro=float(np.sqrt(np.sum(x * x))),
@@ -38,15 +42,23 @@ def matrix_stats(a: np.ndarray) -> MatrixStats:
     )
 
 
-def gate_stats(gates: Sequence[GateWeights]) -> tuple[GateStats, ...]:
+def _top(sp: Spectrum | None) -> float | None:
+    return sp.singular_values[0] if sp is not None and sp.singular_values else None
+
+
+def gate_stats(
+    gates: Sequence[GateWeights], spectra: Sequence[GateSpectra] | None = None
+) -> tuple[GateStats, ...]:
+    """Statistics of every W_g, U_g and b_g (reusing the spectra's SVDs where given)."""
+    sp = list(spectra) if spectra is not None else [None] * len(gates)
     return tuple(
         GateStats(
             gate=g.gate,
-            W=matrix_stats(g.W),
-            U=matrix_stats(g.U),
+            W=matrix_stats(g.W, top_singular=_top(s.W) if s else None),
+            U=matrix_stats(g.U, top_singular=_top(s.U) if s else None),
             b=None if g.b is None else matrix_stats(g.b),
         )
-        for g in gates
+        for g, s in zip(gates, sp)
     )
 
 

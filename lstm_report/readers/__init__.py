@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
+
 from lstm_report.config import ModelSpec
 from lstm_report.model import ModelWeights
 from lstm_report.readers.files import check_safe, inspect_file
@@ -15,3 +19,10 @@ def read_model(spec: ModelSpec) -> ModelWeights:
     from lstm_report.readers import keras_reader
 
     return keras_reader.read(info, name=spec.name, where=where, unsafe=spec.unsafe)
+
+
+def keras_inputs(spec: ModelSpec) -> Callable[[str, np.ndarray], np.ndarray]:
+    """Computes a layer's input with Keras, for probe data behind non-LSTM layers."""
+    from lstm_report.readers import keras_reader
+
+    return keras_reader.layer_inputs(spec.path, unsafe=spec.unsafe)

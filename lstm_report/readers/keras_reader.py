@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,14 +45,13 @@ def import_keras() -> Any:
 
 def read(info: ModelFile, *, name: str, where: str, unsafe: bool = False) -> ModelWeights:
     """Load the model with Keras and extract every LSTM's arrays."""
-    keras = import_keras()
     if info.config is None:
         raise ModelLoadError(
             f"{where}: {info.path} holds weights only (no model architecture); "
             "Keras cannot load it as a model"
         )
     try:
-        model = keras.saving.load_model(info.path, compile=False, safe_mode=not unsafe)
+        model = _load(info.path, unsafe)
     except Exception as exc:  # Keras raises many types; all mean "cannot load"
         msg = _first_line(exc)
         if "unsafe" in msg.lower() or "safe_mode" in msg:
@@ -60,6 +61,36 @@ def read(info: ModelFile, *, name: str, where: str, unsafe: bool = False) -> Mod
             ) from exc
         raise ModelLoadError(f"{where}: Keras cannot load {info.path}: {msg}") from exc
     return from_model(model, name=name, path=info.path, keras_version=info.keras_version)
+
+
+_LOADED: dict[tuple[str, bool], Any] = {}
+
+
+def _load(path: Path, unsafe: bool) -> Any:
+    """Load once per run: the probe analysis may need the same model again."""
+    key = (str(path), unsafe)
+    if key not in _LOADED:
+        keras = import_keras()
+        _LOADED.clear()  # keep at most one model alive
+        _LOADED[key] = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    return _LOADED[key]
+
+
+def layer_inputs(path: Path, *, unsafe: bool) -> Callable[[str, np.ndarray], np.ndarray]:
+    """A function computing a top-level layer's input from the model input, with Keras."""
+
+    def compute(name: str, x: np.ndarray) -> np.ndarray:
+        keras = import_keras()
+        try:
+            model = _load(path, unsafe)
+            sub = keras.Model(model.inputs, model.get_layer(name).input)
+            return np.asarray(sub.predict(x, verbose=0, batch_size=256))
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Keras cannot compute the input of layer {name!r}: {_first_line(exc)}"
+            ) from exc
+
+    return compute
 
 
 def from_model(
@@ -81,7 +112,14 @@ def from_model(
             if kinds == {"LSTM"}:
                 for direction, half in halves:
                     lstms.append(
-                        _weights(half, found.path, direction, "Bidirectional", found.reads_input)
+                        replace(
+                            _weights(
+                                half, found.path, direction, "Bidirectional", found.reads_input
+                            ),
+                            source=found.source,
+                            merge_mode=str(getattr(layer, "merge_mode", "concat")),
+                            return_sequences=bool(getattr(layer, "return_sequences", False)),
+                        )
                     )
             else:
                 others.append(
@@ -93,7 +131,12 @@ def from_model(
                 )
         elif _kind_of(layer) == "LSTM":
             direction = "backward" if _cfg(layer).get("go_backwards") else "forward"
-            lstms.append(_weights(layer, found.path, direction, None, found.reads_input))
+            lstms.append(
+                replace(
+                    _weights(layer, found.path, direction, None, found.reads_input),
+                    source=found.source,
+                )
+            )
         else:
             others.append(OtherLayer(found.path, _kind_of(layer), _units(layer)))
     return ModelWeights(

@@ -1,0 +1,141 @@
+"""Pure numpy: health findings of one layer, each with a severity, a stable code and a sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_report.config import Checks
+from lstm_report.gates import GateWeights
+from lstm_report.model import (
+    GATE_NAMES,
+    Finding,
+    GateSpectra,
+    GateStats,
+    LSTMWeights,
+    ProbeActivity,
+    Verification,
+)
+
+SEVERITIES = ("error", "warning", "info")
+
+MAX_LISTED = 8
+"""Findings name at most this many units; the rest are counted."""
+
+
+def _units(idx: list[int] | np.ndarray) -> str:
+    idx = [int(i) for i in idx]
+    shown = ", ".join(str(i) for i in idx[:MAX_LISTED])
+    more = f" and {len(idx) - MAX_LISTED} more" if len(idx) > MAX_LISTED else ""
+    return f"{shown}{more}"
+
+
+def unit_vectors(gates: tuple[GateWeights, ...]) -> np.ndarray:
+    """(units, n) matrix: each unit's incoming weights over all gates (W, U and b columns)."""
+    parts = []
+    for g in gates:
+        parts += [np.asarray(g.W, np.float64).T, np.asarray(g.U, np.float64).T]
+        if g.b is not None:
+            parts.append(np.asarray(g.b, np.float64)[:, None])
+    return np.concatenate(parts, axis=1)
+
+
+def dead_units(vectors: np.ndarray, threshold: float) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1)
+    return np.flatnonzero(norms < threshold)
+
+
+def duplicate_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Pairs of units (j < k) whose incoming weight vectors have cosine similarity > threshold."""
+    norms = np.linalg.norm(vectors, axis=1)
+    live = norms > 0
+    unit = np.zeros_like(vectors)
+    unit[live] = vectors[live] / norms[live, None]
+    cos = unit @ unit.T
+    j, k = np.nonzero(np.triu(cos, k=1) > threshold)
+    return [(int(a), int(b), float(cos[a, b])) for a, b in zip(j, k)]
+
+
+def layer_findings(
+    *,
+    model: str,
+    w: LSTMWeights,
+    anchor: str,
+    gates: tuple[GateWeights, ...],
+    stats: tuple[GateStats, ...],
+    spectra: tuple[GateSpectra, ...],
+    verification: Verification | None,
+    activity: ProbeActivity | None,
+    checks: Checks,
+) -> tuple[Finding, ...]:
+    out: list[Finding] = []
+
+    def add(severity: str, code: str, message: str) -> None:
+        out.append(Finding(severity, code, model, w.label, message, anchor))
+
+    bad = [
+        f"{kind}_{g.gate} ({st.nonfinite})"
+        for g in stats
+        for kind, st in (("W", g.W), ("U", g.U), ("b", g.b))
+        if st is not None and st.nonfinite
+    ]
+    if bad:
+        total = sum(int(b.rsplit("(", 1)[1].rstrip(")")) for b in bad)
+        add(
+            "error",
+            "nonfinite-weights",
+            f"{total} non-finite weights (NaN or Inf) in {', '.join(bad)}; the layer's output "
+            "is undefined and its norms cannot be computed.",
+        )
+    if verification is not None and verification.max_abs_error is not None and not verification.ok:
+        add(
+            "error",
+            "verification-mismatch",
+            f"the numpy replay from the per-gate matrices differs from Keras by up to "
+            f"{verification.max_abs_error:.3g} (tolerance {verification.tolerance:g}) on "
+            f"{verification.inputs} inputs: the decomposition does not reproduce this layer.",
+        )
+    for sp in spectra:
+        if sp.U is not None and sp.U.spectral_radius is not None:
+            if sp.U.spectral_radius > checks.spectral_radius_max:
+                add(
+                    "warning",
+                    "large-spectral-radius",
+                    f"U_{sp.gate} ({GATE_NAMES[sp.gate]} gate) has spectral radius "
+                    f"{sp.U.spectral_radius:.3g} (> {checks.spectral_radius_max:g}): "
+                    "the recurrent input to this gate may grow from step to step "
+                    "(possible exploding dynamics).",
+                )
+    if not bad:
+        vectors = unit_vectors(gates)
+        dead = dead_units(vectors, checks.dead_unit_norm)
+        if dead.size:
+            add(
+                "warning",
+                "dead-units",
+                f"{dead.size} of {w.units} units have near-zero incoming weights across all "
+                f"gates (L2 norm < {checks.dead_unit_norm:g}): units {_units(dead)}.",
+            )
+        pairs = duplicate_pairs(vectors, checks.duplicate_cosine)
+        if pairs:
+            shown = ", ".join(f"{a}~{b} ({c:.4f})" for a, b, c in pairs[:MAX_LISTED])
+            more = f" and {len(pairs) - MAX_LISTED} more" if len(pairs) > MAX_LISTED else ""
+            add(
+                "warning",
+                "duplicate-units",
+                f"{len(pairs)} pairs of units have nearly identical incoming weights "
+                f"(cosine > {checks.duplicate_cosine:g}): {shown}{more}.",
+            )
+    if activity is not None:
+        for ga in activity.gates:
+            frac = np.maximum(np.asarray(ga.unit_left), np.asarray(ga.unit_right))
+            stuck = np.flatnonzero(frac >= checks.saturation_fraction)
+            if stuck.size:
+                add(
+                    "warning",
+                    "saturated-units",
+                    f"{stuck.size} of {w.units} units have the {GATE_NAMES[ga.gate]} gate "
+                    f"saturated on at least {checks.saturation_fraction:.0%} of probe steps: "
+                    f"units {_units(stuck)}.",
+                )
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    return tuple(sorted(out, key=lambda f: order[f.severity]))

@@ -1,0 +1,108 @@
+"""Feed probe data through a model's LSTMs: numpy for plain stacks, Keras where it must."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_report.errors import LstmReportError
+from lstm_report.model import LSTMWeights, ModelWeights, ProbeActivity
+
+KerasInputs = Callable[[str, np.ndarray], np.ndarray]
+"""(top-level layer name, model input) -> that layer's input, computed by Keras."""
+
+MERGES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "concat": lambda f, b: np.concatenate([f, b], axis=-1),
+    "sum": lambda f, b: f + b,
+    "mul": lambda f, b: f * b,
+    "ave": lambda f, b: (f + b) / 2.0,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class LayerRun:
+    """A layer's activity on the probe, and the inputs it was fed (for verification)."""
+
+    activity: ProbeActivity | None
+    inputs: np.ndarray | None
+    note: str | None = None
+
+
+class ProbeFlow:
+    """Computes, once each, every LSTM's input and output on the probe data."""
+
+    def __init__(
+        self, model: ModelWeights, x: np.ndarray, sequence: int, keras_inputs: KerasInputs | None
+    ) -> None:
+        self.model = model
+        self.x = x
+        self.sequence = sequence
+        self.keras_inputs = keras_inputs
+        self._runs: dict[tuple[str, str], tuple[LayerRun, np.ndarray | None]] = {}
+        self._inputs: dict[str, tuple[np.ndarray | None, str, str | None]] = {}
+
+    def run(self, w: LSTMWeights) -> LayerRun:
+        return self._run(w, depth=0)[0]
+
+    def _run(self, w: LSTMWeights, depth: int) -> tuple[LayerRun, np.ndarray | None]:
+        key = (w.name, w.direction)
+        if key not in self._runs:
+            x, how, note = self._input_of(w, depth)
+            if x is None:
+                self._runs[key] = (LayerRun(None, None, note), None)
+            else:
+                # imported here: lstm_report.analysis imports this module
+                from lstm_report.analysis.activity import probe_activity
+
+                activity, out = probe_activity(w, x, self.sequence)
+                if how == "keras":
+                    activity = _with_source(activity, "keras")
+                self._runs[key] = (LayerRun(activity, x), out)
+        return self._runs[key]
+
+    def _input_of(self, w: LSTMWeights, depth: int) -> tuple[np.ndarray | None, str, str | None]:
+        if w.reads_input:
+            return self.x, "numpy", None
+        if w.name not in self._inputs:
+            self._inputs[w.name] = self._compute_input(w, depth)
+        return self._inputs[w.name]
+
+    def _compute_input(
+        self, w: LSTMWeights, depth: int
+    ) -> tuple[np.ndarray | None, str, str | None]:
+        src = w.source
+        upstream = [u for u in self.model.lstms if u.name == src]
+        if upstream and depth < 100 and all(u.return_sequences for u in upstream):
+            out = self._output_of(upstream, depth + 1)
+            if out is not None:
+                return out, "numpy", None
+        if self.keras_inputs is None:
+            return None, "", "its input is not the output of an LSTM and Keras is not available"
+        if "/" in w.name:
+            return None, "", "it sits inside a nested model behind a non-LSTM layer"
+        try:
+            return np.asarray(self.keras_inputs(w.name, self.x), np.float32), "keras", None
+        except LstmReportError as exc:
+            return None, "", str(exc)
+
+    def _output_of(self, halves: list[LSTMWeights], depth: int) -> np.ndarray | None:
+        outs = []
+        for u in halves:
+            out = self._run(u, depth)[1]
+            if out is None:
+                return None
+            outs.append(out)
+        if len(halves) == 1:
+            return outs[0]
+        fwd, bwd = outs
+        merge = MERGES.get(halves[0].merge_mode or "concat")
+        # Bidirectional flips the backward half's outputs back into input time order.
+        return None if merge is None else merge(fwd, bwd[:, ::-1])
+
+
+def _with_source(a: ProbeActivity, source: str) -> ProbeActivity:
+    from dataclasses import replace
+
+    return replace(a, source=source)

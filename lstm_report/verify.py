@@ -1,0 +1,50 @@
+"""Prove the decomposition on the model itself: numpy replay vs a Keras LSTM layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_report.errors import LstmReportError
+from lstm_report.gates import replay
+from lstm_report.model import LSTMWeights, Verification
+
+MAX_SEQUENCES = 32
+"""Verification runs on at most this many probe sequences: enough to expose any mix-up."""
+
+
+def random_inputs(w: LSTMWeights, *, sequences: int = 8, steps: int = 12) -> np.ndarray:
+    """A seeded random batch shaped like the layer's input, for when there is no probe."""
+    rng = np.random.default_rng(20151119)
+    return rng.standard_normal((sequences, steps, w.input_dim)).astype(np.float32)
+
+
+def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Verification:
+    """Run a Keras LSTM with this layer's settings and arrays, and the numpy replay, on x."""
+    x = np.asarray(x[:MAX_SEQUENCES], np.float32)
+    try:
+        from lstm_report.readers.keras_reader import import_keras
+
+        keras = import_keras()
+    except LstmReportError as exc:
+        return Verification(None, inputs, tolerance, error=f"Keras is not available ({exc})")
+    try:
+        layer = keras.layers.LSTM(
+            w.units,
+            activation=w.activation,
+            recurrent_activation=w.recurrent_activation,
+            use_bias=w.use_bias,
+            go_backwards=w.go_backwards,
+            return_sequences=True,
+        )
+        layer.build((None, None, w.input_dim))
+        arrays = [w.kernel, w.recurrent_kernel] + ([w.bias] if w.bias is not None else [])
+        layer.set_weights([np.asarray(a, np.float32) for a in arrays])
+        expected = np.asarray(layer(x), np.float64)
+    except Exception as exc:  # an activation Keras 3 does not know, for example
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return Verification(None, inputs, tolerance, error=f"Keras cannot run this layer: {first}")
+    try:
+        got = replay(w, x, keep_gates=False).h
+    except LstmReportError as exc:
+        return Verification(None, inputs, tolerance, error=str(exc))
+    return Verification(float(np.max(np.abs(got - expected))), inputs, tolerance)

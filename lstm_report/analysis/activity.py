@@ -34,7 +34,8 @@ def probe_activity(
     outputs = np.empty((n, steps, u), np.float32)
     h_seq = c_seq = None
     for start in range(0, n, CHUNK):
-        trace = replay(w, x[start : start + CHUNK])
+        # float32, like Keras itself: twice the speed of float64 on large layers
+        trace = replay(w, x[start : start + CHUNK], dtype=np.float32)
         outputs[start : start + CHUNK] = trace.h
         for g in GATES:
             a = trace.gates[g]

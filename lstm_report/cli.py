@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
         "was read through Keras)",
     )
     common.add_argument(
+        "--reader",
+        choices=("auto", "direct", "keras"),
+        help="how to read model files: direct (h5py, no TensorFlow), keras, or auto "
+        "(direct where it can, else Keras; the default)",
+    )
+    common.add_argument(
         "--fail-on",
         choices=("error", "warning"),
         help="exit with status 3 if a finding of this severity or worse exists "
@@ -124,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
         json_path=args.json_path,
         unsafe=args.unsafe,
         verify=args.verify,
+        reader=args.reader,
         progress=progress,
     )
     findings = result.report.findings

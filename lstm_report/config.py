@@ -12,8 +12,19 @@ from lstm_report.errors import ConfigError
 
 DEFAULT_TITLE = "LSTM weight report"
 
-TOP_KEYS = ("title", "output", "models", "checks")
-MODEL_KEYS = ("path", "name", "layers", "feature_names", "unsafe", "probe")
+TOP_KEYS = ("title", "output", "models", "checks", "verify", "reader")
+MODEL_KEYS = (
+    "path",
+    "name",
+    "layers",
+    "feature_names",
+    "unsafe",
+    "probe",
+    "reader",
+    "activations",
+)
+READERS = ("auto", "direct", "keras")
+ACTIVATION_KEYS = ("activation", "recurrent_activation")
 PROBE_KEYS = ("path", "array", "sequence")
 
 
@@ -57,6 +68,10 @@ class ModelSpec:
     feature_names: tuple[str, ...] | None = None
     unsafe: bool = False
     probe: ProbeSpec | None = None
+    reader: str = "auto"
+    """``auto`` (direct where it can read the file, else Keras), ``direct`` or ``keras``."""
+    activations: tuple[tuple[str, str], ...] = ()
+    """Overrides for what weights-only files cannot tell: (key, activation name) pairs."""
 
     @property
     def key(self) -> str:
@@ -73,6 +88,8 @@ class Config:
     output: Path | None = None
     source: Path | None = None
     checks: Checks = Checks()
+    verify: bool | None = None
+    """Replay vs Keras: True, False, or None (only when the model was read through Keras)."""
 
 
 def load_config(path: str | Path) -> Config:
@@ -123,7 +140,8 @@ def parse_config(
     if not models_raw:
         raise ConfigError("models: the list is empty; name at least one model")
 
-    models = tuple(_parse_model(i, raw, base) for i, raw in enumerate(models_raw))
+    default_reader = _reader(data.get("reader"), "reader") or "auto"
+    models = tuple(_parse_model(i, raw, base, default_reader) for i, raw in enumerate(models_raw))
     seen: dict[str, int] = {}
     for spec in models:
         if spec.name in seen:
@@ -138,6 +156,7 @@ def parse_config(
         output=_resolve(base, output) if output is not None else None,
         source=source,
         checks=_parse_checks(data.get("checks")),
+        verify=_optional_bool(data, "verify", "verify"),
     )
 
 
@@ -177,7 +196,40 @@ def _parse_probe(raw: Any, key: str, base: Path) -> ProbeSpec | None:
     return ProbeSpec(path=_resolve(base, path), array=array, sequence=sequence)
 
 
-def _parse_model(index: int, raw: Any, base: Path) -> ModelSpec:
+def _reader(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if value not in READERS:
+        raise ConfigError(f"{where}: expected one of {', '.join(READERS)}, got {_kind(value)}")
+    return str(value)
+
+
+def _optional_bool(data: Mapping[str, Any], key: str, where: str) -> bool | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {_kind(value)}")
+    return value
+
+
+def _parse_activations(raw: Any, key: str) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: expected a mapping (activation, recurrent_activation)")
+    _check_keys(raw, ACTIVATION_KEYS, key + ".")
+    out = []
+    for k in ACTIVATION_KEYS:
+        if k in raw:
+            v = raw[k]
+            if not isinstance(v, str) or not v:
+                raise ConfigError(f"{key}.{k}: expected an activation name, got {_kind(v)}")
+            out.append((k, v))
+    return tuple(out)
+
+
+def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto") -> ModelSpec:
     key = f"models[{index}]"
     if isinstance(raw, str):
         raw = {"path": raw}  # shorthand: a bare path
@@ -208,6 +260,8 @@ def _parse_model(index: int, raw: Any, base: Path) -> ModelSpec:
         feature_names=features,
         unsafe=unsafe,
         probe=_parse_probe(raw.get("probe"), f"{key}.probe", base),
+        reader=_reader(raw.get("reader"), f"{key}.reader") or default_reader,
+        activations=_parse_activations(raw.get("activations"), f"{key}.activations"),
     )
 
 

@@ -37,6 +37,8 @@ class LSTMWeights:
     """Path of the layer whose output this LSTM reads (None when it reads the model input)."""
     merge_mode: str | None = None
     """How a Bidirectional merges its halves (concat, sum, mul, ave), else None."""
+    kind: str = "LSTM"
+    """``LSTM``, or ``CuDNNLSTM`` for Keras 2 GPU weights converted to the LSTM layout."""
 
     @property
     def units(self) -> int:
@@ -82,6 +84,8 @@ class ModelWeights:
     input_dim: int | None = None
     reader: str = "keras"
     keras_version: str | None = None
+    notes: tuple[str, ...] = ()
+    """What the reader assumed or fell back on, for the report."""
 
     def lstm_names(self) -> list[str]:
         """Distinct LSTM layer names in file order (a Bidirectional counts once)."""

@@ -34,6 +34,7 @@ def build_report(
     json_path: str | Path | None = None,
     unsafe: bool = False,
     verify: bool | None = None,
+    reader: str | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build the report for a config (a YAML path, a mapping, or a Config) and write it.
@@ -52,6 +53,10 @@ def build_report(
     cfg = _as_config(config)
     if unsafe:
         cfg = replace(cfg, models=tuple(replace(m, unsafe=True) for m in cfg.models))
+    if reader is not None:
+        cfg = replace(cfg, models=tuple(replace(m, reader=reader) for m in cfg.models))
+    if verify is None:
+        verify = cfg.verify
     html_path = _output_path(cfg, output)
 
     models = []

@@ -62,6 +62,9 @@ def main() -> int:
     )
     OUT.mkdir(parents=True, exist_ok=True)
     model.save(OUT / "demo_lstm.keras")
+    # Probe data for the gate-activity section: fresh sequences drawn like the training data.
+    probe, _ = make_data(64, np.random.default_rng(11))
+    np.save(OUT / "probe.npy", probe)
     xt, yt = make_data(500, np.random.default_rng(7))
     mse = float(np.mean((model.predict(xt, verbose=0) - yt) ** 2))
     print(f"test MSE {mse:.4f} (target variance {float(yt.var()):.3f})")

@@ -235,7 +235,7 @@ def test_report_with_probe_json_contract(stacked: Any, tmp_path: Path) -> None:
     cfg = write_config(
         d, "models:\n  - path: stacked.keras\n    probe: {path: probe.npy, sequence: 3}\n", "p.yaml"
     )
-    res = build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    res = build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json", verify=True)
     data = json.loads((tmp_path / "r.json").read_text())
     assert data == res.data
     for layer in data["models"][0]["layers"]:
@@ -254,7 +254,7 @@ def test_report_with_probe_json_contract(stacked: Any, tmp_path: Path) -> None:
 
 
 def test_random_verification_without_probe(complex_model: Any, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, f"models: [{complex_model.path}]\n")
+    cfg = write_config(tmp_path, f"verify: true\nmodels: [{complex_model.path}]\n")
     res = build_report(cfg, output=tmp_path / "r.html")
     for la in res.report.models[0].layers:  # nested, and both halves of a bias-free Bidirectional
         assert la.verification is not None and la.verification.inputs == "random"

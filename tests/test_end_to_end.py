@@ -260,7 +260,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert (
         r.stderr
-        == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe, probe)\n"
+        == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe, probe, reader, activations)\n"
     )
     assert not (tmp_path / "r.html").exists()
 

@@ -151,10 +151,29 @@ def test_lambda_is_refused_in_safe_mode(lambda_model: Path) -> None:
         UnsafeModelError,
         match=r"contains Lambda 'double'.*refused in safe mode.*'unsafe: true'.*--unsafe",
     ):
-        read_model(spec(lambda_model))
+        read_model(spec(lambda_model), reader="keras")
 
 
 def test_lambda_allowed_with_explicit_opt_in(lambda_model: Path) -> None:
-    mw = read_model(spec(lambda_model, unsafe=True))
+    mw = read_model(spec(lambda_model, unsafe=True), reader="keras")
     assert [w.name for w in mw.lstms] == ["lstm"]
     assert not mw.lstms[0].reads_input  # a Lambda transforms the input
+
+
+def test_direct_reader_reads_lambda_models_without_running_them(lambda_model: Path) -> None:
+    # The direct reader deserializes nothing, so there is nothing to refuse.
+    mw = read_model(spec(lambda_model))
+    assert mw.reader == "direct" and [w.name for w in mw.lstms] == ["lstm"]
+
+
+def test_keras_needed_for_probe_behind_lambda_is_refused(lambda_model: Path, tmp_path: Path) -> None:
+    # The probe must pass the Lambda, which only Keras can run: refused, and the report says so.
+    from lstm_report import build_report
+    from tests.conftest import write_config
+
+    np.save(tmp_path / "p.npy", np.zeros((2, 5, 3), np.float32))
+    cfg = write_config(tmp_path, f"models:\n  - path: {lambda_model}\n    probe: p.npy\n")
+    res = build_report(cfg, output=tmp_path / "r.html")
+    (note,) = res.report.models[0].notes
+    assert note.startswith("no probe activity for lstm: ") and "refused in safe mode" in note
+    assert res.report.models[0].layers[0].activity is None

@@ -138,7 +138,7 @@ def analyse_model(
     if probe is not None and spec.probe is not None:
         flow = ProbeFlow(weights, probe, spec.probe.sequence, keras_inputs)
     anchor = f"m{index}-{slug(spec.name)}"
-    notes: list[str] = []
+    notes: list[str] = list(weights.notes)
     analysed = []
     for j, w in enumerate(layers):
         run = flow.run(w) if flow is not None else None

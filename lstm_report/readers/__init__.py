@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -11,18 +12,43 @@ from lstm_report.model import ModelWeights
 from lstm_report.readers.files import check_safe, inspect_file
 
 
-def read_model(spec: ModelSpec) -> ModelWeights:
-    """Read one configured model: recognise the file, refuse unsafe ones, extract the LSTMs."""
+def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
+    """Read one configured model: recognise the file, extract the LSTMs.
+
+    The direct reader (h5py, no TensorFlow, runs nothing from the file) is used where it
+    can read the file; Keras, in safe mode, for everything else or when asked for.
+    """
     where = f"{spec.key} ({spec.name})"
+    choice = reader or spec.reader
     info = inspect_file(spec.path, where=where)
+    notes: tuple[str, ...] = ()
+    if choice in ("auto", "direct"):
+        from lstm_report.readers import direct
+
+        assume = direct.Activations(**dict(spec.activations))
+        try:
+            return direct.read(info, name=spec.name, where=where, assume=assume)
+        except direct.DirectReadError as exc:
+            if choice == "direct":
+                raise
+            notes = (f"read with Keras: the direct reader could not ({exc})",)
     check_safe(info, where=where, unsafe=spec.unsafe)
     from lstm_report.readers import keras_reader
 
-    return keras_reader.read(info, name=spec.name, where=where, unsafe=spec.unsafe)
+    weights = keras_reader.read(info, name=spec.name, where=where, unsafe=spec.unsafe)
+    return replace(weights, notes=weights.notes + notes) if notes else weights
 
 
 def keras_inputs(spec: ModelSpec) -> Callable[[str, np.ndarray], np.ndarray]:
     """Computes a layer's input with Keras, for probe data behind non-LSTM layers."""
     from lstm_report.readers import keras_reader
 
-    return keras_reader.layer_inputs(spec.path, unsafe=spec.unsafe)
+    compute = keras_reader.layer_inputs(spec.path, unsafe=spec.unsafe)
+
+    def checked(name: str, x: np.ndarray) -> np.ndarray:
+        # Keras is about to load the model: the same safety check as the Keras reader.
+        where = f"{spec.key} ({spec.name})"
+        check_safe(inspect_file(spec.path, where=where), where=where, unsafe=spec.unsafe)
+        return compute(name, x)
+
+    return checked

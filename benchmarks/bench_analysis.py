@@ -51,8 +51,10 @@ def main() -> None:
         reads_input=True,
     )
     x = rng.normal(size=(a.sequences, a.steps, d)).astype(np.float32)
-    print(f"layer: {u} units, input_dim {d}, {w.params:,} parameters; "
-          f"probe {a.sequences} x {a.steps} steps; {os.cpu_count()} cores")
+    print(
+        f"layer: {u} units, input_dim {d}, {w.params:,} parameters; "
+        f"probe {a.sequences} x {a.steps} steps; {os.cpu_count()} cores"
+    )
     gates = layer_gates(w)
     spectra = timed("spectra: 8 SVDs + 4 eigendecompositions", lambda: gate_spectra(gates))
     timed("statistics (reusing the SVDs)", lambda: gate_stats(gates, spectra))
@@ -62,7 +64,9 @@ def main() -> None:
     if not a.no_keras:
         from lstm_report.verify import verify
 
-        v = timed("verification vs Keras (32 seqs, incl. import)", lambda: verify(w, x, "probe", 1e-4))
+        v = timed(
+            "verification vs Keras (32 seqs, incl. import)", lambda: verify(w, x, "probe", 1e-4)
+        )
         print(f"  max |numpy - Keras| = {v.max_abs_error}")
     from lstm_report.analysis import analyse_layer
     from lstm_report.figures import layer_figures

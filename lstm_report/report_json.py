@@ -76,7 +76,7 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
     return {
         "name": w.name,
         "direction": w.direction,
-        "kind": "LSTM",
+        "kind": w.kind,
         "units": w.units,
         "input_dim": w.input_dim,
         "wrapper": w.wrapper,

@@ -166,7 +166,9 @@ def test_direct_reader_reads_lambda_models_without_running_them(lambda_model: Pa
     assert mw.reader == "direct" and [w.name for w in mw.lstms] == ["lstm"]
 
 
-def test_keras_needed_for_probe_behind_lambda_is_refused(lambda_model: Path, tmp_path: Path) -> None:
+def test_keras_needed_for_probe_behind_lambda_is_refused(
+    lambda_model: Path, tmp_path: Path
+) -> None:
     # The probe must pass the Lambda, which only Keras can run: refused, and the report says so.
     from lstm_report import build_report
     from tests.conftest import write_config

@@ -1,6 +1,7 @@
 """Time the costly numbers of one large layer: SVDs, eigenvalues, replay, findings, figures.
 
-    python benchmarks/bench_analysis.py [--units 1024] [--input-dim 1024] [--sequences 256] [--steps 50]
+    python benchmarks/bench_analysis.py [--units 1024] [--input-dim 1024] \
+        [--sequences 256] [--steps 50]
 
 Prints one line per stage (seconds). Pure numpy except the Keras verification stage.
 """

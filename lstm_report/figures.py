@@ -105,12 +105,20 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _png(fig: Figure) -> str:
+    """PNG reduced to a 256-colour palette: colour-mapped weights need no more, at a third
+    of the bytes (random-looking weights barely compress as RGBA)."""
     import matplotlib
+    from PIL import Image
 
     buf = io.BytesIO()
     with matplotlib.rc_context(_RC):
         fig.savefig(buf, format="png", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    buf.seek(0)
+    with Image.open(buf) as im:
+        pal = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    pal.save(out, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _svg(fig: Figure) -> str:
@@ -332,7 +340,12 @@ def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         ax_e.set_title("eigenvalues of U_g (unit circle dashed)")
         ax_e.set_xlabel("real")
         ax_e.set_ylabel("imaginary")
-        uri = _svg(fig)
+        # raster: thousands of points make a heavy SVG
+        uri = (
+            _png(fig)
+            if any(sp.U is not None and len(sp.U.singular_values) > 64 for sp in la.spectra)
+            else _svg(fig)
+        )
     return EmbeddedFigure(
         uri,
         f"Singular values of every W_g and U_g of {la.weights.label}, and the eigenvalues of "
@@ -464,3 +477,25 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
         saturation=sat,
         states=states,
     )
+
+
+PARALLEL_MIN_PARAMS = 200_000
+"""Layers this large are drawn in two processes: their figures take seconds each."""
+
+
+def draw_figures(layers: Sequence[LayerAnalysis]) -> dict[str, LayerFigures]:
+    """Figures of every layer, keyed by anchor; large reports use both cores."""
+    import os
+    import sys
+
+    big = sum(la.weights.params for la in layers) >= PARALLEL_MIN_PARAMS
+    if len(layers) < 2 or not big or (os.cpu_count() or 1) < 2:
+        return {la.anchor: layer_figures(la) for la in layers}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork is cheap, but unsafe once TensorFlow's threads exist; then start afresh.
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool:
+        drawn = list(pool.map(layer_figures, layers))
+    return {la.anchor: f for la, f in zip(layers, drawn)}

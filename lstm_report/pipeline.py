@@ -43,7 +43,7 @@ def build_report(
     default) verifies whenever the model was read through Keras, which is then loaded anyway.
     """
     from lstm_report.analysis import analyse_model, headlines
-    from lstm_report.figures import layer_figures
+    from lstm_report.figures import draw_figures
     from lstm_report.readers import keras_inputs, read_model
     from lstm_report.render import render_html
     from lstm_report.report_json import dumps, report_json
@@ -83,7 +83,7 @@ def build_report(
         findings=tuple(f for m in models for la in m.layers for f in la.findings),
     )
     say("drawing figures")
-    figures = {la.anchor: layer_figures(la) for m in report.models for la in m.layers}
+    figures = draw_figures([la for m in report.models for la in m.layers])
     data = report_json(report)
     say("rendering")
     html = render_html(report, figures, data)

@@ -1,0 +1,135 @@
+"""Speed and size of whole reports, side by side in one run. Prints markdown tables.
+
+    python benchmarks/bench_report.py            # everything (a few minutes)
+    python benchmarks/bench_report.py --quick    # skip the 2048-unit scaling row
+
+Every timing is the wall time of a fresh process (as a user runs it), best of --repeat.
+Peak memory is the child's maximum resident set size. Models are built with Keras in a
+temporary folder first; building them is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run(cmd: list[str], repeat: int) -> tuple[float, int]:
+    """Best wall time over repeat runs, and the peak RSS (KiB) of the last run."""
+    best = float("inf")
+    peak = 0
+    for _ in range(repeat):
+        wrapper = (
+            "import resource, subprocess, sys, time\n"
+            "t = time.perf_counter()\n"
+            "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+            "dt = time.perf_counter() - t\n"
+            "if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n"
+            "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, env=ENV
+        )
+        if out.returncode:
+            raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr}")
+        dt, rss = out.stdout.split()
+        best = min(best, float(dt))
+        peak = int(rss)
+    return best, peak
+
+
+def build_model(path: Path, units: int, layers: int, input_dim: int, steps: int = 50) -> int:
+    code = f"""
+import keras
+m = keras.Sequential([keras.Input(({steps}, {input_dim}))]
+    + [keras.layers.LSTM({units}, return_sequences=i < {layers} - 1) for i in range({layers})]
+    + [keras.layers.Dense(1)])
+m.save(r"{path}")
+print(m.count_params())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return int(out.stdout.split()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    cli = [sys.executable, "-m", "lstm_report"]
+    tmp = Path(tempfile.mkdtemp(prefix="lstm-report-bench-"))
+    demo = Path(__file__).resolve().parent.parent / "configs" / "demo" / "demo_lstm.keras"
+
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}\n")
+    big = tmp / "big.keras"
+    params = build_model(big, 1024, 2, 256)
+    weight_mib = params * 4 / 2**20
+    (tmp / "big.yaml").write_text(f"models: [{big}]\n")
+    (tmp / "small.yaml").write_text(f"models: [{demo}]\n")
+
+    rows = []
+    t, m = run([*cli, "--help"], a.repeat)
+    rows.append(("`lstm-report --help`", t, m, ""))
+    t, m = run([sys.executable, "-c", "import tensorflow"], a.repeat)
+    rows.append(("`import tensorflow` alone", t, m, ""))
+    t_load, m = run(
+        [sys.executable, "-c", f"import keras; keras.saving.load_model(r'{big}', compile=False)"],
+        a.repeat,
+    )
+    rows.append(("`import keras` + `load_model` of 2×LSTM(1024)", t_load, m, ""))
+    out = tmp / "small.html"
+    t, m = run([*cli, "build", str(tmp / "small.yaml"), "-o", str(out), "-q"], a.repeat)
+    rows.append(
+        (
+            "report: demo .keras (2 small LSTMs), direct reader",
+            t,
+            m,
+            f"{out.stat().st_size / 1024:.0f} KiB",
+        )
+    )
+    out = tmp / "big.html"
+    t_big, m_big = run([*cli, "build", str(tmp / "big.yaml"), "-o", str(out), "-q"], a.repeat)
+    rows.append(
+        (
+            "report: 2×LSTM(1024), direct reader",
+            t_big,
+            m_big,
+            f"{out.stat().st_size / 2**20:.2f} MiB",
+        )
+    )
+    t, m = run([*cli, "build", str(tmp / "big.yaml"), "-o", str(out), "-q", "--reader", "keras"], 1)
+    rows.append(("report: 2×LSTM(1024), Keras reader", t, m, ""))
+
+    print(
+        f"2×LSTM(1024) over 256 inputs: {params:,} parameters, {weight_mib:.1f} MiB of float32 weights\n"
+    )
+    print("| run | wall time | peak memory | page |")
+    print("|---|---:|---:|---:|")
+    for name, t, mem, size in rows:
+        print(f"| {name} | {t:.2f} s | {mem / 1024:.0f} MiB | {size} |")
+    print(
+        f"\nfull report / (import keras + load_model) = {t_big / t_load:.2f}; "
+        f"peak memory / weight bytes = {m_big / 1024 / weight_mib:.1f}\n"
+    )
+
+    print("| units | parameters | wall time | page |")
+    print("|---:|---:|---:|---:|")
+    for units in (64, 128, 256, 512, 1024) + (() if a.quick else (2048,)):
+        path = tmp / f"u{units}.keras"
+        n = build_model(path, units, 1, 64)
+        (tmp / f"u{units}.yaml").write_text(f"models: [{path}]\n")
+        out = tmp / f"u{units}.html"
+        t, _ = run([*cli, "build", str(tmp / f"u{units}.yaml"), "-o", str(out), "-q"], 1)
+        print(f"| {units} | {n:,} | {t:.2f} s | {out.stat().st_size / 1024:.0f} KiB |")
+
+
+if __name__ == "__main__":
+    main()

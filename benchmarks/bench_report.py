@@ -109,7 +109,8 @@ def main() -> None:
     rows.append(("report: 2×LSTM(1024), Keras reader", t, m, ""))
 
     print(
-        f"2×LSTM(1024) over 256 inputs: {params:,} parameters, {weight_mib:.1f} MiB of float32 weights\n"
+        f"2×LSTM(1024) over 256 inputs: {params:,} parameters, "
+        f"{weight_mib:.1f} MiB of float32 weights\n"
     )
     print("| run | wall time | peak memory | page |")
     print("|---|---:|---:|---:|")

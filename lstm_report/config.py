@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import glob
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,8 @@ from lstm_report.errors import ConfigError
 
 DEFAULT_TITLE = "LSTM weight report"
 
-TOP_KEYS = ("title", "output", "models", "checks", "verify", "reader")
+TOP_KEYS = ("title", "output", "models", "checks", "verify", "reader", "compare")
+COMPARE_KEYS = ("baseline", "candidate")
 MODEL_KEYS = (
     "path",
     "name",
@@ -57,6 +60,15 @@ class ProbeSpec:
     """Which sequence the hidden- and cell-state heatmaps show."""
 
 
+def natural_key(path: Path | str) -> list[Any]:
+    """Sort key putting epoch_5 before epoch_10: digit runs compare as numbers."""
+    parts = re.split(r"(\d+)", str(path))
+    return [int(p) if p.isdigit() else p.lower() for p in parts]
+
+
+GLOB_CHARS = re.compile(r"[*?\[]")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One entry of ``models:``: which file to read and what to report on it."""
@@ -72,11 +84,22 @@ class ModelSpec:
     """``auto`` (direct where it can read the file, else Keras), ``direct`` or ``keras``."""
     activations: tuple[tuple[str, str], ...] = ()
     """Overrides for what weights-only files cannot tell: (key, activation name) pairs."""
+    series: tuple[Path, ...] | None = None
+    """A checkpoint series (glob or list, in natural order); ``path`` is its last file."""
 
     @property
     def key(self) -> str:
         """The key path of this entry, for error messages: ``models[0]``."""
         return f"models[{self.index}]"
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    """One entry of ``compare:``: two model names."""
+
+    index: int
+    baseline: str
+    candidate: str
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,7 @@ class Config:
     checks: Checks = Checks()
     verify: bool | None = None
     """Replay vs Keras: True, False, or None (only when the model was read through Keras)."""
+    compare: tuple[CompareSpec, ...] = ()
 
 
 def load_config(path: str | Path) -> Config:
@@ -157,7 +181,41 @@ def parse_config(
         source=source,
         checks=_parse_checks(data.get("checks")),
         verify=_optional_bool(data, "verify", "verify"),
+        compare=_parse_compare(data.get("compare"), seen),
     )
+
+
+def _parse_compare(raw: Any, names: Mapping[str, int]) -> tuple[CompareSpec, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
+        raise ConfigError(f"compare: expected a list of {{baseline, candidate}}, got {_kind(raw)}")
+    out = []
+    for i, item in enumerate(raw):
+        key = f"compare[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(
+                f"{key}: expected a mapping with baseline and candidate, got {_kind(item)}"
+            )
+        _check_keys(item, COMPARE_KEYS, key + ".")
+        pair = []
+        for role in COMPARE_KEYS:
+            value = item.get(role)
+            if value is None:
+                raise ConfigError(f"{key}.{role}: required key is missing (a model name)")
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}.{role}: expected a model name, got {_kind(value)}")
+            if value not in names:
+                close = difflib.get_close_matches(value, list(names), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(
+                    f"{key}.{role}: no model named {value!r}{hint} (models: {', '.join(names)})"
+                )
+            pair.append(value)
+        if pair[0] == pair[1]:
+            raise ConfigError(f"{key}: baseline and candidate are the same model {pair[0]!r}")
+        out.append(CompareSpec(i, pair[0], pair[1]))
+    return tuple(out)
 
 
 def _parse_checks(raw: Any) -> Checks:
@@ -238,10 +296,28 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
     _check_keys(raw, MODEL_KEYS, key + ".")
     if "path" not in raw:
         raise ConfigError(f"{key}.path: required key is missing (the model file to read)")
-    path_str = _optional_str(raw, "path", f"{key}.path")
-    if not path_str:
-        raise ConfigError(f"{key}.path: must not be empty")
-    path = _resolve(base, path_str)
+    series: tuple[Path, ...] | None = None
+    if isinstance(raw["path"], Sequence) and not isinstance(raw["path"], str):
+        listed = _optional_str_list(raw, "path", f"{key}.path") or ()
+        if not listed:
+            raise ConfigError(f"{key}.path: the list of checkpoints is empty")
+        series = tuple(_resolve(base, p) for p in listed)
+        path_str = listed[-1]
+    else:
+        path_str = _optional_str(raw, "path", f"{key}.path") or ""
+        if not path_str:
+            raise ConfigError(f"{key}.path: must not be empty")
+        if GLOB_CHARS.search(path_str):
+            pattern = _resolve(base, path_str)
+            found = sorted(
+                (Path(p) for p in glob.glob(str(pattern)) if Path(p).is_file()), key=natural_key
+            )
+            if not found:
+                raise ConfigError(f"{key}.path: no file matches {path_str!r}")
+            series = tuple(found)
+    path = series[-1] if series else _resolve(base, path_str)
+    if series is not None and len(series) < 2:
+        series = None
     name = _optional_str(raw, "name", f"{key}.name")
     if name is not None and not name.strip():
         raise ConfigError(f"{key}.name: must not be empty")
@@ -255,13 +331,14 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
     return ModelSpec(
         index=index,
         path=path,
-        name=name if name is not None else path.name,
+        name=name if name is not None else Path(path_str).name,
         layers=layers,
         feature_names=features,
         unsafe=unsafe,
         probe=_parse_probe(raw.get("probe"), f"{key}.probe", base),
         reader=_reader(raw.get("reader"), f"{key}.reader") or default_reader,
         activations=_parse_activations(raw.get("activations"), f"{key}.activations"),
+        series=series,
     )
 
 

@@ -98,10 +98,29 @@ def _finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
     return vmax or 1.0
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def _new_figure(
+    width: float,
+    height: float,
+    *,
+    left: float = 0.6,
+    right: float = 0.15,
+    bottom: float = 0.5,
+    top: float = 0.3,
+    wspace: float = 0.35,
+) -> Figure:
+    """A Figure with fixed margins (in inches). Fixed, not constrained, layout: it halves
+    the drawing time, and our figures' contents are known in advance."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=wspace,
+    )
+    return fig
 
 
 def _png(fig: Figure) -> str:
@@ -150,7 +169,9 @@ def heatmaps(
     rows = shown[0].shape[0]
     height = 2.6 if family == "U" else min(4.5, max(1.8, 0.9 + 0.16 * rows))
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(10.0, height)
+        labelled = family == "W" and row_labels is not None and pooled_note is None and rows <= 32
+        longest = max((len(str(n)) for n in row_labels or ()), default=0) if labelled else 0
+        fig = _new_figure(10.0, height, left=0.7 + 0.06 * longest, right=0.5, wspace=0.08)
         axes = fig.subplots(1, 4, sharey=True)
         cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="#000000")
         im = None
@@ -165,14 +186,14 @@ def heatmaps(
             )
             ax.set_title(f"{family}_{gate} ({GATE_NAMES[gate]})")
             ax.set_xlabel("unit" if pooled_note is None else "unit (pooled)")
-        if family == "W" and row_labels is not None and pooled_note is None and rows <= 32:
-            axes[0].set_yticks(range(rows), labels=list(row_labels))
+        if labelled:
+            axes[0].set_yticks(range(rows), labels=list(row_labels or ()))
         else:
-            axes[0].set_ylabel("input feature" if family == "W" else "from unit (h_t−1)")
+            axes[0].set_ylabel("input feature" if family.endswith("W") else "from unit (h_t−1)")
         if im is not None:
-            fig.colorbar(im, ax=list(axes), shrink=0.9, label="weight")
+            fig.colorbar(im, ax=list(axes), fraction=0.03, pad=0.015, label="weight")
         uri = _png(fig)
-    what = "input" if family == "W" else "recurrent"
+    what = "input" if family.endswith("W") else "recurrent"
     alt = (
         f"Heatmaps of the {what} weights {family}_i, {family}_f, {family}_c, {family}_o of "
         f"{layer}, blue negative, red positive, shared scale ±{vmax:.3g}"
@@ -272,7 +293,10 @@ def features_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         return None
     feats = sorted(la.features, key=lambda f: f.rank)[:40]
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(5.0, min(6.0, 0.8 + 0.22 * len(feats)))
+        longest = max(len(f.name) for f in feats)
+        fig = _new_figure(
+            5.0, min(6.0, 0.8 + 0.22 * len(feats)), left=0.3 + 0.065 * min(longest, 30)
+        )
         ax = fig.subplots()
         y = np.arange(len(feats))[::-1]
         ax.barh(
@@ -305,7 +329,7 @@ def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     if not la.spectra or all(sp.U is None and sp.W is None for sp in la.spectra):
         return None
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(10.0, 2.8)
+        fig = _new_figure(10.0, 2.8, wspace=0.4)
         ax_w, ax_u, ax_e = fig.subplots(1, 3)
         for sp in la.spectra:
             color = GATE_COLORS[sp.gate]
@@ -444,7 +468,7 @@ def activity_charts(
             ax.set_title(f"{name}, sequence {a.sequence}")
             ax.set_xlabel("step" if m.shape[1] == arr.shape[0] else "step (pooled)")
             ax.set_ylabel("unit" if m.shape[0] == arr.shape[1] else "unit (pooled)")
-            fig.colorbar(im, ax=ax, shrink=0.9)
+            fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
         states = EmbeddedFigure(
             _png(fig),
             f"Heatmaps of the hidden and cell states of {label} over probe sequence {a.sequence}",
@@ -479,23 +503,221 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
     )
 
 
-PARALLEL_MIN_PARAMS = 200_000
-"""Layers this large are drawn in two processes: their figures take seconds each."""
+@dataclass(frozen=True)
+class CompareFigures:
+    delta_W: EmbeddedFigure
+    delta_U: EmbeddedFigure
+    histograms: EmbeddedFigure
+    relative: EmbeddedFigure
 
 
-def draw_figures(layers: Sequence[LayerAnalysis]) -> dict[str, LayerFigures]:
-    """Figures of every layer, keyed by anchor; large reports use both cores."""
-    import os
-    import sys
+def comparison_figures(ld: Any) -> CompareFigures:
+    """Delta heatmaps, before/after histograms, and relative change per gate of one layer."""
+    import matplotlib
 
-    big = sum(la.weights.params for la in layers) >= PARALLEL_MIN_PARAMS
-    if len(layers) < 2 or not big or (os.cpu_count() or 1) < 2:
-        return {la.anchor: layer_figures(la) for la in layers}
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    ga, gb = layer_gates(ld.baseline), layer_gates(ld.candidate)
+    label = ld.label
+    dW, _ = heatmaps([np.asarray(y.W, np.float64) - x.W for x, y in zip(ga, gb)], "ΔW", None, label)
+    dU, _ = heatmaps([np.asarray(y.U, np.float64) - x.U for x, y in zip(ga, gb)], "ΔU", None, label)
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(10.0, 2.2)
+        axes = fig.subplots(1, 4)
+        for ax, x, y in zip(axes, ga, gb):
+            for arrs, color, name in (
+                ((x.W, x.U), "#999999", "before"),
+                ((y.W, y.U), "#0072B2", "after"),
+            ):
+                vals = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrs])
+                vals = vals[np.isfinite(vals)]
+                if vals.size:
+                    ax.hist(vals, bins=40, histtype="step", color=color, label=name, density=True)
+            ax.set_title(f"gate {x.gate} ({GATE_NAMES[x.gate]}): W and U")
+            ax.set_xlabel("weight")
+        axes[-1].legend(frameon=False)
+        hist = EmbeddedFigure(
+            _svg(fig), f"Histograms of the weights of each gate of {label}, before and after"
+        )
 
-    # fork is cheap, but unsafe once TensorFlow's threads exist; then start afresh.
-    method = "spawn" if "tensorflow" in sys.modules else "fork"
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool:
-        drawn = list(pool.map(layer_figures, layers))
-    return {la.anchor: f for la, f in zip(layers, drawn)}
+        fig = _new_figure(4.6, 2.4)
+        ax = fig.subplots()
+        pos = np.arange(4)
+        fams = ["W", "U"] + (["b"] if ld.gates[0].b is not None else [])
+        width = 0.8 / len(fams)
+        colors = {"W": "#0072B2", "U": "#E69F00", "b": "#555555"}
+        for k, fam in enumerate(fams):
+            rel = [
+                getattr(g, fam).relative if getattr(g, fam) is not None else None for g in ld.gates
+            ]
+            ax.bar(
+                pos + (k - (len(fams) - 1) / 2) * width,
+                [np.nan if v is None else v for v in rel],
+                width,
+                label=fam,
+                color=colors[fam],
+            )
+        ax.set_xticks(pos, labels=[f"{g} ({GATE_NAMES[g]})" for g in GATES])
+        ax.set_ylabel("‖ΔA‖_F / ‖A_before‖_F")
+        ax.legend(frameon=False)
+        rel = EmbeddedFigure(
+            _svg(fig), f"Relative change of W, U and b per gate of {label}: which gate learned"
+        )
+    return CompareFigures(dW, dU, hist, rel)
+
+
+def series_figures(series: Any) -> tuple[tuple[str, EmbeddedFigure], ...]:
+    """Per layer of a checkpoint series: norms, U_g spectral radius, median τ, change."""
+    import matplotlib
+
+    from lstm_report.analysis.series import layer_keys
+
+    out = []
+    labels = [c.label for c in series.checkpoints]
+    x = np.arange(len(labels))
+    for name, direction in layer_keys(series):
+        rows = []
+        for c in series.checkpoints:
+            rows.append(
+                next(
+                    (d for d in c.layers if (d["name"], d["direction"]) == (name, direction)), None
+                )
+            )
+
+        def pick(gate: str, field: str) -> np.ndarray:
+            return np.array(
+                [
+                    np.nan
+                    if r is None or r["gates"][gate][field] is None
+                    else r["gates"][gate][field]
+                    for r in rows
+                ],
+                float,
+            )
+
+        with matplotlib.rc_context(_RC):
+            fig = _new_figure(10.0, 2.9, bottom=0.8, wspace=0.3)
+            ax_n, ax_r, ax_t, ax_c = fig.subplots(1, 4)
+            for g in GATES:
+                col = GATE_COLORS[g]
+                ax_n.plot(x, pick(g, "U_fro"), color=col, marker="o", markersize=3, label=f"U_{g}")
+                ax_n.plot(x, pick(g, "W_fro"), color=col, linestyle="--", linewidth=0.9)
+                ax_r.plot(
+                    x, pick(g, "U_spectral_radius"), color=col, marker="o", markersize=3, label=g
+                )
+                ax_c.plot(
+                    x, pick(g, "relative_change"), color=col, marker="o", markersize=3, label=g
+                )
+            tau = np.array(
+                [np.nan if r is None or r["tau_median"] is None else r["tau_median"] for r in rows]
+            )
+            ax_t.plot(x, tau, color=GATE_COLORS["f"], marker="o", markersize=3)
+            ax_n.set_title("‖U_g‖_F (solid), ‖W_g‖_F (dashed)")
+            ax_r.set_title("spectral radius of U_g")
+            ax_t.set_title("median forget τ at rest [steps]")
+            ax_c.set_title("relative change since previous")
+            ax_n.legend(frameon=False, fontsize=6)
+            for ax in (ax_n, ax_r, ax_t, ax_c):
+                ax.set_xticks(x, labels=labels, rotation=45, ha="right", fontsize=6)
+            uri = _svg(fig)
+        label = (
+            f"{name} ({direction})"
+            if direction == "backward" or any(k == (name, "backward") for k in layer_keys(series))
+            else name
+        )
+        out.append(
+            (
+                label,
+                EmbeddedFigure(
+                    uri,
+                    f"Per-gate norms, spectral radii, forget timescale and change of {label} "
+                    f"across {len(labels)} checkpoints",
+                ),
+            )
+        )
+    return tuple(out)
+
+
+class Workers:
+    """Two drawing processes, forked early: before TensorFlow is imported (forking after
+    is unsafe) and before the analysis, so that they are ready when the figures are.
+
+    Falls back to drawing in this process where fork is not available or not safe.
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing
+        import os
+        import sys
+
+        self.pool: Any = None
+        if (os.cpu_count() or 1) < 2 or "tensorflow" in sys.modules:
+            return
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+        # Each submit forks a worker now; the workers import matplotlib while we analyse.
+        for _ in range(2):
+            self.pool.submit(_warm_up)
+
+    def submit(self, kind: str, item: Any) -> Any:
+        """Start drawing one job (``layer``, ``compare`` or ``series``); returns a future."""
+        if self.pool is None:
+            from concurrent.futures import Future
+
+            done: Future[Any] = Future()
+            done.set_result(_draw((kind, item)))
+            return done
+        return self.pool.submit(_draw, (kind, item))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _warm_up() -> None:
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
+def _draw(job: tuple[str, Any]) -> Any:
+    kind, item = job
+    if kind == "layer":
+        return layer_figures(item)
+    if kind == "compare":
+        return comparison_figures(item)
+    return series_figures(item)
+
+
+def draw_figures(
+    layers: Sequence[LayerAnalysis],
+    comparisons: Sequence[Any] = (),
+    series: Sequence[Any] = (),
+    workers: Workers | None = None,
+) -> dict[str, Any]:
+    """Figures of every layer, compared layer and series, keyed by anchor."""
+    jobs: list[tuple[str, Any]] = [("layer", la) for la in layers]
+    jobs += [("compare", ld) for c in comparisons for ld in c.layers]
+    jobs += [("series", s) for s in series]
+    if workers is None:
+        return {item.anchor: _draw((kind, item)) for kind, item in jobs}
+    # Largest first, so the two workers finish at about the same time.
+    futures = {
+        item.anchor: workers.submit(kind, item)
+        for kind, item in sorted(jobs, key=lambda job: -_cost(job))
+    }
+    return {anchor: f.result() for anchor, f in futures.items()}
+
+
+def _cost(job: tuple[str, Any]) -> float:
+    kind, item = job
+    if kind == "layer":
+        return 2.0 + item.weights.params / 1e5 + (2.0 if item.activity is not None else 0.0)
+    return 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -238,6 +239,8 @@ class LayerAnalysis:
     verification: Verification | None = None
     activity: ProbeActivity | None = None
     findings: tuple[Finding, ...] = ()
+    probe_inputs: np.ndarray | None = None
+    """The first probe sequences this layer was fed, kept for the verification."""
 
     @property
     def nonfinite(self) -> int:
@@ -258,6 +261,8 @@ class ModelAnalysis:
     reader: str
     anchor: str
     notes: tuple[str, ...] = ()
+    series: Any = None
+    """analysis.series.Series when the model is a checkpoint series."""
 
 
 @dataclass(frozen=True)
@@ -280,3 +285,5 @@ class ReportData:
     models: tuple[ModelAnalysis, ...]
     headlines: tuple[Headline, ...] = field(default_factory=tuple)
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    comparisons: tuple[Any, ...] = field(default_factory=tuple)
+    """analysis.compare.Comparison objects (typed loosely to keep this module import-light)."""

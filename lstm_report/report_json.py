@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from lstm_report.analysis.series import series_json
 from lstm_report.model import (
     GATES,
     Finding,
@@ -47,6 +48,32 @@ def spectrum_json(sp: Spectrum | None, *, recurrent: bool) -> dict[str, Any] | N
     if recurrent:
         out["spectral_radius"] = sp.spectral_radius
     return out
+
+
+def _delta(d: Any) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {"delta_fro": d.delta_fro, "relative": d.relative, "cosine": d.cosine}
+
+
+def comparison_json(c: Any) -> dict[str, Any]:
+    return {
+        "baseline": c.baseline,
+        "candidate": c.candidate,
+        "layers": [
+            {
+                "name": ld.name,
+                "direction": ld.direction,
+                "gates": {
+                    g.gate: {"W": _delta(g.W), "U": _delta(g.U), "b": _delta(g.b)} for g in ld.gates
+                },
+                "top_units": [{"unit": u, "delta": v} for u, v in ld.top_units],
+            }
+            for ld in c.layers
+        ],
+        "only_baseline": list(c.only_baseline),
+        "only_candidate": list(c.only_candidate),
+    }
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -146,6 +173,7 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
         "lstm_params": m.lstm_params,
         "layers": [layer_json(la) for la in m.layers],
         "not_analysed": [{"name": o.name, "kind": o.kind, "units": o.units} for o in m.others],
+        "series": None if m.series is None else series_json(m.series),
         "notes": list(m.notes),
     }
 
@@ -159,6 +187,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
         "generator": f"lstm-report {report.version}",
         "models": [model_json(m) for m in report.models],
         "findings": [finding_json(f) for f in report.findings],
+        "comparisons": [comparison_json(c) for c in report.comparisons],
         "headlines": [
             {"severity": h.severity, "text": h.text, "anchor": h.anchor} for h in report.headlines
         ],

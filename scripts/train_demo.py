@@ -52,6 +52,16 @@ def main() -> int:
     x, y = make_data(6000, rng)
     model = build_model()
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+    OUT.mkdir(parents=True, exist_ok=True)
+    ckpt = OUT / "checkpoints"
+    ckpt.mkdir(exist_ok=True)
+    keep = {1, 3, 10, 25}  # a short series for the checkpoint and comparison sections
+
+    class Checkpoints(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            if epoch + 1 in keep:
+                self.model.save(ckpt / f"epoch_{epoch + 1}.keras")
+
     model.fit(
         x,
         y,
@@ -59,8 +69,8 @@ def main() -> int:
         batch_size=64,
         validation_split=0.1,
         verbose=2,
+        callbacks=[Checkpoints()],
     )
-    OUT.mkdir(parents=True, exist_ok=True)
     model.save(OUT / "demo_lstm.keras")
     # Probe data for the gate-activity section: fresh sequences drawn like the training data.
     probe, _ = make_data(64, np.random.default_rng(11))

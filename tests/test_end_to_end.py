@@ -325,6 +325,12 @@ def test_demo_recovers_the_two_features(tmp_path: Path) -> None:
     # and clearly so: the weaker of the two beats the best noise feature by a margin
     assert ranked[1]["value"] > 2 * ranked[2]["value"]
     assert all(math.isfinite(f["value"]) for f in ranked)
+    # the demo shows every section: verification, probe activity, series, comparison
+    for layer in data["models"][0]["layers"]:
+        assert layer["verification"]["ok"] and layer["verification"]["inputs"] == "probe"
+        assert layer["activations"] is not None
+    assert len(data["models"][0]["series"]["checkpoints"]) == 4
+    assert data["comparisons"][0]["baseline"] == "epoch 1"
 
 
 def test_page_shows_the_computed_numbers(simple_model: Any, tmp_path: Path) -> None:

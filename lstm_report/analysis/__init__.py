@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -88,14 +89,6 @@ def analyse_layer(
     forget = None
     if activity is not None:
         forget = np.asarray(activity.gates[1].unit_mean)
-    verification = None
-    if verify_layer and all(st.W.nonfinite + st.U.nonfinite == 0 for st in stats):
-        from lstm_report.verify import random_inputs, verify
-
-        if run is not None and run.inputs is not None:
-            verification = verify(w, run.inputs, "probe", checks.verify_tolerance)
-        else:
-            verification = verify(w, random_inputs(w), "random", checks.verify_tolerance)
     findings = layer_findings(
         model=model,
         w=w,
@@ -103,21 +96,55 @@ def analyse_layer(
         gates=gates,
         stats=stats,
         spectra=spectra,
-        verification=verification,
+        verification=None,
         activity=activity,
         checks=checks,
     )
-    return LayerAnalysis(
+    la = LayerAnalysis(
         weights=w,
         gates=stats,
         features=features,
         anchor=anchor,
         spectra=spectra,
         timescales=timescales(w, gates, forget),
-        verification=verification,
         activity=activity,
         findings=findings,
+        probe_inputs=None if run is None or run.inputs is None else run.inputs[:VERIFY_SEQUENCES],
     )
+    return verify_layer_analysis(la, model, checks) if verify_layer else la
+
+
+VERIFY_SEQUENCES = 32
+
+
+def verify_layer_analysis(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:
+    """Replay the layer against Keras (probe inputs, else random) and update its findings."""
+    from lstm_report.verify import random_inputs, verify
+
+    if any(st.W.nonfinite + st.U.nonfinite for st in la.gates):
+        return la  # a layer with NaN weights has no output to compare
+    w = la.weights
+    if la.probe_inputs is not None:
+        verification = verify(w, la.probe_inputs, "probe", checks.verify_tolerance)
+    else:
+        verification = verify(w, random_inputs(w), "random", checks.verify_tolerance)
+    findings = layer_findings(
+        model=model,
+        w=w,
+        anchor=la.anchor,
+        gates=layer_gates(w),
+        stats=la.gates,
+        spectra=la.spectra,
+        verification=verification,
+        activity=la.activity,
+        checks=checks,
+    )
+    return replace(la, verification=verification, findings=findings)
+
+
+def verify_model(ma: ModelAnalysis, checks: Checks) -> ModelAnalysis:
+    """Every layer of a model, verified against Keras."""
+    return replace(ma, layers=tuple(verify_layer_analysis(la, ma.name, checks) for la in ma.layers))
 
 
 def analyse_model(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -16,10 +17,21 @@ from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.topology import find_recurrent, input_dim, layer_kind
 
+_IMPORT_LOCK = threading.Lock()
+
 
 def import_keras() -> Any:
-    """Import Keras quietly: TensorFlow's C++ start-up chatter is noise in a CLI."""
-    if "keras" in sys.modules:
+    """Import Keras quietly: TensorFlow's C++ start-up chatter is noise in a CLI.
+
+    Thread-safe: the pipeline may start the import in the background, and a caller must
+    never see a half-imported module.
+    """
+    with _IMPORT_LOCK:
+        return _import_keras()
+
+
+def _import_keras() -> Any:
+    if "keras" in sys.modules and hasattr(sys.modules["keras"], "saving"):
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # TensorFlow's native code writes to file descriptor 2 before any Python logging is

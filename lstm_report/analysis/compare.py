@@ -1,0 +1,139 @@
+"""Pure numpy: what changed between two models, layer by layer and gate by gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_report.errors import ConfigError
+from lstm_report.gates import layer_gates
+from lstm_report.model import GATES, LSTMWeights, ModelAnalysis
+
+TOP_UNITS = 5
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Change of one matrix: ‖ΔA‖_F, ‖ΔA‖_F / ‖A_baseline‖_F, cosine(A_baseline, A_candidate)."""
+
+    delta_fro: float | None
+    relative: float | None
+    cosine: float | None
+    """None where a norm is zero (or a value is not finite): the ratio is undefined."""
+
+
+@dataclass(frozen=True)
+class GateDelta:
+    gate: str
+    W: Delta
+    U: Delta
+    b: Delta | None
+
+
+@dataclass(frozen=True, eq=False)
+class LayerDelta:
+    name: str
+    direction: str
+    gates: tuple[GateDelta, ...]
+    top_units: tuple[tuple[int, float], ...]
+    """Units whose incoming weights (all gates) changed most: (unit, ‖Δ‖)."""
+    baseline: LSTMWeights
+    candidate: LSTMWeights
+    anchor: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.direction})" if self.baseline.wrapper else self.name
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    baseline: str
+    candidate: str
+    layers: tuple[LayerDelta, ...]
+    only_baseline: tuple[str, ...]
+    only_candidate: tuple[str, ...]
+    anchor: str
+
+
+def delta(a: np.ndarray, b: np.ndarray) -> Delta:
+    """Change from a (baseline) to b (candidate), in float64."""
+    x = np.asarray(a, np.float64).ravel()
+    y = np.asarray(b, np.float64).ravel()
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return Delta(None, None, None)
+    d = float(np.linalg.norm(y - x))
+    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
+    return Delta(
+        delta_fro=d,
+        relative=d / nx if nx > 0 else None,
+        cosine=float(np.dot(x, y) / (nx * ny)) if nx > 0 and ny > 0 else None,
+    )
+
+
+def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> LayerDelta:
+    for arr in ("kernel", "recurrent_kernel"):
+        sa, sb = getattr(a, arr).shape, getattr(b, arr).shape
+        if sa != sb:
+            raise ConfigError(
+                f"{where}: layer {a.label!r} has {arr} shape {sa} in the baseline but {sb} "
+                "in the candidate; they cannot be compared"
+            )
+    if (a.bias is None) != (b.bias is None):
+        raise ConfigError(f"{where}: layer {a.label!r} has a bias on one side only")
+    ga, gb = layer_gates(a), layer_gates(b)
+    gates = tuple(
+        GateDelta(
+            gate=x.gate,
+            W=delta(x.W, y.W),
+            U=delta(x.U, y.U),
+            b=None if x.b is None or y.b is None else delta(x.b, y.b),
+        )
+        for x, y in zip(ga, gb)
+    )
+    u = a.units
+    dk = np.asarray(b.kernel, np.float64) - np.asarray(a.kernel, np.float64)
+    dr = np.asarray(b.recurrent_kernel, np.float64) - np.asarray(a.recurrent_kernel, np.float64)
+    per_col = (dk * dk).sum(axis=0) + (dr * dr).sum(axis=0)
+    if a.bias is not None and b.bias is not None:
+        per_col = per_col + (np.asarray(b.bias, np.float64) - np.asarray(a.bias, np.float64)) ** 2
+    per_unit = np.sqrt(per_col.reshape(4, u).sum(axis=0))  # a unit's columns in all 4 gates
+    order = [j for j in np.argsort(-per_unit, kind="stable") if np.isfinite(per_unit[j])]
+    top = tuple((int(j), float(per_unit[j])) for j in order[:TOP_UNITS])
+    return LayerDelta(a.name, a.direction, gates, top, a, b, anchor)
+
+
+def compare_models(base: ModelAnalysis, cand: ModelAnalysis, index: int, where: str) -> Comparison:
+    """Match layers by name and direction; shapes must agree."""
+    left = {(la.weights.name, la.weights.direction): la.weights for la in base.layers}
+    right = {(la.weights.name, la.weights.direction): la.weights for la in cand.layers}
+    anchor = f"cmp{index}"
+    layers = tuple(
+        compare_layers(w, right[key], f"{anchor}-l{j}", where)
+        for j, (key, w) in enumerate(left.items())
+        if key in right
+    )
+
+    def label(k: tuple[str, str]) -> str:
+        return f"{k[0]} ({k[1]})"
+
+    return Comparison(
+        baseline=base.name,
+        candidate=cand.name,
+        layers=layers,
+        only_baseline=tuple(label(k) for k in left if k not in right),
+        only_candidate=tuple(label(k) for k in right if k not in left),
+        anchor=anchor,
+    )
+
+
+def relative_by_gate(ld: LayerDelta) -> dict[str, dict[str, float | None]]:
+    """{gate: {W, U, b: relative change}} for the "which gate learned" chart."""
+    return {
+        g.gate: {"W": g.W.relative, "U": g.U.relative, "b": g.b.relative if g.b else None}
+        for g in ld.gates
+    }
+
+
+__all__ = ["GATES", "Comparison", "Delta", "GateDelta", "LayerDelta", "compare_models", "delta"]

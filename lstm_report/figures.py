@@ -545,12 +545,12 @@ def comparison_figures(ld: Any) -> CompareFigures:
         width = 0.8 / len(fams)
         colors = {"W": "#0072B2", "U": "#E69F00", "b": "#555555"}
         for k, fam in enumerate(fams):
-            rel = [
+            changes = [
                 getattr(g, fam).relative if getattr(g, fam) is not None else None for g in ld.gates
             ]
             ax.bar(
                 pos + (k - (len(fams) - 1) / 2) * width,
-                [np.nan if v is None else v for v in rel],
+                [np.nan if v is None else v for v in changes],
                 width,
                 label=fam,
                 color=colors[fam],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,13 +12,23 @@ from typing import TYPE_CHECKING, Any
 from lstm_report import __version__
 from lstm_report.config import Config, ModelSpec, load_config, parse_config
 from lstm_report.errors import ConfigError
-from lstm_report.model import ModelAnalysis, ReportData
+from lstm_report.model import ModelAnalysis, ModelWeights, ReportData
 
 if TYPE_CHECKING:
     from lstm_report.analysis.series import Series
     from lstm_report.figures import Workers
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class InMemory:
+    """A model already in memory (from Keras): its weights, and optionally a series."""
+
+    weights: ModelWeights
+    keras_inputs: Any = None
+    series: tuple[tuple[str, ModelWeights], ...] = ()
+    """(label, weights) snapshots in order, e.g. kept by ReportCallback."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +42,7 @@ class BuildResult:
 
 
 def build_report(
-    config: str | Path | Mapping[str, Any] | Config,
+    config: str | Path | Mapping[str, Any] | Config | Any,
     *,
     output: str | Path | None = None,
     json_path: str | Path | None = None,
@@ -40,18 +50,47 @@ def build_report(
     verify: bool | None = None,
     reader: str | None = None,
     progress: Progress | None = None,
+    options: Mapping[str, Any] | None = None,
+    _loaded: Mapping[int, InMemory] | None = None,
 ) -> BuildResult:
-    """Build the report for a config (a YAML path, a mapping, or a Config) and write it.
+    """Build the report and write it; return where, and the data written.
 
-    ``verify`` replays every layer in numpy and compares with a Keras LSTM; None (the
-    default) verifies whenever the model was read through Keras, which is then loaded anyway.
+    ``config`` is a YAML path, a config mapping, a Config, or an in-memory ``keras.Model``
+    (then ``options`` holds the config keys: title, checks, and those of a model entry
+    such as feature_names, layers or probe). ``verify`` replays every layer in numpy and
+    compares with a Keras LSTM; None verifies whenever the model was read through Keras
+    (or is in memory), which is then loaded anyway.
     """
     from lstm_report.figures import Workers
 
     say = progress or (lambda _msg: None)
+    loaded = dict(_loaded or {})
+    if _is_keras_model(config):
+        config, loaded = _in_memory_config(config, options or {})
     cfg = _as_config(config)
     with Workers() as workers:
-        return _build(cfg, output, json_path, unsafe, verify, reader, say, workers)
+        return _build(cfg, output, json_path, unsafe, verify, reader, say, workers, loaded)
+
+
+def _is_keras_model(obj: Any) -> bool:
+    return not isinstance(obj, (str, Path, Mapping, Config)) and hasattr(obj, "get_weights")
+
+
+def _in_memory_config(model: Any, options: Mapping[str, Any]) -> tuple[Config, dict[int, InMemory]]:
+    """A one-model Config for an in-memory Keras model, with its weights extracted."""
+    from lstm_report.readers.keras_reader import from_model, model_inputs
+
+    top = {k: v for k, v in options.items() if k in ("title", "checks", "verify", "output")}
+    entry = {k: v for k, v in options.items() if k not in top and k not in ("series", "weights")}
+    name = entry.setdefault("name", str(getattr(model, "name", "model")))
+    entry["path"] = f"{name} (in memory)"
+    cfg = parse_config({**top, "models": [entry]})
+    series = tuple(options.get("series") or ())
+    if options.get("weights") is not None:
+        # A snapshot taken earlier: the live model may have moved on (training goes on).
+        return cfg, {0: InMemory(options["weights"], None, series)}
+    weights = from_model(model, name=name, path=cfg.models[0].path)
+    return cfg, {0: InMemory(weights, model_inputs(model), series)}
 
 
 def _build(
@@ -63,6 +102,7 @@ def _build(
     reader: str | None,
     say: Progress,
     workers: Workers,
+    loaded: Mapping[int, InMemory] | None = None,
 ) -> BuildResult:
     from lstm_report.analysis import analyse_model, headlines, verify_model
     from lstm_report.analysis.compare import compare_models
@@ -83,18 +123,20 @@ def _build(
     models = []
     pending: dict[str, Any] = {}
     to_verify: list[bool] = []
+    loaded = loaded or {}
     for i, spec in enumerate(cfg.models):
         say(f"reading {spec.name}")
-        weights = read_model(spec)
+        mem = loaded.get(i)
+        weights = mem.weights if mem is not None else read_model(spec)
+        inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
         say(f"analysing {spec.name}")
-        analysed = analyse_model(
-            spec, weights, i, checks=cfg.checks, keras_inputs=keras_inputs(spec)
-        )
+        analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs)
         to_verify.append(verify if verify is not None else weights.reader == "keras")
         if to_verify[-1]:
             _import_keras_in_background()
-        if spec.series:
-            analysed = replace(analysed, series=read_series(spec, analysed, say))
+        if spec.series or (mem is not None and len(mem.series) > 1):
+            snapshots = mem.series if mem is not None else _read_checkpoints(spec, say)
+            analysed = replace(analysed, series=make_series(analysed, snapshots))
         models.append(analysed)
         # Start drawing this model's figures while the next one is read and analysed.
         for la in analysed.layers:
@@ -151,21 +193,29 @@ def _import_keras_in_background() -> None:
     threading.Thread(target=run, name="lstm-report-keras", daemon=True).start()
 
 
-def read_series(spec: ModelSpec, analysed: ModelAnalysis, say: Progress) -> Series:
+def _read_checkpoints(spec: ModelSpec, say: Progress) -> Iterator[tuple[str, ModelWeights]]:
+    from lstm_report.readers import read_model
+
+    assert spec.series is not None
+    for n, path in enumerate(spec.series, 1):
+        say(f"checkpoint {n}/{len(spec.series)}: {path.name}")
+        yield str(path), read_model(replace(spec, path=path))
+
+
+def make_series(analysed: ModelAnalysis, snapshots: Iterable[tuple[str, ModelWeights]]) -> Series:
     """Per-gate figures of every checkpoint; the last one was analysed in full."""
     from lstm_report.analysis.series import Series, checkpoint_figures
-    from lstm_report.readers import read_model
 
     keep = {(la.weights.name, la.weights.direction) for la in analysed.layers}
     points = []
     previous = None
-    assert spec.series is not None
-    for n, path in enumerate(spec.series, 1):
-        say(f"checkpoint {n}/{len(spec.series)}: {path.name}")
-        weights = read_model(replace(spec, path=path))
-        points.append(checkpoint_figures(path, weights, previous, keep))
+    for path, weights in snapshots:
+        label = Path(path).stem if path.endswith((".keras", ".h5")) else path
+        points.append(checkpoint_figures(path, weights, previous, keep, label=label))
         previous = weights
-    return Series(model=spec.name, checkpoints=tuple(points), anchor=f"{analysed.anchor}-series")
+    return Series(
+        model=analysed.name, checkpoints=tuple(points), anchor=f"{analysed.anchor}-series"
+    )
 
 
 def _as_config(config: str | Path | Mapping[str, Any] | Config) -> Config:

@@ -47,7 +47,9 @@ def test_top_units_by_hand() -> None:
     k2[1, 7] = 4.0  # unit 1, gate o
     r2 = r.copy()
     r2[0, 4] = 1.0  # unit 0, gate c
-    c = compare_layers(LSTMWeights("l", "forward", k, r, None), LSTMWeights("l", "forward", k2, r2, None), "x", "w")
+    c = compare_layers(
+        LSTMWeights("l", "forward", k, r, None), LSTMWeights("l", "forward", k2, r2, None), "x", "w"
+    )
     assert c.top_units[0] == (1, pytest.approx(5.0))
     assert c.top_units[1] == (0, pytest.approx(1.0))
 
@@ -55,14 +57,27 @@ def test_top_units_by_hand() -> None:
 def test_shape_mismatch_is_a_clear_error() -> None:
     a = LSTMWeights("enc", "forward", np.zeros((2, 8)), np.zeros((2, 8)), None)
     b = LSTMWeights("enc", "forward", np.zeros((3, 8)), np.zeros((2, 8)), None)
-    with pytest.raises(ConfigError, match=r"^compare\[0\]: layer 'enc' has kernel shape \(2, 8\) in the baseline but \(3, 8\) in the candidate"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^compare\[0\]: layer 'enc' has kernel shape \(2, 8\) in the baseline but \(3, 8\) in the candidate",
+    ):
         compare_layers(a, b, "x", "compare[0]")
 
 
 def test_natural_order() -> None:
-    names = ["epoch_10.keras", "epoch_5.keras", "epoch_1.keras", "epoch_100.keras", "epoch_20.keras"]
+    names = [
+        "epoch_10.keras",
+        "epoch_5.keras",
+        "epoch_1.keras",
+        "epoch_100.keras",
+        "epoch_20.keras",
+    ]
     assert sorted(names, key=natural_key) == [
-        "epoch_1.keras", "epoch_5.keras", "epoch_10.keras", "epoch_20.keras", "epoch_100.keras"
+        "epoch_1.keras",
+        "epoch_5.keras",
+        "epoch_10.keras",
+        "epoch_20.keras",
+        "epoch_100.keras",
     ]
 
 
@@ -71,7 +86,9 @@ def run(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five checkpoints of one model whose weights drift by known amounts."""
     d = tmp_path_factory.mktemp("run")
     (d / "ckpt").mkdir()
-    m = keras.Sequential([keras.Input((4, 2)), keras.layers.LSTM(3, name="lstm"), keras.layers.Dense(1, name="head")])
+    m = keras.Sequential(
+        [keras.Input((4, 2)), keras.layers.LSTM(3, name="lstm"), keras.layers.Dense(1, name="head")]
+    )
     base = m.get_weights()
     for epoch in (1, 2, 5, 10, 20):
         m.set_weights([w * (1.0 + 0.1 * epoch) for w in base])
@@ -97,14 +114,23 @@ def test_series_from_glob_in_natural_order(run: Path, tmp_path: Path) -> None:
         assert g["W_fro"] == pytest.approx(np.linalg.norm(k[:, 3:6] * f[e]), rel=1e-5)
     assert cps[0]["layers"][0]["gates"]["i"]["relative_change"] is None
     # from epoch 1 to 2 every weight grows by 1.2/1.1: relative change 1/11
-    assert cps[1]["layers"][0]["gates"]["i"]["relative_change"] == pytest.approx(0.1 / 1.1, rel=1e-5)
+    assert cps[1]["layers"][0]["gates"]["i"]["relative_change"] == pytest.approx(
+        0.1 / 1.1, rel=1e-5
+    )
     assert "Across 5 checkpoints" in (tmp_path / "r.html").read_text()
 
 
 def test_series_as_list_and_missing_glob(run: Path) -> None:
-    cfg = load_config(write_config(run, "models:\n  - path: [ckpt/epoch_5.keras, ckpt/epoch_1.keras]\n", "l.yaml"))
-    assert [p.name for p in cfg.models[0].series or ()] == ["epoch_5.keras", "epoch_1.keras"]  # as listed
-    with pytest.raises(ConfigError, match=r"^models\[0\]\.path: no file matches 'nothing/\*\.keras'"):
+    cfg = load_config(
+        write_config(run, "models:\n  - path: [ckpt/epoch_5.keras, ckpt/epoch_1.keras]\n", "l.yaml")
+    )
+    assert [p.name for p in cfg.models[0].series or ()] == [
+        "epoch_5.keras",
+        "epoch_1.keras",
+    ]  # as listed
+    with pytest.raises(
+        ConfigError, match=r"^models\[0\]\.path: no file matches 'nothing/\*\.keras'"
+    ):
         load_config(write_config(run, "models:\n  - path: nothing/*.keras\n", "m.yaml"))
 
 
@@ -129,13 +155,31 @@ def test_comparison_json_and_page(run: Path, tmp_path: Path) -> None:
             assert d["cosine"] == pytest.approx(1.0, abs=1e-6)
     a = res.report.models[0].layers[0].weights
     b = res.report.models[1].layers[0].weights
-    assert layer["gates"]["o"]["U"]["delta_fro"] == pytest.approx(np.linalg.norm(b.recurrent_kernel[:, 9:] - a.recurrent_kernel[:, 9:]), rel=1e-6)
+    assert layer["gates"]["o"]["U"]["delta_fro"] == pytest.approx(
+        np.linalg.norm(b.recurrent_kernel[:, 9:] - a.recurrent_kernel[:, 9:]), rel=1e-6
+    )
     assert "What changed: before → after" in (tmp_path / "r.html").read_text()
 
 
 def test_compare_errors(run: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^compare\[0\]\.candidate: no model named 'aftr'; did you mean 'after'\?"):
-        load_config(write_config(run, "models:\n  - {path: other.keras, name: before}\n  - {path: other.keras, name: after}\ncompare: [{baseline: before, candidate: aftr}]\n", "e.yaml"))
-    cfg = write_config(run, "models:\n  - {path: ckpt/epoch_1.keras, name: a}\n  - {path: other.keras, name: b}\ncompare: [{baseline: a, candidate: b}]\n", "e2.yaml")
-    with pytest.raises(ConfigError, match=r"^compare\[0\]: layer 'lstm' has kernel shape \(2, 12\) in the baseline but \(2, 20\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^compare\[0\]\.candidate: no model named 'aftr'; did you mean 'after'\?",
+    ):
+        load_config(
+            write_config(
+                run,
+                "models:\n  - {path: other.keras, name: before}\n  - {path: other.keras, name: after}\ncompare: [{baseline: before, candidate: aftr}]\n",
+                "e.yaml",
+            )
+        )
+    cfg = write_config(
+        run,
+        "models:\n  - {path: ckpt/epoch_1.keras, name: a}\n  - {path: other.keras, name: b}\ncompare: [{baseline: a, candidate: b}]\n",
+        "e2.yaml",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^compare\[0\]: layer 'lstm' has kernel shape \(2, 12\) in the baseline but \(2, 20\)",
+    ):
         build_report(cfg, output=tmp_path / "r.html")

@@ -20,7 +20,7 @@ from lstm_report.model import ModelWeights
 class Checkpoint:
     """One checkpoint's figures: per layer (name, direction), per gate."""
 
-    path: Path
+    path: str
     label: str
     layers: tuple[dict[str, Any], ...]
 
@@ -47,7 +47,11 @@ def _fro(a: np.ndarray | None) -> float | None:
 
 
 def checkpoint_figures(
-    path: Path, weights: ModelWeights, previous: ModelWeights | None, keep: set[tuple[str, str]]
+    path: Path | str,
+    weights: ModelWeights,
+    previous: ModelWeights | None,
+    keep: set[tuple[str, str]],
+    label: str | None = None,
 ) -> Checkpoint:
     """Norms, U_g spectral radius, median forget timescale and the change since the last one."""
     prev = {(w.name, w.direction): w for w in previous.lstms} if previous is not None else {}
@@ -87,13 +91,13 @@ def checkpoint_figures(
                 "tau_median": float(np.median(taus)) if taus else None,
             }
         )
-    return Checkpoint(path=path, label=path.stem, layers=tuple(layers))
+    return Checkpoint(path=str(path), label=label or Path(path).stem, layers=tuple(layers))
 
 
 def series_json(s: Series) -> dict[str, Any]:
     return {
         "checkpoints": [
-            {"path": str(c.path), "name": c.label, "layers": list(c.layers)} for c in s.checkpoints
+            {"path": c.path, "name": c.label, "layers": list(c.layers)} for c in s.checkpoints
         ]
     }
 

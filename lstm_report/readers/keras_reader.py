@@ -90,11 +90,19 @@ def _load(path: Path, unsafe: bool) -> Any:
 
 def layer_inputs(path: Path, *, unsafe: bool) -> Callable[[str, np.ndarray], np.ndarray]:
     """A function computing a top-level layer's input from the model input, with Keras."""
+    return _inputs_of(lambda: _load(path, unsafe))
 
+
+def model_inputs(model: Any) -> Callable[[str, np.ndarray], np.ndarray]:
+    """Like layer_inputs, for a model already in memory."""
+    return _inputs_of(lambda: model)
+
+
+def _inputs_of(get_model: Callable[[], Any]) -> Callable[[str, np.ndarray], np.ndarray]:
     def compute(name: str, x: np.ndarray) -> np.ndarray:
         keras = import_keras()
         try:
-            model = _load(path, unsafe)
+            model = get_model()
             sub = keras.Model(model.inputs, model.get_layer(name).input)
             return np.asarray(sub.predict(x, verbose=0, batch_size=256))
         except Exception as exc:
@@ -161,6 +169,28 @@ def from_model(
         reader="keras",
         keras_version=keras_version or keras.__version__,
     )
+
+
+def refresh(model: Any, template: ModelWeights) -> ModelWeights:
+    """template's LSTMs with the model's current arrays: a cheap snapshot during training
+    (the architecture is read once, by from_model; only the arrays are copied)."""
+    objects = dict(_walk_layers(model, ""))
+    lstms = []
+    for w in template.lstms:
+        layer = objects[w.name]
+        if w.wrapper == "Bidirectional":
+            layer = layer.forward_layer if w.direction == "forward" else layer.backward_layer
+        cell = layer.cell
+        bias = None if w.bias is None else np.array(cell.bias.numpy())
+        lstms.append(
+            replace(
+                w,
+                kernel=np.array(cell.kernel.numpy()),
+                recurrent_kernel=np.array(cell.recurrent_kernel.numpy()),
+                bias=bias,
+            )
+        )
+    return replace(template, lstms=tuple(lstms))
 
 
 def _walk_layers(model: Any, prefix: str) -> Iterator[tuple[str, Any]]:

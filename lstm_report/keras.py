@@ -1,0 +1,94 @@
+"""Report from inside Keras: ``from lstm_report.keras import ReportCallback``.
+
+This module imports Keras (it subclasses ``keras.callbacks.Callback``); the rest of the
+package does not need it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from lstm_report.pipeline import BuildResult, build_report
+
+
+class ReportCallback(keras.callbacks.Callback):
+    """Write the lstm-report page of the model being trained, from memory (no saving).
+
+    At the end of training the report is written to ``output``. With ``every=N`` the
+    callback also keeps a snapshot of the LSTM weights every N epochs (a copy of those
+    arrays only, a few milliseconds) and the final report plots them as a checkpoint
+    series; ``write_every=True`` also rewrites the report at those epochs, in a background
+    thread so that training does not wait for it.
+
+    Other keyword arguments are config keys, as for one entry of ``models:`` plus
+    ``title`` and ``checks``: e.g. ``feature_names=[...]``, ``layers=[...]``,
+    ``probe="probe.npy"``.
+    """
+
+    def __init__(
+        self,
+        output: str | Path,
+        *,
+        json_path: str | Path | None = None,
+        every: int | None = None,
+        write_every: bool = False,
+        verify: bool | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        if every is not None and every < 1:
+            raise ValueError("every must be a positive number of epochs")
+        self.output = Path(output)
+        self.json_path = json_path
+        self.every = every
+        self.write_every = write_every
+        self.verify = verify
+        self.options: Mapping[str, Any] = options
+        self.snapshots: list[tuple[str, Any]] = []
+        self.result: BuildResult | None = None
+        self._writer: threading.Thread | None = None
+        self._template: Any = None
+
+    def _snapshot(self, label: str) -> None:
+        from lstm_report.readers.keras_reader import from_model, refresh
+
+        if self._template is None:  # the architecture, read once
+            name = str(self.options.get("name", getattr(self.model, "name", "model")))
+            self._template = from_model(self.model, name=name, path=label)
+        self.snapshots.append((label, refresh(self.model, self._template)))
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self.every is None or (epoch + 1) % self.every:
+            return
+        self._snapshot(f"epoch {epoch + 1}")
+        if self.write_every and (self._writer is None or not self._writer.is_alive()):
+            # Skip this one if the previous report is still being written. The thread
+            # reports the snapshot just taken, never the weights training is changing.
+            snapshot = self.snapshots[-1][1]
+            self._writer = threading.Thread(target=self._write, args=(snapshot,), daemon=True)
+            self._writer.start()
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._writer is not None:
+            self._writer.join()
+        self.result = self._write(None, final=True)
+
+    def _write(self, snapshot: Any, final: bool = False) -> BuildResult:
+        series = list(self.snapshots)
+        if final and self.every is not None:
+            epochs = int(self.params.get("epochs", 0)) if self.params else 0
+            if not series or series[-1][0] != f"epoch {epochs}":
+                self._snapshot("end of training")
+                series = list(self.snapshots)
+        return build_report(
+            self.model,
+            output=self.output,
+            json_path=self.json_path,
+            verify=self.verify,
+            options={**self.options, "series": series, "weights": snapshot},
+        )

@@ -1,0 +1,84 @@
+"""Issue 5: the Python API on in-memory models, and the Keras callback in a real fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstm_report import build_report
+
+
+def _model(keras: Any) -> Any:
+    m = keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            keras.layers.LSTM(4, name="lstm"),
+            keras.layers.Dense(1, name="head"),
+        ],
+        name="tiny",
+    )
+    m.compile(optimizer="adam", loss="mse")
+    return m
+
+
+def test_build_report_from_in_memory_model(keras: Any, tmp_path: Path) -> None:
+    m = _model(keras)
+    res = build_report(
+        m, output=tmp_path / "r.html", options={"feature_names": ["a", "b", "c"], "title": "live"}
+    )
+    assert res.html_path == tmp_path / "r.html" and res.html_path.is_file()
+    assert res.data["title"] == "live"
+    layer = res.data["models"][0]["layers"][0]
+    k, r, b = m.get_layer("lstm").get_weights()
+    assert layer["gates"]["f"]["W"]["fro"] == np.float64(
+        np.linalg.norm(k[:, 4:8].astype(np.float64))
+    )
+    assert [f["name"] for f in layer["feature_importance"]] == ["a", "b", "c"]
+    assert layer["verification"]["ok"]  # Keras is loaded anyway: verified by default
+
+
+def test_build_report_from_mapping(simple_model: Any, tmp_path: Path) -> None:
+    res = build_report({"models": [{"path": str(simple_model.path)}]}, output=tmp_path / "r.html")
+    assert res.report.models[0].layers[0].weights.name == "lstm"
+
+
+def test_callback_in_a_real_fit(keras: Any, tmp_path: Path) -> None:
+    from lstm_report.keras import ReportCallback
+
+    m = _model(keras)
+    x = np.random.default_rng(0).normal(size=(64, 6, 3)).astype("float32")
+    y = x.sum(axis=(1, 2))[:, None]
+    cb = ReportCallback(
+        tmp_path / "run.html",
+        json_path=tmp_path / "run.json",
+        every=2,
+        feature_names=["a", "b", "c"],
+    )
+    m.fit(x, y, epochs=6, batch_size=16, verbose=0, callbacks=[cb])
+    data = json.loads((tmp_path / "run.json").read_text())
+    names = [c["name"] for c in data["models"][0]["series"]["checkpoints"]]
+    assert names == ["epoch 2", "epoch 4", "epoch 6"]
+    # the report describes the trained model, not the initial one
+    k = m.get_layer("lstm").get_weights()[0]
+    got = data["models"][0]["layers"][0]["gates"]["i"]["W"]["fro"]
+    assert got == float(np.linalg.norm(k[:, :4].astype(np.float64)))
+    assert cb.result is not None and cb.result.html_path.is_file()
+
+
+def test_callback_snapshots_are_copies(keras: Any, tmp_path: Path) -> None:
+    # The cost per epoch is measured in benchmarks/bench_callback.py, not asserted here.
+    from lstm_report.keras import ReportCallback
+
+    m = _model(keras)
+    cb = ReportCallback(tmp_path / "r.html", every=1)
+    cb.set_model(m)
+    cb.on_epoch_end(0)
+    k = m.get_layer("lstm").get_weights()[0]
+    m.get_layer("lstm").set_weights([w * 0 for w in m.get_layer("lstm").get_weights()])
+    cb.on_epoch_end(1)
+    (_, first), (_, second) = cb.snapshots
+    np.testing.assert_array_equal(first.lstms[0].kernel, k)  # not changed by later training
+    assert not second.lstms[0].kernel.any()

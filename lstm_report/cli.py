@@ -85,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
         default="lstm-report-demo.html",
         help="HTML file to write (default: %(default)s)",
     )
+    site = sub.add_parser(
+        "site",
+        help="build a static site from a folder of reports",
+        description="Copy every lstm-report page under REPORTS_DIR into SITE_DIR/reports/ and "
+        "write SITE_DIR/index.html, a sortable index built from the data the reports carry.",
+    )
+    site.add_argument("reports_dir", metavar="REPORTS_DIR", help="folder with report .html files")
+    site.add_argument(
+        "-o",
+        "--output",
+        metavar="SITE_DIR",
+        default="site",
+        help="folder to write the site to (default: %(default)s)",
+    )
+    site.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
+    site.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
 
 
@@ -118,6 +134,15 @@ def _run(args: argparse.Namespace) -> int:
     from lstm_report.pipeline import build_report
 
     progress = None if args.quiet else _progress
+    if args.command == "site":
+        from lstm_report.site import build_site
+
+        index, skipped = build_site(args.reports_dir, args.output)
+        if not args.quiet:
+            for path in skipped:
+                print(f"skipped {path}: not an lstm-report page", file=sys.stderr)
+            print(f"wrote {index}", file=sys.stderr)
+        return EXIT_OK
     if args.command == "demo":
         from lstm_report.resources import demo_config
 

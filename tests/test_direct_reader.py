@@ -15,7 +15,7 @@ from lstm_report.config import ModelSpec
 from lstm_report.errors import ModelLoadError
 from lstm_report.gates import replay
 from lstm_report.readers import read_model
-from lstm_report.readers.direct import DirectReadError, cudnn_to_lstm
+from lstm_report.readers.direct import CorruptModelError, cudnn_to_lstm
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -217,7 +217,7 @@ def test_wrong_kernel_width_is_refused_not_guessed(simple_model: Any, tmp_path: 
         for name in ("metadata.json", "config.json", "model.weights.h5"):
             zf.write(work / name, name)
     with pytest.raises(
-        DirectReadError, match=r"weight shapes \(5, 15\), \(4, 16\), \(16,\) are not an LSTM's"
+        CorruptModelError, match=r"weight shapes \(5, 15\), \(4, 16\), \(16,\) are not an LSTM's"
     ):
         read_model(spec(bad), reader="direct")
     shutil.rmtree(work)

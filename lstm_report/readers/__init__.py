@@ -18,7 +18,7 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
     The direct reader (h5py, no TensorFlow, runs nothing from the file) is used where it
     can read the file; Keras, in safe mode, for everything else or when asked for.
     """
-    where = f"{spec.key} ({spec.name})"
+    where = _where(spec)
     choice = reader or spec.reader
     info = inspect_file(spec.path, where=where)
     notes: tuple[str, ...] = ()
@@ -47,8 +47,14 @@ def keras_inputs(spec: ModelSpec) -> Callable[[str, np.ndarray], np.ndarray]:
 
     def checked(name: str, x: np.ndarray) -> np.ndarray:
         # Keras is about to load the model: the same safety check as the Keras reader.
-        where = f"{spec.key} ({spec.name})"
+        where = _where(spec)
         check_safe(inspect_file(spec.path, where=where), where=where, unsafe=spec.unsafe)
         return compute(name, x)
 
     return checked
+
+
+def _where(spec: ModelSpec) -> str:
+    """models[0] (file.keras), or models[0] (name, file.keras): errors always name the file."""
+    file = spec.path.name
+    return f"{spec.key} ({file})" if spec.name == file else f"{spec.key} ({spec.name}, {file})"

@@ -42,6 +42,34 @@ class DirectReadError(ModelLoadError):
     """The file cannot be read without Keras (a layout this reader does not know for sure)."""
 
 
+class CorruptModelError(ModelLoadError):
+    """The file is damaged (data missing or impossible): no reader should try it."""
+
+
+def read_array(ds: Any, where: str) -> np.ndarray:
+    """One dataset as an array, refusing what a damaged file could make us allocate.
+
+    An HDF5 dataset declares its shape in a header; a truncated or crafted file can declare
+    far more data than it stores. Keras never compresses weights, so stored bytes below the
+    declared size mean the data is not there: fail now, before allocating anything.
+    """
+    name = getattr(ds, "name", "?")
+    if ds.dtype.kind != "f":
+        raise CorruptModelError(
+            f"{where}: weights {name} have dtype {ds.dtype}, not floating point"
+        )
+    declared = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
+    filters = ds.compression is not None or bool(getattr(ds, "scaleoffset", None))
+    if not filters and declared:
+        stored = ds.id.get_storage_size()
+        if stored < declared:
+            raise CorruptModelError(
+                f"{where}: weights {name} declare shape {ds.shape} ({declared:,} bytes) but the "
+                f"file stores {stored:,} bytes of them (truncated or damaged file)"
+            )
+    return np.asarray(ds[()])
+
+
 @dataclass(frozen=True)
 class Activations:
     """What a weights-only file cannot tell: the activations (config key ``activations``)."""
@@ -63,7 +91,7 @@ def read(
             if info.config is not None:
                 return _read_legacy_full(f, info, name, where)
             return _read_weights_only(f, info, name, where, assume)
-    except DirectReadError:
+    except ModelLoadError:
         raise
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise DirectReadError(f"{where}: cannot read {info.path.name} directly: {exc}") from exc
@@ -136,7 +164,10 @@ def _kind(class_name: str, cfg: Mapping[str, Any]) -> str:
 
 
 def _build(
-    found: RecurrentLayer, legacy: bool, arrays: Iterator[tuple[str, str, list[np.ndarray]]]
+    found: RecurrentLayer,
+    legacy: bool,
+    arrays: Iterator[tuple[str, str, list[np.ndarray]]],
+    where: str,
 ) -> list[LSTMWeights]:
     out = []
     wrapper = "Bidirectional" if found.class_name == "Bidirectional" else None
@@ -144,11 +175,13 @@ def _build(
     for (direction, cls, cfg), (_, _, arrs) in zip(_halves(found), arrays):
         if cls == "CuDNNLSTM":
             arrs = list(cudnn_to_lstm(*arrs))
-        kernel, rk, bias = _check_arrays(arrs, _use_bias(cfg), f"{found.path} ({direction})")
+        kernel, rk, bias = _check_arrays(
+            arrs, _use_bias(cfg), f"{where}: {found.path} ({direction})"
+        )
         units = cfg.get("units") or (cfg.get("cell") or {}).get("config", {}).get("units")
         if isinstance(units, int) and units != rk.shape[0]:
-            raise DirectReadError(
-                f"{found.path}: config says {units} units, weights have {rk.shape[0]}"
+            raise CorruptModelError(
+                f"{where}: {found.path}: config says {units} units, weights have {rk.shape[0]}"
             )
         settings = _settings(cfg, legacy, cls)
         if wrapper:
@@ -178,10 +211,7 @@ def _check_arrays(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     want = 3 if use_bias else 2
     if len(arrs) != want:
-        raise DirectReadError(f"{where}: expected {want} weight arrays, found {len(arrs)}")
-    for a in arrs:
-        if a.dtype.kind != "f":
-            raise DirectReadError(f"{where}: weights have dtype {a.dtype}, not floating point")
+        raise CorruptModelError(f"{where}: expected {want} weight arrays, found {len(arrs)}")
     kernel, rk = arrs[0], arrs[1]
     bias = arrs[2] if use_bias else None
     u = rk.shape[0] if rk.ndim == 2 else -1
@@ -193,7 +223,7 @@ def _check_arrays(
         or (bias is not None and bias.shape != (4 * u,))
     ):
         shapes = ", ".join(str(a.shape) for a in arrs)
-        raise DirectReadError(f"{where}: weight shapes {shapes} are not an LSTM's")
+        raise CorruptModelError(f"{where}: weight shapes {shapes} are not an LSTM's")
     return kernel, rk, bias
 
 
@@ -279,7 +309,7 @@ def _vars(h5: Any, group: str, where: str) -> list[np.ndarray]:
     if vars_path not in h5:
         raise DirectReadError(f"{where}: no weights group {vars_path!r} in model.weights.h5")
     v = h5[vars_path]
-    return [np.asarray(v[str(i)]) for i in range(len(v))]
+    return [read_array(v[str(i)], where) for i in range(len(v))]
 
 
 def _read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
@@ -312,7 +342,7 @@ def _read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
                 else:
                     subs = [f"{group}/cell"]
                 arrays = ((d, c, _vars(h5, s, where)) for (d, c, _), s in zip(halves, subs))
-                lstms += _build(found, False, arrays)
+                lstms += _build(found, False, arrays, where)
             total = _count_params(h5, skip=("optimizer",))
     return ModelWeights(
         name=name,
@@ -444,8 +474,8 @@ def _read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWe
             else:
                 pattern = rf"(^|/){re.escape(leaf)}/"
             picked = _pick(names, pattern, f"{where}: {found.path}", _use_bias(cfg))
-            arrays.append((direction, cls, [np.asarray(group[n]) for n in picked]))
-        lstms += _build(found, legacy, iter(arrays))
+            arrays.append((direction, cls, [read_array(group[n], where) for n in picked]))
+        lstms += _build(found, legacy, iter(arrays), where)
     return ModelWeights(
         name=name,
         path=info.path,
@@ -485,7 +515,7 @@ def _read_weights_only(
         names = _attr_list(group, "weight_names")
         triples = _triples(names)
         for prefix, roles in triples.items():
-            arrs = {r: np.asarray(group[n]) for r, n in roles.items()}
+            arrs = {r: read_array(group[n], where) for r, n in roles.items()}
             k, rk, b = arrs.get("kernel"), arrs.get("recurrent_kernel"), arrs.get("bias")
             label = _weights_only_label(layer, prefix)
             if k is None or rk is None or rk.ndim != 2 or rk.shape[0] == 0:

@@ -1,0 +1,160 @@
+"""Issue 6: the demo report (with its comparison) and a site index in real headless Chromium.
+
+Needs Debian's chromium (/usr/bin/chromium) and the playwright Python package; .ci/run
+installs both. Locally the tests skip without them, unless LSTM_REPORT_REQUIRE_BROWSER=1
+(set by CI), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def _require() -> None:
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append("chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright")
+    if missing:
+        if os.environ.get("LSTM_REPORT_REQUIRE_BROWSER"):
+            pytest.fail(f"browser tests need {', '.join(missing)}")
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _require()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def demo_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("browser") / "demo.html"
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "demo", "-q", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _open(browser: Any, path: Path, *, js: bool = True) -> tuple[Any, Any, list[str], list[str]]:
+    context = browser.new_context(java_script_enabled=js, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return context, page, errors, requests
+
+
+def test_demo_report_in_chromium(browser: Any, demo_page: Path) -> None:
+    context, page, errors, requests = _open(browser, demo_page)
+    try:
+        assert errors == []
+        # no network request of any kind: only the page itself (figures are data: URIs)
+        assert [u for u in requests if not u.startswith("data:")] == [demo_page.as_uri()]
+        # every figure rendered
+        n, ok = page.evaluate(
+            "[document.images.length, Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)]"
+        )
+        assert n > 20 and ok
+        # the table of contents navigates
+        link = page.locator("nav.toc a[href^='#m0-']").nth(1)
+        target = link.get_attribute("href")
+        link.click()
+        page.wait_for_function(f"location.hash === '{target}'")
+        # (the page scrolls smoothly: wait until the section has arrived at the top)
+        page.wait_for_function(
+            f"Math.abs(document.getElementById('{target[1:]}').getBoundingClientRect().top) < 200",
+            timeout=10_000,
+        )
+        # sections fold: the layout explanation opens and closes
+        details = page.locator("#layout details")
+        assert details.get_attribute("open") is None
+        page.locator("#layout summary").click()
+        assert details.get_attribute("open") is not None
+        # the comparison is there too
+        assert page.locator("section.comparison").count() == 1
+    finally:
+        context.close()
+
+
+def test_demo_report_without_javascript(browser: Any, demo_page: Path) -> None:
+    context, page, errors, requests = _open(browser, demo_page, js=False)
+    try:
+        text = page.inner_text("body")
+        for needed in (
+            "Summary",
+            "Statistics per gate",
+            "Input-feature importance",
+            "What changed",
+        ):
+            assert needed in text
+        assert page.locator("img").count() > 20
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_site_index_sorts(browser: Any, demo_page: Path, simple_model: Any, tmp_path: Path) -> None:
+    from lstm_report import build_report
+    from lstm_report.site import build_site
+    from tests.conftest import write_config
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    shutil.copy(demo_page, reports / "demo.html")
+    build_report(
+        write_config(tmp_path, f"title: Aaa small\nmodels: [{simple_model.path}]\n"),
+        output=reports / "small.html",
+    )
+    index, _ = build_site(reports, tmp_path / "site")
+    context, page, errors, requests = _open(browser, index)
+    try:
+        assert errors == []
+        assert [u for u in requests if not u.startswith("data:")] == [index.as_uri()]
+        titles = lambda: page.eval_on_selector_all(
+            "#reports tbody tr td:first-child a", "as => as.map(a => a.textContent)"
+        )  # noqa: E731
+        page.locator("#reports thead th").first.click()
+        first = titles()
+        assert first == sorted(first, key=str.lower)
+        page.locator("#reports thead th").first.click()
+        assert titles() == first[::-1]
+    finally:
+        context.close()

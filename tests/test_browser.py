@@ -148,9 +148,12 @@ def test_site_index_sorts(browser: Any, demo_page: Path, simple_model: Any, tmp_
     try:
         assert errors == []
         assert [u for u in requests if not u.startswith("data:")] == [index.as_uri()]
-        titles = lambda: page.eval_on_selector_all(
-            "#reports tbody tr td:first-child a", "as => as.map(a => a.textContent)"
-        )  # noqa: E731
+
+        def titles() -> list[str]:
+            return page.eval_on_selector_all(  # type: ignore[no-any-return]
+                "#reports tbody tr td:first-child a", "as => as.map(a => a.textContent)"
+            )
+
         page.locator("#reports thead th").first.click()
         first = titles()
         assert first == sorted(first, key=str.lower)

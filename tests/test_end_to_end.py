@@ -94,7 +94,9 @@ def test_build_writes_page_and_json(nasty_config: Path, tmp_path: Path, complex_
     assert "&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt; &amp; &#34;quotes&#34;" in html
     assert "m&lt;1&gt; &amp; &#39;co&#39;" in html
     # the only script is the JSON data block, and nothing in it can close it early
-    assert page.scripts == [{"type": "application/json", "id": "lstm-report-data"}]
+    # the data block, and one small inline script (sortable tables); nothing loaded by src
+    assert page.scripts == [{"type": "application/json", "id": "lstm-report-data"}, {}]
+    assert html.count("<script>") == 1
     blob = html.split('<script type="application/json" id="lstm-report-data">')[1].split(
         "</script>"
     )[0]

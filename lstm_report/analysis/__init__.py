@@ -89,17 +89,6 @@ def analyse_layer(
     forget = None
     if activity is not None:
         forget = np.asarray(activity.gates[1].unit_mean)
-    findings = layer_findings(
-        model=model,
-        w=w,
-        anchor=anchor,
-        gates=gates,
-        stats=stats,
-        spectra=spectra,
-        verification=None,
-        activity=activity,
-        checks=checks,
-    )
     la = LayerAnalysis(
         weights=w,
         gates=stats,
@@ -108,10 +97,27 @@ def analyse_layer(
         spectra=spectra,
         timescales=timescales(w, gates, forget),
         activity=activity,
-        findings=findings,
         probe_inputs=None if run is None or run.inputs is None else run.inputs[:VERIFY_SEQUENCES],
     )
-    return verify_layer_analysis(la, model, checks) if verify_layer else la
+    if verify_layer:
+        return verify_layer_analysis(la, model, checks)
+    return with_findings(la, model, checks)
+
+
+def with_findings(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:
+    """The layer with its health findings, from what has been computed about it so far."""
+    findings = layer_findings(
+        model=model,
+        w=la.weights,
+        anchor=la.anchor,
+        gates=layer_gates(la.weights),
+        stats=la.gates,
+        spectra=la.spectra,
+        verification=la.verification,
+        activity=la.activity,
+        checks=checks,
+    )
+    return replace(la, findings=findings)
 
 
 VERIFY_SEQUENCES = 32
@@ -122,24 +128,13 @@ def verify_layer_analysis(la: LayerAnalysis, model: str, checks: Checks) -> Laye
     from lstm_report.verify import random_inputs, verify
 
     if any(st.W.nonfinite + st.U.nonfinite for st in la.gates):
-        return la  # a layer with NaN weights has no output to compare
+        return with_findings(la, model, checks)  # NaN weights: no output to compare
     w = la.weights
     if la.probe_inputs is not None:
         verification = verify(w, la.probe_inputs, "probe", checks.verify_tolerance)
     else:
         verification = verify(w, random_inputs(w), "random", checks.verify_tolerance)
-    findings = layer_findings(
-        model=model,
-        w=w,
-        anchor=la.anchor,
-        gates=layer_gates(w),
-        stats=la.gates,
-        spectra=la.spectra,
-        verification=verification,
-        activity=la.activity,
-        checks=checks,
-    )
-    return replace(la, verification=verification, findings=findings)
+    return with_findings(replace(la, verification=verification), model, checks)
 
 
 def verify_model(ma: ModelAnalysis, checks: Checks) -> ModelAnalysis:

@@ -50,9 +50,7 @@ class LayerFigures:
     heat_W: EmbeddedFigure
     heat_U: EmbeddedFigure
     histograms: EmbeddedFigure
-    norms: EmbeddedFigure
     biases: EmbeddedFigure | None
-    features: EmbeddedFigure | None
     pooled: str | None
     """Set when a heatmap was downsampled: which pooling, from what size."""
     spectra: EmbeddedFigure | None = None
@@ -228,33 +226,6 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
     return EmbeddedFigure(uri, f"Histograms of the weights of each gate of {layer}: W, U and b")
 
 
-def norms_chart(la: LayerAnalysis) -> EmbeddedFigure:
-    """Grouped bars: Frobenius norm of W_g, U_g and the L2 norm of b_g, per gate."""
-    import matplotlib
-
-    families = [("W", "#0072B2"), ("U", "#E69F00")]
-    if la.weights.bias is not None:
-        families.append(("b", "#555555"))
-    x = np.arange(4)
-    width = 0.8 / len(families)
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(4.2, 2.4)
-        ax = fig.subplots()
-        for k, (kind, color) in enumerate(families):
-            vals = []
-            for g in la.gates:
-                st = getattr(g, kind)
-                vals.append(np.nan if st is None or st.fro is None else st.fro)
-            ax.bar(x + (k - (len(families) - 1) / 2) * width, vals, width, label=kind, color=color)
-        ax.set_xticks(x, labels=[f"{g} ({GATE_NAMES[g]})" for g in GATES])
-        ax.set_ylabel("Frobenius norm")
-        ax.legend(frameon=False)
-        uri = _svg(fig)
-    return EmbeddedFigure(
-        uri, f"Bar chart of the Frobenius norms of W, U and b per gate of {la.weights.label}"
-    )
-
-
 def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | None:
     """Bias per unit, one series per gate; the dotted line marks unit_forget_bias' start at 1."""
     import matplotlib
@@ -283,43 +254,6 @@ def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | N
         ax.legend(frameon=False, fontsize=7, ncols=2)
         uri = _svg(fig)
     return EmbeddedFigure(uri, f"Bias of every unit for each gate of {layer}")
-
-
-def features_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
-    """Horizontal bars, most important feature on top, split by gate."""
-    import matplotlib
-
-    if not la.features:
-        return None
-    feats = sorted(la.features, key=lambda f: f.rank)[:40]
-    with matplotlib.rc_context(_RC):
-        longest = max(len(f.name) for f in feats)
-        fig = _new_figure(
-            5.0, min(6.0, 0.8 + 0.22 * len(feats)), left=0.3 + 0.065 * min(longest, 30)
-        )
-        ax = fig.subplots()
-        y = np.arange(len(feats))[::-1]
-        ax.barh(
-            y,
-            [f.value if f.value is not None else np.nan for f in feats],
-            color="#BBBBBB",
-            label="all gates",
-        )
-        for k, g in enumerate(GATES):
-            ax.plot(
-                np.array([np.nan if f.per_gate[k] is None else f.per_gate[k] for f in feats]),
-                y,
-                linestyle="none",
-                marker="o",
-                markersize=3,
-                color=GATE_COLORS[g],
-                label=g,
-            )
-        ax.set_yticks(y, labels=[f.name for f in feats])
-        ax.set_xlabel("L2 norm of the feature's kernel row")
-        ax.legend(frameon=False, fontsize=7, loc="lower right")
-        uri = _svg(fig)
-    return EmbeddedFigure(uri, f"Input-feature importance of {la.weights.label}, largest first")
 
 
 def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
@@ -491,9 +425,7 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
         heat_W=heat_w,
         heat_U=heat_u,
         histograms=histograms(gates, label),
-        norms=norms_chart(la),
         biases=biases_chart(gates, label),
-        features=features_chart(la),
         pooled=pooled,
         spectra=spectra_chart(la),
         memory=memory_chart(la),

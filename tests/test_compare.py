@@ -112,6 +112,15 @@ def test_series_from_glob_in_natural_order(run: Path, tmp_path: Path) -> None:
     for c, e in zip(cps, (1, 2, 5, 10, 20)):
         g = c["layers"][0]["gates"]["f"]
         assert g["W_fro"] == pytest.approx(np.linalg.norm(k[:, 3:6] * f[e]), rel=1e-5)
+    # the spectral radius of U_f and the median resting forget timescale, by numpy
+    r20 = w1.recurrent_kernel.astype(np.float64) / 3.0 * f[20]
+    assert cps[-1]["layers"][0]["gates"]["f"]["U_spectral_radius"] == pytest.approx(
+        np.max(np.abs(np.linalg.eigvals(r20[:, 3:6]))), rel=1e-5
+    )
+    b_f = w1.bias[3:6].astype(np.float64)  # the last checkpoint, analysed in full
+    assert cps[-1]["layers"][0]["tau_median"] == pytest.approx(
+        np.median(1.0 + np.exp(b_f)), rel=1e-5
+    )
     assert cps[0]["layers"][0]["gates"]["i"]["relative_change"] is None
     # from epoch 1 to 2 every weight grows by 1.2/1.1: relative change 1/11
     assert cps[1]["layers"][0]["gates"]["i"]["relative_change"] == pytest.approx(

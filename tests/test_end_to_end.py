@@ -348,6 +348,8 @@ def test_page_shows_the_computed_numbers(simple_model: Any, tmp_path: Path) -> N
         U = rk[:, k * u : (k + 1) * u].astype(np.float64)
         assert f'<td class="num">{fmt_num(float(np.linalg.norm(W)))}</td>' in html
         assert f'<td class="num">{fmt_num(float(np.linalg.norm(U, 2)))}</td>' in html
+        # the norm bars carry the exact value on hover
+        assert f'title="‖W_{"ifco"[k]}‖_F = {fmt_num(float(np.linalg.norm(W)))}"' in html
     # the equations use the layer's own activations, in Keras orientation
     assert "i_t  = sigmoid(x_t·W_i + h_(t−1)·U_i + b_i)" in html
     assert "h_t  = o_t ⊙ tanh(c_t)" in html

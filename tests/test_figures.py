@@ -87,7 +87,7 @@ def test_figures_are_embedded_data_uris_and_byte_stable() -> None:
     two = layer_figures(la)
     assert one == two
     assert one.heat_W.uri.startswith("data:image/png;base64,")
-    svg = base64.b64decode(one.norms.uri.split(",", 1)[1]).decode()
+    svg = base64.b64decode(one.histograms.uri.split(",", 1)[1]).decode()
     assert svg.startswith("<?xml") and "<dc:date>" not in svg
     assert "http://" not in svg.replace("http://www.w3.org", "").replace(
         "http://purl.org", ""
@@ -98,4 +98,4 @@ def test_figures_are_embedded_data_uris_and_byte_stable() -> None:
 def test_tiny_layers_draw(units: int) -> None:
     la = analyse_layer(_layer(units, 1), ["only"], "a")
     figs = layer_figures(la)
-    assert figs.features is not None and figs.biases is not None
+    assert figs.biases is not None and figs.spectra is not None

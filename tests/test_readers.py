@@ -179,3 +179,20 @@ def test_keras_needed_for_probe_behind_lambda_is_refused(
     (note,) = res.report.models[0].notes
     assert note.startswith("no probe activity for lstm: ") and "refused in safe mode" in note
     assert res.report.models[0].layers[0].activity is None
+
+
+@pytest.mark.parametrize("reader", ["direct", "keras"])
+def test_other_recurrent_layers_are_never_lstms(keras: Any, tmp_path: Path, reader: str) -> None:
+    inp = keras.Input((5, 4, 3))
+    h = keras.layers.ConvLSTM1D(2, 3, return_sequences=True, name="conv")(inp)
+    h = keras.layers.TimeDistributed(keras.layers.Flatten())(h)
+    h = keras.layers.SimpleRNN(3, return_sequences=True, name="srnn")(h)
+    h = keras.layers.Bidirectional(keras.layers.GRU(2), name="bigru")(h)
+    keras.Model(inp, h).save(tmp_path / "others.keras")
+    mw = read_model(spec(tmp_path / "others.keras"), reader=reader)
+    assert mw.lstms == ()
+    assert [(o.name, o.kind) for o in mw.others] == [
+        ("conv", "ConvLSTM1D"),
+        ("srnn", "SimpleRNN"),
+        ("bigru", "Bidirectional(GRU)"),
+    ]

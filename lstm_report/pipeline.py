@@ -1,4 +1,4 @@
-"""The whole job as one short function: config -> read -> analyse -> figures -> render -> write."""
+"""The whole job: config -> read -> analyse -> figures -> render -> write (see _build)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,6 @@ def build_report(
     reader: str | None = None,
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
-    _loaded: Mapping[int, InMemory] | None = None,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -64,7 +63,7 @@ def build_report(
     from lstm_report.figures import Workers
 
     say = progress or (lambda _msg: None)
-    loaded = dict(_loaded or {})
+    loaded: dict[int, InMemory] = {}
     if _is_keras_model(config):
         config, loaded = _in_memory_config(config, options or {})
     cfg = _as_config(config)

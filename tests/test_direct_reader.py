@@ -262,3 +262,29 @@ def test_report_without_tensorflow(simple_model: Any, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     html = (tmp_path / "r.html").read_text()
     assert "lstm" in html and "not run" in html  # verification needs Keras: not run, and said so
+
+
+def test_keras3_weights_file(complex_model: Any, tmp_path: Path) -> None:
+    # model.save_weights("x.weights.h5"): Keras 3's own layout, no architecture
+    path = tmp_path / "complex.weights.h5"
+    complex_model.model.save_weights(path)
+    mw = read_model(spec(path))
+    assert [w.label for w in mw.lstms] == ["bi (forward)", "bi (backward)", "encoder/inner_lstm"]
+    by_label = {w.label: w for w in mw.lstms}
+    inner = complex_model.model.get_layer("encoder").get_layer("inner_lstm").get_weights()
+    for got, want in zip(
+        (
+            by_label["encoder/inner_lstm"].kernel,
+            by_label["encoder/inner_lstm"].recurrent_kernel,
+            by_label["encoder/inner_lstm"].bias,
+        ),
+        inner,
+    ):
+        assert np.array_equal(got, want)
+    f_k, f_rk, b_k, b_rk = complex_model.model.get_layer("bi").get_weights()
+    assert (
+        np.array_equal(by_label["bi (backward)"].kernel, b_k)
+        and by_label["bi (backward)"].bias is None
+    )
+    assert [(o.name, o.kind) for o in mw.others] == [("gru", "GRU")]
+    assert any("no architecture stored" in n for n in mw.notes)

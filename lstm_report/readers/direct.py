@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from lstm_report.config import natural_key
 from lstm_report.errors import ModelLoadError
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
@@ -90,6 +91,8 @@ def read(
         with h5py.File(info.path, "r") as f:
             if info.config is not None:
                 return _read_legacy_full(f, info, name, where)
+            if "layer_names" not in f.attrs and "layers" in f:
+                return _read_keras3_weights(f, info, name, where, assume)
             return _read_weights_only(f, info, name, where, assume)
     except ModelLoadError:
         raise
@@ -576,6 +579,101 @@ def _read_weights_only(
             )
             + ", not go_backwards, and that the first layer with weights reads the model input; "
             "set 'activations' in the config to override",
+        ),
+    )
+
+
+def _vars_name(group: Any) -> str | None:
+    vars_group = group.get("vars")
+    stored = vars_group.attrs.get("name") if vars_group is not None else None
+    if isinstance(stored, bytes):
+        stored = stored.decode("utf-8", "replace")
+    return str(stored) if stored is not None else None
+
+
+def _read_keras3_weights(
+    f: Any, info: ModelFile, name: str, where: str, assume: Activations
+) -> ModelWeights:
+    """A Keras 3 ``.weights.h5`` (``model.save_weights``): groups by class, no architecture.
+
+    Every ``<layer>/cell/vars`` group is a recurrent cell; the layer's own name is the
+    ``name`` attribute saving_lib stores on ``<layer>/vars``.
+    """
+    import h5py
+
+    cells: list[str] = []
+    f.visititems(
+        lambda path, obj: (
+            cells.append(path)
+            if isinstance(obj, h5py.Group) and path.endswith("/cell") and "vars" in obj
+            else None
+        )
+    )
+    act = assume.activation or "tanh"
+    rec = assume.recurrent_activation or "sigmoid"
+    lstms: list[LSTMWeights] = []
+    others: list[OtherLayer] = []
+
+    def order(path: str) -> tuple[list[Any], bool]:  # a Bidirectional's forward half first
+        return natural_key(
+            path.replace("/backward_layer/", "/").replace("/forward_layer/", "/")
+        ), "/backward_layer/" in path
+
+    for cell_path in sorted(cells, key=order):
+        layer_path = cell_path.rsplit("/", 1)[0]
+        parts = layer_path.split("/")
+        direction, wrapper = "forward", None
+        if parts[-1] in ("forward_layer", "backward_layer"):
+            direction = parts[-1].split("_")[0]
+            wrapper = "Bidirectional"
+            parts = parts[:-1]
+        # the readable path: the stored name of every `layers/<x>` level
+        names = []
+        for k in range(1, len(parts), 2):
+            group = f["/".join(parts[: k + 1])]
+            names.append(_vars_name(group) or parts[k])
+        label = "/".join(names)
+        arrs = _vars(f, cell_path, where)
+        if len(arrs) not in (2, 3) or arrs[1].ndim != 2 or arrs[1].shape[0] == 0:
+            continue
+        rk = arrs[1]
+        u = rk.shape[0]
+        gates = rk.shape[1] // u if rk.shape[1] % u == 0 else 0
+        bias = arrs[2] if len(arrs) == 3 else None
+        if gates != 4 or (bias is not None and bias.shape != (4 * u,)):
+            others.append(
+                OtherLayer(label, _rnn_name(gates, None if bias is None else bias.shape, u), int(u))
+            )
+            continue
+        kernel, rkernel, b = _check_arrays(arrs, bias is not None, f"{where}: {label}")
+        lstms.append(
+            LSTMWeights(
+                name=label,
+                direction=direction,
+                kernel=kernel,
+                recurrent_kernel=rkernel,
+                bias=b,
+                activation=act,
+                recurrent_activation=rec,
+                go_backwards=direction == "backward",
+                wrapper=wrapper,
+                reads_input=False,
+            )
+        )
+    return ModelWeights(
+        name=name,
+        path=info.path,
+        lstms=tuple(lstms),
+        others=tuple(others),
+        total_params=_count_params(f),
+        input_dim=None,
+        reader="direct",
+        keras_version=info.keras_version,
+        notes=(
+            "Keras 3 weights file: no architecture stored; assumed activation "
+            f"{act!r}, recurrent_activation {rec!r}, not go_backwards; which LSTM reads the "
+            "model input is unknown, so no feature importance; set 'activations' in the "
+            "config to override",
         ),
     )
 

@@ -347,16 +347,7 @@ def _read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
                 arrays = ((d, c, _vars(h5, s, where)) for (d, c, _), s in zip(halves, subs))
                 lstms += _build(found, False, arrays, where)
             total = _count_params(h5, skip=("optimizer",))
-    return ModelWeights(
-        name=name,
-        path=info.path,
-        lstms=tuple(lstms),
-        others=tuple(others),
-        total_params=total,
-        input_dim=input_dim(config),
-        reader="direct",
-        keras_version=info.keras_version,
-    )
+    return _result(info, name, lstms, others, total, input_dim(config))
 
 
 def _check_name(h5: Any, group: str, layer_name: str, where: str) -> None:
@@ -479,15 +470,52 @@ def _read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWe
             picked = _pick(names, pattern, f"{where}: {found.path}", _use_bias(cfg))
             arrays.append((direction, cls, [read_array(group[n], where) for n in picked]))
         lstms += _build(found, legacy, iter(arrays), where)
+    return _result(info, name, lstms, others, _count_params(g), input_dim(config))
+
+
+@dataclass(frozen=True, eq=False)
+class _Shaped:
+    """What the shapes of (kernel, recurrent kernel, bias) say a cell is."""
+
+    kind: str
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None
+    """The LSTM's arrays (CuDNNLSTM converted), or None for another recurrent layer."""
+    units: int
+
+
+def _by_shape(k: np.ndarray, rk: np.ndarray, b: np.ndarray | None, where: str) -> _Shaped:
+    """recurrent width / units = 4 gates: LSTM (bias 4u) or CuDNNLSTM (8u); else not one."""
+    u = int(rk.shape[0])
+    gates = rk.shape[1] // u if rk.shape[1] % u == 0 else 0
+    bshape = None if b is None else b.shape
+    if gates == 4 and bshape in (None, (4 * u,)):
+        return _Shaped(
+            "LSTM", _check_arrays([k, rk] + ([b] if b is not None else []), b is not None, where), u
+        )
+    if gates == 4 and bshape == (8 * u,):
+        return _Shaped("CuDNNLSTM", cudnn_to_lstm(k, rk, b), u)
+    return _Shaped(_rnn_name(gates, bshape, u), None, u)
+
+
+def _result(
+    info: ModelFile,
+    name: str,
+    lstms: list[LSTMWeights],
+    others: list[OtherLayer],
+    total: int,
+    dim: int | None,
+    notes: tuple[str, ...] = (),
+) -> ModelWeights:
     return ModelWeights(
         name=name,
         path=info.path,
         lstms=tuple(lstms),
         others=tuple(others),
-        total_params=_count_params(g),
-        input_dim=input_dim(config),
+        total_params=total,
+        input_dim=dim,
         reader="direct",
         keras_version=info.keras_version,
+        notes=notes,
     )
 
 
@@ -524,22 +552,14 @@ def _read_weights_only(
             if k is None or rk is None or rk.ndim != 2 or rk.shape[0] == 0:
                 first_weighted = first_weighted and not arrs
                 continue
-            u = rk.shape[0]
-            gates = rk.shape[1] // u if rk.shape[1] % u == 0 else 0
             direction = "backward" if re.search(r"(^|/)backward_", prefix) else "forward"
-            bshape = None if b is None else b.shape
-            if gates == 4 and bshape in (None, (4 * u,)):
-                kind, kk, rr, bb = "LSTM", k, rk, b
-            elif gates == 4 and bshape == (8 * u,):
-                kind = "CuDNNLSTM"
-                kk, rr, bb = cudnn_to_lstm(k, rk, b)
-            else:
-                others.append(OtherLayer(label, _rnn_name(gates, bshape, u), int(u)))
+            shaped = _by_shape(k, rk, b, f"{where}: {label}")
+            if shaped.arrays is None:
+                others.append(OtherLayer(label, shaped.kind, shaped.units))
                 first_weighted = False
                 continue
-            kernel, rkernel, bias = _check_arrays(
-                [kk, rr] + ([bb] if bb is not None else []), bb is not None, f"{where}: {label}"
-            )
+            kind = shaped.kind
+            kernel, rkernel, bias = shaped.arrays
             lstms.append(
                 LSTMWeights(
                     name=label,
@@ -560,16 +580,14 @@ def _read_weights_only(
                 )
             )
             first_weighted = False
-    return ModelWeights(
-        name=name,
-        path=info.path,
-        lstms=tuple(lstms),
-        others=tuple(others),
-        total_params=_count_params(f),
-        input_dim=next((w.input_dim for w in lstms if w.reads_input), None),
-        reader="direct",
-        keras_version=info.keras_version,
-        notes=(
+    return _result(
+        info,
+        name,
+        lstms,
+        others,
+        _count_params(f),
+        next((w.input_dim for w in lstms if w.reads_input), None),
+        (
             f"weights-only file: no architecture stored; assumed activation {act!r}, "
             f"recurrent_activation {rec!r}"
             + (
@@ -636,16 +654,13 @@ def _read_keras3_weights(
         arrs = _vars(f, cell_path, where)
         if len(arrs) not in (2, 3) or arrs[1].ndim != 2 or arrs[1].shape[0] == 0:
             continue
-        rk = arrs[1]
-        u = rk.shape[0]
-        gates = rk.shape[1] // u if rk.shape[1] % u == 0 else 0
-        bias = arrs[2] if len(arrs) == 3 else None
-        if gates != 4 or (bias is not None and bias.shape != (4 * u,)):
-            others.append(
-                OtherLayer(label, _rnn_name(gates, None if bias is None else bias.shape, u), int(u))
-            )
+        shaped = _by_shape(
+            arrs[0], arrs[1], arrs[2] if len(arrs) == 3 else None, f"{where}: {label}"
+        )
+        if shaped.arrays is None:
+            others.append(OtherLayer(label, shaped.kind, shaped.units))
             continue
-        kernel, rkernel, b = _check_arrays(arrs, bias is not None, f"{where}: {label}")
+        kernel, rkernel, b = shaped.arrays
         lstms.append(
             LSTMWeights(
                 name=label,
@@ -660,16 +675,14 @@ def _read_keras3_weights(
                 reads_input=False,
             )
         )
-    return ModelWeights(
-        name=name,
-        path=info.path,
-        lstms=tuple(lstms),
-        others=tuple(others),
-        total_params=_count_params(f),
-        input_dim=None,
-        reader="direct",
-        keras_version=info.keras_version,
-        notes=(
+    return _result(
+        info,
+        name,
+        lstms,
+        others,
+        _count_params(f),
+        None,
+        (
             "Keras 3 weights file: no architecture stored; assumed activation "
             f"{act!r}, recurrent_activation {rec!r}, not go_backwards; which LSTM reads the "
             "model input is unknown, so no feature importance; set 'activations' in the "

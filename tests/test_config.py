@@ -136,3 +136,15 @@ def test_missing_and_empty_config(tmp_path: Path) -> None:
 def test_parse_mapping_resolves_against_base_dir(tmp_path: Path) -> None:
     cfg = parse_config({"models": [{"path": "m.keras"}]}, base_dir=tmp_path)
     assert cfg.models[0].path == tmp_path / "m.keras"
+
+
+def test_example_config_is_valid() -> None:
+    # configs/example.yaml documents every key: it must parse (its files need not exist)
+    import yaml
+
+    from lstm_report.resources import configs_dir
+
+    data = yaml.safe_load((configs_dir() / "example.yaml").read_text())
+    data["models"][1]["path"] = ["a.keras", "b.keras"]  # the glob would need real files
+    cfg = parse_config(data, base_dir="/tmp")
+    assert cfg.compare[0].baseline == "run42" and cfg.models[0].probe is not None

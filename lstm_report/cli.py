@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lstm_report.pipeline import build_report
 
-    progress = None if args.quiet else _progress
+    progress = None if args.quiet else _Progress()
     if args.command == "site":
         from lstm_report.site import build_site
 
@@ -175,6 +175,19 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _progress(message: str) -> None:
-    if sys.stderr.isatty():
-        print(f"… {message}", file=sys.stderr)
+class _Progress:
+    """Stage messages on stderr, for a terminal only, and only once a run takes a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, message: str) -> None:
+        elapsed = self._clock() - self._start
+        if self._tty and elapsed >= self.DELAY:
+            print(f"[{elapsed:5.1f}s] {message}", file=sys.stderr, flush=True)

@@ -368,3 +368,33 @@ def test_usage_error_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
         main(["frobnicate"])
     assert info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_progress_only_on_a_terminal_after_a_moment(simple_model: Any, tmp_path: Path) -> None:
+    # tmux-free check: a pseudo-terminal for stderr shows progress; a pipe does not
+    import pty
+
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    master, slave = pty.openpty()
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "build", str(cfg), "-o", str(tmp_path / "r.html")],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        timeout=300,
+    )
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            chunk = os.read(master, 4096)
+            if not chunk:
+                break
+            out += chunk
+    except OSError:
+        pass
+    os.close(master)
+    assert r.returncode == 0
+    text = out.decode()
+    assert "s] drawing figures" in text or "s] rendering" in text, text
+    piped = run_cli("build", str(cfg), "-o", str(tmp_path / "r2.html"))
+    assert "s] " not in piped.stderr and piped.stderr.startswith("wrote ")

@@ -157,6 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         verify=args.verify,
         reader=args.reader,
         progress=progress,
+        processes=True,
     )
     findings = result.report.findings
     if not args.quiet:

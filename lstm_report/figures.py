@@ -575,13 +575,18 @@ class Workers:
     Falls back to drawing in this process where fork is not available or not safe.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         import multiprocessing
         import os
         import sys
+        import threading
 
         self.pool: Any = None
-        if (os.cpu_count() or 1) < 2 or "tensorflow" in sys.modules:
+        # Forking is only safe in a process we own: the CLI, before TensorFlow's threads
+        # and without any other thread that could hold a lock at the fork.
+        if not enabled or (os.cpu_count() or 1) < 2 or "tensorflow" in sys.modules:
+            return
+        if threading.active_count() > 1:
             return
         if "fork" not in multiprocessing.get_all_start_methods():
             return

@@ -51,12 +51,15 @@ def build_report(
     reader: str | None = None,
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
+    processes: bool = False,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
     ``config`` is a YAML path, a config mapping, a Config, or an in-memory ``keras.Model``
     (then ``options`` holds the config keys: title, checks, and those of a model entry
-    such as feature_names, layers or probe). ``verify`` replays every layer in numpy and
+    such as feature_names, layers or probe). ``processes`` draws the figures in two forked
+    worker processes (the CLI does; a library call leaves the caller's process alone).
+    ``verify`` replays every layer in numpy and
     compares with a Keras LSTM; None verifies whenever the model was read through Keras
     (or is in memory), which is then loaded anyway.
     """
@@ -67,7 +70,7 @@ def build_report(
     if _is_keras_model(config):
         config, loaded = _in_memory_config(config, options or {})
     cfg = _as_config(config)
-    with Workers() as workers:
+    with Workers(enabled=processes) as workers:
         return _build(cfg, output, json_path, unsafe, verify, reader, say, workers, loaded)
 
 

@@ -189,7 +189,8 @@ def heatmaps(
         else:
             axes[0].set_ylabel("input feature" if family.endswith("W") else "from unit (h_t−1)")
         if im is not None:
-            fig.colorbar(im, ax=list(axes), fraction=0.03, pad=0.015, label="weight")
+            label = "change" if family.startswith("Δ") else "weight"
+            fig.colorbar(im, ax=list(axes), fraction=0.03, pad=0.015, label=label)
         uri = _png(fig)
     what = "input" if family.endswith("W") else "recurrent"
     alt = (

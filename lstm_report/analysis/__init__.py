@@ -25,6 +25,7 @@ from lstm_report.model import (
 )
 from lstm_report.probe import load_probe
 from lstm_report.probing import KerasInputs, LayerRun, ProbeFlow
+from lstm_report.verify import MAX_SEQUENCES
 
 
 def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
@@ -97,7 +98,7 @@ def analyse_layer(
         spectra=spectra,
         timescales=timescales(w, gates, forget),
         activity=activity,
-        probe_inputs=None if run is None or run.inputs is None else run.inputs[:VERIFY_SEQUENCES],
+        probe_inputs=None if run is None or run.inputs is None else run.inputs[:MAX_SEQUENCES],
     )
     if verify_layer:
         return verify_layer_analysis(la, model, checks)
@@ -118,9 +119,6 @@ def with_findings(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysi
         checks=checks,
     )
     return replace(la, findings=findings)
-
-
-VERIFY_SEQUENCES = 32
 
 
 def verify_layer_analysis(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:

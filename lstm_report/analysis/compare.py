@@ -8,7 +8,7 @@ import numpy as np
 
 from lstm_report.errors import ConfigError
 from lstm_report.gates import layer_gates
-from lstm_report.model import GATES, LSTMWeights, ModelAnalysis
+from lstm_report.model import LSTMWeights, ModelAnalysis
 
 TOP_UNITS = 5
 
@@ -126,14 +126,3 @@ def compare_models(base: ModelAnalysis, cand: ModelAnalysis, index: int, where: 
         only_candidate=tuple(label(k) for k in right if k not in left),
         anchor=anchor,
     )
-
-
-def relative_by_gate(ld: LayerDelta) -> dict[str, dict[str, float | None]]:
-    """{gate: {W, U, b: relative change}} for the "which gate learned" chart."""
-    return {
-        g.gate: {"W": g.W.relative, "U": g.U.relative, "b": g.b.relative if g.b else None}
-        for g in ld.gates
-    }
-
-
-__all__ = ["GATES", "Comparison", "Delta", "GateDelta", "LayerDelta", "compare_models", "delta"]

@@ -11,7 +11,6 @@ import numpy as np
 
 from lstm_report.analysis.compare import delta
 from lstm_report.analysis.memory import timescales
-from lstm_report.config import natural_key
 from lstm_report.gates import layer_gates
 from lstm_report.model import ModelWeights
 
@@ -108,6 +107,3 @@ def layer_keys(s: Series) -> Sequence[tuple[str, str]]:
         for layer in c.layers:
             seen[(layer["name"], layer["direction"])] = None
     return list(seen)
-
-
-__all__ = ["Checkpoint", "Series", "checkpoint_figures", "natural_key", "series_json"]

@@ -44,11 +44,15 @@ def keras_inputs(spec: ModelSpec) -> Callable[[str, np.ndarray], np.ndarray]:
     from lstm_report.readers import keras_reader
 
     compute = keras_reader.layer_inputs(spec.path, unsafe=spec.unsafe)
+    checked_once: list[bool] = []
 
     def checked(name: str, x: np.ndarray) -> np.ndarray:
-        # Keras is about to load the model: the same safety check as the Keras reader.
-        where = _where(spec)
-        check_safe(inspect_file(spec.path, where=where), where=where, unsafe=spec.unsafe)
+        # Keras is about to load the model: the same safety check as the Keras reader,
+        # once per model (the file is read again only for the first layer that needs it).
+        if not checked_once:
+            where = _where(spec)
+            check_safe(inspect_file(spec.path, where=where), where=where, unsafe=spec.unsafe)
+            checked_once.append(True)
         return compute(name, x)
 
     return checked

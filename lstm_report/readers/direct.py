@@ -103,11 +103,15 @@ def read(
 # --- settings from the config ---------------------------------------------------------------
 
 
+def _version(version: str | None) -> tuple[int, int] | None:
+    """(major, minor) of a keras_version attribute, if it has one."""
+    m = re.match(r"(\d+)(?:\.(\d+))?", version or "")
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
+
+
 def _is_keras2(version: str | None) -> bool:
-    if not version:
-        return False
-    m = re.match(r"(\d+)", version)
-    return m is not None and int(m.group(1)) < 3
+    v = _version(version)
+    return v is not None and v < (3, 0)
 
 
 def _act(value: Any, legacy: bool, default: str) -> str:
@@ -530,9 +534,8 @@ def _read_weights_only(
             "(layer_names); not a Keras weights file"
         )
     default_rec = "sigmoid"
-    version = info.keras_version or ""
-    m = re.match(r"(\d+)\.(\d+)", version)
-    if m and (int(m.group(1)), int(m.group(2))) < (2, 3):
+    v = _version(info.keras_version)
+    if v is not None and v < (2, 3):
         default_rec = "hard_sigmoid_keras2"  # Keras <= 2.2.x defaulted to hard_sigmoid
     act = assume.activation or "tanh"
     rec = assume.recurrent_activation or default_rec

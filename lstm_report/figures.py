@@ -29,6 +29,8 @@ DIVERGING = "RdBu_r"
 
 _RC: dict[Any, Any] = {
     "svg.hashsalt": "lstm-report",
+    # Names come from users and files: draw them as literal text, never as mathtext.
+    "text.parse_math": False,
     "svg.fonttype": "path",
     "font.size": 8,
     "axes.titlesize": 9,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +12,7 @@ from markupsafe import Markup
 from lstm_report.figures import LayerFigures
 from lstm_report.gates import ACTIVATION_FORMULAS
 from lstm_report.model import GATE_NAMES, GATES, LayerAnalysis, ReportData
+from lstm_report.report_json import dumps
 from lstm_report.resources import templates_dir
 
 env = jinja2.Environment(
@@ -49,7 +49,8 @@ def fmt_shape(shape: Any) -> str:
 
 def json_script(data: Any) -> Markup:
     """JSON safe inside <script type="application/json">: no '<', '>' or '&' can end it."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, sort_keys=False)
+    # The same encoder as --json, so the page and the file can never disagree.
+    text = dumps(data, indent=None).rstrip("\n")
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)
 

@@ -398,3 +398,23 @@ def test_progress_only_on_a_terminal_after_a_moment(simple_model: Any, tmp_path:
     assert "s] drawing figures" in text or "s] rendering" in text, text
     piped = run_cli("build", str(cfg), "-o", str(tmp_path / "r2.html"))
     assert "s] " not in piped.stderr and piped.stderr.startswith("wrote ")
+
+
+def test_huge_float64_weights_give_one_json_for_page_and_file(keras: Any, tmp_path: Path) -> None:
+    # A legacy .h5 can hold float64 weights near 1e200: finite norms, the same JSON twice.
+    m = keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(2, name="lstm", dtype="float64")])
+    m.set_weights(
+        [
+            np.where(w.size and np.indices(w.shape).sum(0) % 2, 1e200, -1e200)
+            for w in m.get_weights()
+        ]
+    )
+    m.save(tmp_path / "big.h5")
+    cfg = write_config(tmp_path, "models: [big.h5]\n")
+    res = build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    w_i = data["models"][0]["layers"][0]["gates"]["i"]["W"]
+    assert w_i["fro"] == pytest.approx(1e200 * math.sqrt(4), rel=1e-12)  # 2 inputs x 2 units
+    html = (tmp_path / "r.html").read_text()
+    embedded = html.split('id="lstm-report-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded) == data == json.loads(json.dumps(res.data))

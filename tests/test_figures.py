@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +100,31 @@ def test_tiny_layers_draw(units: int) -> None:
     la = analyse_layer(_layer(units, 1), ["only"], "a")
     figs = layer_figures(la)
     assert figs.biases is not None and figs.spectra is not None
+
+
+def _glyphs(name: str) -> tuple[set[str], str]:
+    """The glyph ids of a series figure whose checkpoints are labelled ``name``, and its SVG."""
+    import re
+
+    from lstm_report.analysis.series import Series, checkpoint_figures
+    from lstm_report.figures import series_figures
+    from lstm_report.model import ModelWeights
+
+    w = _layer(2, 2)
+    mw = ModelWeights("m", Path("m.keras"), (w,), reader="direct")
+    keep = {(w.name, w.direction)}
+    points = tuple(checkpoint_figures(f"{k}", mw, None, keep, label=name) for k in range(2))
+    ((_, fig),) = series_figures(Series("m", points, "s"))
+    svg = base64.b64decode(fig.uri.split(",", 1)[1]).decode()
+    return set(re.findall(r'id="(DejaVu[^"]*)"', svg)), svg
+
+
+@pytest.mark.parametrize("name", ["a $\\frac$", "$x_1$", "$\\alpha$ and $\\beta$", "a^b_c {}"])
+def test_user_names_are_literal_text_never_mathtext(name: str) -> None:
+    # Feature names label the W heatmap rows; checkpoint labels the series ticks.
+    la = analyse_layer(_layer(2, 2), [name, "b"], "a")
+    layer_figures(la)  # mathtext raised ValueError on "\frac"
+    ids, svg = _glyphs(name)
+    dollar = _glyphs("$")[0] - _glyphs("x")[0]  # a lone "$" is literal even for mathtext
+    assert dollar and (dollar <= ids) == ("$" in name)  # every "$" was drawn as a glyph
+    assert "Oblique" not in svg  # mathtext draws variables in italics

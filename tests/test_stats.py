@@ -66,3 +66,30 @@ def test_feature_importance_with_nonfinite_row() -> None:
     feats = feature_importance(kernel, split_gates(kernel, np.ones((1, 4)), None), ["a", "b"])
     assert feats[1].value is None and feats[1].rank == 2
     assert feats[1].per_gate[0] is None and feats[1].per_gate[1] == pytest.approx(1.0)
+
+
+def test_huge_finite_weights_give_finite_norms() -> None:
+    # ±1e200 squares to inf; the norms themselves are ordinary floats (by hand: 1e200·√n).
+    from lstm_report.analysis.compare import delta
+    from lstm_report.analysis.spectra import spectrum
+
+    a = np.full((4, 8), 1e200)
+    a[::2, ::3] = -1e200
+    st = matrix_stats(a)
+    assert st.fro == pytest.approx(1e200 * np.sqrt(32), rel=1e-12)
+    assert st.l1 == pytest.approx(32e200, rel=1e-12)
+    n_neg = int((a < 0).sum())
+    assert st.mean == pytest.approx((32 - 2 * n_neg) / 32 * 1e200, rel=1e-12)
+    assert st.std == pytest.approx(np.std(a / 1e200) * 1e200, rel=1e-12)
+    sp = spectrum(a, eigen=False)
+    assert sp is not None and sp.stable_rank == pytest.approx(
+        np.sum(np.linalg.svd(a / 1e200, compute_uv=False) ** 2)
+        / np.linalg.svd(a / 1e200, compute_uv=False)[0] ** 2
+    )
+    kernel = np.full((2, 8), 1e200)
+    feats = feature_importance(kernel, split_gates(kernel, np.ones((2, 8)), None), ["a", "b"])
+    assert feats[0].value == pytest.approx(1e200 * np.sqrt(8), rel=1e-12)
+    assert feats[0].per_gate[0] == pytest.approx(1e200 * np.sqrt(2), rel=1e-12)
+    d = delta(a, -a)
+    assert d.delta_fro == pytest.approx(2e200 * np.sqrt(32), rel=1e-12)
+    assert d.relative == pytest.approx(2.0) and d.cosine == pytest.approx(-1.0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.analysis.norms import cosine, fro, scale_of
 from lstm_report.errors import ConfigError
 from lstm_report.gates import layer_gates
 from lstm_report.model import LSTMWeights, ModelAnalysis
@@ -63,13 +64,11 @@ def delta(a: np.ndarray, b: np.ndarray) -> Delta:
     y = np.asarray(b, np.float64).ravel()
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return Delta(None, None, None)
-    d = float(np.linalg.norm(y - x))
-    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-    return Delta(
-        delta_fro=d,
-        relative=d / nx if nx > 0 else None,
-        cosine=float(np.dot(x, y) / (nx * ny)) if nx > 0 and ny > 0 else None,
-    )
+    # Scaled by the larger magnitude first, so that y - x cannot overflow either.
+    s = max(scale_of(x), scale_of(y))
+    d = fro(y / s - x / s) * s
+    nx = fro(x)
+    return Delta(delta_fro=d, relative=d / nx if nx > 0 else None, cosine=cosine(x, y))
 
 
 def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> LayerDelta:

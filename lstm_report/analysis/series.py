@@ -11,6 +11,7 @@ import numpy as np
 
 from lstm_report.analysis.compare import delta
 from lstm_report.analysis.memory import timescales
+from lstm_report.analysis.norms import fro
 from lstm_report.gates import layer_gates
 from lstm_report.model import ModelWeights
 
@@ -42,7 +43,7 @@ def _fro(a: np.ndarray | None) -> float | None:
     if a is None:
         return None
     x = np.asarray(a, np.float64)
-    return float(np.linalg.norm(x)) if np.isfinite(x).all() else None
+    return fro(x) if np.isfinite(x).all() else None
 
 
 def checkpoint_figures(

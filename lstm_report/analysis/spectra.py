@@ -15,7 +15,8 @@ def spectrum(a: np.ndarray, *, eigen: bool) -> Spectrum | None:
         return None
     sv = np.linalg.svd(x, compute_uv=False) if min(x.shape) else np.zeros(0)
     top = float(sv[0]) if sv.size else 0.0
-    stable = float(np.sum(sv * sv) / (top * top)) if top > 0 else None
+    r = sv / top if top > 0 else sv  # scaled first: finite for weights near 1e200 too
+    stable = float(np.sum(r * r)) if top > 0 else None
     eigenvalues = radius = None
     if eigen and x.shape[0] == x.shape[1] and x.size:
         ev = np.linalg.eigvals(x)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lstm_report.analysis.norms import fro, row_norms, scale_of
 from lstm_report.gates import GateWeights
 from lstm_report.model import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
 
@@ -23,7 +24,9 @@ def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixS
     nonfinite = int(x.size - np.count_nonzero(np.isfinite(x)))
     if nonfinite or x.size == 0:
         return MatrixStats(shape, None, None, None, None, None, nonfinite, None)
-    ax = np.abs(x)
+    # Moments and norms of x / scale, times the scale: finite data gives finite numbers.
+    scale = scale_of(x)
+    xs = x / scale
     spectral = None
     if x.ndim == 2:
         if top_singular is not None:
@@ -32,11 +35,11 @@ def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixS
             spectral = float(np.linalg.svd(x, compute_uv=False)[0]) if min(x.shape) else 0.0
     return MatrixStats(
         shape=shape,
-        fro=float(np.sqrt(np.sum(x * x))),
-        l1=float(ax.sum()),
-        max_abs=float(ax.max()),
-        mean=float(x.mean()),
-        std=float(x.std()),
+        fro=fro(x),
+        l1=float(np.abs(xs).sum() * scale),
+        max_abs=float(np.abs(x).max()),
+        mean=float(xs.mean() * scale),
+        std=float(xs.std() * scale),
         nonfinite=0,
         spectral=spectral,
     )
@@ -72,8 +75,8 @@ def feature_importance(
     """
     k = np.asarray(kernel, dtype=np.float64)
     finite_rows = np.asarray(np.isfinite(k).all(axis=1))
-    total = np.sqrt(np.sum(k * k, axis=1))
-    per_gate = [np.sqrt(np.sum(np.asarray(g.W, np.float64) ** 2, axis=1)) for g in gates]
+    total = row_norms(k)
+    per_gate = [row_norms(g.W) for g in gates]
     values: list[float | None] = [
         float(total[j]) if bool(finite_rows[j]) else None for j in range(k.shape[0])
     ]

@@ -1,0 +1,46 @@
+"""Norms that stay finite for finite data: scale by the largest magnitude before squaring.
+
+float64 weights near 1e200 (a legacy .h5 can hold them) overflow ``sum(x * x)``, while
+their norm (about 1e200·√n) is an ordinary float.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scale_of(x: np.ndarray) -> float:
+    """The largest |x|, or 1.0 for an empty or all-zero array (so x / scale is safe)."""
+    if x.size == 0:
+        return 1.0
+    m = float(np.max(np.abs(x)))
+    return m if m > 0 else 1.0
+
+
+def fro(x: np.ndarray) -> float:
+    """‖x‖_F (the L2 norm of all entries) of a finite array, without overflow."""
+    x = np.asarray(x, np.float64)
+    s = scale_of(x)
+    y = x / s
+    return float(s * np.sqrt(np.sum(y * y)))
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """The L2 norm of every row of a 2-D array, without overflow (one scale per row)."""
+    x = np.asarray(x, np.float64)
+    if x.size == 0:
+        return np.zeros(x.shape[0])
+    s = np.max(np.abs(x), axis=1, keepdims=True)
+    s = np.where((s > 0) & np.isfinite(s), s, 1.0)
+    y = x / s
+    return np.asarray(s[:, 0] * np.sqrt(np.sum(y * y, axis=1)))
+
+
+def cosine(x: np.ndarray, y: np.ndarray) -> float | None:
+    """cos(x, y) of two finite vectors; None where either is zero."""
+    x = np.asarray(x, np.float64).ravel()
+    y = np.asarray(y, np.float64).ravel()
+    if not (np.any(x) and np.any(y)):
+        return None
+    xs, ys = x / scale_of(x), y / scale_of(y)
+    return float(np.dot(xs, ys) / (np.sqrt(np.dot(xs, xs)) * np.sqrt(np.dot(ys, ys))))

@@ -134,8 +134,6 @@ def _build(
         say(f"analysing {spec.name}")
         analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs)
         to_verify.append(verify if verify is not None else weights.reader == "keras")
-        if to_verify[-1]:
-            _import_keras_in_background()
         if spec.series or (mem is not None and len(mem.series) > 1):
             snapshots = mem.series if mem is not None else _read_checkpoints(spec, say)
             analysed = replace(analysed, series=make_series(analysed, snapshots))
@@ -143,7 +141,8 @@ def _build(
         # Start drawing this model's figures while the next one is read and analysed.
         for la in analysed.layers:
             pending[la.anchor] = workers.submit("layer", la)
-    # Verification needs Keras: it runs while the figures are drawn (they do not depend on it).
+    # Verification needs Keras: it is imported (in this thread, see import_keras) and runs
+    # while the worker processes draw the figures, which do not depend on it.
     if any(to_verify):
         say("verifying against Keras")
         models = [verify_model(m, cfg.checks) if v else m for m, v in zip(models, to_verify)]
@@ -175,24 +174,6 @@ def _build(
         outputs.append((json_out, dumps(data)))
     write_files(outputs)
     return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
-
-
-def _import_keras_in_background() -> None:
-    """Start importing TensorFlow now, so that it overlaps with the analysis."""
-    import sys
-    import threading
-
-    if "keras" in sys.modules or any(t.name == "lstm-report-keras" for t in threading.enumerate()):
-        return
-    from lstm_report.readers.keras_reader import import_keras
-
-    def run() -> None:
-        try:
-            import_keras()
-        except Exception:  # reported properly when the verification imports it again
-            pass
-
-    threading.Thread(target=run, name="lstm-report-keras", daemon=True).start()
 
 
 def _read_checkpoints(spec: ModelSpec, say: Progress) -> Iterator[tuple[str, ModelWeights]]:

@@ -418,3 +418,16 @@ def test_huge_float64_weights_give_one_json_for_page_and_file(keras: Any, tmp_pa
     html = (tmp_path / "r.html").read_text()
     embedded = html.split('id="lstm-report-data">', 1)[1].split("</script>", 1)[0]
     assert json.loads(embedded) == data == json.loads(json.dumps(res.data))
+
+
+def test_error_during_background_keras_import_is_printed(simple_model: Any, tmp_path: Path) -> None:
+    # verify: true starts importing TensorFlow in a thread; the second model's error comes
+    # while that import runs and must still reach stderr.
+    cfg = write_config(
+        tmp_path,
+        f"verify: true\nmodels:\n  - {simple_model.path}\n  - {tmp_path / 'missing.keras'}\n",
+    )
+    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 1
+    assert "error: models[1]" in r.stderr and "missing.keras" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr  # that line alone: TensorFlow stays quiet

@@ -23,8 +23,8 @@ _IMPORT_LOCK = threading.Lock()
 def import_keras() -> Any:
     """Import Keras quietly: TensorFlow's C++ start-up chatter is noise in a CLI.
 
-    Thread-safe: the pipeline may start the import in the background, and a caller must
-    never see a half-imported module.
+    Thread-safe: a library caller or the training callback may call it from any thread,
+    and none may see a half-imported module.
     """
     with _IMPORT_LOCK:
         return _import_keras()
@@ -34,16 +34,20 @@ def _import_keras() -> Any:
     if "keras" in sys.modules and hasattr(sys.modules["keras"], "saving"):
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # TensorFlow's native code writes to file descriptor 2 before any Python logging is
-    # set up, so silence the descriptor itself for the duration of the import.
+    # TensorFlow's native code logs to file descriptor 2 at import, before its logging is
+    # set up and whatever TF_CPP_MIN_LOG_LEVEL says (TF >= 2.16), so the descriptor itself
+    # is silenced for the import. Only from the main thread, which is busy importing: from
+    # any other thread, lines the process writes meanwhile (errors, progress) would be lost.
+    quiet = threading.current_thread() is threading.main_thread()
     saved = None
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-    except OSError:
-        saved = None
+    if quiet:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+        except OSError:
+            saved = None
     try:
         import keras
     except ImportError as exc:

@@ -6,6 +6,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from lstm_report import __version__
 from lstm_report.errors import LstmReportError
@@ -60,15 +61,36 @@ def _parser() -> argparse.ArgumentParser:
     build = sub.add_parser(
         "build",
         parents=[common],
-        help="build a report from a YAML config",
-        description="Build the report described by a YAML config file.",
+        help="build a report from a YAML config or a model file",
+        description="Build the report described by a YAML config file, or the report of one "
+        "model file (.keras, .h5) with default settings.",
     )
-    build.add_argument("config", help="YAML config naming the models and layers to report on")
+    build.add_argument(
+        "config",
+        metavar="CONFIG_OR_MODEL",
+        help="YAML config naming the models and layers to report on, or a model file",
+    )
     build.add_argument(
         "-o",
         "--output",
         metavar="PATH",
-        help="HTML file to write (default: the config's 'output', else CONFIG-NAME.html)",
+        help="HTML file to write (default: the config's 'output', else NAME.html in the "
+        "current folder, NAME being the config's or the model file's name)",
+    )
+    model_only = build.add_argument_group(
+        "when CONFIG_OR_MODEL is a model file (a config says these itself)"
+    )
+    model_only.add_argument("--name", help="the model's name in the report (default: file name)")
+    model_only.add_argument(
+        "--probe",
+        metavar="PATH",
+        help="probe data for the model input: .npy, or .npz with one array",
+    )
+    model_only.add_argument(
+        "--feature-names",
+        metavar="A,B,...",
+        type=_names,
+        help="names of the input features, comma-separated, in input order",
     )
 
     demo = sub.add_parser(
@@ -102,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
     site.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
 
         config = demo_config()
     else:
-        config = args.config
+        config = _build_config(args)
     result = build_report(
         config,
         output=args.output,
@@ -174,6 +203,25 @@ def _run(args: argparse.Namespace) -> int:
         if any(f.severity in worst for f in findings):
             return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _build_config(args: argparse.Namespace) -> Any:
+    """A config path as it is, or the one-model config of a model file and its flags."""
+    from lstm_report.config import is_model_file, model_file_config
+    from lstm_report.errors import ConfigError
+
+    flags = {"--name": args.name, "--probe": args.probe, "--feature-names": args.feature_names}
+    if is_model_file(args.config):
+        return model_file_config(
+            args.config, name=args.name, probe=args.probe, feature_names=args.feature_names
+        )
+    given = [flag for flag, value in flags.items() if value is not None]
+    if given:
+        raise ConfigError(
+            f"{args.config}: {', '.join(given)} {'applies' if len(given) == 1 else 'apply'} "
+            "only to a model file; in a config, set it in the model's entry"
+        )
+    return args.config
 
 
 class _Progress:

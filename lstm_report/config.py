@@ -145,6 +145,50 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data, base_dir=path.resolve().parent, source=path.resolve())
 
 
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+"""File names that `lstm-report build FILE` takes for a model file rather than a config."""
+
+_MAGIC = (b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")  # a zip (.keras) or an HDF5 file
+
+
+def is_model_file(path: str | Path) -> bool:
+    """Whether ``build`` should read this path as a model, not as a YAML config."""
+    path = Path(path)
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        return True
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return False
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head.startswith(_MAGIC)
+
+
+def model_file_config(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    probe: str | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> Config:
+    """The config of `lstm-report build MODEL_FILE`: one model, everything else by default."""
+    entry: dict[str, Any] = {"path": str(path)}
+    if name is not None:
+        entry["name"] = name
+    if probe is not None:
+        entry["probe"] = probe
+    if feature_names is not None:
+        entry["feature_names"] = list(feature_names)
+    return parse_config(
+        {"title": f"{name or Path(path).name}: LSTM weight report", "models": [entry]},
+        source=Path(path).resolve(),
+    )
+
+
 def parse_config(
     data: Any, *, base_dir: str | Path | None = None, source: Path | None = None
 ) -> Config:

@@ -431,3 +431,37 @@ def test_error_during_background_keras_import_is_printed(simple_model: Any, tmp_
     assert r.returncode == 1
     assert "error: models[1]" in r.stderr and "missing.keras" in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1, r.stderr  # that line alone: TensorFlow stays quiet
+
+
+def test_build_reads_a_model_file_directly(
+    simple_model: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    probe = tmp_path / "probe.npy"
+    np.save(probe, np.random.default_rng(0).normal(size=(3, 7, 5)).astype(np.float32))
+    args = ["build", str(simple_model.path), "--name", "run42", "--probe", str(probe)]
+    assert main([*args, "--feature-names", "a, b,c,d,e", "--json", "r.json", "-q"]) == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    (model,) = data["models"]
+    assert model["name"] == "run42" and model["path"] == str(simple_model.path)
+    (layer,) = model["layers"]
+    assert [f["name"] for f in layer["feature_importance"]] == ["a", "b", "c", "d", "e"]
+    assert layer["activations"] is not None  # the probe was used
+    assert (tmp_path / "simple.html").is_file()  # NAME.html in the current folder
+    capsys.readouterr()
+    assert main(["build", str(simple_model.path), "--feature-names", "a,b", "-q"]) == 1
+    assert "2 names given" in capsys.readouterr().err
+
+
+def test_model_file_flags_are_refused_with_a_config(
+    simple_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    assert main(["build", str(cfg), "--name", "x", "--probe", "p.npy"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {cfg}: --name, --probe apply only to a model file; in a config, set it in the "
+        "model's entry\n"
+    )

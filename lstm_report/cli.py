@@ -190,6 +190,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     findings = result.report.findings
     if not args.quiet:
+        for warning in result.report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"wrote {result.html_path}", file=sys.stderr)
         if result.json_path is not None:
             print(f"wrote {result.json_path}", file=sys.stderr)

@@ -263,6 +263,8 @@ class ModelAnalysis:
     notes: tuple[str, ...] = ()
     series: Any = None
     """analysis.series.Series when the model is a checkpoint series."""
+    warnings: tuple[str, ...] = ()
+    """The notes that mean part of what was asked for is missing: the CLI prints them."""
 
 
 @dataclass(frozen=True)
@@ -287,3 +289,5 @@ class ReportData:
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     comparisons: tuple[Any, ...] = field(default_factory=tuple)
     """analysis.compare.Comparison objects (typed loosely to keep this module import-light)."""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    """What the run could not do as asked, one line each (the page shows it among notes)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,6 +159,7 @@ def _build(
         headlines=headlines(models),
         findings=tuple(f for m in models for la in m.layers for f in la.findings),
         comparisons=comparisons,
+        warnings=run_warnings(models, comparisons),
     )
     say("drawing figures")
     figures = draw_figures(
@@ -174,6 +175,18 @@ def _build(
         outputs.append((json_out, dumps(data)))
     write_files(outputs)
     return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
+
+
+def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:
+    """One line per thing the run could not do as the config asked."""
+    out = [f"{m.name}: {w}" for m in models for w in m.warnings]
+    out += [
+        f"compare[{k}]: no layer of {c.baseline!r} matches one of {c.candidate!r} by name and "
+        "direction; nothing was compared"
+        for k, c in enumerate(comparisons)
+        if not c.layers
+    ]
+    return tuple(out)
 
 
 def _read_checkpoints(spec: ModelSpec, say: Progress) -> Iterator[tuple[str, ModelWeights]]:

@@ -465,3 +465,33 @@ def test_model_file_flags_are_refused_with_a_config(
         f"error: {cfg}: --name, --probe apply only to a model file; in a config, set it in the "
         "model's entry\n"
     )
+
+
+def test_silent_successes_warn_on_stderr(keras: Any, simple_model: Any, tmp_path: Path) -> None:
+    dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    dense.save(tmp_path / "dense.keras")
+    emb = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Embedding(10, 3), keras.layers.LSTM(2, name="other")]
+    )
+    emb.save(tmp_path / "emb.keras")
+    cfg = write_config(
+        tmp_path,
+        f"""
+models:
+  - dense.keras
+  - {{path: emb.keras, feature_names: [a, b, c]}}
+  - {{path: {simple_model.path}, name: simple}}
+compare: [{{baseline: simple, candidate: emb.keras}}]
+""",
+    )
+    out = str(tmp_path / "r.html")
+    r = run_cli("build", str(cfg), "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[:3] == [
+        "warning: dense.keras: the model has no LSTM layer",
+        "warning: emb.keras: feature_names are not shown: no analysed LSTM reads the model "
+        "input directly",
+        "warning: compare[0]: no layer of 'simple' matches one of 'emb.keras' by name and "
+        "direction; nothing was compared",
+    ]
+    assert run_cli("build", str(cfg), "-o", out, "-q").stderr == ""

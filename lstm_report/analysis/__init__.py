@@ -159,11 +159,12 @@ def analyse_model(
         flow = ProbeFlow(weights, probe, spec.probe.sequence, keras_inputs)
     anchor = f"m{index}-{slug(spec.name)}"
     notes: list[str] = list(weights.notes)
+    warnings: list[str] = []
     analysed = []
     for j, w in enumerate(layers):
         run = flow.run(w) if flow is not None else None
         if run is not None and run.note:
-            notes.append(f"no probe activity for {w.label}: {run.note}")
+            warnings.append(f"no probe activity for {w.label}: {run.note}")
         analysed.append(
             analyse_layer(
                 w,
@@ -176,9 +177,11 @@ def analyse_model(
             )
         )
     if spec.feature_names is not None and names is None:
-        notes.append("feature_names are not shown: no analysed LSTM reads the model input directly")
+        warnings.append(
+            "feature_names are not shown: no analysed LSTM reads the model input directly"
+        )
     if not weights.lstms:
-        notes.append("the model has no LSTM layer")
+        warnings.append("the model has no LSTM layer")
     return ModelAnalysis(
         name=spec.name,
         path=spec.path,
@@ -188,7 +191,8 @@ def analyse_model(
         lstm_params=sum(w.params for w in layers),
         reader=weights.reader,
         anchor=anchor,
-        notes=tuple(notes),
+        notes=tuple(notes + warnings),
+        warnings=tuple(warnings),
     )
 
 

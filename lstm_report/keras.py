@@ -7,13 +7,15 @@ package does not need it.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from lstm_report.pipeline import BuildResult, build_report
+from lstm_report.errors import ConfigError
+from lstm_report.pipeline import BuildResult, build_report, check_model_options, options_config
 
 
 class ReportCallback(keras.callbacks.Callback):
@@ -27,7 +29,11 @@ class ReportCallback(keras.callbacks.Callback):
 
     Other keyword arguments are config keys, as for one entry of ``models:`` plus
     ``title`` and ``checks``: e.g. ``feature_names=[...]``, ``layers=[...]``,
-    ``probe="probe.npy"``.
+    ``probe="probe.npy"``. They are checked here (unknown keys) and when training begins
+    (against the model), so that a mistake stops ``fit`` before the first epoch, not
+    after the last. A report that fails to be written never costs the trained model: the
+    callback warns, keeps the exception in ``error`` and training ends as usual;
+    ``raise_errors=True`` makes it raise instead.
     """
 
     def __init__(
@@ -38,16 +44,22 @@ class ReportCallback(keras.callbacks.Callback):
         every: int | None = None,
         write_every: bool = False,
         verify: bool | None = None,
+        raise_errors: bool = False,
         **options: Any,
     ) -> None:
         super().__init__()
-        if every is not None and every < 1:
-            raise ValueError("every must be a positive number of epochs")
+        if every is not None and (
+            isinstance(every, bool) or not isinstance(every, int) or every < 1
+        ):
+            raise ConfigError(f"every: expected a positive number of epochs, got {every!r}")
+        options_config(options, "model")  # unknown or malformed keys fail here, at once
         self.output = Path(output)
         self.json_path = json_path
         self.every = every
         self.write_every = write_every
         self.verify = verify
+        self.raise_errors = raise_errors
+        self.error: Exception | None = None
         self.options: Mapping[str, Any] = options
         self.snapshots: list[tuple[str, Any]] = []
         self.result: BuildResult | None = None
@@ -62,6 +74,11 @@ class ReportCallback(keras.callbacks.Callback):
             self._template = from_model(self.model, name=name, path=label)
         self.snapshots.append((label, refresh(self.model, self._template)))
 
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        # The model is known now: layers, feature names and probe must fit it.
+        name = str(self.options.get("name", getattr(self.model, "name", "model")))
+        check_model_options(self.model, options_config(self.options, name))
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self.every is None or (epoch + 1) % self.every:
             return
@@ -70,13 +87,27 @@ class ReportCallback(keras.callbacks.Callback):
             # Skip this one if the previous report is still being written. The thread
             # reports the snapshot just taken, never the weights training is changing.
             snapshot = self.snapshots[-1][1]
-            self._writer = threading.Thread(target=self._write, args=(snapshot,), daemon=True)
+            self._writer = threading.Thread(target=self._try_write, args=(snapshot,), daemon=True)
             self._writer.start()
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self._writer is not None:
             self._writer.join()
-        self.result = self._write(None, final=True)
+        self.result = self._try_write(None, final=True)
+
+    def _try_write(self, snapshot: Any, final: bool = False) -> BuildResult | None:
+        try:
+            return self._write(snapshot, final)
+        except Exception as exc:
+            if self.raise_errors and final:
+                raise
+            self.error = exc
+            warnings.warn(
+                f"lstm-report: the report {self.output} was not written: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
 
     def _write(self, snapshot: Any, final: bool = False) -> BuildResult:
         series = list(self.snapshots)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -82,17 +83,47 @@ def _in_memory_config(model: Any, options: Mapping[str, Any]) -> tuple[Config, d
     """A one-model Config for an in-memory Keras model, with its weights extracted."""
     from lstm_report.readers.keras_reader import from_model, model_inputs
 
-    top = {k: v for k, v in options.items() if k in ("title", "checks", "verify", "output")}
-    entry = {k: v for k, v in options.items() if k not in top and k not in ("series", "weights")}
-    name = entry.setdefault("name", str(getattr(model, "name", "model")))
-    entry["path"] = f"{name} (in memory)"
-    cfg = parse_config({**top, "models": [entry]})
+    cfg = options_config(options, str(getattr(model, "name", "model")))
     series = tuple(options.get("series") or ())
     if options.get("weights") is not None:
         # A snapshot taken earlier: the live model may have moved on (training goes on).
         return cfg, {0: InMemory(options["weights"], None, series)}
-    weights = from_model(model, name=name, path=cfg.models[0].path)
+    weights = from_model(model, name=cfg.models[0].name, path=cfg.models[0].path)
     return cfg, {0: InMemory(weights, model_inputs(model), series)}
+
+
+def options_config(options: Mapping[str, Any], default_name: str) -> Config:
+    """The Config that ``options`` (config keys) describe for a model in memory."""
+    top = {k: v for k, v in options.items() if k in ("title", "checks", "verify", "output")}
+    entry = {k: v for k, v in options.items() if k not in top and k not in ("series", "weights")}
+    name = entry.setdefault("name", default_name)
+    entry["path"] = f"{name} (in memory)"
+    with _as_options():
+        return parse_config({**top, "models": [entry]})
+
+
+@contextlib.contextmanager
+def _as_options() -> Iterator[None]:
+    """Name options as they were given (``feature_names``), not as a config entry's keys."""
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc)
+        raise ConfigError(text.removeprefix("models[0].")) from None
+
+
+def check_model_options(model: Any, cfg: Config) -> None:
+    """Raise ConfigError now if ``cfg``'s layers, feature names or probe do not fit ``model``."""
+    from lstm_report.analysis import feature_names, select_layers
+    from lstm_report.probe import load_probe
+    from lstm_report.readers.keras_reader import from_model
+
+    spec = cfg.models[0]
+    weights = from_model(model, name=spec.name, path=spec.path)
+    with _as_options():
+        feature_names(spec, select_layers(spec, weights))
+        readers = [w.input_dim for w in weights.lstms if w.reads_input]
+        load_probe(spec, readers[0] if readers else weights.input_dim)
 
 
 def _build(

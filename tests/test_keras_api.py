@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from lstm_report import build_report
 
@@ -82,3 +83,48 @@ def test_callback_snapshots_are_copies(keras: Any, tmp_path: Path) -> None:
     (_, first), (_, second) = cb.snapshots
     np.testing.assert_array_equal(first.lstms[0].kernel, k)  # not changed by later training
     assert not second.lstms[0].kernel.any()
+
+
+def test_callback_checks_its_keys_at_construction() -> None:
+    from lstm_report.errors import ConfigError
+    from lstm_report.keras import ReportCallback
+
+    with pytest.raises(
+        ConfigError, match=r"^feature_name: unknown key; did you mean 'feature_names'\?"
+    ):
+        ReportCallback("r.html", feature_name=["a"])
+    with pytest.raises(ConfigError, match="every: expected a positive number of epochs"):
+        ReportCallback("r.html", every=0)
+
+
+def test_callback_checks_the_model_before_the_first_epoch(keras: Any, tmp_path: Path) -> None:
+    from lstm_report.errors import ConfigError
+    from lstm_report.keras import ReportCallback
+
+    m = _model(keras)
+    before = [w.copy() for w in m.get_weights()]
+    cb = ReportCallback(tmp_path / "r.html", feature_names=["a", "b"])
+    x = np.zeros((8, 6, 3), "float32")
+    with pytest.raises(
+        ConfigError,
+        match="^feature_names: 2 names given, but LSTM 'lstm' .* reads 3 input features",
+    ):
+        m.fit(x, np.zeros((8, 1)), epochs=50, verbose=0, callbacks=[cb])
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)  # not one step was trained
+
+
+def test_a_failed_report_never_costs_the_trained_model(keras: Any, tmp_path: Path) -> None:
+    from lstm_report.keras import ReportCallback
+
+    m = _model(keras)
+    (tmp_path / "taken").mkdir()  # the report's path is a folder: writing it fails
+    cb = ReportCallback(tmp_path / "taken")
+    x = np.zeros((8, 6, 3), "float32")
+    with pytest.warns(RuntimeWarning, match="the report .*taken was not written: .*is a directory"):
+        m.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[cb])
+    assert cb.result is None and cb.error is not None
+    m.save(tmp_path / "after.keras")  # the script goes on
+    strict = ReportCallback(tmp_path / "taken", raise_errors=True)
+    with pytest.raises(Exception, match="is a directory"):
+        m.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[strict])

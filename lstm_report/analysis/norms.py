@@ -1,7 +1,8 @@
 """Norms that stay finite for finite data: scale by the largest magnitude before squaring.
 
 float64 weights near 1e200 (a legacy .h5 can hold them) overflow ``sum(x * x)``, while
-their norm (about 1e200·√n) is an ordinary float.
+their norm (about 1e200·√n) is an ordinary float. The scale is a power of two, so for
+ordinary weights the result is bit for bit the unscaled computation.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import numpy as np
 
 
 def scale_of(x: np.ndarray) -> float:
-    """The largest |x|, or 1.0 for an empty or all-zero array (so x / scale is safe)."""
+    """A power of two within a factor 2 of the largest |x| (1.0 for an empty or zero array).
+
+    2**(e - 1), not 2**e: for |x| near the largest float, 2**e itself overflows."""
     if x.size == 0:
         return 1.0
     m = float(np.max(np.abs(x)))
-    return m if m > 0 else 1.0
+    return float(2.0 ** (np.frexp(m)[1] - 1)) if m > 0 else 1.0
 
 
 def fro(x: np.ndarray) -> float:
@@ -22,7 +25,8 @@ def fro(x: np.ndarray) -> float:
     x = np.asarray(x, np.float64)
     s = scale_of(x)
     y = x / s
-    return float(s * np.sqrt(np.sum(y * y)))
+    with np.errstate(over="ignore"):  # only a norm beyond the largest float: inf, as it is
+        return float(s * np.sqrt(np.sum(y * y)))
 
 
 def row_norms(x: np.ndarray) -> np.ndarray:
@@ -30,8 +34,8 @@ def row_norms(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     if x.size == 0:
         return np.zeros(x.shape[0])
-    s = np.max(np.abs(x), axis=1, keepdims=True)
-    s = np.where((s > 0) & np.isfinite(s), s, 1.0)
+    m = np.max(np.abs(x), axis=1, keepdims=True)
+    s = np.where((m > 0) & np.isfinite(m), 2.0 ** (np.frexp(m)[1] - 1), 1.0)
     y = x / s
     return np.asarray(s[:, 0] * np.sqrt(np.sum(y * y, axis=1)))
 

@@ -50,10 +50,19 @@ def test_wheel_carries_templates_and_demo(wheel: Path) -> None:
 @pytest.mark.slow
 def test_demo_from_installed_wheel(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
+    # The dependencies come from the environment running the tests, which may itself be a
+    # venv (--system-site-packages would only see the base interpreter's packages). Plain
+    # path lines: the .pth files there (e.g. an editable lstm-report) are not processed.
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    parents = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    Path(purelib, "_test_deps.pth").write_text("\n".join(parents) + "\n")
     subprocess.run(
         [str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300
     )

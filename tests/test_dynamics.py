@@ -16,6 +16,7 @@ from lstm_report.analysis.findings import layer_findings
 from lstm_report.analysis.spectra import spectrum
 from lstm_report.cli import main
 from lstm_report.config import Checks
+from lstm_report.errors import ConfigError
 from lstm_report.gates import layer_gates
 from lstm_report.model import LSTMWeights, Verification
 from tests.conftest import write_config
@@ -109,9 +110,13 @@ def test_saturation_and_means_by_hand() -> None:
         hs.append(g["o"] * np.tanh(c))
     np.testing.assert_allclose(out[..., 0], np.stack(hs, axis=1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(activity.h[:, 0], np.stack(hs, axis=1)[1], rtol=1e-5, atol=1e-6)
-    # memory on the probe: the mean forget activation per unit
-    la = analyse_layer(w, ["x"], "a")
-    assert la.timescales is not None
+    # memory on the probe: the mean forget activation per unit, and its time constant
+    from lstm_report.analysis.memory import timescales
+
+    t = timescales(w, layer_gates(w), np.asarray(activity.gates[1].unit_mean))
+    f_mean = float(expected["f"].mean())
+    assert t.probe_forget == pytest.approx((f_mean,), abs=1e-6)
+    assert t.probe_tau == pytest.approx((1.0 / (1.0 - f_mean),), rel=1e-5)
 
 
 def _findings(w: LSTMWeights, **kw: Any) -> list[str]:
@@ -326,7 +331,7 @@ def test_probe_errors(
     cfg = write_config(
         tmp_path, f"models:\n  - path: {simple_model.path}\n    probe: {probe_cfg}\n"
     )
-    with pytest.raises(Exception, match=r"^models\[0\]\.probe.*" + message):
+    with pytest.raises(ConfigError, match=r"^models\[0\]\.probe.*" + message):
         build_report(cfg, output=tmp_path / "r.html")
 
 

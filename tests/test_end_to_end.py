@@ -370,34 +370,44 @@ def test_usage_error_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert "error:" in capsys.readouterr().err
 
 
-def test_progress_only_on_a_terminal_after_a_moment(simple_model: Any, tmp_path: Path) -> None:
-    # tmux-free check: a pseudo-terminal for stderr shows progress; a pipe does not
+def test_progress_only_on_a_terminal(
+    simple_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In process, with no delay, so that the result does not depend on how long a run takes.
     import pty
 
+    from lstm_report import cli
+
+    monkeypatch.setattr(cli._Progress, "DELAY", 0.0)
     cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
     master, slave = pty.openpty()
-    r = subprocess.run(
-        [sys.executable, "-m", "lstm_report", "build", str(cfg), "-o", str(tmp_path / "r.html")],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        timeout=300,
-    )
-    os.close(slave)
-    out = b""
-    try:
-        while True:
-            chunk = os.read(master, 4096)
-            if not chunk:
-                break
-            out += chunk
-    except OSError:
-        pass
+    with os.fdopen(slave, "w") as tty:
+        monkeypatch.setattr(sys, "stderr", tty)
+        assert main(["build", str(cfg), "-o", str(tmp_path / "r.html")]) == 0
+    os.set_blocking(master, False)
+    text = os.read(master, 65536).decode()
     os.close(master)
-    assert r.returncode == 0
-    text = out.decode()
-    assert "s] drawing figures" in text or "s] rendering" in text, text
-    piped = run_cli("build", str(cfg), "-o", str(tmp_path / "r2.html"))
-    assert "s] " not in piped.stderr and piped.stderr.startswith("wrote ")
+    assert "s] reading simple.keras" in text and "s] rendering" in text, text
+    piped = tmp_path / "stderr.txt"
+    with piped.open("w") as not_a_tty:
+        monkeypatch.setattr(sys, "stderr", not_a_tty)
+        assert main(["build", str(cfg), "-o", str(tmp_path / "r2.html")]) == 0
+    assert piped.read_text() == f"wrote {tmp_path / 'r2.html'}\n"
+
+
+def test_progress_waits_for_a_moment(capsys: pytest.CaptureFixture[str]) -> None:
+    from lstm_report import cli
+
+    now = [100.0]
+    progress = cli._Progress()
+    progress._tty = True
+    progress._clock = lambda: now[0]
+    progress._start = 100.0
+    now[0] = 100.4
+    progress("early")
+    now[0] = 100.5
+    progress("late")
+    assert capsys.readouterr().err == "[  0.5s] late\n"
 
 
 def test_huge_float64_weights_give_one_json_for_page_and_file(keras: Any, tmp_path: Path) -> None:

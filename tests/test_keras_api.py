@@ -115,6 +115,7 @@ def test_callback_checks_the_model_before_the_first_epoch(keras: Any, tmp_path: 
 
 
 def test_a_failed_report_never_costs_the_trained_model(keras: Any, tmp_path: Path) -> None:
+    from lstm_report.errors import OutputError
     from lstm_report.keras import ReportCallback
 
     m = _model(keras)
@@ -126,5 +127,5 @@ def test_a_failed_report_never_costs_the_trained_model(keras: Any, tmp_path: Pat
     assert cb.result is None and cb.error is not None
     m.save(tmp_path / "after.keras")  # the script goes on
     strict = ReportCallback(tmp_path / "taken", raise_errors=True)
-    with pytest.raises(Exception, match="is a directory"):
+    with pytest.raises(OutputError, match="is a directory"):
         m.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[strict])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,14 +23,20 @@ yaml_values = st.recursive(
 )
 
 
+@pytest.fixture(scope="module")
+def empty_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where relative (and glob) paths resolve: never the real /tmp, whatever it holds."""
+    return tmp_path_factory.mktemp("empty")
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.dictionaries(st.sampled_from(list(TOP_KEYS) + ["extra", "Models"]), yaml_values, max_size=5)
 )
-def test_config_parser_never_crashes(data: dict[str, Any]) -> None:
+def test_config_parser_never_crashes(empty_dir: Path, data: dict[str, Any]) -> None:
     # Any YAML-shaped input is either a valid config or a ConfigError with a one-line message.
     try:
-        parse_config(data, base_dir="/tmp")
+        parse_config(data, base_dir=empty_dir)
     except ConfigError as exc:
         assert str(exc) and "\n" not in str(exc)
 
@@ -41,9 +49,9 @@ def test_config_parser_never_crashes(data: dict[str, Any]) -> None:
         max_size=3,
     )
 )
-def test_model_entries_never_crash(models: list[dict[str, Any]]) -> None:
+def test_model_entries_never_crash(empty_dir: Path, models: list[dict[str, Any]]) -> None:
     try:
-        cfg = parse_config({"models": models}, base_dir="/tmp")
+        cfg = parse_config({"models": models}, base_dir=empty_dir)
     except ConfigError as exc:
         assert str(exc) and "\n" not in str(exc)
     else:

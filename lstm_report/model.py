@@ -74,6 +74,17 @@ class OtherLayer:
 
 
 @dataclass(frozen=True, eq=False)
+class Embedding:
+    """An Embedding that reads the model input: the model takes token ids, not features."""
+
+    name: str
+    table: np.ndarray | None
+    """(vocabulary, dimension), where the reader could read it; else Keras computes lookups."""
+    vocab: int | None
+    mask_zero: bool = False
+
+
+@dataclass(frozen=True, eq=False)
 class ModelWeights:
     """Everything a reader extracted from one model file."""
 
@@ -87,6 +98,9 @@ class ModelWeights:
     keras_version: str | None = None
     notes: tuple[str, ...] = ()
     """What the reader assumed or fell back on, for the report."""
+    input_shape: tuple[int | None, ...] | None = None
+    """The model input's shape without the batch axis (None: unknown, e.g. weights only)."""
+    embedding: Embedding | None = None
 
     def lstm_names(self) -> list[str]:
         """Distinct LSTM layer names in file order (a Bidirectional counts once)."""

@@ -115,15 +115,14 @@ def _as_options() -> Iterator[None]:
 def check_model_options(model: Any, cfg: Config) -> None:
     """Raise ConfigError now if ``cfg``'s layers, feature names or probe do not fit ``model``."""
     from lstm_report.analysis import feature_names, select_layers
-    from lstm_report.probe import load_probe
+    from lstm_report.probe import load_probe, probe_shape
     from lstm_report.readers.keras_reader import from_model
 
     spec = cfg.models[0]
     weights = from_model(model, name=spec.name, path=spec.path)
     with _as_options():
         feature_names(spec, select_layers(spec, weights))
-        readers = [w.input_dim for w in weights.lstms if w.reads_input]
-        load_probe(spec, readers[0] if readers else weights.input_dim)
+        load_probe(spec, probe_shape(weights))
 
 
 def _build(

@@ -73,6 +73,10 @@ class ProbeFlow:
         self, w: LSTMWeights, depth: int
     ) -> tuple[np.ndarray | None, str, str | None]:
         src = w.source
+        emb = self.model.embedding
+        if emb is not None and src == emb.name and emb.table is not None:
+            # Token ids through the Embedding's lookup table, as Keras computes it.
+            return np.asarray(emb.table, np.float32)[self.x], "numpy", None
         upstream = [u for u in self.model.lstms if u.name == src]
         if upstream and depth < 100 and all(u.return_sequences for u in upstream):
             out = self._output_of(upstream, depth + 1)

@@ -101,24 +101,60 @@ def unsafe_layers(model: Any) -> list[str]:
     return found
 
 
+def input_shape(model: Mapping[str, Any]) -> tuple[int | None, ...] | None:
+    """The shape of the model's (first) input without the batch axis, if the config says it."""
+    layers = _layers(model)
+    inputs = [x for x in layers if x.get("class_name") == "InputLayer"]
+    if inputs:  # an InputLayer decides, even when it does not say its shape
+        cfg = inputs[0].get("config") or {}
+        candidates = [cfg.get("batch_shape"), cfg.get("batch_input_shape")]
+    else:
+        cfg = model.get("config")
+        candidates = [cfg.get("build_input_shape") if isinstance(cfg, Mapping) else None]
+        if layers:
+            candidates.append((layers[0].get("config") or {}).get("batch_input_shape"))
+    for shape in candidates:
+        if isinstance(shape, _SEQ) and len(shape) >= 2:
+            return tuple(
+                d if isinstance(d, int) and not isinstance(d, bool) else None for d in shape[1:]
+            )
+    return None
+
+
 def input_dim(model: Mapping[str, Any]) -> int | None:
     """The last dimension of the model's (first) input, if the config says it."""
-    for layer in _layers(model):
-        if layer.get("class_name") == "InputLayer":
-            cfg = layer.get("config") or {}
-            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-            if isinstance(shape, _SEQ) and shape and isinstance(shape[-1], int):
-                return int(shape[-1])
-            return None
-    cfg = model.get("config") or {}
-    shape = cfg.get("build_input_shape")
-    if isinstance(shape, _SEQ) and shape and isinstance(shape[-1], int):
-        return int(shape[-1])
-    first = _layers(model)
-    if first:
-        shape = (first[0].get("config") or {}).get("batch_input_shape")
-        if isinstance(shape, _SEQ) and shape and isinstance(shape[-1], int):
-            return int(shape[-1])
+    shape = input_shape(model)
+    return shape[-1] if shape else None
+
+
+@dataclass(frozen=True)
+class InputEmbedding:
+    """An Embedding layer that reads the model's input: the model takes token ids."""
+
+    path: str
+    vocab: int | None
+    dim: int | None
+    mask_zero: bool
+
+
+def input_embedding(model: Mapping[str, Any]) -> InputEmbedding | None:
+    """The top-level Embedding that reads the model input (through transparent layers)."""
+    layers = _layers(model)
+    if model.get("class_name") == "Sequential":
+        reads = _sequential_reads_input(layers)
+    else:
+        reads = _functional_reads_input(layers)
+    for layer in layers:
+        if layer.get("class_name") == "Embedding" and reads.get(_name(layer), False):
+            cfg = layer.get("config")
+            cfg = cfg if isinstance(cfg, Mapping) else {}
+            vocab, dim = cfg.get("input_dim"), cfg.get("output_dim")
+            return InputEmbedding(
+                path=_name(layer),
+                vocab=vocab if isinstance(vocab, int) else None,
+                dim=dim if isinstance(dim, int) else None,
+                mask_zero=cfg.get("mask_zero") is True,
+            )
     return None
 
 

@@ -284,7 +284,7 @@ def test_fail_on(simple_model: Any, tmp_path: Path) -> None:
         (
             lambda d: np.save(d / "p.npy", np.zeros((2, 3))),
             "p.npy",
-            r"must be shaped \(sequences, steps, features\), got shape \(2, 3\)",
+            r"must be shaped like the model input, \(sequences, steps, 5\); got shape \(2, 3\)",
         ),
         (
             lambda d: np.save(d / "p.npy", np.zeros((2, 3, 4))),
@@ -344,3 +344,73 @@ def test_npz_with_named_array(simple_model: Any, tmp_path: Path) -> None:
     res = build_report(cfg, output=tmp_path / "r.html")
     act = res.report.models[0].layers[0].activity
     assert act is not None and act.sequences == 4
+
+
+@pytest.fixture(scope="module")
+def text_model(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Token ids (30 steps, vocabulary 50) -> Embedding(8) -> LSTM(4) -> Dense(1)."""
+    m = keras.Sequential(
+        [
+            keras.Input((30,), dtype="int32"),
+            keras.layers.Embedding(50, 8, name="emb"),
+            keras.layers.LSTM(4, name="lstm"),
+            keras.layers.Dense(1, name="head"),
+        ],
+        name="text",
+    )
+    rng = np.random.default_rng(3)
+    m.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in m.get_weights()])
+    d = tmp_path_factory.mktemp("text")
+    m.save(d / "text.keras")
+    m.save(d / "text.h5")
+    return m, d
+
+
+@pytest.mark.parametrize(
+    ("file", "reader"), [("text.keras", "direct"), ("text.h5", "direct"), ("text.keras", "keras")]
+)
+def test_token_id_probe_goes_through_the_embedding(
+    text_model: Any, tmp_path: Path, file: str, reader: str
+) -> None:
+    import keras
+
+    m, d = text_model
+    ids = np.random.default_rng(0).integers(0, 50, size=(16, 30))
+    np.save(tmp_path / "ids.npy", ids)
+    cfg = write_config(
+        tmp_path, f"models:\n  - path: {d / file}\n    probe: ids.npy\n    reader: {reader}\n"
+    )
+    res = build_report(cfg, output=tmp_path / "r.html")
+    (la,) = res.report.models[0].layers
+    assert la.activity is not None and la.activity.sequences == 16
+    expected = keras.Model(m.inputs, m.get_layer("lstm").input).predict(ids, verbose=0)
+    assert la.probe_inputs is not None
+    np.testing.assert_allclose(la.probe_inputs, expected[: len(la.probe_inputs)], rtol=1e-6)
+    assert la.activity.source == "numpy"  # the lookup table was read: no Keras needed
+
+
+@pytest.mark.parametrize(
+    ("probe", "message"),
+    [
+        (
+            np.zeros((16, 1, 30), np.int64),
+            r"probe data must be shaped like the model input, \(sequences, steps\) of token ids from 0 to 49 for Embedding 'emb'; got shape \(16, 1, 30\)$",
+        ),
+        (
+            np.full((2, 30), 50),
+            r"token id 50 is outside the vocabulary of Embedding 'emb' \(0 to 49\)$",
+        ),
+        (
+            np.full((2, 30), 1.5),
+            r"probe data must be token ids \(integers\) for Embedding 'emb', got non-integer values$",
+        ),
+    ],
+)
+def test_token_id_probe_errors(
+    text_model: Any, tmp_path: Path, probe: np.ndarray, message: str
+) -> None:
+    _, d = text_model
+    np.save(tmp_path / "p.npy", probe)
+    cfg = write_config(tmp_path, f"models:\n  - path: {d / 'text.keras'}\n    probe: p.npy\n")
+    with pytest.raises(ConfigError, match=r"^models\[0\]\.probe: " + message):
+        build_report(cfg, output=tmp_path / "r.html")

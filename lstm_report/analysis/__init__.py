@@ -23,7 +23,7 @@ from lstm_report.model import (
     ModelAnalysis,
     ModelWeights,
 )
-from lstm_report.probe import load_probe
+from lstm_report.probe import load_probe, probe_shape
 from lstm_report.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.verify import MAX_SEQUENCES
 
@@ -152,8 +152,7 @@ def analyse_model(
     """Analyse the configured layers of one model (probe data included, if configured)."""
     layers = select_layers(spec, weights)
     names = feature_names(spec, layers)
-    readers = [w.input_dim for w in weights.lstms if w.reads_input]
-    probe = load_probe(spec, readers[0] if readers else weights.input_dim)
+    probe = load_probe(spec, probe_shape(weights))
     flow = None
     if probe is not None and spec.probe is not None:
         flow = ProbeFlow(weights, probe, spec.probe.sequence, keras_inputs)

@@ -28,13 +28,16 @@ import numpy as np
 
 from lstm_report.config import natural_key
 from lstm_report.errors import ModelLoadError
-from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.topology import (
     CONTAINERS,
+    InputEmbedding,
     RecurrentLayer,
     find_recurrent,
     input_dim,
+    input_embedding,
+    input_shape,
     layer_kind,
 )
 
@@ -351,7 +354,20 @@ def _read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
                 arrays = ((d, c, _vars(h5, s, where)) for (d, c, _), s in zip(halves, subs))
                 lstms += _build(found, False, arrays, where)
             total = _count_params(h5, skip=("optimizer",))
-    return _result(info, name, lstms, others, total, input_dim(config))
+            emb = input_embedding(config)
+            table = None
+            if emb is not None and groups.get(emb.path) is not None:
+                table = _embedding_table(_vars(h5, groups[emb.path], where), emb, where)
+    return _result(
+        info,
+        name,
+        lstms,
+        others,
+        total,
+        input_dim(config),
+        shape=input_shape(config),
+        embedding=_embedding(emb, table),
+    )
 
 
 def _check_name(h5: Any, group: str, layer_name: str, where: str) -> None:
@@ -474,7 +490,49 @@ def _read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWe
             picked = _pick(names, pattern, f"{where}: {found.path}", _use_bias(cfg))
             arrays.append((direction, cls, [read_array(group[n], where) for n in picked]))
         lstms += _build(found, legacy, iter(arrays), where)
-    return _result(info, name, lstms, others, _count_params(g), input_dim(config))
+    emb = input_embedding(config)
+    table = None
+    if emb is not None and emb.path in g:
+        group = g[emb.path]
+        found_names = [n for n in _attr_list(group, "weight_names") if "embeddings" in n]
+        tables = [read_array(group[n], where) for n in found_names[:1]]
+        table = _embedding_table(tables, emb, where)
+    return _result(
+        info,
+        name,
+        lstms,
+        others,
+        _count_params(g),
+        input_dim(config),
+        shape=input_shape(config),
+        embedding=_embedding(emb, table),
+    )
+
+
+def _embedding_table(arrays: list[np.ndarray], emb: InputEmbedding, where: str) -> np.ndarray:
+    """The (vocabulary, dimension) lookup table of an Embedding, checked against its config."""
+    if len(arrays) != 1 or arrays[0].ndim != 2:
+        shapes = ", ".join(str(a.shape) for a in arrays) or "none"
+        raise CorruptModelError(
+            f"{where}: Embedding {emb.path!r} has weights {shapes}, not a table"
+        )
+    table = arrays[0]
+    for size, want, what in (
+        (table.shape[0], emb.vocab, "input_dim"),
+        (table.shape[1], emb.dim, "output_dim"),
+    ):
+        if want is not None and size != want:
+            raise CorruptModelError(
+                f"{where}: Embedding {emb.path!r}: config says {what} {want}, weights have {size}"
+            )
+    return table
+
+
+def _embedding(emb: InputEmbedding | None, table: np.ndarray | None) -> Embedding | None:
+    if emb is None:
+        return None
+    vocab = table.shape[0] if table is not None else emb.vocab
+    return Embedding(name=emb.path, table=table, vocab=vocab, mask_zero=emb.mask_zero)
 
 
 @dataclass(frozen=True, eq=False)
@@ -509,6 +567,9 @@ def _result(
     total: int,
     dim: int | None,
     notes: tuple[str, ...] = (),
+    *,
+    shape: tuple[int | None, ...] | None = None,
+    embedding: Embedding | None = None,
 ) -> ModelWeights:
     return ModelWeights(
         name=name,
@@ -520,6 +581,8 @@ def _result(
         reader="direct",
         keras_version=info.keras_version,
         notes=notes,
+        input_shape=shape,
+        embedding=embedding,
     )
 
 

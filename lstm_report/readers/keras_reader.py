@@ -13,9 +13,15 @@ from typing import Any
 import numpy as np
 
 from lstm_report.errors import ModelLoadError, UnsafeModelError
-from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
-from lstm_report.topology import find_recurrent, input_dim, layer_kind
+from lstm_report.topology import (
+    find_recurrent,
+    input_dim,
+    input_embedding,
+    input_shape,
+    layer_kind,
+)
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -172,7 +178,19 @@ def from_model(
         input_dim=input_dim(config),
         reader="keras",
         keras_version=keras_version or keras.__version__,
+        input_shape=input_shape(config),
+        embedding=_embedding(config, objects),
     )
+
+
+def _embedding(config: Mapping[str, Any], objects: Mapping[str, Any]) -> Embedding | None:
+    found = input_embedding(config)
+    layer = objects.get(found.path) if found is not None else None
+    if found is None or layer is None:
+        return None
+    table = np.array(layer.get_weights()[0]) if layer.get_weights() else None
+    vocab = table.shape[0] if table is not None else found.vocab
+    return Embedding(name=found.path, table=table, vocab=vocab, mask_zero=found.mask_zero)
 
 
 def refresh(model: Any, template: ModelWeights) -> ModelWeights:

@@ -410,6 +410,7 @@ def test_progress_waits_for_a_moment(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().err == "[  0.5s] late\n"
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no overflow anywhere on the way
 def test_huge_float64_weights_give_one_json_for_page_and_file(keras: Any, tmp_path: Path) -> None:
     # A legacy .h5 can hold float64 weights near 1e200: finite norms, the same JSON twice.
     m = keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(2, name="lstm", dtype="float64")])

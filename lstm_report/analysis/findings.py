@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_report.analysis.norms import row_norms
 from lstm_report.config import Checks
 from lstm_report.gates import GateWeights
 from lstm_report.model import (
@@ -40,13 +41,13 @@ def unit_vectors(gates: tuple[GateWeights, ...]) -> np.ndarray:
 
 
 def dead_units(vectors: np.ndarray, threshold: float) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1)
+    norms = row_norms(vectors)
     return np.flatnonzero(norms < threshold)
 
 
 def duplicate_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
     """Pairs of units (j < k) whose incoming weight vectors have cosine similarity > threshold."""
-    norms = np.linalg.norm(vectors, axis=1)
+    norms = row_norms(vectors)
     live = norms > 0
     unit = np.zeros_like(vectors)
     unit[live] = vectors[live] / norms[live, None]

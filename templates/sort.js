@@ -10,8 +10,15 @@
   document.querySelectorAll("table.sortable").forEach(function (table) {
     var body = table.tBodies[0];
     table.querySelectorAll("thead th").forEach(function (th, col) {
-      th.style.cursor = "pointer";
+      // A button in the header: reachable with the keyboard, announced as a control.
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "sort";
+      while (th.firstChild) { button.appendChild(th.firstChild); }
+      th.appendChild(button);
       th.setAttribute("aria-sort", "none");
+      th.style.cursor = "pointer";
+      // On the header cell: a click anywhere in it, or Enter/Space on the button, bubbles here.
       th.addEventListener("click", function () {
         var asc = th.getAttribute("aria-sort") !== "ascending";
         table.querySelectorAll("thead th").forEach(function (o) { o.setAttribute("aria-sort", "none"); });

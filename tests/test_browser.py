@@ -159,5 +159,10 @@ def test_site_index_sorts(browser: Any, demo_page: Path, simple_model: Any, tmp_
         assert first == sorted(first, key=str.lower)
         page.locator("#reports thead th").first.click()
         assert titles() == first[::-1]
+        # The headers are buttons: the keyboard sorts too.
+        page.locator("#reports thead th button").first.focus()
+        page.keyboard.press("Enter")
+        assert titles() == first
+        assert page.locator("#reports thead th").first.get_attribute("aria-sort") == "ascending"
     finally:
         context.close()

@@ -335,6 +335,18 @@ def test_demo_recovers_the_two_features(tmp_path: Path) -> None:
     assert data["comparisons"][0]["baseline"] == "epoch 1"
 
 
+def test_page_markup_is_accessible(simple_model: Any, tmp_path: Path) -> None:
+    # Headings keep their meaning (never inside a <summary>, whose role is a button);
+    # tables are never hidden behind role="img"; a row-group header heads its own <tbody>.
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    html = build_report(cfg, output=tmp_path / "r.html").html_path.read_text()
+    assert not re.search(r"<summary>[^<]*<h[1-6]", html)
+    assert 'role="img"' not in html
+    for table in re.findall(r"<table.*?</table>", html, re.S):
+        for body in re.split(r"<tbody>", table)[1:]:
+            assert body.count('scope="rowgroup"') <= 1, body[:200]
+
+
 def test_page_shows_the_computed_numbers(simple_model: Any, tmp_path: Path) -> None:
     from lstm_report.render import fmt_num
 

@@ -14,7 +14,8 @@ from lstm_report.gates import GateWeights, layer_gates
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-from lstm_report.model import GATE_NAMES, GATES, LayerAnalysis
+
+from lstm_report.model import GATE_NAMES, GATES, Comparison, LayerAnalysis, LayerDelta, Series
 
 MAX_CELLS = 256
 """Heatmaps show at most this many rows and columns; larger matrices are pooled."""
@@ -446,7 +447,7 @@ class CompareFigures:
     relative: EmbeddedFigure
 
 
-def comparison_figures(ld: Any) -> CompareFigures:
+def comparison_figures(ld: LayerDelta) -> CompareFigures:
     """Delta heatmaps, before/after histograms, and relative change per gate of one layer."""
     import matplotlib
 
@@ -499,7 +500,7 @@ def comparison_figures(ld: Any) -> CompareFigures:
     return CompareFigures(dW, dU, hist, rel)
 
 
-def series_figures(series: Any) -> tuple[tuple[str, EmbeddedFigure], ...]:
+def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
     """Per layer of a checkpoint series: norms, U_g spectral radius, median τ, change."""
     import matplotlib
 
@@ -509,24 +510,11 @@ def series_figures(series: Any) -> tuple[tuple[str, EmbeddedFigure], ...]:
     labels = [c.label for c in series.checkpoints]
     x = np.arange(len(labels))
     for name, direction in layer_keys(series):
-        rows = []
-        for c in series.checkpoints:
-            rows.append(
-                next(
-                    (d for d in c.layers if (d["name"], d["direction"]) == (name, direction)), None
-                )
-            )
+        rows = [c.layer(name, direction) for c in series.checkpoints]
 
         def pick(gate: str, field: str) -> np.ndarray:
-            return np.array(
-                [
-                    np.nan
-                    if r is None or r["gates"][gate][field] is None
-                    else r["gates"][gate][field]
-                    for r in rows
-                ],
-                float,
-            )
+            values = [None if r is None else getattr(r.gate(gate), field) for r in rows]
+            return np.array([np.nan if v is None else v for v in values], float)
 
         with matplotlib.rc_context(_RC):
             fig = _new_figure(10.0, 2.9, bottom=0.8, wspace=0.3)
@@ -542,7 +530,7 @@ def series_figures(series: Any) -> tuple[tuple[str, EmbeddedFigure], ...]:
                     x, pick(g, "relative_change"), color=col, marker="o", markersize=3, label=g
                 )
             tau = np.array(
-                [np.nan if r is None or r["tau_median"] is None else r["tau_median"] for r in rows]
+                [np.nan if r is None or r.tau_median is None else r.tau_median for r in rows]
             )
             ax_t.plot(x, tau, color=GATE_COLORS["f"], marker="o", markersize=3)
             ax_n.set_title("‖U_g‖_F (solid), ‖W_g‖_F (dashed)")
@@ -638,8 +626,8 @@ def _draw(job: tuple[str, Any]) -> Any:
 
 def draw_figures(
     layers: Sequence[LayerAnalysis],
-    comparisons: Sequence[Any] = (),
-    series: Sequence[Any] = (),
+    comparisons: Sequence[Comparison] = (),
+    series: Sequence[Series] = (),
     workers: Workers | None = None,
 ) -> dict[str, Any]:
     """Figures of every layer, compared layer and series, keyed by anchor."""

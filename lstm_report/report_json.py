@@ -9,6 +9,8 @@ from typing import Any
 from lstm_report.analysis.series import series_json
 from lstm_report.model import (
     GATES,
+    Comparison,
+    Delta,
     Finding,
     LayerAnalysis,
     MatrixStats,
@@ -50,13 +52,13 @@ def spectrum_json(sp: Spectrum | None, *, recurrent: bool) -> dict[str, Any] | N
     return out
 
 
-def _delta(d: Any) -> dict[str, Any] | None:
+def _delta(d: Delta | None) -> dict[str, Any] | None:
     if d is None:
         return None
     return {"delta_fro": d.delta_fro, "relative": d.relative, "cosine": d.cosine}
 
 
-def comparison_json(c: Any) -> dict[str, Any]:
+def comparison_json(c: Comparison) -> dict[str, Any]:
     return {
         "baseline": c.baseline,
         "candidate": c.candidate,

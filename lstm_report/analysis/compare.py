@@ -2,60 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from lstm_report.analysis.norms import cosine, fro, scale_of
 from lstm_report.errors import ConfigError
 from lstm_report.gates import layer_gates
-from lstm_report.model import LSTMWeights, ModelAnalysis
+from lstm_report.model import (
+    Comparison,
+    Delta,
+    GateDelta,
+    LayerDelta,
+    LSTMWeights,
+    ModelAnalysis,
+)
 
 TOP_UNITS = 5
-
-
-@dataclass(frozen=True)
-class Delta:
-    """Change of one matrix: ‖ΔA‖_F, ‖ΔA‖_F / ‖A_baseline‖_F, cosine(A_baseline, A_candidate)."""
-
-    delta_fro: float | None
-    relative: float | None
-    cosine: float | None
-    """None where a norm is zero (or a value is not finite): the ratio is undefined."""
-
-
-@dataclass(frozen=True)
-class GateDelta:
-    gate: str
-    W: Delta
-    U: Delta
-    b: Delta | None
-
-
-@dataclass(frozen=True, eq=False)
-class LayerDelta:
-    name: str
-    direction: str
-    gates: tuple[GateDelta, ...]
-    top_units: tuple[tuple[int, float], ...]
-    """Units whose incoming weights (all gates) changed most: (unit, ‖Δ‖)."""
-    baseline: LSTMWeights
-    candidate: LSTMWeights
-    anchor: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.direction})" if self.baseline.wrapper else self.name
-
-
-@dataclass(frozen=True, eq=False)
-class Comparison:
-    baseline: str
-    candidate: str
-    layers: tuple[LayerDelta, ...]
-    only_baseline: tuple[str, ...]
-    only_candidate: tuple[str, ...]
-    anchor: str
 
 
 def delta(a: np.ndarray, b: np.ndarray) -> Delta:

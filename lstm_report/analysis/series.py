@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +13,7 @@ from lstm_report.analysis.compare import delta
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.norms import fro
 from lstm_report.gates import layer_gates
-from lstm_report.model import ModelWeights
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """One checkpoint's figures: per layer (name, direction), per gate."""
-
-    path: str
-    label: str
-    layers: tuple[dict[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class Series:
-    model: str
-    checkpoints: tuple[Checkpoint, ...]
-    anchor: str
+from lstm_report.model import Checkpoint, GatePoint, LayerPoint, ModelWeights, Series
 
 
 def _radius(u: np.ndarray) -> float | None:
@@ -67,37 +51,32 @@ def checkpoint_figures(
             if before is not None and before.kernel.shape == w.kernel.shape
             else None
         )
-        per_gate = {}
+        per_gate = []
         for k, g in enumerate(gates):
             change = None
             if pg is not None:
                 a = np.concatenate([np.ravel(pg[k].W), np.ravel(pg[k].U)])
                 b = np.concatenate([np.ravel(g.W), np.ravel(g.U)])
                 change = delta(a, b).relative
-            per_gate[g.gate] = {
-                "W_fro": _fro(g.W),
-                "U_fro": _fro(g.U),
-                "b_fro": _fro(g.b),
-                "U_spectral_radius": _radius(g.U),
-                "relative_change": change,
-            }
+            point = GatePoint(_fro(g.W), _fro(g.U), _fro(g.b), _radius(g.U), change)
+            per_gate.append((g.gate, point))
         t = timescales(w, gates)
         taus = [v for v in (t.resting_tau if t else ()) if v is not None]
-        layers.append(
-            {
-                "name": w.name,
-                "direction": w.direction,
-                "gates": per_gate,
-                "tau_median": float(np.median(taus)) if taus else None,
-            }
-        )
+        median = float(np.median(taus)) if taus else None
+        layers.append(LayerPoint(w.name, w.direction, tuple(per_gate), median))
     return Checkpoint(path=str(path), label=label or Path(path).stem, layers=tuple(layers))
 
 
 def series_json(s: Series) -> dict[str, Any]:
+    def layer(p: LayerPoint) -> dict[str, Any]:
+        gates = {g: dataclasses.asdict(point) for g, point in p.gates}
+        median = p.tau_median
+        return {"name": p.name, "direction": p.direction, "gates": gates, "tau_median": median}
+
     return {
         "checkpoints": [
-            {"path": c.path, "name": c.label, "layers": list(c.layers)} for c in s.checkpoints
+            {"path": c.path, "name": c.label, "layers": [layer(p) for p in c.layers]}
+            for c in s.checkpoints
         ]
     }
 
@@ -106,5 +85,5 @@ def layer_keys(s: Series) -> Sequence[tuple[str, str]]:
     seen: dict[tuple[str, str], None] = {}
     for c in s.checkpoints:
         for layer in c.layers:
-            seen[(layer["name"], layer["direction"])] = None
+            seen[(layer.name, layer.direction)] = None
     return list(seen)

@@ -201,8 +201,9 @@ def _run(args: argparse.Namespace) -> int:
                     f"{f.severity}: {f.model} › {f.layer}: {f.message} [{f.code}]", file=sys.stderr
                 )
     if args.fail_on is not None:
-        worst = {"error": ("error",), "warning": ("error", "warning")}[args.fail_on]
-        if any(f.severity in worst for f in findings):
+        from lstm_report.model import severity_rank
+
+        if any(severity_rank(f.severity) <= severity_rank(args.fail_on) for f in findings):
             return EXIT_FINDINGS
     return EXIT_OK
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -11,6 +12,16 @@ GATES: tuple[str, ...] = ("i", "f", "c", "o")
 """Keras' gate order inside the concatenated kernel, recurrent kernel and bias."""
 
 GATE_NAMES: dict[str, str] = {"i": "input", "f": "forget", "c": "candidate", "o": "output"}
+
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+"""Worst first: the one order for sorting findings and headlines and for --fail-on."""
+
+
+def severity_rank(severity: Severity) -> int:
+    """0 for the worst (error); sorts findings and headlines worst first."""
+    return SEVERITIES.index(severity)
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,7 +242,7 @@ class ProbeActivity:
 class Finding:
     """One health finding: severity, a stable code, where, and one sentence."""
 
-    severity: str
+    severity: Severity
     code: str
     model: str
     layer: str | None
@@ -376,8 +387,7 @@ class Series:
 class Headline:
     """One line of the summary: what stands out, and where to look."""
 
-    severity: str
-    """``error``, ``warning`` or ``info``."""
+    severity: Severity
     text: str
     anchor: str | None = None
 

@@ -22,6 +22,7 @@ from lstm_report.model import (
     LSTMWeights,
     ModelAnalysis,
     ModelWeights,
+    severity_rank,
 )
 from lstm_report.probe import load_probe, probe_shape
 from lstm_report.probing import KerasInputs, LayerRun, ProbeFlow
@@ -233,8 +234,7 @@ def headlines(models: Sequence[ModelAnalysis]) -> tuple[Headline, ...]:
                             la.anchor,
                         )
                     )
-    severity = {"error": 0, "warning": 1, "info": 2}
-    return tuple(sorted(out, key=lambda h: severity[h.severity]))
+    return tuple(sorted(out, key=lambda h: severity_rank(h.severity)))
 
 
 def slug(text: str) -> str:

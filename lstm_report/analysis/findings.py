@@ -14,10 +14,10 @@ from lstm_report.model import (
     GateStats,
     LSTMWeights,
     ProbeActivity,
+    Severity,
     Verification,
+    severity_rank,
 )
-
-SEVERITIES = ("error", "warning", "info")
 
 MAX_LISTED = 8
 """Findings name at most this many units; the rest are counted."""
@@ -70,7 +70,7 @@ def layer_findings(
 ) -> tuple[Finding, ...]:
     out: list[Finding] = []
 
-    def add(severity: str, code: str, message: str) -> None:
+    def add(severity: Severity, code: str, message: str) -> None:
         out.append(Finding(severity, code, model, w.label, message, anchor))
 
     bad = [
@@ -138,5 +138,4 @@ def layer_findings(
                     f"saturated on at least {checks.saturation_fraction:.0%} of probe steps: "
                     f"units {_units(stuck)}.",
                 )
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    return tuple(sorted(out, key=lambda f: order[f.severity]))
+    return tuple(sorted(out, key=lambda f: severity_rank(f.severity)))

@@ -291,6 +291,37 @@ class ModelAnalysis:
     """The notes that mean part of what was asked for is missing: the CLI prints them."""
 
 
+# --- answers measured on the probe ------------------------------------------------------
+
+Target = Literal["model_output", "lstm_output"]
+"""What an importance measures the change of: the model's output, or the last LSTM's."""
+
+
+@dataclass(frozen=True)
+class FeatureEffect:
+    """How much the target changes when one input feature is taken away."""
+
+    name: str
+    value: float
+    """Mean squared change of the target over the probe's sequences."""
+    low: float
+    high: float
+    """Bootstrap interval of ``value`` over the sequences (95%)."""
+
+
+@dataclass(frozen=True)
+class InputImportance:
+    """Importance of each input feature (and each time step) measured on the probe."""
+
+    method: Literal["occlusion", "permutation"]
+    target: Target
+    sequences: int
+    features: tuple[FeatureEffect, ...]
+    """In input order."""
+    per_step: tuple[float, ...]
+    """Mean squared change of the target when one time step (all features) is taken away."""
+
+
 # --- across training: comparisons and checkpoint series ---------------------------------
 
 

@@ -28,11 +28,25 @@ def normalise(value: Any) -> Any:
 
 
 def demo_data(tmp: Path) -> Any:
-    from lstm_report import build_report
-    from lstm_report.resources import demo_config
+    """The demo's data as `lstm-report demo --json` writes it (the test compares the same)."""
+    import subprocess
 
-    res = build_report(demo_config(), output=tmp / "demo.html", verify=False)
-    return normalise(res.data)
+    out = tmp / "demo.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lstm_report",
+            "demo",
+            "-q",
+            "-o",
+            str(tmp / "demo.html"),
+            "--json",
+            str(out),
+        ],
+        check=True,
+    )
+    return normalise(json.loads(out.read_text(encoding="utf-8")))
 
 
 def main() -> None:

@@ -25,6 +25,32 @@ def keras() -> Any:
 
 
 @dataclass(frozen=True)
+class DemoRun:
+    """``lstm-report demo`` run once per session in a fresh process: its page and JSON."""
+
+    html: Path
+    json: Path
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo")
+    html, data = out / "demo.html", out / "demo.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "demo", "-o", str(html), "--json", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    return DemoRun(html, data, r.stderr)
+
+
+@dataclass(frozen=True)
 class Saved:
     path: Path
     model: Any

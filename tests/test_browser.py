@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,16 +55,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def demo_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("browser") / "demo.html"
-    r = subprocess.run(
-        [sys.executable, "-m", "lstm_report", "demo", "-q", "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr
-    return out
+def demo_page(demo_run: Any) -> Path:
+    return demo_run.html  # type: ignore[no-any-return]
 
 
 def _open(browser: Any, path: Path, *, js: bool = True) -> tuple[Any, Any, list[str], list[str]]:

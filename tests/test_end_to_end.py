@@ -317,10 +317,8 @@ def test_unwritable_output_is_a_clear_error(simple_model: Any, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_demo_recovers_the_two_features(tmp_path: Path) -> None:
-    r = run_cli("demo", "-o", str(tmp_path / "demo.html"), "--json", str(tmp_path / "demo.json"))
-    assert r.returncode == 0, r.stderr
-    data = json.loads((tmp_path / "demo.json").read_text())
+def test_demo_recovers_the_two_features(demo_run: Any) -> None:
+    data = json.loads(demo_run.json.read_text())
     encoder = data["models"][0]["layers"][0]
     ranked = sorted(encoder["feature_importance"], key=lambda f: f["rank"])
     assert {f["name"] for f in ranked[:2]} == {"pressure", "humidity"}

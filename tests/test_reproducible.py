@@ -12,12 +12,13 @@ from lstm_report.pipeline import generated_at
 from tests.conftest import write_config
 
 
-def _build(cfg: Path, out: Path, epoch: str | None) -> None:
+def _build(cfg: Path, out: Path, epoch: str | None) -> subprocess.Popen[str]:
+    """Start one build in a fresh process (two run side by side: one per core)."""
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = epoch
     env["PYTHONHASHSEED"] = "random"  # set iteration order must not leak into the output
-    r = subprocess.run(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -30,12 +31,16 @@ def _build(cfg: Path, out: Path, epoch: str | None) -> None:
             "--json",
             str(out.with_suffix(".json")),
         ],
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
         env=env,
     )
-    assert r.returncode == 0, r.stderr
+
+
+def _wait(p: subprocess.Popen[str]) -> None:
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
 
 
 def test_reruns_are_byte_identical(complex_model: Any, simple_model: Any, tmp_path: Path) -> None:
@@ -49,8 +54,9 @@ def test_reruns_are_byte_identical(complex_model: Any, simple_model: Any, tmp_pa
         f"  - {{path: {simple_model.path}, name: b}}\n  - {{path: {simple_model.path}, name: c}}\n"
         "compare: [{baseline: b, candidate: c}]\n",
     )
-    _build(cfg, tmp_path / "one", "1700000000")
-    _build(cfg, tmp_path / "two", "1700000000")
+    runs = [_build(cfg, tmp_path / name, "1700000000") for name in ("one", "two")]
+    for run in runs:
+        _wait(run)
     for ext in (".html", ".json"):
         assert (tmp_path / f"one{ext}").read_bytes() == (tmp_path / f"two{ext}").read_bytes()
     assert "2023-11-14 22:13 UTC" in (tmp_path / "one.html").read_text()

@@ -289,6 +289,8 @@ class ModelAnalysis:
     """Set when the model is a checkpoint series."""
     warnings: tuple[str, ...] = ()
     """The notes that mean part of what was asked for is missing: the CLI prints them."""
+    input_importance: InputImportance | None = None
+    """Measured on the probe (None without one, or for token-id inputs)."""
 
 
 # --- answers measured on the probe ------------------------------------------------------
@@ -315,6 +317,8 @@ class InputImportance:
 
     method: Literal["occlusion", "permutation"]
     target: Target
+    layer: str | None
+    """The LSTM whose output is the target (``lstm_output``), else None."""
     sequences: int
     features: tuple[FeatureEffect, ...]
     """In input order."""

@@ -34,17 +34,44 @@ class ProbeFlow:
     """Computes, once each, every LSTM's input and output on the probe data."""
 
     def __init__(
-        self, model: ModelWeights, x: np.ndarray, sequence: int, keras_inputs: KerasInputs | None
+        self,
+        model: ModelWeights,
+        x: np.ndarray,
+        sequence: int,
+        keras_inputs: KerasInputs | None,
+        *,
+        activity: bool = True,
     ) -> None:
         self.model = model
         self.x = x
         self.sequence = sequence
         self.keras_inputs = keras_inputs
+        self.activity = activity
+        """False: outputs only (no gate statistics), e.g. for the importance runs."""
         self._runs: dict[tuple[str, str], tuple[LayerRun, np.ndarray | None]] = {}
         self._inputs: dict[str, tuple[np.ndarray | None, str, str | None]] = {}
 
     def run(self, w: LSTMWeights) -> LayerRun:
         return self._run(w, depth=0)[0]
+
+    def output(self, name: str) -> np.ndarray | None:
+        """What the layer ``name`` returns in Keras (both halves merged): its sequence, or
+        with ``return_sequences=False`` its last step; None where numpy cannot compute it."""
+        halves = [u for u in self.model.lstms if u.name == name]
+        if not halves:
+            return None
+        if all(u.return_sequences for u in halves):
+            return self._output_of(halves, 0)
+        lasts = []
+        for u in halves:
+            out = self._run(u, 0)[1]
+            if out is None:
+                return None
+            lasts.append(out[:, -1])  # the last step processed (go_backwards: the first)
+        if len(lasts) == 1:
+            return lasts[0]
+        merge = MERGES.get(halves[0].merge_mode or "concat")
+        return None if merge is None else merge(lasts[0], lasts[1])
 
     def _run(self, w: LSTMWeights, depth: int) -> tuple[LayerRun, np.ndarray | None]:
         key = (w.name, w.direction)
@@ -52,6 +79,11 @@ class ProbeFlow:
             x, how, note = self._input_of(w, depth)
             if x is None:
                 self._runs[key] = (LayerRun(None, None, note), None)
+            elif not self.activity:
+                from lstm_report.gates import replay
+
+                out = replay(w, x, keep_gates=False, dtype=np.float32).h
+                self._runs[key] = (LayerRun(None, x), out)
             else:
                 # imported here: lstm_report.analysis imports this module
                 from lstm_report.analysis.activity import probe_activity

@@ -12,6 +12,7 @@ from lstm_report.model import (
     Comparison,
     Delta,
     Finding,
+    InputImportance,
     LayerAnalysis,
     MatrixStats,
     ModelAnalysis,
@@ -177,6 +178,22 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
         "not_analysed": [{"name": o.name, "kind": o.kind, "units": o.units} for o in m.others],
         "series": None if m.series is None else series_json(m.series),
         "notes": list(m.notes),
+        "input_importance": importance_json(m.input_importance),
+    }
+
+
+def importance_json(imp: InputImportance | None) -> dict[str, Any] | None:
+    if imp is None:
+        return None
+    return {
+        "method": imp.method,
+        "target": imp.target,
+        "layer": imp.layer,
+        "sequences": imp.sequences,
+        "features": [
+            {"name": f.name, "value": f.value, "low": f.low, "high": f.high} for f in imp.features
+        ],
+        "per_step": list(imp.per_step),
     }
 
 

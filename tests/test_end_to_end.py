@@ -330,6 +330,10 @@ def test_demo_recovers_the_two_features(demo_run: Any) -> None:
         assert layer["verification"]["ok"] and layer["verification"]["inputs"] == "probe"
         assert layer["activations"] is not None
     assert len(data["models"][0]["series"]["checkpoints"]) == 4
+    # measured on the probe, the two inputs the target uses lead by a wide margin
+    measured = sorted(data["models"][0]["input_importance"]["features"], key=lambda f: -f["value"])
+    assert [f["name"] for f in measured[:2]] == ["pressure", "humidity"]
+    assert measured[1]["low"] > 20 * measured[2]["high"]
     assert data["comparisons"][0]["baseline"] == "epoch 1"
 
 

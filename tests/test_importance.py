@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
+from lstm_report import build_report
 from lstm_report.analysis.importance import bootstrap_interval, occlusion_importance
+from tests.conftest import write_config
 
 
 def test_occlusion_of_a_linear_model_by_hand() -> None:
@@ -39,3 +45,81 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_data() -> None
     lo_l, hi_l = bootstrap_interval(large, np.random.default_rng(0))
     assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
     assert (hi_l - lo_l) < (hi_s - lo_s) / 3  # ~1/√100 as wide
+
+
+def _occlusion_by_keras(model: Any, layer: str, x: np.ndarray) -> list[float]:
+    """The same measure, computed by Keras itself on the layer's real output."""
+    import keras
+
+    sub = keras.Model(model.inputs, model.get_layer(layer).output)
+    base = sub.predict(x, verbose=0).astype(np.float64)
+    mean = x.mean(axis=(0, 1))
+    out = []
+    for j in range(x.shape[2]):
+        xo = x.copy()
+        xo[:, :, j] = mean[j]
+        d = sub.predict(xo, verbose=0).astype(np.float64) - base
+        out.append(float(np.mean(np.mean(d.reshape(len(x), -1) ** 2, axis=1))))
+    return out
+
+
+def test_importance_in_the_report_equals_keras(keras: Any, tmp_path: Path) -> None:
+    # Two stacked LSTMs, the second bidirectional: the numpy replay of the stack gives the
+    # same importance as Keras computing the last layer's output.
+    m = keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            keras.layers.LSTM(5, return_sequences=True, name="first"),
+            keras.layers.Bidirectional(keras.layers.LSTM(4), name="last"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    rng = np.random.default_rng(2)
+    m.set_weights([rng.normal(0, 0.6, w.shape).astype(w.dtype) for w in m.get_weights()])
+    m.save(tmp_path / "m.keras")
+    x = rng.normal(size=(20, 6, 3)).astype(np.float32)
+    np.save(tmp_path / "p.npy", x)
+    cfg = write_config(
+        tmp_path, "models:\n  - {path: m.keras, probe: p.npy, feature_names: [a, b, c]}\n"
+    )
+    res = build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    imp = json.loads((tmp_path / "r.json").read_text())["models"][0]["input_importance"]
+    assert (imp["method"], imp["target"], imp["layer"], imp["sequences"]) == (
+        "occlusion",
+        "lstm_output",
+        "last",
+        20,
+    )
+    assert [f["name"] for f in imp["features"]] == ["a", "b", "c"]
+    expected = _occlusion_by_keras(m, "last", x)
+    assert [f["value"] for f in imp["features"]] == pytest.approx(expected, rel=1e-3, abs=1e-7)
+    assert all(f["low"] <= f["value"] <= f["high"] for f in imp["features"])
+    html = res.html_path.read_text()
+    assert "importance on the probe" in html and "weight norms" in html
+
+
+def test_weight_norms_can_mislead_where_importance_does_not(tmp_path: Path) -> None:
+    # Feature 1 has the largest input weights, but only into units whose output gate is
+    # shut (b_o = -30): it cannot change the output. Feature 0 has small weights into an
+    # open unit. Weight norms rank feature 1 first; the importance measured on data does not.
+    from lstm_report.analysis import analyse_layer, measured_importance
+    from lstm_report.model import LSTMWeights, ModelWeights
+
+    u = 2
+    kernel = np.zeros((2, 4 * u), np.float32)
+    kernel[0, 2 * u + 0] = 0.5  # feature 0 -> candidate of unit 0 (open)
+    kernel[1, 2 * u + 1] = 8.0  # feature 1 -> candidate of unit 1 (shut)
+    kernel[1, 0 * u + 1] = 8.0
+    bias = np.zeros(4 * u, np.float32)
+    bias[3 * u + 1] = -30.0  # output gate of unit 1 shut
+    w = LSTMWeights(
+        "lstm", "forward", kernel, np.zeros((u, 4 * u), np.float32), bias, reads_input=True
+    )
+    x = np.random.default_rng(0).normal(size=(50, 8, 2)).astype(np.float32)
+    la = analyse_layer(w, ["small", "large"], "a")
+    assert la.features is not None
+    assert [f.rank for f in la.features] == [2, 1]  # weight norms: "large" first
+    imp, why = measured_importance(ModelWeights("m", Path("m.keras"), (w,)), x, ["small", "large"])
+    assert why is None and imp is not None
+    small, large = imp.features
+    assert small.low > 0 and small.value > 1000 * large.value  # data: "small" matters

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from lstm_report.analysis.findings import layer_findings
+from lstm_report.analysis.importance import occlusion_importance
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.spectra import gate_spectra
 from lstm_report.analysis.stats import feature_importance, gate_stats
@@ -16,8 +17,8 @@ from lstm_report.config import Checks, ModelSpec
 from lstm_report.errors import ConfigError
 from lstm_report.gates import check_shapes, layer_gates
 from lstm_report.model import (
-    GATE_NAMES,
     Headline,
+    InputImportance,
     LayerAnalysis,
     LSTMWeights,
     ModelAnalysis,
@@ -182,6 +183,11 @@ def analyse_model(
         )
     if not weights.lstms:
         warnings.append("the model has no LSTM layer")
+    importance = None
+    if probe is not None and probe.dtype.kind == "f" and weights.lstms:
+        importance, why = measured_importance(weights, probe, spec.feature_names)
+        if why:
+            notes.append(f"no input importance on the probe: {why}")
     return ModelAnalysis(
         name=spec.name,
         path=spec.path,
@@ -193,48 +199,84 @@ def analyse_model(
         anchor=anchor,
         notes=tuple(notes + warnings),
         warnings=tuple(warnings),
+        input_importance=importance,
     )
 
 
+def measured_importance(
+    weights: ModelWeights, probe: np.ndarray, names: Sequence[str] | None
+) -> tuple[InputImportance | None, str | None]:
+    """Occlusion importance of the model's input features on the probe, measured on the
+    output of its last LSTM (replayed in numpy); or why it cannot be measured."""
+    last = weights.lstms[-1].name
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        out = ProbeFlow(weights, x, 0, None, activity=False).output(last)
+        if out is None:
+            raise _Unreachable
+        return out
+
+    features = probe.shape[2]
+    if names is not None and len(names) == features:
+        labels = tuple(names)
+    else:
+        labels = tuple(f"x{j}" for j in range(features))
+    try:
+        return occlusion_importance(forward, probe, labels, target="lstm_output", layer=last), None
+    except _Unreachable:
+        return None, f"the input of LSTM {last!r} cannot be computed in numpy"
+
+
+class _Unreachable(Exception):
+    """The target layer's output needs layers numpy does not replay."""
+
+
 def headlines(models: Sequence[ModelAnalysis]) -> tuple[Headline, ...]:
-    """Highlights for the summary: largest norms and the most important inputs."""
+    """The summary's answers: which inputs each model uses, and how that was found.
+
+    Importance measured on the probe is the headline where there is one; otherwise the
+    weight norms, labelled as what they are: a hint.
+    """
     out: list[Headline] = []
-    largest: dict[str, tuple[float, ModelAnalysis, LayerAnalysis, str]] = {}
     for m in models:
+        imp = m.input_importance
+        if imp is not None:
+            out.append(Headline("info", importance_sentence(m.name, imp), f"{m.anchor}-importance"))
+            continue
         for la in m.layers:
-            for g in la.gates:
-                for kind, st in (("W", g.W), ("U", g.U)):
-                    if st.spectral is not None and (
-                        kind not in largest or st.spectral > largest[kind][0]
-                    ):
-                        largest[kind] = (st.spectral, m, la, g.gate)
-    for kind, what in (("U", "recurrent"), ("W", "input")):
-        if kind in largest:
-            value, m, la, gate = largest[kind]
-            out.append(
-                Headline(
-                    "info",
-                    f"Largest {what} spectral norm: ‖{kind}_{gate}‖₂ = {value:.3g} "
-                    f"({GATE_NAMES[gate]} gate) in {m.name} › {la.weights.label}",
-                    la.anchor,
-                )
+            ranked = sorted(
+                (f for f in la.features or () if f.value is not None), key=lambda f: f.rank
             )
-    for m in models:
-        for la in m.layers:
-            if la.features:
-                ranked = sorted(
-                    (f for f in la.features if f.value is not None), key=lambda f: f.rank
-                )
-                top = ", ".join(f"{f.name} ({f.value:.3g})" for f in ranked[:3])
-                if top:
-                    out.append(
-                        Headline(
-                            "info",
-                            f"Most important inputs of {m.name} › {la.weights.label}: {top}",
-                            la.anchor,
-                        )
+            top = ", ".join(f"{f.name} ({f.value:.3g})" for f in ranked[:3])
+            if top:
+                out.append(
+                    Headline(
+                        "info",
+                        f"Largest input weights of {m.name} › {la.weights.label} (weight norms, "
+                        f"only a hint of what the model uses; give the model a probe to measure "
+                        f"it on data): {top}",
+                        la.anchor,
                     )
+                )
     return tuple(sorted(out, key=lambda h: severity_rank(h.severity)))
+
+
+def importance_sentence(model: str, imp: InputImportance) -> str:
+    """Which inputs matter, in words, with the numbers and how they were measured."""
+    ranked = sorted(imp.features, key=lambda f: -f.value)
+    top = ranked[0].value if ranked else 0.0
+    strong = [f for f in ranked if top > 0 and f.value >= 0.1 * top][:4]
+    named = ", ".join(f"{f.name} ({f.value:.3g})" for f in strong)
+    rest = len(ranked) - len(strong)
+    target = "the model's output" if imp.target == "model_output" else f"the output of {imp.layer}"
+    how = (
+        f"importance on {imp.sequences} probe sequences: mean squared change of {target} "
+        "when that input is replaced by its mean"
+    )
+    if not strong:
+        return f"No input of {model} changes {target} on the probe ({how})."
+    tail = f"; the other {rest} change it by less than a tenth as much" if rest else ""
+    return f"{model} depends mostly on {named}{tail} ({how})."
 
 
 def slug(text: str) -> str:

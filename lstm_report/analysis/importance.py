@@ -52,6 +52,7 @@ def occlusion_importance(
     names: Sequence[str],
     *,
     target: Target,
+    layer: str | None = None,
     seed: int = 0,
 ) -> InputImportance:
     """Importance of every input feature, and of every time step, by occlusion on ``x``."""
@@ -75,6 +76,7 @@ def occlusion_importance(
     return InputImportance(
         method="occlusion",
         target=target,
+        layer=layer,
         sequences=n,
         features=tuple(effects),
         per_step=tuple(per_step),

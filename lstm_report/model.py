@@ -419,6 +419,19 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Takeaway:
+    """One plain sentence at the top of the page, computed, linked to its evidence."""
+
+    code: str
+    """What it is about: ``inputs``, ``memory``, ``saturation``, ``verified``, ``learned``."""
+    model: str | None
+    """None where the sentence is about the whole report (e.g. a comparison)."""
+    layer: str | None
+    text: str
+    anchor: str | None = None
+
+
+@dataclass(frozen=True)
 class Headline:
     """One line of the summary: what stands out, and where to look."""
 
@@ -440,3 +453,4 @@ class ReportData:
     comparisons: tuple[Comparison, ...] = field(default_factory=tuple)
     warnings: tuple[str, ...] = field(default_factory=tuple)
     """What the run could not do as asked, one line each (the page shows it among notes)."""
+    takeaways: tuple[Takeaway, ...] = field(default_factory=tuple)

@@ -138,6 +138,7 @@ def _build(
 ) -> BuildResult:
     from lstm_report.analysis import analyse_model, headlines, verify_model
     from lstm_report.analysis.compare import compare_models
+    from lstm_report.analysis.takeaways import takeaways
     from lstm_report.figures import draw_figures
     from lstm_report.readers import keras_inputs, read_model
     from lstm_report.render import render_html
@@ -190,6 +191,7 @@ def _build(
         findings=tuple(f for m in models for la in m.layers for f in la.findings),
         comparisons=comparisons,
         warnings=run_warnings(models, comparisons),
+        takeaways=takeaways(models, comparisons),
     )
     say("drawing figures")
     figures = draw_figures(

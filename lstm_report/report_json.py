@@ -207,6 +207,10 @@ def report_json(report: ReportData) -> dict[str, Any]:
         "models": [model_json(m) for m in report.models],
         "findings": [finding_json(f) for f in report.findings],
         "comparisons": [comparison_json(c) for c in report.comparisons],
+        "takeaways": [
+            {"code": t.code, "model": t.model, "layer": t.layer, "text": t.text}
+            for t in report.takeaways
+        ],
         "headlines": [
             {"severity": h.severity, "text": h.text, "anchor": h.anchor} for h in report.headlines
         ],

@@ -225,11 +225,44 @@ def parse_config(
         source=source,
         checks=_parse_checks(data.get("checks")),
         verify=_optional_bool(data, "verify", "verify"),
-        compare=_parse_compare(data.get("compare"), seen),
+        compare=_parse_compare(data.get("compare"), models),
     )
 
 
-def _parse_compare(raw: Any, names: Mapping[str, int]) -> tuple[CompareSpec, ...]:
+def checkpoint_label(path: Path) -> str:
+    """How ``model@label`` names one checkpoint of a series: the file name without suffix."""
+    return path.name.split(".", 1)[0] if path.name.endswith(".weights.h5") else path.stem
+
+
+def _compare_side(value: str, models: Sequence[ModelSpec], where: str) -> str:
+    """A model name, or ``model@label`` for one checkpoint of a series."""
+    by_name = {m.name: m for m in models}
+    if value in by_name:
+        return value
+    name, at, label = value.rpartition("@")
+    if at and name in by_name:
+        spec = by_name[name]
+        if spec.series is None:
+            raise ConfigError(
+                f"{where}: model {name!r} is one file, not a checkpoint series; "
+                f"'{name}@LABEL' names a checkpoint of a series (a glob or a list as its path)"
+            )
+        labels = [checkpoint_label(p) for p in spec.series]
+        if label not in labels:
+            raise ConfigError(
+                f"{where}: no checkpoint {label!r} in the series {name!r} "
+                f"(checkpoints: {', '.join(labels)})"
+            )
+        return value
+    close = difflib.get_close_matches(value, list(by_name), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(
+        f"{where}: no model named {value!r}{hint} (models: {', '.join(by_name)}; "
+        "a checkpoint of a series is MODEL@LABEL)"
+    )
+
+
+def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, ...]:
     if raw is None:
         return ()
     if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
@@ -249,13 +282,7 @@ def _parse_compare(raw: Any, names: Mapping[str, int]) -> tuple[CompareSpec, ...
                 raise ConfigError(f"{key}.{role}: required key is missing (a model name)")
             if not isinstance(value, str):
                 raise ConfigError(f"{key}.{role}: expected a model name, got {_kind(value)}")
-            if value not in names:
-                close = difflib.get_close_matches(value, list(names), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ConfigError(
-                    f"{key}.{role}: no model named {value!r}{hint} (models: {', '.join(names)})"
-                )
-            pair.append(value)
+            pair.append(_compare_side(value, models, f"{key}.{role}"))
         if pair[0] == pair[1]:
             raise ConfigError(f"{key}: baseline and candidate are the same model {pair[0]!r}")
         out.append(CompareSpec(i, pair[0], pair[1]))

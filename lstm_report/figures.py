@@ -32,7 +32,7 @@ _RC: dict[Any, Any] = {
     "svg.hashsalt": "lstm-report",
     # Names come from users and files: draw them as literal text, never as mathtext.
     "text.parse_math": False,
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
     "font.size": 8,
     "axes.titlesize": 9,
     "axes.spines.top": False,

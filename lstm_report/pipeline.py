@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_report import __version__
-from lstm_report.config import Config, ModelSpec, load_config, parse_config
+from lstm_report.config import Config, ModelSpec, checkpoint_label, load_config, parse_config
 from lstm_report.errors import ConfigError
 from lstm_report.model import ModelAnalysis, ModelWeights, ReportData
 
 if TYPE_CHECKING:
+    from lstm_report.analysis.compare import Side
     from lstm_report.analysis.series import Series
     from lstm_report.figures import Workers
 
@@ -137,7 +138,7 @@ def _build(
     loaded: Mapping[int, InMemory] | None = None,
 ) -> BuildResult:
     from lstm_report.analysis import analyse_model, headlines, verify_model
-    from lstm_report.analysis.compare import compare_models
+    from lstm_report.analysis.compare import compare_models, side
     from lstm_report.analysis.takeaways import takeaways
     from lstm_report.figures import draw_figures
     from lstm_report.readers import keras_inputs, read_model
@@ -154,6 +155,8 @@ def _build(
     html_path = _output_path(cfg, output)
 
     models = []
+    sides: dict[str, Side] = {}  # what comparisons may name: models, model@checkpoint
+    wanted = {name for c in cfg.compare for name in (c.baseline, c.candidate)}
     pending: dict[str, Any] = {}
     to_verify: list[bool] = []
     loaded = loaded or {}
@@ -167,8 +170,11 @@ def _build(
         to_verify.append(verify if verify is not None else weights.reader == "keras")
         if spec.series or (mem is not None and len(mem.series) > 1):
             snapshots = mem.series if mem is not None else _read_checkpoints(spec, say)
-            analysed = replace(analysed, series=make_series(analysed, snapshots))
+            series, kept = make_series(analysed, snapshots, wanted)
+            analysed = replace(analysed, series=series)
+            sides.update(kept)
         models.append(analysed)
+        sides[analysed.name] = side(analysed)
         # Start drawing this model's figures while the next one is read and analysed.
         for la in analysed.layers:
             pending[la.anchor] = workers.submit("layer", la)
@@ -177,9 +183,8 @@ def _build(
     if any(to_verify):
         say("verifying against Keras")
         models = [verify_model(m, cfg.checks) if v else m for m, v in zip(models, to_verify)]
-    by_name = {m.name: m for m in models}
     comparisons = tuple(
-        compare_models(by_name[c.baseline], by_name[c.candidate], c.index, f"compare[{c.index}]")
+        compare_models(sides[c.baseline], sides[c.candidate], c.index, f"compare[{c.index}]")
         for c in cfg.compare
     )
     report = ReportData(
@@ -187,7 +192,7 @@ def _build(
         generated=generated_at(),
         version=__version__,
         models=tuple(models),
-        headlines=headlines(models),
+        headlines=headlines(models, baselines_only(cfg)),
         findings=tuple(f for m in models for la in m.layers for f in la.findings),
         comparisons=comparisons,
         warnings=run_warnings(models, comparisons),
@@ -207,6 +212,11 @@ def _build(
         outputs.append((json_out, dumps(data)))
     write_files(outputs)
     return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
+
+
+def baselines_only(cfg: Config) -> frozenset[str]:
+    """Models named only as the baseline of comparisons: no headlines of their own."""
+    return frozenset(c.baseline for c in cfg.compare) - {c.candidate for c in cfg.compare}
 
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:
@@ -230,20 +240,31 @@ def _read_checkpoints(spec: ModelSpec, say: Progress) -> Iterator[tuple[str, Mod
         yield str(path), read_model(replace(spec, path=path))
 
 
-def make_series(analysed: ModelAnalysis, snapshots: Iterable[tuple[str, ModelWeights]]) -> Series:
-    """Per-gate figures of every checkpoint; the last one was analysed in full."""
+def make_series(
+    analysed: ModelAnalysis,
+    snapshots: Iterable[tuple[str, ModelWeights]],
+    wanted: Collection[str] = (),
+) -> tuple[Series, dict[str, Side]]:
+    """Per-gate figures of every checkpoint (the last one was analysed in full), and the
+    layers of the checkpoints that comparisons name as ``model@label``."""
     from lstm_report.analysis.series import Series, checkpoint_figures
 
     keep = {(la.weights.name, la.weights.direction) for la in analysed.layers}
     points = []
+    kept: dict[str, Side] = {}
     previous = None
     for path, weights in snapshots:
-        label = Path(path).stem if path.endswith((".keras", ".h5")) else path
+        is_file = path.endswith((".keras", ".h5", ".hdf5"))
+        label = checkpoint_label(Path(path)) if is_file else path
         points.append(checkpoint_figures(path, weights, previous, keep, label=label))
+        key = f"{analysed.name}@{label}"
+        if key in wanted:
+            kept[key] = (key, tuple(w for w in weights.lstms if (w.name, w.direction) in keep))
         previous = weights
-    return Series(
+    series = Series(
         model=analysed.name, checkpoints=tuple(points), anchor=f"{analysed.anchor}-series"
     )
+    return series, kept
 
 
 def _as_config(config: str | Path | Mapping[str, Any] | Config) -> Config:

@@ -34,3 +34,15 @@
     });
   });
 })();
+// Figures open full size on a click (Escape or another click closes): phones shrink them.
+(function () {
+  "use strict";
+  document.querySelectorAll("figure img").forEach(function (img) {
+    img.addEventListener("click", function () { img.parentElement.classList.toggle("zoomed"); });
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") {
+      document.querySelectorAll("figure.zoomed").forEach(function (f) { f.classList.remove("zoomed"); });
+    }
+  });
+})();

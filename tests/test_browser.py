@@ -104,6 +104,35 @@ def test_demo_report_in_chromium(browser: Any, demo_page: Path) -> None:
         context.close()
 
 
+@pytest.mark.parametrize("width", [1280, 390])
+def test_demo_page_budget(browser: Any, demo_page: Path, width: int) -> None:
+    # A page that reads well: at most 12,000 px tall on a desktop, 1.2 MiB in all, and on a
+    # phone nothing wider than the screen (wide tables scroll inside their own box).
+    assert demo_page.stat().st_size <= 1.2 * 2**20
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    try:
+        page.goto(demo_page.as_uri())
+        height, scroll_width = page.evaluate(
+            "[document.documentElement.scrollHeight, document.documentElement.scrollWidth]"
+        )
+        assert scroll_width <= width
+        if width == 1280:
+            assert height <= 12_000
+        # a figure opens full size on a click, and closes with Escape
+        img = page.locator("details.fold figure img").first
+        img.evaluate("i => { i.closest('details').open = true; }")
+        img.click()
+        assert page.locator("figure.zoomed").count() == 1
+        page.keyboard.press("Escape")
+        assert page.locator("figure.zoomed").count() == 0
+        assert errors == []
+    finally:
+        context.close()
+
+
 def test_demo_report_without_javascript(browser: Any, demo_page: Path) -> None:
     context, page, errors, requests = _open(browser, demo_page, js=False)
     try:
@@ -111,7 +140,8 @@ def test_demo_report_without_javascript(browser: Any, demo_page: Path) -> None:
         for needed in (
             "Summary",
             "Statistics per gate",
-            "Input-feature importance",
+            "importance on the probe",
+            "weight norms",
             "What changed",
         ):
             assert needed in text

@@ -334,7 +334,8 @@ def test_demo_recovers_the_two_features(demo_run: Any) -> None:
     measured = sorted(data["models"][0]["input_importance"]["features"], key=lambda f: -f["value"])
     assert [f["name"] for f in measured[:2]] == ["pressure", "humidity"]
     assert measured[1]["low"] > 20 * measured[2]["high"]
-    assert data["comparisons"][0]["baseline"] == "epoch 1"
+    assert data["comparisons"][0]["baseline"] == "demo@epoch_1"
+    assert [m["name"] for m in data["models"]] == ["demo"]  # the checkpoint needs no entry
 
 
 def test_page_markup_is_accessible(simple_model: Any, tmp_path: Path) -> None:

@@ -176,8 +176,12 @@ def test_keras_needed_for_probe_behind_lambda_is_refused(
     np.save(tmp_path / "p.npy", np.zeros((2, 5, 3), np.float32))
     cfg = write_config(tmp_path, f"models:\n  - path: {lambda_model}\n    probe: p.npy\n")
     res = build_report(cfg, output=tmp_path / "r.html")
-    (note,) = res.report.models[0].notes
+    (note,) = [n for n in res.report.models[0].notes if n.startswith("no probe activity")]
     assert note.startswith("no probe activity for lstm: ") and "refused in safe mode" in note
+    assert (
+        "no input importance on the probe: the input of LSTM 'lstm' cannot be computed in numpy"
+        in res.report.models[0].notes
+    )
     assert res.report.models[0].layers[0].activity is None
 
 

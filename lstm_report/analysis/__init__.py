@@ -231,7 +231,9 @@ class _Unreachable(Exception):
     """The target layer's output needs layers numpy does not replay."""
 
 
-def headlines(models: Sequence[ModelAnalysis]) -> tuple[Headline, ...]:
+def headlines(
+    models: Sequence[ModelAnalysis], skip: frozenset[str] = frozenset()
+) -> tuple[Headline, ...]:
     """The summary's answers: which inputs each model uses, and how that was found.
 
     Importance measured on the probe is the headline where there is one; otherwise the
@@ -239,6 +241,8 @@ def headlines(models: Sequence[ModelAnalysis]) -> tuple[Headline, ...]:
     """
     out: list[Headline] = []
     for m in models:
+        if m.name in skip:  # e.g. a comparison's baseline: it speaks through the comparison
+            continue
         imp = m.input_importance
         if imp is not None:
             out.append(Headline("info", importance_sentence(m.name, imp), f"{m.anchor}-importance"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from lstm_report.analysis.norms import cosine, fro, scale_of
@@ -64,10 +66,19 @@ def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> L
     return LayerDelta(a.name, a.direction, gates, top, a, b, anchor)
 
 
-def compare_models(base: ModelAnalysis, cand: ModelAnalysis, index: int, where: str) -> Comparison:
+Side = tuple[str, Sequence[LSTMWeights]]
+"""One side of a comparison: its name (a model, or ``model@checkpoint``) and its layers."""
+
+
+def side(m: ModelAnalysis) -> Side:
+    """A model's analysed layers as one side of a comparison."""
+    return m.name, tuple(la.weights for la in m.layers)
+
+
+def compare_models(base: Side, cand: Side, index: int, where: str) -> Comparison:
     """Match layers by name and direction; shapes must agree."""
-    left = {(la.weights.name, la.weights.direction): la.weights for la in base.layers}
-    right = {(la.weights.name, la.weights.direction): la.weights for la in cand.layers}
+    left = {(w.name, w.direction): w for w in base[1]}
+    right = {(w.name, w.direction): w for w in cand[1]}
     anchor = f"cmp{index}"
     layers = tuple(
         compare_layers(w, right[key], f"{anchor}-l{j}", where)
@@ -79,8 +90,8 @@ def compare_models(base: ModelAnalysis, cand: ModelAnalysis, index: int, where: 
         return f"{k[0]} ({k[1]})"
 
     return Comparison(
-        baseline=base.name,
-        candidate=cand.name,
+        baseline=base[0],
+        candidate=cand[0],
         layers=layers,
         only_baseline=tuple(label(k) for k in left if k not in right),
         only_candidate=tuple(label(k) for k in right if k not in left),

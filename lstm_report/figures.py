@@ -185,12 +185,14 @@ def heatmaps(
                 aspect="auto",
                 interpolation="nearest",
             )
-            ax.set_title(f"{family}_{gate} ({GATE_NAMES[gate]})")
+            ax.set_title(f"{family} · {GATE_NAMES[gate]} gate ({gate})")
             ax.set_xlabel("unit" if pooled_note is None else "unit (pooled)")
         if labelled:
             axes[0].set_yticks(range(rows), labels=list(row_labels or ()))
         else:
-            axes[0].set_ylabel("input feature" if family.endswith("W") else "from unit (h_t−1)")
+            axes[0].set_ylabel(
+                "input feature" if family.endswith("W") else "from unit (previous h)"
+            )
         if im is not None:
             label = "change" if family.startswith("Δ") else "weight"
             fig.colorbar(im, ax=list(axes), fraction=0.03, pad=0.015, label=label)
@@ -249,7 +251,7 @@ def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | N
                 markersize=2.5,
                 linewidth=0.9,
                 color=GATE_COLORS[g.gate],
-                label=f"b_{g.gate} ({GATE_NAMES[g.gate]})",
+                label=f"{GATE_NAMES[g.gate]} ({g.gate})",
             )
         ax.axhline(1.0, color="#D55E00", linewidth=0.6, linestyle=":")
         ax.axhline(0.0, color="#888888", linewidth=0.5)
@@ -288,8 +290,8 @@ def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
                 ax_e.scatter(
                     ev.real, ev.imag, s=6, color=color, label=sp.gate, alpha=0.8, linewidths=0
                 )
-        ax_w.set_title("singular values of W_g")
-        ax_u.set_title("singular values of U_g")
+        ax_w.set_title("singular values of W, per gate")
+        ax_u.set_title("singular values of U, per gate")
         for ax in (ax_w, ax_u):
             ax.set_xlabel("index")
             ax.set_yscale("log")
@@ -299,7 +301,7 @@ def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         ax_e.axhline(0, color="#cccccc", linewidth=0.5)
         ax_e.axvline(0, color="#cccccc", linewidth=0.5)
         ax_e.set_aspect("equal", adjustable="datalim")
-        ax_e.set_title("eigenvalues of U_g (unit circle dashed)")
+        ax_e.set_title("eigenvalues of U (unit circle dashed)")
         ax_e.set_xlabel("real")
         ax_e.set_ylabel("imaginary")
         # raster: thousands of points make a heavy SVG
@@ -492,7 +494,7 @@ def comparison_figures(ld: LayerDelta) -> CompareFigures:
                 color=colors[fam],
             )
         ax.set_xticks(pos, labels=[f"{g} ({GATE_NAMES[g]})" for g in GATES])
-        ax.set_ylabel("‖ΔA‖_F / ‖A_before‖_F")
+        ax.set_ylabel("relative change ‖ΔA‖ / ‖A‖")
         ax.legend(frameon=False)
         rel = EmbeddedFigure(
             _svg(fig), f"Relative change of W, U and b per gate of {label}: which gate learned"
@@ -521,7 +523,14 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
             ax_n, ax_r, ax_t, ax_c = fig.subplots(1, 4)
             for g in GATES:
                 col = GATE_COLORS[g]
-                ax_n.plot(x, pick(g, "U_fro"), color=col, marker="o", markersize=3, label=f"U_{g}")
+                ax_n.plot(
+                    x,
+                    pick(g, "U_fro"),
+                    color=col,
+                    marker="o",
+                    markersize=3,
+                    label=f"{GATE_NAMES[g]} ({g})",
+                )
                 ax_n.plot(x, pick(g, "W_fro"), color=col, linestyle="--", linewidth=0.9)
                 ax_r.plot(
                     x, pick(g, "U_spectral_radius"), color=col, marker="o", markersize=3, label=g
@@ -533,8 +542,8 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
                 [np.nan if r is None or r.tau_median is None else r.tau_median for r in rows]
             )
             ax_t.plot(x, tau, color=GATE_COLORS["f"], marker="o", markersize=3)
-            ax_n.set_title("‖U_g‖_F (solid), ‖W_g‖_F (dashed)")
-            ax_r.set_title("spectral radius of U_g")
+            ax_n.set_title("norm of U (solid) and W (dashed)")
+            ax_r.set_title("spectral radius of U")
             ax_t.set_title("median forget τ at rest [steps]")
             ax_c.set_title("relative change since previous")
             ax_n.legend(frameon=False, fontsize=6)

@@ -90,6 +90,13 @@ def pool_max_abs(a: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
     return np.take_along_axis(blocks, idx[..., None], axis=2)[..., 0]
 
 
+def _integer_ticks(axis: Any) -> None:
+    """Units, steps and indices are whole numbers: no ticks at 0.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
     vmax = 0.0
     for a in arrays:
@@ -172,7 +179,7 @@ def heatmaps(
     with matplotlib.rc_context(_RC):
         labelled = family == "W" and row_labels is not None and pooled_note is None and rows <= 32
         longest = max((len(str(n)) for n in row_labels or ()), default=0) if labelled else 0
-        fig = _new_figure(10.0, height, left=0.7 + 0.06 * longest, right=0.5, wspace=0.08)
+        fig = _new_figure(10.0, height, left=0.7 + 0.06 * longest, right=0.75, wspace=0.08)
         axes = fig.subplots(1, 4, sharey=True)
         cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="#000000")
         im = None
@@ -187,6 +194,7 @@ def heatmaps(
             )
             ax.set_title(f"{family} · {GATE_NAMES[gate]} gate ({gate})")
             ax.set_xlabel("unit" if pooled_note is None else "unit (pooled)")
+            _integer_ticks(ax.xaxis)
         if labelled:
             axes[0].set_yticks(range(rows), labels=list(row_labels or ()))
         else:
@@ -205,6 +213,16 @@ def heatmaps(
     return EmbeddedFigure(uri, alt), pooled_note
 
 
+def _central_range(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
+    """The 0.5th to 99.5th percentile of the finite values (None if empty or flat)."""
+    vals = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])
+    vals = vals[np.isfinite(vals)]
+    if not vals.size:
+        return None
+    lo, hi = np.percentile(vals, [0.5, 99.5])
+    return (float(lo), float(hi)) if hi > lo else None
+
+
 def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
     """Per gate: the distribution of W_g, U_g (and b_g) values."""
     import matplotlib
@@ -213,6 +231,8 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
         fig = _new_figure(10.0, 2.2)
         axes = fig.subplots(1, 4, sharey=False)
         for ax, g in zip(axes, gates):
+            # The range of the matrices' values: a few biases outside it must not squash them.
+            span = _central_range([g.W, g.U])
             for kind, arr, color in (
                 ("W", g.W, "#0072B2"),
                 ("U", g.U, "#E69F00"),
@@ -223,9 +243,17 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
                 vals = np.asarray(arr, np.float64).ravel()
                 vals = vals[np.isfinite(vals)]
                 if vals.size:
-                    ax.hist(vals, bins=40, histtype="step", color=color, label=kind, density=True)
+                    ax.hist(
+                        np.clip(vals, *span) if span else vals,
+                        bins=40,
+                        range=span,
+                        histtype="step",
+                        color=color,
+                        label=kind,
+                        density=True,
+                    )
             ax.set_title(f"gate {g.gate} ({GATE_NAMES[g.gate]})")
-            ax.set_xlabel("weight")
+            ax.set_xlabel("weight (outliers at the edges)" if span else "weight")
         axes[0].set_ylabel("density")
         axes[-1].legend(loc="upper right", frameon=False)
         uri = _svg(fig)
@@ -256,6 +284,7 @@ def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | N
         ax.axhline(1.0, color="#D55E00", linewidth=0.6, linestyle=":")
         ax.axhline(0.0, color="#888888", linewidth=0.5)
         ax.set_xlabel("unit")
+        _integer_ticks(ax.xaxis)
         ax.set_ylabel("bias")
         ax.legend(frameon=False, fontsize=7, ncols=2)
         uri = _svg(fig)
@@ -294,6 +323,7 @@ def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         ax_u.set_title("singular values of U, per gate")
         for ax in (ax_w, ax_u):
             ax.set_xlabel("index")
+            _integer_ticks(ax.xaxis)
             ax.set_yscale("log")
         ax_u.legend(frameon=False, fontsize=7)
         t = np.linspace(0, 2 * np.pi, 361)
@@ -388,6 +418,8 @@ def activity_charts(
             ax.set_xlim(-0.02, 1.02)
             ax.set_ylim(-0.02, 1.02)
             ax.set_aspect("equal")
+            if not any(ga.unit_left) and not any(ga.unit_right):
+                ax.text(0.5, 0.55, "no unit saturates", ha="center", transform=ax.transAxes)
             ax.set_title(f"{ga.gate} ({GATE_NAMES[ga.gate]})")
             ax.set_xlabel("fraction left-saturated")
         axes[0].set_ylabel("fraction right-saturated")
@@ -408,6 +440,8 @@ def activity_charts(
             ax.set_title(f"{name}, sequence {a.sequence}")
             ax.set_xlabel("step" if m.shape[1] == arr.shape[0] else "step (pooled)")
             ax.set_ylabel("unit" if m.shape[0] == arr.shape[1] else "unit (pooled)")
+            _integer_ticks(ax.xaxis)
+            _integer_ticks(ax.yaxis)
             fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
         states = EmbeddedFigure(
             _png(fig),
@@ -549,6 +583,7 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
             ax_n.legend(frameon=False, fontsize=6)
             for ax in (ax_n, ax_r, ax_t, ax_c):
                 ax.set_xticks(x, labels=labels, rotation=45, ha="right", fontsize=6)
+                ax.set_ylim(bottom=0)  # from zero: a drift of 0.03 must not look like a cliff
             uri = _svg(fig)
         label = (
             f"{name} ({direction})"

@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Sequence
 
 from lstm_report import __version__
-from lstm_report.errors import LstmReportError
+from lstm_report.errors import LstmReportError, one_line, shorten
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LstmReportError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(one_line(f"error: {exc}"), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -123,8 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"error: internal error: {type(exc).__name__}: {first} "
-            "(rerun with --debug for details)",
+            one_line(
+                f"error: internal error: {type(exc).__name__}: {shorten(first, 200)} "
+                "(rerun with --debug for details)"
+            ),
             file=sys.stderr,
         )
         return EXIT_ERROR

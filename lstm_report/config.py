@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_report.errors import ConfigError
+from lstm_report.errors import ConfigError, listing, quote, shorten
 
 DEFAULT_TITLE = "LSTM weight report"
 
@@ -136,10 +136,10 @@ def load_config(path: str | Path) -> Config:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = exc.problem or exc.context or "syntax error"
+        problem = shorten(exc.problem or exc.context or "syntax error", 200)
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {shorten(str(exc), 200)}") from None
     if data is None:
         raise ConfigError(f"{path}: config is empty; it needs at least a 'models' list")
     return parse_config(data, base_dir=path.resolve().parent, source=path.resolve())
@@ -170,7 +170,7 @@ def parse_config(
     for spec in models:
         if spec.name in seen:
             raise ConfigError(
-                f"{spec.key}.name: duplicate model name {spec.name!r} "
+                f"{spec.key}.name: duplicate model name {quote(spec.name)} "
                 f"(also models[{seen[spec.name]}]); give each model a distinct name"
             )
         seen[spec.name] = spec.index
@@ -209,11 +209,11 @@ def _parse_compare(raw: Any, names: Mapping[str, int]) -> tuple[CompareSpec, ...
                 close = difflib.get_close_matches(value, list(names), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise ConfigError(
-                    f"{key}.{role}: no model named {value!r}{hint} (models: {', '.join(names)})"
+                    f"{key}.{role}: no model named {quote(value)}{hint} (models: {listing(names)})"
                 )
             pair.append(value)
         if pair[0] == pair[1]:
-            raise ConfigError(f"{key}: baseline and candidate are the same model {pair[0]!r}")
+            raise ConfigError(f"{key}: baseline and candidate are the same model {quote(pair[0])}")
         out.append(CompareSpec(i, pair[0], pair[1]))
     return tuple(out)
 
@@ -313,7 +313,7 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
                 (Path(p) for p in glob.glob(str(pattern)) if Path(p).is_file()), key=natural_key
             )
             if not found:
-                raise ConfigError(f"{key}.path: no file matches {path_str!r}")
+                raise ConfigError(f"{key}.path: no file matches {quote(path_str)}")
             series = tuple(found)
     path = series[-1] if series else _resolve(base, path_str)
     if series is not None and len(series) < 2:
@@ -345,12 +345,12 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
 def _check_keys(data: Mapping[Any, Any], allowed: Sequence[str], prefix: str) -> None:
     for k in data:
         if not isinstance(k, str):
-            raise ConfigError(f"{prefix}{k!r}: keys must be strings")
+            raise ConfigError(f"{prefix}{quote(k)}: keys must be strings")
         if k not in allowed:
             close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             valid = ", ".join(allowed)
-            raise ConfigError(f"{prefix}{k}: unknown key{hint} (valid keys: {valid})")
+            raise ConfigError(f"{prefix}{shorten(k)}: unknown key{hint} (valid keys: {valid})")
 
 
 def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -375,7 +375,9 @@ def _optional_str_list(
         if not isinstance(item, str):
             raise ConfigError(f"{where}[{i}]: expected a string, got {_kind(item)}")
         if unique and item in seen:
-            raise ConfigError(f"{where}[{i}]: duplicate name {item!r} (also {where}[{seen[item]}])")
+            raise ConfigError(
+                f"{where}[{i}]: duplicate name {quote(item)} (also {where}[{seen[item]}])"
+            )
         seen[item] = i
     return tuple(value)
 
@@ -393,7 +395,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"a number ({value})"
     if isinstance(value, str):
-        return f"a string ({value!r})"
+        return f"a string ({quote(value)})"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, Sequence):
@@ -417,7 +419,7 @@ def _make_loader() -> type:
                 duplicate = False
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, f"duplicate key {quote(key)}", key_node.start_mark
                 )
             try:
                 seen.add(key)

@@ -403,15 +403,73 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+MAX_YAML_NODES = 1_000_000
+"""A config whose aliases and merge keys expand to more values than this is refused."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _make_loader() -> type:
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
-        """safe_load that rejects duplicate keys instead of silently keeping the last."""
+        """safe_load that rejects duplicate keys instead of silently keeping the last,
+        supports merge keys (``<<: *defaults``) and refuses alias bombs before expanding."""
+
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self.explicit_keys: dict[int, list[Any]] = {}
+
+        def flatten_mapping(self, node: Any) -> None:
+            # Merging rewrites node.value in place: remember the keys written in the
+            # mapping itself first, the only ones that can be duplicates.
+            self.explicit_keys.setdefault(id(node), _explicit(node))
+            super().flatten_mapping(node)
+
+        def construct_document(self, node: Any) -> Any:
+            _check_expansion(node)
+            return super().construct_document(node)
+
+    def _explicit(node: Any) -> list[Any]:
+        return [k for k, _ in node.value if k.tag != _MERGE_TAG]
+
+    def _check_expansion(root: Any) -> None:
+        """Count the values the document would expand to, each shared node once (fast)."""
+        size: dict[int, int] = {}
+        active: set[int] = set()
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            key = id(node)
+            children: list[Any] = []
+            if isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            if done:
+                active.discard(key)
+                size[key] = 1 + sum(size[id(c)] for c in children)
+                if size[key] > MAX_YAML_NODES:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"aliases expand to more than {MAX_YAML_NODES:,} values",
+                        node.start_mark,
+                    )
+                continue
+            if key in size:
+                continue
+            if key in active:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "an alias refers to its own anchor", node.start_mark
+                )
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
-        for key_node, _ in node.value:
+        for key_node in loader.explicit_keys.get(id(node)) or _explicit(node):
             key = loader.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen

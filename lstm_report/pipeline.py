@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,7 +112,7 @@ def _build(
     from lstm_report.readers import keras_inputs, read_model
     from lstm_report.render import render_html
     from lstm_report.report_json import dumps, report_json
-    from lstm_report.write import write_files
+    from lstm_report.write import check_outputs, write_files
 
     if unsafe:
         cfg = replace(cfg, models=tuple(replace(m, unsafe=True) for m in cfg.models))
@@ -121,6 +121,12 @@ def _build(
     if verify is None:
         verify = cfg.verify
     html_path = _output_path(cfg, output)
+    json_out = Path(json_path) if json_path is not None else None
+    # Before any work: a typo in -o must never cost the model it names.
+    outputs = [("the HTML output", html_path)]
+    if json_out is not None:
+        outputs.append(("the JSON output", json_out))
+    check_outputs(outputs, _inputs(cfg, loaded or {}))
 
     models = []
     pending: dict[str, Any] = {}
@@ -169,12 +175,26 @@ def _build(
     data = report_json(report)
     say("rendering")
     html = render_html(report, figures, data)
-    outputs = [(html_path, html)]
-    json_out = Path(json_path) if json_path is not None else None
+    texts = [(html_path, html)]
     if json_out is not None:
-        outputs.append((json_out, dumps(data)))
-    write_files(outputs)
+        texts.append((json_out, dumps(data)))
+    write_files(texts)
     return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
+
+
+def _inputs(cfg: Config, in_memory: Collection[int]) -> Iterator[tuple[str, Path]]:
+    """Every file the run reads, labelled for messages: config, models, checkpoints, probes."""
+    if cfg.source is not None:
+        yield "the config", cfg.source
+    for spec in cfg.models:
+        if spec.index not in in_memory:
+            if spec.series:
+                for n, path in enumerate(spec.series, 1):
+                    yield f"{spec.key}'s checkpoint {n}", path
+            else:
+                yield f"{spec.key}'s model", spec.path
+        if spec.probe is not None:
+            yield f"{spec.key}'s probe", spec.probe.path
 
 
 def _import_keras_in_background() -> None:

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from lstm_report.errors import ConfigError
+from lstm_report.errors import ConfigError, OutputError
 
 DATA_ID = "lstm-report-data"
 
@@ -112,6 +112,24 @@ def _safe_name(rel: Path, used: set[str]) -> str:
     return name
 
 
+def _check_folders(src: Path, out: Path) -> None:
+    """Refuse a site folder that is the reports folder, or whose reports/ holds it."""
+    from lstm_report.write import same_file
+
+    if same_file(out, src):
+        raise OutputError(
+            f"{out}: the output folder is the reports folder {src}; write the site elsewhere"
+        )
+    copies = out.resolve() / "reports"
+    if copies == src.resolve() or copies in src.resolve().parents:
+        raise OutputError(
+            f"{out}: the reports folder {src} is inside {out / 'reports'}, where the site "
+            "copies the reports; write the site elsewhere"
+        )
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; give a folder for the site")
+
+
 def build_site(reports_dir: str | Path, site_dir: str | Path) -> tuple[Path, list[str]]:
     """Copy every report under reports_dir into site_dir/reports/ and write the index.
 
@@ -120,12 +138,13 @@ def build_site(reports_dir: str | Path, site_dir: str | Path) -> tuple[Path, lis
     from lstm_report import __version__
     from lstm_report.pipeline import generated_at
     from lstm_report.render import env
-    from lstm_report.write import write_files
+    from lstm_report.write import check_outputs, write_files
 
     src = Path(reports_dir)
     out = Path(site_dir)
     if not src.is_dir():
         raise ConfigError(f"{src}: reports folder not found")
+    _check_folders(src, out)
     out_resolved = out.resolve()
     candidates = sorted(
         p for p in src.rglob("*.html") if p.is_file() and out_resolved not in p.resolve().parents
@@ -134,6 +153,7 @@ def build_site(reports_dir: str | Path, site_dir: str | Path) -> tuple[Path, lis
     skipped: list[str] = []
     files: list[tuple[Path, str]] = []
     used: set[str] = set()
+    copied: list[Path] = []
     for p in candidates:
         try:
             html = p.read_text(encoding="utf-8")
@@ -146,6 +166,7 @@ def build_site(reports_dir: str | Path, site_dir: str | Path) -> tuple[Path, lis
             continue
         name = _safe_name(p.relative_to(src), used)
         files.append((out / "reports" / name, html))
+        copied.append(p)
         entries.append(entry(f"reports/{name}", str(p.relative_to(src)), data))
     if not entries:
         raise ConfigError(
@@ -156,5 +177,8 @@ def build_site(reports_dir: str | Path, site_dir: str | Path) -> tuple[Path, lis
         entries=entries, generated=generated_at(), version=__version__, source=src.name or str(src)
     )
     files.append((out / "index.html", index))
+    outputs = [(f"the copy of {p}", path) for p, (path, _) in zip(copied, files)]
+    outputs.append(("the site index", out / "index.html"))
+    check_outputs(outputs, [("the report", p) for p in candidates])
     write_files(files)
     return out / "index.html", skipped

@@ -72,3 +72,27 @@ def test_site_cli_and_site_inside_reports(reports: Path) -> None:
     assert main(["site", str(reports), "-o", str(site), "-q"]) == 0
     assert main(["site", str(reports), "-o", str(site), "-q"]) == 0  # does not index itself
     assert sorted(p.name for p in (site / "reports").iterdir()) == ["a.html", "run2__b.html"]
+
+
+def test_site_output_is_not_the_reports_folder(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(p.name for p in reports.rglob("*"))
+    assert main(["site", str(reports), "-o", str(reports)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {reports}: the output folder is the reports folder {reports}; "
+        "write the site elsewhere\n"
+    )
+    (tmp_path / "link").symlink_to(reports)
+    assert main(["site", str(reports), "-o", str(tmp_path / "link")]) == 1
+    assert "the output folder is the reports folder" in capsys.readouterr().err
+    # the reports where the site puts its copies: they would be rewritten in place
+    import shutil
+
+    shutil.copytree(reports, tmp_path / "x" / "reports")
+    inner = sorted(p.name for p in (tmp_path / "x").rglob("*"))
+    assert main(["site", str(tmp_path / "x" / "reports"), "-o", str(tmp_path / "x")]) == 1
+    assert "where the site copies the reports" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "x").rglob("*")) == inner
+    assert sorted(p.name for p in reports.rglob("*")) == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lstm_report import __version__
 from lstm_report.errors import LstmReportError, one_line, shorten
@@ -14,6 +14,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_FINDINGS = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,10 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` runs."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    restore = _catch_signals()
     try:
         return _run(args)
     except LstmReportError as exc:
@@ -117,7 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return EXIT_SIGTERM
     except Exception as exc:  # a bug: still one line, unless --debug
         if args.debug:
             traceback.print_exc()
@@ -130,6 +140,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    finally:
+        from lstm_report.write import remove_temporaries
+
+        remove_temporaries()
+        restore()
+
+
+def _catch_signals() -> Callable[[], None]:
+    """SIGINT and SIGTERM become exceptions in the main thread: the workers are stopped and
+    temporary files removed on the way out. Returns what restores the previous handlers."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    owner = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked worker before it reset its handlers
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        # One is enough: a second Ctrl-C must not interrupt the cleanup.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if old is not None:
+                signal.signal(sig, old)
+
+    return restore
 
 
 def _run(args: argparse.Namespace) -> int:

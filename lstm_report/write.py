@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -91,6 +93,54 @@ def check_outputs(outputs: Sequence[Labelled], inputs: Iterable[Labelled]) -> No
                 )
 
 
+TEMP_TAG = "lstm-report"
+"""Temporary files are named ``.NAME.lstm-report-PID-RANDOM.tmp``: recognisably ours."""
+
+STALE_AFTER = 60.0
+"""A temporary file of ours whose process is gone and that is older than this (seconds) is
+left over from a killed run (SIGKILL): the next run into its folder removes it."""
+
+_TEMP_NAME = re.compile(r"^\..+\." + TEMP_TAG + r"-(\d+)-[^.]+\.tmp$")
+
+_pending: set[Path] = set()
+"""Temporary files this process has created and not yet renamed or removed."""
+
+
+def remove_temporaries() -> None:
+    """Remove every temporary file this process still has (on a signal or an error)."""
+    for tmp in list(_pending):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        _pending.discard(tmp)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale(folder: Path) -> None:
+    """Remove our temporary files left in folder by runs that were killed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        m = _TEMP_NAME.match(name)
+        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            p = folder / name
+            if stat.S_ISREG(p.lstat().st_mode) and now - p.lstat().st_mtime > STALE_AFTER:
+                p.unlink()
+
+
 def _stage(path: Path, text: str) -> Path:
     """Write text to a temporary file beside path; return the temporary path."""
     check_output_kind(path)
@@ -100,10 +150,14 @@ def _stage(path: Path, text: str) -> Path:
         raise OutputError(
             f"{path.parent}: cannot create output folder: {exc.strerror or exc}"
         ) from None
+    remove_stale(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{TEMP_TAG}-{os.getpid()}-", suffix=".tmp", dir=path.parent
+        )
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    _pending.add(Path(tmp))
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
@@ -116,10 +170,13 @@ def _stage(path: Path, text: str) -> Path:
         except OSError:
             mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
-    except OSError as exc:
+    except BaseException as exc:  # an interrupt or a bug too: never leave the file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        _pending.discard(Path(tmp))
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise
     return Path(tmp)
 
 
@@ -138,3 +195,4 @@ def write_files(outputs: Sequence[tuple[Path, str]]) -> None:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            _pending.discard(tmp)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TextIO
 
 from lstm_report import __version__
 from lstm_report.errors import LstmReportError, one_line, shorten
@@ -116,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     restore = _catch_signals()
     try:
-        return _run(args)
+        with _warnings_as_lines(quiet=args.quiet):
+            return _run(args)
     except LstmReportError as exc:
         if args.debug:
             traceback.print_exc()
@@ -145,6 +149,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         remove_temporaries()
         restore()
+
+
+_SILENT_WARNINGS: tuple[type[Warning], ...] = (
+    DeprecationWarning,
+    PendingDeprecationWarning,
+    FutureWarning,
+    ImportWarning,
+    ResourceWarning,
+    SyntaxWarning,
+    BytesWarning,
+)
+"""Warnings for the developers of the libraries we use, not for the user of a report."""
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(*, quiet: bool) -> Iterator[None]:
+    """Python warnings from the libraries: nothing under -q; else one ``warning:`` line each
+    for those that tell the user something (e.g. a font without a glyph of a feature name)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        else:
+            for category in _SILENT_WARNINGS:
+                warnings.simplefilter("ignore", category)
+            # numpy's floating-point notes: the findings say which weights are not finite
+            warnings.filterwarnings("ignore", message=".*encountered in", category=RuntimeWarning)
+            warnings.showwarning = _show_warning
+        yield
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    text = (str(message).strip().splitlines() or [category.__name__])[0]
+    glyph = re.match(r"Glyph (\d+) \(.*\) missing from font\(s\) (.+?)\.?$", text)
+    if glyph is not None:
+        char = chr(int(glyph.group(1))) if int(glyph.group(1)) < 0x110000 else "?"
+        text = f"figures: the font {glyph.group(2)} has no glyph for {char!r}; it shows as a box"
+    try:
+        print(one_line(f"warning: {shorten(text, 200)}"), file=file or sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass  # stderr closed: nowhere to warn
 
 
 def _catch_signals() -> Callable[[], None]:

@@ -160,3 +160,47 @@ def test_no_temporary_file_survives_an_internal_error(simple_model: Any, tmp_pat
     )
     assert p.returncode == 1 and p.stderr.startswith("error: ")
     assert list(out.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def noisy_config(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Weights so large that numpy overflows, and feature names the figures' font lacks."""
+    import numpy as np
+
+    d = tmp_path_factory.mktemp("noisy")
+    m = keras.Sequential([keras.Input((7, 5)), keras.layers.LSTM(4, name="lstm")])
+    rng = np.random.default_rng(0)
+    m.set_weights([(rng.normal(size=w.shape) * 1e37).astype(np.float32) for w in m.get_weights()])
+    m.save(d / "huge.keras")
+    np.save(d / "probe.npy", np.full((3, 7, 5), 100, np.float32))
+    return write_config(
+        d, 'models: [{path: huge.keras, probe: probe.npy, feature_names: ["中", b, c, d, e]}]\n'
+    )
+
+
+def test_quiet_is_quiet(noisy_config: Path, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "build", str(noisy_config), "-q"]
+        + ["-o", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_library_warnings_become_warning_lines(noisy_config: Path, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "build", str(noisy_config)]
+        + ["-o", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0
+    lines = r.stderr.splitlines()
+    assert all(line.startswith(("warning: ", "wrote ")) for line in lines), r.stderr
+    assert (
+        "warning: figures: the font DejaVu Sans has no glyph for '中'; it shows as a box" in lines
+    )
+    assert "RuntimeWarning" not in r.stderr and "overflow" not in r.stderr

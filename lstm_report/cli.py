@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     restore = _catch_signals()
     try:
-        with _warnings_as_lines(quiet=args.quiet):
+        with _warnings_as_lines(quiet=args.quiet), _cache_environment():
             return _run(args)
     except LstmReportError as exc:
         if args.debug:
@@ -149,6 +149,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         remove_temporaries()
         restore()
+
+
+@contextlib.contextmanager
+def _cache_environment() -> Iterator[None]:
+    """Keras and matplotlib write their files under our cache folder, not the home folder
+    (set before either is imported; restored afterwards for in-process callers)."""
+    import os
+
+    from lstm_report.resources import cache_environment
+
+    added = cache_environment()
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for var in added:
+            os.environ.pop(var, None)
 
 
 _SILENT_WARNINGS: tuple[type[Warning], ...] = (

@@ -204,3 +204,42 @@ def test_library_warnings_become_warning_lines(noisy_config: Path, tmp_path: Pat
         "warning: figures: the font DejaVu Sans has no glyph for '中'; it shows as a box" in lines
     )
     assert "RuntimeWarning" not in r.stderr and "overflow" not in r.stderr
+
+
+def test_nothing_written_in_the_home_folder(simple_model: Any, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KERAS_HOME", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+    }
+    env["HOME"] = str(home)
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    args = [sys.executable, "-m", "lstm_report", "build", str(cfg), "--reader", "keras"]
+    # Keras (reader and verification) and matplotlib (figures, in the workers) both run
+    r = subprocess.run(
+        [*args, "--verify", "-o", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        env={**env, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert list(home.iterdir()) == []
+    cache = tmp_path / "cache" / "lstm-report"
+    assert (cache / "keras" / "keras.json").is_file()
+    assert any((cache / "matplotlib").iterdir())
+    # by default the cache is ~/.cache/lstm-report; a folder the user chose is kept
+    r = subprocess.run(
+        [*args, "-o", str(tmp_path / "r2.html")],
+        capture_output=True,
+        text=True,
+        env={**env, "KERAS_HOME": str(tmp_path / "mine")},
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in home.iterdir()] == [".cache"]
+    assert [p.name for p in (home / ".cache").iterdir()] == ["lstm-report"]
+    assert [p.name for p in (home / ".cache" / "lstm-report").iterdir()] == ["matplotlib"]
+    assert (tmp_path / "mine" / "keras.json").is_file()

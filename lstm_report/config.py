@@ -27,6 +27,9 @@ MODEL_KEYS = (
     "activations",
 )
 READERS = ("auto", "direct", "keras")
+MAX_MODELS = 1000
+"""A config names at most this many models: one page cannot show more, and a sweep over
+thousands of models is a job for a batch command, not one report."""
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
 PROBE_KEYS = ("path", "array", "sequence")
 
@@ -163,6 +166,8 @@ def parse_config(
         raise ConfigError(f"models: expected a list, got {_kind(models_raw)}")
     if not models_raw:
         raise ConfigError("models: the list is empty; name at least one model")
+    if len(models_raw) > MAX_MODELS:
+        raise ConfigError(_too_many_models(f"{len(models_raw):,}"))
 
     default_reader = _reader(data.get("reader"), "reader") or "auto"
     models = tuple(_parse_model(i, raw, base, default_reader) for i, raw in enumerate(models_raw))
@@ -342,6 +347,13 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
     )
 
 
+def _too_many_models(count: str) -> str:
+    return (
+        f"models: {count} models; one config names at most {MAX_MODELS:,} "
+        "(split them into several configs; for sweeps, `lstm-report batch` is planned)"
+    )
+
+
 def _check_keys(data: Mapping[Any, Any], allowed: Sequence[str], prefix: str) -> None:
     for k in data:
         if not isinstance(k, str):
@@ -419,12 +431,28 @@ def _make_loader() -> type:
         def __init__(self, stream: Any) -> None:
             super().__init__(stream)
             self.explicit_keys: dict[int, list[Any]] = {}
+            self.path: list[Any] = []
 
         def flatten_mapping(self, node: Any) -> None:
             # Merging rewrites node.value in place: remember the keys written in the
             # mapping itself first, the only ones that can be duplicates.
             self.explicit_keys.setdefault(id(node), _explicit(node))
             super().flatten_mapping(node)
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # Stop reading at the first model too many, rather than compose them all.
+            self.path.append(index)
+            try:
+                if (
+                    len(self.path) == 3
+                    and isinstance(index, int)
+                    and index >= MAX_MODELS
+                    and getattr(self.path[1], "value", None) == "models"
+                ):
+                    raise ConfigError(_too_many_models(f"more than {MAX_MODELS:,}"))
+                return super().compose_node(parent, index)
+            finally:
+                self.path.pop()
 
         def construct_document(self, node: Any) -> Any:
             _check_expansion(node)

@@ -133,11 +133,12 @@ def _build(
     to_verify: list[bool] = []
     loaded = loaded or {}
     for i, spec in enumerate(cfg.models):
-        say(f"reading {spec.name}")
+        of = f"model {i + 1}/{len(cfg.models)}: " if len(cfg.models) > 1 else ""
+        say(f"{of}reading {spec.name}")
         mem = loaded.get(i)
         weights = mem.weights if mem is not None else read_model(spec)
         inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
-        say(f"analysing {spec.name}")
+        say(f"{of}analysing {spec.name}")
         analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs)
         to_verify.append(verify if verify is not None else weights.reader == "keras")
         if to_verify[-1]:

@@ -197,3 +197,32 @@ def test_example_config_is_valid() -> None:
     data["models"][1]["path"] = ["a.keras", "b.keras"]  # the glob would need real files
     cfg = parse_config(data, base_dir="/tmp")
     assert cfg.compare[0].baseline == "run42" and cfg.models[0].probe is not None
+
+
+def test_models_per_config_limit(tmp_path: Path) -> None:
+    import time
+
+    from lstm_report.config import MAX_MODELS
+
+    assert MAX_MODELS == 1000
+    ok = write(tmp_path, "models:\n" + "".join(f"  - m{i}.keras\n" for i in range(1000)))
+    assert len(load_config(ok).models) == 1000
+    message = (
+        r"^models: more than 1,000 models; one config names at most 1,000 "
+        r"\(split them into several configs; for sweeps, `lstm-report batch` is planned\)$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(
+            write(tmp_path, "models:\n" + "".join(f"  - m{i}.keras\n" for i in range(1001)))
+        )
+    # 200,000 models (8 MB of YAML): refused at the first one too many, not after reading all
+    big = write(
+        tmp_path,
+        "models:\n" + "".join(f"  - {{path: m{i}.keras, name: n{i}}}\n" for i in range(200_000)),
+    )
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=message):
+        load_config(big)
+    assert time.monotonic() - start < 3
+    with pytest.raises(ConfigError, match=r"^models: 1,001 models; one config names at most 1,000"):
+        parse_config({"models": [f"m{i}.keras" for i in range(1001)]})

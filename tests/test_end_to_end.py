@@ -398,3 +398,12 @@ def test_progress_only_on_a_terminal_after_a_moment(simple_model: Any, tmp_path:
     assert "s] drawing figures" in text or "s] rendering" in text, text
     piped = run_cli("build", str(cfg), "-o", str(tmp_path / "r2.html"))
     assert "s] " not in piped.stderr and piped.stderr.startswith("wrote ")
+
+
+def test_progress_counts_the_models(
+    simple_model: Any, legacy_h5_model: Any, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}, {legacy_h5_model.path}]\n")
+    said: list[str] = []
+    build_report(cfg, output=tmp_path / "r.html", progress=said.append)
+    assert "model 1/2: reading simple.keras" in said and "model 2/2: analysing legacy.h5" in said

@@ -31,7 +31,7 @@ class InMemory:
     """(label, weights) snapshots in order, e.g. kept by ReportCallback."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class BuildResult:
     """What build_report wrote, and the data it wrote."""
 
@@ -39,6 +39,16 @@ class BuildResult:
     json_path: Path | None
     report: ReportData
     data: dict[str, Any]
+
+    def __repr__(self) -> str:
+        # The report and its data hold every weight statistic: a summary, not a dump.
+        models = self.report.models
+        return (
+            f"BuildResult(html_path={str(self.html_path)!r}, json_path="
+            f"{None if self.json_path is None else str(self.json_path)!r}, "
+            f"models={len(models)}, layers={sum(len(m.layers) for m in models)}, "
+            f"findings={len(self.report.findings)})"
+        )
 
 
 def build_report(

@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
         default="site",
         help="folder to write the site to (default: %(default)s)",
     )
+    site.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="also publish reports reached through symlinks that lead out of REPORTS_DIR "
+        "(skipped by default)",
+    )
     site.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
     site.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
@@ -253,13 +259,14 @@ def _run(args: argparse.Namespace) -> int:
 
     progress = None if args.quiet else _Progress()
     if args.command == "site":
-        from lstm_report.site import build_site
+        from lstm_report.site import build_site, display
 
-        index, skipped = build_site(args.reports_dir, args.output)
+        index, skipped = build_site(args.reports_dir, args.output, follow_links=args.follow_links)
         if not args.quiet:
-            for path in skipped:
-                print(f"skipped {path}: not an lstm-report page", file=sys.stderr)
-            print(f"wrote {index}", file=sys.stderr)
+            for s in skipped:
+                line = f"{'warning: ' if s.warning else ''}skipped {s.path}: {s.reason}"
+                print(one_line(line), file=sys.stderr)
+            print(f"wrote {display(index)}", file=sys.stderr)
         return EXIT_OK
     if args.command == "demo":
         from lstm_report.resources import demo_config

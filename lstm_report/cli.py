@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TextIO
 
 from lstm_report import __version__
-from lstm_report.errors import LstmReportError
+from lstm_report.errors import LstmReportError, one_line, shorten
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_FINDINGS = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
         default="site",
         help="folder to write the site to (default: %(default)s)",
     )
+    site.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="also publish reports reached through symlinks that lead out of REPORTS_DIR "
+        "(skipped by default)",
+    )
     site.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
     site.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return parser
@@ -133,30 +143,143 @@ def _names(text: str) -> list[str]:
     return names
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` runs."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    restore = _catch_signals()
     try:
-        return _run(args)
+        with _warnings_as_lines(quiet=args.quiet), _cache_environment():
+            return _run(args)
     except LstmReportError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(one_line(f"error: {exc}"), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return EXIT_SIGTERM
     except Exception as exc:  # a bug: still one line, unless --debug
         if args.debug:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
         print(
-            f"error: internal error: {type(exc).__name__}: {first} "
-            "(rerun with --debug for details)",
+            one_line(
+                f"error: internal error: {type(exc).__name__}: {shorten(first, 200)} "
+                "(rerun with --debug for details)"
+            ),
             file=sys.stderr,
         )
         return EXIT_ERROR
+    finally:
+        from lstm_report.write import remove_temporaries
+
+        remove_temporaries()
+        restore()
+
+
+@contextlib.contextmanager
+def _cache_environment() -> Iterator[None]:
+    """Keras and matplotlib write their files under our cache folder, not the home folder
+    (set before either is imported; restored afterwards for in-process callers)."""
+    import os
+
+    from lstm_report.resources import cache_environment
+
+    added = cache_environment()
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for var in added:
+            os.environ.pop(var, None)
+
+
+_SILENT_WARNINGS: tuple[type[Warning], ...] = (
+    DeprecationWarning,
+    PendingDeprecationWarning,
+    FutureWarning,
+    ImportWarning,
+    ResourceWarning,
+    SyntaxWarning,
+    BytesWarning,
+)
+"""Warnings for the developers of the libraries we use, not for the user of a report."""
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(*, quiet: bool) -> Iterator[None]:
+    """Python warnings from the libraries: nothing under -q; else one ``warning:`` line each
+    for those that tell the user something (e.g. a font without a glyph of a feature name)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        else:
+            for category in _SILENT_WARNINGS:
+                warnings.simplefilter("ignore", category)
+            # numpy's floating-point notes: the findings say which weights are not finite
+            warnings.filterwarnings("ignore", message=".*encountered in", category=RuntimeWarning)
+            warnings.showwarning = _show_warning
+        yield
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    text = (str(message).strip().splitlines() or [category.__name__])[0]
+    glyph = re.match(r"Glyph (\d+) \(.*\) missing from font\(s\) (.+?)\.?$", text)
+    if glyph is not None:
+        char = chr(int(glyph.group(1))) if int(glyph.group(1)) < 0x110000 else "?"
+        text = f"figures: the font {glyph.group(2)} has no glyph for {char!r}; it shows as a box"
+    try:
+        print(one_line(f"warning: {shorten(text, 200)}"), file=file or sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass  # stderr closed: nowhere to warn
+
+
+def _catch_signals() -> Callable[[], None]:
+    """SIGINT and SIGTERM become exceptions in the main thread: the workers are stopped and
+    temporary files removed on the way out. Returns what restores the previous handlers."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    owner = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked worker before it reset its handlers
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        # One is enough: a second Ctrl-C must not interrupt the cleanup.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if old is not None:
+                signal.signal(sig, old)
+
+    return restore
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -164,13 +287,14 @@ def _run(args: argparse.Namespace) -> int:
 
     progress = None if args.quiet else _Progress()
     if args.command == "site":
-        from lstm_report.site import build_site
+        from lstm_report.site import build_site, display
 
-        index, skipped = build_site(args.reports_dir, args.output)
+        index, skipped = build_site(args.reports_dir, args.output, follow_links=args.follow_links)
         if not args.quiet:
-            for path in skipped:
-                print(f"skipped {path}: not an lstm-report page", file=sys.stderr)
-            print(f"wrote {index}", file=sys.stderr)
+            for s in skipped:
+                line = f"{'warning: ' if s.warning else ''}skipped {s.path}: {s.reason}"
+                print(one_line(line), file=sys.stderr)
+            print(f"wrote {display(index)}", file=sys.stderr)
         return EXIT_OK
     if args.command == "demo":
         from lstm_report.resources import demo_config

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_report.errors import ConfigError
+from lstm_report.errors import ConfigError, listing, quote, shorten
 
 DEFAULT_TITLE = "LSTM weight report"
 
@@ -27,6 +27,9 @@ MODEL_KEYS = (
     "activations",
 )
 READERS = ("auto", "direct", "keras")
+MAX_MODELS = 1000
+"""A config names at most this many models: one page cannot show more, and a sweep over
+thousands of models is a job for a batch command, not one report."""
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
 PROBE_KEYS = ("path", "array", "sequence")
 
@@ -136,10 +139,10 @@ def load_config(path: str | Path) -> Config:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = exc.problem or exc.context or "syntax error"
+        problem = shorten(exc.problem or exc.context or "syntax error", 200)
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {shorten(str(exc), 200)}") from None
     if data is None:
         raise ConfigError(f"{path}: config is empty; it needs at least a 'models' list")
     return parse_config(data, base_dir=path.resolve().parent, source=path.resolve())
@@ -207,6 +210,8 @@ def parse_config(
         raise ConfigError(f"models: expected a list, got {_kind(models_raw)}")
     if not models_raw:
         raise ConfigError("models: the list is empty; name at least one model")
+    if len(models_raw) > MAX_MODELS:
+        raise ConfigError(_too_many_models(f"{len(models_raw):,}"))
 
     default_reader = _reader(data.get("reader"), "reader") or "auto"
     models = tuple(_parse_model(i, raw, base, default_reader) for i, raw in enumerate(models_raw))
@@ -214,7 +219,7 @@ def parse_config(
     for spec in models:
         if spec.name in seen:
             raise ConfigError(
-                f"{spec.key}.name: duplicate model name {spec.name!r} "
+                f"{spec.key}.name: duplicate model name {quote(spec.name)} "
                 f"(also models[{seen[spec.name]}]); give each model a distinct name"
             )
         seen[spec.name] = spec.index
@@ -250,14 +255,14 @@ def _compare_side(value: str, models: Sequence[ModelSpec], where: str) -> str:
         labels = [checkpoint_label(p) for p in spec.series]
         if label not in labels:
             raise ConfigError(
-                f"{where}: no checkpoint {label!r} in the series {name!r} "
-                f"(checkpoints: {', '.join(labels)})"
+                f"{where}: no checkpoint {quote(label)} in the series {quote(name)} "
+                f"(checkpoints: {listing(labels)})"
             )
         return value
     close = difflib.get_close_matches(value, list(by_name), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(
-        f"{where}: no model named {value!r}{hint} (models: {', '.join(by_name)}; "
+        f"{where}: no model named {quote(value)}{hint} (models: {listing(list(by_name))}; "
         "a checkpoint of a series is MODEL@LABEL)"
     )
 
@@ -284,7 +289,7 @@ def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, 
                 raise ConfigError(f"{key}.{role}: expected a model name, got {_kind(value)}")
             pair.append(_compare_side(value, models, f"{key}.{role}"))
         if pair[0] == pair[1]:
-            raise ConfigError(f"{key}: baseline and candidate are the same model {pair[0]!r}")
+            raise ConfigError(f"{key}: baseline and candidate are the same model {quote(pair[0])}")
         out.append(CompareSpec(i, pair[0], pair[1]))
     return tuple(out)
 
@@ -384,7 +389,7 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
                 (Path(p) for p in glob.glob(str(pattern)) if Path(p).is_file()), key=natural_key
             )
             if not found:
-                raise ConfigError(f"{key}.path: no file matches {path_str!r}")
+                raise ConfigError(f"{key}.path: no file matches {quote(path_str)}")
             series = tuple(found)
     path = series[-1] if series else _resolve(base, path_str)
     if series is not None and len(series) < 2:
@@ -413,15 +418,22 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
     )
 
 
+def _too_many_models(count: str) -> str:
+    return (
+        f"models: {count} models; one config names at most {MAX_MODELS:,} "
+        "(split them into several configs; for sweeps, `lstm-report batch` is planned)"
+    )
+
+
 def _check_keys(data: Mapping[Any, Any], allowed: Sequence[str], prefix: str) -> None:
     for k in data:
         if not isinstance(k, str):
-            raise ConfigError(f"{prefix}{k!r}: keys must be strings")
+            raise ConfigError(f"{prefix}{quote(k)}: keys must be strings")
         if k not in allowed:
             close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             valid = ", ".join(allowed)
-            raise ConfigError(f"{prefix}{k}: unknown key{hint} (valid keys: {valid})")
+            raise ConfigError(f"{prefix}{shorten(k)}: unknown key{hint} (valid keys: {valid})")
 
 
 def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -446,7 +458,9 @@ def _optional_str_list(
         if not isinstance(item, str):
             raise ConfigError(f"{where}[{i}]: expected a string, got {_kind(item)}")
         if unique and item in seen:
-            raise ConfigError(f"{where}[{i}]: duplicate name {item!r} (also {where}[{seen[item]}])")
+            raise ConfigError(
+                f"{where}[{i}]: duplicate name {quote(item)} (also {where}[{seen[item]}])"
+            )
         seen[item] = i
     return tuple(value)
 
@@ -464,7 +478,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"a number ({value})"
     if isinstance(value, str):
-        return f"a string ({value!r})"
+        return f"a string ({quote(value)})"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, Sequence):
@@ -472,15 +486,89 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+MAX_YAML_NODES = 1_000_000
+"""A config whose aliases and merge keys expand to more values than this is refused."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _make_loader() -> type:
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
-        """safe_load that rejects duplicate keys instead of silently keeping the last."""
+        """safe_load that rejects duplicate keys instead of silently keeping the last,
+        supports merge keys (``<<: *defaults``) and refuses alias bombs before expanding."""
+
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self.explicit_keys: dict[int, list[Any]] = {}
+            self.path: list[Any] = []
+
+        def flatten_mapping(self, node: Any) -> None:
+            # Merging rewrites node.value in place: remember the keys written in the
+            # mapping itself first, the only ones that can be duplicates.
+            self.explicit_keys.setdefault(id(node), _explicit(node))
+            super().flatten_mapping(node)
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # Stop reading at the first model too many, rather than compose them all.
+            self.path.append(index)
+            try:
+                if (
+                    len(self.path) == 3
+                    and isinstance(index, int)
+                    and index >= MAX_MODELS
+                    and getattr(self.path[1], "value", None) == "models"
+                ):
+                    raise ConfigError(_too_many_models(f"more than {MAX_MODELS:,}"))
+                return super().compose_node(parent, index)
+            finally:
+                self.path.pop()
+
+        def construct_document(self, node: Any) -> Any:
+            _check_expansion(node)
+            return super().construct_document(node)
+
+    def _explicit(node: Any) -> list[Any]:
+        return [k for k, _ in node.value if k.tag != _MERGE_TAG]
+
+    def _check_expansion(root: Any) -> None:
+        """Count the values the document would expand to, each shared node once (fast)."""
+        size: dict[int, int] = {}
+        active: set[int] = set()
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            key = id(node)
+            children: list[Any] = []
+            if isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            if done:
+                active.discard(key)
+                size[key] = 1 + sum(size[id(c)] for c in children)
+                if size[key] > MAX_YAML_NODES:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"aliases expand to more than {MAX_YAML_NODES:,} values",
+                        node.start_mark,
+                    )
+                continue
+            if key in size:
+                continue
+            if key in active:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "an alias refers to its own anchor", node.start_mark
+                )
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
 
     def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
-        for key_node, _ in node.value:
+        for key_node in loader.explicit_keys.get(id(node)) or _explicit(node):
             key = loader.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen
@@ -488,7 +576,7 @@ def _make_loader() -> type:
                 duplicate = False
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, f"duplicate key {quote(key)}", key_node.start_mark
                 )
             try:
                 seen.add(key)

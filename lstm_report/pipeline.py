@@ -33,7 +33,7 @@ class InMemory:
     """(label, weights) snapshots in order, e.g. kept by ReportCallback."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class BuildResult:
     """What build_report wrote, and the data it wrote."""
 
@@ -41,6 +41,16 @@ class BuildResult:
     json_path: Path | None
     report: ReportData
     data: dict[str, Any]
+
+    def __repr__(self) -> str:
+        # The report and its data hold every weight statistic: a summary, not a dump.
+        models = self.report.models
+        return (
+            f"BuildResult(html_path={str(self.html_path)!r}, json_path="
+            f"{None if self.json_path is None else str(self.json_path)!r}, "
+            f"models={len(models)}, layers={sum(len(m.layers) for m in models)}, "
+            f"findings={len(self.report.findings)})"
+        )
 
 
 def build_report(
@@ -144,7 +154,7 @@ def _build(
     from lstm_report.readers import keras_inputs, read_model
     from lstm_report.render import render_html
     from lstm_report.report_json import dumps, report_json
-    from lstm_report.write import write_files
+    from lstm_report.write import check_outputs, write_files
 
     if unsafe:
         cfg = replace(cfg, models=tuple(replace(m, unsafe=True) for m in cfg.models))
@@ -153,6 +163,12 @@ def _build(
     if verify is None:
         verify = cfg.verify
     html_path = _output_path(cfg, output)
+    json_out = Path(json_path) if json_path is not None else None
+    # Before any work: a typo in -o must never cost the model it names.
+    outputs = [("the HTML output", html_path)]
+    if json_out is not None:
+        outputs.append(("the JSON output", json_out))
+    check_outputs(outputs, _inputs(cfg, loaded or {}))
 
     models = []
     sides: dict[str, Side] = {}  # what comparisons may name: models, model@checkpoint
@@ -161,11 +177,12 @@ def _build(
     to_verify: list[bool] = []
     loaded = loaded or {}
     for i, spec in enumerate(cfg.models):
-        say(f"reading {spec.name}")
+        of = f"model {i + 1}/{len(cfg.models)}: " if len(cfg.models) > 1 else ""
+        say(f"{of}reading {spec.name}")
         mem = loaded.get(i)
         weights = mem.weights if mem is not None else read_model(spec)
         inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
-        say(f"analysing {spec.name}")
+        say(f"{of}analysing {spec.name}")
         analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs)
         to_verify.append(verify if verify is not None else weights.reader == "keras")
         if spec.series or (mem is not None and len(mem.series) > 1):
@@ -206,17 +223,31 @@ def _build(
     data = report_json(report)
     say("rendering")
     html = render_html(report, figures, data)
-    outputs = [(html_path, html)]
-    json_out = Path(json_path) if json_path is not None else None
+    texts = [(html_path, html)]
     if json_out is not None:
-        outputs.append((json_out, dumps(data)))
-    write_files(outputs)
+        texts.append((json_out, dumps(data)))
+    write_files(texts)
     return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
 
 
 def baselines_only(cfg: Config) -> frozenset[str]:
     """Models named only as the baseline of comparisons: no headlines of their own."""
     return frozenset(c.baseline for c in cfg.compare) - {c.candidate for c in cfg.compare}
+
+
+def _inputs(cfg: Config, in_memory: Collection[int]) -> Iterator[tuple[str, Path]]:
+    """Every file the run reads, labelled for messages: config, models, checkpoints, probes."""
+    if cfg.source is not None:
+        yield "the config", cfg.source
+    for spec in cfg.models:
+        if spec.index not in in_memory:
+            if spec.series:
+                for n, path in enumerate(spec.series, 1):
+                    yield f"{spec.key}'s checkpoint {n}", path
+            else:
+                yield f"{spec.key}'s model", spec.path
+        if spec.probe is not None:
+            yield f"{spec.key}'s probe", spec.probe.path
 
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:

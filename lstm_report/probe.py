@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_report.config import ModelSpec
-from lstm_report.errors import ConfigError
+from lstm_report.errors import ConfigError, listing, quote, shorten
 from lstm_report.model import ModelWeights
 
 
@@ -59,7 +59,9 @@ def load_probe(spec: ModelSpec, expect: ProbeShape) -> np.ndarray | None:
     except IsADirectoryError:
         raise ConfigError(f"{key}: {p.path} is a directory, not an .npy or .npz file") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"{key}: cannot read {p.path} as .npy/.npz: {exc}") from None
+        raise ConfigError(
+            f"{key}: cannot read {p.path} as .npy/.npz: {shorten(str(exc), 200)}"
+        ) from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             names = list(loaded.files)
@@ -67,20 +69,22 @@ def load_probe(spec: ModelSpec, expect: ProbeShape) -> np.ndarray | None:
                 if len(names) != 1:
                     raise ConfigError(
                         f"{key}: {p.path.name} holds {len(names)} arrays "
-                        f"({', '.join(names) or 'none'}); name one with 'array'"
+                        f"({listing(names)}); name one with 'array'"
                     )
                 name = names[0]
             elif p.array not in names:
                 raise ConfigError(
-                    f"{key}.array: no array {p.array!r} in {p.path.name}; "
-                    f"arrays: {', '.join(names) or 'none'}"
+                    f"{key}.array: no array {quote(p.array)} in {p.path.name}; "
+                    f"arrays: {listing(names)}"
                 )
             else:
                 name = p.array
             try:
                 data = loaded[name]
             except ValueError as exc:  # an object array would need pickle
-                raise ConfigError(f"{key}: cannot read array {name!r}: {exc}") from None
+                raise ConfigError(
+                    f"{key}: cannot read array {quote(name)}: {shorten(str(exc), 200)}"
+                ) from None
     else:
         if p.array is not None:
             raise ConfigError(

@@ -118,6 +118,55 @@ def test_duplicate_keys_are_errors(tmp_path: Path) -> None:
         load_config(p)
 
 
+def test_merge_keys(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        """
+models:
+  - &run {path: a.keras, reader: direct, feature_names: [x, y], probe: p.npy}
+  - <<: *run
+    path: b.keras
+  - {<<: *run, path: c.keras, reader: keras, feature_names: [u, v]}
+""",
+    )
+    a, b, c = load_config(p).models
+    assert (b.path.name, b.reader, b.feature_names) == ("b.keras", "direct", ("x", "y"))
+    assert b.probe == a.probe
+    assert (c.path.name, c.reader, c.feature_names) == ("c.keras", "keras", ("u", "v"))
+    # a key written twice in the mapping itself is still an error, merged or not
+    p = write(tmp_path, "models:\n  - &m {path: a.keras}\n  - {<<: *m, name: b, name: c}\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml:3: invalid YAML: duplicate key 'name'"):
+        load_config(p)
+
+
+def _bomb(kind: str) -> str:
+    if kind == "laughs":  # 10 levels of 10 aliases: 10^10 values
+        lines = ["title: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+        return "\n".join(lines) + "\nmodels: [*a9]\n"
+    # 40 levels of merge keys doubling a mapping: 2^40 entries once flattened
+    lines = ["models:", "  - &m0 {path: a.keras}"]
+    lines += [f"  - &m{i} {{<<: [*m{i - 1}, *m{i - 1}]}}" for i in range(1, 40)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["laughs", "merge"])
+def test_alias_bombs_fail_fast(tmp_path: Path, kind: str) -> None:
+    import time
+
+    p = write(tmp_path, _bomb(kind))
+    start = time.monotonic()
+    with pytest.raises(
+        ConfigError, match=r"invalid YAML: aliases expand to more than 1,000,000 values"
+    ) as info:
+        load_config(p)
+    assert time.monotonic() - start < 2
+    assert "\n" not in str(info.value)
+    p = write(tmp_path, "models: &m [*m]\n")
+    with pytest.raises(ConfigError, match=r"invalid YAML: an alias refers to its own anchor"):
+        load_config(p)
+
+
 def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     p = write(tmp_path, "models: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
@@ -148,3 +197,32 @@ def test_example_config_is_valid() -> None:
     data["models"][1]["path"] = ["a.keras", "b.keras"]  # the glob would need real files
     cfg = parse_config(data, base_dir="/tmp")
     assert cfg.compare[0].baseline == "run42" and cfg.models[0].probe is not None
+
+
+def test_models_per_config_limit(tmp_path: Path) -> None:
+    import time
+
+    from lstm_report.config import MAX_MODELS
+
+    assert MAX_MODELS == 1000
+    ok = write(tmp_path, "models:\n" + "".join(f"  - m{i}.keras\n" for i in range(1000)))
+    assert len(load_config(ok).models) == 1000
+    message = (
+        r"^models: more than 1,000 models; one config names at most 1,000 "
+        r"\(split them into several configs; for sweeps, `lstm-report batch` is planned\)$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(
+            write(tmp_path, "models:\n" + "".join(f"  - m{i}.keras\n" for i in range(1001)))
+        )
+    # 200,000 models (8 MB of YAML): refused at the first one too many, not after reading all
+    big = write(
+        tmp_path,
+        "models:\n" + "".join(f"  - {{path: m{i}.keras, name: n{i}}}\n" for i in range(200_000)),
+    )
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=message):
+        load_config(big)
+    assert time.monotonic() - start < 3
+    with pytest.raises(ConfigError, match=r"^models: 1,001 models; one config names at most 1,000"):
+        parse_config({"models": [f"m{i}.keras" for i in range(1001)]})

@@ -521,3 +521,21 @@ compare: [{{baseline: simple, candidate: emb.keras}}]
         "direction; nothing was compared",
     ]
     assert run_cli("build", str(cfg), "-o", out, "-q").stderr == ""
+
+
+def test_progress_counts_the_models(
+    simple_model: Any, legacy_h5_model: Any, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}, {legacy_h5_model.path}]\n")
+    said: list[str] = []
+    build_report(cfg, output=tmp_path / "r.html", progress=said.append)
+    assert "model 1/2: reading simple.keras" in said and "model 2/2: analysing legacy.h5" in said
+
+
+def test_build_result_repr_is_short(complex_model: Any, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, f"models: [{complex_model.path}]\n")
+    res = build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    text = repr(res)
+    assert len(text) < 300, len(text)
+    assert text.startswith(f"BuildResult(html_path={str(tmp_path / 'r.html')!r}, json_path=")
+    assert "models=1, layers=3, findings=" in text

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,9 @@ def reports(
 def test_site_index_from_reports(reports: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     index, skipped = build_site(reports, site)
-    assert skipped == [str(reports / "notes.html")]
+    assert [(s.path, s.reason, s.warning) for s in skipped] == [
+        (str(reports / "notes.html"), "not an lstm-report page", False)
+    ]
     html = index.read_text()
     page = parse(html)
     links = [h for h in page.hrefs if not h.startswith("#")]
@@ -72,3 +78,242 @@ def test_site_cli_and_site_inside_reports(reports: Path) -> None:
     assert main(["site", str(reports), "-o", str(site), "-q"]) == 0
     assert main(["site", str(reports), "-o", str(site), "-q"]) == 0  # does not index itself
     assert sorted(p.name for p in (site / "reports").iterdir()) == ["a.html", "run2__b.html"]
+
+
+def test_site_output_is_not_the_reports_folder(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(p.name for p in reports.rglob("*"))
+    assert main(["site", str(reports), "-o", str(reports)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {reports}: the output folder is the reports folder {reports}; "
+        "write the site elsewhere\n"
+    )
+    (tmp_path / "link").symlink_to(reports)
+    assert main(["site", str(reports), "-o", str(tmp_path / "link")]) == 1
+    assert "the output folder is the reports folder" in capsys.readouterr().err
+    # the reports where the site puts its copies: they would be rewritten in place
+    import shutil
+
+    shutil.copytree(reports, tmp_path / "x" / "reports")
+    inner = sorted(p.name for p in (tmp_path / "x").rglob("*"))
+    assert main(["site", str(tmp_path / "x" / "reports"), "-o", str(tmp_path / "x")]) == 1
+    assert "where the site copies the reports" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "x").rglob("*")) == inner
+    assert sorted(p.name for p in reports.rglob("*")) == before
+
+
+DATA_BLOCK = re.compile(
+    r'(<script type="application/json" id="lstm-report-data">)(.*?)(</script>)', re.S
+)
+
+
+def _with_data(html: str, edit: Callable[[dict[str, Any]], Any]) -> str:
+    """The page with its embedded data edited (edit returns the new data)."""
+    match = DATA_BLOCK.search(html)
+    assert match is not None
+    data = edit(json.loads(match.group(2)))
+    text = data if isinstance(data, str) else json.dumps(data).replace("<", "\\u003c")
+    return html[: match.start(2)] + text + html[match.end(2) :]
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+    def edit(data: dict[str, Any]) -> Any:
+        *parents, last = path.split(".")
+        node: Any = data
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+        return data
+
+    return edit
+
+
+def _drop(path: str) -> Callable[[dict[str, Any]], Any]:
+    def edit(data: dict[str, Any]) -> Any:
+        *parents, last = path.split(".")
+        node: Any = data
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        del node[last]
+        return data
+
+    return edit
+
+
+def _finding(data: dict[str, Any]) -> Any:
+    data["findings"] = [{"severity": "warning", "code": "x", "model": "m", "message": "hi"}]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (_drop("title"), "embedded data: title: expected a string, got null"),
+        (
+            _set("models.0.layers.0", "x"),
+            "embedded data: models[0].layers[0]: expected a mapping, got a string ('x')",
+        ),
+        (_finding, "embedded data: findings[0].layer: expected a string, got null"),
+        (
+            _set("models.0.lstm_params", "many"),
+            "embedded data: models[0].lstm_params: expected a whole number >= 0, got a string ('many')",
+        ),
+        (
+            _set("models.0.layers.0.spectra.i.U.spectral_radius", "1.5"),
+            "embedded data: models[0].layers[0].spectra.i.U.spectral_radius: expected a number or null, got a string ('1.5')",
+        ),
+        (_set("models", {}), "embedded data: models: expected a list, got a mapping"),
+        (_set("models.0", None), "embedded data: models[0]: expected a mapping, got null"),
+        (
+            _set("headlines", [3]),
+            "embedded data: headlines[0]: expected a mapping, got a number (3)",
+        ),
+        (
+            _set("findings", [{"severity": "fatal"}]),
+            "embedded data: findings[0].severity: expected error, warning or info, got a string ('fatal')",
+        ),
+        (_set("schema_version", 2), "embedded data: schema_version: expected 1, got a number (2)"),
+        (
+            _set("schema_version", True),
+            "embedded data: schema_version: expected 1, got a boolean (true)",
+        ),
+        (
+            lambda d: json.dumps(d).replace('"lstm_params": ', '"lstm_params": NaN, "x": '),
+            "embedded data is not valid JSON",
+        ),
+        (
+            lambda d: '{"schema_version": 1, "title": "\\ud800"}',
+            "embedded data: title: not valid Unicode text",
+        ),
+        (lambda d: "[" * 100_000, "embedded data is not valid JSON"),
+        (lambda d: [], "embedded data: the data: expected a mapping, got a list"),
+    ],
+)
+def test_site_skips_pages_whose_data_breaks_the_contract(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, problem: str
+) -> None:
+    src = tmp_path / "reports"
+    src.mkdir()
+    html = (reports / "a.html").read_text()
+    (src / "good.html").write_text(html)
+    (src / "bad.html").write_text(_with_data(html, edit))
+    assert main(["site", str(src), "-o", str(tmp_path / "site")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"warning: skipped {src / 'bad.html'}: not published: {problem}"), (
+        lines
+    )
+    assert len(lines) == 2 and lines[1] == f"wrote {tmp_path / 'site' / 'index.html'}"
+    assert sorted(p.name for p in (tmp_path / "site" / "reports").iterdir()) == ["good.html"]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda h: h.replace("</body>", "<script>alert(1)</script></body>"),
+            "an inline script lstm-report did not write",
+        ),
+        (
+            lambda h: h.replace("</body>", '<script src="https://x.example/y.js"></script></body>'),
+            "an external source (<script src='https://x.example/y.js'>)",
+        ),
+        (
+            lambda h: h.replace("<body>", '<body onload="alert(1)">'),
+            "an event-handler attribute (onload) on <body>",
+        ),
+        (
+            lambda h: h.replace("</main>", '<a href="java\tscript:alert(1)">x</a></main>'),
+            "a javascript: URL in <a href>",
+        ),
+        (
+            lambda h: h.replace("</main>", '<img src="x" onerror="alert(1)"></main>'),
+            "an external source (<img src='x'>)",
+        ),
+        (
+            lambda h: h.replace("</main>", '<p title="<script>alert(1)</script>">x</p></main>'),
+            "a script lstm-report did not write (hidden from the HTML parser)",
+        ),
+        (
+            lambda h: h.replace("</main>", "<iframe srcdoc='x'></iframe></main>"),
+            "a <iframe> element",
+        ),
+        (
+            lambda h: h.replace("rows.sort(", "fetch('//x.example');rows.sort("),
+            "an inline script lstm-report did not write",
+        ),
+        (
+            lambda h: h.replace(
+                '<script type="application/json" id="lstm-report-data">',
+                '<script type="module" id="lstm-report-data">',
+            ),
+            "a script lstm-report did not write (with attributes)",
+        ),
+    ],
+)
+def test_site_publishes_only_pages_whose_scripts_are_ours(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, problem: str
+) -> None:
+    src = tmp_path / "reports"
+    src.mkdir()
+    html = (reports / "a.html").read_text()
+    changed = change(html)
+    assert changed != html
+    (src / "good.html").write_text(html)
+    (src / "bad.html").write_text(changed)
+    assert main(["site", str(src), "-o", str(tmp_path / "site")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: skipped {src / 'bad.html'}: not published: {problem}\n"), err
+    assert sorted(p.name for p in (tmp_path / "site" / "reports").iterdir()) == ["good.html"]
+
+
+def test_site_symlinks_out_of_the_folder(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "more").mkdir(parents=True)
+    (outside / "far.html").write_bytes((reports / "a.html").read_bytes())
+    (outside / "more" / "deep.html").write_bytes((reports / "a.html").read_bytes())
+    src = tmp_path / "reports"
+    src.mkdir()
+    (src / "a.html").write_bytes((reports / "a.html").read_bytes())
+    (src / "near.html").symlink_to(src / "a.html")  # inside: fine
+    (src / "far.html").symlink_to(outside / "far.html")
+    (src / "more").symlink_to(outside / "more")
+    assert main(["site", str(src), "-o", str(tmp_path / "site")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == [
+        f"warning: skipped {src / 'far.html'}: a symlink to a file outside the reports folder ({outside / 'far.html'}); pass --follow-links to include it",
+        f"warning: skipped {src / 'more'}: a symlink to a folder outside the reports folder ({outside / 'more'}); pass --follow-links to include it",
+    ]
+    assert sorted(p.name for p in (tmp_path / "site" / "reports").iterdir()) == [
+        "a.html",
+        "near.html",
+    ]
+    assert main(["site", str(src), "-o", str(tmp_path / "site2"), "--follow-links", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "site2" / "reports").iterdir()) == [
+        "a.html",
+        "far.html",
+        "more__deep.html",
+        "near.html",
+    ]
+
+
+def test_site_file_names_that_are_not_utf8(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "reports"
+    src.mkdir()
+    name = os.fsdecode(b"r\xff.html")
+    (src / name).write_bytes((reports / "a.html").read_bytes())
+    (src / os.fsdecode(b"n\xfe.html")).write_text("<html>not a report</html>")
+    assert main(["site", str(src), "-o", str(tmp_path / "site")]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {src / 'n'}\ufffd.html: not an lstm-report page" in err
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "r\ufffd.html" in index
+    assert [p.name for p in (tmp_path / "site" / "reports").iterdir()] == ["r_.html"]

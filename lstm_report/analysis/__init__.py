@@ -14,7 +14,7 @@ from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.spectra import gate_spectra
 from lstm_report.analysis.stats import feature_importance, gate_stats
 from lstm_report.config import Checks, ModelSpec
-from lstm_report.errors import ConfigError
+from lstm_report.errors import ConfigError, listing, quote
 from lstm_report.gates import check_shapes, layer_gates
 from lstm_report.model import (
     Headline,
@@ -36,18 +36,19 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, 
         return weights.lstms
     available = weights.lstm_names()
     others = {o.name: o.kind for o in weights.others}
-    listing = ", ".join(available) if available else "none"
+    names = listing(available, 20)
     for i, wanted in enumerate(spec.layers):
         if wanted in available:
             continue
         where = f"{spec.key}.layers[{i}]"
         if wanted in others:
             raise ConfigError(
-                f"{where}: {wanted!r} in {spec.path.name} is a {others[wanted]} layer, "
-                f"not an LSTM; LSTM layers: {listing}"
+                f"{where}: {quote(wanted)} in {spec.path.name} is a {others[wanted]} layer, "
+                f"not an LSTM; LSTM layers: {names}"
             )
         raise ConfigError(
-            f"{where}: no LSTM layer named {wanted!r} in {spec.path.name}; LSTM layers: {listing}"
+            f"{where}: no LSTM layer named {quote(wanted)} in {spec.path.name}; "
+            f"LSTM layers: {names}"
         )
     keep = set(spec.layers)
     return tuple(w for w in weights.lstms if w.name in keep)

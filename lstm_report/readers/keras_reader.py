@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.errors import ModelLoadError, UnsafeModelError
+from lstm_report.errors import ModelLoadError, UnsafeModelError, quote, shorten
 from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.topology import (
@@ -117,7 +117,7 @@ def _inputs_of(get_model: Callable[[], Any]) -> Callable[[str, np.ndarray], np.n
             return np.asarray(sub.predict(x, verbose=0, batch_size=256))
         except Exception as exc:
             raise ModelLoadError(
-                f"Keras cannot compute the input of layer {name!r}: {_first_line(exc)}"
+                f"Keras cannot compute the input of layer {quote(name)}: {_first_line(exc)}"
             ) from exc
 
     return compute
@@ -278,4 +278,4 @@ def _weights(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     line = text.splitlines()[0].strip()
-    return line if len(line) <= 300 else line[:297] + "..."
+    return shorten(line, 200)

@@ -1,0 +1,248 @@
+"""The CLI as a process: signals, exit statuses, temporary files, what reaches stderr."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lstm_report.cli import main
+from tests.conftest import write_config
+
+
+def _state(pid: int) -> str | None:
+    """The /proc state letter of a process (Z: a zombie, dead), None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()[0]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+@pytest.fixture(scope="module")
+def big_config(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two LSTM(256): a report that takes a few seconds to draw."""
+    d = tmp_path_factory.mktemp("big")
+    m = keras.Sequential(
+        [
+            keras.Input((20, 64)),
+            keras.layers.LSTM(256, return_sequences=True, name="a"),
+            keras.layers.LSTM(256, name="b"),
+        ]
+    )
+    m.save(d / "big.keras")
+    return write_config(d, "models: [big.keras]\n")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGKILL, -9)]
+)
+def test_signal_stops_the_run_and_its_workers(
+    big_config: Path, tmp_path: Path, signum: int, status: int
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(tmp_path / "stderr", "w") as err:
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lstm_report",
+                "build",
+                str(big_config),
+                "-o",
+                str(out / "r.html"),
+            ],
+            stderr=err,
+        )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(p.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = _children(p.pid)
+        assert len(workers) == 2, "the drawing workers never started"
+        time.sleep(1.0)  # reading, analysing, drawing
+        assert p.poll() is None, "the run ended before the signal"
+        sent = time.monotonic()
+        p.send_signal(signum)
+        assert p.wait(timeout=20) == status
+        assert time.monotonic() - sent < 5
+        deadline = time.monotonic() + 5
+        while any(_state(w) not in (None, "Z") for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [w for w in workers if _state(w) not in (None, "Z")] == []
+    finally:
+        for pid in {p.pid, *workers, *_children(p.pid)}:  # never leave a process behind
+            if _state(pid) not in (None, "Z"):
+                os.kill(pid, signal.SIGKILL)
+        p.wait()
+    # SIGKILL runs no code: the workers end by themselves when their parent is gone
+    message = {signal.SIGTERM: "error: terminated\n", signal.SIGINT: "error: interrupted\n"}
+    assert (tmp_path / "stderr").read_text() == message.get(signum, "")
+    assert list(out.iterdir()) == []
+
+
+# Sends a signal to itself right after the report's temporary file is written: the most
+# delicate moment, when there is a file to clean up.
+SIGNAL_WHILE_WRITING = """
+import os, signal, sys
+from lstm_report.cli import main
+real = os.fsync
+def fsync(fd):
+    real(fd)
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+os.fsync = fsync
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGINT", 130), ("SIGTERM", 143), ("SIGKILL", -9)])
+def test_no_temporary_file_survives_a_signal(
+    simple_model: Any, tmp_path: Path, name: str, status: int
+) -> None:
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    out = tmp_path / "out"
+    args = ["build", str(cfg), "-o", str(out / "r.html"), "--json", str(out / "r.json")]
+    p = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_WRITING, name, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == status, p.stderr
+    left = sorted(out.iterdir())
+    if name != "SIGKILL":
+        assert left == []
+        return
+    # SIGKILL runs no code: the file stays, named so that the next run knows it is ours
+    assert len(left) == 1 and left[0].name.startswith(".r.html.lstm-report-")
+    assert left[0].name.split("lstm-report-")[1].split("-")[0].isdigit()
+    fresh = out / ".r.html.lstm-report-999999999-abcdefgh.tmp"  # dead, but just written
+    fresh.write_text("x")
+    theirs = out / ".r.html.abcdefgh.tmp"  # not ours
+    theirs.write_text("x")
+    old = time.time() - 3600
+    for f in (left[0], theirs):
+        os.utime(f, (old, old))
+    assert main(args + ["-q"]) == 0
+    assert sorted(f.name for f in out.iterdir()) == sorted(
+        [fresh.name, theirs.name, "r.html", "r.json"]
+    )
+
+
+def test_no_temporary_file_survives_an_internal_error(simple_model: Any, tmp_path: Path) -> None:
+    # a lone surrogate cannot be encoded: the write fails half-way with a non-OSError
+    cfg = write_config(tmp_path, f'title: "a\\ud800b"\nmodels: [{simple_model.path}]\n')
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "build", str(cfg), "-o", str(out / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 1 and p.stderr.startswith("error: ")
+    assert list(out.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def noisy_config(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Weights so large that numpy overflows, and feature names the figures' font lacks."""
+    import numpy as np
+
+    d = tmp_path_factory.mktemp("noisy")
+    m = keras.Sequential([keras.Input((7, 5)), keras.layers.LSTM(4, name="lstm")])
+    rng = np.random.default_rng(0)
+    m.set_weights([(rng.normal(size=w.shape) * 1e37).astype(np.float32) for w in m.get_weights()])
+    m.save(d / "huge.keras")
+    np.save(d / "probe.npy", np.full((3, 7, 5), 100, np.float32))
+    return write_config(
+        d, 'models: [{path: huge.keras, probe: probe.npy, feature_names: ["中", b, c, d, e]}]\n'
+    )
+
+
+def test_quiet_is_quiet(noisy_config: Path, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "build", str(noisy_config), "-q"]
+        + ["-o", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_library_warnings_become_warning_lines(noisy_config: Path, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "build", str(noisy_config)]
+        + ["-o", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0
+    lines = r.stderr.splitlines()
+    assert all(line.startswith(("warning: ", "wrote ")) for line in lines), r.stderr
+    assert (
+        "warning: figures: the font DejaVu Sans has no glyph for '中'; it shows as a box" in lines
+    )
+    assert "RuntimeWarning" not in r.stderr and "overflow" not in r.stderr
+
+
+def test_nothing_written_in_the_home_folder(simple_model: Any, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KERAS_HOME", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+    }
+    env["HOME"] = str(home)
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    args = [sys.executable, "-m", "lstm_report", "build", str(cfg), "--reader", "keras"]
+    # Keras (reader and verification) and matplotlib (figures, in the workers) both run
+    r = subprocess.run(
+        [*args, "--verify", "-o", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        env={**env, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert list(home.iterdir()) == []
+    cache = tmp_path / "cache" / "lstm-report"
+    assert (cache / "keras" / "keras.json").is_file()
+    assert any((cache / "matplotlib").iterdir())
+    # by default the cache is ~/.cache/lstm-report; a folder the user chose is kept
+    r = subprocess.run(
+        [*args, "-o", str(tmp_path / "r2.html")],
+        capture_output=True,
+        text=True,
+        env={**env, "KERAS_HOME": str(tmp_path / "mine")},
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in home.iterdir()] == [".cache"]
+    assert [p.name for p in (home / ".cache").iterdir()] == ["lstm-report"]
+    assert [p.name for p in (home / ".cache" / "lstm-report").iterdir()] == ["matplotlib"]
+    assert (tmp_path / "mine" / "keras.json").is_file()

@@ -1,0 +1,139 @@
+"""The GRU cell in numpy, and Keras' concatenated GRU arrays split into its gates.
+
+    z = σ(x·W_z + b_z + h·U_z + b_rec_z)                    update gate
+    r = σ(x·W_r + b_r + h·U_r + b_rec_r)                    reset gate
+    h̃ = tanh(x·W_h + b_h + r ⊙ (h·U_h + b_rec_h))           reset_after=True
+    h̃ = tanh(x·W_h + b_h + b_rec_h + (r ⊙ h)·U_h)           reset_after=False
+    h = z ⊙ h_prev + (1 − z) ⊙ h̃
+
+Keras (both modes), PyTorch and ONNX all keep the old state in proportion z. PyTorch is
+always reset_after=True (its n_t); ONNX says linear_before_reset=1 for it, 0 for False.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_report.cells import (
+    GRU_GATES,
+    CellTrace,
+    CellWeights,
+    Direction,
+    GateWeights,
+    activations,
+)
+from lstm_report.errors import AnalysisError
+
+
+def split_keras_gru(
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    reset_after: bool,
+    where: str,
+) -> tuple[GateWeights, ...]:
+    """Keras GRU arrays, gates z,r,h along the last axis: kernel (in, 3u), recurrent_kernel
+    (u, 3u), bias (3u,) for reset_after=False or (2, 3u) for reset_after=True (row 0 the
+    input bias, row 1 the recurrent bias), or None."""
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 3 * recurrent_kernel.shape[0]:
+        raise AnalysisError(
+            f"{where}: recurrent kernel shape {recurrent_kernel.shape} is not (units, 3*units)"
+        )
+    u = recurrent_kernel.shape[0]
+    if kernel.ndim != 2 or kernel.shape[1] != 3 * u:
+        raise AnalysisError(f"{where}: kernel shape {kernel.shape} is not (input_dim, {3 * u})")
+    b_in: np.ndarray | None = None
+    b_rec: np.ndarray | None = None
+    if bias is not None:
+        want = (2, 3 * u) if reset_after else (3 * u,)
+        if bias.shape != want:
+            raise AnalysisError(
+                f"{where}: bias shape {bias.shape} is not {want} for reset_after={reset_after}"
+            )
+        b_in, b_rec = (bias[0], bias[1]) if reset_after else (bias, None)
+    return tuple(
+        GateWeights(
+            gate=g,
+            W=kernel[:, k * u : (k + 1) * u],
+            U=recurrent_kernel[:, k * u : (k + 1) * u],
+            b=None if b_in is None else b_in[k * u : (k + 1) * u],
+            b_rec=None if b_rec is None else b_rec[k * u : (k + 1) * u],
+        )
+        for k, g in enumerate(GRU_GATES)
+    )
+
+
+def from_keras_gru(
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    reset_after: bool,
+    name: str,
+    direction: Direction = "forward",
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+) -> CellWeights:
+    """A Keras GRU (or one half of a Bidirectional) as a CellWeights."""
+    shape = "(2, 3u): row 0 input, row 1 recurrent" if reset_after else "(3u,)"
+    return CellWeights(
+        name=name,
+        kind="GRU",
+        direction=direction,
+        gates=split_keras_gru(kernel, recurrent_kernel, bias, reset_after=reset_after, where=name),
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        reset_after=reset_after,
+        framework="Keras GRU",
+        source_layout=(
+            f"kernel (in, 3u), recurrent_kernel (u, 3u), bias {shape}; gates z,r,h; "
+            f"reset_after={reset_after}"
+        ),
+    )
+
+
+def replay_gru(
+    cell: CellWeights, x: np.ndarray, *, keep_gates: bool = False, dtype: type = np.float64
+) -> CellTrace:
+    """Run the GRU on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
+    act, rec = activations(cell)
+    if x.ndim != 3 or x.shape[2] != cell.input_dim:
+        raise AnalysisError(
+            f"{cell.label}: input shape {x.shape} is not (batch, steps, {cell.input_dim})"
+        )
+    W, U, b, b_rec = cell.stacked()
+    U = U.astype(dtype)
+    n, steps, _ = x.shape
+    u = cell.units
+    zx: np.ndarray = np.asarray(x, dtype=dtype) @ W.astype(
+        dtype
+    )  # every step's input projection at once
+    if b is not None:
+        zx += b.astype(dtype)
+    br: np.ndarray = np.zeros(3 * u, dtype) if b_rec is None else b_rec.astype(dtype)
+    if not cell.reset_after:
+        # Before the reset: the candidate's recurrent bias sits outside r, like the others.
+        zx += br
+    order = range(steps - 1, -1, -1) if cell.direction == "backward" else range(steps)
+    h: np.ndarray = np.zeros((n, u), dtype)
+    hs: np.ndarray = np.empty((n, steps, u), dtype)
+    keep: dict[str, np.ndarray] = (
+        {g.name: np.empty((n, steps, u), dtype) for g in GRU_GATES} if keep_gates else {}
+    )
+    for t in order:
+        if cell.reset_after:
+            hu = h @ U + br
+            z = rec(zx[:, t, :u] + hu[:, :u])
+            r = rec(zx[:, t, u : 2 * u] + hu[:, u : 2 * u])
+            cand = act(zx[:, t, 2 * u :] + r * hu[:, 2 * u :])
+        else:
+            hu = h @ U[:, : 2 * u]
+            z = rec(zx[:, t, :u] + hu[:, :u])
+            r = rec(zx[:, t, u : 2 * u] + hu[:, u:])
+            cand = act(zx[:, t, 2 * u :] + (r * h) @ U[:, 2 * u :])
+        h = z * h + (1.0 - z) * cand
+        hs[:, t] = h
+        if keep_gates:
+            keep["z"][:, t], keep["r"][:, t], keep["h"][:, t] = z, r, cand
+    return CellTrace(h=hs, c=None, gates=keep, direction=cell.direction)

@@ -1,0 +1,118 @@
+"""The LSTM cell in numpy, and Keras' concatenated LSTM arrays split into its gates.
+
+    i = σ(x·W_i + h·U_i + b_i + b_rec_i)      f, o likewise
+    c̃ = tanh(x·W_c + h·U_c + b_c + b_rec_c)
+    c = f ⊙ c_prev + i ⊙ c̃
+    h = o ⊙ tanh(c)              or, with a projection,  h = (o ⊙ tanh(c)) · P
+
+σ is the recurrent activation and tanh the activation, when the file says otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_report.cells import (
+    LSTM_GATES,
+    CellTrace,
+    CellWeights,
+    Direction,
+    GateWeights,
+    activations,
+)
+from lstm_report.errors import AnalysisError
+
+
+def split_keras_lstm(
+    kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray | None, *, where: str
+) -> tuple[GateWeights, ...]:
+    """Keras LSTM arrays, gates i,f,c,o along the last axis: kernel (in, 4u), recurrent_kernel
+    (u, 4u), bias (4u,) or None."""
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise AnalysisError(
+            f"{where}: recurrent kernel shape {recurrent_kernel.shape} is not (units, 4*units)"
+        )
+    u = recurrent_kernel.shape[0]
+    if kernel.ndim != 2 or kernel.shape[1] != 4 * u:
+        raise AnalysisError(f"{where}: kernel shape {kernel.shape} is not (input_dim, {4 * u})")
+    if bias is not None and bias.shape != (4 * u,):
+        raise AnalysisError(f"{where}: bias shape {bias.shape} is not ({4 * u},)")
+    return tuple(
+        GateWeights(
+            gate=g,
+            W=kernel[:, k * u : (k + 1) * u],
+            U=recurrent_kernel[:, k * u : (k + 1) * u],
+            b=None if bias is None else bias[k * u : (k + 1) * u],
+            b_rec=None,
+        )
+        for k, g in enumerate(LSTM_GATES)
+    )
+
+
+def from_keras_lstm(
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    name: str,
+    direction: Direction = "forward",
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+) -> CellWeights:
+    """A Keras LSTM (or one half of a Bidirectional) as a CellWeights."""
+    return CellWeights(
+        name=name,
+        kind="LSTM",
+        direction=direction,
+        gates=split_keras_lstm(kernel, recurrent_kernel, bias, where=name),
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        framework="Keras LSTM",
+        source_layout="kernel (in, 4u), recurrent_kernel (u, 4u), bias (4u,); gates i,f,c,o",
+    )
+
+
+def replay_lstm(
+    cell: CellWeights, x: np.ndarray, *, keep_gates: bool = False, dtype: type = np.float64
+) -> CellTrace:
+    """Run the LSTM on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
+    act, rec = activations(cell)
+    if x.ndim != 3 or x.shape[2] != cell.input_dim:
+        raise AnalysisError(
+            f"{cell.label}: input shape {x.shape} is not (batch, steps, {cell.input_dim})"
+        )
+    W, U, b, b_rec = cell.stacked()
+    U = U.astype(dtype)
+    P: np.ndarray | None = None if cell.P is None else cell.P.astype(dtype)
+    n, steps, _ = x.shape
+    u = cell.units
+    backward = cell.direction == "backward"
+    order = range(steps - 1, -1, -1) if backward else range(steps)
+    zx: np.ndarray = np.asarray(x, dtype=dtype) @ W.astype(
+        dtype
+    )  # every step's input projection at once
+    for bias in (b, b_rec):  # both sides' biases are simply added in an LSTM
+        if bias is not None:
+            zx += bias.astype(dtype)
+    h: np.ndarray = np.zeros((n, cell.output_dim), dtype)
+    c: np.ndarray = np.zeros((n, u), dtype)
+    hs: np.ndarray = np.empty((n, steps, cell.output_dim), dtype)
+    cs: np.ndarray = np.empty((n, steps, u), dtype)
+    keep: dict[str, np.ndarray] = (
+        {g.name: np.empty((n, steps, u), dtype) for g in LSTM_GATES} if keep_gates else {}
+    )
+    for t in order:
+        z = zx[:, t] + h @ U
+        i = rec(z[:, :u])
+        f = rec(z[:, u : 2 * u])
+        cand = act(z[:, 2 * u : 3 * u])
+        o = rec(z[:, 3 * u :])
+        c = f * c + i * cand
+        h = o * act(c)
+        if P is not None:
+            h = h @ P
+        hs[:, t] = h
+        cs[:, t] = c
+        if keep_gates:
+            keep["i"][:, t], keep["f"][:, t], keep["c"][:, t], keep["o"][:, t] = i, f, cand, o
+    return CellTrace(h=hs, c=cs, gates=keep, direction=cell.direction)

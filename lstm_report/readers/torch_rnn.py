@@ -1,0 +1,232 @@
+"""PyTorch nn.LSTM / nn.GRU weights (a state dict in .pt/.pth or .safetensors) -> CellWeights.
+
+torch/nn/modules/rnn.py names one layer k of one direction (``_reverse`` for the second)::
+
+    weight_ih_l{k}   (G*H, in)      gates stacked along rows
+    weight_hh_l{k}   (G*H, H)       (G*H, proj) with proj_size
+    bias_ih_l{k}     (G*H,)         absent with bias=False
+    bias_hh_l{k}     (G*H,)
+    weight_hr_l{k}   (proj, H)      LSTM with proj_size only
+
+LSTM: G = 4, gates i,f,g,o (g is the candidate: the same order as Keras' i,f,c,o).
+GRU: G = 3, gates r,z,n, with n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), i.e. always
+reset_after, and h' = (1 − z) ⊙ n + z ⊙ h. PyTorch computes W x (column vectors), so
+each gate's block is transposed into Keras' (in, H).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from lstm_report.cells import (
+    GRU_GATES,
+    LSTM_GATES,
+    CellWeights,
+    Direction,
+    GateWeights,
+    Kind,
+    RecurrentModel,
+)
+from lstm_report.errors import AnalysisError, ModelLoadError
+
+_KEY = re.compile(
+    r"^(?:(?P<prefix>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
+    r"_l(?P<layer>\d+)(?P<reverse>_reverse)?$"
+)
+_WRAPPERS = ("module.", "_orig_mod.")
+"""Prefixes added by DataParallel/DistributedDataParallel and torch.compile."""
+
+_TORCH_ORDER = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2)}
+"""For each canonical gate (LSTM i,f,c,o; GRU z,r,h), its block in PyTorch's rows
+(LSTM i,f,g,o; GRU r,z,n)."""
+
+
+def is_rnn_key(key: str) -> bool:
+    return _KEY.match(strip_wrappers(key)) is not None
+
+
+def strip_wrappers(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for w in _WRAPPERS:
+            if key.startswith(w):
+                key, changed = key[len(w) :], True
+    return key
+
+
+def cells_from_state_dict(
+    state: Mapping[str, np.ndarray], *, where: str
+) -> tuple[tuple[CellWeights, ...], tuple[str, ...]]:
+    """Group a state dict's RNN keys into layers: (cells, other recurrent layers as text).
+
+    Cells come in the state dict's order: module by module, layer by layer, forward first.
+    `where` names the file (and the dict inside it) in errors.
+    """
+    groups: dict[tuple[str, int, bool], dict[str, np.ndarray]] = {}
+    for key, value in state.items():
+        m = _KEY.match(strip_wrappers(key))
+        if m is None:
+            continue
+        group = (m["prefix"] or "", int(m["layer"]), m["reverse"] is not None)
+        groups.setdefault(group, {})[m["param"]] = np.asarray(value)
+    module_rank: dict[str, int] = {}
+    for prefix, _, _ in groups:
+        module_rank.setdefault(prefix, len(module_rank))
+    ordered = sorted(groups, key=lambda g: (module_rank[g[0]], g[1], g[2]))
+    cells: list[CellWeights] = []
+    other: list[str] = []
+    for prefix, layer, reverse in ordered:
+        name = f"{prefix}.l{layer}" if prefix else f"l{layer}"
+        cell = _cell(
+            groups[(prefix, layer, reverse)],
+            name=name,
+            direction="backward" if reverse else "forward",
+            where=f"{where}: {name}{'_reverse' if reverse else ''}",
+            suffix=f"_l{layer}{'_reverse' if reverse else ''}",
+        )
+        if isinstance(cell, str):
+            if not reverse:
+                other.append(cell)
+        else:
+            cells.append(cell)
+    return tuple(cells), tuple(other)
+
+
+def _cell(
+    params: dict[str, np.ndarray], *, name: str, direction: Direction, where: str, suffix: str
+) -> CellWeights | str:
+    missing = [p for p in ("weight_ih", "weight_hh") if p not in params]
+    if missing:
+        raise ModelLoadError(f"{where}: {missing[0]}{suffix} is missing")
+    w_ih, w_hh = params["weight_ih"], params["weight_hh"]
+    w_hr = params.get("weight_hr")
+    b_ih, b_hh = params.get("bias_ih"), params.get("bias_hh")
+    if (b_ih is None) != (b_hh is None):
+        raise ModelLoadError(f"{where}: bias_ih{suffix} and bias_hh{suffix} come in pairs")
+    if w_ih.ndim != 2 or w_hh.ndim != 2:
+        raise ModelLoadError(
+            f"{where}: weight_ih{suffix} {w_ih.shape} and weight_hh{suffix} {w_hh.shape} "
+            "must be matrices"
+        )
+    if w_hr is not None:
+        if w_hr.ndim != 2:
+            raise ModelLoadError(f"{where}: weight_hr{suffix} {w_hr.shape} is not a matrix")
+        hidden, rec_dim = w_hr.shape[1], w_hr.shape[0]
+    else:
+        hidden = rec_dim = w_hh.shape[1]
+    rows = w_hh.shape[0]
+    if hidden == 0 or rows % hidden:
+        raise ModelLoadError(
+            f"{where}: weight_hh{suffix} {w_hh.shape} is not (G*hidden, {rec_dim})"
+        )
+    n_gates = rows // hidden
+    if n_gates == 1 and w_hr is None:
+        return f"{name}: nn.RNN ({hidden} units, one tanh or relu step): not a gated cell"
+    if n_gates not in (3, 4) or (n_gates == 3 and w_hr is not None):
+        raise ModelLoadError(
+            f"{where}: weight_hh{suffix} {w_hh.shape} is neither an LSTM's (4*H, ·) nor a "
+            f"GRU's (3*H, ·) for H = {hidden}"
+        )
+    if w_hh.shape[1] != rec_dim or w_ih.shape[0] != rows:
+        raise ModelLoadError(
+            f"{where}: weight_ih{suffix} {w_ih.shape}, weight_hh{suffix} {w_hh.shape} "
+            f"do not match ({rows}, in), ({rows}, {rec_dim})"
+        )
+    for label, b in (("bias_ih", b_ih), ("bias_hh", b_hh)):
+        if b is not None and b.shape != (rows,):
+            raise ModelLoadError(f"{where}: {label}{suffix} {b.shape} is not ({rows},)")
+    kind: Kind = "LSTM" if n_gates == 4 else "GRU"
+    order = _TORCH_ORDER[kind]
+
+    def block(a: np.ndarray, k: int) -> np.ndarray:
+        return a[k * hidden : (k + 1) * hidden]
+
+    gates = tuple(
+        GateWeights(
+            gate=gate,
+            W=np.ascontiguousarray(block(w_ih, k).T),
+            U=np.ascontiguousarray(block(w_hh, k).T),
+            b=None if b_ih is None else block(b_ih, k).copy(),
+            b_rec=None if b_hh is None else block(b_hh, k).copy(),
+        )
+        for gate, k in zip(LSTM_GATES if kind == "LSTM" else GRU_GATES, order)
+    )
+    torch_gates = "i,f,g,o" if kind == "LSTM" else "r,z,n (read as z,r,h)"
+    parts = [
+        f"weight_ih{suffix} ({rows}, in) and weight_hh{suffix} ({rows}, {rec_dim}), gates "
+        f"{torch_gates}, each block transposed",
+        "bias_ih and bias_hh kept as b and b_rec" if b_ih is not None else "no biases",
+    ]
+    if w_hr is not None:
+        parts.append(f"weight_hr{suffix} ({rec_dim}, {hidden}) transposed into P")
+    layout = "; ".join(parts)
+    try:
+        return CellWeights(
+            name=name,
+            kind=kind,
+            direction=direction,
+            gates=gates,
+            reset_after=True if kind == "GRU" else None,
+            P=None if w_hr is None else np.ascontiguousarray(w_hr.T),
+            framework=f"PyTorch nn.{kind}",
+            source_layout=layout,
+        )
+    except AnalysisError as exc:
+        raise ModelLoadError(f"{where}: {exc}") from None
+
+
+def read(path: Path) -> RecurrentModel:
+    """The LSTM and GRU layers of a PyTorch state dict: a torch.save file (.pt, .pth, also a
+    training checkpoint holding one) or a .safetensors file."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # a zip, or a legacy torch.save pickle
+        return _read_torch_save(path)
+    from lstm_report.readers import safetensors_state
+
+    arrays = safetensors_state.read(path, keep=is_rnn_key)
+    cells, other = cells_from_state_dict(arrays, where=path.name)
+    return _model(path, "PyTorch state dict (safetensors)", cells, other)
+
+
+def _read_torch_save(path: Path) -> RecurrentModel:
+    from lstm_report.readers import torch_state
+
+    loaded = torch_state.load(path)
+    found = [
+        (where, {k: v for k, v in d.items() if is_rnn_key(k)})
+        for where, d in torch_state.tensor_dicts(loaded.obj)
+    ]
+    found = [(where, d) for where, d in found if d]
+    cells: list[CellWeights] = []
+    other: list[str] = []
+    for where, refs in found:
+        arrays = loaded.arrays(refs)
+        label = f"{path.name} [{where}]" if where else path.name
+        got, more = cells_from_state_dict(arrays, where=label)
+        if len(found) > 1:
+            # Several state dicts (e.g. model and EMA): their layers keep the dict's name.
+            got = tuple(replace(c, name=f"{where}:{c.name}") for c in got)
+        cells.extend(got)
+        other.extend(more)
+    kind = "PyTorch state dict" if found and found[0][0] == "" else "PyTorch checkpoint"
+    return _model(path, kind, tuple(cells), tuple(other))
+
+
+def _model(
+    path: Path, framework: str, cells: tuple[CellWeights, ...], other: tuple[str, ...]
+) -> RecurrentModel:
+    if not cells and not other:
+        raise ModelLoadError(
+            f"{path.name}: no nn.LSTM or nn.GRU weights (no key like weight_ih_l0)"
+        )
+    return RecurrentModel(source=path.name, framework=framework, cells=cells, other=other)

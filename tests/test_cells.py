@@ -1,0 +1,259 @@
+"""The neutral cell description and its numpy replays, proven against real Keras layers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lstm_report.cells import (
+    GRU_GATES,
+    LSTM_GATES,
+    CellWeights,
+    GateWeights,
+    replay,
+    replay_layers,
+)
+from lstm_report.cells.gru import from_keras_gru, split_keras_gru
+from lstm_report.cells.lstm import from_keras_lstm, split_keras_lstm
+from lstm_report.errors import AnalysisError
+from lstm_report.gates import replay as keras_lstm_replay
+from lstm_report.model import LSTMWeights
+
+ATOL = 1e-5
+
+
+def _randomised(layer: Any, input_dim: int, seed: int) -> Any:
+    layer.build((None, None, input_dim))
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.normal(0, 0.6, w.shape).astype("float32") for w in layer.get_weights()])
+    return layer
+
+
+def _x(seed: int, steps: int = 7, input_dim: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(2, steps, input_dim)).astype("float32")
+
+
+def _keras_out(layer: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(layer(x))
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_keras_gru_replay_matches_keras(keras: Any, reset_after: bool, go_backwards: bool) -> None:
+    layer = _randomised(
+        keras.layers.GRU(
+            4, return_sequences=True, reset_after=reset_after, go_backwards=go_backwards
+        ),
+        3,
+        seed=11 + reset_after,
+    )
+    kernel, rk, bias = layer.get_weights()
+    assert bias.shape == ((2, 12) if reset_after else (12,))
+    cell = from_keras_gru(
+        kernel,
+        rk,
+        bias,
+        reset_after=reset_after,
+        name="gru",
+        direction="backward" if go_backwards else "forward",
+    )
+    x = _x(5)
+    trace = replay(cell, x, keep_gates=True)
+    want = _keras_out(layer, x)
+    # A lone go_backwards layer returns its outputs in reading order; the replay aligns them
+    # with the input.
+    got = trace.h[:, ::-1] if go_backwards else trace.h
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    np.testing.assert_allclose(trace.h_last, want[:, -1], atol=ATOL)
+    assert set(trace.gates) == {"z", "r", "h"}
+    assert trace.c is None
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_keras_gru_read_with_the_other_reset_convention_does_not_match(
+    keras: Any, reset_after: bool
+) -> None:
+    layer = _randomised(
+        keras.layers.GRU(4, return_sequences=True, reset_after=reset_after), 3, seed=21
+    )
+    kernel, rk, bias = layer.get_weights()
+    cell = from_keras_gru(kernel, rk, bias, reset_after=reset_after, name="gru")
+    wrong = replace(cell, reset_after=not reset_after)
+    x = _x(6)
+    assert not np.allclose(replay(wrong, x).h, _keras_out(layer, x), atol=1e-3)
+
+
+def test_keras_gru_with_gates_swapped_does_not_match(keras: Any) -> None:
+    """PyTorch's r,z order applied to Keras' z,r arrays must fail the comparison."""
+    layer = _randomised(keras.layers.GRU(4, return_sequences=True), 3, seed=31)
+    kernel, rk, bias = layer.get_weights()
+    u = 4
+    swap = np.r_[u : 2 * u, 0:u, 2 * u : 3 * u]
+    cell = from_keras_gru(kernel[:, swap], rk[:, swap], bias[:, swap], reset_after=True, name="g")
+    x = _x(7)
+    assert not np.allclose(replay(cell, x).h, _keras_out(layer, x), atol=1e-3)
+
+
+def test_keras_bidirectional_gru_through_replay_layers(keras: Any) -> None:
+    bi = keras.layers.Bidirectional(keras.layers.GRU(3, return_sequences=True))
+    _randomised(bi, 2, seed=41)
+    fw, bw = bi.forward_layer, bi.backward_layer
+    cells = [
+        from_keras_gru(*layer.get_weights(), reset_after=True, name="bi", direction=d)
+        for layer, d in ((fw, "forward"), (bw, "backward"))
+    ]
+    x = _x(8, input_dim=2)
+    out, traces = replay_layers(cells, x)
+    np.testing.assert_allclose(out, np.asarray(bi(x)), atol=ATOL)
+    assert [t.direction for t in traces] == ["forward", "backward"]
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_keras_lstm_replay_matches_keras_and_the_existing_replay(
+    keras: Any, use_bias: bool
+) -> None:
+    layer = _randomised(keras.layers.LSTM(4, return_sequences=True, use_bias=use_bias), 3, 51)
+    arrays = layer.get_weights()
+    kernel, rk = arrays[0], arrays[1]
+    bias = arrays[2] if use_bias else None
+    cell = from_keras_lstm(kernel, rk, bias, name="lstm")
+    x = _x(9)
+    trace = replay(cell, x, keep_gates=True)
+    np.testing.assert_allclose(trace.h, _keras_out(layer, x), atol=ATOL)
+    old = keras_lstm_replay(LSTMWeights("lstm", "forward", kernel, rk, bias), x)
+    np.testing.assert_allclose(trace.h, old.h, atol=1e-12)
+    np.testing.assert_allclose(trace.c, old.c, atol=1e-12)
+    for g in "ifco":
+        np.testing.assert_allclose(trace.gates[g], old.gates[g], atol=1e-12)
+
+
+def test_keras_arrays_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    k, rk = rng.normal(size=(3, 12)), rng.normal(size=(4, 12))
+    b2 = rng.normal(size=(2, 12))
+    cell = from_keras_gru(k, rk, b2, reset_after=True, name="g")
+    for got, want in zip(cell.keras_arrays(), (k, rk, b2)):
+        np.testing.assert_array_equal(got, want)
+    b1 = rng.normal(size=12)
+    cell = from_keras_gru(k, rk, b1, reset_after=False, name="g")
+    np.testing.assert_array_equal(cell.keras_arrays()[2], b1)
+    assert cell.gate("r").b_rec is None
+    np.testing.assert_array_equal(cell.gate("r").b, b1[4:8])
+    lk, lrk, lb = rng.normal(size=(3, 16)), rng.normal(size=(4, 16)), rng.normal(size=16)
+    lstm = from_keras_lstm(lk, lrk, lb, name="l")
+    np.testing.assert_array_equal(lstm.gate("c").W, lk[:, 8:12])
+    for got, want in zip(lstm.keras_arrays(), (lk, lrk, lb)):
+        np.testing.assert_array_equal(got, want)
+    assert lstm.params == 3 * 16 + 4 * 16 + 16
+
+
+def _lstm_cell(rng: np.random.Generator, n_in: int, units: int, proj: int | None) -> CellWeights:
+    rec = proj or units
+    gates = tuple(
+        GateWeights(
+            g,
+            rng.normal(0, 0.5, (n_in, units)),
+            rng.normal(0, 0.5, (rec, units)),
+            rng.normal(0, 0.5, units),
+            rng.normal(0, 0.5, units),
+        )
+        for g in LSTM_GATES
+    )
+    P = None if proj is None else rng.normal(0, 0.5, (units, proj))
+    return CellWeights("l", "LSTM", "forward", gates, P=P)
+
+
+def test_lstm_two_biases_and_projection_by_hand() -> None:
+    """One step worked by hand: both biases added, h projected by P."""
+    rng = np.random.default_rng(3)
+    cell = _lstm_cell(rng, 2, 3, proj=2)
+    assert cell.output_dim == 2 and cell.units == 3
+    x = rng.normal(size=(1, 1, 2))
+
+    def sig(v: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-v))
+
+    pre = {g.gate.name: x[0, 0] @ g.W + g.b + g.b_rec for g in cell.gates}  # h_prev = 0
+    c = sig(pre["i"]) * np.tanh(pre["c"])
+    h = (sig(pre["o"]) * np.tanh(c)) @ cell.P
+    trace = replay(cell, x)
+    np.testing.assert_allclose(trace.c[0, 0], c, atol=1e-12)
+    np.testing.assert_allclose(trace.h[0, 0], h, atol=1e-12)
+
+
+def test_backward_cell_equals_forward_cell_on_the_flipped_input() -> None:
+    rng = np.random.default_rng(4)
+    cell = _lstm_cell(rng, 2, 3, proj=None)
+    x = rng.normal(size=(2, 5, 2))
+    fwd = replay(cell, x[:, ::-1])
+    bwd = replay(replace(cell, direction="backward"), x)
+    np.testing.assert_allclose(bwd.h, fwd.h[:, ::-1], atol=1e-12)
+    np.testing.assert_allclose(bwd.h_last, fwd.h_last, atol=1e-12)
+    np.testing.assert_allclose(bwd.c_last, fwd.c_last, atol=1e-12)
+
+
+def test_gru_gate_values_stay_in_range() -> None:
+    rng = np.random.default_rng(5)
+    k, rk = rng.normal(size=(2, 9)), rng.normal(size=(3, 9))
+    cell = from_keras_gru(k, rk, None, reset_after=True, name="g")
+    trace = replay(cell, rng.normal(size=(2, 4, 2)), keep_gates=True)
+    for g in ("z", "r"):
+        assert ((trace.gates[g] > 0) & (trace.gates[g] < 1)).all()
+    assert (np.abs(trace.gates["h"]) < 1).all()
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (
+            lambda: split_keras_gru(
+                np.zeros((2, 9)), np.zeros((3, 9)), np.zeros(9), reset_after=True, where="g"
+            ),
+            r"g: bias shape \(9,\) is not \(2, 9\) for reset_after=True",
+        ),
+        (
+            lambda: split_keras_gru(
+                np.zeros((2, 9)), np.zeros((3, 9)), np.zeros((2, 9)), reset_after=False, where="g"
+            ),
+            r"g: bias shape \(2, 9\) is not \(9,\)",
+        ),
+        (
+            lambda: split_keras_gru(
+                np.zeros((2, 9)), np.zeros((3, 12)), None, reset_after=True, where="g"
+            ),
+            r"g: recurrent kernel shape \(3, 12\) is not \(units, 3\*units\)",
+        ),
+        (
+            lambda: split_keras_lstm(np.zeros((2, 8)), np.zeros((3, 12)), None, where="l"),
+            r"l: kernel shape \(2, 8\) is not \(input_dim, 12\)",
+        ),
+    ],
+)
+def test_keras_splits_refuse_wrong_shapes(make: Any, match: str) -> None:
+    with pytest.raises(AnalysisError, match=match):
+        make()
+
+
+def test_cell_weights_validate_themselves() -> None:
+    rng = np.random.default_rng(6)
+    lstm = _lstm_cell(rng, 2, 3, proj=None)
+    with pytest.raises(
+        AnalysisError, match=r"l \(forward\): gates \('z', 'r', 'h'\) are not LSTM's"
+    ):
+        replace(lstm, gates=tuple(replace(g, gate=k) for g, k in zip(lstm.gates, GRU_GATES)))
+    with pytest.raises(AnalysisError, match="reset_after is set for GRUs, and only for them"):
+        replace(lstm, reset_after=True)
+    bad = replace(lstm.gates[1], U=np.zeros((2, 3)))
+    with pytest.raises(
+        AnalysisError, match=r"gate f: W \(2, 3\), U \(2, 3\) are not \(2, 3\), \(3, 3\)"
+    ):
+        replace(lstm, gates=(lstm.gates[0], bad, *lstm.gates[2:]))
+    with pytest.raises(AnalysisError, match="cannot replay activation 'gelu'"):
+        replay(replace(lstm, activation="gelu"), np.zeros((1, 2, 2)))
+    with pytest.raises(AnalysisError, match=r"input shape \(1, 2, 5\) is not \(batch, steps, 2\)"):
+        replay(lstm, np.zeros((1, 2, 5)))
+    with pytest.raises(AnalysisError, match="has no Keras layout"):
+        _lstm_cell(rng, 2, 3, proj=2).keras_arrays()

@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LstmReportError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, unless --debug
         if args.debug:
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = _printable((str(exc).strip().splitlines() or [""])[0])
         print(
             f"error: internal error: {type(exc).__name__}: {first} "
             "(rerun with --debug for details)",
@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         index, skipped = build_site(args.reports_dir, args.output)
         if not args.quiet:
             for path in skipped:
-                print(f"skipped {path}: not an lstm-report page", file=sys.stderr)
+                print(_printable(f"skipped {path}: not an lstm-report page"), file=sys.stderr)
             print(f"wrote {index}", file=sys.stderr)
         return EXIT_OK
     if args.command == "demo":
@@ -167,13 +167,21 @@ def _run(args: argparse.Namespace) -> int:
         for f in findings:
             if f.severity in ("error", "warning"):
                 print(
-                    f"{f.severity}: {f.model} › {f.layer}: {f.message} [{f.code}]", file=sys.stderr
+                    _printable(f"{f.severity}: {f.model} › {f.layer}: {f.message} [{f.code}]"),
+                    file=sys.stderr,
                 )
     if args.fail_on is not None:
         worst = {"error": ("error",), "warning": ("error", "warning")}[args.fail_on]
         if any(f.severity in worst for f in findings):
             return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _printable(text: str) -> str:
+    """One line without terminal escapes: messages quote names taken from hostile files."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
 
 
 class _Progress:

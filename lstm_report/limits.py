@@ -128,4 +128,4 @@ def size_text(n: int) -> str:
         return f"{n:,} bytes"
     if n < 2**30:
         return f"{n / MiB:.1f} MiB".replace(".0 MiB", " MiB")
-    return f"{n / 2**30:.1f} GiB".replace(".0 GiB", " GiB")
+    return f"{n / 2**30:,.1f} GiB".replace(".0 GiB", " GiB")

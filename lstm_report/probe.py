@@ -1,13 +1,33 @@
-"""Load and validate probe data: a float array (sequences, steps, features)."""
+"""Load and validate probe data: a float array (sequences, steps, features).
+
+A probe file is read as hostile (docs/formats.md, "Hostile files"): a regular file only;
+the ``.npy`` header is read first, and its shape, dtype and declared size are checked
+against the model, the bytes actually there and MAX_PROBE_BYTES before anything is
+allocated; an ``.npz`` member may not inflate past ZIP_MAX_RATIO; nothing is unpickled.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import zipfile
+from typing import IO, Any
 
 import numpy as np
 
 from lstm_report.config import ModelSpec
 from lstm_report.errors import ConfigError
+from lstm_report.limits import (
+    MAX_PROBE_BYTES,
+    ZIP_MAX_RATIO,
+    ZIP_RATIO_FLOOR,
+    NotRegularFileError,
+    open_regular,
+    size_text,
+)
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def load_probe(spec: ModelSpec, features: int | None) -> np.ndarray | None:
@@ -17,52 +37,21 @@ def load_probe(spec: ModelSpec, features: int | None) -> np.ndarray | None:
     p = spec.probe
     key = f"{spec.key}.probe"
     try:
-        # allow_pickle=False: a probe file is data, never code.
-        loaded = np.load(p.path, allow_pickle=False)
+        fh = open_regular(p.path)
     except FileNotFoundError:
         raise ConfigError(f"{key}: probe file not found: {p.path}") from None
     except IsADirectoryError:
         raise ConfigError(f"{key}: {p.path} is a directory, not an .npy or .npz file") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"{key}: cannot read {p.path} as .npy/.npz: {exc}") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            names = list(loaded.files)
-            if p.array is None:
-                if len(names) != 1:
-                    raise ConfigError(
-                        f"{key}: {p.path.name} holds {len(names)} arrays "
-                        f"({', '.join(names) or 'none'}); name one with 'array'"
-                    )
-                name = names[0]
-            elif p.array not in names:
-                raise ConfigError(
-                    f"{key}.array: no array {p.array!r} in {p.path.name}; "
-                    f"arrays: {', '.join(names) or 'none'}"
-                )
-            else:
-                name = p.array
-            try:
-                data = loaded[name]
-            except ValueError as exc:  # an object array would need pickle
-                raise ConfigError(f"{key}: cannot read array {name!r}: {exc}") from None
-    else:
-        if p.array is not None:
-            raise ConfigError(
-                f"{key}.array: {p.path.name} is an .npy file with one array; remove 'array'"
-            )
-        data = loaded
-    if data.ndim != 3:
-        raise ConfigError(
-            f"{key}: probe data must be shaped (sequences, steps, features), got shape {data.shape}"
-        )
-    if data.dtype.kind not in "fiu":
-        raise ConfigError(f"{key}: probe data must be numeric (float), got dtype {data.dtype}")
-    if features is not None and data.shape[2] != features:
-        raise ConfigError(
-            f"{key}: probe data has {data.shape[2]} features per step, "
-            f"but the model's LSTMs read {features}"
-        )
+    except NotRegularFileError as exc:
+        raise ConfigError(f"{key}: {p.path} is {exc}, not an .npy or .npz file") from None
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {p.path}: {exc.strerror or exc}") from None
+    with fh:
+        try:
+            data = _read(fh, spec, features)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"{key}: cannot read {p.path} as .npy/.npz: {first}") from None
     if 0 in data.shape:
         raise ConfigError(f"{key}: probe data is empty (shape {data.shape})")
     data = data.astype(np.float32)
@@ -74,3 +63,114 @@ def load_probe(spec: ModelSpec, features: int | None) -> np.ndarray | None:
             f"{key}.sequence: index {p.sequence} is out of range for {data.shape[0]} sequences"
         )
     return data
+
+
+def _read(fh: IO[bytes], spec: ModelSpec, features: int | None) -> np.ndarray:
+    assert spec.probe is not None
+    p = spec.probe
+    key = f"{spec.key}.probe"
+    head = fh.read(len(NPY_MAGIC))
+    fh.seek(0)
+    if head.startswith(ZIP_MAGIC):
+        return _read_npz(fh, spec, features)
+    if head != NPY_MAGIC:
+        raise ValueError("not an .npy or .npz file")
+    if p.array is not None:
+        raise ConfigError(
+            f"{key}.array: {p.path.name} is an .npy file with one array; remove 'array'"
+        )
+    stored = os.fstat(fh.fileno()).st_size
+    _check_header(fh, stored, key, p.path.name, features)
+    fh.seek(0)
+    return np.lib.format.read_array(fh, allow_pickle=False)  # a probe file is data, never code
+
+
+def _read_npz(fh: IO[bytes], spec: ModelSpec, features: int | None) -> np.ndarray:
+    assert spec.probe is not None
+    p = spec.probe
+    key = f"{spec.key}.probe"
+    with zipfile.ZipFile(fh) as zf:
+        members = {(n[:-4] if n.endswith(".npy") else n): n for n in zf.namelist()}
+        names = list(members)
+        if p.array is None:
+            if len(names) != 1:
+                raise ConfigError(
+                    f"{key}: {p.path.name} holds {len(names)} arrays "
+                    f"({', '.join(names) or 'none'}); name one with 'array'"
+                )
+            name = names[0]
+        elif p.array not in members:
+            raise ConfigError(
+                f"{key}.array: no array {p.array!r} in {p.path.name}; "
+                f"arrays: {', '.join(names) or 'none'}"
+            )
+        else:
+            name = p.array
+        info = zf.getinfo(members[name])
+        where = f"array {name!r} in {p.path.name}"
+        _check_member(info, key, where)
+        with zf.open(info) as member:
+            _check_header(member, info.file_size, key, where, features)
+        with zf.open(info) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _check_member(info: zipfile.ZipInfo, key: str, where: str) -> None:
+    """What the zip's headers say, checked before a byte is inflated."""
+    if info.flag_bits & 0x1:
+        raise ConfigError(f"{key}: {where} is encrypted")
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            raise ConfigError(
+                f"{key}: {where} is stored uncompressed but its sizes disagree "
+                f"({info.file_size:,} and {info.compress_size:,} bytes): a damaged file"
+            )
+        return
+    limit = max(ZIP_RATIO_FLOOR, ZIP_MAX_RATIO * info.compress_size)
+    if info.file_size > limit:
+        raise ConfigError(
+            f"{key}: {where} inflates from {size_text(info.compress_size)} to "
+            f"{size_text(info.file_size)}, more than {ZIP_MAX_RATIO}× (and more than "
+            f"{size_text(ZIP_RATIO_FLOOR)}): refused as a decompression bomb"
+        )
+
+
+def _check_header(
+    fh: IO[bytes] | Any, stored: int, key: str, where: str, features: int | None
+) -> None:
+    """Read an .npy header; check shape, dtype and declared size before any allocation.
+
+    stored: the bytes of the whole .npy (a file, or a zip member once inflated).
+    """
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimension in shape {shape}")
+    if len(shape) != 3:
+        raise ConfigError(
+            f"{key}: probe data must be shaped (sequences, steps, features), got shape {shape}"
+        )
+    if dtype.kind not in "fiu" or dtype.hasobject:
+        raise ConfigError(f"{key}: probe data must be numeric (float), got dtype {dtype}")
+    if features is not None and shape[2] != features:
+        raise ConfigError(
+            f"{key}: probe data has {shape[2]} features per step, "
+            f"but the model's LSTMs read {features}"
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > MAX_PROBE_BYTES:
+        raise ConfigError(
+            f"{key}: {where} declares shape {shape} ({size_text(declared)}); probe data is "
+            f"limited to {size_text(MAX_PROBE_BYTES)} (use fewer or shorter sequences)"
+        )
+    present = stored - fh.tell()
+    if declared > present:
+        raise ConfigError(
+            f"{key}: {where} declares shape {shape} ({declared:,} bytes) but holds "
+            f"{max(present, 0):,} bytes of data (truncated or damaged file)"
+        )

@@ -12,7 +12,8 @@ Three layouts (see docs/formats.md for the sources these rules were taken from):
   architecture, so LSTMs are recognised from weight names and shapes.
 
 Anything that does not match exactly raises DirectReadError; the caller falls back to
-Keras or reports it. Nothing is guessed silently.
+Keras or reports it. Nothing is guessed silently. A damaged or hostile file raises
+CorruptModelError, which no reader tries.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lstm_report.config import natural_key
-from lstm_report.errors import ModelLoadError
+from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.topology import (
@@ -36,15 +37,13 @@ from lstm_report.topology import (
     find_recurrent,
     input_dim,
     layer_kind,
+    layer_name,
+    layers_of,
 )
 
 
 class DirectReadError(ModelLoadError):
     """The file cannot be read without Keras (a layout this reader does not know for sure)."""
-
-
-class CorruptModelError(ModelLoadError):
-    """The file is damaged (data missing or impossible): no reader should try it."""
 
 
 def read_array(ds: Any, where: str) -> np.ndarray:
@@ -130,7 +129,7 @@ def _settings(cfg: Mapping[str, Any], legacy: bool, class_name: str) -> dict[str
         act, rec = "tanh", "sigmoid"
     else:
         cell = cfg.get("cell")
-        src = cell.get("config", {}) if isinstance(cell, Mapping) else cfg
+        src = (cell.get("config") or {}) if isinstance(cell, Mapping) else cfg
         act = _act(src.get("activation"), legacy, "tanh")
         rec = _act(src.get("recurrent_activation"), legacy, "sigmoid")
     return {
@@ -144,7 +143,7 @@ def _settings(cfg: Mapping[str, Any], legacy: bool, class_name: str) -> dict[str
 
 def _use_bias(cfg: Mapping[str, Any]) -> bool:
     cell = cfg.get("cell")
-    src = cell.get("config", {}) if isinstance(cell, Mapping) else cfg
+    src = (cell.get("config") or {}) if isinstance(cell, Mapping) else cfg
     return bool(src.get("use_bias", True))
 
 
@@ -185,7 +184,7 @@ def _build(
         kernel, rk, bias = _check_arrays(
             arrs, _use_bias(cfg), f"{where}: {found.path} ({direction})"
         )
-        units = cfg.get("units") or (cfg.get("cell") or {}).get("config", {}).get("units")
+        units = cfg.get("units") or ((cfg.get("cell") or {}).get("config") or {}).get("units")
         if isinstance(units, int) and units != rk.shape[0]:
             raise CorruptModelError(
                 f"{where}: {found.path}: config says {units} units, weights have {rk.shape[0]}"
@@ -193,7 +192,9 @@ def _build(
         settings = _settings(cfg, legacy, cls)
         if wrapper:
             settings["return_sequences"] = bool(
-                (found.config.get("layer") or {}).get("config", {}).get("return_sequences", False)
+                ((found.config.get("layer") or {}).get("config") or {}).get(
+                    "return_sequences", False
+                )
             )
         out.append(
             LSTMWeights(
@@ -286,11 +287,10 @@ def keras3_groups(model: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
 
     def walk(entry: Mapping[str, Any], group: str, prefix: str) -> None:
-        cfg = entry.get("config") or {}
         layers = [
             x
-            for x in (cfg.get("layers") or [])
-            if isinstance(x, Mapping) and not str(x.get("module") or "").startswith("keras.src.ops")
+            for x in layers_of(entry)
+            if not str(x.get("module") or "").startswith("keras.src.ops")
         ]
         if (
             entry.get("class_name") == "Sequential"
@@ -301,7 +301,7 @@ def keras3_groups(model: Mapping[str, Any]) -> dict[str, str]:
         used: dict[str, int] = {}
         for x in layers:
             child = f"{group}layers/{_unique(_snake(str(x.get('class_name'))), used)}"
-            name = x.get("name") or (x.get("config") or {}).get("name")
+            name = layer_name(x)
             path = f"{prefix}{name}"
             out[path] = child
             if x.get("class_name") in CONTAINERS:

@@ -149,3 +149,155 @@ def test_long_chain_of_layers_is_walked_without_recursion() -> None:
     layers = lstms + ring + chain[::-1]  # hostile: not in topological order
     found = find_recurrent({"class_name": "Functional", "config": {"layers": layers}})
     assert [(f.path, f.reads_input) for f in found] == [("long", True), ("looped", False)]
+
+
+# --- a model file may not make the report read other files ---------------------------------
+
+
+@pytest.mark.parametrize("kind", ["external storage", "virtual dataset", "external link"])
+@pytest.mark.parametrize("container", ["keras", "h5"])
+def test_data_outside_the_file_is_refused(
+    kind: str,
+    container: str,
+    secrets: tuple[Path, Path],
+    simple_model: Any,
+    legacy_h5_model: Any,
+    tmp_path: Path,
+) -> None:
+    raw, h5 = secrets
+    dataset = f"{KERAS_LSTM}/0" if container == "keras" else f"{H5_LSTM}/kernel"
+    edit = {
+        "external storage": lambda: hostile.external_storage(dataset, raw),
+        "virtual dataset": lambda: hostile.virtual(dataset, h5),
+        "external link": lambda: hostile.external_link(dataset, h5),
+    }[kind]()
+    if container == "keras":
+        bad = hostile.rezip(simple_model.path, tmp_path / "outside.keras", edit)
+    else:
+        bad = hostile.edit_h5(legacy_h5_model.path, tmp_path / "outside.h5", edit)
+    r = run_cli(model_config(tmp_path, bad), tmp_path)
+    line = assert_refused(r, tmp_path, bad.name, dataset)
+    assert {"external storage": "external", "virtual dataset": "virtual", "external link": "link"}[
+        kind
+    ] in line
+
+
+@pytest.mark.parametrize("kind", ["external storage", "virtual dataset", "external link"])
+def test_other_files_are_never_opened(kind: str, legacy_h5_model: Any, tmp_path: Path) -> None:
+    # The "other file" is a FIFO: opening it to read would wait forever.
+    fifo = tmp_path / "fifo.h5"
+    os.mkfifo(fifo)
+    dataset = f"{H5_LSTM}/kernel"
+    edit = {
+        "external storage": hostile.external_storage,
+        "virtual dataset": hostile.virtual,
+        "external link": hostile.external_link,
+    }[kind](dataset, fifo)
+    bad = hostile.edit_h5(legacy_h5_model.path, tmp_path / "fifo_target.h5", edit)
+    r = run_cli(model_config(tmp_path, bad), tmp_path, timeout=30)
+    assert_refused(r, tmp_path, bad.name, dataset)
+
+
+@pytest.mark.parametrize("reader", ["direct", "keras"])
+def test_library_refuses_before_any_reader(
+    reader: str, secrets: tuple[Path, Path], simple_model: Any, tmp_path: Path
+) -> None:
+    # Keras itself would follow the link: the refusal comes first, whatever the reader.
+    from lstm_report.config import ModelSpec
+    from lstm_report.errors import ModelLoadError
+    from lstm_report.readers import read_model
+
+    bad = hostile.rezip(
+        simple_model.path,
+        tmp_path / "link.keras",
+        hostile.external_link(f"{KERAS_LSTM}/1", secrets[1]),
+    )
+    spec = ModelSpec(index=0, path=bad, name=bad.name, reader=reader)
+    with pytest.raises(ModelLoadError, match=r"link\.keras.*layers/lstm/cell/vars/1.*external"):
+        read_model(spec)
+
+
+@pytest.mark.parametrize("container", ["keras", "h5"])
+def test_soft_link_cycle_is_refused_not_followed(
+    container: str, simple_model: Any, legacy_h5_model: Any, tmp_path: Path
+) -> None:
+    if container == "keras":
+        group = KERAS_LSTM
+        bad = hostile.rezip(
+            simple_model.path, tmp_path / "cycle.keras", hostile.soft_link_cycle(group)
+        )
+    else:
+        group = H5_LSTM
+        bad = hostile.edit_h5(
+            legacy_h5_model.path, tmp_path / "cycle.h5", hostile.soft_link_cycle(group)
+        )
+    r = run_cli(model_config(tmp_path, bad), tmp_path)
+    line = assert_refused(r, tmp_path, bad.name, f"{group}/ping")
+    assert "soft link" in line
+
+
+def test_soft_link_inside_the_file_is_fine(legacy_h5_model: Any, tmp_path: Path) -> None:
+    from lstm_report.config import ModelSpec
+    from lstm_report.readers import read_model
+
+    def alias(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            f["alias"] = h5py.SoftLink(f"/{H5_LSTM}")
+
+    ok = hostile.edit_h5(legacy_h5_model.path, tmp_path / "alias.h5", alias)
+    mw = read_model(ModelSpec(index=0, path=ok, name=ok.name, reader="direct"))
+    assert [w.name for w in mw.lstms] == ["first", "second"]
+
+
+# --- compressed datasets declaring more than they store -------------------------------------
+
+
+@pytest.mark.parametrize("container", ["keras", "h5"])
+def test_gzip_dataset_declaring_gigabytes_is_refused(
+    container: str, simple_model: Any, legacy_h5_model: Any, tmp_path: Path
+) -> None:
+    if container == "keras":
+        edit = hostile.gzip_bomb_lstm(KERAS_LSTM, ("0", "1", "2"))
+        bad = hostile.rezip(simple_model.path, tmp_path / "bomb.keras", edit)
+        dataset = f"{KERAS_LSTM}/0"
+    else:
+        edit = hostile.gzip_bomb_lstm(H5_LSTM, ("kernel", "recurrent_kernel", "bias"))
+        bad = hostile.edit_h5(legacy_h5_model.path, tmp_path / "bomb.h5", edit)
+        dataset = f"{H5_LSTM}/kernel"
+    assert bad.stat().st_size < 2**20
+    r = run_cli(model_config(tmp_path, bad), tmp_path)
+    line = assert_refused(r, tmp_path, bad.name, dataset)
+    assert "1000" in line
+
+
+def test_many_small_compressed_lstms_add_up(tmp_path: Path) -> None:
+    # Each kernel declares 1 MiB (the per-dataset floor) and stores nothing; 70 add up.
+    path = tmp_path / "many.weights.h5"
+    with h5py.File(path, "w") as f:
+        for i in range(70):
+            g = f.create_group(f"layers/lstm_{i}/cell/vars")
+            for j, shape in enumerate(((1024, 256), (64, 256), (256,))):
+                g.create_dataset(str(j), shape, "<f4", chunks=True, compression="gzip")
+    assert path.stat().st_size < 2**20
+    r = run_cli(model_config(tmp_path, path), tmp_path)
+    line = assert_refused(r, tmp_path, path.name, "layers/lstm_")
+    assert "decompression bomb" in line
+
+
+def test_compressed_weights_within_the_limits_are_read(
+    legacy_h5_model: Any, tmp_path: Path
+) -> None:
+    from lstm_report.config import ModelSpec
+    from lstm_report.readers import read_model
+
+    def compress(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            for name in ("kernel", "recurrent_kernel", "bias"):
+                data = f[f"{H5_LSTM}/{name}"][()]
+                del f[f"{H5_LSTM}/{name}"]
+                f.create_dataset(f"{H5_LSTM}/{name}", data=data, compression="gzip")
+
+    ok = hostile.edit_h5(legacy_h5_model.path, tmp_path / "gzip.h5", compress)
+    mw = read_model(ModelSpec(index=0, path=ok, name=ok.name, reader="direct"))
+    want = legacy_h5_model.model.get_layer("first").get_weights()
+    np.testing.assert_array_equal(mw.lstms[0].kernel, want[0])

@@ -18,7 +18,6 @@ CorruptModelError, which no reader tries.
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -31,6 +30,7 @@ from lstm_report.config import natural_key
 from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
+from lstm_report.readers.safety import check_dataset, open_weights
 from lstm_report.topology import (
     CONTAINERS,
     RecurrentLayer,
@@ -50,23 +50,15 @@ def read_array(ds: Any, where: str) -> np.ndarray:
     """One dataset as an array, refusing what a damaged file could make us allocate.
 
     An HDF5 dataset declares its shape in a header; a truncated or crafted file can declare
-    far more data than it stores. Keras never compresses weights, so stored bytes below the
-    declared size mean the data is not there: fail now, before allocating anything.
+    far more data than it stores, or keep it in other files. inspect_file refused such files
+    already (readers/safety.py); checked again here, cheaply, right before allocating.
     """
     name = getattr(ds, "name", "?")
     if ds.dtype.kind != "f":
         raise CorruptModelError(
             f"{where}: weights {name} have dtype {ds.dtype}, not floating point"
         )
-    declared = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
-    filters = ds.compression is not None or bool(getattr(ds, "scaleoffset", None))
-    if not filters and declared:
-        stored = ds.id.get_storage_size()
-        if stored < declared:
-            raise CorruptModelError(
-                f"{where}: weights {name} declare shape {ds.shape} ({declared:,} bytes) but the "
-                f"file stores {stored:,} bytes of them (truncated or damaged file)"
-            )
+    check_dataset(ds.id, name, where)
     return np.asarray(ds[()])
 
 
@@ -324,13 +316,8 @@ def _read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
 
     assert info.config is not None
     config = info.config
-    with zipfile.ZipFile(info.path) as zf:
-        member = zf.getinfo("model.weights.h5")
-        if member.compress_type == zipfile.ZIP_STORED:
-            raw: Any = zf.open(member)  # Keras stores it uncompressed: read in place, seekable
-        else:
-            raw = io.BytesIO(zf.read(member))
-        with raw, h5py.File(raw, "r") as h5:
+    with zipfile.ZipFile(info.path) as zf, open_weights(zf, where) as raw:
+        with h5py.File(raw, "r") as h5:
             groups = keras3_groups(config)
             lstms: list[LSTMWeights] = []
             others: list[OtherLayer] = []

@@ -18,6 +18,7 @@ from lstm_report.limits import (
     open_regular,
     size_text,
 )
+from lstm_report.readers.safety import check_hdf5, open_weights
 from lstm_report.topology import structure_problem, unsafe_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -100,6 +101,7 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                 raise ModelLoadError(
                     f"{where}: {path} has no model.weights.h5 inside (incomplete .keras file)"
                 )
+            _check_weights(zf, path, where)
     except zipfile.BadZipFile as exc:
         raise ModelLoadError(
             f"{where}: {path} is a corrupt or truncated .keras file ({exc})"
@@ -109,11 +111,25 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
     return ModelFile(path=path, format="keras", config=config, keras_version=version)
 
 
+def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
+    import h5py
+
+    label = f"{where}: model.weights.h5"
+    with open_weights(zf, label) as raw:
+        try:
+            h5 = h5py.File(raw, "r")
+        except OSError as exc:
+            raise ModelLoadError(f"{label} in {path} is not a readable HDF5 file ({exc})") from None
+        with h5:
+            check_hdf5(h5, label)
+
+
 def _inspect_h5(path: Path, where: str) -> ModelFile:
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5(f, where)
             raw = f.attrs.get("model_config")
             version = f.attrs.get("keras_version")
     except OSError as exc:

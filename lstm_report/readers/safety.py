@@ -1,0 +1,138 @@
+"""The safety rules for hostile model files (docs/formats.md, "Hostile files").
+
+They run in ``inspect_file``, before any reader (the direct one or Keras) reads a byte of
+data: an HDF5 file may not make the report read another file, loop, or inflate past the
+limits in lstm_report/limits.py. Everything is checked from metadata; no link is followed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from lstm_report.errors import CorruptModelError
+from lstm_report.limits import (
+    DATASET_INFLATION_FLOOR,
+    FILE_INFLATION_FLOOR,
+    MAX_INFLATION,
+    size_text,
+)
+
+OWN_BYTES = "refused: a model file may only use its own bytes"
+
+
+def check_hdf5(f: Any, label: str) -> None:
+    """Refuse an HDF5 file (an open h5py.File) that reading could make unsafe.
+
+    * no external link, no user-defined link, no soft link that does not resolve (a cycle,
+      or a missing target): every link is listed with H5Lvisit, which follows none;
+    * no dataset keeping its data in external raw files or mapping other files (virtual);
+    * no uncompressed dataset storing fewer bytes than its shape declares;
+    * no compressed dataset declaring more than MAX_INFLATION times what it stores, alone
+      (above DATASET_INFLATION_FLOOR) or all of them together (above FILE_INFLATION_FLOOR).
+
+    label starts every message: it names the file. Raises CorruptModelError.
+    """
+    from h5py import h5d, h5l, h5o
+
+    links: list[tuple[bytes, int]] = []
+    f.id.links.visit(lambda name, info: links.append((name, info.type)), info=True)
+    for name, kind in links:
+        if kind == h5l.TYPE_EXTERNAL:
+            raise CorruptModelError(
+                f"{label}: {show(name)} is an external link to another file; {OWN_BYTES}"
+            )
+        if kind not in (h5l.TYPE_HARD, h5l.TYPE_SOFT):
+            raise CorruptModelError(
+                f"{label}: {show(name)} is a user-defined link (type {kind}); {OWN_BYTES}"
+            )
+    declared = stored = 0
+    largest: tuple[float, str] = (0.0, "")
+    for name, kind in links:
+        if kind == h5l.TYPE_SOFT:
+            try:  # resolving follows soft links, at most 16 in a row: a cycle fails, not loops
+                h5o.get_info(f.id, name)
+            except (KeyError, RuntimeError, OSError, ValueError):
+                target = show(f.id.links.get_val(name))
+                raise CorruptModelError(
+                    f"{label}: soft link {show(name)} -> {target} does not resolve (a cycle, or "
+                    "a missing target); damaged file"
+                ) from None
+            continue
+        if h5o.get_info(f.id, name).type != h5o.TYPE_DATASET:
+            continue
+        size, kept, compressed = check_dataset(h5d.open(f.id, name), show(name), label)
+        if compressed:
+            declared += size
+            stored += kept
+            largest = max(largest, (size / max(kept, 1), show(name)))
+    if declared > max(FILE_INFLATION_FLOOR, MAX_INFLATION * stored):
+        raise CorruptModelError(
+            f"{label}: compressed datasets declare {size_text(declared)} in all (the most: "
+            f"{largest[1]}) but store {size_text(stored)}, more than {MAX_INFLATION}× and more "
+            f"than {size_text(FILE_INFLATION_FLOOR)}: refused as a "
+            "decompression bomb"
+        )
+
+
+def check_dataset(dsid: Any, name: str, label: str) -> tuple[int, int, bool]:
+    """(declared bytes, stored bytes, compressed) of a dataset (an h5py DatasetID), checked.
+
+    Reads the dataset's creation properties and dataspace only: never its data, and never
+    the files a virtual or external dataset names. Raises CorruptModelError.
+    """
+    from h5py import h5d, h5s
+
+    dcpl = dsid.get_create_plist()
+    externals = dcpl.get_external_count()
+    if externals:
+        raise CorruptModelError(
+            f"{label}: dataset {name} keeps its data in {externals} external file(s), not in "
+            f"this one; {OWN_BYTES}"
+        )
+    if dcpl.get_layout() == h5d.VIRTUAL:
+        raise CorruptModelError(
+            f"{label}: dataset {name} is a virtual dataset (its data lives in other files); "
+            f"{OWN_BYTES}"
+        )
+    space = dsid.get_space()
+    extent = space.get_simple_extent_type()
+    shape = tuple(space.get_simple_extent_dims()) if extent == h5s.SIMPLE else ()
+    count = 0 if extent == h5s.NULL else math.prod(shape)
+    declared = count * dsid.get_type().get_size()
+    stored = dsid.get_storage_size()
+    compressed = dcpl.get_nfilters() > 0
+    if not compressed and stored < declared:
+        raise CorruptModelError(
+            f"{label}: weights {name} declare shape {shape} ({declared:,} bytes) but the file "
+            f"stores {stored:,} bytes of them (truncated or damaged file)"
+        )
+    if compressed and declared > max(DATASET_INFLATION_FLOOR, MAX_INFLATION * stored):
+        raise CorruptModelError(
+            f"{label}: compressed dataset {name} declares shape {shape} ({size_text(declared)}) "
+            f"but stores {size_text(stored)}, more than {MAX_INFLATION}×: refused as a "
+            "decompression bomb"
+        )
+    return declared, stored, compressed
+
+
+def show(name: bytes | str, limit: int = 200) -> str:
+    """An HDF5 name or link target for a message: decoded, shortened."""
+    text = name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else name
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def open_weights(zf: zipfile.ZipFile, label: str) -> Iterator[IO[bytes]]:
+    """The model.weights.h5 member of a .keras zip, as a seekable file."""
+    member = zf.getinfo("model.weights.h5")
+    if member.compress_type == zipfile.ZIP_STORED:
+        raw: IO[bytes] = zf.open(member)  # Keras stores it uncompressed: read in place
+    else:
+        raw = io.BytesIO(zf.read(member))
+    with raw:
+        yield raw

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import zipfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -103,6 +104,37 @@ def read_at_most(fh: IO[bytes] | Any, limit: int) -> bytes | None:
         chunks.append(chunk)
         left -= len(chunk)
     return None if left <= 0 else b"".join(chunks)
+
+
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
+def zip_member_problem(info: zipfile.ZipInfo, limit: int | None = None) -> str | None:
+    """What is wrong with a zip member, from its headers alone (before a byte is inflated):
+    encrypted, an unknown method, more than limit bytes once inflated, or more than
+    ZIP_MAX_RATIO times its compressed size (above ZIP_RATIO_FLOOR). None if nothing.
+
+    The headers may lie about the inflated size: read the member with read_at_most.
+    """
+    if info.flag_bits & 0x1:
+        return "is encrypted"
+    if info.compress_type not in ZIP_METHODS:
+        return f"uses compression method {info.compress_type}, which cannot be read"
+    if limit is not None and info.file_size > limit:
+        return f"is {size_text(info.file_size)} once inflated; the limit is {size_text(limit)}"
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            return (
+                f"is stored uncompressed, but its headers give two sizes ({info.file_size:,} "
+                f"and {info.compress_size:,} bytes): a damaged file"
+            )
+    elif info.file_size > max(ZIP_RATIO_FLOOR, ZIP_MAX_RATIO * info.compress_size):
+        return (
+            f"inflates from {size_text(info.compress_size)} to {size_text(info.file_size)}, "
+            f"more than {ZIP_MAX_RATIO}× (and more than {size_text(ZIP_RATIO_FLOOR)}): "
+            "refused as a decompression bomb"
+        )
+    return None
 
 
 def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:

@@ -19,11 +19,10 @@ from lstm_report.config import ModelSpec
 from lstm_report.errors import ConfigError
 from lstm_report.limits import (
     MAX_PROBE_BYTES,
-    ZIP_MAX_RATIO,
-    ZIP_RATIO_FLOOR,
     NotRegularFileError,
     open_regular,
     size_text,
+    zip_member_problem,
 )
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -117,22 +116,9 @@ def _read_npz(fh: IO[bytes], spec: ModelSpec, features: int | None) -> np.ndarra
 
 def _check_member(info: zipfile.ZipInfo, key: str, where: str) -> None:
     """What the zip's headers say, checked before a byte is inflated."""
-    if info.flag_bits & 0x1:
-        raise ConfigError(f"{key}: {where} is encrypted")
-    if info.compress_type == zipfile.ZIP_STORED:
-        if info.file_size != info.compress_size:
-            raise ConfigError(
-                f"{key}: {where} is stored uncompressed but its sizes disagree "
-                f"({info.file_size:,} and {info.compress_size:,} bytes): a damaged file"
-            )
-        return
-    limit = max(ZIP_RATIO_FLOOR, ZIP_MAX_RATIO * info.compress_size)
-    if info.file_size > limit:
-        raise ConfigError(
-            f"{key}: {where} inflates from {size_text(info.compress_size)} to "
-            f"{size_text(info.file_size)}, more than {ZIP_MAX_RATIO}× (and more than "
-            f"{size_text(ZIP_RATIO_FLOOR)}): refused as a decompression bomb"
-        )
+    problem = zip_member_problem(info)
+    if problem is not None:
+        raise ConfigError(f"{key}: {where} {problem}")
 
 
 def _check_header(

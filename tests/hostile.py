@@ -245,7 +245,9 @@ def deflate_bomb(prefix: bytes, total: int, fill: bytes = b" ") -> tuple[bytes, 
     return b"".join(out), zlib.crc32(fill * rest, crc)
 
 
-def write_raw_zip(path: Path, members: list[tuple[str, int, bytes, int, int]]) -> Path:
+def write_raw_zip(
+    path: Path, members: list[tuple[str, int, bytes, int, int]], flags: int = 0
+) -> Path:
     """A zip of (name, method, data as stored, crc, declared size): headers say what we say."""
     out = bytearray()
     central = bytearray()
@@ -253,7 +255,7 @@ def write_raw_zip(path: Path, members: list[tuple[str, int, bytes, int, int]]) -
         offset = len(out)
         nb = name.encode()
         out += struct.pack(
-            "<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), size, len(nb), 0
+            "<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(data), size, len(nb), 0
         )
         out += nb + data
         central += struct.pack(
@@ -261,7 +263,7 @@ def write_raw_zip(path: Path, members: list[tuple[str, int, bytes, int, int]]) -
             b"PK\x01\x02",
             20,
             20,
-            0,
+            flags,
             method,
             0,
             0x21,
@@ -281,6 +283,26 @@ def write_raw_zip(path: Path, members: list[tuple[str, int, bytes, int, int]]) -
     eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), len(out), 0)
     path.write_bytes(bytes(out + central + eocd))
     return path
+
+
+def keras_with_headers(src: Path, dst: Path, method: int, flags: int, size_delta: int) -> Path:
+    """A copy of a .keras zip whose config.json has odd headers: another compression method
+    number, flag bits (1: encrypted), a declared size off by size_delta."""
+    members = []
+    with zipfile.ZipFile(src) as zf:
+        for name in ("metadata.json", "config.json", "model.weights.h5"):
+            data = zf.read(name)
+            odd = name == "config.json"
+            members.append(
+                (
+                    name,
+                    method if odd else zipfile.ZIP_STORED,
+                    data,
+                    zlib.crc32(data),
+                    len(data) + (size_delta if odd else 0),
+                )
+            )
+    return write_raw_zip(dst, members, flags)
 
 
 def keras_with_bomb(

@@ -301,3 +301,63 @@ def test_compressed_weights_within_the_limits_are_read(
     mw = read_model(ModelSpec(index=0, path=ok, name=ok.name, reader="direct"))
     want = legacy_h5_model.model.get_layer("first").get_weights()
     np.testing.assert_array_equal(mw.lstms[0].kernel, want[0])
+
+
+# --- .keras zips whose members are decompression bombs ------------------------------------
+
+
+@pytest.mark.parametrize("member", ["config.json", "metadata.json", "model.weights.h5"])
+def test_zip_bomb_member_is_refused(member: str, simple_model: Any, tmp_path: Path) -> None:
+    bad = hostile.keras_with_bomb(simple_model.path, tmp_path / "bomb.keras", member)
+    assert bad.stat().st_size < 4 * 2**20
+    r = run_cli(model_config(tmp_path, bad), tmp_path)
+    assert_refused(r, tmp_path, bad.name, member)
+
+
+@pytest.mark.parametrize("member", ["config.json", "model.weights.h5"])
+def test_zip_member_inflating_past_its_declared_size_is_refused(
+    member: str, simple_model: Any, tmp_path: Path
+) -> None:
+    bad = hostile.keras_with_bomb(simple_model.path, tmp_path / "liar.keras", member, lie=True)
+    r = run_cli(model_config(tmp_path, bad), tmp_path)
+    assert_refused(r, tmp_path, bad.name)
+
+
+@pytest.mark.parametrize(
+    "method, flags, delta, message",
+    [
+        (99, 0, 0, "compression method 99"),
+        (zipfile.ZIP_STORED, 1, 0, "encrypted"),
+        (zipfile.ZIP_STORED, 0, 10, "headers give two sizes"),
+    ],
+    ids=["unknown method", "encrypted", "stored sizes disagree"],
+)
+def test_zip_member_headers_zipfile_cannot_honour(
+    method: int, flags: int, delta: int, message: str, simple_model: Any, tmp_path: Path
+) -> None:
+    bad = hostile.keras_with_headers(
+        simple_model.path, tmp_path / "odd.keras", method, flags, delta
+    )
+    r = run_cli(model_config(tmp_path, bad), tmp_path)
+    line = assert_refused(r, tmp_path, bad.name, "config.json")
+    assert message in line
+
+
+def test_deflated_keras_members_within_the_limits_are_read(
+    simple_model: Any, tmp_path: Path
+) -> None:
+    # Keras stores its members; a zip tool may deflate them: still read, in bounded memory.
+    from lstm_report.config import ModelSpec
+    from lstm_report.readers import read_model
+
+    ok = tmp_path / "deflated.keras"
+    with (
+        zipfile.ZipFile(simple_model.path) as zin,
+        zipfile.ZipFile(ok, "w", zipfile.ZIP_DEFLATED) as zout,
+    ):
+        for item in zin.infolist():
+            zout.writestr(item.filename, zin.read(item))
+    mw = read_model(ModelSpec(index=0, path=ok, name=ok.name, reader="direct"))
+    np.testing.assert_array_equal(
+        mw.lstms[0].kernel, simple_model.model.get_layer("lstm").get_weights()[0]
+    )

@@ -18,7 +18,7 @@ from lstm_report.limits import (
     open_regular,
     size_text,
 )
-from lstm_report.readers.safety import check_hdf5, open_weights
+from lstm_report.readers.safety import check_hdf5, open_weights, read_member
 from lstm_report.topology import structure_problem, unsafe_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -89,10 +89,12 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                 raise ModelLoadError(
                     f"{where}: {path} is a zip file but not a .keras model (no config.json inside)"
                 )
-            config = _json(zf.read("config.json"), path, where, "config.json")
+            raw = read_member(zf, "config.json", MAX_MODEL_CONFIG_BYTES, where)
+            config = _json(raw, path, where, "config.json")
             version = None
             if "metadata.json" in names:
-                meta = _json(zf.read("metadata.json"), path, where, "metadata.json")
+                raw = read_member(zf, "metadata.json", MAX_METADATA_BYTES, where)
+                meta = _json(raw, path, where, "metadata.json")
                 if isinstance(meta, dict):
                     version = _version_text(
                         meta.get("keras_version"), path, where, "metadata.json's"
@@ -115,7 +117,7 @@ def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
     import h5py
 
     label = f"{where}: model.weights.h5"
-    with open_weights(zf, label) as raw:
+    with open_weights(zf, where) as raw:
         try:
             h5 = h5py.File(raw, "r")
         except OSError as exc:

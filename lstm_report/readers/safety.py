@@ -2,13 +2,14 @@
 
 They run in ``inspect_file``, before any reader (the direct one or Keras) reads a byte of
 data: an HDF5 file may not make the report read another file, loop, or inflate past the
-limits in lstm_report/limits.py. Everything is checked from metadata; no link is followed.
+limits in lstm_report/limits.py, and neither may a member of a ``.keras`` zip. Everything
+is checked from metadata first; no link is followed.
 """
 
 from __future__ import annotations
 
-import io
 import math
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,11 @@ from lstm_report.limits import (
     DATASET_INFLATION_FLOOR,
     FILE_INFLATION_FLOOR,
     MAX_INFLATION,
+    ZIP_SPOOL_BYTES,
+    MiB,
+    read_at_most,
     size_text,
+    zip_member_problem,
 )
 
 OWN_BYTES = "refused: a model file may only use its own bytes"
@@ -126,13 +131,44 @@ def show(name: bytes | str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def read_member(zf: zipfile.ZipFile, name: str, limit: int, label: str) -> bytes:
+    """A small member of a .keras zip (config.json, metadata.json), within limit bytes."""
+    info = zf.getinfo(name)
+    problem = zip_member_problem(info, limit)
+    if problem is not None:
+        raise CorruptModelError(f"{label}: {name} {problem}")
+    with zf.open(info) as fh:
+        data = read_at_most(fh, info.file_size)
+    if data is None:
+        raise CorruptModelError(f"{label}: {name} inflates past the size its header declares")
+    return data
+
+
 @contextmanager
 def open_weights(zf: zipfile.ZipFile, label: str) -> Iterator[IO[bytes]]:
-    """The model.weights.h5 member of a .keras zip, as a seekable file."""
-    member = zf.getinfo("model.weights.h5")
-    if member.compress_type == zipfile.ZIP_STORED:
-        raw: IO[bytes] = zf.open(member)  # Keras stores it uncompressed: read in place
-    else:
-        raw = io.BytesIO(zf.read(member))
-    with raw:
-        yield raw
+    """The model.weights.h5 member of a .keras zip, as a seekable file.
+
+    Keras stores it uncompressed: it is read in place. A compressed one (a zip tool's doing)
+    is checked against the ratio limit, then inflated into memory up to ZIP_SPOOL_BYTES and
+    into a temporary file beyond, stopping if it inflates past its declared size.
+    """
+    info = zf.getinfo("model.weights.h5")
+    problem = zip_member_problem(info)
+    if problem is not None:
+        raise CorruptModelError(f"{label}: model.weights.h5 {problem}")
+    if info.compress_type == zipfile.ZIP_STORED:
+        with zf.open(info) as raw:
+            yield raw
+        return
+    with tempfile.SpooledTemporaryFile(max_size=ZIP_SPOOL_BYTES) as copy:
+        left = info.file_size + 1
+        with zf.open(info) as src:
+            while left > 0 and (chunk := src.read(min(left, MiB))):
+                copy.write(chunk)
+                left -= len(chunk)
+        if left <= 0:
+            raise CorruptModelError(
+                f"{label}: model.weights.h5 inflates past the size its header declares"
+            )
+        copy.seek(0)
+        yield copy

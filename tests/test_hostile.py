@@ -249,6 +249,25 @@ def test_soft_link_inside_the_file_is_fine(legacy_h5_model: Any, tmp_path: Path)
     assert [w.name for w in mw.lstms] == ["first", "second"]
 
 
+def test_too_many_links(
+    legacy_h5_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real limit (200,000) takes minutes to build: the same rule, lowered.
+    from lstm_report.config import ModelSpec
+    from lstm_report.errors import ModelLoadError
+    from lstm_report.readers import read_model, safety
+
+    def many(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            for i in range(100):
+                f[f"extra/{i}"] = h5py.SoftLink("/model_weights")
+
+    bad = hostile.edit_h5(legacy_h5_model.path, tmp_path / "links.h5", many)
+    monkeypatch.setattr(safety, "MAX_HDF5_LINKS", 50)
+    with pytest.raises(ModelLoadError, match=r"links\.h5\): has more than 50 links; refused"):
+        read_model(ModelSpec(index=0, path=bad, name=bad.name))
+
+
 # --- compressed datasets declaring more than they store -------------------------------------
 
 

@@ -19,6 +19,7 @@ from lstm_report.errors import CorruptModelError
 from lstm_report.limits import (
     DATASET_INFLATION_FLOOR,
     FILE_INFLATION_FLOOR,
+    MAX_HDF5_LINKS,
     MAX_INFLATION,
     ZIP_SPOOL_BYTES,
     MiB,
@@ -33,8 +34,9 @@ OWN_BYTES = "refused: a model file may only use its own bytes"
 def check_hdf5(f: Any, label: str) -> None:
     """Refuse an HDF5 file (an open h5py.File) that reading could make unsafe.
 
-    * no external link, no user-defined link, no soft link that does not resolve (a cycle,
-      or a missing target): every link is listed with H5Lvisit, which follows none;
+    * at most MAX_HDF5_LINKS links; no external link, no user-defined link, no soft link
+      that does not resolve (a cycle, or a missing target): links are walked with H5Lvisit,
+      which follows none, and soft links are resolved only once no link leads elsewhere;
     * no dataset keeping its data in external raw files or mapping other files (virtual);
     * no uncompressed dataset storing fewer bytes than its shape declares;
     * no compressed dataset declaring more than MAX_INFLATION times what it stores, alone
@@ -44,43 +46,58 @@ def check_hdf5(f: Any, label: str) -> None:
     """
     from h5py import h5d, h5l, h5o
 
-    links: list[tuple[bytes, int]] = []
-    f.id.links.visit(lambda name, info: links.append((name, info.type)), info=True)
-    for name, kind in links:
-        if kind == h5l.TYPE_EXTERNAL:
-            raise CorruptModelError(
-                f"{label}: {show(name)} is an external link to another file; {OWN_BYTES}"
-            )
-        if kind not in (h5l.TYPE_HARD, h5l.TYPE_SOFT):
-            raise CorruptModelError(
-                f"{label}: {show(name)} is a user-defined link (type {kind}); {OWN_BYTES}"
-            )
-    declared = stored = 0
-    largest: tuple[float, str] = (0.0, "")
-    for name, kind in links:
-        if kind == h5l.TYPE_SOFT:
+    # Two walks, each stopping at the first problem (a callback may not raise: it returns
+    # the message). Nothing is listed, so a file of a million links costs no memory.
+    count = 0
+
+    def links(name: bytes, info: Any) -> str | None:
+        nonlocal count
+        count += 1
+        if count > MAX_HDF5_LINKS:
+            return f"has more than {MAX_HDF5_LINKS:,} links; refused"
+        if info.type == h5l.TYPE_EXTERNAL:
+            return f"{show(name)} is an external link to another file; {OWN_BYTES}"
+        if info.type not in (h5l.TYPE_HARD, h5l.TYPE_SOFT):
+            return f"{show(name)} is a user-defined link (type {info.type}); {OWN_BYTES}"
+        return None
+
+    compressed = [0, 0]  # declared, stored
+    worst = (0.0, "")
+
+    def objects(name: bytes, info: Any) -> str | None:
+        nonlocal worst
+        if info.type == h5l.TYPE_SOFT:
             try:  # resolving follows soft links, at most 16 in a row: a cycle fails, not loops
                 h5o.get_info(f.id, name)
             except (KeyError, RuntimeError, OSError, ValueError):
                 target = show(f.id.links.get_val(name))
-                raise CorruptModelError(
-                    f"{label}: soft link {show(name)} -> {target} does not resolve (a cycle, or "
-                    "a missing target); damaged file"
-                ) from None
-            continue
+                return (
+                    f"soft link {show(name)} -> {target} does not resolve (a cycle, or a "
+                    "missing target); damaged file"
+                )
+            return None
         if h5o.get_info(f.id, name).type != h5o.TYPE_DATASET:
-            continue
-        size, kept, compressed = check_dataset(h5d.open(f.id, name), show(name), label)
-        if compressed:
-            declared += size
-            stored += kept
-            largest = max(largest, (size / max(kept, 1), show(name)))
+            return None
+        try:
+            size, kept, filtered = check_dataset(h5d.open(f.id, name), show(name), label)
+        except CorruptModelError as exc:
+            return str(exc).removeprefix(f"{label}: ")
+        if filtered:
+            compressed[0] += size
+            compressed[1] += kept
+            worst = max(worst, (size / max(kept, 1), show(name)))
+        return None
+
+    for walk in (links, objects):
+        problem = f.id.links.visit(walk, info=True)
+        if problem:
+            raise CorruptModelError(f"{label}: {problem}")
+    declared, stored = compressed
     if declared > max(FILE_INFLATION_FLOOR, MAX_INFLATION * stored):
         raise CorruptModelError(
             f"{label}: compressed datasets declare {size_text(declared)} in all (the most: "
-            f"{largest[1]}) but store {size_text(stored)}, more than {MAX_INFLATION}× and more "
-            f"than {size_text(FILE_INFLATION_FLOOR)}: refused as a "
-            "decompression bomb"
+            f"{worst[1]}) but store {size_text(stored)}, more than {MAX_INFLATION}× and more "
+            f"than {size_text(FILE_INFLATION_FLOOR)}: refused as a decompression bomb"
         )
 
 

@@ -322,8 +322,9 @@ def _first_source(layer: Mapping[str, Any]) -> str | None:
 
 def _history_name(arg: Any) -> str | None:
     if isinstance(arg, Mapping):
-        if arg.get("class_name") == "__keras_tensor__":
-            hist = (arg.get("config") or {}).get("keras_history")
+        cfg = arg.get("config")
+        if arg.get("class_name") == "__keras_tensor__" and isinstance(cfg, Mapping):
+            hist = cfg.get("keras_history")
             if isinstance(hist, _SEQ) and hist and isinstance(hist[0], str):
                 return hist[0]
         return None

@@ -111,7 +111,8 @@ def test_layer_config_that_is_a_string(
 
 
 @pytest.mark.parametrize(
-    "field", ["model config", "layers", "layer entry", "bidirectional layer", "cell"]
+    "field",
+    ["model config", "layers", "layer entry", "bidirectional layer", "cell", "inbound node"],
 )
 def test_other_misshapen_configs(field: str, simple_model: Any, tmp_path: Path) -> None:
     with zipfile.ZipFile(simple_model.path) as zf:
@@ -127,12 +128,18 @@ def test_other_misshapen_configs(field: str, simple_model: Any, tmp_path: Path) 
     elif field == "bidirectional layer":
         lstm["class_name"] = "Bidirectional"
         lstm["config"] = {"name": "lstm", "layer": "LSTM"}
-    else:
+    elif field == "cell":
         lstm["class_name"] = "RNN"
         lstm["config"]["cell"] = ["LSTMCell"]
+    else:  # a Functional model whose LSTM's input tensor has a string for a config
+        cfg["class_name"] = "Functional"
+        lstm["inbound_nodes"] = [{"args": [{"class_name": "__keras_tensor__", "config": "x"}]}]
     bad = hostile.with_config(simple_model.path, tmp_path / "odd.keras", json.dumps(cfg).encode())
     r = run_cli(model_config(tmp_path, bad), tmp_path)
-    assert_refused(r, tmp_path, bad.name)
+    if field == "inbound node":  # nothing the reader needs: a report, not an error
+        assert r.returncode == 0, r.stderr
+    else:
+        assert_refused(r, tmp_path, bad.name)
 
 
 def test_long_chain_of_layers_is_walked_without_recursion() -> None:

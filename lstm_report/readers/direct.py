@@ -87,7 +87,7 @@ def read(
             return _read_weights_only(f, info, name, where, assume)
     except ModelLoadError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise DirectReadError(f"{where}: cannot read {info.path.name} directly: {exc}") from exc
 
 

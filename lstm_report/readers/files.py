@@ -119,11 +119,13 @@ def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
     label = f"{where}: model.weights.h5"
     with open_weights(zf, where) as raw:
         try:
-            h5 = h5py.File(raw, "r")
-        except OSError as exc:
-            raise ModelLoadError(f"{label} in {path} is not a readable HDF5 file ({exc})") from None
-        with h5:
-            check_hdf5(h5, label)
+            with h5py.File(raw, "r") as h5:
+                check_hdf5(h5, label)
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            # h5py raises any of these for a damaged file
+            raise ModelLoadError(
+                f"{label} in {path} is not a readable HDF5 file ({_first_line(exc)})"
+            ) from None
 
 
 def _inspect_h5(path: Path, where: str) -> ModelFile:
@@ -134,9 +136,9 @@ def _inspect_h5(path: Path, where: str) -> ModelFile:
             check_hdf5(f, where)
             raw = f.attrs.get("model_config")
             version = f.attrs.get("keras_version")
-    except OSError as exc:
+    except (OSError, RuntimeError, KeyError) as exc:  # h5py raises any of these for damage
         raise ModelLoadError(
-            f"{where}: {path} is a corrupt or truncated HDF5 file ({exc})"
+            f"{where}: {path} is a corrupt or truncated HDF5 file ({_first_line(exc)})"
         ) from None
     except (TypeError, ValueError) as exc:  # an attribute of a type h5py cannot convert
         raise CorruptModelError(f"{where}: {path}: unreadable root attribute ({exc})") from None
@@ -162,6 +164,11 @@ def _version_text(value: Any, path: Path, where: str, what: str) -> str | None:
             f"{where}: {path}: {what} keras_version is not a string ({kind}); damaged file"
         )
     return value or None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _json(raw: Any, path: Path, where: str, what: str) -> dict[str, Any]:

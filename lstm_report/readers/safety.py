@@ -65,8 +65,14 @@ def check_hdf5(f: Any, label: str) -> None:
     worst = (0.0, "")
 
     def objects(name: bytes, info: Any) -> str | None:
+        try:
+            return check_object(name, info.type)
+        except Exception as exc:  # must not escape the callback: h5py would mangle it
+            return f"cannot check {show(name)} ({type(exc).__name__}: {exc}); damaged file"
+
+    def check_object(name: bytes, kind: int) -> str | None:
         nonlocal worst
-        if info.type == h5l.TYPE_SOFT:
+        if kind == h5l.TYPE_SOFT:
             try:  # resolving follows soft links, at most 16 in a row: a cycle fails, not loops
                 h5o.get_info(f.id, name)
             except (KeyError, RuntimeError, OSError, ValueError):

@@ -287,10 +287,11 @@ def write_raw_zip(
 
 def keras_with_headers(src: Path, dst: Path, method: int, flags: int, size_delta: int) -> Path:
     """A copy of a .keras zip whose config.json has odd headers: another compression method
-    number, flag bits (1: encrypted), a declared size off by size_delta."""
+    number, flag bits (1: encrypted; for every member, config.json comes first), a declared
+    size off by size_delta."""
     members = []
     with zipfile.ZipFile(src) as zf:
-        for name in ("metadata.json", "config.json", "model.weights.h5"):
+        for name in ("config.json", "metadata.json", "model.weights.h5"):
             data = zf.read(name)
             odd = name == "config.json"
             members.append(
@@ -309,11 +310,13 @@ def keras_with_bomb(
     src: Path, dst: Path, member: str, total: int = 2 * GiB, lie: bool = False
 ) -> Path:
     """A copy of a .keras zip whose member inflates to total bytes (its real content, then
-    padding: spaces for JSON, zeros for HDF5). lie: the headers declare the real size only."""
+    padding: spaces for JSON, zeros for HDF5; an unknown member is added, empty at first).
+    lie: the headers declare the real size only."""
     members = []
     with zipfile.ZipFile(src) as zf:
-        for name in ("metadata.json", "config.json", "model.weights.h5"):
-            data = zf.read(name)
+        names = ["metadata.json", "config.json", "model.weights.h5"]
+        for name in names + ([] if member in names else [member]):
+            data = zf.read(name) if name in names else b""
             if name == member:
                 fill = b"\0" if name.endswith(".h5") else b" "
                 bomb, crc = deflate_bomb(data, total, fill)

@@ -332,7 +332,9 @@ def test_compressed_weights_within_the_limits_are_read(
 # --- .keras zips whose members are decompression bombs ------------------------------------
 
 
-@pytest.mark.parametrize("member", ["config.json", "metadata.json", "model.weights.h5"])
+@pytest.mark.parametrize(
+    "member", ["config.json", "metadata.json", "model.weights.h5", "assets/vocabulary.txt"]
+)
 def test_zip_bomb_member_is_refused(member: str, simple_model: Any, tmp_path: Path) -> None:
     bad = hostile.keras_with_bomb(simple_model.path, tmp_path / "bomb.keras", member)
     assert bad.stat().st_size < 4 * 2**20

@@ -17,8 +17,9 @@ from lstm_report.limits import (
     json_depth_exceeds,
     open_regular,
     size_text,
+    zip_member_problem,
 )
-from lstm_report.readers.safety import check_hdf5, open_weights, read_member
+from lstm_report.readers.safety import check_hdf5, open_weights, read_member, show
 from lstm_report.topology import structure_problem, unsafe_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -85,6 +86,10 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
+            for info in zf.infolist():  # Keras, as a fallback, may extract every member
+                problem = zip_member_problem(info)
+                if problem is not None:
+                    raise CorruptModelError(f"{where}: {show(info.filename)} {problem}")
             if "config.json" not in names:
                 raise ModelLoadError(
                     f"{where}: {path} is a zip file but not a .keras model (no config.json inside)"

@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LstmReportError as exc:
         if args.debug:
             traceback.print_exc()
-        print(one_line(f"error: {exc}"), file=sys.stderr)
+        print(one_line(f"error: {_printable(str(exc))}"), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, unless --debug
         if args.debug:
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = _printable((str(exc).strip().splitlines() or [""])[0])
         print(
             one_line(
                 f"error: internal error: {type(exc).__name__}: {shorten(first, 200)} "
@@ -293,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.quiet:
             for s in skipped:
                 line = f"{'warning: ' if s.warning else ''}skipped {s.path}: {s.reason}"
-                print(one_line(line), file=sys.stderr)
+                print(one_line(_printable(line)), file=sys.stderr)
             print(f"wrote {display(index)}", file=sys.stderr)
         return EXIT_OK
     if args.command == "demo":
@@ -322,7 +322,8 @@ def _run(args: argparse.Namespace) -> int:
         for f in findings:
             if f.severity in ("error", "warning"):
                 print(
-                    f"{f.severity}: {f.model} › {f.layer}: {f.message} [{f.code}]", file=sys.stderr
+                    _printable(f"{f.severity}: {f.model} › {f.layer}: {f.message} [{f.code}]"),
+                    file=sys.stderr,
                 )
     if args.fail_on is not None:
         from lstm_report.model import severity_rank
@@ -349,6 +350,13 @@ def _build_config(args: argparse.Namespace) -> Any:
             "only to a model file; in a config, set it in the model's entry"
         )
     return args.config
+
+
+def _printable(text: str) -> str:
+    """One line without terminal escapes: messages quote names taken from hostile files."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
 
 
 class _Progress:

@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, listing, quote, shorten
+from lstm_report.limits import (
+    MAX_CONFIG_BYTES,
+    NotRegularFileError,
+    open_regular,
+    read_at_most,
+    size_text,
+)
 
 DEFAULT_TITLE = "LSTM weight report"
 
@@ -124,16 +131,7 @@ def load_config(path: str | Path) -> Config:
     import yaml
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (UTF-8 expected)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    text = _read_text(path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -143,6 +141,10 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {shorten(str(exc), 200)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply to read") from None
+    except (ValueError, OverflowError) as exc:  # a value yaml recognised but cannot build
+        raise ConfigError(f"{path}: invalid YAML: {_first_line(exc)}") from None
     if data is None:
         raise ConfigError(f"{path}: config is empty; it needs at least a 'models' list")
     return parse_config(data, base_dir=path.resolve().parent, source=path.resolve())
@@ -190,6 +192,34 @@ def model_file_config(
         {"title": f"{name or Path(path).name}: LSTM weight report", "models": [entry]},
         source=Path(path).resolve(),
     )
+
+
+def _read_text(path: Path) -> str:
+    """The config's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
+    try:
+        with open_regular(path) as fh:
+            raw = read_at_most(fh, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except NotRegularFileError as exc:
+        raise ConfigError(f"{path}: {exc}; a config must be a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    if raw is None:
+        raise ConfigError(
+            f"{path}: config is larger than {size_text(MAX_CONFIG_BYTES)}; refused "
+            "(a config is a few kilobytes)"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8 expected)") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def parse_config(
@@ -584,9 +614,17 @@ def _make_loader() -> type:
                 pass
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
+    def construct_int(loader: Any, node: Any) -> Any:
+        try:
+            return yaml.SafeLoader.construct_yaml_int(loader, node)
+        except ValueError:  # Python refuses to convert integers of more than 4300 digits
+            problem = f"integer too long ({len(str(node.value)):,} characters)"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
     UniqueKeyLoader.add_constructor(
         yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
     )
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", construct_int)
     return UniqueKeyLoader
 
 

@@ -17,6 +17,11 @@ class ModelLoadError(LstmReportError):
     """A model file is missing, unreadable, unsafe or not a Keras model."""
 
 
+class CorruptModelError(ModelLoadError):
+    """The file is damaged or hostile (data missing, impossible, or kept outside the file):
+    refused outright, no reader tries it."""
+
+
 class UnsafeModelError(ModelLoadError):
     """The model needs unsafe deserialization (e.g. a Lambda layer) and no opt-in was given."""
 

@@ -1,17 +1,36 @@
 """Load and validate probe data, shaped like the model input: float features
 (sequences, steps, features), or token ids (sequences, steps) for a model that starts with
-an Embedding."""
+an Embedding.
+
+A probe file is read as hostile (docs/formats.md, "Hostile files"): a regular file only;
+the ``.npy`` header is read first, and its shape, dtype and declared size are checked
+against the model, the bytes actually there and MAX_PROBE_BYTES before anything is
+allocated; an ``.npz`` member may not inflate past ZIP_MAX_RATIO; nothing is unpickled.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import zipfile
 from dataclasses import dataclass
+from typing import IO, Any
 
 import numpy as np
 
 from lstm_report.config import ModelSpec
-from lstm_report.errors import ConfigError, listing, quote, shorten
+from lstm_report.errors import ConfigError, listing, quote
+from lstm_report.limits import (
+    MAX_PROBE_BYTES,
+    NotRegularFileError,
+    open_regular,
+    size_text,
+    zip_member_problem,
+)
 from lstm_report.model import ModelWeights
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 @dataclass(frozen=True)
@@ -25,6 +44,10 @@ class ProbeShape:
     embedding: str | None = None
     """The Embedding that reads the input: the probe holds token ids, (sequences, steps)."""
     vocab: int | None = None
+
+    @property
+    def ndim(self) -> int:
+        return 2 if self.embedding is not None else 3
 
     def describe(self) -> str:
         if self.embedding is not None:
@@ -52,60 +75,23 @@ def load_probe(spec: ModelSpec, expect: ProbeShape) -> np.ndarray | None:
     p = spec.probe
     key = f"{spec.key}.probe"
     try:
-        # allow_pickle=False: a probe file is data, never code.
-        loaded = np.load(p.path, allow_pickle=False)
+        fh = open_regular(p.path)
     except FileNotFoundError:
         raise ConfigError(f"{key}: probe file not found: {p.path}") from None
     except IsADirectoryError:
         raise ConfigError(f"{key}: {p.path} is a directory, not an .npy or .npz file") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ConfigError(
-            f"{key}: cannot read {p.path} as .npy/.npz: {shorten(str(exc), 200)}"
-        ) from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            names = list(loaded.files)
-            if p.array is None:
-                if len(names) != 1:
-                    raise ConfigError(
-                        f"{key}: {p.path.name} holds {len(names)} arrays "
-                        f"({listing(names)}); name one with 'array'"
-                    )
-                name = names[0]
-            elif p.array not in names:
-                raise ConfigError(
-                    f"{key}.array: no array {quote(p.array)} in {p.path.name}; "
-                    f"arrays: {listing(names)}"
-                )
-            else:
-                name = p.array
-            try:
-                data = loaded[name]
-            except ValueError as exc:  # an object array would need pickle
-                raise ConfigError(
-                    f"{key}: cannot read array {quote(name)}: {shorten(str(exc), 200)}"
-                ) from None
-    else:
-        if p.array is not None:
-            raise ConfigError(
-                f"{key}.array: {p.path.name} is an .npy file with one array; remove 'array'"
-            )
-        data = loaded
-    if data.dtype.kind not in "fiu":
-        raise ConfigError(f"{key}: probe data must be numeric (float), got dtype {data.dtype}")
+    except NotRegularFileError as exc:
+        raise ConfigError(f"{key}: {p.path} is {exc}, not an .npy or .npz file") from None
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {p.path}: {exc.strerror or exc}") from None
+    with fh:
+        try:
+            data = _read(fh, spec, expect)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"{key}: cannot read {p.path} as .npy/.npz: {first}") from None
     if expect.embedding is not None:
         return _token_ids(data, expect, key, p.sequence)
-    if data.ndim != 3:
-        raise ConfigError(
-            f"{key}: probe data must be shaped like the model input, {expect.describe()}; "
-            f"got shape {data.shape}"
-        )
-    features = expect.features
-    if features is not None and data.shape[2] != features:
-        reads = "the model's LSTMs read" if expect.lstm_reads else "the model input has"
-        raise ConfigError(
-            f"{key}: probe data has {data.shape[2]} features per step, but {reads} {features}"
-        )
     if 0 in data.shape:
         raise ConfigError(f"{key}: probe data is empty (shape {data.shape})")
     data = data.astype(np.float32)
@@ -119,13 +105,107 @@ def load_probe(spec: ModelSpec, expect: ProbeShape) -> np.ndarray | None:
     return data
 
 
-def _token_ids(data: np.ndarray, expect: ProbeShape, key: str, sequence: int) -> np.ndarray:
-    """Token ids for a model that starts with an Embedding: integers within its vocabulary."""
-    if data.ndim != 2:
+def _read(fh: IO[bytes], spec: ModelSpec, expect: ProbeShape) -> np.ndarray:
+    assert spec.probe is not None
+    p = spec.probe
+    key = f"{spec.key}.probe"
+    head = fh.read(len(NPY_MAGIC))
+    fh.seek(0)
+    if head.startswith(ZIP_MAGIC):
+        return _read_npz(fh, spec, expect)
+    if head != NPY_MAGIC:
+        raise ValueError("not an .npy or .npz file")
+    if p.array is not None:
+        raise ConfigError(
+            f"{key}.array: {p.path.name} is an .npy file with one array; remove 'array'"
+        )
+    stored = os.fstat(fh.fileno()).st_size
+    _check_header(fh, stored, key, p.path.name, expect)
+    fh.seek(0)
+    return np.lib.format.read_array(fh, allow_pickle=False)  # a probe file is data, never code
+
+
+def _read_npz(fh: IO[bytes], spec: ModelSpec, expect: ProbeShape) -> np.ndarray:
+    assert spec.probe is not None
+    p = spec.probe
+    key = f"{spec.key}.probe"
+    with zipfile.ZipFile(fh) as zf:
+        members = {(n[:-4] if n.endswith(".npy") else n): n for n in zf.namelist()}
+        names = list(members)
+        if p.array is None:
+            if len(names) != 1:
+                raise ConfigError(
+                    f"{key}: {p.path.name} holds {len(names)} arrays "
+                    f"({listing(names)}); name one with 'array'"
+                )
+            name = names[0]
+        elif p.array not in members:
+            raise ConfigError(
+                f"{key}.array: no array {quote(p.array)} in {p.path.name}; arrays: {listing(names)}"
+            )
+        else:
+            name = p.array
+        info = zf.getinfo(members[name])
+        where = f"array {quote(name)} in {p.path.name}"
+        _check_member(info, key, where)
+        with zf.open(info) as member:
+            _check_header(member, info.file_size, key, where, expect)
+        with zf.open(info) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _check_member(info: zipfile.ZipInfo, key: str, where: str) -> None:
+    """What the zip's headers say, checked before a byte is inflated."""
+    problem = zip_member_problem(info)
+    if problem is not None:
+        raise ConfigError(f"{key}: {where} {problem}")
+
+
+def _check_header(
+    fh: IO[bytes] | Any, stored: int, key: str, where: str, expect: ProbeShape
+) -> None:
+    """Read an .npy header; check shape, dtype and declared size before any allocation.
+
+    stored: the bytes of the whole .npy (a file, or a zip member once inflated).
+    """
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimension in shape {shape}")
+    if dtype.kind not in "fiu" or dtype.hasobject:
+        raise ConfigError(f"{key}: probe data must be numeric (float), got dtype {dtype}")
+    if len(shape) != expect.ndim:
         raise ConfigError(
             f"{key}: probe data must be shaped like the model input, {expect.describe()}; "
-            f"got shape {data.shape}"
+            f"got shape {tuple(shape)}"
         )
+    features = expect.features
+    if expect.embedding is None and features is not None and shape[2] != features:
+        reads = "the model's LSTMs read" if expect.lstm_reads else "the model input has"
+        raise ConfigError(
+            f"{key}: probe data has {shape[2]} features per step, but {reads} {features}"
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > MAX_PROBE_BYTES:
+        raise ConfigError(
+            f"{key}: {where} declares shape {shape} ({size_text(declared)}); probe data is "
+            f"limited to {size_text(MAX_PROBE_BYTES)} (use fewer or shorter sequences)"
+        )
+    present = stored - fh.tell()
+    if declared > present:
+        raise ConfigError(
+            f"{key}: {where} declares shape {shape} ({declared:,} bytes) but holds "
+            f"{max(present, 0):,} bytes of data (truncated or damaged file)"
+        )
+
+
+def _token_ids(data: np.ndarray, expect: ProbeShape, key: str, sequence: int) -> np.ndarray:
+    """Token ids for a model that starts with an Embedding: integers within its vocabulary."""
     if 0 in data.shape:
         raise ConfigError(f"{key}: probe data is empty (shape {data.shape})")
     if data.dtype.kind == "f":

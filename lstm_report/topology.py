@@ -80,6 +80,56 @@ def find_recurrent(model: Mapping[str, Any]) -> list[RecurrentLayer]:
     return list(_walk(model, prefix="", parent_reads_input=True))
 
 
+def structure_problem(model: Mapping[str, Any]) -> str | None:
+    """What in a serialized model's layer structure is not as Keras writes it, or None.
+
+    Every layer entry of a container is a mapping with a string ``class_name`` and a
+    mapping ``config`` (a Keras 2 Sequential's may be a bare list of layers); so are a
+    recurrent layer's ``cell``, ``layer`` and ``backward_layer``. The readers rely on it.
+    A loop, not recursion (the nesting depth is bounded before: limits.MAX_JSON_DEPTH).
+    """
+    todo: list[tuple[Mapping[str, Any], str]] = [(model, "the model")]
+    while todo:
+        entry, where = todo.pop()
+        cls = entry.get("class_name")
+        if not isinstance(cls, str):
+            return f"{where}: class_name is {_what(cls)}, not a string"
+        cfg = entry.get("config")
+        listed = cls == "Sequential" and isinstance(cfg, _SEQ)  # Keras 2's bare list of layers
+        if cfg is not None and not isinstance(cfg, Mapping) and not listed:
+            return f"{where} ({cls}): config is {_what(cfg)}, not a mapping"
+        if cls in CONTAINERS:
+            layers = cfg if listed else (cfg or {}).get("layers")
+            if layers is not None and not isinstance(layers, _SEQ):
+                return f"{where} ({cls}): layers is {_what(layers)}, not a list"
+            for i, x in enumerate(layers or ()):
+                at = f"{where}, layer {i}" if where != "the model" else f"layer {i}"
+                if not isinstance(x, Mapping):
+                    return f"{at} is {_what(x)}, not a mapping"
+                todo.append((x, at if _name(x) == "?" else f"{at} ({_name(x)!r})"))
+        elif cls in RECURRENT and isinstance(cfg, Mapping):
+            for key in ("cell", "layer", "backward_layer"):
+                sub = cfg.get(key)
+                if sub is None:
+                    continue
+                if not isinstance(sub, Mapping):
+                    return f"{where} ({cls}): {key} is {_what(sub)}, not a mapping"
+                todo.append((sub, f"{where}, {key}"))
+    return None
+
+
+def _what(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (bool, int, float)):
+        return "a number" if not isinstance(value, bool) else "a boolean"
+    if isinstance(value, _SEQ):
+        return "a list"
+    return "a mapping" if isinstance(value, Mapping) else type(value).__name__
+
+
 def unsafe_layers(model: Any) -> list[str]:
     """Names (``class 'name'``) of layers that would run Python code when deserialized."""
     found: list[str] = []
@@ -87,7 +137,7 @@ def unsafe_layers(model: Any) -> list[str]:
     def visit(node: Any) -> None:
         if isinstance(node, Mapping):
             cls = node.get("class_name")
-            if cls in UNSAFE:
+            if isinstance(cls, str) and cls in UNSAFE:
                 cfg = node.get("config")
                 name = cfg.get("name") if isinstance(cfg, Mapping) else None
                 found.append(f"{cls} {name!r}" if name else str(cls))
@@ -156,6 +206,16 @@ def input_embedding(model: Mapping[str, Any]) -> InputEmbedding | None:
                 mask_zero=cfg.get("mask_zero") is True,
             )
     return None
+
+
+def layers_of(model: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The layer entries of a serialized container (Functional, Sequential), in order."""
+    return _layers(model)
+
+
+def layer_name(layer: Mapping[str, Any]) -> str:
+    """A layer entry's name (``?`` if it has none)."""
+    return _name(layer)
 
 
 def _layers(model: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -247,20 +307,27 @@ def _functional_reads_input(layers: list[Mapping[str, Any]]) -> dict[str, bool]:
     by_name = {_name(x): x for x in layers}
     memo: dict[str, bool] = {}
 
-    def carries_input(name: str, depth: int = 0) -> bool:
+    def carries_input(name: str) -> bool:
         # True if the output of `name` is still the model's input (through transparent layers).
-        if name in memo:
-            return memo[name]
-        layer = by_name.get(name)
+        # A loop, not recursion: a config may chain thousands of layers, or chain them in a ring.
+        chain: dict[str, None] = {}  # ordered, and a set
         result = False
-        if layer is not None and depth < 1000:
-            cls = layer.get("class_name")
+        current: str | None = name
+        while current is not None and current not in chain:
+            if current in memo:
+                result = memo[current]
+                break
+            chain[current] = None
+            layer = by_name.get(current)
+            cls = None if layer is None else layer.get("class_name")
+            if layer is None or cls not in TRANSPARENT:
+                break
             if cls == "InputLayer":
                 result = True
-            elif cls in TRANSPARENT:
-                src = _first_source(layer)
-                result = src is not None and carries_input(src, depth + 1)
-        memo[name] = result
+                break
+            current = _first_source(layer)
+        for n in chain:
+            memo[n] = result
         return result
 
     reads: dict[str, bool] = {}
@@ -291,8 +358,9 @@ def _first_source(layer: Mapping[str, Any]) -> str | None:
 
 def _history_name(arg: Any) -> str | None:
     if isinstance(arg, Mapping):
-        if arg.get("class_name") == "__keras_tensor__":
-            hist = (arg.get("config") or {}).get("keras_history")
+        cfg = arg.get("config")
+        if arg.get("class_name") == "__keras_tensor__" and isinstance(cfg, Mapping):
+            hist = cfg.get("keras_history")
             if isinstance(hist, _SEQ) and hist and isinstance(hist[0], str):
                 return hist[0]
         return None

@@ -61,6 +61,17 @@ def _huge(path: str) -> Callable[[Path], None]:
     return edit
 
 
+def _bad_checksum(src: Path, dst: Path) -> None:
+    """A copy in the newest HDF5 format (checksummed object headers), one header damaged."""
+    with h5py.File(src) as f, h5py.File(dst, "w", libver="latest") as g:
+        for key, value in f.attrs.items():
+            g.attrs[key] = value
+        f.copy(f["model_weights"], g, "model_weights")
+    data = bytearray(dst.read_bytes())
+    data[data.index(b"OHDR") + 8] ^= 0xFF
+    dst.write_bytes(bytes(data))
+
+
 def make_corpus(good_keras: Path, good_h5: Path, out: Path) -> dict[str, Path]:
     """Write the broken files; returns {case: path}. good_keras has a top-level LSTM 'lstm'
     (5 inputs, 4 units); good_h5 is a legacy full model."""
@@ -108,6 +119,8 @@ def make_corpus(good_keras: Path, good_h5: Path, out: Path) -> dict[str, Path]:
     shutil.copy(good_h5, cases["h5 without weights"])
     with h5py.File(cases["h5 without weights"], "r+") as f:
         del f["model_weights"]
+    cases["damaged object header"] = out / "bad_checksum.h5"
+    _bad_checksum(good_h5, cases["damaged object header"])
     cases["empty h5"] = out / "empty.h5"
     with h5py.File(cases["empty h5"], "w"):
         pass

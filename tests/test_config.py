@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from lstm_report.config import DEFAULT_TITLE, load_config, parse_config
 from lstm_report.errors import ConfigError
+from tests.hostile import assert_refused, run_cli
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -226,3 +228,43 @@ def test_models_per_config_limit(tmp_path: Path) -> None:
     assert time.monotonic() - start < 3
     with pytest.raises(ConfigError, match=r"^models: 1,001 models; one config names at most 1,000"):
         parse_config({"models": [f"m{i}.keras" for i in range(1001)]})
+
+
+# --- hostile configs (issue 9): one line, never a hang, a MemoryError or an internal error ---
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "/dev/urandom"])
+def test_config_that_is_not_a_regular_file(kind: str, tmp_path: Path) -> None:
+    # In a subprocess: reading a FIFO waits forever, /dev/zero never ends.
+    path = tmp_path / "fifo.yaml" if kind == "fifo" else Path(kind)
+    if kind == "fifo":
+        os.mkfifo(path)
+    r = run_cli(path, tmp_path, timeout=30)
+    line = assert_refused(r, tmp_path, str(path))
+    assert "not a regular file" in line
+
+
+def test_config_larger_than_10_mib(tmp_path: Path) -> None:
+    p = write(tmp_path, "# padding\n" * (11 * 2**20 // 10) + "models: [x.keras]\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: config is larger than 10 MiB; refused"):
+        load_config(p)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "title: x\nmodels:\n  - path: m.keras\n    probe: {path: p.npy, sequence: "
+            + "9" * 5000
+            + "}\n",
+            r"exp\.yaml:4: invalid YAML: integer too long \(5,000 characters\)",
+        ),
+        ("models: " + "[" * 50_000 + "]" * 50_000, r"exp\.yaml: invalid YAML: nested too deeply"),
+        ("title: 2001-13-45\nmodels: [a.keras]", r"exp\.yaml: invalid YAML: month must be in"),
+    ],
+    ids=["5000-digit integer", "deep nesting", "impossible date"],
+)
+def test_yaml_values_python_cannot_build(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(write(tmp_path, text))
+    assert "\n" not in str(info.value)

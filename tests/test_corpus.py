@@ -25,6 +25,7 @@ CASES = [
     "string weights",
     "truncated h5",
     "h5 without weights",
+    "damaged object header",
     "empty h5",
     "garbage",
 ]

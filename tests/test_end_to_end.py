@@ -287,6 +287,15 @@ def test_cli_model_error_names_file(tmp_path: Path) -> None:
     assert r.stderr.count("\n") == 1
 
 
+def test_cli_error_quoting_a_hostile_name_stays_one_line(tmp_path: Path) -> None:
+    # Names come from files anyone may submit: no line breaks, no terminal escapes.
+    cfg = write_config(tmp_path, 'models: ["bad\\nerror: forged\\e(0.keras"]\n')
+    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "\x1b" not in r.stderr, r.stderr
+    assert "bad\\nerror: forged\\x1b(0.keras" in r.stderr
+
+
 def test_help_does_not_import_tensorflow() -> None:
     code = (
         "import sys\n"

@@ -12,12 +12,12 @@ Three layouts (see docs/formats.md for the sources these rules were taken from):
   architecture, so LSTMs are recognised from weight names and shapes.
 
 Anything that does not match exactly raises DirectReadError; the caller falls back to
-Keras or reports it. Nothing is guessed silently.
+Keras or reports it. Nothing is guessed silently. A damaged or hostile file raises
+CorruptModelError, which no reader tries.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from lstm_report.config import natural_key
-from lstm_report.errors import ModelLoadError
+from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
+from lstm_report.readers.safety import check_dataset, open_weights
 from lstm_report.topology import (
     CONTAINERS,
     InputEmbedding,
@@ -39,6 +40,8 @@ from lstm_report.topology import (
     input_embedding,
     input_shape,
     layer_kind,
+    layer_name,
+    layers_of,
 )
 
 
@@ -46,31 +49,19 @@ class DirectReadError(ModelLoadError):
     """The file cannot be read without Keras (a layout this reader does not know for sure)."""
 
 
-class CorruptModelError(ModelLoadError):
-    """The file is damaged (data missing or impossible): no reader should try it."""
-
-
 def read_array(ds: Any, where: str) -> np.ndarray:
     """One dataset as an array, refusing what a damaged file could make us allocate.
 
     An HDF5 dataset declares its shape in a header; a truncated or crafted file can declare
-    far more data than it stores. Keras never compresses weights, so stored bytes below the
-    declared size mean the data is not there: fail now, before allocating anything.
+    far more data than it stores, or keep it in other files. inspect_file refused such files
+    already (readers/safety.py); checked again here, cheaply, right before allocating.
     """
     name = getattr(ds, "name", "?")
     if ds.dtype.kind != "f":
         raise CorruptModelError(
             f"{where}: weights {name} have dtype {ds.dtype}, not floating point"
         )
-    declared = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
-    filters = ds.compression is not None or bool(getattr(ds, "scaleoffset", None))
-    if not filters and declared:
-        stored = ds.id.get_storage_size()
-        if stored < declared:
-            raise CorruptModelError(
-                f"{where}: weights {name} declare shape {ds.shape} ({declared:,} bytes) but the "
-                f"file stores {stored:,} bytes of them (truncated or damaged file)"
-            )
+    check_dataset(ds.id, name, where)
     return np.asarray(ds[()])
 
 
@@ -99,7 +90,7 @@ def read(
             return _read_weights_only(f, info, name, where, assume)
     except ModelLoadError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         raise DirectReadError(f"{where}: cannot read {info.path.name} directly: {exc}") from exc
 
 
@@ -133,7 +124,7 @@ def _settings(cfg: Mapping[str, Any], legacy: bool, class_name: str) -> dict[str
         act, rec = "tanh", "sigmoid"
     else:
         cell = cfg.get("cell")
-        src = cell.get("config", {}) if isinstance(cell, Mapping) else cfg
+        src = (cell.get("config") or {}) if isinstance(cell, Mapping) else cfg
         act = _act(src.get("activation"), legacy, "tanh")
         rec = _act(src.get("recurrent_activation"), legacy, "sigmoid")
     return {
@@ -147,7 +138,7 @@ def _settings(cfg: Mapping[str, Any], legacy: bool, class_name: str) -> dict[str
 
 def _use_bias(cfg: Mapping[str, Any]) -> bool:
     cell = cfg.get("cell")
-    src = cell.get("config", {}) if isinstance(cell, Mapping) else cfg
+    src = (cell.get("config") or {}) if isinstance(cell, Mapping) else cfg
     return bool(src.get("use_bias", True))
 
 
@@ -188,7 +179,7 @@ def _build(
         kernel, rk, bias = _check_arrays(
             arrs, _use_bias(cfg), f"{where}: {found.path} ({direction})"
         )
-        units = cfg.get("units") or (cfg.get("cell") or {}).get("config", {}).get("units")
+        units = cfg.get("units") or ((cfg.get("cell") or {}).get("config") or {}).get("units")
         if isinstance(units, int) and units != rk.shape[0]:
             raise CorruptModelError(
                 f"{where}: {found.path}: config says {units} units, weights have {rk.shape[0]}"
@@ -196,7 +187,9 @@ def _build(
         settings = _settings(cfg, legacy, cls)
         if wrapper:
             settings["return_sequences"] = bool(
-                (found.config.get("layer") or {}).get("config", {}).get("return_sequences", False)
+                ((found.config.get("layer") or {}).get("config") or {}).get(
+                    "return_sequences", False
+                )
             )
         out.append(
             LSTMWeights(
@@ -289,11 +282,10 @@ def keras3_groups(model: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
 
     def walk(entry: Mapping[str, Any], group: str, prefix: str) -> None:
-        cfg = entry.get("config") or {}
         layers = [
             x
-            for x in (cfg.get("layers") or [])
-            if isinstance(x, Mapping) and not str(x.get("module") or "").startswith("keras.src.ops")
+            for x in layers_of(entry)
+            if not str(x.get("module") or "").startswith("keras.src.ops")
         ]
         if (
             entry.get("class_name") == "Sequential"
@@ -304,7 +296,7 @@ def keras3_groups(model: Mapping[str, Any]) -> dict[str, str]:
         used: dict[str, int] = {}
         for x in layers:
             child = f"{group}layers/{_unique(_snake(str(x.get('class_name'))), used)}"
-            name = x.get("name") or (x.get("config") or {}).get("name")
+            name = layer_name(x)
             path = f"{prefix}{name}"
             out[path] = child
             if x.get("class_name") in CONTAINERS:
@@ -327,13 +319,8 @@ def _read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
 
     assert info.config is not None
     config = info.config
-    with zipfile.ZipFile(info.path) as zf:
-        member = zf.getinfo("model.weights.h5")
-        if member.compress_type == zipfile.ZIP_STORED:
-            raw: Any = zf.open(member)  # Keras stores it uncompressed: read in place, seekable
-        else:
-            raw = io.BytesIO(zf.read(member))
-        with raw, h5py.File(raw, "r") as h5:
+    with zipfile.ZipFile(info.path) as zf, open_weights(zf, where) as raw:
+        with h5py.File(raw, "r") as h5:
             groups = keras3_groups(config)
             lstms: list[LSTMWeights] = []
             others: list[OtherLayer] = []

@@ -8,8 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_report.errors import ModelLoadError, UnsafeModelError
-from lstm_report.topology import unsafe_layers
+from lstm_report.errors import CorruptModelError, ModelLoadError, UnsafeModelError
+from lstm_report.limits import (
+    MAX_JSON_DEPTH,
+    MAX_METADATA_BYTES,
+    MAX_MODEL_CONFIG_BYTES,
+    NotRegularFileError,
+    json_depth_exceeds,
+    open_regular,
+    size_text,
+    zip_member_problem,
+)
+from lstm_report.readers.safety import check_hdf5, open_weights, read_member, show
+from lstm_report.topology import structure_problem, unsafe_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -27,15 +38,23 @@ class ModelFile:
 
 
 def inspect_file(path: Path, *, where: str) -> ModelFile:
-    """Check the file exists and is a model file; read its config. Raises ModelLoadError."""
+    """Check the file exists, is a model file and is safe to read; read its config.
+
+    Raises ModelLoadError; CorruptModelError for what no reader may try (docs/formats.md,
+    "Hostile files"). Every reader, Keras included, runs only after this.
+    """
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(8)
     except FileNotFoundError:
         raise ModelLoadError(f"{where}: model file not found: {path}") from None
     except IsADirectoryError:
         raise ModelLoadError(
             f"{where}: {path} is a directory; expected a .keras or .h5 model file"
+        ) from None
+    except NotRegularFileError as exc:
+        raise ModelLoadError(
+            f"{where}: {path} is {exc}; expected a .keras or .h5 model file"
         ) from None
     except OSError as exc:
         raise ModelLoadError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
@@ -67,28 +86,51 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
+            for info in zf.infolist():  # Keras, as a fallback, may extract every member
+                problem = zip_member_problem(info)
+                if problem is not None:
+                    raise CorruptModelError(f"{where}: {show(info.filename)} {problem}")
             if "config.json" not in names:
                 raise ModelLoadError(
                     f"{where}: {path} is a zip file but not a .keras model (no config.json inside)"
                 )
-            config = _json(zf.read("config.json"), path, where)
+            raw = read_member(zf, "config.json", MAX_MODEL_CONFIG_BYTES, where)
+            config = _json(raw, path, where, "config.json")
             version = None
             if "metadata.json" in names:
-                meta = _json(zf.read("metadata.json"), path, where)
-                version = meta.get("keras_version") if isinstance(meta, dict) else None
+                raw = read_member(zf, "metadata.json", MAX_METADATA_BYTES, where)
+                meta = _json(raw, path, where, "metadata.json")
+                if isinstance(meta, dict):
+                    version = _version_text(
+                        meta.get("keras_version"), path, where, "metadata.json's"
+                    )
             if "model.weights.h5" not in names:
                 raise ModelLoadError(
                     f"{where}: {path} has no model.weights.h5 inside (incomplete .keras file)"
                 )
+            _check_weights(zf, path, where)
     except zipfile.BadZipFile as exc:
         raise ModelLoadError(
             f"{where}: {path} is a corrupt or truncated .keras file ({exc})"
         ) from None
     except (OSError, EOFError) as exc:
         raise ModelLoadError(f"{where}: cannot read {path}: {exc}") from None
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{where}: {path}: config.json does not describe a model")
     return ModelFile(path=path, format="keras", config=config, keras_version=version)
+
+
+def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
+    import h5py
+
+    label = f"{where}: model.weights.h5"
+    with open_weights(zf, where) as raw:
+        try:
+            with h5py.File(raw, "r") as h5:
+                check_hdf5(h5, label)
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            # h5py raises any of these for a damaged file
+            raise ModelLoadError(
+                f"{label} in {path} is not a readable HDF5 file ({_first_line(exc)})"
+            ) from None
 
 
 def _inspect_h5(path: Path, where: str) -> ModelFile:
@@ -96,30 +138,77 @@ def _inspect_h5(path: Path, where: str) -> ModelFile:
 
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5(f, where)
             raw = f.attrs.get("model_config")
             version = f.attrs.get("keras_version")
-    except OSError as exc:
+    except (OSError, RuntimeError, KeyError) as exc:  # h5py raises any of these for damage
         raise ModelLoadError(
-            f"{where}: {path} is a corrupt or truncated HDF5 file ({exc})"
+            f"{where}: {path} is a corrupt or truncated HDF5 file ({_first_line(exc)})"
         ) from None
-    config = None
-    if raw is not None:
-        config = _json(raw, path, where)
-        if not isinstance(config, dict):
-            raise ModelLoadError(f"{where}: {path}: model_config does not describe a model")
-    if isinstance(version, bytes):
-        version = version.decode("utf-8", "replace")
+    except (TypeError, ValueError) as exc:  # an attribute of a type h5py cannot convert
+        raise CorruptModelError(f"{where}: {path}: unreadable root attribute ({exc})") from None
+    config = None if raw is None else _json(raw, path, where, "model_config attribute")
     return ModelFile(
-        path=path, format="h5", config=config, keras_version=str(version) if version else None
+        path=path,
+        format="h5",
+        config=config,
+        keras_version=_version_text(version, path, where, "the attribute"),
     )
 
 
-def _json(raw: Any, path: Path, where: str) -> Any:
+def _version_text(value: Any, path: Path, where: str, what: str) -> str | None:
+    """A stored keras_version: a string, or nothing; anything else is refused."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 100:
+        shape = getattr(value, "shape", None)
+        kind = f"an array of shape {shape}" if shape is not None else type(value).__name__
+        raise CorruptModelError(
+            f"{where}: {path}: {what} keras_version is not a string ({kind}); damaged file"
+        )
+    return value or None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _json(raw: Any, path: Path, where: str, what: str) -> dict[str, Any]:
+    """A stored JSON object (config.json, metadata.json, model_config), within the limits.
+
+    A model config must also have the layer structure Keras writes (topology.structure_problem).
+    """
+    limit = MAX_METADATA_BYTES if what == "metadata.json" else MAX_MODEL_CONFIG_BYTES
+    if isinstance(raw, (bytes, str)) and len(raw) > limit:
+        raise CorruptModelError(
+            f"{where}: {path}: {what} is larger than {size_text(limit)}; refused"
+        )
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        value = None
+        deep = True
     except (ValueError, TypeError) as exc:
         raise ModelLoadError(
             f"{where}: {path}: stored model config is not valid JSON ({exc})"
         ) from None
+    else:
+        deep = json_depth_exceeds(value, MAX_JSON_DEPTH)
+    if deep:
+        raise CorruptModelError(
+            f"{where}: {path}: {what} is nested more than {MAX_JSON_DEPTH} levels deep; refused"
+        )
+    if not isinstance(value, dict):
+        if what == "metadata.json":
+            return {}
+        raise ModelLoadError(f"{where}: {path}: {what} does not describe a model")
+    if what != "metadata.json":
+        problem = structure_problem(value)
+        if problem is not None:
+            raise CorruptModelError(f"{where}: {path}: {what}: {problem}")
+    return value

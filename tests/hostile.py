@@ -1,0 +1,348 @@
+"""Hostile files, built from good ones: each tries to make a report read another file, wait
+forever, or allocate gigabytes. Used by tests/test_hostile.py; see docs/formats.md
+("Hostile files: what is refused and why").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+SECRET_MARK = b"SECRET-7f3a9c-MUST-NOT-LEAK"
+SECRET_VALUE = 31337.0
+"""The secret files hold this float32 value (and the mark): neither may reach any output."""
+
+GiB = 2**30
+
+
+def write_secrets(d: Path) -> tuple[Path, Path]:
+    """A raw secret file and an HDF5 secret file (one dataset per shape used below)."""
+    raw = d / "secret.bin"
+    raw.write_bytes(np.full(4096, SECRET_VALUE, "<f4").tobytes() + SECRET_MARK)
+    h5 = d / "secret.h5"
+    with h5py.File(h5, "w") as f:
+        for shape in ((5, 16), (4, 16), (16,), (3, 20), (5, 20), (20,)):
+            f[_shape_name(shape)] = np.full(shape, SECRET_VALUE, "<f4")
+        f.attrs["mark"] = SECRET_MARK
+    return raw, h5
+
+
+def _shape_name(shape: tuple[int, ...]) -> str:
+    return "d" + "x".join(map(str, shape))
+
+
+# --- running the CLI on them ----------------------------------------------------------------
+
+
+def _limit_memory() -> None:
+    # A reader that believed a declared size, or inflated a bomb, dies here.
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+
+def run_cli(config: Path, tmp: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    out = tmp / "out"
+    out.mkdir(exist_ok=True)
+    try:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lstm_report",
+                "build",
+                str(config),
+                "-o",
+                str(out / "r.html"),
+                "--json",
+                str(out / "r.json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=_limit_memory,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"no answer within {timeout} s (waiting forever or inflating a bomb)")
+
+
+def assert_refused(r: subprocess.CompletedProcess[str], tmp: Path, *names: str) -> str:
+    """Exit 1, one line naming every name, no internal error, nothing written, no secret."""
+    lines = r.stderr.splitlines()
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-2000:]
+    assert "internal error" not in lines[0] and "Traceback" not in r.stderr, lines[0]
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert not any((tmp / "out").iterdir()), "a report was written"
+    assert_no_secret(r.stdout + r.stderr)
+    return lines[0]
+
+
+def assert_no_secret(text: str) -> None:
+    assert SECRET_MARK.decode() not in text
+    assert str(int(SECRET_VALUE)) not in text
+
+
+# --- editing the HDF5 file of a model ------------------------------------------------------
+
+
+def rezip(src: Path, dst: Path, edit: Callable[[Path], None]) -> Path:
+    """Copy a .keras zip (members stored, as Keras writes them), editing its weights file."""
+    work = dst.with_suffix(".work")
+    work.mkdir()
+    with zipfile.ZipFile(src) as zf:
+        zf.extractall(work)
+    edit(work / "model.weights.h5")
+    with zipfile.ZipFile(dst, "w") as zf:
+        for name in ("metadata.json", "config.json", "model.weights.h5"):
+            zf.write(work / name, name)
+    shutil.rmtree(work)
+    return dst
+
+
+def edit_h5(src: Path, dst: Path, edit: Callable[[Path], None]) -> Path:
+    shutil.copy(src, dst)
+    edit(dst)
+    return dst
+
+
+def external_storage(dataset: str, secret_raw: Path) -> Callable[[Path], None]:
+    """The dataset's bytes live in secret_raw (h5py ``external=``)."""
+
+    def edit(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            shape, dtype = f[dataset].shape, f[dataset].dtype
+            del f[dataset]
+            size = int(np.prod(shape)) * dtype.itemsize
+            f.create_dataset(dataset, shape, dtype, external=[(str(secret_raw), 0, size)])
+
+    return edit
+
+
+def virtual(dataset: str, secret_h5: Path) -> Callable[[Path], None]:
+    """The dataset is a virtual dataset mapping a dataset of secret_h5."""
+
+    def edit(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            shape, dtype = f[dataset].shape, f[dataset].dtype
+            del f[dataset]
+            layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+            layout[...] = h5py.VirtualSource(str(secret_h5), _shape_name(shape), shape=shape)
+            f.create_virtual_dataset(dataset, layout)
+
+    return edit
+
+
+def external_link(dataset: str, secret_h5: Path) -> Callable[[Path], None]:
+    """The dataset's name is an external link to a dataset of secret_h5."""
+
+    def edit(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            shape = f[dataset].shape
+            del f[dataset]
+            f[dataset] = h5py.ExternalLink(str(secret_h5), "/" + _shape_name(shape))
+
+    return edit
+
+
+def soft_link_cycle(group: str) -> Callable[[Path], None]:
+    """Two soft links in group pointing at each other, and one pointing at itself."""
+
+    def edit(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            f[f"{group}/ping"] = h5py.SoftLink(f"/{group}/pong")
+            f[f"{group}/pong"] = h5py.SoftLink(f"/{group}/ping")
+            f[f"{group}/self"] = h5py.SoftLink(f"/{group}/self")
+
+    return edit
+
+
+def gzip_bomb_lstm(group: str, names: tuple[str, str, str]) -> Callable[[Path], None]:
+    """An LSTM of 1024 units on 262144 inputs (4 GiB of kernel), gzip-compressed, a few KB stored:
+    the shapes are consistent, only the stored bytes give it away."""
+
+    def edit(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            for name, shape in zip(names, ((262144, 4096), (1024, 4096), (4096,))):
+                del f[f"{group}/{name}"]
+                ds = f.create_dataset(
+                    f"{group}/{name}", shape, "<f4", chunks=True, compression="gzip"
+                )
+                ds[(0,) * len(shape)] = 0.5  # one chunk written, the rest declared
+
+    return edit
+
+
+def config_edit(edit: Callable[[dict], object]) -> Callable[[Path], None]:
+    """Edit the model_config attribute of a legacy .h5 file (JSON)."""
+
+    def run(h5: Path) -> None:
+        with h5py.File(h5, "r+") as f:
+            cfg = json.loads(f.attrs["model_config"])
+            edit(cfg)
+            f.attrs["model_config"] = json.dumps(cfg)
+
+    return run
+
+
+def with_config(src: Path, dst: Path, config: bytes) -> Path:
+    """A copy of a .keras zip with another config.json."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = config if item.filename == "config.json" else zin.read(item)
+            zout.writestr(item.filename, data)
+    return dst
+
+
+def nested_models(depth: int) -> dict:
+    """A Sequential holding a Sequential holding ... depth levels, an LSTM at the bottom."""
+    node: dict = {
+        "module": "keras.layers",
+        "class_name": "LSTM",
+        "config": {"name": "lstm", "units": 4},
+    }
+    for i in range(depth):
+        node = {
+            "module": "keras",
+            "class_name": "Sequential",
+            "config": {"name": f"seq_{i}", "layers": [node]},
+        }
+    return node
+
+
+# --- zip files with decompression bombs ----------------------------------------------------
+
+
+def deflate_bomb(prefix: bytes, total: int, fill: bytes = b" ") -> tuple[bytes, int]:
+    """A raw deflate stream of prefix, then fill up to exactly total bytes, and its CRC-32,
+    built in a second: one self-contained compressed MiB of fill, repeated."""
+    unit = fill * 2**20
+    n, rest = divmod(total - len(prefix), len(unit))
+
+    def part(data: bytes) -> bytes:  # byte-aligned, refers to nothing before it
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+
+    block = part(unit)
+    out = [part(prefix)] + [block] * n + [part(fill * rest)]
+    out.append(zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH))
+    crc = zlib.crc32(prefix)
+    for _ in range(n):
+        crc = zlib.crc32(unit, crc)
+    return b"".join(out), zlib.crc32(fill * rest, crc)
+
+
+def write_raw_zip(
+    path: Path, members: list[tuple[str, int, bytes, int, int]], flags: int = 0
+) -> Path:
+    """A zip of (name, method, data as stored, crc, declared size): headers say what we say."""
+    out = bytearray()
+    central = bytearray()
+    for name, method, data, crc, size in members:
+        offset = len(out)
+        nb = name.encode()
+        out += struct.pack(
+            "<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(data), size, len(nb), 0
+        )
+        out += nb + data
+        central += struct.pack(
+            "<4s6H3L5H2L",
+            b"PK\x01\x02",
+            20,
+            20,
+            flags,
+            method,
+            0,
+            0x21,
+            crc,
+            len(data),
+            size,
+            len(nb),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        central += nb
+    n = len(members)
+    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), len(out), 0)
+    path.write_bytes(bytes(out + central + eocd))
+    return path
+
+
+def keras_with_headers(src: Path, dst: Path, method: int, flags: int, size_delta: int) -> Path:
+    """A copy of a .keras zip whose config.json has odd headers: another compression method
+    number, flag bits (1: encrypted; for every member, config.json comes first), a declared
+    size off by size_delta."""
+    members = []
+    with zipfile.ZipFile(src) as zf:
+        for name in ("config.json", "metadata.json", "model.weights.h5"):
+            data = zf.read(name)
+            odd = name == "config.json"
+            members.append(
+                (
+                    name,
+                    method if odd else zipfile.ZIP_STORED,
+                    data,
+                    zlib.crc32(data),
+                    len(data) + (size_delta if odd else 0),
+                )
+            )
+    return write_raw_zip(dst, members, flags)
+
+
+def keras_with_bomb(
+    src: Path, dst: Path, member: str, total: int = 2 * GiB, lie: bool = False
+) -> Path:
+    """A copy of a .keras zip whose member inflates to total bytes (its real content, then
+    padding: spaces for JSON, zeros for HDF5; an unknown member is added, empty at first).
+    lie: the headers declare the real size only."""
+    members = []
+    with zipfile.ZipFile(src) as zf:
+        names = ["metadata.json", "config.json", "model.weights.h5"]
+        for name in names + ([] if member in names else [member]):
+            data = zf.read(name) if name in names else b""
+            if name == member:
+                fill = b"\0" if name.endswith(".h5") else b" "
+                bomb, crc = deflate_bomb(data, total, fill)
+                size = len(data) if lie else total
+                members.append((name, zipfile.ZIP_DEFLATED, bomb, crc, size))
+            else:
+                members.append((name, zipfile.ZIP_STORED, data, zlib.crc32(data), len(data)))
+    return write_raw_zip(dst, members)
+
+
+# --- probe files ---------------------------------------------------------------------------
+
+
+def npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
+    """The header of an .npy file of this shape (the data is for the caller to add, or not)."""
+    import io
+
+    buf = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
+def npz_bomb(path: Path, shape: tuple[int, ...]) -> Path:
+    """A compressed .npz whose one member is an honest .npy of zeros inflating to gigabytes."""
+    header = npy_header(shape)
+    total = len(header) + int(np.prod(shape)) * 4
+    bomb, crc = deflate_bomb(header, total, b"\0")
+    return write_raw_zip(path, [("x.npy", zipfile.ZIP_DEFLATED, bomb, crc, total)])

@@ -126,8 +126,8 @@ def _as_options() -> Iterator[None]:
 def check_model_options(model: Any, cfg: Config) -> None:
     """Raise ConfigError now if ``cfg``'s layers, feature names or probe do not fit ``model``."""
     from lstm_report.analysis import feature_names, select_layers
-    from lstm_report.probe import load_probe, probe_shape
     from lstm_report.readers.keras_reader import from_model
+    from lstm_report.readers.probe import load_probe, probe_shape
 
     spec = cfg.models[0]
     weights = from_model(model, name=spec.name, path=spec.path)
@@ -147,11 +147,12 @@ def _build(
     workers: Workers,
     loaded: Mapping[int, InMemory] | None = None,
 ) -> BuildResult:
-    from lstm_report.analysis import analyse_model, headlines, verify_model
+    from lstm_report.analysis import analyse_model, headlines
     from lstm_report.analysis.compare import compare_models, side
     from lstm_report.analysis.takeaways import takeaways
     from lstm_report.figures import draw_figures
     from lstm_report.readers import keras_inputs, read_model
+    from lstm_report.readers.probe import load_probe, probe_shape
     from lstm_report.render import render_html
     from lstm_report.report_json import dumps, report_json
     from lstm_report.write import check_outputs, write_files
@@ -183,7 +184,10 @@ def _build(
         weights = mem.weights if mem is not None else read_model(spec)
         inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
         say(f"{of}analysing {spec.name}")
-        analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs)
+        probe = load_probe(spec, probe_shape(weights))
+        analysed = analyse_model(
+            spec, weights, i, checks=cfg.checks, keras_inputs=inputs, probe=probe
+        )
         to_verify.append(verify if verify is not None else weights.reader == "keras")
         if spec.series or (mem is not None and len(mem.series) > 1):
             snapshots = mem.series if mem is not None else _read_checkpoints(spec, say)
@@ -199,6 +203,8 @@ def _build(
     # while the worker processes draw the figures, which do not depend on it.
     if any(to_verify):
         say("verifying against Keras")
+        from lstm_report.verify import verify_model
+
         models = [verify_model(m, cfg.checks) if v else m for m, v in zip(models, to_verify)]
     comparisons = tuple(
         compare_models(sides[c.baseline], sides[c.candidate], c.index, f"compare[{c.index}]")

@@ -1,15 +1,18 @@
-"""Prove the decomposition on the model itself: numpy replay vs a Keras LSTM layer."""
+"""The one stage that needs Keras: prove the decomposition on the model itself, numpy
+replay vs a Keras LSTM layer with the same settings and arrays (Keras imported lazily)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from lstm_report.analysis import KEPT_SEQUENCES as MAX_SEQUENCES
+from lstm_report.analysis import with_findings
+from lstm_report.config import Checks
 from lstm_report.errors import LstmReportError
 from lstm_report.gates import replay
-from lstm_report.model import LSTMWeights, Verification
-
-MAX_SEQUENCES = 32
-"""Verification runs on at most this many probe sequences: enough to expose any mix-up."""
+from lstm_report.model import LayerAnalysis, LSTMWeights, ModelAnalysis, Verification
 
 
 def random_inputs(w: LSTMWeights, *, sequences: int = 8, steps: int = 12) -> np.ndarray:
@@ -48,3 +51,20 @@ def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Veri
     except LstmReportError as exc:
         return Verification(None, inputs, tolerance, error=str(exc))
     return Verification(float(np.max(np.abs(got - expected))), inputs, tolerance)
+
+
+def verify_layer_analysis(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:
+    """Replay the layer against Keras (probe inputs, else random) and update its findings."""
+    if any(st.W.nonfinite + st.U.nonfinite for st in la.gates):
+        return with_findings(la, model, checks)  # NaN weights: no output to compare
+    w = la.weights
+    if la.probe_inputs is not None:
+        verification = verify(w, la.probe_inputs, "probe", checks.verify_tolerance)
+    else:
+        verification = verify(w, random_inputs(w), "random", checks.verify_tolerance)
+    return with_findings(replace(la, verification=verification), model, checks)
+
+
+def verify_model(ma: ModelAnalysis, checks: Checks) -> ModelAnalysis:
+    """Every layer of a model, verified against Keras."""
+    return replace(ma, layers=tuple(verify_layer_analysis(la, ma.name, checks) for la in ma.layers))

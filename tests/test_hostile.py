@@ -143,7 +143,7 @@ def test_other_misshapen_configs(field: str, simple_model: Any, tmp_path: Path) 
 
 
 def test_long_chain_of_layers_is_walked_without_recursion() -> None:
-    from lstm_report.topology import find_recurrent
+    from lstm_report.readers.topology import find_recurrent
 
     def layer(cls: str, name: str, source: str | None) -> dict[str, Any]:
         nodes = [] if source is None else [[[source, 0, 0, {}]]]

@@ -13,7 +13,7 @@ import pytest
 
 from lstm_report.config import ModelSpec, ProbeSpec
 from lstm_report.errors import ConfigError
-from lstm_report.probe import ProbeShape, load_probe
+from lstm_report.readers.probe import ProbeShape, load_probe
 from tests import hostile
 from tests.hostile import assert_refused, run_cli
 

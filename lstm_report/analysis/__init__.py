@@ -11,6 +11,7 @@ import numpy as np
 from lstm_report.analysis.findings import layer_findings
 from lstm_report.analysis.importance import occlusion_importance
 from lstm_report.analysis.memory import timescales
+from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import gate_spectra
 from lstm_report.analysis.stats import feature_importance, gate_stats
 from lstm_report.config import Checks, ModelSpec
@@ -25,9 +26,9 @@ from lstm_report.model import (
     ModelWeights,
     severity_rank,
 )
-from lstm_report.probe import load_probe, probe_shape
-from lstm_report.probing import KerasInputs, LayerRun, ProbeFlow
-from lstm_report.verify import MAX_SEQUENCES
+
+KEPT_SEQUENCES = 32
+"""Probe inputs a layer keeps for verification: enough to expose any mix-up."""
 
 
 def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
@@ -79,7 +80,6 @@ def analyse_layer(
     model: str = "",
     checks: Checks = Checks(),
     run: LayerRun | None = None,
-    verify_layer: bool = False,
 ) -> LayerAnalysis:
     """Everything about one layer: statistics, spectra, memory, probe activity, findings."""
     check_shapes(w.kernel, w.recurrent_kernel, w.bias, w.label)
@@ -101,10 +101,8 @@ def analyse_layer(
         spectra=spectra,
         timescales=timescales(w, gates, forget),
         activity=activity,
-        probe_inputs=None if run is None or run.inputs is None else run.inputs[:MAX_SEQUENCES],
+        probe_inputs=None if run is None or run.inputs is None else run.inputs[:KEPT_SEQUENCES],
     )
-    if verify_layer:
-        return verify_layer_analysis(la, model, checks)
     return with_findings(la, model, checks)
 
 
@@ -124,38 +122,18 @@ def with_findings(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysi
     return replace(la, findings=findings)
 
 
-def verify_layer_analysis(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:
-    """Replay the layer against Keras (probe inputs, else random) and update its findings."""
-    from lstm_report.verify import random_inputs, verify
-
-    if any(st.W.nonfinite + st.U.nonfinite for st in la.gates):
-        return with_findings(la, model, checks)  # NaN weights: no output to compare
-    w = la.weights
-    if la.probe_inputs is not None:
-        verification = verify(w, la.probe_inputs, "probe", checks.verify_tolerance)
-    else:
-        verification = verify(w, random_inputs(w), "random", checks.verify_tolerance)
-    return with_findings(replace(la, verification=verification), model, checks)
-
-
-def verify_model(ma: ModelAnalysis, checks: Checks) -> ModelAnalysis:
-    """Every layer of a model, verified against Keras."""
-    return replace(ma, layers=tuple(verify_layer_analysis(la, ma.name, checks) for la in ma.layers))
-
-
 def analyse_model(
     spec: ModelSpec,
     weights: ModelWeights,
     index: int,
     *,
     checks: Checks = Checks(),
-    verify_layers: bool = False,
     keras_inputs: KerasInputs | None = None,
+    probe: np.ndarray | None = None,
 ) -> ModelAnalysis:
-    """Analyse the configured layers of one model (probe data included, if configured)."""
+    """Analyse the configured layers of one model, with its probe data (read by the caller)."""
     layers = select_layers(spec, weights)
     names = feature_names(spec, layers)
-    probe = load_probe(spec, probe_shape(weights))
     flow = None
     if probe is not None and spec.probe is not None:
         flow = ProbeFlow(weights, probe, spec.probe.sequence, keras_inputs)
@@ -175,7 +153,6 @@ def analyse_model(
                 model=spec.name,
                 checks=checks,
                 run=run,
-                verify_layer=verify_layers,
             )
         )
     if spec.feature_names is not None and names is None:

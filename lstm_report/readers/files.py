@@ -20,7 +20,7 @@ from lstm_report.limits import (
     zip_member_problem,
 )
 from lstm_report.readers.safety import check_hdf5, open_weights, read_member, show
-from lstm_report.topology import structure_problem, unsafe_layers
+from lstm_report.readers.topology import structure_problem, unsafe_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"

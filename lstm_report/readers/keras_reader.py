@@ -15,7 +15,7 @@ import numpy as np
 from lstm_report.errors import ModelLoadError, UnsafeModelError, quote, shorten
 from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
-from lstm_report.topology import (
+from lstm_report.readers.topology import (
     find_recurrent,
     input_dim,
     input_embedding,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lstm_report import __version__
 from lstm_report.config import Config, ModelSpec, checkpoint_label, load_config, parse_config
 from lstm_report.errors import ConfigError
-from lstm_report.model import ModelAnalysis, ModelWeights, ReportData
+from lstm_report.model import Comparison, ModelAnalysis, ModelWeights, ReportData
 
 if TYPE_CHECKING:
     from lstm_report.analysis.compare import Side
@@ -81,9 +81,10 @@ def build_report(
     loaded: dict[int, InMemory] = {}
     if _is_keras_model(config):
         config, loaded = _in_memory_config(config, options or {})
-    cfg = _as_config(config)
+    cfg = _with_overrides(_as_config(config), unsafe=unsafe, reader=reader, verify=verify)
+    outputs = (_output_path(cfg, output), Path(json_path) if json_path is not None else None)
     with Workers(enabled=processes) as workers:
-        return _build(cfg, output, json_path, unsafe, verify, reader, say, workers, loaded)
+        return _build(cfg, outputs, say, workers, loaded)
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -138,79 +139,113 @@ def check_model_options(model: Any, cfg: Config) -> None:
 
 def _build(
     cfg: Config,
-    output: str | Path | None,
-    json_path: str | Path | None,
-    unsafe: bool,
-    verify: bool | None,
-    reader: str | None,
+    outputs: tuple[Path, Path | None],
     say: Progress,
     workers: Workers,
-    loaded: Mapping[int, InMemory] | None = None,
+    loaded: Mapping[int, InMemory],
 ) -> BuildResult:
-    from lstm_report.analysis import analyse_model, headlines
-    from lstm_report.analysis.compare import compare_models, side
-    from lstm_report.analysis.takeaways import takeaways
-    from lstm_report.figures import draw_figures
-    from lstm_report.readers import keras_inputs, read_model
-    from lstm_report.readers.probe import load_probe, probe_shape
-    from lstm_report.render import render_html
-    from lstm_report.report_json import dumps, report_json
-    from lstm_report.write import check_outputs, write_files
+    """read -> analyse -> verify -> compare -> draw -> render -> write, one stage a call."""
+    from lstm_report.report_json import report_json
 
+    check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
+    read, pending = [], {}
+    for i, spec in enumerate(cfg.models):
+        read.append(_read_and_analyse(cfg, i, spec, loaded.get(i), say))
+        # The workers draw this model's figures while the next is read, and during verification.
+        pending.update({la.anchor: workers.submit("layer", la) for la in read[-1][0].layers})
+    models = _verified([m for m, _, _ in read], [v for _, v, _ in read], cfg, say)
+    comparisons = _compare(cfg, models, [sides for _, _, sides in read])
+    report = _report_data(cfg, models, comparisons)
+    figures = _draw(report, pending, workers, say)
+    data = report_json(report)
+    _render_and_write(report, figures, data, outputs, say)
+    return BuildResult(html_path=outputs[0], json_path=outputs[1], report=report, data=data)
+
+
+def _with_overrides(
+    cfg: Config, *, unsafe: bool, reader: str | None, verify: bool | None
+) -> Config:
+    """The config with the command line's overrides applied (they win over the file)."""
     if unsafe:
         cfg = replace(cfg, models=tuple(replace(m, unsafe=True) for m in cfg.models))
     if reader is not None:
         cfg = replace(cfg, models=tuple(replace(m, reader=reader) for m in cfg.models))
-    if verify is None:
-        verify = cfg.verify
-    html_path = _output_path(cfg, output)
-    json_out = Path(json_path) if json_path is not None else None
-    # Before any work: a typo in -o must never cost the model it names.
-    outputs = [("the HTML output", html_path)]
+    return cfg if verify is None else replace(cfg, verify=verify)
+
+
+def check_paths(
+    cfg: Config, outputs: tuple[Path, Path | None], loaded: Mapping[int, InMemory]
+) -> None:
+    """Refuse outputs that are inputs, or folders, FIFOs and devices (write.check_outputs)."""
+    from lstm_report.write import check_outputs
+
+    html_path, json_out = outputs
+    named = [("the HTML output", html_path)]
     if json_out is not None:
-        outputs.append(("the JSON output", json_out))
-    check_outputs(outputs, _inputs(cfg, loaded or {}))
+        named.append(("the JSON output", json_out))
+    check_outputs(named, _inputs(cfg, loaded))
 
-    models = []
-    sides: dict[str, Side] = {}  # what comparisons may name: models, model@checkpoint
-    wanted = {name for c in cfg.compare for name in (c.baseline, c.candidate)}
-    pending: dict[str, Any] = {}
-    to_verify: list[bool] = []
-    loaded = loaded or {}
-    for i, spec in enumerate(cfg.models):
-        of = f"model {i + 1}/{len(cfg.models)}: " if len(cfg.models) > 1 else ""
-        say(f"{of}reading {spec.name}")
-        mem = loaded.get(i)
-        weights = mem.weights if mem is not None else read_model(spec)
-        inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
-        say(f"{of}analysing {spec.name}")
-        probe = load_probe(spec, probe_shape(weights))
-        analysed = analyse_model(
-            spec, weights, i, checks=cfg.checks, keras_inputs=inputs, probe=probe
-        )
-        to_verify.append(verify if verify is not None else weights.reader == "keras")
-        if spec.series or (mem is not None and len(mem.series) > 1):
-            snapshots = mem.series if mem is not None else _read_checkpoints(spec, say)
-            series, kept = make_series(analysed, snapshots, wanted)
-            analysed = replace(analysed, series=series)
-            sides.update(kept)
-        models.append(analysed)
-        sides[analysed.name] = side(analysed)
-        # Start drawing this model's figures while the next one is read and analysed.
-        for la in analysed.layers:
-            pending[la.anchor] = workers.submit("layer", la)
-    # Verification needs Keras: it is imported (in this thread, see import_keras) and runs
-    # while the worker processes draw the figures, which do not depend on it.
-    if any(to_verify):
-        say("verifying against Keras")
-        from lstm_report.verify import verify_model
 
-        models = [verify_model(m, cfg.checks) if v else m for m, v in zip(models, to_verify)]
-    comparisons = tuple(
-        compare_models(sides[c.baseline], sides[c.candidate], c.index, f"compare[{c.index}]")
+def _read_and_analyse(
+    cfg: Config, i: int, spec: ModelSpec, mem: InMemory | None, say: Progress
+) -> tuple[ModelAnalysis, bool, dict[str, Side]]:
+    """One model: read, analyse, follow its checkpoints. Returns the analysis, whether to
+    verify it against Keras, and the sides comparisons may name (model, model@label)."""
+    from lstm_report.analysis import analyse_model
+    from lstm_report.analysis.compare import side
+    from lstm_report.readers import keras_inputs, read_model
+    from lstm_report.readers.probe import load_probe, probe_shape
+
+    of = f"model {i + 1}/{len(cfg.models)}: " if len(cfg.models) > 1 else ""
+    say(f"{of}reading {spec.name}")
+    weights = mem.weights if mem is not None else read_model(spec)
+    inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
+    probe = load_probe(spec, probe_shape(weights))
+    say(f"{of}analysing {spec.name}")
+    analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs, probe=probe)
+    sides: dict[str, Side] = {}
+    if spec.series or (mem is not None and len(mem.series) > 1):
+        snapshots = mem.series if mem is not None else _read_checkpoints(spec, say)
+        wanted = {name for c in cfg.compare for name in (c.baseline, c.candidate)}
+        series, sides = make_series(analysed, snapshots, wanted)
+        analysed = replace(analysed, series=series)
+    sides[analysed.name] = side(analysed)
+    verify = cfg.verify if cfg.verify is not None else weights.reader == "keras"
+    return analysed, verify, sides
+
+
+def _verified(
+    models: list[ModelAnalysis], wanted: list[bool], cfg: Config, say: Progress
+) -> list[ModelAnalysis]:
+    """Verification needs Keras: imported here, in this thread (see import_keras)."""
+    if not any(wanted):
+        return models
+    from lstm_report.verify import verify_model
+
+    say("verifying against Keras")
+    return [verify_model(m, cfg.checks) if v else m for m, v in zip(models, wanted)]
+
+
+def _compare(
+    cfg: Config, models: list[ModelAnalysis], sides: list[dict[str, Side]]
+) -> tuple[Comparison, ...]:
+    from lstm_report.analysis.compare import compare_models, side
+
+    named = {k: v for part in sides for k, v in part.items()}
+    named.update({m.name: side(m) for m in models})  # verified, where they were
+    return tuple(
+        compare_models(named[c.baseline], named[c.candidate], c.index, f"compare[{c.index}]")
         for c in cfg.compare
     )
-    report = ReportData(
+
+
+def _report_data(
+    cfg: Config, models: list[ModelAnalysis], comparisons: tuple[Comparison, ...]
+) -> ReportData:
+    from lstm_report.analysis import headlines
+    from lstm_report.analysis.takeaways import takeaways
+
+    return ReportData(
         title=cfg.title,
         generated=generated_at(),
         version=__version__,
@@ -221,19 +256,37 @@ def _build(
         warnings=run_warnings(models, comparisons),
         takeaways=takeaways(models, comparisons),
     )
+
+
+def _draw(
+    report: ReportData, pending: Mapping[str, Any], workers: Workers, say: Progress
+) -> dict[str, Any]:
+    from lstm_report.figures import draw_figures
+
     say("drawing figures")
-    figures = draw_figures(
-        [], comparisons, [m.series for m in report.models if m.series is not None], workers
-    )
+    series = [m.series for m in report.models if m.series is not None]
+    figures = draw_figures([], report.comparisons, series, workers)
     figures.update({anchor: f.result() for anchor, f in pending.items()})
-    data = report_json(report)
+    return figures
+
+
+def _render_and_write(
+    report: ReportData,
+    figures: Mapping[str, Any],
+    data: dict[str, Any],
+    outputs: tuple[Path, Path | None],
+    say: Progress,
+) -> None:
+    from lstm_report.render import render_html
+    from lstm_report.report_json import dumps
+    from lstm_report.write import write_files
+
     say("rendering")
-    html = render_html(report, figures, data)
-    texts = [(html_path, html)]
+    html_path, json_out = outputs
+    texts = [(html_path, render_html(report, figures, data))]
     if json_out is not None:
         texts.append((json_out, dumps(data)))
     write_files(texts)
-    return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
 
 
 def baselines_only(cfg: Config) -> frozenset[str]:

@@ -17,6 +17,7 @@ from lstm_report.model import Comparison, ModelAnalysis, ModelWeights, ReportDat
 
 if TYPE_CHECKING:
     from lstm_report.analysis.compare import Side
+    from lstm_report.analysis.probing import KerasInputs
     from lstm_report.analysis.series import Series
     from lstm_report.figures import Workers
 
@@ -28,7 +29,7 @@ class InMemory:
     """A model already in memory (from Keras): its weights, and optionally a series."""
 
     weights: ModelWeights
-    keras_inputs: Any = None
+    keras_inputs: KerasInputs | None = None
     series: tuple[tuple[str, ModelWeights], ...] = ()
     """(label, weights) snapshots in order, e.g. kept by ReportCallback."""
 

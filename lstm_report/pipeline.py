@@ -152,6 +152,7 @@ def _build(
     from lstm_report.analysis.takeaways import takeaways
     from lstm_report.figures import draw_figures
     from lstm_report.readers import keras_inputs, read_model
+    from lstm_report.readers.frameworks import FRAMEWORK_READERS
     from lstm_report.readers.probe import load_probe, probe_shape
     from lstm_report.render import render_html
     from lstm_report.report_json import dumps, report_json
@@ -182,7 +183,10 @@ def _build(
         say(f"{of}reading {spec.name}")
         mem = loaded.get(i)
         weights = mem.weights if mem is not None else read_model(spec)
-        inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
+        if mem is not None:
+            inputs = mem.keras_inputs
+        else:  # Keras can compute a Keras model's inner inputs, never a PyTorch/ONNX one's
+            inputs = keras_inputs(spec) if weights.reader not in FRAMEWORK_READERS else None
         say(f"{of}analysing {spec.name}")
         probe = load_probe(spec, probe_shape(weights))
         analysed = analyse_model(

@@ -123,7 +123,8 @@ class LSTMWeights:
 
 @dataclass(frozen=True)
 class OtherLayer:
-    """A recurrent layer that is not an LSTM: listed in the report, not analysed."""
+    """A recurrent layer that is neither an LSTM nor a GRU (ConvLSTM, SimpleRNN, CuDNNGRU, a
+    PyTorch nn.RNN): listed in the report, not analysed."""
 
     name: str
     kind: str

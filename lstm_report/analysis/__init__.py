@@ -32,7 +32,7 @@ KEPT_SEQUENCES = 32
 
 
 def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
-    """The LSTMs the config asks for (all by default), in model order."""
+    """The LSTMs and GRUs the config asks for (all by default), in model order."""
     if spec.layers is None:
         return weights.lstms
     available = weights.lstm_names()
@@ -45,11 +45,11 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, 
         if wanted in others:
             raise ConfigError(
                 f"{where}: {quote(wanted)} in {spec.path.name} is a {others[wanted]} layer, "
-                f"not an LSTM; LSTM layers: {names}"
+                f"not an LSTM or GRU; LSTM and GRU layers: {names}"
             )
         raise ConfigError(
-            f"{where}: no LSTM layer named {quote(wanted)} in {spec.path.name}; "
-            f"LSTM layers: {names}"
+            f"{where}: no LSTM or GRU layer named {quote(wanted)} in {spec.path.name}; "
+            f"LSTM and GRU layers: {names}"
         )
     keep = set(spec.layers)
     return tuple(w for w in weights.lstms if w.name in keep)
@@ -161,7 +161,7 @@ def analyse_model(
             "feature_names are not shown: no analysed LSTM reads the model input directly"
         )
     if not weights.lstms:
-        warnings.append("the model has no LSTM layer")
+        warnings.append("the model has no LSTM or GRU layer")
     importance = None
     if probe is not None and probe.dtype.kind == "f" and weights.lstms:
         importance, why = measured_importance(weights, probe, spec.feature_names)

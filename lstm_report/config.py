@@ -126,7 +126,7 @@ def load_config(path: str | Path) -> Config:
     return load(path)
 
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pt", ".pth", ".safetensors", ".onnx")
 """File names that `lstm-report build FILE` takes for a model file rather than a config."""
 
 _MAGIC = (b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")  # a zip (.keras) or an HDF5 file

@@ -1,4 +1,4 @@
-"""Pure numpy: split Keras' concatenated LSTM arrays by gate, and replay the layer.
+"""Pure numpy: a layer's gates as the analysis iterates over them, and its replay.
 
 Keras stores one LSTM as three arrays, gates concatenated along the last axis in the
 order i (input), f (forget), c (candidate), o (output)::
@@ -7,16 +7,23 @@ order i (input), f (forget), c (candidate), o (output)::
     recurrent_kernel  (units,     4*units)    U = [U_i | U_f | U_c | U_o]
     bias              (4*units,)              b = [b_i | b_f | b_c | b_o]
 
-and computes row vectors times matrices (x_t @ W_g), where most texts write W_g x_t.
+and computes row vectors times matrices (x_t @ W_g), where most texts write W_g x_t. A GRU
+is z, r, h likewise (cells/gru.py); PyTorch and ONNX layouts are split by their readers.
+Whatever the cell, `layer_gates` gives its gates with their roles, and `replay` runs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.cells import replay as replay_cell
+from lstm_report.cells.activations import (  # noqa: F401  (re-exported)
+    ACTIVATION_FORMULAS,
+    ACTIVATIONS,
+    activation_fn,
+)
 from lstm_report.errors import AnalysisError
 from lstm_report.model import GATES, LSTMWeights
 
@@ -31,7 +38,22 @@ class GateWeights:
     U: np.ndarray
     """(units, units): recurrent weights."""
     b: np.ndarray | None
-    """(units,), or None for use_bias=False."""
+    """(units,), or None for use_bias=False. The input-side bias where there are two."""
+    b_rec: np.ndarray | None = None
+    """(units,): the recurrent-side bias (PyTorch bias_hh, ONNX Rb, Keras reset_after row 1)."""
+    keeps: bool = False
+    """The memory gate (LSTM f, GRU z): it keeps that fraction of the old state."""
+    squashed: bool = True
+    """A 0..1 gate (the recurrent activation); False for the candidate."""
+    init_bias: float | None = None
+    """Where Keras starts this gate's bias, if not at 0 (unit_forget_bias: 1)."""
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        """The bias the gate adds at rest: b + b_rec (either alone; None without bias)."""
+        if self.b is None:
+            return self.b_rec
+        return self.b if self.b_rec is None else self.b + self.b_rec
 
 
 def check_shapes(
@@ -74,128 +96,60 @@ def split_gates(
 
 
 def layer_gates(w: LSTMWeights) -> tuple[GateWeights, ...]:
-    return split_gates(w.kernel, w.recurrent_kernel, w.bias)
+    """The gates of the layer's cell, in its canonical order, with their roles."""
+    return tuple(
+        GateWeights(
+            gate=g.gate.name,
+            W=g.W,
+            U=g.U,
+            b=g.b,
+            b_rec=g.b_rec,
+            keeps=g.gate.keeps,
+            squashed=g.gate.squashed,
+            init_bias=g.gate.init_bias,
+        )
+        for g in w.cell.gates
+    )
 
 
-# --- activations, as Keras 3 defines them -------------------------------------------------
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # Two branches so neither exp overflows.
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
-    return out
-
-
-def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
-    # Keras 3: relu6(x + 3) / 6. (Keras 2 used clip(0.2 x + 0.5, 0, 1): see hard_sigmoid_k2.)
-    return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
-
-
-def _hard_sigmoid_k2(x: np.ndarray) -> np.ndarray:
-    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
-
-
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
-
-
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "sigmoid": _sigmoid,
-    "tanh": np.tanh,
-    "hard_sigmoid": _hard_sigmoid,
-    "hard_sigmoid_keras2": _hard_sigmoid_k2,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "relu6": lambda x: np.clip(x, 0.0, 6.0),
-    "linear": lambda x: x,
-    "softsign": lambda x: x / (1.0 + np.abs(x)),
-    "softplus": _softplus,
-    "elu": lambda x: np.where(x >= 0, x, np.expm1(np.minimum(x, 0.0))),
-    "selu": lambda x: (
-        1.0507009873554805 * np.where(x >= 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0)))
-    ),
-    "exponential": np.exp,
-    "silu": lambda x: x * _sigmoid(x),
-    "swish": lambda x: x * _sigmoid(x),
-    "hard_tanh": lambda x: np.clip(x, -1.0, 1.0),
-    "hard_silu": lambda x: x * _hard_sigmoid(x),
-    "hard_swish": lambda x: x * _hard_sigmoid(x),
-    "mish": lambda x: x * np.tanh(_softplus(x)),
-}
-
-ACTIVATION_FORMULAS: dict[str, str] = {
-    "sigmoid": "σ(z) = 1 / (1 + e^−z)",
-    "tanh": "tanh(z)",
-    "hard_sigmoid": "clip(z/6 + 1/2, 0, 1)  (Keras 3)",
-    "hard_sigmoid_keras2": "clip(0.2·z + 1/2, 0, 1)  (Keras 2)",
-    "relu": "max(z, 0)",
-    "linear": "z",
-}
-
-
-def activation_fn(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The numpy function for a Keras activation name, or None if we cannot replay it."""
-    return ACTIVATIONS.get(name)
+def memory_gate(gates: tuple[GateWeights, ...]) -> GateWeights:
+    """The gate that keeps the old state: f for an LSTM, z for a GRU."""
+    return next(g for g in gates if g.keeps)
 
 
 @dataclass(frozen=True, eq=False)
 class Trace:
-    """A replayed LSTM over a batch, in processing order: arrays are (batch, steps, units)."""
+    """A replayed layer over a batch, in processing order: arrays are (batch, steps, ·)."""
 
     h: np.ndarray
-    c: np.ndarray
+    c: np.ndarray | None
+    """The LSTM cell state; None for a GRU."""
     gates: dict[str, np.ndarray]
-    """Post-activation gate values: i, f, o in the recurrent activation's range; c = act(z_c)."""
+    """Post-activation gate values by letter: gates in the recurrent activation's range, the
+    candidate (c, h) in the activation's."""
 
 
 def replay(
     w: LSTMWeights, x: np.ndarray, *, keep_gates: bool = True, dtype: type = np.float64
 ) -> Trace:
-    """Run the LSTM in numpy on x (batch, steps, input_dim) from zero state, as Keras does.
+    """Run the layer in numpy on x (batch, steps, input_dim) from zero state, as Keras does.
 
-    Built only from the per-gate matrices, so agreement with Keras proves the layout.
-    With go_backwards the steps are read last to first and the outputs stay in that order.
+    Built only from the per-gate matrices (cells.replay), so agreement with the framework
+    proves the layout. A layer that reads backwards (go_backwards, the backward half of a
+    bidirectional layer) returns its outputs in the order it read them, as Keras does.
     """
-    act = activation_fn(w.activation)
-    rec = activation_fn(w.recurrent_activation)
-    if act is None or rec is None:
-        missing = w.activation if act is None else w.recurrent_activation
-        raise AnalysisError(f"{w.label}: cannot replay activation {missing!r} in numpy")
+    for name in (w.activation, w.recurrent_activation):
+        if activation_fn(name) is None:
+            raise AnalysisError(f"{w.label}: cannot replay activation {name!r} in numpy")
     if x.ndim != 3 or x.shape[2] != w.input_dim:
         raise AnalysisError(
             f"{w.label}: input shape {x.shape} is not (batch, steps, {w.input_dim})"
         )
-    gates = layer_gates(w)
-    n, steps, _ = x.shape
-    u = w.units
-    xs = x[:, ::-1, :] if w.go_backwards else x
-    xs = np.asarray(xs, dtype=dtype)
-    # Put the per-gate matrices side by side once, so each step is one matrix product.
-    W_all: np.ndarray = np.concatenate([g.W for g in gates], axis=1).astype(dtype)
-    U_all: np.ndarray = np.concatenate([g.U for g in gates], axis=1).astype(dtype)
-    zx = xs @ W_all  # the input projections of all steps at once
-    if w.bias is not None:
-        zx += np.concatenate([g.b for g in gates if g.b is not None]).astype(dtype)
-    h: np.ndarray = np.zeros((n, u), dtype)
-    c: np.ndarray = np.zeros((n, u), dtype)
-    hs: np.ndarray = np.empty((n, steps, u), dtype)
-    cs: np.ndarray = np.empty((n, steps, u), dtype)
-    keep: dict[str, np.ndarray] = (
-        {g: np.empty((n, steps, u), dtype) for g in GATES} if keep_gates else {}
-    )
-    for t in range(steps):
-        z = zx[:, t] + h @ U_all
-        i = rec(z[:, :u])
-        f = rec(z[:, u : 2 * u])
-        cand = act(z[:, 2 * u : 3 * u])
-        o = rec(z[:, 3 * u :])
-        c = f * c + i * cand
-        h = o * act(c)
-        hs[:, t] = h
-        cs[:, t] = c
-        if keep_gates:
-            keep["i"][:, t], keep["f"][:, t], keep["c"][:, t], keep["o"][:, t] = i, f, cand, o
-    return Trace(h=hs, c=cs, gates=keep)
+    t = replay_cell(w.cell, x, keep_gates=keep_gates, dtype=dtype)
+    if w.cell.direction == "backward":
+        return Trace(
+            h=t.h[:, ::-1],
+            c=None if t.c is None else t.c[:, ::-1],
+            gates={g: a[:, ::-1] for g, a in t.gates.items()},
+        )
+    return Trace(h=t.h, c=t.c, gates=t.gates)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-GATES: tuple[str, ...] = ("i", "f", "c", "o")
-"""Keras' gate order inside the concatenated kernel, recurrent kernel and bias."""
+from lstm_report.cells import GATE_TITLES, CellWeights, Kind, from_keras, gates_of
 
-GATE_NAMES: dict[str, str] = {"i": "input", "f": "forget", "c": "candidate", "o": "output"}
+GATES: tuple[str, ...] = ("i", "f", "c", "o")
+"""Keras' LSTM gate order inside the concatenated kernel, recurrent kernel and bias (a
+GRU's is z, r, h: iterate over a layer's ``gate_names``, never over this)."""
+
+GATE_NAMES: dict[str, str] = GATE_TITLES
+"""Gate letter -> name for LSTM (i, f, c, o) and GRU (z, r, h) gates alike."""
 
 
 Severity = Literal["error", "warning", "info"]
@@ -26,7 +31,13 @@ def severity_rank(severity: Severity) -> int:
 
 @dataclass(frozen=True, eq=False)
 class LSTMWeights:
-    """The three arrays of one LSTM (one direction of a Bidirectional) and what runs them."""
+    """One direction of one recurrent layer (an LSTM or a GRU, of any framework).
+
+    Keras readers give the layer's three arrays; ``cell`` splits them into the gates of its
+    kind. Framework readers (PyTorch, ONNX) give the cell itself (``cell_weights``: two
+    biases per gate, a projection), and the three arrays are its gates side by side with
+    the biases added. Everything downstream reads the gates from ``cell``.
+    """
 
     name: str
     """Path inside the model: ``lstm``, ``encoder/inner_lstm``, ``bi`` (a Bidirectional)."""
@@ -49,15 +60,52 @@ class LSTMWeights:
     merge_mode: str | None = None
     """How a Bidirectional merges its halves (concat, sum, mul, ave), else None."""
     kind: str = "LSTM"
-    """``LSTM``, or ``CuDNNLSTM`` for Keras 2 GPU weights converted to the LSTM layout."""
+    """``LSTM``, ``GRU``, or ``CuDNNLSTM``/``CuDNNGRU`` for Keras 2 GPU weights converted to
+    the plain layer's layout."""
+    reset_after: bool | None = None
+    """GRU only: where the reset gate acts (see cells.CellWeights.reset_after)."""
+    cell_weights: CellWeights | None = None
+    """The cell as a framework reader found it; None: built from the Keras arrays."""
+    framework: str = "Keras"
+    """Who computes this layer: ``Keras``, ``PyTorch``, ``ONNX``."""
+
+    @property
+    def cell_kind(self) -> Kind:
+        return "GRU" if self.kind.endswith("GRU") else "LSTM"
+
+    @cached_property
+    def cell(self) -> CellWeights:
+        """The layer's gates, in its kind's canonical order (AnalysisError if malformed)."""
+        if self.cell_weights is not None:
+            return self.cell_weights
+        return from_keras(
+            self.cell_kind,
+            self.kernel,
+            self.recurrent_kernel,
+            self.bias,
+            name=self.label,
+            direction="backward" if self.go_backwards else "forward",
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            reset_after=self.reset_after,
+        )
+
+    @property
+    def gate_names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in gates_of(self.cell_kind))
 
     @property
     def units(self) -> int:
-        return int(self.recurrent_kernel.shape[0])
+        return self.cell.units
 
     @property
     def input_dim(self) -> int:
         return int(self.kernel.shape[0])
+
+    @property
+    def output_dim(self) -> int:
+        """Size of the layer's output h: units, or the projection size."""
+        return self.cell.output_dim
 
     @property
     def use_bias(self) -> bool:
@@ -65,8 +113,7 @@ class LSTMWeights:
 
     @property
     def params(self) -> int:
-        n = self.kernel.size + self.recurrent_kernel.size
-        return int(n + (self.bias.size if self.bias is not None else 0))
+        return self.cell.params
 
     @property
     def label(self) -> str:
@@ -76,7 +123,8 @@ class LSTMWeights:
 
 @dataclass(frozen=True)
 class OtherLayer:
-    """A recurrent layer that is not an LSTM: listed in the report, not analysed."""
+    """A recurrent layer that is neither an LSTM nor a GRU (ConvLSTM, SimpleRNN, CuDNNGRU, a
+    PyTorch nn.RNN): listed in the report, not analysed."""
 
     name: str
     kind: str
@@ -142,6 +190,8 @@ class GateStats:
     W: MatrixStats
     U: MatrixStats
     b: MatrixStats | None
+    b_rec: MatrixStats | None = None
+    """The recurrent-side bias, where the layer has one (PyTorch, ONNX, Keras reset_after)."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +202,7 @@ class FeatureImportance:
     name: str
     value: float | None
     per_gate: tuple[float | None, ...]
-    """In gate order i, f, c, o."""
+    """In the layer's gate order (i, f, c, o; z, r, h)."""
     rank: int
     """1 = most important."""
 
@@ -194,15 +244,23 @@ class Verification:
 
 @dataclass(frozen=True)
 class Timescales:
-    """Forget-gate memory: resting f = act(b_f) and τ = 1/(1 − f) steps, per unit."""
+    """Memory-gate timescales: resting f = act(b_f) and τ = 1/(1 − f) steps, per unit.
+
+    The memory gate keeps the old state: an LSTM's forget gate f, a GRU's update gate z
+    (h = z·h_prev + (1 − z)·h̃). The fields keep their LSTM names for both.
+    """
 
     resting_forget: tuple[float, ...]
     resting_tau: tuple[float | None, ...]
     """None where f = 1 (the unit never forgets at rest)."""
     bias_shift: float | None
-    """Mean of b_f − 1: how far training moved the unit_forget_bias start."""
+    """Mean of b_f − 1: how far training moved the unit_forget_bias start (LSTMs only)."""
     probe_forget: tuple[float, ...] | None = None
     probe_tau: tuple[float | None, ...] | None = None
+    gate: str = "f"
+    """The memory gate's letter: f (LSTM) or z (GRU)."""
+    bias: tuple[float, ...] | None = None
+    """The memory gate's bias per unit (b + b_rec where there are two), None without bias."""
 
 
 @dataclass(frozen=True)
@@ -232,8 +290,9 @@ class ProbeActivity:
     sequence: int
     """Index of the sequence whose states are kept for the heatmaps."""
     h: np.ndarray
-    c: np.ndarray
-    """(steps, units) hidden and cell states of that sequence, in input time order."""
+    c: np.ndarray | None
+    """(steps, units) hidden and cell states of that sequence, in input time order (a GRU
+    has no cell state: None)."""
     source: str
     """``numpy`` (replayed from upstream layers) or ``keras`` (upstream run through Keras)."""
 
@@ -265,12 +324,15 @@ class LayerAnalysis:
     findings: tuple[Finding, ...] = ()
     probe_inputs: np.ndarray | None = None
     """The first probe sequences this layer was fed, kept for the verification."""
+    projection: MatrixStats | None = None
+    """Statistics of the projection P of a PyTorch LSTM with proj_size (else None)."""
 
     @property
     def nonfinite(self) -> int:
         total = 0
         for g in self.gates:
             total += g.W.nonfinite + g.U.nonfinite + (g.b.nonfinite if g.b else 0)
+            total += g.b_rec.nonfinite if g.b_rec else 0
         return total
 
 
@@ -345,6 +407,7 @@ class GateDelta:
     W: Delta
     U: Delta
     b: Delta | None
+    b_rec: Delta | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -195,12 +195,16 @@ def _read_and_analyse(
     from lstm_report.analysis import analyse_model
     from lstm_report.analysis.compare import side
     from lstm_report.readers import keras_inputs, read_model
+    from lstm_report.readers.frameworks import FRAMEWORK_READERS
     from lstm_report.readers.probe import load_probe, probe_shape
 
     of = f"model {i + 1}/{len(cfg.models)}: " if len(cfg.models) > 1 else ""
     say(f"{of}reading {spec.name}")
     weights = mem.weights if mem is not None else read_model(spec)
-    inputs = mem.keras_inputs if mem is not None else keras_inputs(spec)
+    if mem is not None:
+        inputs = mem.keras_inputs
+    else:  # Keras can compute a Keras model's inner inputs, never a PyTorch/ONNX one's
+        inputs = keras_inputs(spec) if weights.reader not in FRAMEWORK_READERS else None
     probe = load_probe(spec, probe_shape(weights))
     say(f"{of}analysing {spec.name}")
     analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs, probe=probe)

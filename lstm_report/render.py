@@ -9,9 +9,10 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from lstm_report.cells import equations, gates_of
 from lstm_report.figures import LayerFigures
 from lstm_report.gates import ACTIVATION_FORMULAS
-from lstm_report.model import GATE_NAMES, GATES, LayerAnalysis, ReportData
+from lstm_report.model import GATE_NAMES, LayerAnalysis, ReportData
 from lstm_report.report_json import dumps
 from lstm_report.resources import templates_dir
 
@@ -71,11 +72,7 @@ def memory_rows(la: LayerAnalysis, limit: int = 8) -> list[dict[str, Any]]:
     t = la.timescales
     if t is None:
         return []
-    b_f = (
-        la.weights.bias[la.weights.units : 2 * la.weights.units]
-        if la.weights.bias is not None
-        else None
-    )
+    b_f = t.bias
     key = t.probe_forget if t.probe_forget is not None else t.resting_forget
     order = sorted(range(len(key)), key=lambda j: (-key[j], j))[:limit]
     return [
@@ -96,8 +93,9 @@ env.filters["sci"] = fmt_sci
 env.filters["pct"] = fmt_pct
 env.globals["memory_rows"] = memory_rows
 env.filters["shape"] = fmt_shape
-env.globals["GATES"] = GATES
 env.globals["GATE_NAMES"] = GATE_NAMES
+env.globals["equations"] = equations
+env.globals["gates_of"] = gates_of
 env.globals["ACTIVATION_FORMULAS"] = ACTIVATION_FORMULAS
 
 

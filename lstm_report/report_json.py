@@ -7,8 +7,8 @@ import math
 from typing import Any
 
 from lstm_report.analysis.series import series_json
+from lstm_report.cells import equations
 from lstm_report.model import (
-    GATES,
     Comparison,
     Delta,
     Finding,
@@ -68,7 +68,13 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
                 "name": ld.name,
                 "direction": ld.direction,
                 "gates": {
-                    g.gate: {"W": _delta(g.W), "U": _delta(g.U), "b": _delta(g.b)} for g in ld.gates
+                    g.gate: {
+                        "W": _delta(g.W),
+                        "U": _delta(g.U),
+                        "b": _delta(g.b),
+                        **({"b_rec": _delta(g.b_rec)} if g.b_rec is not None else {}),
+                    }
+                    for g in ld.gates
                 },
                 "top_units": [{"unit": u, "delta": v} for u, v in ld.top_units],
             }
@@ -93,6 +99,7 @@ def memory_json(t: Timescales | None) -> dict[str, Any] | None:
     if t is None:
         return None
     return {
+        "gate": t.gate,
         "resting_forget": list(t.resting_forget),
         "resting_tau": list(t.resting_tau),
         "forget_bias_shift": t.bias_shift,
@@ -101,14 +108,38 @@ def memory_json(t: Timescales | None) -> dict[str, Any] | None:
     }
 
 
+def gate_json(la: LayerAnalysis) -> dict[str, Any]:
+    """Per gate: W, U, b and, where the layer has two biases (always for a GRU, null where
+    it has one), b_rec."""
+    two = la.weights.cell_kind == "GRU" or any(g.b_rec is not None for g in la.gates)
+    return {
+        g.gate: {
+            "W": stats_json(g.W),
+            "U": stats_json(g.U),
+            "b": stats_json(g.b),
+            **({"b_rec": stats_json(g.b_rec)} if two else {}),
+        }
+        for g in la.gates
+    }
+
+
 def layer_json(la: LayerAnalysis) -> dict[str, Any]:
     w = la.weights
+    cell = w.cell
     return {
         "name": w.name,
         "direction": w.direction,
         "kind": w.kind,
+        "framework": w.framework,
         "units": w.units,
         "input_dim": w.input_dim,
+        **({"reset_after": cell.reset_after} if cell.reset_after is not None else {}),
+        **(
+            {"projection": {"P": stats_json(la.projection), "output_dim": w.output_dim}}
+            if la.projection is not None
+            else {}
+        ),
+        "equations": list(equations(cell)),
         "wrapper": w.wrapper,
         "activation": w.activation,
         "recurrent_activation": w.recurrent_activation,
@@ -116,17 +147,14 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
         "go_backwards": w.go_backwards,
         "reads_input": w.reads_input,
         "params": w.params,
-        "gates": {
-            g.gate: {"W": stats_json(g.W), "U": stats_json(g.U), "b": stats_json(g.b)}
-            for g in la.gates
-        },
+        "gates": gate_json(la),
         "feature_importance": (
             [
                 {
                     "name": f.name,
                     "value": f.value,
                     "rank": f.rank,
-                    "per_gate": dict(zip(GATES, f.per_gate)),
+                    "per_gate": dict(zip(w.gate_names, f.per_gate)),
                 }
                 for f in la.features
             ]

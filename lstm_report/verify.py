@@ -14,6 +14,11 @@ from lstm_report.errors import LstmReportError
 from lstm_report.gates import replay
 from lstm_report.model import LayerAnalysis, LSTMWeights, ModelAnalysis, Verification
 
+FRAMEWORK_NOTE = (
+    "there is no Keras layer to compare a {} layer with here; the numpy replay of this "
+    "layout is verified against the framework's own output in lstm-report's test suite"
+)
+
 
 def random_inputs(w: LSTMWeights, *, sequences: int = 8, steps: int = 12) -> np.ndarray:
     """A seeded random batch shaped like the layer's input, for when there is no probe."""
@@ -22,8 +27,12 @@ def random_inputs(w: LSTMWeights, *, sequences: int = 8, steps: int = 12) -> np.
 
 
 def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Verification:
-    """Run a Keras LSTM with this layer's settings and arrays, and the numpy replay, on x."""
+    """Run a Keras LSTM or GRU with this layer's settings and arrays, and the numpy replay,
+    on x. A layer of another framework has no Keras twin: its layout is proven against that
+    framework's own output in lstm-report's test suite instead (tests/fixtures/frameworks)."""
     x = np.asarray(x[:MAX_SEQUENCES], np.float32)
+    if w.framework != "Keras":
+        return Verification(None, inputs, tolerance, error=FRAMEWORK_NOTE.format(w.framework))
     try:
         from lstm_report.readers.keras_reader import import_keras
 
@@ -31,13 +40,15 @@ def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Veri
     except LstmReportError as exc:
         return Verification(None, inputs, tolerance, error=f"Keras is not available ({exc})")
     try:
-        layer = keras.layers.LSTM(
+        extra = {} if w.cell_kind == "LSTM" else {"reset_after": bool(w.cell.reset_after)}
+        layer = getattr(keras.layers, w.cell_kind)(
             w.units,
             activation=w.activation,
             recurrent_activation=w.recurrent_activation,
             use_bias=w.use_bias,
             go_backwards=w.go_backwards,
             return_sequences=True,
+            **extra,
         )
         layer.build((None, None, w.input_dim))
         arrays = [w.kernel, w.recurrent_kernel] + ([w.bias] if w.bias is not None else [])

@@ -125,13 +125,21 @@ def test_keras2_full_model() -> None:
     exp = _expected()
     mw = read_model(spec(FIXTURES / "keras2_full.h5"))
     assert mw.reader == "direct" and mw.keras_version and mw.keras_version.startswith("2.")
-    assert [w.label for w in mw.lstms] == ["encoder/inner_lstm", "bi (forward)", "bi (backward)"]
-    inner, fwd, bwd = mw.lstms
+    assert [w.label for w in mw.lstms] == [
+        "encoder/inner_lstm",
+        "bi (forward)",
+        "bi (backward)",
+        "gru",
+    ]
+    inner, fwd, bwd, gru = mw.lstms
+    # Keras 2's GRU is analysed too: 3 gates, reset_after from its config and bias
+    assert (gru.kind, gru.gate_names, gru.units) == ("GRU", ("z", "r", "h"), 2)
+    assert gru.reset_after == (gru.bias is not None and gru.bias.ndim == 2)
     np.testing.assert_array_equal(_flat(inner), exp["inner_lstm"])
     np.testing.assert_array_equal(_flat(fwd), exp["bi_forward"])
     np.testing.assert_array_equal(_flat(bwd), exp["bi_backward"])
     assert inner.reads_input and not fwd.reads_input and bwd.go_backwards
-    assert [(o.name, o.kind) for o in mw.others] == [("gru", "GRU")]
+    assert mw.others == ()
     assert mw.total_params == int(exp["total_params"])
     # Keras 2's hard_sigmoid is clip(0.2x + 0.5): the replay reproduces Keras 2's own output.
     assert inner.recurrent_activation == "hard_sigmoid_keras2"
@@ -146,12 +154,14 @@ def test_keras3_cannot_load_keras2_full_model_but_we_say_why() -> None:
 def test_keras2_weights_only() -> None:
     exp = _expected()
     mw = read_model(spec(FIXTURES / "keras2_weights.h5"))
-    assert [w.label for w in mw.lstms] == ["encoder/inner_lstm", "bi (forward)", "bi (backward)"]
-    inner, fwd, bwd = mw.lstms
+    labels = ["encoder/inner_lstm", "bi (forward)", "bi (backward)", "gru"]
+    assert [w.label for w in mw.lstms] == labels
+    inner, fwd, bwd, gru = mw.lstms
+    assert gru.kind == "GRU"  # 3 gates: a GRU, never an LSTM
     np.testing.assert_array_equal(_flat(inner), exp["inner_lstm"])
     np.testing.assert_array_equal(_flat(fwd), exp["bi_forward"])
     np.testing.assert_array_equal(_flat(bwd), exp["bi_backward"])
-    assert [(o.name, o.kind) for o in mw.others] == [("gru", "GRU")]  # 3 gates: never an LSTM
+    assert mw.others == ()
     assert inner.reads_input and bwd.go_backwards
     assert (inner.activation, inner.recurrent_activation) == (
         "tanh",
@@ -269,8 +279,20 @@ def test_keras3_weights_file(complex_model: Any, tmp_path: Path) -> None:
     path = tmp_path / "complex.weights.h5"
     complex_model.model.save_weights(path)
     mw = read_model(spec(path))
-    assert [w.label for w in mw.lstms] == ["bi (forward)", "bi (backward)", "encoder/inner_lstm"]
+    assert sorted(w.label for w in mw.lstms) == [
+        "bi (backward)",
+        "bi (forward)",
+        "encoder/inner_lstm",
+        "gru",
+    ]
     by_label = {w.label: w for w in mw.lstms}
+    gru = by_label["gru"]
+    assert gru.kind == "GRU" and gru.reset_after  # Keras 3's default: a (2, 3u) bias
+    for got, want in zip(
+        (gru.kernel, gru.recurrent_kernel, gru.bias),
+        complex_model.model.get_layer("gru").get_weights(),
+    ):
+        assert np.array_equal(got, want)
     inner = complex_model.model.get_layer("encoder").get_layer("inner_lstm").get_weights()
     for got, want in zip(
         (
@@ -286,5 +308,5 @@ def test_keras3_weights_file(complex_model: Any, tmp_path: Path) -> None:
         np.array_equal(by_label["bi (backward)"].kernel, b_k)
         and by_label["bi (backward)"].bias is None
     )
-    assert [(o.name, o.kind) for o in mw.others] == [("gru", "GRU")]
+    assert mw.others == ()
     assert any("no architecture stored" in n for n in mw.notes)

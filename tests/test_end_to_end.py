@@ -111,10 +111,10 @@ def test_build_writes_page_and_json(nasty_config: Path, tmp_path: Path, complex_
     # every internal link lands somewhere, ids are unique
     assert len(page.ids) == len(set(page.ids))
     assert {h[1:] for h in page.hrefs} <= set(page.ids)
-    # one section per analysed layer: inner LSTM + both halves of the Bidirectional
-    assert page.layer_sections == 3
+    # one section per analysed layer: inner LSTM, both halves of the Bidirectional, the GRU
+    assert page.layer_sections == 4
     text = " ".join(page.text)
-    assert "GRU" in text and "not analysed" in text
+    assert "GRU" in text and "not analysed" not in text
 
     data = json.loads((tmp_path / "m.json").read_text())
     assert data == res.data
@@ -129,7 +129,12 @@ def test_json_contract(nasty_config: Path, tmp_path: Path, complex_model: Any) -
     assert model["name"] == "m<1> & 'co'"
     assert model["path"] == str(complex_model.path)
     layers = {(x["name"], x["direction"]): x for x in model["layers"]}
-    assert set(layers) == {("encoder/inner_lstm", "forward"), ("bi", "forward"), ("bi", "backward")}
+    assert set(layers) == {
+        ("encoder/inner_lstm", "forward"),
+        ("bi", "forward"),
+        ("bi", "backward"),
+        ("gru", "forward"),
+    }
     inner = layers[("encoder/inner_lstm", "forward")]
     assert (inner["kind"], inner["units"], inner["input_dim"]) == ("LSTM", 4, 5)
     assert list(inner["gates"]) == ["i", "f", "c", "o"]
@@ -158,7 +163,11 @@ def test_json_contract(nasty_config: Path, tmp_path: Path, complex_model: Any) -
     # the Bidirectional has no bias and does not read the input
     assert layers[("bi", "backward")]["gates"]["f"]["b"] is None
     assert layers[("bi", "backward")]["feature_importance"] is None
-    assert model["not_analysed"] == [{"name": "gru", "kind": "GRU", "units": 2}]
+    assert model["not_analysed"] == []
+    gru = layers[("gru", "forward")]
+    assert gru["kind"] == "GRU" and gru["reset_after"] is True and list(gru["gates"]) == list("zrh")
+    assert all(set(g) == {"W", "U", "b", "b_rec"} for g in gru["gates"].values())
+    assert "b_rec" not in inner["gates"]["i"]  # a Keras LSTM has one bias: keys as before
     assert res.json_path == tmp_path / "r.json"
 
 
@@ -205,17 +214,14 @@ def test_layer_selection_and_errors(complex_model: Any, tmp_path: Path) -> None:
     )
     with pytest.raises(
         Exception,
-        match=r"^models\[0\]\.layers\[1\]: no LSTM layer named 'lstm_3' in complex\.keras; LSTM layers: encoder/inner_lstm, bi$",
+        match=r"^models\[0\]\.layers\[1\]: no LSTM or GRU layer named 'lstm_3' in complex\.keras; LSTM and GRU layers: encoder/inner_lstm, bi, gru$",
     ):
         build_report(bad, output=tmp_path / "r2.html")
     gru = write_config(
         tmp_path, f"models:\n  - path: {complex_model.path}\n    layers: [gru]\n", "gru.yaml"
     )
-    with pytest.raises(
-        Exception,
-        match=r"^models\[0\]\.layers\[0\]: 'gru' in complex\.keras is a GRU layer, not an LSTM",
-    ):
-        build_report(gru, output=tmp_path / "r3.html")
+    res = build_report(gru, output=tmp_path / "r3.html")
+    assert [la.weights.kind for la in res.report.models[0].layers] == ["GRU"]
 
 
 def test_feature_names_must_match_input_dim(simple_model: Any, tmp_path: Path) -> None:
@@ -523,7 +529,7 @@ compare: [{{baseline: simple, candidate: emb.keras}}]
     r = run_cli("build", str(cfg), "-o", out)
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[:3] == [
-        "warning: dense.keras: the model has no LSTM layer",
+        "warning: dense.keras: the model has no LSTM or GRU layer",
         "warning: emb.keras: feature_names are not shown: no analysed LSTM reads the model "
         "input directly",
         "warning: compare[0]: no layer of 'simple' matches one of 'emb.keras' by name and "
@@ -547,4 +553,4 @@ def test_build_result_repr_is_short(complex_model: Any, tmp_path: Path) -> None:
     text = repr(res)
     assert len(text) < 300, len(text)
     assert text.startswith(f"BuildResult(html_path={str(tmp_path / 'r.html')!r}, json_path=")
-    assert "models=1, layers=3, findings=" in text
+    assert "models=1, layers=4, findings=" in text

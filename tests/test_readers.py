@@ -36,8 +36,13 @@ def test_simple_model_arrays_equal_get_weights(simple_model: Any) -> None:
 def test_nested_bidirectional_and_gru(complex_model: Any) -> None:
     mw = read_model(spec(complex_model.path))
     labels = [(w.name, w.direction) for w in mw.lstms]
-    assert labels == [("encoder/inner_lstm", "forward"), ("bi", "forward"), ("bi", "backward")]
-    inner, fwd, bwd = mw.lstms
+    assert labels == [
+        ("encoder/inner_lstm", "forward"),
+        ("bi", "forward"),
+        ("bi", "backward"),
+        ("gru", "forward"),
+    ]
+    inner, fwd, bwd, gru = mw.lstms
     assert inner.reads_input  # through Masking, inside the nested model
     assert not fwd.reads_input and not bwd.reads_input
     assert fwd.bias is None and bwd.bias is None
@@ -51,8 +56,19 @@ def test_nested_bidirectional_and_gru(complex_model: Any) -> None:
     assert not np.array_equal(f_k, b_k)
     inner_layer = complex_model.model.get_layer("encoder").get_layer("inner_lstm")
     np.testing.assert_array_equal(inner.kernel, inner_layer.get_weights()[0])
-    # the GRU is listed, never mislabelled as an LSTM
-    assert [(o.name, o.kind, o.units) for o in mw.others] == [("gru", "GRU", 2)]
+    # the GRU is analysed as a GRU (gates z, r, h), never mislabelled as an LSTM
+    assert (gru.kind, gru.gate_names, gru.units, gru.reset_after) == (
+        "GRU",
+        ("z", "r", "h"),
+        2,
+        True,
+    )
+    for got, want in zip(
+        (gru.kernel, gru.recurrent_kernel, gru.bias),
+        complex_model.model.get_layer("gru").get_weights(),
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert mw.others == ()
 
 
 def test_legacy_h5_full_model(legacy_h5_model: Any) -> None:
@@ -194,9 +210,12 @@ def test_other_recurrent_layers_are_never_lstms(keras: Any, tmp_path: Path, read
     h = keras.layers.Bidirectional(keras.layers.GRU(2), name="bigru")(h)
     keras.Model(inp, h).save(tmp_path / "others.keras")
     mw = read_model(spec(tmp_path / "others.keras"), reader=reader)
-    assert mw.lstms == ()
+    # ConvLSTM and SimpleRNN are listed, not analysed; the bidirectional GRU is analysed
+    assert [(w.name, w.direction, w.kind) for w in mw.lstms] == [
+        ("bigru", "forward", "GRU"),
+        ("bigru", "backward", "GRU"),
+    ]
     assert [(o.name, o.kind) for o in mw.others] == [
         ("conv", "ConvLSTM1D"),
         ("srnn", "SimpleRNN"),
-        ("bigru", "Bidirectional(GRU)"),
     ]

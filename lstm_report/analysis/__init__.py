@@ -13,10 +13,10 @@ from lstm_report.analysis.importance import occlusion_importance
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import gate_spectra
-from lstm_report.analysis.stats import feature_importance, gate_stats
+from lstm_report.analysis.stats import feature_importance, gate_stats, matrix_stats
 from lstm_report.config import Checks, ModelSpec
 from lstm_report.errors import ConfigError, listing, quote
-from lstm_report.gates import check_shapes, layer_gates
+from lstm_report.gates import layer_gates, memory_gate
 from lstm_report.model import (
     Headline,
     InputImportance,
@@ -32,7 +32,7 @@ KEPT_SEQUENCES = 32
 
 
 def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
-    """The LSTMs the config asks for (all by default), in model order."""
+    """The LSTMs and GRUs the config asks for (all by default), in model order."""
     if spec.layers is None:
         return weights.lstms
     available = weights.lstm_names()
@@ -45,11 +45,11 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, 
         if wanted in others:
             raise ConfigError(
                 f"{where}: {quote(wanted)} in {spec.path.name} is a {others[wanted]} layer, "
-                f"not an LSTM; LSTM layers: {names}"
+                f"not an LSTM or GRU; LSTM and GRU layers: {names}"
             )
         raise ConfigError(
-            f"{where}: no LSTM layer named {quote(wanted)} in {spec.path.name}; "
-            f"LSTM layers: {names}"
+            f"{where}: no LSTM or GRU layer named {quote(wanted)} in {spec.path.name}; "
+            f"LSTM and GRU layers: {names}"
         )
     keep = set(spec.layers)
     return tuple(w for w in weights.lstms if w.name in keep)
@@ -82,17 +82,17 @@ def analyse_layer(
     run: LayerRun | None = None,
 ) -> LayerAnalysis:
     """Everything about one layer: statistics, spectra, memory, probe activity, findings."""
-    check_shapes(w.kernel, w.recurrent_kernel, w.bias, w.label)
-    gates = layer_gates(w)
+    gates = layer_gates(w)  # AnalysisError if the arrays are not its kind's
     spectra = gate_spectra(gates)
     stats = gate_stats(gates, spectra)
     features = None
     if w.reads_input and names is not None and len(names) == w.input_dim:
         features = feature_importance(w.kernel, gates, names)
     activity = run.activity if run is not None else None
-    forget = None
+    forget = None  # the memory gate's mean on the probe: f (LSTM) or z (GRU)
     if activity is not None:
-        forget = np.asarray(activity.gates[1].unit_mean)
+        keep = memory_gate(gates).gate
+        forget = np.asarray(next(a for a in activity.gates if a.gate == keep).unit_mean)
     la = LayerAnalysis(
         weights=w,
         gates=stats,
@@ -102,6 +102,7 @@ def analyse_layer(
         timescales=timescales(w, gates, forget),
         activity=activity,
         probe_inputs=None if run is None or run.inputs is None else run.inputs[:KEPT_SEQUENCES],
+        projection=None if w.cell.P is None else matrix_stats(w.cell.P),
     )
     return with_findings(la, model, checks)
 
@@ -160,7 +161,7 @@ def analyse_model(
             "feature_names are not shown: no analysed LSTM reads the model input directly"
         )
     if not weights.lstms:
-        warnings.append("the model has no LSTM layer")
+        warnings.append("the model has no LSTM or GRU layer")
     importance = None
     if probe is not None and probe.dtype.kind == "f" and weights.lstms:
         importance, why = measured_importance(weights, probe, spec.feature_names)

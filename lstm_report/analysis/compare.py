@@ -42,25 +42,36 @@ def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> L
                 f"{where}: layer {a.label!r} has {arr} shape {sa} in the baseline but {sb} "
                 "in the candidate; they cannot be compared"
             )
-    if (a.bias is None) != (b.bias is None):
-        raise ConfigError(f"{where}: layer {a.label!r} has a bias on one side only")
+    if a.cell_kind != b.cell_kind or a.reset_after != b.reset_after:
+        raise ConfigError(
+            f"{where}: layer {a.label!r} is a {a.kind} in the baseline but a {b.kind} in the "
+            "candidate; they cannot be compared"
+        )
     ga, gb = layer_gates(a), layer_gates(b)
+    if any(
+        (x.b is None) != (y.b is None) or (x.b_rec is None) != (y.b_rec is None)
+        for x, y in zip(ga, gb)
+    ):
+        raise ConfigError(f"{where}: layer {a.label!r} has a bias on one side only")
+    if a.output_dim != b.output_dim:
+        raise ConfigError(f"{where}: layer {a.label!r} has a projection on one side only")
     gates = tuple(
         GateDelta(
             gate=x.gate,
             W=delta(x.W, y.W),
             U=delta(x.U, y.U),
             b=None if x.b is None or y.b is None else delta(x.b, y.b),
+            b_rec=None if x.b_rec is None or y.b_rec is None else delta(x.b_rec, y.b_rec),
         )
         for x, y in zip(ga, gb)
     )
-    u = a.units
-    dk = np.asarray(b.kernel, np.float64) - np.asarray(a.kernel, np.float64)
-    dr = np.asarray(b.recurrent_kernel, np.float64) - np.asarray(a.recurrent_kernel, np.float64)
-    per_col = (dk * dk).sum(axis=0) + (dr * dr).sum(axis=0)
-    if a.bias is not None and b.bias is not None:
-        per_col = per_col + (np.asarray(b.bias, np.float64) - np.asarray(a.bias, np.float64)) ** 2
-    per_unit = np.sqrt(per_col.reshape(4, u).sum(axis=0))  # a unit's columns in all 4 gates
+    per_unit = np.zeros(a.units)  # a unit's incoming weights in every gate
+    for x, y in zip(ga, gb):
+        for p, q in ((x.W, y.W), (x.U, y.U), (x.b, y.b), (x.b_rec, y.b_rec)):
+            if p is not None and q is not None:
+                d = np.asarray(q, np.float64) - np.asarray(p, np.float64)
+                per_unit += (d * d).reshape(-1, a.units).sum(axis=0)
+    per_unit = np.sqrt(per_unit)
     order = [j for j in np.argsort(-per_unit, kind="stable") if np.isfinite(per_unit[j])]
     top = tuple((int(j), float(per_unit[j])) for j in order[:TOP_UNITS])
     return LayerDelta(a.name, a.direction, gates, top, a, b, anchor)

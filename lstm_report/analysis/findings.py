@@ -35,8 +35,9 @@ def unit_vectors(gates: tuple[GateWeights, ...]) -> np.ndarray:
     parts = []
     for g in gates:
         parts += [np.asarray(g.W, np.float64).T, np.asarray(g.U, np.float64).T]
-        if g.b is not None:
-            parts.append(np.asarray(g.b, np.float64)[:, None])
+        for b in (g.b, g.b_rec):
+            if b is not None:
+                parts.append(np.asarray(b, np.float64)[:, None])
     return np.concatenate(parts, axis=1)
 
 
@@ -76,7 +77,7 @@ def layer_findings(
     bad = [
         f"{kind}_{g.gate} ({st.nonfinite})"
         for g in stats
-        for kind, st in (("W", g.W), ("U", g.U), ("b", g.b))
+        for kind, st in (("W", g.W), ("U", g.U), ("b", g.b), ("b_rec", g.b_rec))
         if st is not None and st.nonfinite
     ]
     if bad:
@@ -91,7 +92,7 @@ def layer_findings(
         add(
             "error",
             "verification-mismatch",
-            f"the numpy replay from the per-gate matrices differs from Keras by up to "
+            f"the numpy replay from the per-gate matrices differs from {w.framework} by up to "
             f"{verification.max_abs_error:.3g} (tolerance {verification.tolerance:g}) on "
             f"{verification.inputs} inputs: the decomposition does not reproduce this layer.",
         )

@@ -1,10 +1,15 @@
-"""Pure numpy: forget-gate memory timescales, at rest and on probe data."""
+"""Pure numpy: memory timescales of the gate that keeps the old state, at rest and on data.
+
+An LSTM keeps f·c_prev (forget gate f), a GRU z·h_prev (update gate z, as Keras, PyTorch
+and ONNX all define it: h = z·h_prev + (1 − z)·h̃). Either way a unit keeps a fraction g
+of its state per step at rest, so its memory decays with time constant τ = 1/(1 − g).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lstm_report.gates import GateWeights, activation_fn
+from lstm_report.gates import GateWeights, activation_fn, memory_gate
 from lstm_report.model import LSTMWeights, Timescales
 
 
@@ -16,19 +21,26 @@ def tau(f: np.ndarray) -> tuple[float | None, ...]:
 def timescales(
     w: LSTMWeights, gates: tuple[GateWeights, ...], probe_forget: np.ndarray | None = None
 ) -> Timescales | None:
-    """Resting forget activation f = act(b_f) per unit (b_f = 0 without bias), and τ."""
+    """Resting memory-gate activation g = act(b_g) per unit (the input- and recurrent-side
+    biases added; 0 without bias), and τ; ``probe_forget`` is that gate's mean on data."""
     rec = activation_fn(w.recurrent_activation)
     if rec is None:
         return None
-    b_f = gates[1].b
-    b = np.zeros(w.units) if b_f is None else np.asarray(b_f, np.float64)
+    keep = memory_gate(gates)
+    b_g = keep.bias
+    b = np.zeros(w.units) if b_g is None else np.asarray(b_g, np.float64)
     if not np.isfinite(b).all():
         return None
     f = rec(b)
+    shift = None
+    if b_g is not None and keep.init_bias is not None:
+        shift = float(np.mean(b - keep.init_bias))
     return Timescales(
         resting_forget=tuple(float(v) for v in f),
         resting_tau=tau(f),
-        bias_shift=None if b_f is None else float(np.mean(b - 1.0)),
+        bias_shift=shift,
         probe_forget=None if probe_forget is None else tuple(float(v) for v in probe_forget),
         probe_tau=None if probe_forget is None else tau(probe_forget),
+        gate=keep.gate,
+        bias=None if b_g is None else tuple(float(v) for v in b),
     )

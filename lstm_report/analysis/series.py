@@ -48,7 +48,10 @@ def checkpoint_figures(
         before = prev.get(key)
         pg = (
             layer_gates(before)
-            if before is not None and before.kernel.shape == w.kernel.shape
+            if before is not None
+            and before.cell_kind == w.cell_kind
+            and before.kernel.shape == w.kernel.shape
+            and before.recurrent_kernel.shape == w.recurrent_kernel.shape
             else None
         )
         per_gate = []
@@ -58,7 +61,7 @@ def checkpoint_figures(
                 a = np.concatenate([np.ravel(pg[k].W), np.ravel(pg[k].U)])
                 b = np.concatenate([np.ravel(g.W), np.ravel(g.U)])
                 change = delta(a, b).relative
-            point = GatePoint(_fro(g.W), _fro(g.U), _fro(g.b), _radius(g.U), change)
+            point = GatePoint(_fro(g.W), _fro(g.U), _fro(g.bias), _radius(g.U), change)
             per_gate.append((g.gate, point))
         t = timescales(w, gates)
         taus = [v for v in (t.resting_tau if t else ()) if v is not None]

@@ -60,6 +60,7 @@ def gate_stats(
             W=matrix_stats(g.W, top_singular=_top(s.W) if s else None),
             U=matrix_stats(g.U, top_singular=_top(s.U) if s else None),
             b=None if g.b is None else matrix_stats(g.b),
+            b_rec=None if g.b_rec is None else matrix_stats(g.b_rec),
         )
         for g, s in zip(gates, sp)
     )

@@ -82,7 +82,8 @@ def memory_sentence(model: str, la: LayerAnalysis) -> str | None:
     else:
         verdict = "Memory"
     return (
-        f"{verdict}: the median forget-gate timescale of {model} › {la.weights.label} is "
+        f"{verdict}: the median {GATE_NAMES[t.gate]}-gate timescale of {model} › "
+        f"{la.weights.label} is "
         f"{median:.3g} steps {where}{length}."
     )
 

@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
+from lstm_report.cells.activations import activation_fn
 from lstm_report.errors import AnalysisError
-from lstm_report.gates import activation_fn
 
 Kind = Literal["LSTM", "GRU"]
 Direction = Literal["forward", "backward"]
@@ -39,26 +39,59 @@ class Gate:
     name: str
     title: str
     role: str
+    keeps: bool = False
+    """The memory gate: the fraction of the old state kept each step (LSTM f, GRU z), so at
+    rest (zero input and state) it gives the unit's timescale τ = 1/(1 − gate)."""
+    squashed: bool = True
+    """True: the recurrent activation (a 0..1 gate); False: the candidate's activation."""
+    init_bias: float | None = None
+    """Where Keras initialises this gate's bias, if not at 0 (unit_forget_bias: 1)."""
 
 
 LSTM_GATES: tuple[Gate, ...] = (
     Gate("i", "input", "how much of the candidate is written into the cell state"),
-    Gate("f", "forget", "how much of the previous cell state is kept"),
-    Gate("c", "candidate", "the new content offered to the cell state (tanh, not a 0..1 gate)"),
+    Gate(
+        "f",
+        "forget",
+        "how much of the previous cell state is kept, c = f·c_prev + i·candidate",
+        keeps=True,
+        init_bias=1.0,
+    ),
+    Gate(
+        "c",
+        "candidate",
+        "the new content offered to the cell state (tanh, not a 0..1 gate)",
+        squashed=False,
+    ),
     Gate("o", "output", "how much of the squashed cell state is shown as the output h"),
 )
 """Canonical LSTM order. PyTorch calls the candidate g (same position); ONNX stores i,o,f,c."""
 
 GRU_GATES: tuple[Gate, ...] = (
-    Gate("z", "update", "how much of the previous state is kept: h = z·h_prev + (1−z)·candidate"),
+    Gate(
+        "z",
+        "update",
+        "how much of the previous state is kept, h = z·h_prev + (1−z)·candidate (Keras, "
+        "PyTorch and ONNX all keep z·h_prev, so z near 1 means a long memory)",
+        keeps=True,
+    ),
     Gate("r", "reset", "how much of the previous state reaches the candidate"),
-    Gate("h", "candidate", "the new state proposed from the input and the reset previous state"),
+    Gate(
+        "h",
+        "candidate",
+        "the new state proposed from the input and the reset previous state",
+        squashed=False,
+    ),
 )
 """Canonical GRU order (Keras and ONNX). PyTorch stores r,z,n and calls the candidate n."""
 
 
 def gates_of(kind: Kind) -> tuple[Gate, ...]:
     return LSTM_GATES if kind == "LSTM" else GRU_GATES
+
+
+GATE_TITLES: dict[str, str] = {g.name: g.title for g in LSTM_GATES + GRU_GATES}
+"""Gate letter -> name, for both kinds: their letters (i, f, c, o; z, r, h) never collide."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,6 +297,56 @@ def replay(
     from lstm_report.cells.gru import replay_gru
 
     return replay_gru(cell, x, keep_gates=keep_gates, dtype=dtype)
+
+
+def from_keras(
+    kind: Kind,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    name: str,
+    direction: Direction = "forward",
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    reset_after: bool | None = None,
+) -> CellWeights:
+    """A Keras layer's three arrays (gates concatenated along the last axis) as a cell."""
+    if kind == "LSTM":
+        from lstm_report.cells.lstm import from_keras_lstm
+
+        return from_keras_lstm(
+            kernel,
+            recurrent_kernel,
+            bias,
+            name=name,
+            direction=direction,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+        )
+    from lstm_report.cells.gru import from_keras_gru
+
+    return from_keras_gru(
+        kernel,
+        recurrent_kernel,
+        bias,
+        reset_after=True if reset_after is None else reset_after,
+        name=name,
+        direction=direction,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+    )
+
+
+def equations(cell: CellWeights) -> tuple[str, ...]:
+    """The equations this cell computes, one line each, with its activations and biases."""
+    if cell.kind == "LSTM":
+        from lstm_report.cells.lstm import lstm_equations
+
+        return lstm_equations(cell)
+    from lstm_report.cells.gru import gru_equations
+
+    return gru_equations(cell)
 
 
 def replay_layers(

@@ -137,3 +137,20 @@ def replay_gru(
         if keep_gates:
             keep["z"][:, t], keep["r"][:, t], keep["h"][:, t] = z, r, cand
     return CellTrace(h=hs, c=None, gates=keep, direction=cell.direction)
+
+
+def gru_equations(cell: CellWeights) -> tuple[str, ...]:
+    """What this GRU computes: where the reset gate acts, and which bias sits where."""
+    from lstm_report.cells.lstm import bias_terms
+
+    act, rec = cell.activation, cell.recurrent_activation
+    lines = [f"{g}_t  = {rec}(x_t·W_{g} + h_(t−1)·U_{g}{bias_terms(cell, g)})" for g in ("z", "r")]
+    cand = cell.gate("h")
+    b_in = " + b_h" if cand.b is not None else ""
+    if cell.reset_after:
+        b_rec = " + b_rec_h" if cand.b_rec is not None else ""
+        lines.append(f"h̃_t  = {act}(x_t·W_h{b_in} + r_t ⊙ (h_(t−1)·U_h{b_rec}))")
+    else:
+        lines.append(f"h̃_t  = {act}(x_t·W_h + (r_t ⊙ h_(t−1))·U_h{bias_terms(cell, 'h')})")
+    lines.append("h_t  = z_t ⊙ h_(t−1) + (1 − z_t) ⊙ h̃_t")
+    return tuple(lines)

@@ -116,3 +116,29 @@ def replay_lstm(
         if keep_gates:
             keep["i"][:, t], keep["f"][:, t], keep["c"][:, t], keep["o"][:, t] = i, f, cand, o
     return CellTrace(h=hs, c=cs, gates=keep, direction=cell.direction)
+
+
+def bias_terms(cell: CellWeights, gate: str) -> str:
+    """`` + b_g + b_rec_g`` for the biases this cell's gate has (empty without bias)."""
+    g = cell.gate(gate)
+    parts = [f"b_{gate}" if g.b is not None else "", f"b_rec_{gate}" if g.b_rec is not None else ""]
+    return "".join(f" + {p}" for p in parts if p)
+
+
+def lstm_equations(cell: CellWeights) -> tuple[str, ...]:
+    """What this LSTM computes, with its activations, biases and projection."""
+    act, rec = cell.activation, cell.recurrent_activation
+    lines = [
+        f"{g}_t  = {act if g == 'c' else rec}(x_t·W_{g} + h_(t−1)·U_{g}{bias_terms(cell, g)})"
+        for g in ("i", "f", "c", "o")
+    ]
+    lines[2] = lines[2].replace("c_t  =", "c̃_t  =")
+    lines.append("c_t  = f_t ⊙ c_(t−1) + i_t ⊙ c̃_t")
+    if cell.P is None:
+        lines.append(f"h_t  = o_t ⊙ {act}(c_t)")
+    else:
+        lines.append(
+            f"h_t  = (o_t ⊙ {act}(c_t))·P      P {cell.P.shape[0]}×{cell.P.shape[1]}: h_t has "
+            f"{cell.output_dim} values, so every U_g is {cell.output_dim}×{cell.units}"
+        )
+    return tuple(lines)

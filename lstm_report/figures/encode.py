@@ -19,7 +19,15 @@ MAX_CELLS = 256
 POOLING = "max-|w| pooling"
 """How large matrices are downsampled: each block shows its weight of largest magnitude."""
 
-GATE_COLORS = {"i": "#0072B2", "f": "#D55E00", "c": "#009E73", "o": "#CC79A7"}
+GATE_COLORS = {
+    "i": "#0072B2",
+    "f": "#D55E00",
+    "c": "#009E73",
+    "o": "#CC79A7",
+    "z": "#D55E00",  # the memory gate in the forget gate's colour
+    "r": "#0072B2",
+    "h": "#009E73",  # the candidate in the candidate's colour
+}
 """Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
 
 DIVERGING = "RdBu_r"

@@ -21,7 +21,7 @@ from lstm_report.figures.encode import (
     svg_uri,
 )
 from lstm_report.gates import GateWeights, layer_gates
-from lstm_report.model import GATE_NAMES, GATES, LayerAnalysis
+from lstm_report.model import GATE_NAMES, LayerAnalysis
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def heatmaps(
     family: str,
     row_labels: Sequence[str] | None,
     layer: str,
+    gates: Sequence[str] = ("i", "f", "c", "o"),
 ) -> tuple[EmbeddedFigure, str | None]:
-    """Four panels, one per gate, one colour scale centred on zero shared by all four."""
+    """One panel per gate, one colour scale centred on zero shared by all of them."""
     import matplotlib
 
     pooled_note = None
@@ -62,10 +63,10 @@ def heatmaps(
         labelled = family == "W" and row_labels is not None and pooled_note is None and rows <= 32
         longest = max((len(str(n)) for n in row_labels or ()), default=0) if labelled else 0
         fig = new_figure(10.0, height, left=0.7 + 0.06 * longest, right=0.75, wspace=0.08)
-        axes = fig.subplots(1, 4, sharey=True)
+        axes = fig.subplots(1, len(gates), sharey=True)
         cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="#000000")
         im = None
-        for ax, gate, m in zip(axes, GATES, shown):
+        for ax, gate, m in zip(axes, gates, shown):
             im = ax.imshow(
                 np.ma.masked_invalid(m),
                 cmap=cmap,
@@ -88,8 +89,9 @@ def heatmaps(
             fig.colorbar(im, ax=list(axes), fraction=0.03, pad=0.015, label=label)
         uri = png_uri(fig)
     what = "input" if family.endswith("W") else "recurrent"
+    names = ", ".join(f"{family}_{g}" for g in gates)
     alt = (
-        f"Heatmaps of the {what} weights {family}_i, {family}_f, {family}_c, {family}_o of "
+        f"Heatmaps of the {what} weights {names} of "
         f"{layer}, blue negative, red positive, shared scale ±{vmax:.3g}"
     )
     return EmbeddedFigure(uri, alt), pooled_note
@@ -111,7 +113,7 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
 
     with matplotlib.rc_context(RC):
         fig = new_figure(10.0, 2.2)
-        axes = fig.subplots(1, 4, sharey=False)
+        axes = fig.subplots(1, len(gates), sharey=False)
         for ax, g in zip(axes, gates):
             # The range of the matrices' values: a few biases outside it must not squash them.
             span = _central_range([g.W, g.U])
@@ -119,6 +121,7 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
                 ("W", g.W, "#0072B2"),
                 ("U", g.U, "#E69F00"),
                 ("b", g.b, "#000000"),
+                ("b_rec", g.b_rec, "#888888"),
             ):
                 if arr is None:
                     continue
@@ -143,27 +146,31 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
 
 
 def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | None:
-    """Bias per unit, one series per gate; the dotted line marks unit_forget_bias' start at 1."""
+    """Bias per unit (b + b_rec where a gate has two), one series per gate; the dotted line
+    marks unit_forget_bias' start at 1 (LSTMs)."""
     import matplotlib
 
-    if gates[0].b is None:
+    first = gates[0].bias
+    if first is None:
         return None
     with matplotlib.rc_context(RC):
         fig = new_figure(6.0, 2.4)
         ax = fig.subplots()
-        units = np.arange(gates[0].b.shape[0])
+        units = np.arange(first.shape[0])
         marker = "o" if units.size <= 64 else None
         for g in gates:
             ax.plot(
                 units,
-                np.asarray(g.b),
+                np.asarray(g.bias),
                 marker=marker,
                 markersize=2.5,
                 linewidth=0.9,
                 color=GATE_COLORS[g.gate],
                 label=f"{GATE_NAMES[g.gate]} ({g.gate})",
             )
-        ax.axhline(1.0, color="#D55E00", linewidth=0.6, linestyle=":")
+        for g in gates:
+            if g.init_bias is not None:
+                ax.axhline(g.init_bias, color=GATE_COLORS[g.gate], linewidth=0.6, linestyle=":")
         ax.axhline(0.0, color="#888888", linewidth=0.5)
         ax.set_xlabel("unit")
         integer_ticks(ax.xaxis)
@@ -236,9 +243,10 @@ def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     t = la.timescales
     if t is None:
         return None
-    series = [("at rest: f = act(b_f)", t.resting_tau, "#D55E00")]
+    g = t.gate
+    series = [(f"at rest: {g} = act(b_{g})", t.resting_tau, "#D55E00")]
     if t.probe_tau is not None:
-        series.append(("on the probe: mean f", t.probe_tau, "#0072B2"))
+        series.append((f"on the probe: mean {g}", t.probe_tau, "#0072B2"))
     finite = [v for _, taus, _ in series for v in taus if v is not None]
     if not finite:
         return None
@@ -251,12 +259,13 @@ def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
             vals = [v for v in taus if v is not None]
             ax.hist(vals, bins=bins, histtype="step", color=color, label=label, linewidth=1.2)
         ax.set_xscale("log")
-        ax.set_xlabel("memory time constant τ = 1/(1 − f) [steps]")
+        ax.set_xlabel(f"memory time constant τ = 1/(1 − {g}) [steps]")
         ax.set_ylabel("units")
         ax.legend(frameon=False, fontsize=7)
         uri = svg_uri(fig)
     return EmbeddedFigure(
-        uri, f"Histogram of the forget-gate memory time constants of {la.weights.label}"
+        uri,
+        f"Histogram of the {GATE_NAMES[g]}-gate memory time constants of {la.weights.label}",
     )
 
 
@@ -272,7 +281,7 @@ def activity_charts(
     label = la.weights.label
     with matplotlib.rc_context(RC):
         fig = new_figure(10.0, 2.2)
-        axes = fig.subplots(1, 4)
+        axes = fig.subplots(1, len(a.gates))
         for ax, ga in zip(axes, a.gates):
             edges = np.asarray(ga.hist_edges)
             counts = np.asarray(ga.hist_counts, float)
@@ -286,7 +295,7 @@ def activity_charts(
         )
 
         fig = new_figure(10.0, 2.6)
-        axes = fig.subplots(1, 4, sharex=True, sharey=True)
+        axes = fig.subplots(1, len(a.gates), sharex=True, sharey=True)
         for ax, ga in zip(axes, a.gates):
             ax.plot([0, 1], [1, 0], color="#cccccc", linewidth=0.6)
             ax.scatter(
@@ -311,9 +320,12 @@ def activity_charts(
             "left- versus right-saturated",
         )
 
-        fig = new_figure(10.0, 2.8)
-        axes = fig.subplots(1, 2)
-        for ax, arr, name in ((axes[0], a.h, "hidden state h_t"), (axes[1], a.c, "cell state c_t")):
+        shown = [(a.h, "hidden state h_t")]
+        if a.c is not None:  # a GRU has no cell state
+            shown.append((a.c, "cell state c_t"))
+        fig = new_figure(10.0 if len(shown) == 2 else 5.5, 2.8)
+        axes = fig.subplots(1, len(shown), squeeze=False)[0]
+        for ax, (arr, name) in zip(axes, shown):
             m = pool_max_abs(arr.T)
             vmax = finite_max_abs([m])
             im = ax.imshow(
@@ -327,7 +339,8 @@ def activity_charts(
             fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
         states = EmbeddedFigure(
             png_uri(fig),
-            f"Heatmaps of the hidden and cell states of {label} over probe sequence {a.sequence}",
+            f"Heatmaps of the {' and '.join(n.split(' ')[0] for _, n in shown)} states of "
+            f"{label} over probe sequence {a.sequence}",
         )
     return hist, sat, states
 
@@ -339,8 +352,9 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
     names = row_labels
     if names is None and la.features:
         names = [f.name for f in la.features]
-    heat_w, note_w = heatmaps([g.W for g in gates], "W", names, label)
-    heat_u, note_u = heatmaps([g.U for g in gates], "U", None, label)
+    letters = [g.gate for g in gates]
+    heat_w, note_w = heatmaps([g.W for g in gates], "W", names, label, letters)
+    heat_u, note_u = heatmaps([g.U for g in gates], "U", None, label, letters)
     pooled = "; ".join(n for n in (note_w, note_u) if n) or None
     hist, sat, states = activity_charts(la)
     return LayerFigures(

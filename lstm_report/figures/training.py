@@ -9,7 +9,7 @@ import numpy as np
 from lstm_report.figures.encode import GATE_COLORS, RC, EmbeddedFigure, new_figure, svg_uri
 from lstm_report.figures.layer import heatmaps
 from lstm_report.gates import layer_gates
-from lstm_report.model import GATE_NAMES, GATES, LayerDelta, Series
+from lstm_report.model import GATE_NAMES, LayerDelta, Series
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,16 @@ def comparison_figures(ld: LayerDelta) -> CompareFigures:
 
     ga, gb = layer_gates(ld.baseline), layer_gates(ld.candidate)
     label = ld.label
-    dW, _ = heatmaps([np.asarray(y.W, np.float64) - x.W for x, y in zip(ga, gb)], "ΔW", None, label)
-    dU, _ = heatmaps([np.asarray(y.U, np.float64) - x.U for x, y in zip(ga, gb)], "ΔU", None, label)
+    letters = [g.gate for g in ga]
+    dW, _ = heatmaps(
+        [np.asarray(y.W, np.float64) - x.W for x, y in zip(ga, gb)], "ΔW", None, label, letters
+    )
+    dU, _ = heatmaps(
+        [np.asarray(y.U, np.float64) - x.U for x, y in zip(ga, gb)], "ΔU", None, label, letters
+    )
     with matplotlib.rc_context(RC):
         fig = new_figure(10.0, 2.2)
-        axes = fig.subplots(1, 4)
+        axes = fig.subplots(1, len(ga))
         for ax, x, y in zip(axes, ga, gb):
             for arrs, color, name in (
                 ((x.W, x.U), "#999999", "before"),
@@ -49,10 +54,10 @@ def comparison_figures(ld: LayerDelta) -> CompareFigures:
 
         fig = new_figure(4.6, 2.4)
         ax = fig.subplots()
-        pos = np.arange(4)
-        fams = ["W", "U"] + (["b"] if ld.gates[0].b is not None else [])
+        pos = np.arange(len(letters))
+        fams = ["W", "U"] + [f for f in ("b", "b_rec") if getattr(ld.gates[0], f) is not None]
         width = 0.8 / len(fams)
-        colors = {"W": "#0072B2", "U": "#E69F00", "b": "#555555"}
+        colors = {"W": "#0072B2", "U": "#E69F00", "b": "#555555", "b_rec": "#AAAAAA"}
         for k, fam in enumerate(fams):
             changes = [
                 getattr(g, fam).relative if getattr(g, fam) is not None else None for g in ld.gates
@@ -64,7 +69,7 @@ def comparison_figures(ld: LayerDelta) -> CompareFigures:
                 label=fam,
                 color=colors[fam],
             )
-        ax.set_xticks(pos, labels=[f"{g} ({GATE_NAMES[g]})" for g in GATES])
+        ax.set_xticks(pos, labels=[f"{g} ({GATE_NAMES[g]})" for g in letters])
         ax.set_ylabel("relative change ‖ΔA‖ / ‖A‖")
         ax.legend(frameon=False)
         rel = EmbeddedFigure(
@@ -92,7 +97,8 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
         with matplotlib.rc_context(RC):
             fig = new_figure(10.0, 2.9, bottom=0.8, wspace=0.3)
             ax_n, ax_r, ax_t, ax_c = fig.subplots(1, 4)
-            for g in GATES:
+            first = next(r for r in rows if r is not None)
+            for g in (name for name, _ in first.gates):
                 col = GATE_COLORS[g]
                 ax_n.plot(
                     x,
@@ -115,7 +121,7 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
             ax_t.plot(x, tau, color=GATE_COLORS["f"], marker="o", markersize=3)
             ax_n.set_title("norm of U (solid) and W (dashed)")
             ax_r.set_title("spectral radius of U")
-            ax_t.set_title("median forget τ at rest [steps]")
+            ax_t.set_title("median memory τ at rest [steps]")
             ax_c.set_title("relative change since previous")
             ax_n.legend(frameon=False, fontsize=6)
             for ax in (ax_n, ax_r, ax_t, ax_c):
@@ -132,7 +138,7 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
                 label,
                 EmbeddedFigure(
                     uri,
-                    f"Per-gate norms, spectral radii, forget timescale and change of {label} "
+                    f"Per-gate norms, spectral radii, memory timescale and change of {label} "
                     f"across {len(labels)} checkpoints",
                 ),
             )

@@ -8,19 +8,30 @@ from dataclasses import replace
 import numpy as np
 
 from lstm_report.config import ModelSpec
+from lstm_report.errors import ConfigError
 from lstm_report.model import ModelWeights
 from lstm_report.readers.files import check_safe, inspect_file
 
 
 def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
-    """Read one configured model: recognise the file, extract the LSTMs.
+    """Read one configured model: recognise the file, extract its LSTMs and GRUs.
 
-    The direct reader (h5py, no TensorFlow, runs nothing from the file) is used where it
+    PyTorch and ONNX files are read by their own readers (readers/frameworks.py). For Keras
+    files the direct reader (h5py, no TensorFlow, runs nothing from the file) is used where it
     can read the file; Keras, in safe mode, for everything else or when asked for.
     """
     where = _where(spec)
     choice = reader or spec.reader
     info = inspect_file(spec.path, where=where)
+    if info.format in ("pytorch", "safetensors", "onnx"):
+        if choice == "keras":
+            raise ConfigError(
+                f"{spec.key}.reader: Keras cannot read {spec.path.name} (a {info.format} file); "
+                "use reader: auto"
+            )
+        from lstm_report.readers.frameworks import read_framework
+
+        return read_framework(spec.path, info.format, name=spec.name, where=where)
     notes: tuple[str, ...] = ()
     if choice in ("auto", "direct"):
         from lstm_report.readers import direct

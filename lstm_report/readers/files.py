@@ -24,6 +24,32 @@ from lstm_report.readers.topology import structure_problem, unsafe_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
+TORCH_SUFFIXES = (".pt", ".pth")
+"""torch.save files: a zip (or, before PyTorch 1.6, a bare pickle)."""
+SAFETENSORS_SUFFIX = ".safetensors"
+ONNX_SUFFIX = ".onnx"
+MAX_SAFETENSORS_HEADER = 100_000_000
+"""safetensors' own limit on the JSON header; a larger declared length is not safetensors."""
+
+
+def framework_format(path: Path, head: bytes) -> str | None:
+    """``pytorch``, ``safetensors`` or ``onnx`` for a file of those formats (by its name and
+    first bytes), else None. A zip is told apart later (a .keras zip has config.json)."""
+    suffix = path.suffix.lower()
+    if suffix in TORCH_SUFFIXES and (head.startswith(ZIP_SIGNATURE) or head[:1] == b"\x80"):
+        return "pytorch"
+    if suffix == SAFETENSORS_SUFFIX or (
+        len(head) >= 9
+        and int.from_bytes(head[:8], "little") < MAX_SAFETENSORS_HEADER
+        and head[8:9] == b"{"
+    ):
+        return "safetensors"
+    if suffix == ONNX_SUFFIX or (
+        # ModelProto starts with ir_version (field 1, varint), then a string field.
+        len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in b"\x12\x1a\x22\x2a"
+    ):
+        return "onnx"
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,7 +58,8 @@ class ModelFile:
 
     path: Path
     format: str
-    """``keras`` (a Keras 3 zip) or ``h5`` (legacy HDF5: full model or weights only)."""
+    """``keras`` (a Keras 3 zip), ``h5`` (legacy HDF5: full model or weights only), or a
+    framework's file: ``pytorch`` (torch.save), ``safetensors``, ``onnx``."""
     config: dict[str, Any] | None
     keras_version: str | None = None
 
@@ -45,7 +72,7 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
     """
     try:
         with open_regular(path) as fh:
-            head = fh.read(8)
+            head = fh.read(9)
     except FileNotFoundError:
         raise ModelLoadError(f"{where}: model file not found: {path}") from None
     except IsADirectoryError:
@@ -62,10 +89,16 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
         raise ModelLoadError(f"{where}: model file is empty (0 bytes): {path}")
     if head.startswith(ZIP_SIGNATURE):
         return _inspect_zip(path, where)
-    if head == HDF5_SIGNATURE:
+    if head[:8] == HDF5_SIGNATURE:
         return _inspect_h5(path, where)
+    found = framework_format(path, head)
+    if found is not None:
+        # Their readers check everything they read (readers/torch_state.py, safetensors_state.py,
+        # onnx_rnn.py): pickles restricted, declared sizes bounded, external data confined.
+        return ModelFile(path=path, format=found, config=None)
     raise ModelLoadError(
-        f"{where}: {path} is not a Keras model file (neither a .keras zip nor an HDF5 .h5 file)"
+        f"{where}: {path} is not a Keras model file (neither a .keras zip nor an HDF5 .h5 file) "
+        "nor a PyTorch (.pt, .pth, .safetensors) or ONNX (.onnx) file"
     )
 
 
@@ -90,6 +123,10 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                 problem = zip_member_problem(info)
                 if problem is not None:
                     raise CorruptModelError(f"{where}: {show(info.filename)} {problem}")
+            if "config.json" not in names and (
+                path.suffix.lower() in TORCH_SUFFIXES or any(n.endswith("data.pkl") for n in names)
+            ):
+                return ModelFile(path=path, format="pytorch", config=None)
             if "config.json" not in names:
                 raise ModelLoadError(
                     f"{where}: {path} is a zip file but not a .keras model (no config.json inside)"

@@ -128,7 +128,13 @@ def build_lstms(
     for (direction, cls, cfg), (_, _, arrs) in zip(split_halves(found), arrays):
         if cls == "CuDNNLSTM":
             arrs = list(cudnn_to_lstm(*arrs))
-        kernel, rk, bias = check_arrays(arrs, use_bias(cfg), f"{where}: {found.path} ({direction})")
+        kind = cell_kind(cls, cfg)
+        kernel, rk, bias = check_arrays(
+            arrs, use_bias(cfg), f"{where}: {found.path} ({direction})", kind
+        )
+        extra: dict[str, Any] = {}
+        if kind == "GRU":
+            extra["reset_after"] = gru_reset_after(cfg, bias, f"{where}: {found.path}")
         units = cfg.get("units") or ((cfg.get("cell") or {}).get("config") or {}).get("units")
         if isinstance(units, int) and units != rk.shape[0]:
             raise CorruptModelError(
@@ -152,32 +158,61 @@ def build_lstms(
                 reads_input=found.reads_input,
                 source=found.source,
                 merge_mode=merge,
-                kind="CuDNNLSTM" if cls == "CuDNNLSTM" else "LSTM",
+                kind="CuDNNLSTM" if cls == "CuDNNLSTM" else kind,
                 **settings,
+                **extra,
             )
         )
     return out
 
 
+GATE_COUNT = {"LSTM": 4, "GRU": 3}
+ANALYSED = ({"LSTM"}, {"GRU"})
+"""What the direct readers analyse: LSTMs (CuDNNLSTM converted) and GRUs; a Bidirectional's
+halves of one kind. ConvLSTM, SimpleRNN, CuDNNGRU and mixed wrappers are listed only."""
+
+
 def check_arrays(
-    arrs: list[np.ndarray], use_bias: bool, where: str
+    arrs: list[np.ndarray], use_bias: bool, where: str, kind: str = "LSTM"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """kernel (in, G·u), recurrent_kernel (u, G·u), bias (G·u,) — or (2, G·u) for a GRU
+    with reset_after — with G gates: 4 for an LSTM, 3 for a GRU."""
     want = 3 if use_bias else 2
     if len(arrs) != want:
         raise CorruptModelError(f"{where}: expected {want} weight arrays, found {len(arrs)}")
     kernel, rk = arrs[0], arrs[1]
     bias = arrs[2] if use_bias else None
+    n = GATE_COUNT[kind]
     u = rk.shape[0] if rk.ndim == 2 else -1
+    biases = [(n * u,)] + ([(2, n * u)] if kind == "GRU" else [])
     if (
         rk.ndim != 2
-        or rk.shape[1] != 4 * u
+        or rk.shape[1] != n * u
         or kernel.ndim != 2
-        or kernel.shape[1] != 4 * u
-        or (bias is not None and bias.shape != (4 * u,))
+        or kernel.shape[1] != n * u
+        or (bias is not None and bias.shape not in biases)
     ):
         shapes = ", ".join(str(a.shape) for a in arrs)
-        raise CorruptModelError(f"{where}: weight shapes {shapes} are not an LSTM's")
+        raise CorruptModelError(f"{where}: weight shapes {shapes} are not an {kind}'s")
     return kernel, rk, bias
+
+
+def gru_reset_after(cfg: Mapping[str, Any], bias: np.ndarray | None, where: str) -> bool:
+    """A Keras GRU's reset_after: the config's, checked against the bias (two rows: True).
+    Keras 3 and tf.keras 2 default to True; without bias or config, True is assumed."""
+    cell = cfg.get("cell")
+    src = (cell.get("config") or {}) if isinstance(cell, Mapping) else cfg
+    said = src.get("reset_after")
+    from_bias = None if bias is None else bias.ndim == 2
+    if said is not None and from_bias is not None and bool(said) != from_bias:
+        raise CorruptModelError(
+            f"{where}: config says reset_after={bool(said)} but the bias has shape {bias.shape}"
+            if bias is not None
+            else where
+        )
+    if said is not None:
+        return bool(said)
+    return True if from_bias is None else from_bias
 
 
 def cudnn_to_lstm(

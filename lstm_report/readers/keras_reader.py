@@ -15,6 +15,7 @@ import numpy as np
 from lstm_report.errors import ModelLoadError, UnsafeModelError, quote, shorten
 from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
+from lstm_report.readers.keras_h5 import ANALYSED
 from lstm_report.readers.topology import (
     find_recurrent,
     input_dim,
@@ -126,7 +127,7 @@ def _inputs_of(get_model: Callable[[], Any]) -> Callable[[str, np.ndarray], np.n
 def from_model(
     model: Any, *, name: str, path: Any, keras_version: str | None = None
 ) -> ModelWeights:
-    """Extract the LSTMs of an in-memory Keras model."""
+    """Extract the LSTMs and GRUs of an in-memory Keras model."""
     keras = import_keras()
     config = keras.saving.serialize_keras_object(model)
     objects = dict(_walk_layers(model, ""))
@@ -139,7 +140,7 @@ def from_model(
         if found.class_name == "Bidirectional":
             halves = (("forward", layer.forward_layer), ("backward", layer.backward_layer))
             kinds = {_kind_of(h) for _, h in halves}
-            if kinds == {"LSTM"}:
+            if kinds in ANALYSED:
                 for direction, half in halves:
                     lstms.append(
                         replace(
@@ -159,7 +160,7 @@ def from_model(
                         _units(layer.forward_layer),
                     )
                 )
-        elif _kind_of(layer) == "LSTM":
+        elif {_kind_of(layer)} in ANALYSED:
             direction = "backward" if _cfg(layer).get("go_backwards") else "forward"
             lstms.append(
                 replace(
@@ -272,6 +273,8 @@ def _weights(
         wrapper=wrapper,
         reads_input=reads_input,
         unit_forget_bias=bool(getattr(cell, "unit_forget_bias", False)),
+        kind=_kind_of(layer),
+        reset_after=bool(cell.reset_after) if hasattr(cell, "reset_after") else None,
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras_h5 import (
+    ANALYSED,
     DirectReadError,
     build_lstms,
     cell_kind,
@@ -112,7 +113,7 @@ def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
                 _check_name(h5, group, found.path.rsplit("/", 1)[-1], where)
                 halves = split_halves(found)
                 kinds = {cell_kind(cls, cfg) for _, cls, cfg in halves}
-                if kinds != {"LSTM"}:
+                if kinds not in ANALYSED:
                     others.append(other_layer(found, kinds))
                     continue
                 if found.class_name == "Bidirectional":

@@ -10,6 +10,7 @@ from typing import Any
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras_h5 import (
+    ANALYSED,
     DirectReadError,
     attr_list,
     build_lstms,
@@ -66,7 +67,7 @@ def read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWei
         names = attr_list(group, "weight_names")
         halves = split_halves(found)
         kinds = {cell_kind(cls, cfg) for _, cls, cfg in halves}
-        if kinds != {"LSTM"}:
+        if kinds not in ANALYSED:
             others.append(other_layer(found, kinds))
             continue
         arrays = []

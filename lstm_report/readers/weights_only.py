@@ -34,12 +34,15 @@ class _Shaped:
 
     kind: str
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None
-    """The LSTM's arrays (CuDNNLSTM converted), or None for another recurrent layer."""
+    """The LSTM's or GRU's arrays (CuDNNLSTM converted), or None for another recurrent layer."""
     units: int
+    reset_after: bool | None = None
+    """GRU: a (2, 3u) bias means reset_after; (3u,) not; no bias: Keras' default, True."""
 
 
 def _by_shape(k: np.ndarray, rk: np.ndarray, b: np.ndarray | None, where: str) -> _Shaped:
-    """recurrent width / units = 4 gates: LSTM (bias 4u) or CuDNNLSTM (8u); else not one."""
+    """recurrent width / units = 4 gates: LSTM (bias 4u) or CuDNNLSTM (8u); 3 gates: GRU
+    (bias (3u,) or, with reset_after, (2, 3u); CuDNNGRU's (6u,) is not read); else not one."""
     u = int(rk.shape[0])
     gates = rk.shape[1] // u if rk.shape[1] % u == 0 else 0
     bshape = None if b is None else b.shape
@@ -49,6 +52,9 @@ def _by_shape(k: np.ndarray, rk: np.ndarray, b: np.ndarray | None, where: str) -
         )
     if gates == 4 and bshape == (8 * u,):
         return _Shaped("CuDNNLSTM", cudnn_to_lstm(k, rk, b), u)
+    if gates == 3 and bshape in (None, (3 * u,), (2, 3 * u)):
+        arrays = check_arrays([k, rk] + ([b] if b is not None else []), b is not None, where, "GRU")
+        return _Shaped("GRU", arrays, u, reset_after=b is None or b.ndim == 2)
     return _Shaped(_rnn_name(gates, bshape, u), None, u)
 
 
@@ -109,6 +115,7 @@ def read_weights_only(
                     reads_input=first_weighted
                     or (direction == "backward" and bool(lstms) and lstms[-1].reads_input),
                     kind=kind,
+                    reset_after=shaped.reset_after,
                 )
             )
             first_weighted = False
@@ -205,6 +212,8 @@ def read_keras3_weights(
                 go_backwards=direction == "backward",
                 wrapper=wrapper,
                 reads_input=False,
+                kind=shaped.kind,
+                reset_after=shaped.reset_after,
             )
         )
     return model_weights(

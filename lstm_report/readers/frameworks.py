@@ -1,0 +1,121 @@
+"""PyTorch and ONNX files -> ModelWeights: the framework readers' cells, as report layers.
+
+torch_rnn and onnx_rnn return framework-neutral `cells.CellWeights`; this module gives each
+one the place in the model that the analysis needs (which layer reads the model input,
+which layer feeds which) and nothing else. The cells stay the source of truth for the gates.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lstm_report.cells import RecurrentModel
+from lstm_report.errors import ModelLoadError
+from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
+
+FRAMEWORK_READERS = ("pytorch", "onnx")
+STORED_ORDER = {
+    "PyTorch": {"LSTM": "i,f,g,o", "GRU": "r,z,n, read as z,r,h"},
+    "ONNX": {"LSTM": "i,o,f,c, read as i,f,c,o", "GRU": "z,r,h"},
+}
+"""How each framework orders the gates in its stacked arrays (docs/formats.md)."""
+"""ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
+
+
+def read_framework(path: Path, format: str, *, name: str, where: str) -> ModelWeights:
+    """Read a PyTorch (.pt/.pth/.safetensors) or ONNX file; errors start with ``where``."""
+    try:
+        if format == "onnx":
+            from lstm_report.readers import onnx_rnn
+
+            found = onnx_rnn.read(path)
+        else:
+            from lstm_report.readers import torch_rnn
+
+            found = torch_rnn.read(path)
+    except ModelLoadError as exc:
+        text = str(exc)
+        prefix = f"{path.name}: "
+        raise type(exc)(f"{where}: {text[len(prefix) :] if text.startswith(prefix) else text}")
+    return model_weights(found, path, name, "onnx" if format == "onnx" else "pytorch")
+
+
+def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> ModelWeights:
+    """The cells as layers: stacked as the framework stacks them (PyTorch ``prefix.l{k}``
+    reads ``prefix.l{k-1}``, both directions concatenated); the first layer of the first
+    module (or node) is taken to read the model input."""
+    framework = "ONNX" if reader == "onnx" else "PyTorch"
+    cells = found.cells
+    names = list(dict.fromkeys(c.name for c in cells))
+    two_way = {c.name for c in cells if c.direction == "backward"}
+    first = names[0] if names else None
+    layers = []
+    for c in cells:
+        source = _source(c.name, names) if reader == "pytorch" else None
+        W, U, b, b_rec = c.stacked()
+        bias = b if b_rec is None else (b_rec if b is None else b + b_rec)
+        layers.append(
+            LSTMWeights(
+                name=c.name,
+                direction=c.direction,
+                kernel=W,
+                recurrent_kernel=U,
+                bias=bias,
+                activation=c.activation,
+                recurrent_activation=c.recurrent_activation,
+                go_backwards=c.direction == "backward",
+                return_sequences=True,  # nn.LSTM/nn.GRU and ONNX Y return every step
+                wrapper="bidirectional" if c.name in two_way else None,
+                reads_input=c.name == first,
+                unit_forget_bias=False,
+                source=source,
+                merge_mode="concat" if c.name in two_way else None,
+                kind=c.kind,
+                reset_after=c.reset_after,
+                cell_weights=c,
+                framework=framework,
+            )
+        )
+    kinds = sorted({c.kind for c in cells})
+    orders = ", ".join(f"{k} gates {STORED_ORDER[framework][k]}" for k in kinds)
+    notes = [
+        f"read from {found.framework} ({orders}), each gate's block transposed into the "
+        "report's x·W orientation; every layer shows its stored layout"
+    ]
+    if len(names) > 1:
+        notes.append(
+            f"{first} is taken to read the model input"
+            + ("; each l{k} reads l{k−1}'s output" if reader == "pytorch" else "")
+            + " (the file stores weights, not how modules connect)"
+        )
+    notes += [f"{c.label}: {n}" for c in cells for n in c.notes]
+    return ModelWeights(
+        name=name,
+        path=path,
+        lstms=tuple(layers),
+        others=tuple(_other(o) for o in found.other),
+        total_params=None,
+        input_dim=cells[0].input_dim if cells else None,
+        reader=reader,
+        notes=tuple(notes),
+    )
+
+
+def _source(name: str, names: list[str]) -> str | None:
+    """``enc.l1`` reads ``enc.l0`` (a PyTorch multi-layer module); None for l0."""
+    m = re.fullmatch(r"(?P<head>.*\.)?l(?P<k>\d+)", name)
+    if m is None or int(m["k"]) == 0:
+        return None
+    previous = f"{m['head'] or ''}l{int(m['k']) - 1}"
+    return previous if previous in names else None
+
+
+def _other(text: str) -> OtherLayer:
+    name, _, what = text.partition(": ")
+    kind = "RNN" if "RNN" in what else what.split(",")[0]
+    units = None
+    digits = [int(t.strip("(")) for t in what.split() if t.strip("(").isdigit()]
+    if digits and "units" in what:
+        units = digits[0]
+    return OtherLayer(name, kind, units)

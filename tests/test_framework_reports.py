@@ -1,0 +1,227 @@
+"""GRUs and PyTorch/ONNX files through the whole report, `lstm-report build FILE`.
+
+Numbers are checked against numpy computed here from the fixture arrays (the safetensors
+file is parsed by hand below, not by lstm-report's reader); the replay built from the
+report's per-gate matrices must reproduce what the frameworks computed (expected.npz).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lstm_report.cells import CellWeights, GateWeights, replay_layers
+from lstm_report.cli import main
+from lstm_report.config import is_model_file, model_file_config
+from lstm_report.gates import layer_gates
+from lstm_report.readers import read_model
+
+FW = Path(__file__).parent / "fixtures" / "frameworks"
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, np.ndarray]:
+    with np.load(FW / "expected.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The format by hand: u64 header length, JSON header, raw little-endian data."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for key, spec in header.items():
+        if key == "__metadata__" or spec["dtype"] != "F32":
+            continue
+        a, b = spec["data_offsets"]
+        out[key] = np.frombuffer(raw[8 + n + a : 8 + n + b], "<f4").reshape(spec["shape"])
+    return out
+
+
+def _build(tmp_path: Path, model: Path, *extra: str) -> dict[str, Any]:
+    out = tmp_path / "r.json"
+    assert (
+        main(
+            ["build", str(model), "-o", str(tmp_path / "r.html"), "--json", str(out), "-q", *extra]
+        )
+        == 0
+    )
+    return json.loads(out.read_text())
+
+
+def _layers(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(x["name"], x["direction"]): x for x in data["models"][0]["layers"]}
+
+
+def _spec(path: Path) -> Any:
+    return model_file_config(path).models[0]
+
+
+def _report_cells(path: Path, name: str) -> list[CellWeights]:
+    """The cells of layers `name.l*`, rebuilt only from the report's per-gate matrices."""
+    mw = read_model(_spec(path))
+    cells = []
+    for w in mw.lstms:
+        if not w.name.startswith(f"{name}."):
+            continue
+        gates = tuple(
+            GateWeights(gate=c.gate, W=g.W, U=g.U, b=g.b, b_rec=g.b_rec)
+            for c, g in zip(w.cell.gates, layer_gates(w))
+        )
+        cells.append(replace(w.cell, gates=gates))
+    return cells
+
+
+def test_framework_files_are_model_files() -> None:
+    for name in ("a.pt", "a.pth", "a.safetensors", "a.onnx"):
+        assert is_model_file(name)
+
+
+def test_pytorch_state_dict_report_numbers(tmp_path: Path) -> None:
+    data = _build(tmp_path, FW / "torch_state_dict.pt")
+    model = data["models"][0]
+    assert model["reader"] == "pytorch"
+    layers = _layers(data)
+    arrays = _safetensors(FW / "torch_state_dict.safetensors")  # the same weights
+    H = 4
+    # GRU: PyTorch rows r, z, n -> the report's z, r, h; (3H, in) transposed to (in, H)
+    gru = layers[("gru.l0", "forward")]
+    assert (gru["kind"], gru["reset_after"], gru["framework"]) == ("GRU", True, "PyTorch")
+    assert list(gru["gates"]) == ["z", "r", "h"]
+    w_ih, b_ih, b_hh = (arrays[f"gru.{k}_l0"] for k in ("weight_ih", "bias_ih", "bias_hh"))
+    W_z = w_ih[H : 2 * H].T.astype(np.float64)
+    assert gru["gates"]["z"]["W"]["fro"] == pytest.approx(np.linalg.norm(W_z))
+    assert gru["gates"]["r"]["W"]["fro"] == pytest.approx(np.linalg.norm(w_ih[:H].astype(float)))
+    assert gru["gates"]["h"]["b_rec"]["l1"] == pytest.approx(np.abs(b_hh[2 * H :]).sum())
+    assert gru["gates"]["z"]["b"]["l1"] == pytest.approx(np.abs(b_ih[H : 2 * H]).sum())
+    # memory: the update gate at rest, z = σ(b_ih_z + b_hh_z), τ = 1/(1 − z), by hand
+    b_z = b_ih[H : 2 * H].astype(np.float64) + b_hh[H : 2 * H]
+    z = 1.0 / (1.0 + np.exp(-b_z))
+    assert gru["memory"]["gate"] == "z"
+    np.testing.assert_allclose(gru["memory"]["resting_forget"], z, rtol=1e-6)
+    np.testing.assert_allclose(gru["memory"]["resting_tau"], 1.0 / (1.0 - z), rtol=1e-6)
+    # LSTM: i,f,g,o in both, two biases kept apart; the effective bias is their sum
+    enc = layers[("encoder.l0", "forward")]
+    assert list(enc["gates"]) == ["i", "f", "c", "o"]
+    assert enc["gates"]["f"]["b_rec"]["shape"] == [5]
+    w_hh = arrays["encoder.weight_hh_l0"]
+    assert enc["gates"]["c"]["U"]["spectral"] == pytest.approx(
+        np.linalg.norm(w_hh[10:15].T.astype(np.float64), 2), rel=1e-6
+    )
+    # proj_size: U is (proj, units) and P is reported with its statistics
+    proj = layers[("proj.l0", "forward")]
+    P = arrays["proj.weight_hr_l0"].T.astype(np.float64)
+    assert proj["projection"]["output_dim"] == 2
+    assert proj["projection"]["P"]["fro"] == pytest.approx(np.linalg.norm(P))
+    assert proj["gates"]["i"]["U"]["shape"] == [2, 5]
+    assert "(o_t ⊙ tanh(c_t))·P" in " ".join(proj["equations"])
+    # no Keras twin: not run by default, and the page says how the layout is proven
+    assert gru["verification"] is None
+    html = (tmp_path / "r.html").read_text()
+    assert "verified against PyTorch's own output in lstm-report's test suite" in html
+
+
+@pytest.mark.parametrize(
+    ("module", "key"),
+    [
+        ("gru", "torch/gru/out"),
+        ("encoder", "torch/encoder/out"),
+        ("proj", "torch/proj/out"),
+        ("bi", "torch/bi/out"),
+    ],
+)
+def test_replay_from_report_gates_equals_torch(
+    expected: dict[str, np.ndarray], module: str, key: str
+) -> None:
+    cells = _report_cells(FW / "torch_state_dict.pt", module)
+    out, _ = replay_layers(cells, expected["x"])
+    np.testing.assert_allclose(out, expected[key], atol=1e-5)
+
+
+def test_wrong_gate_order_fails(expected: dict[str, np.ndarray]) -> None:
+    cells = _report_cells(FW / "torch_state_dict.pt", "gru")
+    swapped = [
+        replace(
+            c,
+            gates=(
+                replace(c.gates[1], gate=c.gates[0].gate),
+                replace(c.gates[0], gate=c.gates[1].gate),
+                c.gates[2],
+            ),
+        )
+        for c in cells
+    ]
+    out, _ = replay_layers(swapped, expected["x"])
+    assert np.max(np.abs(out - expected["torch/gru/out"])) > 1e-2
+
+
+@pytest.mark.parametrize(
+    ("file", "name", "lbr"),
+    [
+        ("onnx_gru_lbr0_reverse.onnx", "gru_lbr0", False),
+        ("onnx_gru_lbr1_bidirectional.onnx", "gru_lbr1", True),
+    ],
+)
+def test_onnx_gru_report(
+    tmp_path: Path, expected: dict[str, np.ndarray], file: str, name: str, lbr: bool
+) -> None:
+    pytest.importorskip("onnx")
+    data = _build(tmp_path, FW / file)
+    assert data["models"][0]["reader"] == "onnx"
+    layer = data["models"][0]["layers"][0]
+    assert (layer["kind"], layer["reset_after"]) == ("GRU", lbr)
+    W = expected[f"onnx/{name}/W"][0]  # [dirs, 3H, in]: z, r, h as in the report
+    H = W.shape[0] // 3
+    assert layer["gates"]["r"]["W"]["fro"] == pytest.approx(
+        np.linalg.norm(W[H : 2 * H].astype(float))
+    )
+    mw = read_model(_spec(FW / file))
+    y = expected[f"onnx/{name}/Y"]  # [seq, dirs, batch, H]
+    from lstm_report.cells import replay
+
+    for d, w in enumerate(mw.lstms):
+        gates = tuple(
+            GateWeights(gate=c.gate, W=g.W, U=g.U, b=g.b, b_rec=g.b_rec)
+            for c, g in zip(w.cell.gates, layer_gates(w))
+        )
+        got = replay(replace(w.cell, gates=gates), expected["x"]).h
+        np.testing.assert_allclose(got, y[:, d].transpose(1, 0, 2), atol=1e-5)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_keras_gru_report(keras: Any, tmp_path: Path, reset_after: bool) -> None:
+    inp = keras.Input((6, 3))
+    h = keras.layers.GRU(4, return_sequences=True, reset_after=reset_after, name="gru")(inp)
+    m = keras.Model(inp, keras.layers.Dense(1)(h))
+    rng = np.random.default_rng(3)
+    m.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in m.get_weights()])
+    m.save(tmp_path / "gru.keras")
+    probe = tmp_path / "probe.npy"
+    np.save(probe, rng.normal(size=(8, 6, 3)).astype("float32"))
+    data = _build(tmp_path, tmp_path / "gru.keras", "--probe", str(probe), "--verify")
+    (layer,) = data["models"][0]["layers"]
+    kernel, rk, bias = m.get_layer("gru").get_weights()
+    assert (layer["kind"], layer["reset_after"]) == ("GRU", reset_after)
+    assert layer["gates"]["z"]["W"]["fro"] == pytest.approx(
+        np.linalg.norm(kernel[:, :4].astype(float))
+    )
+    assert layer["gates"]["h"]["U"]["fro"] == pytest.approx(np.linalg.norm(rk[:, 8:].astype(float)))
+    if reset_after:  # bias (2, 3u): row 0 input side, row 1 recurrent side
+        assert layer["gates"]["r"]["b_rec"]["l1"] == pytest.approx(np.abs(bias[1, 4:8]).sum())
+        b_z = bias[0, :4].astype(float) + bias[1, :4]
+    else:  # one bias: b_rec is null
+        assert all(g["b_rec"] is None for g in layer["gates"].values())
+        b_z = bias[:4].astype(float)
+    z = 1.0 / (1.0 + np.exp(-b_z))
+    np.testing.assert_allclose(layer["memory"]["resting_tau"], 1.0 / (1.0 - z), rtol=1e-6)
+    assert layer["verification"]["ok"], layer["verification"]
+    assert set(layer["activations"]) == {"z", "r", "h"}
+    where = "r_t ⊙ (h_(t−1)·U_h" if reset_after else "(r_t ⊙ h_(t−1))·U_h"
+    assert where in " ".join(layer["equations"])

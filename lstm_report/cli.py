@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         help="HTML file to write (default: the config's 'output', else NAME.html in the "
         "current folder, NAME being the config's or the model file's name)",
     )
+    build.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="also write a short Markdown summary (takeaways, findings, headline numbers, "
+        "a link to the page), e.g. for a pull-request comment or $GITHUB_STEP_SUMMARY",
+    )
     model_only = build.add_argument_group(
         "when CONFIG_OR_MODEL is a model file (a config says these itself)"
     )
@@ -311,6 +317,7 @@ def _run(args: argparse.Namespace) -> int:
         reader=args.reader,
         progress=progress,
         processes=True,
+        markdown=getattr(args, "markdown", None),
     )
     findings = result.report.findings
     if not args.quiet:
@@ -319,6 +326,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {result.html_path}", file=sys.stderr)
         if result.json_path is not None:
             print(f"wrote {result.json_path}", file=sys.stderr)
+        if result.markdown_path is not None:
+            print(f"wrote {result.markdown_path}", file=sys.stderr)
         for f in findings:
             if f.severity in ("error", "warning"):
                 print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ class BuildResult:
     json_path: Path | None
     report: ReportData
     data: dict[str, Any]
+    markdown_path: Path | None = None
 
     def __repr__(self) -> str:
         # The report and its data hold every weight statistic: a summary, not a dump.
@@ -64,6 +66,8 @@ def build_report(
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
     processes: bool = False,
+    markdown: str | Path | None = None,
+    generated: str | None = None,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -73,7 +77,9 @@ def build_report(
     worker processes (the CLI does; a library call leaves the caller's process alone).
     ``verify`` replays every layer in numpy and
     compares with a Keras LSTM; None verifies whenever the model was read through Keras
-    (or is in memory), which is then loaded anyway.
+    (or is in memory), which is then loaded anyway. ``markdown`` also writes a short
+    Markdown summary there; ``generated`` is the time the page states (default: now, or
+    SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
     """
     from lstm_report.figures import Workers
 
@@ -83,7 +89,19 @@ def build_report(
         config, loaded = _in_memory_config(config, options or {})
     cfg = _as_config(config)
     with Workers(enabled=processes) as workers:
-        return _build(cfg, output, json_path, unsafe, verify, reader, say, workers, loaded)
+        return _build(
+            cfg,
+            output,
+            json_path,
+            unsafe,
+            verify,
+            reader,
+            say,
+            workers,
+            loaded,
+            markdown=markdown,
+            generated=generated,
+        )
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -146,6 +164,9 @@ def _build(
     say: Progress,
     workers: Workers,
     loaded: Mapping[int, InMemory] | None = None,
+    *,
+    markdown: str | Path | None = None,
+    generated: str | None = None,
 ) -> BuildResult:
     from lstm_report.analysis import analyse_model, headlines, verify_model
     from lstm_report.analysis.compare import compare_models, side
@@ -168,6 +189,9 @@ def _build(
     outputs = [("the HTML output", html_path)]
     if json_out is not None:
         outputs.append(("the JSON output", json_out))
+    md_out = Path(markdown) if markdown is not None else None
+    if md_out is not None:
+        outputs.append(("the Markdown summary", md_out))
     check_outputs(outputs, _inputs(cfg, loaded or {}))
 
     models = []
@@ -206,7 +230,7 @@ def _build(
     )
     report = ReportData(
         title=cfg.title,
-        generated=generated_at(),
+        generated=generated or generated_at(),
         version=__version__,
         models=tuple(models),
         headlines=headlines(models, baselines_only(cfg)),
@@ -226,8 +250,12 @@ def _build(
     texts = [(html_path, html)]
     if json_out is not None:
         texts.append((json_out, dumps(data)))
+    if md_out is not None:
+        from lstm_report.markdown import summary
+
+        texts.append((md_out, summary(json.loads(dumps(data)), html_path, md_out)))
     write_files(texts)
-    return BuildResult(html_path=html_path, json_path=json_out, report=report, data=data)
+    return BuildResult(html_path, json_out, report, data, markdown_path=md_out)
 
 
 def baselines_only(cfg: Config) -> frozenset[str]:

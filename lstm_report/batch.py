@@ -371,6 +371,9 @@ def page_names(sources: Sequence[str]) -> list[str]:
     return names
 
 
+_KINDS = {".html": "the page", ".json": "the JSON", ".md": "the Markdown summary"}
+
+
 def _load(source: str) -> Config:
     from lstm_report.config import is_model_file, load_config, model_file_config
 
@@ -455,9 +458,8 @@ def run_batch(
     ``site_dir`` are reused. Raises only for the batch as a whole (no file named, a site
     folder that cannot be); each run's failure is an Outcome.
     """
-    from lstm_report.config import is_model_file
     from lstm_report.pipeline import generated_at
-    from lstm_report.write import check_outputs, write_files
+    from lstm_report.write import write_files
 
     start = time.perf_counter()
     out = Path(site_dir)
@@ -471,93 +473,136 @@ def run_batch(
     _check_site(out)
     sources = expand(patterns)
     names = page_names(sources)
-    generated = generated or generated_at()
     options = {"json": json, "unsafe": unsafe, "verify": verify, "reader": reader}
-    old = runcache.load(out)
-    kept: dict[str, runcache.Entry] = {}
-    hashes = runcache.FileHashes()
-    outcomes: dict[str, Outcome] = {}
-    units: list[Unit] = []
-    keys: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # name -> (source, key, outputs)
-    for source, name in zip(sources, names):
-        ident = os.path.abspath(source)
-        suffixes = (".html", ".json", ".md") if json else (".html", ".md")
-        outputs = tuple(f"reports/{name}{s}" for s in suffixes)
-        try:
-            cfg = _load(source)
-            key = runcache.run_key(
-                cfg, {**options, "model_file": is_model_file(source)}, __version__, hashes
-            )
-            check_outputs(
-                [
-                    (f"the {s[1:].upper()} output of {source}", out / o)
-                    for s, o in zip(suffixes, outputs)
-                ],
-                runcache.input_files(cfg),
-            )
-        except LstmReportError as exc:
-            outcomes[name] = Outcome(source, name, "failed", one_line(str(exc)))
-            if ident in old:
-                kept[ident] = old[ident]  # its earlier pages stay, as a failed build leaves them
-            continue
-        previous = old.get(ident)
-        if (
-            previous is not None
-            and previous.key == key
-            and previous.outputs == outputs
-            and all((out / o).is_file() for o in outputs)
-        ):
-            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-                outcomes[name] = Outcome(source, name, "reused", row=row_from_json(previous.row))
-                kept[ident] = previous
-                continue
-        keys[name] = (source, key, outputs)
-        units.append(Unit(name, source, cfg, generated, __version__, json, unsafe, verify, reader))
-    for o in outcomes.values():
-        if progress is not None:
-            progress(Progress(o, 0, len(units), 0.0, None))
-
-    engine = "none"
-    if units:
-        engine = f"dask {scheduler}" if scheduler else f"local pool ({jobs or os.cpu_count() or 1})"
+    plan = _plan(out, sources, names, generated or generated_at(), options)
+    say = progress or (lambda _p: None)
+    for o in plan.outcomes.values():
+        say(Progress(o, 0, len(plan.units), 0.0, None))
+    slots = jobs or os.cpu_count() or 1
+    engine = (
+        "none" if not plan.units else f"dask {scheduler}" if scheduler else f"local pool ({slots})"
+    )
     try:
-        if units:
+        if plan.units:
             results = (
-                dask_cluster(units, scheduler)
-                if scheduler
-                else local_pool(units, jobs or os.cpu_count() or 1)
+                dask_cluster(plan.units, scheduler) if scheduler else local_pool(plan.units, slots)
             )
             began = time.perf_counter()
             for done, r in enumerate(results, 1):
-                source, key, outputs = keys[r.name]
-                ident = os.path.abspath(source)
-                outcome = Outcome(source, r.name, "failed", r.error, r.traceback, r.seconds)
-                if r.error is None and r.row is not None:
-                    try:
-                        write_files([(out / "reports" / f"{r.name}{s}", t) for s, t in r.texts])
-                        outcome = Outcome(source, r.name, "built", seconds=r.seconds, row=r.row)
-                        kept[ident] = runcache.Entry(ident, r.name, key, outputs, row_json(r.row))
-                    except LstmReportError as exc:
-                        outcome = Outcome(source, r.name, "failed", one_line(str(exc)))
-                if outcome.status == "failed" and ident in old:
-                    kept[ident] = old[ident]
-                outcomes[r.name] = outcome
-                if progress is not None:
-                    elapsed = time.perf_counter() - began
-                    left = elapsed / done * (len(units) - done)
-                    progress(Progress(outcome, done, len(units), elapsed, left))
+                outcome = _land(out, plan, r)
+                elapsed = time.perf_counter() - began
+                left = elapsed / done * (len(plan.units) - done)
+                say(Progress(outcome, done, len(plan.units), elapsed, left))
     finally:
-        # Whatever happened, what was built is remembered (an interrupted batch resumes).
+        # Whatever happened, what was built is remembered (an interrupted batch resumes),
+        # and the pages of runs not built (failed or interrupted) stay theirs.
+        for unit, _, _ in plan.todo.values():
+            ident = os.path.abspath(unit.source)
+            if ident in plan.old:
+                plan.kept.setdefault(ident, plan.old[ident])
         with contextlib.suppress(LstmReportError):
-            write_files([(out / runcache.MANIFEST, runcache.dumps(kept))])
-    owned = {o for e in kept.values() for o in e.outputs}
-    runcache.remove_outputs(out, {o for e in old.values() for o in e.outputs} - owned)
-
-    ordered = tuple(outcomes[n] for n in names)
+            write_files([(out / runcache.MANIFEST, runcache.dumps(plan.kept))])
+    owned = {o for e in plan.kept.values() for o in e.outputs}
+    runcache.remove_outputs(out, {o for e in plan.old.values() for o in e.outputs} - owned)
+    ordered = tuple(plan.outcomes[n] for n in names)
     rows = [o.row for o in ordered if o.row is not None]
     index = out / "index.html"
-    write_files([(index, render_index(ordered, rows, generated, sources, chart_metric))])
+    write_files([(index, render_index(ordered, rows, plan.generated, sources, chart_metric))])
     return BatchResult(index, ordered, time.perf_counter() - start, engine)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a batch does with each run; ``kept`` and ``outcomes`` fill in as runs end."""
+
+    generated: str
+    old: dict[str, runcache.Entry]
+    """The previous batch's manifest, by source."""
+    kept: dict[str, runcache.Entry]
+    """The new manifest: runs reused or built."""
+    outcomes: dict[str, Outcome]
+    """By page name."""
+    units: list[Unit]
+    todo: dict[str, tuple[Unit, str, tuple[str, ...]]]
+    """Runs to build, by page name: (work unit, key, outputs)."""
+
+
+def _plan(
+    out: Path, sources: Sequence[str], names: Sequence[str], generated: str, options: Any
+) -> _Plan:
+    """Read every config, key it, and decide: failed already, reused, or to build."""
+    from lstm_report.config import is_model_file
+    from lstm_report.write import check_outputs
+
+    plan = _Plan(generated, runcache.load(out), {}, {}, [], {})
+    hashes = runcache.FileHashes()
+    suffixes = (".html", ".json", ".md") if options["json"] else (".html", ".md")
+    for source, name in zip(sources, names):
+        ident = os.path.abspath(source)
+        outputs = tuple(f"reports/{name}{s}" for s in suffixes)
+        try:
+            cfg = _load(source)
+            run_options = {**options, "model_file": is_model_file(source)}
+            key = runcache.run_key(cfg, run_options, __version__, hashes)
+            check_outputs(
+                [(f"{_KINDS[s]} of {source}", out / o) for s, o in zip(suffixes, outputs)],
+                runcache.input_files(cfg),
+            )
+        except LstmReportError as exc:
+            plan.outcomes[name] = Outcome(source, name, "failed", one_line(str(exc)))
+            if ident in plan.old:
+                plan.kept[ident] = plan.old[ident]  # its pages stay, as a failed build leaves them
+            continue
+        previous = plan.old.get(ident)
+        if (
+            previous is not None
+            and (previous.key, previous.outputs) == (key, outputs)
+            and all((out / o).is_file() for o in outputs)
+        ):
+            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                row = row_from_json(previous.row)
+                plan.outcomes[name] = Outcome(source, name, "reused", row=row)
+                plan.kept[ident] = previous
+                continue
+        unit = Unit(
+            name,
+            source,
+            cfg,
+            generated,
+            __version__,
+            options["json"],
+            options["unsafe"],
+            options["verify"],
+            options["reader"],
+        )
+        plan.units.append(unit)
+        plan.todo[name] = (unit, key, outputs)
+    return plan
+
+
+def _land(out: Path, plan: _Plan, r: UnitResult) -> Outcome:
+    """Write what a worker built into the site (or note why not); return the run's outcome."""
+    from lstm_report.write import write_files
+
+    unit, key, outputs = plan.todo[r.name]
+    ident = os.path.abspath(unit.source)
+    outcome = Outcome(unit.source, r.name, "failed", r.error, r.traceback, r.seconds)
+    if r.error is None and r.row is not None:
+        try:
+            write_files([(out / "reports" / f"{r.name}{s}", t) for s, t in r.texts])
+        except LstmReportError as exc:
+            outcome = Outcome(unit.source, r.name, "failed", one_line(str(exc)))
+        else:
+            outcome = Outcome(unit.source, r.name, "built", seconds=r.seconds, row=r.row)
+            plan.kept[ident] = runcache.Entry(ident, r.name, key, outputs, row_json(r.row))
+    plan.outcomes[r.name] = outcome
+    return outcome
+
+
+def _shown(folder: str) -> str:
+    """A folder as the index names it: relative to the current one when below it."""
+    rel = os.path.relpath(folder) if folder else "."
+    return folder if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def render_index(
@@ -581,6 +626,6 @@ def render_index(
         entries=[r.entry for r in rows],
         generated=generated,
         version=__version__,
-        source=display(os.path.relpath(common) if common else "."),
+        source=display(_shown(common)),
         sweep=sweep,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -49,7 +50,14 @@ def test_one_broken_run_never_stops_the_others(
         "layers, feature_names, unsafe, probe, reader, activations)"
     ]
     assert "Traceback" not in err
-    assert "wrote " in err and "3 built, 1 failed" in err
+    # one progress line per run built, with the count, the time and what is left
+    progress = [line for line in err.splitlines() if line.startswith("[")]
+    assert len(progress) == 3 and progress[-1].startswith("[3/3 ")
+    assert all(
+        re.match(r"\[\d/3 \d+\.\d s(, about .* left)?\] built runs/r\d/config.yaml \(", line)
+        for line in progress
+    )
+    assert err.splitlines()[-1].startswith(f"wrote {site / 'index.html'}: 3 built, 1 failed in ")
     assert sorted(_files(site)) == [
         f"r{i}__config{s}" for i in (1, 2, 3) for s in (".html", ".json", ".md")
     ]

@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         help="HTML file to write (default: the config's 'output', else NAME.html in the "
         "current folder, NAME being the config's or the model file's name)",
     )
+    build.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="also write a short Markdown summary (takeaways, findings, headline numbers, "
+        "a link to the page), e.g. for a pull-request comment or $GITHUB_STEP_SUMMARY",
+    )
     model_only = build.add_argument_group(
         "when CONFIG_OR_MODEL is a model file (a config says these itself)"
     )
@@ -133,7 +139,112 @@ def _parser() -> argparse.ArgumentParser:
     )
     site.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
     site.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _add_batch(sub)
     return parser
+
+
+# -- batch (issue 12) ---------------------------------------------------------------------
+
+
+def _add_batch(sub: Any) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="build the reports of many configs or model files into a site",
+        description="Build one report per config or model file (a sweep's runs) into "
+        "SITE_DIR/reports/, with a Markdown summary beside each, and write SITE_DIR/index.html "
+        "to compare them. Runs whose inputs did not change since the last batch into SITE_DIR "
+        "are not rebuilt. A failed run never stops the others: exit status 1 if any failed.",
+    )
+    batch.add_argument(
+        "configs",
+        metavar="CONFIG_OR_GLOB",
+        nargs="+",
+        help="config files or model files, or quoted globs ('runs/*/config.yaml')",
+    )
+    batch.add_argument("-o", "--output", metavar="SITE_DIR", required=True, help="the site folder")
+    batch.add_argument(
+        "--jobs",
+        metavar="N",
+        type=int,
+        help="reports built at once on this machine (default: the number of cores)",
+    )
+    batch.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="build on the Dask cluster of this scheduler (tcp://HOST:PORT) instead; needs "
+        "pip install 'lstm-report[dask]' and workers that see the input files at the same paths",
+    )
+    batch.add_argument(
+        "--json", action="store_true", help="also write each report's data as JSON beside it"
+    )
+    batch.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replay every layer in numpy and compare with Keras (default: when the model "
+        "was read through Keras)",
+    )
+    batch.add_argument(
+        "--reader", choices=("auto", "direct", "keras"), help="how to read model files"
+    )
+    batch.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="allow models whose layers run Python code on load (Lambda layers)",
+    )
+    batch.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    batch.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from lstm_report.batch import Progress, run_batch
+    from lstm_report.site import display
+
+    def report(p: Progress) -> None:
+        o = p.outcome
+        if o.status == "failed":
+            if args.debug and o.traceback:
+                print(o.traceback, file=sys.stderr, end="")
+            print(one_line(f"error: {o.message}"), file=sys.stderr, flush=True)
+        if args.quiet or o.status == "reused":
+            return
+        if p.done:
+            left = f", about {_duration(p.left)} left" if p.left and p.done < p.total else ""
+            print(
+                f"[{p.done}/{p.total} {_duration(p.elapsed)}{left}] {o.status} {o.source} "
+                f"({o.seconds:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    result = run_batch(
+        args.configs,
+        args.output,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        json=args.json,
+        unsafe=args.unsafe,
+        verify=args.verify,
+        reader=args.reader,
+        progress=report,
+    )
+    if not args.quiet:
+        counts = ", ".join(
+            f"{result.count(s)} {s}" for s in ("built", "reused", "failed") if result.count(s)
+        )
+        print(
+            f"wrote {display(result.index)}: {counts} in {_duration(result.seconds)}",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR if result.failed else EXIT_OK
+
+
+def _duration(seconds: float | None) -> str:
+    s = seconds or 0.0
+    return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60):02d} s"
+
+
+# -- end of batch -------------------------------------------------------------------------
 
 
 def _names(text: str) -> list[str]:
@@ -286,6 +397,8 @@ def _run(args: argparse.Namespace) -> int:
     from lstm_report.pipeline import build_report
 
     progress = None if args.quiet else _Progress()
+    if args.command == "batch":
+        return _batch(args)
     if args.command == "site":
         from lstm_report.site import build_site, display
 
@@ -311,6 +424,7 @@ def _run(args: argparse.Namespace) -> int:
         reader=args.reader,
         progress=progress,
         processes=True,
+        markdown=getattr(args, "markdown", None),
     )
     findings = result.report.findings
     if not args.quiet:
@@ -319,6 +433,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {result.html_path}", file=sys.stderr)
         if result.json_path is not None:
             print(f"wrote {result.json_path}", file=sys.stderr)
+        if result.markdown_path is not None:
+            print(f"wrote {result.markdown_path}", file=sys.stderr)
         for f in findings:
             if f.severity in ("error", "warning"):
                 print(

@@ -34,6 +34,10 @@ class ReportCallback(keras.callbacks.Callback):
     after the last. A report that fails to be written never costs the trained model: the
     callback warns, keeps the exception in ``error`` and training ends as usual;
     ``raise_errors=True`` makes it raise instead.
+
+    ``mlflow=True`` logs the final report (and its JSON) as artifacts of the active MLflow
+    run, under ``lstm-report/``, when ``mlflow`` is installed and a run is active (else it
+    warns, once, why not); mlflow is never a requirement.
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class ReportCallback(keras.callbacks.Callback):
         write_every: bool = False,
         verify: bool | None = None,
         raise_errors: bool = False,
+        mlflow: bool = False,
         **options: Any,
     ) -> None:
         super().__init__()
@@ -59,6 +64,7 @@ class ReportCallback(keras.callbacks.Callback):
         self.write_every = write_every
         self.verify = verify
         self.raise_errors = raise_errors
+        self.mlflow = mlflow
         self.error: Exception | None = None
         self.options: Mapping[str, Any] = options
         self.snapshots: list[tuple[str, Any]] = []
@@ -94,6 +100,26 @@ class ReportCallback(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.join()
         self.result = self._try_write(None, final=True)
+        if self.mlflow and self.result is not None:
+            self._log_mlflow(self.result)
+
+    def _log_mlflow(self, result: BuildResult) -> None:
+        from lstm_report.tracking import log_mlflow
+
+        paths = [p for p in (result.html_path, result.json_path) if p is not None]
+        try:
+            why_not = log_mlflow(paths)
+        except Exception as exc:  # the tracking server: never at the cost of the model
+            if self.raise_errors:
+                raise
+            self.error = exc
+            why_not = str(exc)
+        if why_not is not None:
+            warnings.warn(
+                f"lstm-report: the report {self.output} was not logged to MLflow: {why_not}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _try_write(self, snapshot: Any, final: bool = False) -> BuildResult | None:
         try:

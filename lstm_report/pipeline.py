@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +25,15 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Where a build writes: the page, and optionally the JSON and a Markdown summary."""
+
+    html: Path
+    json: Path | None = None
+    markdown: Path | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class InMemory:
     """A model already in memory (from Keras): its weights, and optionally a series."""
@@ -42,6 +52,7 @@ class BuildResult:
     json_path: Path | None
     report: ReportData
     data: dict[str, Any]
+    markdown_path: Path | None = None
 
     def __repr__(self) -> str:
         # The report and its data hold every weight statistic: a summary, not a dump.
@@ -65,6 +76,8 @@ def build_report(
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
     processes: bool = False,
+    markdown: str | Path | None = None,
+    generated: str | None = None,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -74,7 +87,9 @@ def build_report(
     worker processes (the CLI does; a library call leaves the caller's process alone).
     ``verify`` replays every layer in numpy and
     compares with a Keras LSTM; None verifies whenever the model was read through Keras
-    (or is in memory), which is then loaded anyway.
+    (or is in memory), which is then loaded anyway. ``markdown`` also writes a short
+    Markdown summary there; ``generated`` is the time the page states (default: now, or
+    SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
     """
     from lstm_report.figures import Workers
 
@@ -83,9 +98,13 @@ def build_report(
     if _is_keras_model(config):
         config, loaded = _in_memory_config(config, options or {})
     cfg = _with_overrides(_as_config(config), unsafe=unsafe, reader=reader, verify=verify)
-    outputs = (_output_path(cfg, output), Path(json_path) if json_path is not None else None)
+    outputs = Outputs(
+        html=_output_path(cfg, output),
+        json=Path(json_path) if json_path is not None else None,
+        markdown=Path(markdown) if markdown is not None else None,
+    )
     with Workers(enabled=processes) as workers:
-        return _build(cfg, outputs, say, workers, loaded)
+        return _build(cfg, outputs, say, workers, loaded, generated)
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -140,10 +159,11 @@ def check_model_options(model: Any, cfg: Config) -> None:
 
 def _build(
     cfg: Config,
-    outputs: tuple[Path, Path | None],
+    outputs: Outputs,
     say: Progress,
     workers: Workers,
     loaded: Mapping[int, InMemory],
+    generated: str | None = None,
 ) -> BuildResult:
     """read -> analyse -> verify -> compare -> draw -> render -> write, one stage a call."""
     from lstm_report.report_json import report_json
@@ -156,11 +176,11 @@ def _build(
         pending.update({la.anchor: workers.submit("layer", la) for la in read[-1][0].layers})
     models = _verified([m for m, _, _ in read], [v for _, v, _ in read], cfg, say)
     comparisons = _compare(cfg, models, [sides for _, _, sides in read])
-    report = _report_data(cfg, models, comparisons)
+    report = _report_data(cfg, models, comparisons, generated or generated_at())
     figures = _draw(report, pending, workers, say)
     data = report_json(report)
     _render_and_write(report, figures, data, outputs, say)
-    return BuildResult(html_path=outputs[0], json_path=outputs[1], report=report, data=data)
+    return BuildResult(outputs.html, outputs.json, report, data, markdown_path=outputs.markdown)
 
 
 def _with_overrides(
@@ -174,16 +194,15 @@ def _with_overrides(
     return cfg if verify is None else replace(cfg, verify=verify)
 
 
-def check_paths(
-    cfg: Config, outputs: tuple[Path, Path | None], loaded: Mapping[int, InMemory]
-) -> None:
+def check_paths(cfg: Config, outputs: Outputs, loaded: Mapping[int, InMemory]) -> None:
     """Refuse outputs that are inputs, or folders, FIFOs and devices (write.check_outputs)."""
     from lstm_report.write import check_outputs
 
-    html_path, json_out = outputs
-    named = [("the HTML output", html_path)]
-    if json_out is not None:
-        named.append(("the JSON output", json_out))
+    named = [("the HTML output", outputs.html)]
+    if outputs.json is not None:
+        named.append(("the JSON output", outputs.json))
+    if outputs.markdown is not None:
+        named.append(("the Markdown summary", outputs.markdown))
     check_outputs(named, _inputs(cfg, loaded))
 
 
@@ -245,14 +264,14 @@ def _compare(
 
 
 def _report_data(
-    cfg: Config, models: list[ModelAnalysis], comparisons: tuple[Comparison, ...]
+    cfg: Config, models: list[ModelAnalysis], comparisons: tuple[Comparison, ...], generated: str
 ) -> ReportData:
     from lstm_report.analysis import headlines
     from lstm_report.analysis.takeaways import takeaways
 
     return ReportData(
         title=cfg.title,
-        generated=generated_at(),
+        generated=generated,
         version=__version__,
         models=tuple(models),
         headlines=headlines(models, baselines_only(cfg)),
@@ -279,7 +298,7 @@ def _render_and_write(
     report: ReportData,
     figures: Mapping[str, Any],
     data: dict[str, Any],
-    outputs: tuple[Path, Path | None],
+    outputs: Outputs,
     say: Progress,
 ) -> None:
     from lstm_report.render import render_html
@@ -287,10 +306,14 @@ def _render_and_write(
     from lstm_report.write import write_files
 
     say("rendering")
-    html_path, json_out = outputs
-    texts = [(html_path, render_html(report, figures, data))]
-    if json_out is not None:
-        texts.append((json_out, dumps(data)))
+    texts = [(outputs.html, render_html(report, figures, data))]
+    if outputs.json is not None:
+        texts.append((outputs.json, dumps(data)))
+    if outputs.markdown is not None:
+        from lstm_report.markdown import summary
+
+        plain = json.loads(dumps(data))  # the numbers exactly as the JSON states them
+        texts.append((outputs.markdown, summary(plain, outputs.html, outputs.markdown)))
     write_files(texts)
 
 

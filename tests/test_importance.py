@@ -123,3 +123,30 @@ def test_weight_norms_can_mislead_where_importance_does_not(tmp_path: Path) -> N
     assert why is None and imp is not None
     small, large = imp.features
     assert small.low > 0 and small.value > 1000 * large.value  # data: "small" matters
+
+
+def test_importance_on_the_model_output_when_keras_runs_the_model(
+    keras: Any, tmp_path: Path
+) -> None:
+    # Read through Keras, the model itself runs: the target is its output (the Dense head
+    # included), and the numbers equal occlusion computed on model.predict.
+    m = keras.Sequential(
+        [keras.Input((5, 2)), keras.layers.LSTM(3, name="lstm"), keras.layers.Dense(2, name="head")]
+    )
+    rng = np.random.default_rng(5)
+    m.set_weights([rng.normal(0, 0.7, w.shape).astype(w.dtype) for w in m.get_weights()])
+    m.save(tmp_path / "m.keras")
+    x = rng.normal(size=(12, 5, 2)).astype(np.float32)
+    np.save(tmp_path / "p.npy", x)
+    cfg = write_config(tmp_path, "models:\n  - {path: m.keras, probe: p.npy, reader: keras}\n")
+    res = build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    imp = json.loads((tmp_path / "r.json").read_text())["models"][0]["input_importance"]
+    assert (imp["target"], imp["layer"]) == ("model_output", None)
+    base = m.predict(x, verbose=0).astype(np.float64)
+    mean = x.mean(axis=(0, 1))
+    for j, f in enumerate(imp["features"]):
+        xo = x.copy()
+        xo[:, :, j] = mean[j]
+        d = m.predict(xo, verbose=0).astype(np.float64) - base
+        assert f["value"] == pytest.approx(np.mean(np.mean(d**2, axis=1)), rel=1e-6)
+    assert "model's output" in res.html_path.read_text()

@@ -15,7 +15,7 @@ from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import gate_spectra
 from lstm_report.analysis.stats import feature_importance, gate_stats, matrix_stats
 from lstm_report.config import Checks, ModelSpec
-from lstm_report.errors import ConfigError, listing, quote
+from lstm_report.errors import ConfigError, LstmReportError, listing, quote
 from lstm_report.gates import layer_gates, memory_gate
 from lstm_report.model import (
     Headline,
@@ -164,7 +164,10 @@ def analyse_model(
         warnings.append("the model has no LSTM or GRU layer")
     importance = None
     if probe is not None and probe.dtype.kind == "f" and weights.lstms:
-        importance, why = measured_importance(weights, probe, spec.feature_names)
+        # The model's own output where Keras runs the model anyway (read through Keras, or
+        # in memory); else the last LSTM's output, replayed in numpy.
+        run_model = keras_inputs if weights.reader == "keras" else None
+        importance, why = measured_importance(weights, probe, spec.feature_names, run_model)
         if why:
             notes.append(f"no input importance on the probe: {why}")
     return ModelAnalysis(
@@ -183,10 +186,14 @@ def analyse_model(
 
 
 def measured_importance(
-    weights: ModelWeights, probe: np.ndarray, names: Sequence[str] | None
+    weights: ModelWeights,
+    probe: np.ndarray,
+    names: Sequence[str] | None,
+    run_model: KerasInputs | None = None,
 ) -> tuple[InputImportance | None, str | None]:
     """Occlusion importance of the model's input features on the probe, measured on the
-    output of its last LSTM (replayed in numpy); or why it cannot be measured."""
+    model's output where Keras can run the model (``run_model``), else on the output of
+    its last recurrent layer (replayed in numpy); or why it cannot be measured."""
     last = weights.lstms[-1].name
 
     def forward(x: np.ndarray) -> np.ndarray:
@@ -200,6 +207,14 @@ def measured_importance(
         labels = tuple(names)
     else:
         labels = tuple(f"x{j}" for j in range(features))
+    if run_model is not None:
+        try:
+            imp = occlusion_importance(
+                lambda x: run_model(None, x), probe, labels, target="model_output"
+            )
+            return imp, None
+        except LstmReportError:
+            pass  # fall back to the last layer's output, in numpy
     try:
         return occlusion_importance(forward, probe, labels, target="lstm_output", layer=last), None
     except _Unreachable:

@@ -10,8 +10,9 @@ import numpy as np
 from lstm_report.errors import LstmReportError
 from lstm_report.model import LSTMWeights, ModelWeights, ProbeActivity
 
-KerasInputs = Callable[[str, np.ndarray], np.ndarray]
-"""(top-level layer name, model input) -> that layer's input, computed by Keras."""
+KerasInputs = Callable[[str | None, np.ndarray], np.ndarray]
+"""(top-level layer name, model input) -> that layer's input, computed by Keras; for the
+name None, the model's own output."""
 
 MERGES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "concat": lambda f, b: np.concatenate([f, b], axis=-1),

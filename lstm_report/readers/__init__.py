@@ -50,14 +50,15 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
     return replace(weights, notes=weights.notes + notes) if notes else weights
 
 
-def keras_inputs(spec: ModelSpec) -> Callable[[str, np.ndarray], np.ndarray]:
-    """Computes a layer's input with Keras, for probe data behind non-LSTM layers."""
+def keras_inputs(spec: ModelSpec) -> Callable[[str | None, np.ndarray], np.ndarray]:
+    """Computes a layer's input with Keras, for probe data behind non-LSTM layers (and,
+    for layer None, the model's output)."""
     from lstm_report.readers import keras_reader
 
     compute = keras_reader.layer_inputs(spec.path, unsafe=spec.unsafe)
     checked_once: list[bool] = []
 
-    def checked(name: str, x: np.ndarray) -> np.ndarray:
+    def checked(name: str | None, x: np.ndarray) -> np.ndarray:
         # Keras is about to load the model: the same safety check as the Keras reader,
         # once per model (the file is read again only for the first layer that needs it).
         if not checked_once:

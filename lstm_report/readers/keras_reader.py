@@ -99,27 +99,30 @@ def _load(path: Path, unsafe: bool) -> Any:
     return _LOADED[key]
 
 
-def layer_inputs(path: Path, *, unsafe: bool) -> Callable[[str, np.ndarray], np.ndarray]:
+def layer_inputs(path: Path, *, unsafe: bool) -> Callable[[str | None, np.ndarray], np.ndarray]:
     """A function computing a top-level layer's input from the model input, with Keras."""
     return _inputs_of(lambda: _load(path, unsafe))
 
 
-def model_inputs(model: Any) -> Callable[[str, np.ndarray], np.ndarray]:
+def model_inputs(model: Any) -> Callable[[str | None, np.ndarray], np.ndarray]:
     """Like layer_inputs, for a model already in memory."""
     return _inputs_of(lambda: model)
 
 
-def _inputs_of(get_model: Callable[[], Any]) -> Callable[[str, np.ndarray], np.ndarray]:
-    def compute(name: str, x: np.ndarray) -> np.ndarray:
+def _inputs_of(
+    get_model: Callable[[], Any],
+) -> Callable[[str | None, np.ndarray], np.ndarray]:
+    def compute(name: str | None, x: np.ndarray) -> np.ndarray:
+        """The input of the top-level layer ``name``; of ``None``: the model's own output."""
         keras = import_keras()
+        what = "the model's output" if name is None else f"the input of layer {quote(name)}"
         try:
             model = get_model()
-            sub = keras.Model(model.inputs, model.get_layer(name).input)
+            target = model.outputs if name is None else model.get_layer(name).input
+            sub = keras.Model(model.inputs, target)
             return np.asarray(sub.predict(x, verbose=0, batch_size=256))
         except Exception as exc:
-            raise ModelLoadError(
-                f"Keras cannot compute the input of layer {quote(name)}: {_first_line(exc)}"
-            ) from exc
+            raise ModelLoadError(f"Keras cannot compute {what}: {_first_line(exc)}") from exc
 
     return compute
 

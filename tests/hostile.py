@@ -223,6 +223,17 @@ def nested_models(depth: int) -> dict:
     return node
 
 
+def nested_models_json(depth: int) -> str:
+    """nested_models(depth) as JSON text, built without recursion: json.dumps itself
+    recurses once per level and may hit the interpreter's limit first."""
+    text = json.dumps(nested_models(0))
+    for i in range(depth):
+        head = {"module": "keras", "class_name": "Sequential", "config": {"name": f"seq_{i}"}}
+        opening = json.dumps(head)[:-2] + ', "layers": ['
+        text = opening + text + "]}}"
+    return text
+
+
 # --- zip files with decompression bombs ----------------------------------------------------
 
 

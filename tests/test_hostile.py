@@ -54,7 +54,7 @@ def test_deeply_nested_keras_config(case: str, simple_model: Any, tmp_path: Path
         text = '{"class_name": "Sequential", "config": {"layers": ' + "[" * 100_000
         text += "]" * 100_000 + "}}"
     else:
-        text = json.dumps(hostile.nested_models(int(case.split()[0])))
+        text = hostile.nested_models_json(int(case.split()[0]))
     bad = hostile.with_config(simple_model.path, tmp_path / "deep.keras", text.encode())
     r = run_cli(model_config(tmp_path, bad), tmp_path)
     line = assert_refused(r, tmp_path, bad.name)

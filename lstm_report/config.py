@@ -175,6 +175,7 @@ def parse_config(
 ) -> Config:
     """Validate a config mapping (as loaded from YAML). Relative paths resolve against base_dir."""
     base = Path(base_dir) if base_dir is not None else Path.cwd()
+    _check_text(data)
     if not isinstance(data, Mapping):
         raise ConfigError(f"config: expected a mapping at the top level, got {_kind(data)}")
     _check_keys(data, TOP_KEYS, "")
@@ -446,6 +447,28 @@ def _optional_str_list(
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p)
+
+
+def _check_text(data: Any) -> None:
+    """Every string must be text UTF-8 can carry: YAML's "\\ud800" escape makes a lone
+    surrogate, which no page or JSON file can hold."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, Mapping):
+            stack += [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
+            stack += [(where or "config", k) for k in value]
+        elif isinstance(value, (list, tuple)):
+            stack += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = value[exc.start].encode("unicode_escape").decode("ascii")
+                raise ConfigError(
+                    f"{where or 'config'}: not valid text: a lone surrogate ({bad}) that no "
+                    "page can hold; write the character itself"
+                ) from None
 
 
 def _kind(value: Any) -> str:

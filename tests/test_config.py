@@ -268,3 +268,13 @@ def test_yaml_values_python_cannot_build(tmp_path: Path, text: str, message: str
     with pytest.raises(ConfigError, match=message) as info:
         load_config(write(tmp_path, text))
     assert "\n" not in str(info.value)
+
+
+def test_lone_surrogate_is_a_config_error(tmp_path: Path) -> None:
+    # YAML's "\ud800" escape makes a string no page or JSON file can hold.
+    p = write(tmp_path, 'title: "bad \\ud800 title"\nmodels: [{path: m.keras, name: "x\\udfff"}]\n')
+    with pytest.raises(
+        ConfigError,
+        match=r"^(title|models\[0\]\.name): not valid text: a lone surrogate \(\\u(d800|dfff)\)",
+    ):
+        load_config(p)

@@ -14,18 +14,21 @@ Whatever the cell, `layer_gates` gives its gates with their roles, and `replay` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.cells import GateWeights as CellGate
 from lstm_report.cells import replay as replay_cell
 from lstm_report.cells.activations import (  # noqa: F401  (re-exported)
     ACTIVATION_FORMULAS,
     ACTIVATIONS,
     activation_fn,
 )
+from lstm_report.cells.lstm import split_keras_lstm
 from lstm_report.errors import AnalysisError
-from lstm_report.model import GATES, LSTMWeights
+from lstm_report.model import LSTMWeights
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,43 +63,24 @@ def check_shapes(
     kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray | None, where: str
 ) -> int:
     """Return the number of units, or raise AnalysisError if the arrays are not an LSTM's."""
-    if recurrent_kernel.ndim != 2:
-        raise AnalysisError(
-            f"{where}: recurrent kernel must be 2-D, got shape {recurrent_kernel.shape}"
-        )
-    units = recurrent_kernel.shape[0]
-    if units == 0 or recurrent_kernel.shape[1] != 4 * units:
-        raise AnalysisError(
-            f"{where}: recurrent kernel shape {recurrent_kernel.shape} is not (units, 4*units)"
-        )
-    if kernel.ndim != 2 or kernel.shape[1] != 4 * units:
-        raise AnalysisError(
-            f"{where}: kernel shape {kernel.shape} is not (input_dim, {4 * units}) "
-            f"for {units} units"
-        )
-    if bias is not None and bias.shape != (4 * units,):
-        raise AnalysisError(f"{where}: bias shape {bias.shape} is not ({4 * units},)")
-    return int(units)
+    split_keras_lstm(kernel, recurrent_kernel, bias, where=where)
+    return int(recurrent_kernel.shape[0])
 
 
 def split_gates(
     kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray | None
 ) -> tuple[GateWeights, ...]:
-    """Split the concatenated arrays into W_g, U_g, b_g for g in i, f, c, o (views, no copies)."""
-    u = check_shapes(kernel, recurrent_kernel, bias, "LSTM")
-    return tuple(
-        GateWeights(
-            gate=g,
-            W=kernel[:, k * u : (k + 1) * u],
-            U=recurrent_kernel[:, k * u : (k + 1) * u],
-            b=None if bias is None else bias[k * u : (k + 1) * u],
-        )
-        for k, g in enumerate(GATES)
-    )
+    """Split Keras' concatenated LSTM arrays into W_g, U_g, b_g for g in i, f, c, o (views,
+    no copies): the split every Keras LSTM's cell is built with (cells.lstm)."""
+    return _with_roles(split_keras_lstm(kernel, recurrent_kernel, bias, where="LSTM"))
 
 
 def layer_gates(w: LSTMWeights) -> tuple[GateWeights, ...]:
     """The gates of the layer's cell, in its canonical order, with their roles."""
+    return _with_roles(w.cell.gates)
+
+
+def _with_roles(gates: Sequence[CellGate]) -> tuple[GateWeights, ...]:
     return tuple(
         GateWeights(
             gate=g.gate.name,
@@ -108,7 +92,7 @@ def layer_gates(w: LSTMWeights) -> tuple[GateWeights, ...]:
             squashed=g.gate.squashed,
             init_bias=g.gate.init_bias,
         )
-        for g in w.cell.gates
+        for g in gates
     )
 
 

@@ -136,3 +136,13 @@ def test_replay_refuses_unknown_activation() -> None:
     )
     with pytest.raises(AnalysisError, match="cannot replay activation 'my_custom'"):
         replay(w, np.zeros((1, 2, 1)))
+
+
+def test_analysis_refuses_arrays_that_are_not_an_lstms() -> None:
+    # The analysis splits through the same check: zero units are not an LSTM either.
+    from lstm_report.analysis import analyse_layer
+    from lstm_report.model import LSTMWeights
+
+    w = LSTMWeights("l", "forward", np.zeros((3, 0)), np.zeros((0, 0)), None)
+    with pytest.raises(AnalysisError, match=r"^l: recurrent kernel shape \(0, 0\) is not"):
+        analyse_layer(w, None, "a")

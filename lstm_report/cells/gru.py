@@ -36,7 +36,11 @@ def split_keras_gru(
     """Keras GRU arrays, gates z,r,h along the last axis: kernel (in, 3u), recurrent_kernel
     (u, 3u), bias (3u,) for reset_after=False or (2, 3u) for reset_after=True (row 0 the
     input bias, row 1 the recurrent bias), or None."""
-    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 3 * recurrent_kernel.shape[0]:
+    if (
+        recurrent_kernel.ndim != 2
+        or recurrent_kernel.shape[0] == 0
+        or recurrent_kernel.shape[1] != 3 * recurrent_kernel.shape[0]
+    ):
         raise AnalysisError(
             f"{where}: recurrent kernel shape {recurrent_kernel.shape} is not (units, 3*units)"
         )

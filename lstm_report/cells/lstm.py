@@ -27,14 +27,20 @@ def split_keras_lstm(
     kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray | None, *, where: str
 ) -> tuple[GateWeights, ...]:
     """Keras LSTM arrays, gates i,f,c,o along the last axis: kernel (in, 4u), recurrent_kernel
-    (u, 4u), bias (4u,) or None."""
-    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+    (u, 4u), bias (4u,) or None. Views, no copies; AnalysisError if they are not an LSTM's."""
+    if recurrent_kernel.ndim != 2:
+        raise AnalysisError(
+            f"{where}: recurrent kernel must be 2-D, got shape {recurrent_kernel.shape}"
+        )
+    u = recurrent_kernel.shape[0]
+    if u == 0 or recurrent_kernel.shape[1] != 4 * u:
         raise AnalysisError(
             f"{where}: recurrent kernel shape {recurrent_kernel.shape} is not (units, 4*units)"
         )
-    u = recurrent_kernel.shape[0]
     if kernel.ndim != 2 or kernel.shape[1] != 4 * u:
-        raise AnalysisError(f"{where}: kernel shape {kernel.shape} is not (input_dim, {4 * u})")
+        raise AnalysisError(
+            f"{where}: kernel shape {kernel.shape} is not (input_dim, {4 * u}) for {u} units"
+        )
     if bias is not None and bias.shape != (4 * u,):
         raise AnalysisError(f"{where}: bias shape {bias.shape} is not ({4 * u},)")
     return tuple(

@@ -25,6 +25,7 @@ from lstm_report import __version__, runcache
 from lstm_report.config import Config, natural_key
 from lstm_report.errors import ConfigError, LstmReportError, OutputError, one_line, shorten
 from lstm_report.numbers import Change, Numbers, TopInput
+from lstm_report.pools import terminate, worker_init
 from lstm_report.site import SiteEntry, display
 
 CONNECT_TIMEOUT = "20s"
@@ -237,22 +238,6 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def _worker_init(parent: int) -> None:
-    """In each pool worker: leave signals to the parent, and die with it."""
-    import signal
-    import sys
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before we could ask
-        os._exit(1)
-
-
 def local_pool(units: Sequence[Unit], jobs: int) -> Iterator[UnitResult]:
     """The embedded engine: a process pool on this machine."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -260,7 +245,7 @@ def local_pool(units: Sequence[Unit], jobs: int) -> Iterator[UnitResult]:
     pool = ProcessPoolExecutor(
         max(1, min(jobs, len(units))),
         mp_context=_pool_context(),
-        initializer=_worker_init,
+        initializer=worker_init,
         initargs=(os.getpid(),),
     )
     finished = False
@@ -279,12 +264,7 @@ def local_pool(units: Sequence[Unit], jobs: int) -> Iterator[UnitResult]:
         if finished:
             pool.shutdown(wait=True)
         else:  # an error or a signal: stop the workers now, whatever they are building
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            for p in processes:
-                p.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            for p in processes:
-                p.join(2.0)
+            terminate(pool)
 
 
 def dask_cluster(units: Sequence[Unit], address: str) -> Iterator[UnitResult]:
@@ -546,7 +526,7 @@ def _plan(
             key = runcache.run_key(cfg, run_options, __version__, hashes)
             check_outputs(
                 [(f"{_KINDS[s]} of {source}", out / o) for s, o in zip(suffixes, outputs)],
-                runcache.input_files(cfg),
+                cfg.input_files(),
             )
         except LstmReportError as exc:
             plan.outcomes[name] = Outcome(source, name, "failed", one_line(str(exc)))

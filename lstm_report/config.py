@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import glob
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,21 @@ class Config:
     verify: bool | None = None
     """Replay vs Keras: True, False, or None (only when the model was read through Keras)."""
     compare: tuple[CompareSpec, ...] = ()
+
+    def input_files(self, skip: Collection[int] = ()) -> Iterator[tuple[str, Path]]:
+        """Every file a run reads, labelled for messages: config, models, checkpoints,
+        probes. ``skip``: indexes of models already in memory (their files are not read)."""
+        if self.source is not None:
+            yield "the config", self.source
+        for spec in self.models:
+            if spec.index not in skip:
+                if spec.series:
+                    for n, path in enumerate(spec.series, 1):
+                        yield f"{spec.key}'s checkpoint {n}", path
+                else:
+                    yield f"{spec.key}'s model", spec.path
+            if spec.probe is not None:
+                yield f"{spec.key}'s probe", spec.probe.path
 
 
 def load_config(path: str | Path) -> Config:

@@ -203,7 +203,7 @@ def check_paths(cfg: Config, outputs: Outputs, loaded: Mapping[int, InMemory]) -
         named.append(("the JSON output", outputs.json))
     if outputs.markdown is not None:
         named.append(("the Markdown summary", outputs.markdown))
-    check_outputs(named, _inputs(cfg, loaded))
+    check_outputs(named, cfg.input_files(skip=loaded))
 
 
 def _read_and_analyse(
@@ -320,21 +320,6 @@ def _render_and_write(
 def baselines_only(cfg: Config) -> frozenset[str]:
     """Models named only as the baseline of comparisons: no headlines of their own."""
     return frozenset(c.baseline for c in cfg.compare) - {c.candidate for c in cfg.compare}
-
-
-def _inputs(cfg: Config, in_memory: Collection[int]) -> Iterator[tuple[str, Path]]:
-    """Every file the run reads, labelled for messages: config, models, checkpoints, probes."""
-    if cfg.source is not None:
-        yield "the config", cfg.source
-    for spec in cfg.models:
-        if spec.index not in in_memory:
-            if spec.series:
-                for n, path in enumerate(spec.series, 1):
-                    yield f"{spec.key}'s checkpoint {n}", path
-            else:
-                yield f"{spec.key}'s model", spec.path
-        if spec.probe is not None:
-            yield f"{spec.key}'s probe", spec.probe.path
 
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:

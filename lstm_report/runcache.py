@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,20 +24,6 @@ MANIFEST = ".lstm-report-batch.json"
 
 FORMAT = 1
 """The manifest's own format: a manifest of another format is ignored (every run rebuilt)."""
-
-
-def input_files(cfg: Config) -> Iterator[tuple[str, Path]]:
-    """Every file a run reads, labelled for messages: config, models, checkpoints, probes."""
-    if cfg.source is not None:
-        yield "the config", cfg.source
-    for spec in cfg.models:
-        if spec.series:
-            for n, path in enumerate(spec.series, 1):
-                yield f"{spec.key}'s checkpoint {n}", path
-        else:
-            yield f"{spec.key}'s model", spec.path
-        if spec.probe is not None:
-            yield f"{spec.key}'s probe", spec.probe.path
 
 
 class FileHashes:
@@ -78,7 +64,7 @@ def run_key(
         "version": version,
         "options": dict(sorted(options.items())),
         "config": repr(cfg),
-        "files": [[label, *hashes.fingerprint(path)] for label, path in input_files(cfg)],
+        "files": [[label, *hashes.fingerprint(path)] for label, path in cfg.input_files()],
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

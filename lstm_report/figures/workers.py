@@ -8,6 +8,7 @@ from typing import Any
 from lstm_report.figures.layer import layer_figures
 from lstm_report.figures.training import comparison_figures, series_figures
 from lstm_report.model import Comparison, LayerAnalysis, Series
+from lstm_report.pools import terminate, worker_init
 
 
 class Workers:
@@ -37,7 +38,7 @@ class Workers:
         self.pool = ProcessPoolExecutor(
             2,
             mp_context=multiprocessing.get_context("fork"),
-            initializer=_worker_init,
+            initializer=worker_init,
             initargs=(os.getpid(),),
         )
         # Each submit forks a worker now; the workers import matplotlib while we analyse.
@@ -63,17 +64,8 @@ class Workers:
     def terminate(self) -> None:
         """Stop the workers now, whatever they are drawing (on an error or a signal)."""
         pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        for p in processes:
-            p.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
-            p.join(2.0)
-            if p.is_alive():
-                p.kill()
-                p.join(1.0)
+        if pool is not None:
+            terminate(pool)
 
     def __enter__(self) -> Workers:
         return self
@@ -83,46 +75,6 @@ class Workers:
             self.close()
         else:
             self.terminate()
-
-
-def _worker_init(parent: int) -> None:
-    """In each worker: leave signals to the parent, and die with it."""
-    import os
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if not _die_with_parent():
-        import threading
-
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if os.getppid() != parent:  # the parent died before we could ask
-        os._exit(1)
-
-
-def _die_with_parent() -> bool:
-    """Ask Linux to kill this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
-    import ctypes
-    import signal
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return False
-
-
-def _watch_parent(parent: int) -> None:
-    """Elsewhere: a thread that ends the worker once its parent is gone."""
-    import os
-    import time
-
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
 
 
 def _warm_up() -> None:

@@ -267,14 +267,14 @@ def _report_data(
     cfg: Config, models: list[ModelAnalysis], comparisons: tuple[Comparison, ...], generated: str
 ) -> ReportData:
     from lstm_report.analysis import headlines
-    from lstm_report.analysis.takeaways import takeaways
+    from lstm_report.analysis.takeaways import baselines_only, takeaways
 
     return ReportData(
         title=cfg.title,
         generated=generated,
         version=__version__,
         models=tuple(models),
-        headlines=headlines(models, baselines_only(cfg)),
+        headlines=headlines(models, baselines_only(comparisons)),
         findings=tuple(f for m in models for la in m.layers for f in la.findings),
         comparisons=comparisons,
         warnings=run_warnings(models, comparisons),
@@ -315,11 +315,6 @@ def _render_and_write(
         plain = json.loads(dumps(data))  # the numbers exactly as the JSON states them
         texts.append((outputs.markdown, summary(plain, outputs.html, outputs.markdown)))
     write_files(texts)
-
-
-def baselines_only(cfg: Config) -> frozenset[str]:
-    """Models named only as the baseline of comparisons: no headlines of their own."""
-    return frozenset(c.baseline for c in cfg.compare) - {c.candidate for c in cfg.compare}
 
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:

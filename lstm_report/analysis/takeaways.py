@@ -20,6 +20,12 @@ SHORT_MEMORY = 0.25
 """Memory is short when the median timescale is under this fraction of the sequence."""
 
 
+def baselines_only(comparisons: Sequence[Comparison]) -> frozenset[str]:
+    """Models named only as the "before" of comparisons: they speak through the comparison,
+    with no headlines or takeaways of their own."""
+    return frozenset(c.baseline for c in comparisons) - {c.candidate for c in comparisons}
+
+
 def takeaways(
     models: Sequence[ModelAnalysis], comparisons: Sequence[Comparison] = ()
 ) -> tuple[Takeaway, ...]:
@@ -27,8 +33,7 @@ def takeaways(
     from lstm_report.analysis import importance_sentence
 
     out: list[Takeaway] = []
-    # A model that is only the "before" of a comparison speaks through that comparison.
-    baselines = {c.baseline for c in comparisons} - {c.candidate for c in comparisons}
+    baselines = baselines_only(comparisons)
     for m in models:
         if m.name in baselines:
             continue

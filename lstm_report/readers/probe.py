@@ -90,14 +90,9 @@ def load_probe(spec: ModelSpec, expect: ProbeShape) -> np.ndarray | None:
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"{key}: cannot read {p.path} as .npy/.npz: {first}") from None
-    if expect.embedding is not None:
-        return _token_ids(data, expect, key, p.sequence)
     if 0 in data.shape:
         raise ConfigError(f"{key}: probe data is empty (shape {data.shape})")
-    data = data.astype(np.float32)
-    if not np.isfinite(data).all():
-        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
-        raise ConfigError(f"{key}: probe data has {bad} non-finite values (NaN or Inf)")
+    data = _token_ids(data, expect, key) if expect.embedding is not None else _features(data, key)
     if p.sequence >= data.shape[0]:
         raise ConfigError(
             f"{key}.sequence: index {p.sequence} is out of range for {data.shape[0]} sequences"
@@ -204,10 +199,17 @@ def _check_header(
         )
 
 
-def _token_ids(data: np.ndarray, expect: ProbeShape, key: str, sequence: int) -> np.ndarray:
+def _features(data: np.ndarray, key: str) -> np.ndarray:
+    """Float features as float32, all finite."""
+    data = data.astype(np.float32)
+    if not np.isfinite(data).all():
+        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        raise ConfigError(f"{key}: probe data has {bad} non-finite values (NaN or Inf)")
+    return data
+
+
+def _token_ids(data: np.ndarray, expect: ProbeShape, key: str) -> np.ndarray:
     """Token ids for a model that starts with an Embedding: integers within its vocabulary."""
-    if 0 in data.shape:
-        raise ConfigError(f"{key}: probe data is empty (shape {data.shape})")
     if data.dtype.kind == "f":
         if not np.isfinite(data).all() or (data != np.round(data)).any():
             raise ConfigError(
@@ -220,9 +222,5 @@ def _token_ids(data: np.ndarray, expect: ProbeShape, key: str, sequence: int) ->
         raise ConfigError(
             f"{key}: token id {int(bad)} is outside the vocabulary of Embedding "
             f"{expect.embedding!r} (0 to {(expect.vocab or 1) - 1})"
-        )
-    if sequence >= data.shape[0]:
-        raise ConfigError(
-            f"{key}.sequence: index {sequence} is out of range for {data.shape[0]} sequences"
         )
     return data.astype(np.int64)

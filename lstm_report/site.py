@@ -66,6 +66,29 @@ ACTIVE_TAGS = frozenset(
     "iframe frame frameset object embed applet base link form svg math portal".split()
 )
 IMAGE_URIS = ("data:image/png;base64,", "data:image/svg+xml;base64,")
+CSS_FUNCTIONS = frozenset(
+    "var calc min max clamp minmax repeat not is where rgb rgba hsl hsla nth-child".split()
+)
+"""The CSS functions a page may use: none of them can fetch anything (url(), image-set(),
+@import and friends can, and are not in the list)."""
+CSS_AT_RULES = frozenset(["media"])
+STYLE_ATTRIBUTE = re.compile(r"(\s*(width|height|left)\s*:\s*-?[0-9.]+%\s*;?)*\s*")
+"""The only inline styles the templates write: bar widths, heights and offsets."""
+
+
+def css_problem(css: str) -> str | None:
+    """Why a style sheet could reach outside the page, or None when it cannot."""
+    if "\\" in css:
+        # CSS escapes can spell url( without the letters (u\72l); we write none.
+        return "a backslash escape in CSS"
+    text = re.sub(r"/\*.*?\*/", " ", css, flags=re.DOTALL).lower()
+    for name in re.findall(r"@([a-z-]*)", text):
+        if name not in CSS_AT_RULES:
+            return f"a CSS @{shorten(name, 30)} rule"
+    for name in re.findall(r"([a-z0-9_-]+)\(", text):
+        if name not in CSS_FUNCTIONS:
+            return f"a CSS function lstm-report does not write ({shorten(name, 30)}())"
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -92,6 +115,15 @@ class _PageScanner(HTMLParser):
         """Whether a script carries our data id: the page claims to be a report."""
         self.problem: str | None = None
         self._script: list[str] | None = None
+        self._style: list[str] | None = None
+        self.style_tags = 0
+
+    def close(self) -> None:
+        rest = self.rawdata if self._style is not None else ""
+        super().close()
+        if self._style is not None:  # a style sheet never closed still applies, to the end
+            self._style.append(rest)
+            self.handle_endtag("style")
         self._is_data = False
 
     def _flag(self, problem: str) -> None:
@@ -102,7 +134,11 @@ class _PageScanner(HTMLParser):
         for name, value in attrs:
             name = name.lower()
             text = re.sub(r"[\x00-\x20]", "", value or "").lower()
-            if name.startswith("on"):
+            if name == "style" and not STYLE_ATTRIBUTE.fullmatch(value or ""):
+                self._flag(
+                    f"a style lstm-report does not write (<{tag} style={quote(value or '', 40)}>)"
+                )
+            elif name.startswith("on"):
                 self._flag(f"an event-handler attribute ({shorten(name, 30)}) on <{tag}>")
             elif text.startswith(("javascript:", "vbscript:")):
                 self._flag(f"a {text.split(':')[0]}: URL in <{tag} {shorten(name, 30)}>")
@@ -116,6 +152,9 @@ class _PageScanner(HTMLParser):
             self._flag(f"a <{tag}> element")
         if tag == "meta" and any(n.lower() == "http-equiv" for n, _ in attrs):
             self._flag("a <meta http-equiv> element")
+        if tag == "style":
+            self.style_tags += 1
+            self._style = []
         if tag == "script":
             self.script_tags += 1
             a = dict(attrs)
@@ -131,6 +170,11 @@ class _PageScanner(HTMLParser):
             self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "style" and self._style is not None:
+            problem = css_problem("".join(self._style))
+            if problem is not None:
+                self._flag(problem)
+            self._style = None
         if tag == "script" and self._script is not None:
             body = "".join(self._script)
             (self.data_blocks if self._is_data else self.inline).append(body)
@@ -139,6 +183,8 @@ class _PageScanner(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._script is not None:
             self._script.append(data)
+        if self._style is not None:
+            self._style.append(data)
 
 
 def _scan(html: str) -> _PageScanner | None:
@@ -176,6 +222,8 @@ def check_page(html: str) -> dict[str, Any] | None:
     # of the scripts seen (our data block escapes "<", so it holds none).
     if len(re.findall(r"<script", html, flags=re.IGNORECASE)) != scanner.script_tags:
         raise NotOurs("a script lstm-report did not write (hidden from the HTML parser)")
+    if len(re.findall(r"<style", html, flags=re.IGNORECASE)) != scanner.style_tags:
+        raise NotOurs("a style sheet lstm-report did not write (hidden from the HTML parser)")
     data = _load_json(scanner.data_blocks[0])
     check_data(data)
     return data

@@ -243,6 +243,36 @@ def test_site_skips_pages_whose_data_breaks_the_contract(
             "a <iframe> element",
         ),
         (
+            lambda h: h.replace("</style>", "body { background: url(//x.example/p.png) }</style>"),
+            "a CSS function lstm-report does not write (url())",
+        ),
+        (
+            lambda h: h.replace("<style>", "<style>@import 'https://x.example/t.css';"),
+            "a CSS @import rule",
+        ),
+        (
+            lambda h: h.replace("</style>", "b { background: u\\72l(//x.example) }</style>"),
+            "a backslash escape in CSS",
+        ),
+        (
+            lambda h: h.replace(
+                "</style>", "b { background: image-set('//x.example' 1x) }</style>"
+            ),
+            "a CSS function lstm-report does not write (image-set())",
+        ),
+        (
+            lambda h: h.replace("</main>", '<p style="background:url(//x.example)">x</p></main>'),
+            "a style lstm-report does not write (<p style='background:url(//x.example)'>)",
+        ),
+        (
+            lambda h: h.replace("</main>", '<p title="<style>b{}</style>">x</p></main>'),
+            "a style sheet lstm-report did not write (hidden from the HTML parser)",
+        ),
+        (
+            lambda h: h + "<style>b { background: url(//x.example) }",
+            "a CSS function lstm-report does not write (url())",
+        ),
+        (
             lambda h: h.replace("rows.sort(", "fetch('//x.example');rows.sort("),
             "an inline script lstm-report did not write",
         ),

@@ -75,11 +75,20 @@ def main() -> None:
     (tmp / "big.yaml").write_text(f"models: [{big}]\n")
     (tmp / "small.yaml").write_text(f"models: [{demo}]\n")
 
+    seed = tmp / "seed.keras"
+    build_model(seed, 3, 1, 6, steps=30)
+    (tmp / "seed.yaml").write_text(f"models: [{seed}]\n")
+
     rows = []
     t, m = run([*cli, "--help"], a.repeat)
     rows.append(("`lstm-report --help`", t, m, ""))
-    t, m = run([sys.executable, "-c", "import tensorflow"], a.repeat)
-    rows.append(("`import tensorflow` alone", t, m, ""))
+    t_tf, m = run([sys.executable, "-c", "import tensorflow"], a.repeat)
+    rows.append(("`import tensorflow` alone", t_tf, m, ""))
+    out = tmp / "seed.html"
+    t_seed, m = run([*cli, "build", str(tmp / "seed.yaml"), "-o", str(out), "-q"], a.repeat)
+    rows.append(
+        ("report: one LSTM(3) (the seed model)", t_seed, m, f"{out.stat().st_size / 1024:.0f} KiB")
+    )
     t_load, m = run(
         [sys.executable, "-c", f"import keras; keras.saving.load_model(r'{big}', compile=False)"],
         a.repeat,
@@ -116,13 +125,19 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, t, mem, size in rows:
         print(f"| {name} | {t:.2f} s | {mem / 1024:.0f} MiB | {size} |")
-    print(
-        f"\nfull report / (import keras + load_model) = {t_big / t_load:.2f}; "
-        f"peak memory / weight bytes = {m_big / 1024 / weight_mib:.1f}\n"
-    )
+    print("\n| target (issue 13) | measured | met |")
+    print("|---|---:|---|")
+    for target, value, limit in (
+        ("seed model report ≤ 0.15× `import tensorflow`", t_seed / t_tf, 0.15),
+        ("2×LSTM(1024) report ≤ 0.5× `import keras` + `load_model`", t_big / t_load, 0.5),
+        ("2×LSTM(1024) peak memory ≤ 3× the weight bytes", m_big / 1024 / weight_mib, 3.0),
+    ):
+        print(f"| {target} | {value:.2f}× | {'yes' if value <= limit else 'no'} |")
+    print()
 
     print("| units | parameters | wall time | page |")
     print("|---:|---:|---:|---:|")
+    pages = []
     for units in (64, 128, 256, 512, 1024) + (() if a.quick else (2048,)):
         path = tmp / f"u{units}.keras"
         n = build_model(path, units, 1, 64)
@@ -130,6 +145,9 @@ def main() -> None:
         out = tmp / f"u{units}.html"
         t, _ = run([*cli, "build", str(tmp / f"u{units}.yaml"), "-o", str(out), "-q"], 1)
         print(f"| {units} | {n:,} | {t:.2f} s | {out.stat().st_size / 1024:.0f} KiB |")
+        pages.append(out.stat().st_size)
+    pages.append((tmp / "big.html").stat().st_size)
+    print(f"\nlargest page: {max(pages) / 2**20:.2f} MiB (target: under 2 MiB at any size)")
 
 
 if __name__ == "__main__":

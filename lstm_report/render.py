@@ -88,7 +88,14 @@ def memory_rows(la: LayerAnalysis, limit: int = 8) -> list[dict[str, Any]]:
     ]
 
 
+def cell_kinds(models: Any) -> str:
+    """The kinds of the analysed layers, for labels: "LSTM", "GRU" or "LSTM and GRU"."""
+    kinds = sorted({la.weights.cell_kind for m in models for la in m.layers}, reverse=True)
+    return " and ".join(kinds) or "LSTM"
+
+
 env.filters["num"] = fmt_num
+env.globals["cell_kinds"] = cell_kinds
 env.filters["sci"] = fmt_sci
 env.filters["pct"] = fmt_pct
 env.globals["memory_rows"] = memory_rows

@@ -91,6 +91,9 @@ def test_build_writes_page_and_json(nasty_config: Path, tmp_path: Path, complex_
 
     # escaping: user strings never reach the page raw
     assert "<script>alert" not in html and "<b>open</b>" not in html
+    # LSTMs and a GRU: the page explains both layouts.
+    assert "<h2>How Keras stores LSTMs and GRUs</h2>" in html
+    assert "<b>z</b> (update)" in html and "<b>f</b> (forget)" in html
     assert "&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt; &amp; &#34;quotes&#34;" in html
     assert "m&lt;1&gt; &amp; &#39;co&#39;" in html
     # the only script is the JSON data block, and nothing in it can close it early
@@ -345,6 +348,9 @@ def test_demo_recovers_the_two_features(demo_run: Any) -> None:
         assert layer["verification"]["ok"] and layer["verification"]["inputs"] == "probe"
         assert layer["activations"] is not None
     assert len(data["models"][0]["series"]["checkpoints"]) == 4
+    # LSTMs only: the page explains the LSTM layout, not the GRU one.
+    html = demo_run.html.read_text()
+    assert "<h2>How Keras stores an LSTM</h2>" in html and "(update)" not in html
     # measured on the probe, the two inputs the target uses lead by a wide margin
     measured = sorted(data["models"][0]["input_importance"]["features"], key=lambda f: -f["value"])
     assert [f["name"] for f in measured[:2]] == ["pressure", "humidity"]

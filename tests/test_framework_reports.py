@@ -225,3 +225,10 @@ def test_keras_gru_report(keras: Any, tmp_path: Path, reset_after: bool) -> None
     assert set(layer["activations"]) == {"z", "r", "h"}
     where = "r_t ⊙ (h_(t−1)·U_h" if reset_after else "(r_t ⊙ h_(t−1))·U_h"
     assert where in " ".join(layer["equations"])
+    # The page speaks of GRUs, and explains the GRU layout only.
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>How Keras stores a GRU</h2>" in html
+    assert "1 GRU layer section" in html and "GRU parameters" in html
+    assert "in the order <b>z</b> (update)" in html and "<b>f</b> (forget)" not in html
+    body = html.split("</header>")[1].split('<script type="application/json"')[0]
+    assert "LSTM" not in body  # (the default title, "… LSTM weight report", is in the header)

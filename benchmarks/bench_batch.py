@@ -57,7 +57,7 @@ configs, out = json.loads(sys.argv[1]), Path(sys.argv[2])
 times = []
 for i, cfg in enumerate(configs):
     t = time.perf_counter()
-    build_report(cfg, output=out / f"{i}.html", processes=False, generated=sys.argv[3])
+    build_report(cfg, output=out / f"{i}.html", generated=sys.argv[3])
     times.append(time.perf_counter() - t)
 print(json.dumps({"wall": time.perf_counter() - t0, "builds": times}))
 """

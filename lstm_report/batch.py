@@ -195,7 +195,6 @@ def build_unit(unit: Unit) -> UnitResult:
                     verify=unit.verify,
                     reader=unit.reader,
                     generated=unit.generated,
-                    processes=False,
                 )
                 texts = tuple(
                     (suffix, path.read_text(encoding="utf-8")) for suffix, path in outputs.items()
@@ -224,8 +223,7 @@ def build_unit(unit: Unit) -> UnitResult:
 
 
 def _pool_context() -> Any:
-    """fork where it is safe (no TensorFlow, no other thread: as the drawing workers),
-    else spawn."""
+    """fork where it is safe (no TensorFlow, no other thread), else spawn."""
     import multiprocessing
     import sys
 

@@ -363,8 +363,8 @@ def _show_warning(
 
 
 def _catch_signals() -> Callable[[], None]:
-    """SIGINT and SIGTERM become exceptions in the main thread: the workers are stopped and
-    temporary files removed on the way out. Returns what restores the previous handlers."""
+    """SIGINT and SIGTERM become exceptions in the main thread: a batch's workers are stopped
+    and temporary files removed on the way out. Returns what restores the previous handlers."""
     import os
     import signal
     import threading
@@ -423,7 +423,6 @@ def _run(args: argparse.Namespace) -> int:
         verify=args.verify,
         reader=args.reader,
         progress=progress,
-        processes=True,
         markdown=getattr(args, "markdown", None),
     )
     findings = result.report.findings

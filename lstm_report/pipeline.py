@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from lstm_report.analysis.compare import Side
     from lstm_report.analysis.probing import KerasInputs
     from lstm_report.analysis.series import Series
-    from lstm_report.figures import Workers
 
 Progress = Callable[[str], None]
 
@@ -75,7 +74,6 @@ def build_report(
     reader: str | None = None,
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
-    processes: bool = False,
     markdown: str | Path | None = None,
     generated: str | None = None,
 ) -> BuildResult:
@@ -83,16 +81,12 @@ def build_report(
 
     ``config`` is a YAML path, a config mapping, a Config, or an in-memory ``keras.Model``
     (then ``options`` holds the config keys: title, checks, and those of a model entry
-    such as feature_names, layers or probe). ``processes`` draws the figures in two forked
-    worker processes (the CLI does; a library call leaves the caller's process alone).
-    ``verify`` replays every layer in numpy and
+    such as feature_names, layers or probe). ``verify`` replays every layer in numpy and
     compares with a Keras LSTM; None verifies whenever the model was read through Keras
     (or is in memory), which is then loaded anyway. ``markdown`` also writes a short
     Markdown summary there; ``generated`` is the time the page states (default: now, or
     SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
     """
-    from lstm_report.figures import Workers
-
     say = progress or (lambda _msg: None)
     loaded: dict[int, InMemory] = {}
     if _is_keras_model(config):
@@ -103,8 +97,7 @@ def build_report(
         json=Path(json_path) if json_path is not None else None,
         markdown=Path(markdown) if markdown is not None else None,
     )
-    with Workers(enabled=processes) as workers:
-        return _build(cfg, outputs, say, workers, loaded, generated)
+    return _build(cfg, outputs, say, loaded, generated)
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -161,7 +154,6 @@ def _build(
     cfg: Config,
     outputs: Outputs,
     say: Progress,
-    workers: Workers,
     loaded: Mapping[int, InMemory],
     generated: str | None = None,
 ) -> BuildResult:
@@ -169,15 +161,13 @@ def _build(
     from lstm_report.report_json import report_json
 
     check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
-    read, pending = [], {}
-    for i, spec in enumerate(cfg.models):
-        read.append(_read_and_analyse(cfg, i, spec, loaded.get(i), say))
-        # The workers draw this model's figures while the next is read, and during verification.
-        pending.update({la.anchor: workers.submit("layer", la) for la in read[-1][0].layers})
+    read = [
+        _read_and_analyse(cfg, i, spec, loaded.get(i), say) for i, spec in enumerate(cfg.models)
+    ]
     models = _verified([m for m, _, _ in read], [v for _, v, _ in read], cfg, say)
     comparisons = _compare(cfg, models, [sides for _, _, sides in read])
     report = _report_data(cfg, models, comparisons, generated or generated_at())
-    figures = _draw(report, pending, workers, say)
+    figures = _draw(report, say)
     data = report_json(report)
     _render_and_write(report, figures, data, outputs, say)
     return BuildResult(outputs.html, outputs.json, report, data, markdown_path=outputs.markdown)
@@ -282,16 +272,13 @@ def _report_data(
     )
 
 
-def _draw(
-    report: ReportData, pending: Mapping[str, Any], workers: Workers, say: Progress
-) -> dict[str, Any]:
+def _draw(report: ReportData, say: Progress) -> dict[str, Any]:
     from lstm_report.figures import draw_figures
 
     say("drawing figures")
+    layers = [la for m in report.models for la in m.layers]
     series = [m.series for m in report.models if m.series is not None]
-    figures = draw_figures([], report.comparisons, series, workers)
-    figures.update({anchor: f.result() for anchor, f in pending.items()})
-    return figures
+    return draw_figures(layers, report.comparisons, series)
 
 
 def _render_and_write(

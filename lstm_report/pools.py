@@ -1,6 +1,5 @@
-"""Worker processes that end with the run: shared by the drawing workers (figures.workers)
-and the batch's local pool. Workers leave signals to the parent and die with it; the parent
-can stop them at once."""
+"""Worker processes that end with the run (the batch's local pool): workers leave signals
+to the parent and die with it; the parent can stop them at once."""
 
 from __future__ import annotations
 

@@ -94,7 +94,26 @@ def cell_kinds(models: Any) -> str:
     return " and ".join(kinds) or "LSTM"
 
 
+def fmt_px(value: float, digits: int = 1) -> str:
+    """A coordinate in an SVG: at most ``digits`` decimals, no trailing zeros."""
+    text = f"{float(value):.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def fmt_points(points: Any) -> str:
+    """An SVG points list: ``x,y x,y``."""
+    return " ".join(f"{fmt_px(x)},{fmt_px(y)}" for x, y in points)
+
+
+def fmt_dotpath(points: Any) -> str:
+    """Path data of a zero-length stroke at every point: round caps draw them as dots."""
+    return "".join(f"M{fmt_px(x)} {fmt_px(y)}h0" for x, y in points)
+
+
 env.filters["num"] = fmt_num
+env.filters["px"] = fmt_px
+env.filters["points"] = fmt_points
+env.filters["dotpath"] = fmt_dotpath
 env.globals["cell_kinds"] = cell_kinds
 env.filters["sci"] = fmt_sci
 env.filters["pct"] = fmt_pct

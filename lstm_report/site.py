@@ -65,7 +65,8 @@ URL_ATTRIBUTES = frozenset(
 ACTIVE_TAGS = frozenset(
     "iframe frame frameset object embed applet base link form svg math portal".split()
 )
-IMAGE_URIS = ("data:image/png;base64,", "data:image/svg+xml;base64,")
+IMAGE_URIS = ("data:image/png;base64,", "data:image/svg+xml;base64,", "data:image/svg+xml,")
+"""Figures: PNG, and SVG base64- or percent-encoded (lstm_report.figures.encode.svg_uri)."""
 CSS_FUNCTIONS = frozenset(
     "var calc min max clamp minmax repeat not is where rgb rgba hsl hsla nth-child".split()
 )

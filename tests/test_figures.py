@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -82,17 +83,27 @@ def test_heatmap_scale_is_shared_across_gates() -> None:
     assert "±3" in fig.alt
 
 
+def svg_text(uri: str) -> str:
+    """The SVG of a figure's data URI (percent-encoded)."""
+    from urllib.parse import unquote
+
+    assert uri.startswith("data:image/svg+xml,")
+    return unquote(uri.split(",", 1)[1])
+
+
 def test_figures_are_embedded_data_uris_and_byte_stable() -> None:
     la = analyse_layer(_layer(6, 3), ["a", "b", "c"], "a")
     one = layer_figures(la)
     two = layer_figures(la)
     assert one == two
-    assert one.heat_W.uri.startswith("data:image/png;base64,")
-    svg = base64.b64decode(one.histograms.uri.split(",", 1)[1]).decode()
-    assert svg.startswith("<?xml") and "<dc:date>" not in svg
-    assert "http://" not in svg.replace("http://www.w3.org", "").replace(
-        "http://purl.org", ""
-    ).replace("http://creativecommons.org", "").replace("http://matplotlib.org", "")
+    heat = svg_text(one.heat_W.uri)
+    # one image per gate, and the colour bar
+    assert heat.startswith("<svg") and heat.count('href="data:image/png;base64,') == 5
+    svg = svg_text(one.histograms.uri)
+    assert svg.startswith("<svg") and "<image" not in svg
+    for text in (heat, svg):
+        assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        assert "<script" not in text and "<style" not in text
 
 
 @pytest.mark.parametrize("units", [1, 2])
@@ -113,7 +124,7 @@ def _series_svg(name: str) -> str:
     keep = {(w.name, w.direction)}
     points = tuple(checkpoint_figures(f"{k}", mw, None, keep, label=name) for k in range(2))
     ((_, fig),) = series_figures(Series("m", points, "s"))
-    return base64.b64decode(fig.uri.split(",", 1)[1]).decode()
+    return svg_text(fig.uri)
 
 
 @pytest.mark.parametrize("name", ["a $\\frac$", "$x_1$", "$\\alpha$ and $\\beta$", "a^b_c {}"])
@@ -127,3 +138,202 @@ def test_user_names_are_literal_text_never_mathtext(name: str) -> None:
     # Text is written as text: the label appears whole, as typed (mathtext would split it
     # into positioned pieces and drop the dollars).
     assert f">{escape(name)}</text>" in svg
+
+
+# ---- the figures without matplotlib: colour map, pixels, ticks, text, bytes ---------------
+
+
+def _pngs(uri: str) -> list[Any]:
+    """The heatmap images inside a figure's SVG, as RGB arrays."""
+    import io
+    import re
+
+    from PIL import Image
+
+    out = []
+    for data in re.findall(r'href="data:image/png;base64,([^"]+)"', svg_text(uri)):
+        with Image.open(io.BytesIO(base64.b64decode(data))) as im:
+            assert im.mode in ("P", "RGB")
+            out.append(np.asarray(im.convert("RGB")))
+    return out
+
+
+def test_lut_is_matplotlibs_rdbu_r() -> None:
+    import matplotlib
+
+    from lstm_report.figures.encode import diverging_lut
+
+    ref = matplotlib.colormaps["RdBu_r"](np.arange(256))[:, :3] * 255
+    lut = diverging_lut()
+    assert lut.shape == (256, 3)
+    assert np.abs(lut - ref).max() <= 1.0
+
+
+def test_values_map_to_the_entries_matplotlib_picks() -> None:
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    from lstm_report.figures.encode import colour_indices, diverging_lut
+
+    x = np.concatenate([np.linspace(-2.5, 2.5, 2001), [-2.0, 2.0, 0.0]])
+    got = diverging_lut()[colour_indices(x, 2.0)]
+    want = matplotlib.colormaps["RdBu_r"](Normalize(-2.0, 2.0)(x))[:, :3] * 255
+    assert np.abs(got - want).max() <= 1.0
+    assert list(colour_indices(np.array([np.nan, np.inf, -np.inf, 1.0]), 1.0)) == [-1, -1, -1, 255]
+
+
+def test_pooled_pixels_are_the_colours_of_the_hand_pooled_matrix() -> None:
+    from lstm_report.figures.encode import diverging_lut
+
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(300, 300))
+    m[7, 9] = np.nan
+    m[0, 0] = 9.0  # the scale: ±9
+    fig, note = heatmaps([m, -m, m, m], "U", None, "l")
+    assert note == "U matrices of 300×300 shown as 150×150 (max-|w| pooling)"
+    first, second = _pngs(fig.uri)[:2]
+    assert first.shape == (150, 150, 3)  # native pooled resolution, scaled by the browser
+    lut = diverging_lut()
+    for r, c in [(0, 0), (1, 1), (3, 5), (40, 77), (149, 149)]:
+        block = m[2 * r : 2 * r + 2, 2 * c : 2 * c + 2]
+        v = block.flat[np.argmax(np.abs(block))]
+        want = lut[min(255, int(np.floor((v + 9.0) / 18.0 * 256)))]
+        assert list(first[r, c]) == list(want), (r, c)
+        assert list(second[r, c]) == list(lut[min(255, int(np.floor((-v + 9.0) / 18.0 * 256)))])
+    assert list(first[3, 4]) == [0, 0, 0]  # the NaN at (7, 9) wins its block, in black
+
+
+def test_heatmap_png_is_a_palette_of_the_colours_used() -> None:
+    import io
+
+    from PIL import Image
+
+    from lstm_report.figures.encode import heat_png
+
+    data = heat_png(np.array([[1.0, -1.0], [0.0, np.nan]]), 1.0)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "P" and im.size == (2, 2)
+        assert len(im.getpalette() or []) == 4 * 3
+        assert set(im.info) <= {"transparency"}  # no time, no software, no text chunks
+    assert heat_png(np.array([[1.0, -1.0], [0.0, np.nan]]), 1.0) == data
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"),
+    [
+        (0.0, 1.0),
+        (-0.37, 0.52),
+        (0.013, 0.0141),
+        (-3e-5, 2e-5),
+        (0.0, 1234.5),
+        (5.0, 5.0),
+        (-1e7, 3e7),
+        (0.2, 0.9),
+        (-0.734, 0.734),
+    ],
+)
+def test_ticks_are_nice_numbers_covering_the_data(lo: float, hi: float) -> None:
+    from lstm_report.figures.chart import nice_limits, tick_label
+
+    a, b, ticks = nice_limits(lo, hi)
+    assert a == ticks[0] <= lo and b == ticks[-1] >= hi
+    assert 2 <= len(ticks) <= 11
+    steps = np.diff(ticks)
+    assert np.allclose(steps, steps[0], rtol=1e-9)
+    mantissa = steps[0] / 10 ** np.floor(np.log10(steps[0]))
+    assert any(np.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
+    for t in ticks:  # on the step's grid, without float noise
+        assert np.isclose(t / steps[0], round(t / steps[0]))
+    labels = [tick_label(t, ticks) for t in ticks]
+    assert len(set(labels)) == len(labels)  # distinct labels: enough decimals
+    assert all("-" not in s for s in labels)  # a true minus sign
+
+
+def test_unit_axes_have_integer_ticks() -> None:
+    from lstm_report.figures.chart import inner_ticks, nice_limits
+    from lstm_report.figures.layer import _index_axis
+
+    for n in (1, 2, 3, 7, 16, 300, 1024):
+        _, ticks = _index_axis(n, min(n, 256), 0.0, 200.0, 200.0)
+        assert ticks and all(t.label.isdigit() for t in ticks), n
+        assert int(ticks[-1].label) <= n - 1
+    assert inner_ticks(0, 2, 8, integer=True) == [0, 1, 2]
+    assert all(float(t).is_integer() for t in nice_limits(0, 3, 8, integer=True, zero=True)[2])
+
+
+def test_log_ticks_cover_the_data() -> None:
+    from lstm_report.figures.chart import Scale, log_limits
+
+    lo, hi, ticks = log_limits(0.0042, 37.0)
+    assert lo == 0.001 and hi == 100.0 and lo <= 0.0042 and hi >= 37.0
+    assert [t for t in ticks if t in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)] == [
+        0.001,
+        0.01,
+        0.1,
+        1.0,
+        10.0,
+        100.0,
+    ]
+    s = Scale(lo, hi, 0.0, 500.0, log=True)
+    assert np.allclose([s(0.001), s(0.1), s(100.0)], [0.0, 200.0, 500.0])
+    _, _, few = log_limits(1.0, 9.0)
+    assert few == [1.0, 2.0, 5.0, 10.0]
+
+
+def _texts(svg: str) -> list[str]:
+    """The text of every <text> of an SVG, as an XML parser reads it."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg)
+    return [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+@pytest.mark.parametrize("name", ["$x_1$", "<b>", "a&b", "\"q\" 'q'", "a $\\frac$ b"])
+def test_names_are_escaped_text_in_the_svg(name: str) -> None:
+    import markupsafe
+
+    la = analyse_layer(_layer(2, 2), [name, "b"], "a")
+    heat = svg_text(layer_figures(la).heat_W.uri)
+    series = _series_svg(name)
+    for svg in (heat, series):  # a row label of the heatmap; a checkpoint's tick label
+        assert name in _texts(svg)  # the name, whole, as the reader sees it
+        assert f">{markupsafe.escape(name)}</text>" in svg
+        assert "<b>" not in svg
+
+
+def test_every_figure_kind_is_byte_identical_across_processes() -> None:
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, sys\n"
+        "from tests.test_figures import _all_figures\n"
+        "sys.stdout.write(hashlib.sha256(_all_figures().encode()).hexdigest())\n"
+    )
+    here = hashlib.sha256(_all_figures().encode()).hexdigest()
+    assert _all_figures() == _all_figures()
+    root = Path(__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "123"}
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, check=True
+    ).stdout
+    assert there == here
+
+
+def _all_figures() -> str:
+    """The URIs of every kind of figure: layer (with probe activity), comparison, series."""
+    from lstm_report.analysis.activity import probe_activity
+    from lstm_report.analysis.compare import compare_models
+    from lstm_report.analysis.probing import LayerRun
+    from lstm_report.figures import comparison_figures
+
+    w = _layer(5, 3)
+    probe = np.random.default_rng(1).normal(size=(2, 7, 3)).astype(np.float32)
+    activity, _ = probe_activity(w, probe, 1)
+    la = analyse_layer(w, ["a", "b", "c"], "a", run=LayerRun(activity, probe))
+    assert la.activity is not None and la.timescales is not None
+    figs = layer_figures(la)
+    assert None not in (figs.activity, figs.saturation, figs.states, figs.memory)
+    comp = compare_models(("a", (w,)), ("b", (_layer(5, 3, seed=2),)), 0, "c0")
+    return "\n".join([repr(figs), repr(comparison_figures(comp.layers[0])), _series_svg("x")])

@@ -1,13 +1,14 @@
-"""Figures: matplotlib (object API, never pyplot) to byte-stable data URIs.
+"""Figures: computed geometry rendered as small SVGs, heatmaps as palette PNGs inside them.
 
-One module per family: ``encode`` (PNG/SVG, style), ``layer`` (one layer's figures),
-``training`` (comparisons and checkpoint series), ``workers`` (the drawing processes).
+One module per family: ``encode`` (colour map, PNG and data URIs, byte-stable), ``chart``
+(scales, ticks and marks for ``templates/chart.svg.jinja2``), ``layer`` (one layer's
+figures), ``training`` (comparisons and checkpoint series), ``page`` (all of a report's).
 """
 
 from lstm_report.figures.encode import MAX_CELLS, POOLING, EmbeddedFigure, pool_max_abs
 from lstm_report.figures.layer import LayerFigures, heatmaps, layer_figures
+from lstm_report.figures.page import draw_figures
 from lstm_report.figures.training import CompareFigures, comparison_figures, series_figures
-from lstm_report.figures.workers import Workers, draw_figures
 
 __all__ = [
     "MAX_CELLS",
@@ -15,7 +16,6 @@ __all__ = [
     "CompareFigures",
     "EmbeddedFigure",
     "LayerFigures",
-    "Workers",
     "comparison_figures",
     "draw_figures",
     "heatmaps",

@@ -1,17 +1,15 @@
-"""From matplotlib Figures (and arrays) to data URIs: byte-stable PNG and SVG, shared style."""
+"""Arrays to byte-stable images: pooling, the diverging colour map, palette PNGs, data URIs."""
 
 from __future__ import annotations
 
 import base64
 import io
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 MAX_CELLS = 256
 """Heatmaps show at most this many rows and columns; larger matrices are pooled."""
@@ -30,18 +28,25 @@ GATE_COLORS = {
 }
 """Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
 
-DIVERGING = "RdBu_r"
+RDBU_R = (
+    "#053061",
+    "#2166ac",
+    "#4393c3",
+    "#92c5de",
+    "#d1e5f0",
+    "#f7f7f7",
+    "#fddbc7",
+    "#f4a582",
+    "#d6604d",
+    "#b2182b",
+    "#67001f",
+)
+"""ColorBrewer's RdBu, reversed (blue negative, red positive): the colour map's anchors,
+evenly spaced from -max|w| to +max|w| (matplotlib's ``RdBu_r``)."""
 
-RC: dict[Any, Any] = {
-    "svg.hashsalt": "lstm-report",
-    # Names come from users and files: draw them as literal text, never as mathtext.
-    "text.parse_math": False,
-    "svg.fonttype": "none",
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
+LUT_SIZE = 256
+NONFINITE = (0, 0, 0)
+"""NaN and ±inf weights are black: no colour of the map."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,78 @@ class EmbeddedFigure:
 
     uri: str
     alt: str
+
+
+@lru_cache(maxsize=1)
+def diverging_lut() -> np.ndarray:
+    """The 256 colours (uint8 RGB rows) of the diverging map, interpolated linearly between
+    the anchors as matplotlib's LinearSegmentedColormap does."""
+    anchors = np.array([[int(c[k : k + 2], 16) for k in (1, 3, 5)] for c in RDBU_R], float) / 255
+    at = np.linspace(0.0, 1.0, len(RDBU_R))
+    x = np.linspace(0.0, 1.0, LUT_SIZE)
+    rgb = np.stack([np.interp(x, at, anchors[:, k]) for k in range(3)], axis=1)
+    lut = np.round(rgb * 255).astype(np.uint8)
+    lut.setflags(write=False)
+    return lut
+
+
+def colour_indices(m: np.ndarray, vmax: float) -> np.ndarray:
+    """Each value's entry in the LUT (0..255) on the scale ±vmax, or -1 where not finite.
+
+    As matplotlib maps: v -> (v + vmax) / 2vmax, clipped to [0, 1], times 256, floored,
+    with 1.0 in the last entry."""
+    a = np.asarray(m, np.float64)
+    finite = np.isfinite(a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = (np.where(finite, a, 0.0) + vmax) / (2.0 * vmax)
+    idx = np.clip(np.floor(np.clip(x, 0.0, 1.0) * LUT_SIZE), 0, LUT_SIZE - 1).astype(np.int16)
+    return np.where(finite, idx, -1)
+
+
+def heat_png(m: np.ndarray, vmax: float) -> bytes:
+    """A PNG of ``m`` at one pixel per value, colour-mapped on ±vmax.
+
+    A palette PNG of the colours that occur (random-looking weights barely compress as RGB);
+    RGB only when a matrix needs all 256 map colours and black. No time or text chunks:
+    the same matrix gives the same bytes."""
+    from PIL import Image
+
+    idx = colour_indices(m, vmax)
+    lut = diverging_lut()
+    used, inverse = np.unique(idx, return_inverse=True)
+    colours = np.array([NONFINITE if k < 0 else lut[k] for k in used], np.uint8).reshape(-1, 3)
+    if len(used) <= 256:
+        im = Image.fromarray(inverse.reshape(idx.shape).astype(np.uint8), "P")
+        im.putpalette(colours.tobytes())
+    else:
+        im = Image.fromarray(colours[inverse.reshape(idx.shape)], "RGB")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=zlib.Z_BEST_COMPRESSION)
+    return buf.getvalue()
+
+
+@lru_cache(maxsize=1)
+def lut_png() -> bytes:
+    """The colour map as a 1×256 PNG, its last entry (+vmax) at the top: a colour bar."""
+    column = np.linspace(1.0, -1.0, LUT_SIZE)[:, None]  # entries 255 .. 0
+    return heat_png(column, 1.0)
+
+
+def png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+SVG_SAFE = " /=:;,+()-._~!*$@?[]{}|^"
+"""What an SVG data URI keeps as it is: never %, #, quotes, <, > or & (the URI is safe in
+an HTML attribute as it stands, so autoescaping leaves it alone), nor line breaks."""
+
+
+def svg_uri(text: str) -> str:
+    """SVG as a percent-encoded data URI: a quarter smaller than base64 for our charts, and
+    a heatmap's PNG inside is not base64-encoded a second time."""
+    from urllib.parse import quote
+
+    return "data:image/svg+xml," + quote(text, safe=SVG_SAFE)
 
 
 def pool_max_abs(a: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
@@ -79,13 +156,6 @@ def pool_max_abs(a: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
     return np.take_along_axis(blocks, idx[..., None], axis=2)[..., 0]
 
 
-def integer_ticks(axis: Any) -> None:
-    """Units, steps and indices are whole numbers: no ticks at 0.5."""
-    from matplotlib.ticker import MaxNLocator
-
-    axis.set_major_locator(MaxNLocator(integer=True))
-
-
 def finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
     vmax = 0.0
     for a in arrays:
@@ -93,54 +163,3 @@ def finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
         if f.size:
             vmax = max(vmax, float(f.max()))
     return vmax or 1.0
-
-
-def new_figure(
-    width: float,
-    height: float,
-    *,
-    left: float = 0.6,
-    right: float = 0.15,
-    bottom: float = 0.5,
-    top: float = 0.3,
-    wspace: float = 0.35,
-) -> Figure:
-    """A Figure with fixed margins (in inches). Fixed, not constrained, layout: it halves
-    the drawing time, and our figures' contents are known in advance."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    fig.subplots_adjust(
-        left=left / width,
-        right=1 - right / width,
-        bottom=bottom / height,
-        top=1 - top / height,
-        wspace=wspace,
-    )
-    return fig
-
-
-def png_uri(fig: Figure) -> str:
-    """PNG reduced to a 256-colour palette: colour-mapped weights need no more, at a third
-    of the bytes (random-looking weights barely compress as RGBA)."""
-    import matplotlib
-    from PIL import Image
-
-    buf = io.BytesIO()
-    with matplotlib.rc_context(RC):
-        fig.savefig(buf, format="png", metadata={"Software": None})
-    buf.seek(0)
-    with Image.open(buf) as im:
-        pal = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    out = io.BytesIO()
-    pal.save(out, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def svg_uri(fig: Figure) -> str:
-    import matplotlib
-
-    buf = io.BytesIO()
-    with matplotlib.rc_context(RC):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

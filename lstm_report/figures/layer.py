@@ -7,21 +7,56 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.figures.chart import (
+    FONT,
+    Area,
+    Chart,
+    ColorBar,
+    Dots,
+    Ellipse,
+    LegendEntry,
+    Line,
+    Note,
+    Panel,
+    Raster,
+    Scale,
+    Tick,
+    draw,
+    fitting_limits,
+    inner_ticks,
+    label_room,
+    legend_room,
+    log_limits,
+    log_tick_labels,
+    nice_limits,
+    panel,
+    row,
+    segments,
+    side_legend,
+    steps,
+    text_width,
+    tick_label,
+    ticks_at,
+    unique_dots,
+    xy,
+)
 from lstm_report.figures.encode import (
-    DIVERGING,
     GATE_COLORS,
     POOLING,
-    RC,
     EmbeddedFigure,
     finite_max_abs,
-    integer_ticks,
-    new_figure,
+    heat_png,
+    lut_png,
     png_uri,
     pool_max_abs,
-    svg_uri,
 )
 from lstm_report.gates import GateWeights, layer_gates
 from lstm_report.model import GATE_NAMES, LayerAnalysis
+
+WIDTH = 1000.0
+"""A full-width figure's width in SVG units (px at 100%)."""
+GUIDE = "#888888"
+FAINT = "#cccccc"
 
 
 @dataclass(frozen=True)
@@ -39,6 +74,36 @@ class LayerFigures:
     states: EmbeddedFigure | None = None
 
 
+# ---- heatmaps -------------------------------------------------------------------------------
+
+
+def _index_axis(n: int, shown: int, a: float, b: float, width: float) -> tuple[Scale, list[Tick]]:
+    """An image axis of n rows or columns shown as ``shown`` pixels: each pixel spans a block
+    of the original indices, ticks at whole indices (about one per 45 px)."""
+    block = -(-n // shown)
+    scale = Scale(-0.5, shown * block - 0.5, a, b)
+    target = max(2, min(8, int(abs(width) // 45)))
+    vals = inner_ticks(0, n - 1, target, integer=True) if n > 1 else [0.0]
+    return scale, [Tick(round(scale(v), 1), tick_label(v, vals)) for v in vals]
+
+
+def colorbar(x: float, y: float, h: float, vmax: float, label: str) -> ColorBar:
+    """A vertical colour bar for the scale ±vmax, ticks on round numbers inside it."""
+    scale = Scale(-vmax, vmax, y + h, y)
+    vals = inner_ticks(-vmax, vmax, 5)
+    ticks = ticks_at(scale, vals)
+    widest = max((text_width(t.label) for t in ticks), default=0.0)
+    label_at = x + 12.0 + 8.0 + widest + 4.0 + FONT * 0.6
+    return ColorBar(x, y, 12.0, h, label, label_at, ticks, png_uri(lut_png()))
+
+
+def colorbar_room(vmax: float, label: str) -> float:
+    """Width a colour bar takes with its gap, ticks, tick labels and label."""
+    vals = inner_ticks(-vmax, vmax, 5)
+    widest = max((text_width(tick_label(v, vals)) for v in vals), default=0.0)
+    return 14.0 + 12.0 + 8.0 + widest + 6.0 + FONT + 4.0
+
+
 def heatmaps(
     mats: Sequence[np.ndarray],
     family: str,
@@ -47,8 +112,6 @@ def heatmaps(
     gates: Sequence[str] = ("i", "f", "c", "o"),
 ) -> tuple[EmbeddedFigure, str | None]:
     """One panel per gate, one colour scale centred on zero shared by all of them."""
-    import matplotlib
-
     pooled_note = None
     shown = [pool_max_abs(m) for m in mats]
     if shown[0].shape != mats[0].shape:
@@ -57,49 +120,59 @@ def heatmaps(
             f"{shown[0].shape[0]}×{shown[0].shape[1]} ({POOLING})"
         )
     vmax = finite_max_abs(mats)
-    rows = shown[0].shape[0]
-    height = 2.6 if family == "U" else min(4.5, max(1.8, 0.9 + 0.16 * rows))
-    with matplotlib.rc_context(RC):
-        labelled = family == "W" and row_labels is not None and pooled_note is None and rows <= 32
-        longest = max((len(str(n)) for n in row_labels or ()), default=0) if labelled else 0
-        fig = new_figure(10.0, height, left=0.7 + 0.06 * longest, right=0.75, wspace=0.08)
-        axes = fig.subplots(1, len(gates), sharey=True)
-        cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="#000000")
-        im = None
-        for ax, gate, m in zip(axes, gates, shown):
-            im = ax.imshow(
-                np.ma.masked_invalid(m),
-                cmap=cmap,
-                vmin=-vmax,
-                vmax=vmax,
-                aspect="auto",
-                interpolation="nearest",
-            )
-            ax.set_title(f"{family} · {GATE_NAMES[gate]} gate ({gate})")
-            ax.set_xlabel("unit" if pooled_note is None else "unit (pooled)")
-            integer_ticks(ax.xaxis)
+    n_rows, n_cols = mats[0].shape
+    rows, cols = shown[0].shape
+    height = 260.0 if family == "U" else min(450.0, max(180.0, 90.0 + 16.0 * rows))
+    labelled = family == "W" and row_labels is not None and pooled_note is None and rows <= 32
+    names = [str(n) for n in row_labels or ()] if labelled else []
+    bar_label = "change" if family.startswith("Δ") else "weight"
+    if labelled:
+        left = min(400.0, max((text_width(n) for n in names), default=0.0) + 16.0)
+    else:
+        left = label_room([str(n_rows - 1)])
+    right = colorbar_room(vmax, bar_label)
+    boxes = row(len(gates), WIDTH, height, left=left, right=right, gap=10.0, bottom=46.0)
+    panels = []
+    for k, (box, gate, m) in enumerate(zip(boxes, gates, shown)):
+        x, y, w, h = box
+        sx, xticks = _index_axis(n_cols, cols, x, x + w, w)
+        sy, yticks = _index_axis(n_rows, rows, y, y + h, h)
         if labelled:
-            axes[0].set_yticks(range(rows), labels=list(row_labels or ()))
-        else:
-            axes[0].set_ylabel(
-                "input feature" if family.endswith("W") else "from unit (previous h)"
+            yticks = [Tick(round(sy(j), 1), name) for j, name in enumerate(names)]
+        panels.append(
+            panel(
+                box,
+                title=f"{family} · {GATE_NAMES[gate]} gate ({gate})",
+                xlabel="unit" if pooled_note is None else "unit (pooled)",
+                ylabel=""
+                if k or labelled
+                else ("input feature" if family.endswith("W") else "from unit (previous h)"),
+                xticks=xticks,
+                yticks=yticks,
+                ytick_labels=k == 0,
+                raster=Raster(png_uri(heat_png(m, vmax)), x, y, w, h),
+                frame=True,
             )
-        if im is not None:
-            label = "change" if family.startswith("Δ") else "weight"
-            fig.colorbar(im, ax=list(axes), fraction=0.03, pad=0.015, label=label)
-        uri = png_uri(fig)
+        )
+    x, y, w, h = boxes[-1]
+    chart = Chart(WIDTH, height, tuple(panels), (colorbar(x + w + 14.0, y, h, vmax, bar_label),))
     what = "input" if family.endswith("W") else "recurrent"
-    names = ", ".join(f"{family}_{g}" for g in gates)
+    names_text = ", ".join(f"{family}_{g}" for g in gates)
     alt = (
-        f"Heatmaps of the {what} weights {names} of "
+        f"Heatmaps of the {what} weights {names_text} of "
         f"{layer}, blue negative, red positive, shared scale ±{vmax:.3g}"
     )
-    return EmbeddedFigure(uri, alt), pooled_note
+    return draw(chart, alt), pooled_note
+
+
+# ---- histograms -----------------------------------------------------------------------------
 
 
 def _central_range(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     """The 0.5th to 99.5th percentile of the finite values (None if empty or flat)."""
-    vals = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])
+    # In the weights' own precision: the range only places the bins, and float32 halves
+    # the time of the partition on a large layer.
+    vals = np.concatenate([np.ravel(a) for a in arrays])
     vals = vals[np.isfinite(vals)]
     if not vals.size:
         return None
@@ -107,139 +180,280 @@ def _central_range(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     return (float(lo), float(hi)) if hi > lo else None
 
 
+@dataclass(frozen=True)
+class Hist:
+    """One histogram series: bin edges, heights, and how it is drawn."""
+
+    edges: np.ndarray
+    heights: np.ndarray
+    color: str
+    label: str
+
+
+def density(
+    vals: np.ndarray, color: str, label: str, span: tuple[float, float] | None, bins: int = 40
+) -> Hist | None:
+    """A density histogram of the finite values (clipped into ``span`` when given)."""
+    v = np.asarray(vals, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    if span is not None:
+        v = np.clip(v, *span)
+    counts, edges = np.histogram(v, bins=bins, range=span)
+    widths = np.diff(edges)
+    return Hist(edges, counts / (v.size * widths), color, label)
+
+
+def hist_panels(
+    groups: Sequence[tuple[str, str, Sequence[Hist]]],
+    height: float,
+    ylabel: str,
+    *,
+    fill: bool = False,
+    legend_entries: Sequence[LegendEntry] = (),
+) -> Chart:
+    """A row of histogram panels: (title, x label, series) each, y from zero, own scales."""
+    limits = []
+    for _, _, series in groups:
+        lo = min((float(s.edges[0]) for s in series), default=0.0)
+        hi = max((float(s.edges[-1]) for s in series), default=1.0)
+        top = max((float(np.max(s.heights)) for s in series if s.heights.size), default=1.0)
+        limits.append((lo, hi, nice_limits(0.0, top, 4, zero=True)))
+    labels = [[tick_label(v, yv) for v in yv] for _, _, (_, _, yv) in limits]
+    room = max(label_room(ls) for ls in labels)
+    right = max(15.0, legend_room(legend_entries))
+    boxes = row(len(groups), WIDTH, height, left=room, right=right, gap=room - 8.0, bottom=46.0)
+    panels = []
+    for k, (box, (title, xlabel, series), (lo, hi, (y0, y1, yv))) in enumerate(
+        zip(boxes, groups, limits)
+    ):
+        x, y, w, h = box
+        x0, x1, xv = fitting_limits(lo, hi, w)
+        sx, sy = Scale(x0, x1, x, x + w), Scale(y0, y1, y + h, y)
+        outlines = tuple(steps(sx, sy, s.edges, s.heights) for s in series)
+        panels.append(
+            panel(
+                box,
+                title=title,
+                xlabel=xlabel,
+                ylabel=ylabel if k == 0 else "",
+                xticks=ticks_at(sx, xv),
+                yticks=ticks_at(sy, yv),
+                areas=tuple(Area(o, s.color) for o, s in zip(outlines, series)) if fill else (),
+                lines=()
+                if fill
+                else tuple(Line(o, s.color, 1.2) for o, s in zip(outlines, series)),
+            )
+        )
+    return Chart(WIDTH, height, tuple(panels), legend=side_legend(WIDTH, 30.0, legend_entries))
+
+
 def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
     """Per gate: the distribution of W_g, U_g (and b_g) values."""
-    import matplotlib
+    groups = []
+    kinds: dict[str, str] = {}
+    for g in gates:
+        # The range of the matrices' values: a few biases outside it must not squash them.
+        span = _central_range([g.W, g.U])
+        series = []
+        for kind, arr, color in (
+            ("W", g.W, "#0072B2"),
+            ("U", g.U, "#E69F00"),
+            ("b", g.b, "#000000"),
+            ("b_rec", g.b_rec, "#888888"),
+        ):
+            h = None if arr is None else density(arr, color, kind, span)
+            if h is not None:
+                series.append(h)
+                if g is gates[-1]:
+                    kinds[kind] = color
+        groups.append(
+            (
+                f"gate {g.gate} ({GATE_NAMES[g.gate]})",
+                "weight (outliers at the edges)" if span else "weight",
+                series,
+            )
+        )
+    entries = [LegendEntry(k, c) for k, c in kinds.items()]
+    chart = hist_panels(groups, 220.0, "density", legend_entries=entries)
+    return draw(chart, f"Histograms of the weights of each gate of {layer}: W, U and b")
 
-    with matplotlib.rc_context(RC):
-        fig = new_figure(10.0, 2.2)
-        axes = fig.subplots(1, len(gates), sharey=False)
-        for ax, g in zip(axes, gates):
-            # The range of the matrices' values: a few biases outside it must not squash them.
-            span = _central_range([g.W, g.U])
-            for kind, arr, color in (
-                ("W", g.W, "#0072B2"),
-                ("U", g.U, "#E69F00"),
-                ("b", g.b, "#000000"),
-                ("b_rec", g.b_rec, "#888888"),
-            ):
-                if arr is None:
-                    continue
-                vals = np.asarray(arr, np.float64).ravel()
-                vals = vals[np.isfinite(vals)]
-                if vals.size:
-                    ax.hist(
-                        np.clip(vals, *span) if span else vals,
-                        bins=40,
-                        range=span,
-                        histtype="step",
-                        color=color,
-                        label=kind,
-                        density=True,
-                    )
-            ax.set_title(f"gate {g.gate} ({GATE_NAMES[g.gate]})")
-            ax.set_xlabel("weight (outliers at the edges)" if span else "weight")
-        axes[0].set_ylabel("density")
-        axes[-1].legend(loc="upper right", frameon=False)
-        uri = svg_uri(fig)
-    return EmbeddedFigure(uri, f"Histograms of the weights of each gate of {layer}: W, U and b")
+
+# ---- line charts ----------------------------------------------------------------------------
+
+
+def _unit_axis(n: int, a: float, b: float) -> tuple[Scale, tuple[Tick, ...]]:
+    """Units 0..n-1 along x with a little room at the ends, integer ticks."""
+    pad = max(0.5, 0.02 * (n - 1))
+    scale = Scale(-pad, n - 1 + pad, a, b)
+    target = max(2, min(8, int(abs(b - a) // 60)))
+    vals = inner_ticks(0, n - 1, target, integer=True) if n > 1 else [0.0]
+    return scale, ticks_at(scale, vals)
 
 
 def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | None:
     """Bias per unit (b + b_rec where a gate has two), one series per gate; the dotted line
     marks unit_forget_bias' start at 1 (LSTMs)."""
-    import matplotlib
-
     first = gates[0].bias
     if first is None:
         return None
-    with matplotlib.rc_context(RC):
-        fig = new_figure(6.0, 2.4)
-        ax = fig.subplots()
-        units = np.arange(first.shape[0])
-        marker = "o" if units.size <= 64 else None
-        for g in gates:
-            ax.plot(
-                units,
-                np.asarray(g.bias),
-                marker=marker,
-                markersize=2.5,
-                linewidth=0.9,
-                color=GATE_COLORS[g.gate],
-                label=f"{GATE_NAMES[g.gate]} ({g.gate})",
-            )
-        for g in gates:
-            if g.init_bias is not None:
-                ax.axhline(g.init_bias, color=GATE_COLORS[g.gate], linewidth=0.6, linestyle=":")
-        ax.axhline(0.0, color="#888888", linewidth=0.5)
-        ax.set_xlabel("unit")
-        integer_ticks(ax.xaxis)
-        ax.set_ylabel("bias")
-        ax.legend(frameon=False, fontsize=7, ncols=2)
-        uri = svg_uri(fig)
-    return EmbeddedFigure(uri, f"Bias of every unit for each gate of {layer}")
+    n = first.shape[0]
+    values = [np.asarray(g.bias, np.float64) for g in gates]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values] + [np.zeros(1)])
+    inits = [g.init_bias for g in gates if g.init_bias is not None]
+    lo = float(min(finite.min(), *inits)) if inits else float(finite.min())
+    hi = float(max(finite.max(), *inits)) if inits else float(finite.max())
+    y0, y1, yv = nice_limits(lo, hi, 5)
+    labels = [tick_label(v, yv) for v in yv]
+    entries = [LegendEntry(f"{GATE_NAMES[g.gate]} ({g.gate})", GATE_COLORS[g.gate]) for g in gates]
+    entries += [
+        LegendEntry(f"start of b_{g.gate}", GATE_COLORS[g.gate], "dotted")
+        for g in gates
+        if g.init_bias is not None
+    ]
+    width = 560.0 + legend_room(entries)
+    ((x, y, w, h),) = row(
+        1, width, 260.0, left=label_room(labels), right=legend_room(entries), bottom=46.0, top=14.0
+    )
+    sx, xticks = _unit_axis(n, x, x + w)
+    sy = Scale(y0, y1, y + h, y)
+    guides = [Line(xy(sx, sy, [sx.lo, sx.hi], [0.0, 0.0]), GUIDE, 0.5)]
+    for g in gates:
+        if g.init_bias is not None:
+            pts = xy(sx, sy, [sx.lo, sx.hi], [g.init_bias] * 2)
+            guides.append(Line(pts, GATE_COLORS[g.gate], 0.8, "1 2"))
+    marker = 1.6 if n <= 64 else 0.0
+    lines = [
+        Line(pts, GATE_COLORS[g.gate], 0.9, None, marker)
+        for g, v in zip(gates, values)
+        for pts in segments(sx, sy, np.arange(n), v)
+    ]
+    p = panel(
+        (x, y, w, h),
+        xlabel="unit",
+        ylabel="bias",
+        xticks=xticks,
+        yticks=ticks_at(sy, yv),
+        guides=tuple(guides),
+        lines=tuple(lines),
+    )
+    chart = Chart(width, 260.0, (p,), legend=side_legend(width, y, entries))
+    return draw(chart, f"Bias of every unit for each gate of {layer}")
 
 
 def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     """Singular values of W_g and U_g, and the eigenvalues of U_g with the unit circle."""
-    import matplotlib
-
     if not la.spectra or all(sp.U is None and sp.W is None for sp in la.spectra):
         return None
-    with matplotlib.rc_context(RC):
-        fig = new_figure(10.0, 2.8, wspace=0.4)
-        ax_w, ax_u, ax_e = fig.subplots(1, 3)
-        for sp in la.spectra:
-            color = GATE_COLORS[sp.gate]
-            for ax, s in ((ax_w, sp.W), (ax_u, sp.U)):
-                if s is not None and s.singular_values:
-                    sv = np.asarray(s.singular_values)
-                    ax.plot(
-                        np.arange(1, sv.size + 1),
-                        sv,
-                        color=color,
-                        linewidth=1,
-                        marker="o" if sv.size <= 32 else None,
-                        markersize=2,
-                        label=f"{sp.gate} ({GATE_NAMES[sp.gate]})",
-                    )
-            if sp.U is not None and sp.U.eigenvalues is not None:
-                ev = np.asarray(sp.U.eigenvalues)
-                ax_e.scatter(
-                    ev.real, ev.imag, s=6, color=color, label=sp.gate, alpha=0.8, linewidths=0
-                )
-        ax_w.set_title("singular values of W, per gate")
-        ax_u.set_title("singular values of U, per gate")
-        for ax in (ax_w, ax_u):
-            ax.set_xlabel("index")
-            integer_ticks(ax.xaxis)
-            ax.set_yscale("log")
-        ax_u.legend(frameon=False, fontsize=7)
-        t = np.linspace(0, 2 * np.pi, 361)
-        ax_e.plot(np.cos(t), np.sin(t), color="#888888", linewidth=0.8, linestyle="--")
-        ax_e.axhline(0, color="#cccccc", linewidth=0.5)
-        ax_e.axvline(0, color="#cccccc", linewidth=0.5)
-        ax_e.set_aspect("equal", adjustable="datalim")
-        ax_e.set_title("eigenvalues of U (unit circle dashed)")
-        ax_e.set_xlabel("real")
-        ax_e.set_ylabel("imaginary")
-        # raster: thousands of points make a heavy SVG
-        uri = (
-            png_uri(fig)
-            if any(sp.U is not None and len(sp.U.singular_values) > 64 for sp in la.spectra)
-            else svg_uri(fig)
+    height = 300.0
+    sv_panels = []
+    svs = {
+        side: [
+            (sp.gate, np.asarray(s.singular_values, np.float64))
+            for sp in la.spectra
+            for s in [sp.W if side == "W" else sp.U]
+            if s is not None and s.singular_values
+        ]
+        for side in ("W", "U")
+    }
+    y_axes = {}
+    for side, series in svs.items():
+        pos = np.concatenate([v[np.isfinite(v) & (v > 0)] for _, v in series] + [np.zeros(0)])
+        if pos.size:
+            lo, hi = float(pos.min()), float(pos.max())
+            y0, y1, yv = log_limits(lo, hi)
+            y_axes[side] = (y0, y1, yv, log_tick_labels(yv), True)
+        else:
+            y0, y1, yv = nice_limits(0.0, 1.0, 4)
+            y_axes[side] = (y0, y1, yv, [tick_label(v, yv) for v in yv], False)
+    room = max(label_room(a[3]) for a in y_axes.values())
+    gates_shown = list(dict.fromkeys(g for side in ("W", "U") for g, _ in svs[side]))
+    gates_shown += [sp.gate for sp in la.spectra if sp.gate not in gates_shown]
+    entries = [LegendEntry(f"{g} ({GATE_NAMES[g]})", GATE_COLORS[g]) for g in gates_shown]
+    right = legend_room(entries)
+    boxes = row(3, WIDTH, height, left=room, right=right, gap=room + 10.0, bottom=46.0)
+    for box, side in zip(boxes[:2], ("W", "U")):
+        x, y, w, h = box
+        y0, y1, yv, ylabels, log = y_axes[side]
+        n = max((v.size for _, v in svs[side]), default=1)
+        pad = max(0.5, 0.02 * (n - 1))
+        sx = Scale(1 - pad, n + pad, x, x + w)
+        xv = inner_ticks(1, n, max(2, int(w // 60)), integer=True) if n > 1 else [1.0]
+        sy = Scale(y0, y1, y + h, y, log=log)
+        lines = [
+            Line(pts, GATE_COLORS[gate], 1.0, None, 1.2 if v.size <= 32 else 0.0)
+            for gate, v in svs[side]
+            for pts in segments(sx, sy, np.arange(1, v.size + 1), v)
+        ]
+        entries = (
+            [
+                LegendEntry(f"{gate} ({GATE_NAMES[gate]})", GATE_COLORS[gate])
+                for gate, _ in svs[side]
+            ]
+            if side == "U"
+            else []
         )
-    return EmbeddedFigure(
-        uri,
+        sv_panels.append(
+            panel(
+                box,
+                title=f"singular values of {side}, per gate",
+                xlabel="index",
+                xticks=ticks_at(sx, xv),
+                yticks=[Tick(round(sy(v), 1), t) for v, t in zip(yv, ylabels)],
+                lines=tuple(lines),
+            )
+        )
+    sv_panels.append(_eigen_panel(la, boxes[2]))
+    return draw(
+        Chart(WIDTH, height, tuple(sv_panels), legend=side_legend(WIDTH, 30.0, entries)),
         f"Singular values of every W_g and U_g of {la.weights.label}, and the eigenvalues of "
         "each U_g in the complex plane with the unit circle",
     )
 
 
+def _eigen_panel(la: LayerAnalysis, box: tuple[float, float, float, float]) -> Panel:
+    """Eigenvalues in the complex plane, equal scales, the unit circle dashed."""
+    x, y, w, h = box
+    side = min(w, h)
+    x += (w - side) / 2
+    evs = [
+        (sp.gate, np.asarray(sp.U.eigenvalues, np.complex128))
+        for sp in la.spectra
+        if sp.U is not None and sp.U.eigenvalues is not None
+    ]
+    reach = 1.0
+    for _, ev in evs:
+        ok = ev[np.isfinite(ev)]
+        if ok.size:
+            reach = max(reach, float(np.abs(ok.real).max()), float(np.abs(ok.imag).max()))
+    # Equal scales around the origin, just wide enough for the circle and every eigenvalue.
+    lo, hi = -reach * 1.08, reach * 1.08
+    vals = inner_ticks(lo, hi, 4)
+    sx, sy = Scale(lo, hi, x, x + side), Scale(lo, hi, y + side, y)
+    dots = tuple(
+        Dots(unique_dots(xy(sx, sy, ev.real, ev.imag)), GATE_COLORS[gate], 2.2) for gate, ev in evs
+    )
+    guides = (
+        Line(xy(sx, sy, [lo, hi], [0, 0]), FAINT, 0.5),
+        Line(xy(sx, sy, [0, 0], [lo, hi]), FAINT, 0.5),
+    )
+    circle = Ellipse(sx(0), sy(0), sx(1) - sx(0), sy(0) - sy(1), GUIDE, "4 3")
+    return panel(
+        (x, y, side, side),
+        title="eigenvalues of U (unit circle dashed)",
+        xlabel="real",
+        ylabel="imaginary",
+        xticks=ticks_at(sx, vals),
+        yticks=ticks_at(sy, vals),
+        guides=guides,
+        ellipses=(circle,),
+        dots=dots,
+    )
+
+
 def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     """Histogram of forget-gate time constants τ = 1/(1 − f), at rest and on the probe."""
-    import matplotlib
-
     t = la.timescales
     if t is None:
         return None
@@ -251,98 +465,147 @@ def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     if not finite:
         return None
     hi = max(max(finite), 2.0)
-    bins = [float(b) for b in np.geomspace(1.0, hi * 1.05, 30)]
-    with matplotlib.rc_context(RC):
-        fig = new_figure(5.0, 2.4)
-        ax = fig.subplots()
-        for label, taus, color in series:
-            vals = [v for v in taus if v is not None]
-            ax.hist(vals, bins=bins, histtype="step", color=color, label=label, linewidth=1.2)
-        ax.set_xscale("log")
-        ax.set_xlabel(f"memory time constant τ = 1/(1 − {g}) [steps]")
-        ax.set_ylabel("units")
-        ax.legend(frameon=False, fontsize=7)
-        uri = svg_uri(fig)
-    return EmbeddedFigure(
-        uri,
+    bins = np.geomspace(1.0, hi * 1.05, 30)
+    counts = []
+    for _, taus, _ in series:
+        vals = np.array([v for v in taus if v is not None], np.float64)
+        counts.append(np.histogram(vals, bins=bins)[0])
+    top = float(max(c.max() for c in counts))
+    y0, y1, yv = nice_limits(0.0, top, 4, integer=True, zero=True)
+    x0, x1, xv = log_limits(1.0, hi * 1.05)
+    labels = [tick_label(v, yv) for v in yv]
+    entries = [LegendEntry(label, color) for label, _, color in series]
+    width = 480.0 + legend_room(entries)
+    ((x, y, w, h),) = row(
+        1, width, 260.0, left=label_room(labels), right=legend_room(entries), bottom=46.0, top=14.0
+    )
+    sx, sy = Scale(x0, x1, x, x + w, log=True), Scale(y0, y1, y + h, y)
+    lines = tuple(
+        Line(steps(sx, sy, bins, c), color, 1.2) for (_, _, color), c in zip(series, counts)
+    )
+    p = panel(
+        (x, y, w, h),
+        xlabel=f"memory time constant τ = 1/(1 − {g}) [steps]",
+        ylabel="units",
+        xticks=[Tick(round(sx(v), 1), s) for v, s in zip(xv, log_tick_labels(xv))],
+        yticks=ticks_at(sy, yv),
+        lines=lines,
+    )
+    return draw(
+        Chart(width, 260.0, (p,), legend=side_legend(width, y, entries)),
         f"Histogram of the {GATE_NAMES[g]}-gate memory time constants of {la.weights.label}",
     )
+
+
+# ---- probe activity -------------------------------------------------------------------------
 
 
 def activity_charts(
     la: LayerAnalysis,
 ) -> tuple[EmbeddedFigure | None, EmbeddedFigure | None, EmbeddedFigure | None]:
     """Gate activation histograms, saturation scatter, and h/c heatmaps of one sequence."""
-    import matplotlib
-
     a = la.activity
     if a is None:
         return None, None, None
     label = la.weights.label
-    with matplotlib.rc_context(RC):
-        fig = new_figure(10.0, 2.2)
-        axes = fig.subplots(1, len(a.gates))
-        for ax, ga in zip(axes, a.gates):
-            edges = np.asarray(ga.hist_edges)
-            counts = np.asarray(ga.hist_counts, float)
-            total = counts.sum() or 1.0
-            ax.stairs(counts / total, edges, fill=True, color=GATE_COLORS[ga.gate], alpha=0.8)
-            ax.set_title(f"{ga.gate} ({GATE_NAMES[ga.gate]}) mean {ga.mean:.2f}")
-            ax.set_xlabel("activation")
-        axes[0].set_ylabel("fraction of values")
-        hist = EmbeddedFigure(
-            svg_uri(fig), f"Distribution of each gate's activations of {label} on the probe data"
+    groups = []
+    for ga in a.gates:
+        counts = np.asarray(ga.hist_counts, np.float64)
+        total = counts.sum() or 1.0
+        series = [
+            Hist(np.asarray(ga.hist_edges, np.float64), counts / total, GATE_COLORS[ga.gate], "")
+        ]
+        groups.append(
+            (f"{ga.gate} ({GATE_NAMES[ga.gate]}) mean {ga.mean:.2f}", "activation", series)
         )
+    hist = draw(
+        hist_panels(groups, 220.0, "fraction of values", fill=True),
+        f"Distribution of each gate's activations of {label} on the probe data",
+    )
+    return hist, _saturation(la), _states(la)
 
-        fig = new_figure(10.0, 2.6)
-        axes = fig.subplots(1, len(a.gates), sharex=True, sharey=True)
-        for ax, ga in zip(axes, a.gates):
-            ax.plot([0, 1], [1, 0], color="#cccccc", linewidth=0.6)
-            ax.scatter(
-                ga.unit_left,
-                ga.unit_right,
-                s=8,
-                color=GATE_COLORS[ga.gate],
-                alpha=0.8,
-                linewidths=0,
-            )
-            ax.set_xlim(-0.02, 1.02)
-            ax.set_ylim(-0.02, 1.02)
-            ax.set_aspect("equal")
-            if not any(ga.unit_left) and not any(ga.unit_right):
-                ax.text(0.5, 0.55, "no unit saturates", ha="center", transform=ax.transAxes)
-            ax.set_title(f"{ga.gate} ({GATE_NAMES[ga.gate]})")
-            ax.set_xlabel("fraction left-saturated")
-        axes[0].set_ylabel("fraction right-saturated")
-        sat = EmbeddedFigure(
-            svg_uri(fig),
-            f"Saturation of each gate of {label}: per unit, the fraction of probe steps "
-            "left- versus right-saturated",
-        )
 
-        shown = [(a.h, "hidden state h_t")]
-        if a.c is not None:  # a GRU has no cell state
-            shown.append((a.c, "cell state c_t"))
-        fig = new_figure(10.0 if len(shown) == 2 else 5.5, 2.8)
-        axes = fig.subplots(1, len(shown), squeeze=False)[0]
-        for ax, (arr, name) in zip(axes, shown):
-            m = pool_max_abs(arr.T)
-            vmax = finite_max_abs([m])
-            im = ax.imshow(
-                m, cmap=DIVERGING, vmin=-vmax, vmax=vmax, aspect="auto", interpolation="nearest"
+def _saturation(la: LayerAnalysis) -> EmbeddedFigure:
+    a = la.activity
+    assert a is not None
+    height = 270.0
+    vals = [0.0, 0.25, 0.5, 0.75, 1.0]
+    room = label_room([tick_label(v, vals) for v in vals])
+    boxes = row(len(a.gates), WIDTH, height, left=room, gap=24.0, bottom=46.0)
+    side = min(min(w for _, _, w, _ in boxes), boxes[0][3])
+    panels = []
+    for k, (box, ga) in enumerate(zip(boxes, a.gates)):
+        x, y, w, _ = box
+        x += (w - side) / 2 if k else 0.0
+        sx, sy = Scale(-0.02, 1.02, x, x + side), Scale(-0.02, 1.02, y + side, y)
+        notes: tuple[Note, ...] = ()
+        if not any(ga.unit_left) and not any(ga.unit_right):
+            notes = (Note(x + side / 2, y + side * 0.45, "no unit saturates"),)
+        panels.append(
+            panel(
+                (x, y, side, side),
+                title=f"{ga.gate} ({GATE_NAMES[ga.gate]})",
+                xlabel="fraction left-saturated",
+                ylabel="fraction right-saturated" if k == 0 else "",
+                xticks=ticks_at(sx, vals),
+                yticks=ticks_at(sy, vals),
+                ytick_labels=k == 0,
+                guides=(Line(xy(sx, sy, [0, 1], [1, 0]), FAINT, 0.6),),
+                dots=(
+                    Dots(
+                        unique_dots(xy(sx, sy, ga.unit_left, ga.unit_right)),
+                        GATE_COLORS[ga.gate],
+                        2.8,
+                    ),
+                ),
+                notes=notes,
             )
-            ax.set_title(f"{name}, sequence {a.sequence}")
-            ax.set_xlabel("step" if m.shape[1] == arr.shape[0] else "step (pooled)")
-            ax.set_ylabel("unit" if m.shape[0] == arr.shape[1] else "unit (pooled)")
-            integer_ticks(ax.xaxis)
-            integer_ticks(ax.yaxis)
-            fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
-        states = EmbeddedFigure(
-            png_uri(fig),
-            f"Heatmaps of the {' and '.join(n.split(' ')[0] for _, n in shown)} states of "
-            f"{label} over probe sequence {a.sequence}",
         )
-    return hist, sat, states
+    return draw(
+        Chart(WIDTH, height, tuple(panels)),
+        f"Saturation of each gate of {la.weights.label}: per unit, the fraction of probe steps "
+        "left- versus right-saturated",
+    )
+
+
+def _states(la: LayerAnalysis) -> EmbeddedFigure:
+    a = la.activity
+    assert a is not None
+    shown = [(a.h, "hidden state h_t")]
+    if a.c is not None:  # a GRU has no cell state
+        shown.append((a.c, "cell state c_t"))
+    width = WIDTH if len(shown) == 2 else 550.0
+    height = 290.0
+    slot = width / len(shown)
+    panels, bars = [], []
+    for k, (arr, name) in enumerate(shown):
+        m = pool_max_abs(arr.T)
+        vmax = finite_max_abs([m])
+        steps_n, units_n = arr.shape
+        left = label_room([str(units_n - 1)])
+        right = colorbar_room(vmax, "value")
+        ((x, y, w, h),) = row(1, slot, height, left=left, right=right, bottom=46.0)
+        x += k * slot
+        sx, xticks = _index_axis(steps_n, m.shape[1], x, x + w, w)
+        sy, yticks = _index_axis(units_n, m.shape[0], y, y + h, h)
+        panels.append(
+            panel(
+                (x, y, w, h),
+                title=f"{name}, sequence {a.sequence}",
+                xlabel="step" if m.shape[1] == steps_n else "step (pooled)",
+                ylabel="unit" if m.shape[0] == units_n else "unit (pooled)",
+                xticks=xticks,
+                yticks=yticks,
+                raster=Raster(png_uri(heat_png(m, vmax)), x, y, w, h),
+                frame=True,
+            )
+        )
+        bars.append(colorbar(x + w + 14.0, y, h, vmax, name.split(" ")[-1].removesuffix("_t")))
+    return draw(
+        Chart(width, height, tuple(panels), tuple(bars)),
+        f"Heatmaps of the {' and '.join(n.split(' ')[0] for _, n in shown)} states of "
+        f"{la.weights.label} over probe sequence {a.sequence}",
+    )
 
 
 def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) -> LayerFigures:

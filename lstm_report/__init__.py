@@ -1,7 +1,7 @@
 """lstm-report: explain what a trained Keras LSTM has learned, from its weights.
 
 The package imports nothing heavy at start-up: ``lstm-report --help`` and config
-validation must not pay for TensorFlow (or even matplotlib).
+validation must not pay for TensorFlow (or even numpy).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -328,7 +327,7 @@ _SILENT_WARNINGS: tuple[type[Warning], ...] = (
 @contextlib.contextmanager
 def _warnings_as_lines(*, quiet: bool) -> Iterator[None]:
     """Python warnings from the libraries: nothing under -q; else one ``warning:`` line each
-    for those that tell the user something (e.g. a font without a glyph of a feature name)."""
+    for those that tell the user something."""
     import warnings
 
     with warnings.catch_warnings():
@@ -352,10 +351,6 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     text = (str(message).strip().splitlines() or [category.__name__])[0]
-    glyph = re.match(r"Glyph (\d+) \(.*\) missing from font\(s\) (.+?)\.?$", text)
-    if glyph is not None:
-        char = chr(int(glyph.group(1))) if int(glyph.group(1)) < 0x110000 else "?"
-        text = f"figures: the font {glyph.group(2)} has no glyph for {char!r}; it shows as a box"
     try:
         print(one_line(f"warning: {shorten(text, 200)}"), file=file or sys.stderr, flush=True)
     except (OSError, ValueError):

@@ -254,7 +254,7 @@ def test_unit_axes_have_integer_ticks() -> None:
     from lstm_report.figures.layer import _index_axis
 
     for n in (1, 2, 3, 7, 16, 300, 1024):
-        _, ticks = _index_axis(n, min(n, 256), 0.0, 200.0, 200.0)
+        _, ticks = _index_axis(n, min(n, 256), 0.0, 200.0)
         assert ticks and all(t.label.isdigit() for t in ticks), n
         assert int(ticks[-1].label) <= n - 1
     assert inner_ticks(0, 2, 8, integer=True) == [0, 1, 2]

@@ -110,6 +110,26 @@ def log_limits(lo: float, hi: float) -> tuple[float, float, list[float]]:
     return 10.0**a, 10.0 ** (a + math.ceil((b - a) / every) * every), ticks
 
 
+def fitting_ticks(
+    lo: float, hi: float, length: float, integer: bool = False, vertical: bool = False
+) -> list[float]:
+    """inner_ticks for an axis ``length`` px long: as many as fit without their labels
+    touching (label widths along a horizontal axis, the line height along a vertical one)."""
+    best = inner_ticks(lo, hi, 2, integer)
+    for target in range(2, 13):
+        vals = inner_ticks(lo, hi, target, integer)
+        if len(vals) < 2:
+            continue
+        room = (
+            FONT + 10.0 if vertical else max(text_width(tick_label(v, vals)) for v in vals) + 10.0
+        )
+        spacing = abs(length) * (vals[1] - vals[0]) / ((hi - lo) or 1.0)
+        if spacing < room:
+            break
+        best = vals
+    return best
+
+
 def _clean(v: float, step: float) -> float:
     """Round away float noise (0.30000000000000004 -> 0.3) at the step's precision."""
     digits = max(0, -math.floor(math.log10(step)) + 2)

@@ -23,6 +23,7 @@ from lstm_report.figures.chart import (
     Tick,
     draw,
     fitting_limits,
+    fitting_ticks,
     inner_ticks,
     label_room,
     legend_room,
@@ -77,13 +78,17 @@ class LayerFigures:
 # ---- heatmaps -------------------------------------------------------------------------------
 
 
-def _index_axis(n: int, shown: int, a: float, b: float, width: float) -> tuple[Scale, list[Tick]]:
+def _index_axis(
+    n: int, shown: int, a: float, b: float, vertical: bool = False
+) -> tuple[Scale, list[Tick]]:
     """An image axis of n rows or columns shown as ``shown`` pixels: each pixel spans a block
-    of the original indices, ticks at whole indices (about one per 45 px)."""
+    of the original indices, ticks at whole indices, as many as fit."""
     block = -(-n // shown)
     scale = Scale(-0.5, shown * block - 0.5, a, b)
-    target = max(2, min(8, int(abs(width) // 45)))
-    vals = inner_ticks(0, n - 1, target, integer=True) if n > 1 else [0.0]
+    if n > 1:
+        vals = fitting_ticks(0, n - 1, abs(scale(n - 1) - scale(0)), True, vertical)
+    else:
+        vals = [0.0]
     return scale, [Tick(round(scale(v), 1), tick_label(v, vals)) for v in vals]
 
 
@@ -131,12 +136,13 @@ def heatmaps(
     else:
         left = label_room([str(n_rows - 1)])
     right = colorbar_room(vmax, bar_label)
-    boxes = row(len(gates), WIDTH, height, left=left, right=right, gap=10.0, bottom=46.0)
+    # the gap holds a last tick label ("1000") and the next panel's first ("0")
+    boxes = row(len(gates), WIDTH, height, left=left, right=right, gap=24.0, bottom=46.0)
     panels = []
     for k, (box, gate, m) in enumerate(zip(boxes, gates, shown)):
         x, y, w, h = box
-        sx, xticks = _index_axis(n_cols, cols, x, x + w, w)
-        sy, yticks = _index_axis(n_rows, rows, y, y + h, h)
+        sx, xticks = _index_axis(n_cols, cols, x, x + w)
+        sy, yticks = _index_axis(n_rows, rows, y, y + h, vertical=True)
         if labelled:
             yticks = [Tick(round(sy(j), 1), name) for j, name in enumerate(names)]
         panels.append(
@@ -287,8 +293,7 @@ def _unit_axis(n: int, a: float, b: float) -> tuple[Scale, tuple[Tick, ...]]:
     """Units 0..n-1 along x with a little room at the ends, integer ticks."""
     pad = max(0.5, 0.02 * (n - 1))
     scale = Scale(-pad, n - 1 + pad, a, b)
-    target = max(2, min(8, int(abs(b - a) // 60)))
-    vals = inner_ticks(0, n - 1, target, integer=True) if n > 1 else [0.0]
+    vals = fitting_ticks(0, n - 1, abs(scale(n - 1) - scale(0)), True) if n > 1 else [0.0]
     return scale, ticks_at(scale, vals)
 
 
@@ -379,7 +384,7 @@ def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         n = max((v.size for _, v in svs[side]), default=1)
         pad = max(0.5, 0.02 * (n - 1))
         sx = Scale(1 - pad, n + pad, x, x + w)
-        xv = inner_ticks(1, n, max(2, int(w // 60)), integer=True) if n > 1 else [1.0]
+        xv = fitting_ticks(1, n, sx(n) - sx(1), True) if n > 1 else [1.0]
         sy = Scale(y0, y1, y + h, y, log=log)
         lines = [
             Line(pts, GATE_COLORS[gate], 1.0, None, 1.2 if v.size <= 32 else 0.0)
@@ -586,8 +591,8 @@ def _states(la: LayerAnalysis) -> EmbeddedFigure:
         right = colorbar_room(vmax, "value")
         ((x, y, w, h),) = row(1, slot, height, left=left, right=right, bottom=46.0)
         x += k * slot
-        sx, xticks = _index_axis(steps_n, m.shape[1], x, x + w, w)
-        sy, yticks = _index_axis(units_n, m.shape[0], y, y + h, h)
+        sx, xticks = _index_axis(steps_n, m.shape[1], x, x + w)
+        sy, yticks = _index_axis(units_n, m.shape[0], y, y + h, vertical=True)
         panels.append(
             panel(
                 (x, y, w, h),

@@ -337,3 +337,28 @@ def _all_figures() -> str:
     assert None not in (figs.activity, figs.saturation, figs.states, figs.memory)
     comp = compare_models(("a", (w,)), ("b", (_layer(5, 3, seed=2),)), 0, "c0")
     return "\n".join([repr(figs), repr(comparison_figures(comp.layers[0])), _series_svg("x")])
+
+
+def test_pool_rows_and_columns_separately() -> None:
+    a = np.arange(24.0).reshape(4, 6)
+    got = pool_max_abs(a, max_cells=4, max_cols=3)  # rows kept, columns in pairs
+    np.testing.assert_array_equal(got, a.reshape(4, 3, 2).max(axis=2))
+
+
+def test_a_heatmap_has_at_most_one_cell_per_pixel() -> None:
+    # A U panel is under 200 px wide: 1,000 units are pooled to fit it, never squeezed by
+    # the browser (which would drop pooled cells between screen pixels).
+    m = np.random.default_rng(0).normal(size=(1000, 1000))
+    fig, note = heatmaps([m, m, m, m], "U", None, "l")
+    (first, *_) = _pngs(fig.uri)
+    assert note is not None and first.shape[0] < 256 and first.shape[1] < 256
+    import re
+
+    svg = svg_text(fig.uri)
+    width = float(
+        re.findall(
+            r'<image href="data:image/png;base64,[^"]+" x="[^"]+" y="[^"]+" width="([^"]+)"', svg
+        )[0]
+    )
+    assert first.shape[1] <= width
+    assert f"shown as {first.shape[0]}×{first.shape[1]}" in note

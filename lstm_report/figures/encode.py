@@ -12,7 +12,8 @@ from functools import lru_cache
 import numpy as np
 
 MAX_CELLS = 256
-"""Heatmaps show at most this many rows and columns; larger matrices are pooled."""
+"""Heatmaps show at most this many rows and columns (and no more than their panel has
+pixels); larger matrices are pooled."""
 
 POOLING = "max-|w| pooling"
 """How large matrices are downsampled: each block shows its weight of largest magnitude."""
@@ -129,16 +130,20 @@ def svg_uri(text: str) -> str:
     return "data:image/svg+xml," + quote(text, safe=SVG_SAFE)
 
 
-def pool_max_abs(a: np.ndarray, max_cells: int = MAX_CELLS) -> np.ndarray:
-    """Downsample a 2-D array to at most max_cells per axis, keeping each block's largest |w|.
+def pool_max_abs(
+    a: np.ndarray, max_cells: int = MAX_CELLS, max_cols: int | None = None
+) -> np.ndarray:
+    """Downsample a 2-D array to at most max_cells per axis (max_cols columns, if given),
+    keeping each block's largest |w|.
 
     Mean pooling would cancel positive and negative weights and hide strong connections;
     the signed value of largest magnitude keeps them visible. NaN counts as largest so
     that non-finite weights stay visible.
     """
     rows, cols = a.shape
+    max_cols = max_cells if max_cols is None else max_cols
     br = -(-rows // max_cells) if rows > max_cells else 1
-    bc = -(-cols // max_cells) if cols > max_cells else 1
+    bc = -(-cols // max_cols) if cols > max_cols else 1
     if br == 1 and bc == 1:
         return a
     R, C = -(-rows // br), -(-cols // bc)

@@ -43,6 +43,7 @@ from lstm_report.figures.chart import (
 )
 from lstm_report.figures.encode import (
     GATE_COLORS,
+    MAX_CELLS,
     POOLING,
     EmbeddedFigure,
     finite_max_abs,
@@ -116,19 +117,16 @@ def heatmaps(
     layer: str,
     gates: Sequence[str] = ("i", "f", "c", "o"),
 ) -> tuple[EmbeddedFigure, str | None]:
-    """One panel per gate, one colour scale centred on zero shared by all of them."""
-    pooled_note = None
-    shown = [pool_max_abs(m) for m in mats]
-    if shown[0].shape != mats[0].shape:
-        pooled_note = (
-            f"{family} matrices of {mats[0].shape[0]}×{mats[0].shape[1]} shown as "
-            f"{shown[0].shape[0]}×{shown[0].shape[1]} ({POOLING})"
-        )
+    """One panel per gate, one colour scale centred on zero shared by all of them.
+
+    A panel shows at most one cell per pixel (and MAX_CELLS): larger matrices are pooled,
+    so that the browser only ever scales a heatmap up and no strong weight falls between
+    the screen's pixels."""
     vmax = finite_max_abs(mats)
     n_rows, n_cols = mats[0].shape
-    rows, cols = shown[0].shape
-    height = 260.0 if family == "U" else min(450.0, max(180.0, 90.0 + 16.0 * rows))
-    labelled = family == "W" and row_labels is not None and pooled_note is None and rows <= 32
+    height = 260.0 if family == "U" else min(450.0, max(180.0, 90.0 + 16.0 * n_rows))
+    # Rows are never pooled this few; names stay on them even when the units are pooled.
+    labelled = family == "W" and row_labels is not None and n_rows <= 32
     names = [str(n) for n in row_labels or ()] if labelled else []
     bar_label = "change" if family.startswith("Δ") else "weight"
     if labelled:
@@ -138,6 +136,12 @@ def heatmaps(
     right = colorbar_room(vmax, bar_label)
     # the gap holds a last tick label ("1000") and the next panel's first ("0")
     boxes = row(len(gates), WIDTH, height, left=left, right=right, gap=24.0, bottom=46.0)
+    _, _, w, h = boxes[0]
+    shown = [pool_max_abs(m, min(MAX_CELLS, int(h)), min(MAX_CELLS, int(w))) for m in mats]
+    rows, cols = shown[0].shape
+    pooled_note = None
+    if shown[0].shape != mats[0].shape:
+        pooled_note = f"{family} matrices of {n_rows}×{n_cols} shown as {rows}×{cols} ({POOLING})"
     panels = []
     for k, (box, gate, m) in enumerate(zip(boxes, gates, shown)):
         x, y, w, h = box
@@ -149,7 +153,7 @@ def heatmaps(
             panel(
                 box,
                 title=f"{family} · {GATE_NAMES[gate]} gate ({gate})",
-                xlabel="unit" if pooled_note is None else "unit (pooled)",
+                xlabel="unit" if cols == n_cols else "unit (pooled)",
                 ylabel=""
                 if k or labelled
                 else ("input feature" if family.endswith("W") else "from unit (previous h)"),
@@ -272,8 +276,7 @@ def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
             h = None if arr is None else density(arr, color, kind, span)
             if h is not None:
                 series.append(h)
-                if g is gates[-1]:
-                    kinds[kind] = color
+                kinds[kind] = color
         groups.append(
             (
                 f"gate {g.gate} ({GATE_NAMES[g.gate]})",
@@ -584,13 +587,13 @@ def _states(la: LayerAnalysis) -> EmbeddedFigure:
     slot = width / len(shown)
     panels, bars = [], []
     for k, (arr, name) in enumerate(shown):
-        m = pool_max_abs(arr.T)
-        vmax = finite_max_abs([m])
+        vmax = finite_max_abs([arr])
         steps_n, units_n = arr.shape
         left = label_room([str(units_n - 1)])
         right = colorbar_room(vmax, "value")
         ((x, y, w, h),) = row(1, slot, height, left=left, right=right, bottom=46.0)
         x += k * slot
+        m = pool_max_abs(arr.T, min(MAX_CELLS, int(h)), min(MAX_CELLS, int(w)))
         sx, xticks = _index_axis(steps_n, m.shape[1], x, x + w)
         sy, yticks = _index_axis(units_n, m.shape[0], y, y + h, vertical=True)
         panels.append(

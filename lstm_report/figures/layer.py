@@ -229,7 +229,7 @@ def hist_panels(
         lo = min((float(s.edges[0]) for s in series), default=0.0)
         hi = max((float(s.edges[-1]) for s in series), default=1.0)
         top = max((float(np.max(s.heights)) for s in series if s.heights.size), default=1.0)
-        limits.append((lo, hi, nice_limits(0.0, top, 4, zero=True)))
+        limits.append((lo, hi, nice_limits(0.0, top * 1.05, 4, zero=True)))
     labels = [[tick_label(v, yv) for v in yv] for _, _, (_, _, yv) in limits]
     room = max(label_room(ls) for ls in labels)
     right = max(15.0, legend_room(legend_entries))
@@ -312,7 +312,8 @@ def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | N
     inits = [g.init_bias for g in gates if g.init_bias is not None]
     lo = float(min(finite.min(), *inits)) if inits else float(finite.min())
     hi = float(max(finite.max(), *inits)) if inits else float(finite.max())
-    y0, y1, yv = nice_limits(lo, hi, 5)
+    pad = 0.05 * (hi - lo)  # a line along the top or bottom stays clear of the frame
+    y0, y1, yv = nice_limits(lo - pad, hi + pad, 5)
     labels = [tick_label(v, yv) for v in yv]
     entries = [LegendEntry(f"{GATE_NAMES[g.gate]} ({g.gate})", GATE_COLORS[g.gate]) for g in gates]
     entries += [

@@ -81,7 +81,7 @@ def _relative(ld: LayerDelta, letters: list[str]) -> EmbeddedFigure:
         for fam in fams
     }
     finite = [v for vs in changes.values() for v in vs if v is not None and math.isfinite(v)]
-    y0, y1, yv = nice_limits(0.0, max(finite, default=1.0), 5, zero=True)
+    y0, y1, yv = nice_limits(0.0, max(finite, default=1.0) * 1.05, 5, zero=True)
     labels = [tick_label(v, yv) for v in yv]
     entries = [LegendEntry(f, colors[f], "box") for f in fams]
     width, height = 420.0 + legend_room(entries), 260.0
@@ -180,7 +180,7 @@ def _series_chart(
     limits = []
     for _, lines, _ in panels_data:
         vals = np.concatenate([v[np.isfinite(v)] for v, _, _ in lines] + [np.zeros(1)])
-        limits.append(nice_limits(0.0, float(vals.max()), 4, zero=True))
+        limits.append(nice_limits(0.0, float(vals.max()) * 1.05, 4, zero=True))
     room = max(label_room([tick_label(v, yv) for v in yv]) for _, _, yv in limits)
     deepest = max((text_width(t, FONT - 1) for t in labels), default=0.0) * 0.71
     bottom = min(160.0, deepest + 34.0)

@@ -5,7 +5,7 @@
 Makes one small Keras model (Input(20, 5) -> LSTM(UNITS) -> Dense(1)) and RUNS run folders,
 each with a copy of it and a config. Then, each in a fresh process:
 
-- serial, in-process: one Python process calls ``build_report`` (``processes=False``) for
+- serial, in-process: one Python process calls ``build_report`` for
   every config in a loop (imports paid once: the best case for a serial loop);
 - serial, CLI: ``lstm-report build`` once per config, for the first CLI_RUNS configs
   (scaled to RUNS in the table: a shell loop pays the start-up every time);

@@ -235,6 +235,15 @@ def test_site_skips_pages_whose_data_breaks_the_contract(
             "an external source (<img src='x'>)",
         ),
         (
+            # figures are PNG or SVG data URIs (percent-encoded SVG too); nothing else
+            lambda h: h.replace("</main>", '<img src="data:text/html,x"></main>'),
+            "an external source (<img src='data:text/html,x'>)",
+        ),
+        (
+            lambda h: h.replace("</main>", '<img src="data:image/svg+xml;utf8,x"></main>'),
+            "an external source (<img src='data:image/svg+xml;utf8,x'>)",
+        ),
+        (
             lambda h: h.replace("</main>", '<p title="<script>alert(1)</script>">x</p></main>'),
             "a script lstm-report did not write (hidden from the HTML parser)",
         ),

@@ -480,7 +480,7 @@ def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         vals = np.array([v for v in taus if v is not None], np.float64)
         counts.append(np.histogram(vals, bins=bins)[0])
     top = float(max(c.max() for c in counts))
-    y0, y1, yv = nice_limits(0.0, top, 4, integer=True, zero=True)
+    y0, y1, yv = nice_limits(0.0, top * 1.05, 4, integer=True, zero=True)
     x0, x1, xv = log_limits(1.0, hi * 1.05)
     labels = [tick_label(v, yv) for v in yv]
     entries = [LegendEntry(label, color) for label, _, color in series]

@@ -239,7 +239,7 @@ class LegendEntry:
     label: str
     color: str
     kind: str = "line"
-    """line, dash, dot, box, or step."""
+    """The sample drawn: line, dash, dotted or box."""
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,7 @@ def _central_range(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     return (float(lo), float(hi)) if hi > lo else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Hist:
     """One histogram series: bin edges, heights, and how it is drawn."""
 

@@ -237,6 +237,10 @@ def test_spectral_radius_small_is_exact() -> None:
     assert spectral_radius(u) == float(np.max(np.abs(np.linalg.eigvals(u))))
     assert spectral_radius(np.array([[np.inf]])) is None
     assert spectral_radius(np.zeros((0, 0))) == 0.0
+    for outside in ([1.1 * np.exp(0.7j)], [1.3], []):  # the top is a pair, a real one, inside
+        u, every = known_spectrum(150, outside, seed=5)
+        assert spectral_radius(u, exact_max=SMALL) == pytest.approx(np.max(np.abs(every)), rel=1e-9)
+    assert spectral_radius(np.zeros((150, 150)), exact_max=SMALL) == 0.0
 
 
 def _layer(units: int, rng: np.random.Generator, scale: float = 1.0) -> LSTMWeights:

@@ -182,7 +182,7 @@ def gate_spectra(gates: tuple[GateWeights, ...]) -> tuple[GateSpectra, ...]:
     return tuple(GateSpectra(gate=g.gate, W=done[k], U=done[n + k]) for k, g in enumerate(gates))
 
 
-def spectral_radius(u: np.ndarray) -> float | None:
+def spectral_radius(u: np.ndarray, exact_max: int = EXACT_MAX) -> float | None:
     """ρ(u) of a square matrix (None with non-finite entries): exact up to EXACT_MAX units,
     else the largest eigenvalue magnitude found by ARPACK (as in ``spectrum``)."""
     x = np.asarray(u, np.float64)
@@ -190,7 +190,7 @@ def spectral_radius(u: np.ndarray) -> float | None:
         return None
     if not x.size:
         return 0.0
-    ev = leading_eigenvalues(x, 1) if x.shape[0] > EXACT_MAX else None
+    ev = leading_eigenvalues(x, 2) if x.shape[0] > exact_max else None  # 2: a pair whole
     if ev is None or not ev.size:
         ev = np.linalg.eigvals(x)
     return float(np.max(np.abs(ev)))

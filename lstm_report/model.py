@@ -223,19 +223,20 @@ class Spectrum:
     (eigenvalues of the smaller Gram matrix: leading values exact to ~1e-13 relative, values
     below about 1e-7·σ₁ at the rounding floor)."""
     eigen_method: str | None = None
-    """"dense" (all eigenvalues, LAPACK), "arnoldi" (the largest by magnitude, ARPACK), or
+    """"dense" (all eigenvalues, LAPACK), "arnoldi" (the largest by magnitude, restarted
+    Arnoldi), or
     None where no eigenvalues were computed (W_g)."""
     eigen_total: int | None = None
     """How many eigenvalues the matrix has (its side), of which ``eigenvalues`` holds all or
     the largest."""
     eigen_tolerance: float | None = None
-    """ARPACK's relative tolerance for "arnoldi" eigenvalues (each Ritz value's residual
-    below it times the value's magnitude); None where they are exact."""
+    """For "arnoldi" eigenvalues: each θ has a unit vector v with ‖A·v − θ·v‖ ≤ this·|θ|;
+    None where they are exact."""
 
     @property
     def what(self) -> str:
         """What was computed, in words: "all 1024 singular values (SVD); the largest 64 of 1024
-        eigenvalues by magnitude (ARPACK, relative tolerance 1e-10)"."""
+        eigenvalues by magnitude (Arnoldi, relative residual ≤ 1e-10)"."""
         return self.describe(str(len(self.eigenvalues or ())))
 
     def describe(self, eigen_count: str) -> str:
@@ -248,7 +249,7 @@ class Spectrum:
         elif self.eigen_method is not None:
             out += (
                 f"; the largest {eigen_count} of {self.eigen_total} eigenvalues by magnitude "
-                f"(ARPACK, relative tolerance {self.eigen_tolerance:g}; one fewer where the "
+                f"(Arnoldi, relative residual ≤ {self.eigen_tolerance:g}; one fewer where the "
                 "next would split a complex-conjugate pair)"
             )
         return out
@@ -366,7 +367,7 @@ class LayerAnalysis:
     @property
     def spectra_computed(self) -> tuple[str, ...]:
         """What the spectra hold, one line per matrix family (U_g, W_g), or per matrix where
-        the gates were done differently (non-finite weights, a matrix ARPACK could not do)."""
+        the gates were done differently (non-finite weights, an iteration that did not converge)."""
         out = []
         for kind in ("U", "W"):
             said = [(sp.gate, getattr(sp, kind)) for sp in self.spectra]

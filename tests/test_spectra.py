@@ -154,7 +154,7 @@ def test_keras_like_orthogonal_block_and_degenerate_matrices() -> None:
     block = np.ascontiguousarray(q[:n].T) * 2.0  # rows of an orthogonal (n, 4n), like Keras
     for a in (
         block,
-        np.zeros((n, n)),  # Krylov space of dimension 0: ARPACK cannot, all are computed
+        np.zeros((n, n)),  # invariant Krylov spaces: restarted from new directions
         np.eye(n),
         np.diag(np.arange(n, dtype=np.float64)),
         np.outer(rng.normal(size=n), rng.normal(size=n)),  # rank one
@@ -226,7 +226,7 @@ def test_large_layer_states_what_was_computed() -> None:
     assert lines[0].startswith(
         f"U_g: all {units} singular values (from the Gram matrix); the largest"
     )
-    assert f"of {units} eigenvalues by magnitude (ARPACK, relative tolerance 1e-10;" in lines[0]
+    assert f"of {units} eigenvalues by magnitude (Arnoldi, relative residual ≤ 1e-10;" in lines[0]
     assert lines[1] == "W_g: all 12 singular values (SVD)"
     assert la.gates[0].U.spectral == first[0].U.singular_values[0]
 

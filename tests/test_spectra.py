@@ -4,6 +4,10 @@ concatenated unit vectors it replaces."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -270,3 +274,31 @@ def test_unit_gram_matches_concatenated_vectors(scale: float) -> None:
     assert (3, 5) in [(a, b) for a, b, _ in duplicate_pairs(gram, 0.99)]
     assert (0, 11) in [(a, b) for a, b, _ in duplicate_pairs(gram, 0.99)]
     assert (0, 11) not in [(a, b) for a, b, _ in duplicate_pairs(gram, 1 - 1e-12)]
+
+
+def test_a_pickled_layer_carries_each_weight_once() -> None:
+    # Drawing workers receive layers pickled: the cached cell's views must not travel too.
+    import pickle
+
+    w = _layer(64, np.random.default_rng(11))
+    assert w.cell.units == 64  # the cell is cached now
+    sent = pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(sent) < 1.1 * (w.kernel.nbytes + w.recurrent_kernel.nbytes + w.bias.nbytes)
+    back = pickle.loads(sent)
+    for a, b in zip(w.cell.gates, back.cell.gates):
+        assert np.array_equal(a.W, b.W) and np.array_equal(a.U, b.U)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_the_cli_fixes_the_mmap_threshold() -> None:
+    # What it saves is measured by benchmarks/bench_report.py (peak memory); here, that
+    # glibc takes the setting, in a process of its own (it is process-wide).
+    code = "from lstm_report.malloc import map_large_blocks; print(map_large_blocks())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    ).stdout
+    assert out.strip() == "True"

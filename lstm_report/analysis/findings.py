@@ -78,8 +78,9 @@ def unit_gram(gates: tuple[GateWeights, ...]) -> UnitGram:
     gram = np.zeros((units, units))
     for p in parts:
         y = np.asarray(p, np.float64) / scale  # one gate matrix at a time
-        sumsq += np.sum(y * y, axis=0)
+        sumsq += np.einsum("ij,ij->j", y, y)
         gram += y.T @ y  # numpy uses the symmetric product (syrk) for y.T @ y
+        del y
     return UnitGram(scale, np.sqrt(sumsq), gram)
 
 
@@ -101,8 +102,9 @@ def duplicate_pairs(
     else:
         r = vectors.scaled_norm
         r = np.where(r > 0, r, 1.0)  # a zero vector's row of the Gram matrix is 0: cosine 0
-        cos = vectors.gram / r[:, None] / r[None, :]
-    j, k = np.nonzero(np.triu(cos, k=1) > threshold)
+        cos = vectors.gram / r[:, None]
+        cos /= r[None, :]
+    j, k = np.nonzero(np.triu(cos > threshold, k=1))
     return [(int(a), int(b), float(cos[a, b])) for a, b in zip(j, k)]
 
 

@@ -49,7 +49,7 @@ def _singular(x: np.ndarray, exact_max: int) -> tuple[np.ndarray, str]:
     if min(x.shape) == 0:
         return np.zeros(0), "svd"
     if min(x.shape) <= exact_max:
-        return np.linalg.svd(x, compute_uv=False), "svd"
+        return np.linalg.svd(np.asarray(x, np.float64), compute_uv=False), "svd"
     return gram_singular_values(x), "gram"
 
 
@@ -86,16 +86,35 @@ def _assemble(
     )
 
 
-def gram_singular_values(x: np.ndarray) -> np.ndarray:
-    """All singular values of x (descending), from the eigenvalues of the smaller of x·xᵀ
-    and xᵀ·x. The Gram matrix squares the condition: σ_i comes out within about
-    n·ε·σ₁²/σ_i, so σ₁ and the leading values to ~1e-13 relative, and values below
-    √(n·ε)·σ₁ (about 1e-7·σ₁ at 1024) are at the rounding floor."""
+def _scaled(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """x / s and s, a power of two (so exact) that keeps products of entries far from
+    overflow and underflow; x itself (no copy: 8 MiB at 1024²) where they are already."""
+    m = max(float(x.max()), -float(x.min())) if x.size else 0.0
+    if 2.0**-400 < m < 2.0**400:
+        return x, 1.0
     s = scale_of(x)
-    y = x / s  # a power of two: exact, and no overflow in the products
-    g = y @ y.T if y.shape[0] <= y.shape[1] else y.T @ y
+    return x / s, s
+
+
+def gram_singular_values(a: np.ndarray) -> np.ndarray:
+    """All singular values of a (descending), from the eigenvalues of the smaller of a·aᵀ
+    and aᵀ·a, accumulated in float64 a block of rows at a time (no float64 copy of a).
+    The Gram matrix squares the condition: σ_i comes out within about n·ε·σ₁²/σ_i, so σ₁
+    and the leading values to ~1e-13 relative, and values below √(n·ε)·σ₁ (about 1e-7·σ₁
+    at 1024) are at the rounding floor."""
+    y = a if a.shape[1] <= a.shape[0] else a.T  # gram = yᵀ·y, the smaller side squared
+    m = max(float(a.max()), -float(a.min()))
+    s = 1.0 if 2.0**-400 < m < 2.0**400 else scale_of(np.asarray(a, np.float64))
+    g = np.zeros((y.shape[1], y.shape[1]))
+    for i in range(0, y.shape[0], GRAM_ROWS):
+        block = np.asarray(y[i : i + GRAM_ROWS], np.float64) / s  # a power of two: exact
+        g += block.T @ block  # the symmetric product (syrk)
     lam = np.linalg.eigvalsh(g)[::-1]
     return np.sqrt(np.clip(lam, 0.0, None)) * s
+
+
+GRAM_ROWS = 128
+"""Rows of the matrix converted to float64 at a time for its Gram matrix (1 MiB at 1024)."""
 
 
 def leading_eigenvalues(x: np.ndarray, k: int) -> np.ndarray | None:
@@ -105,8 +124,8 @@ def leading_eigenvalues(x: np.ndarray, k: int) -> np.ndarray | None:
     n = x.shape[0]
     if k + 2 >= n:
         return None
-    s = scale_of(x)
-    ev = _thick_restart_arnoldi(x / s, k + 1)  # one more, to see whether the k-th has its pair
+    y, s = _scaled(x)
+    ev = _thick_restart_arnoldi(y, k + 1)  # one more, to see whether the k-th has its pair
     if ev is None:
         return None
     ev = ev * s
@@ -216,8 +235,9 @@ def gate_spectra(gates: tuple[GateWeights, ...]) -> tuple[GateSpectra, ...]:
     mats = [g.W for g in gates] + [g.U for g in gates]
 
     def singular(a: np.ndarray) -> tuple[np.ndarray, str] | None:
-        x = _finite(a)
-        return None if x is None else _singular(x, EXACT_MAX)
+        if a.ndim != 2 or not np.isfinite(a).all():
+            return None
+        return _singular(a, EXACT_MAX)  # float64 where it decomposes, not before
 
     def eigen_all() -> list[tuple[np.ndarray, str] | None]:
         return [None if (x := _finite(a)) is None else _eigen(x, EXACT_MAX) for a in mats[n:]]

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from lstm_report import __version__
 from lstm_report.errors import LstmReportError, one_line, shorten
+from lstm_report.malloc import map_large_blocks
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -261,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    map_large_blocks()
     restore = _catch_signals()
     try:
         with _warnings_as_lines(quiet=args.quiet), _cache_environment():

@@ -90,6 +90,14 @@ class LSTMWeights:
             reset_after=self.reset_after,
         )
 
+    def __getstate__(self) -> dict[str, object]:
+        # The cached cell holds views of kernel and recurrent_kernel; pickled, every view
+        # becomes a copy, and a drawing worker would receive each weight twice (a 1024-unit
+        # layer: 64 MiB instead of 32). The worker builds its cell again, from views.
+        state = dict(self.__dict__)
+        state.pop("cell", None)
+        return state
+
     @property
     def gate_names(self) -> tuple[str, ...]:
         return tuple(g.name for g in gates_of(self.cell_kind))
@@ -215,7 +223,44 @@ class Spectrum:
     stable_rank: float | None
     """‖A‖²_F / ‖A‖²_2: how many directions carry the matrix's energy."""
     eigenvalues: tuple[complex, ...] | None = None
+    """All of them (eigen_method "dense"), or the largest by magnitude ("arnoldi"); sorted by
+    real, then imaginary part."""
     spectral_radius: float | None = None
+    singular_method: str = "svd"
+    """How the (always all) singular values were computed: "svd" (LAPACK, exact) or "gram"
+    (eigenvalues of the smaller Gram matrix: leading values exact to ~1e-13 relative, values
+    below about 1e-7·σ₁ at the rounding floor)."""
+    eigen_method: str | None = None
+    """"dense" (all eigenvalues, LAPACK), "arnoldi" (the largest by magnitude, restarted
+    Arnoldi), or
+    None where no eigenvalues were computed (W_g)."""
+    eigen_total: int | None = None
+    """How many eigenvalues the matrix has (its side), of which ``eigenvalues`` holds all or
+    the largest."""
+    eigen_tolerance: float | None = None
+    """For "arnoldi" eigenvalues: each θ has a unit vector v with ‖A·v − θ·v‖ ≤ this·|θ|;
+    None where they are exact."""
+
+    @property
+    def what(self) -> str:
+        """What was computed, in words: "all 1024 singular values (SVD); the largest 64 of 1024
+        eigenvalues by magnitude (Arnoldi, relative residual ≤ 1e-10)"."""
+        return self.describe(str(len(self.eigenvalues or ())))
+
+    def describe(self, eigen_count: str) -> str:
+        """``what``, with the number of eigenvalues given (a range for several gates)."""
+        n = len(self.singular_values)
+        how = "SVD" if self.singular_method == "svd" else "from the Gram matrix"
+        out = f"all {n} singular values ({how})"
+        if self.eigen_method == "dense":
+            out += f"; all {eigen_count} eigenvalues"
+        elif self.eigen_method is not None:
+            out += (
+                f"; the largest {eigen_count} of {self.eigen_total} eigenvalues by magnitude "
+                f"(Arnoldi, relative residual ≤ {self.eigen_tolerance:g}; one fewer where the "
+                "next would split a complex-conjugate pair)"
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -326,6 +371,26 @@ class LayerAnalysis:
     """The first probe sequences this layer was fed, kept for the verification."""
     projection: MatrixStats | None = None
     """Statistics of the projection P of a PyTorch LSTM with proj_size (else None)."""
+
+    @property
+    def spectra_computed(self) -> tuple[str, ...]:
+        """What the spectra hold, one line per matrix family (U_g, W_g), or per matrix where
+        the gates were done differently (non-finite weights, an iteration that did not converge)."""
+        out = []
+        for kind in ("U", "W"):
+            said = [(sp.gate, getattr(sp, kind)) for sp in self.spectra]
+            done = [s for _, s in said if s is not None]
+            ways = {(s.singular_method, s.eigen_method, s.eigen_total) for s in done}
+            if len(ways) == 1 and len(done) == len(said):
+                counts = sorted({len(s.eigenvalues or ()) for s in done})
+                count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+                out.append(f"{kind}_g: {done[0].describe(count)}")
+            else:
+                out += [
+                    f"{kind}_{g}: {s.what if s else 'nothing (non-finite weights)'}"
+                    for g, s in said
+                ]
+        return tuple(out)
 
     @property
     def nonfinite(self) -> int:

@@ -50,6 +50,19 @@ def spectrum_json(sp: Spectrum | None, *, recurrent: bool) -> dict[str, Any] | N
     }
     if recurrent:
         out["spectral_radius"] = sp.spectral_radius
+    n = len(sp.singular_values)
+    computed: dict[str, Any] = {
+        "singular_values": {"method": sp.singular_method, "count": n, "of": n}
+    }
+    if recurrent and sp.eigen_method is not None:
+        computed["eigenvalues"] = {
+            "method": sp.eigen_method,
+            "which": "all" if sp.eigen_method == "dense" else "largest_magnitude",
+            "count": len(sp.eigenvalues or ()),
+            "of": sp.eigen_total,
+            "tolerance": sp.eigen_tolerance,
+        }
+    out["computed"] = computed
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from lstm_report.analysis.norms import row_norms
@@ -30,30 +32,79 @@ def _units(idx: list[int] | np.ndarray) -> str:
     return f"{shown}{more}"
 
 
-def unit_vectors(gates: tuple[GateWeights, ...]) -> np.ndarray:
-    """(units, n) matrix: each unit's incoming weights over all gates (W, U and b columns)."""
+def _parts(gates: tuple[GateWeights, ...]) -> list[np.ndarray]:
+    """Each unit's incoming weights over all gates, as (rows, units) blocks (W, U, b per gate,
+    in that order): the columns of the (units, n) matrix that ``unit_vectors`` concatenates."""
     parts = []
     for g in gates:
-        parts += [np.asarray(g.W, np.float64).T, np.asarray(g.U, np.float64).T]
-        for b in (g.b, g.b_rec):
-            if b is not None:
-                parts.append(np.asarray(b, np.float64)[:, None])
-    return np.concatenate(parts, axis=1)
+        parts += [np.asarray(g.W), np.asarray(g.U)]
+        parts += [np.asarray(b)[None, :] for b in (g.b, g.b_rec) if b is not None]
+    return parts
 
 
-def dead_units(vectors: np.ndarray, threshold: float) -> np.ndarray:
-    norms = row_norms(vectors)
+def unit_vectors(gates: tuple[GateWeights, ...]) -> np.ndarray:
+    """(units, n) matrix: each unit's incoming weights over all gates (W, U and b columns)."""
+    return np.concatenate([np.asarray(p, np.float64).T for p in _parts(gates)], axis=1)
+
+
+@dataclass(frozen=True)
+class UnitGram:
+    """Each unit's incoming weight vector, summarised without building the (units, n) matrix
+    of them (67 MiB in float64 for 1024 units): per unit a power-of-two scale and the norm
+    of the scaled vector, and the Gram matrix of the scaled vectors, accumulated one gate
+    matrix at a time in float64."""
+
+    scale: np.ndarray
+    """(units,) a power of two within a factor 2 of the unit's largest |w| (1 if none)."""
+    scaled_norm: np.ndarray
+    """(units,) ‖v_j / scale_j‖."""
+    gram: np.ndarray
+    """(units, units) ⟨v_j/scale_j, v_k/scale_k⟩."""
+
+    @property
+    def norms(self) -> np.ndarray:
+        return np.asarray(self.scale * self.scaled_norm)
+
+
+def unit_gram(gates: tuple[GateWeights, ...]) -> UnitGram:
+    parts = _parts(gates)
+    units = parts[0].shape[1]
+    m = np.zeros(units)
+    for p in parts:
+        if p.size:
+            m = np.maximum(m, np.max(np.abs(p), axis=0))
+    scale = np.where((m > 0) & np.isfinite(m), 2.0 ** (np.frexp(m)[1] - 1), 1.0)
+    sumsq = np.zeros(units)
+    gram = np.zeros((units, units))
+    for p in parts:
+        y = np.asarray(p, np.float64) / scale  # one gate matrix at a time
+        sumsq += np.einsum("ij,ij->j", y, y)
+        gram += y.T @ y  # numpy uses the symmetric product (syrk) for y.T @ y
+        del y
+    return UnitGram(scale, np.sqrt(sumsq), gram)
+
+
+def dead_units(vectors: np.ndarray | UnitGram, threshold: float) -> np.ndarray:
+    norms = vectors.norms if isinstance(vectors, UnitGram) else row_norms(vectors)
     return np.flatnonzero(norms < threshold)
 
 
-def duplicate_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+def duplicate_pairs(
+    vectors: np.ndarray | UnitGram, threshold: float
+) -> list[tuple[int, int, float]]:
     """Pairs of units (j < k) whose incoming weight vectors have cosine similarity > threshold."""
-    norms = row_norms(vectors)
-    live = norms > 0
-    unit = np.zeros_like(vectors)
-    unit[live] = vectors[live] / norms[live, None]
-    cos = unit @ unit.T
-    j, k = np.nonzero(np.triu(cos, k=1) > threshold)
+    if not isinstance(vectors, UnitGram):
+        norms = row_norms(vectors)
+        live = norms > 0
+        unit = np.zeros_like(vectors)
+        unit[live] = vectors[live] / norms[live, None]
+        cos = unit @ unit.T
+    else:
+        r = vectors.scaled_norm
+        r = np.where(r > 0, r, 1.0)  # a zero vector's row of the Gram matrix is 0: cosine 0
+        cos = vectors.gram / r[:, None]
+        cos /= r[None, :]
+    j, k = np.nonzero(np.triu(cos > threshold, k=1))
     return [(int(a), int(b), float(cos[a, b])) for a, b in zip(j, k)]
 
 
@@ -108,7 +159,7 @@ def layer_findings(
                     "(possible exploding dynamics).",
                 )
     if not bad:
-        vectors = unit_vectors(gates)
+        vectors = unit_gram(gates)
         dead = dead_units(vectors, checks.dead_unit_norm)
         if dead.size:
             add(

@@ -12,15 +12,9 @@ import numpy as np
 from lstm_report.analysis.compare import delta
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.norms import fro
+from lstm_report.analysis.spectra import spectral_radius
 from lstm_report.gates import layer_gates
 from lstm_report.model import Checkpoint, GatePoint, LayerPoint, ModelWeights, Series
-
-
-def _radius(u: np.ndarray) -> float | None:
-    x = np.asarray(u, np.float64)
-    if not np.isfinite(x).all():
-        return None
-    return float(np.max(np.abs(np.linalg.eigvals(x)))) if x.size else 0.0
 
 
 def _fro(a: np.ndarray | None) -> float | None:
@@ -61,7 +55,7 @@ def checkpoint_figures(
                 a = np.concatenate([np.ravel(pg[k].W), np.ravel(pg[k].U)])
                 b = np.concatenate([np.ravel(g.W), np.ravel(g.U)])
                 change = delta(a, b).relative
-            point = GatePoint(_fro(g.W), _fro(g.U), _fro(g.bias), _radius(g.U), change)
+            point = GatePoint(_fro(g.W), _fro(g.U), _fro(g.bias), spectral_radius(g.U), change)
             per_gate.append((g.gate, point))
         t = timescales(w, gates)
         taus = [v for v in (t.resting_tau if t else ()) if v is not None]

@@ -59,3 +59,118 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(1)
+
+
+def pool_context() -> Any:
+    """fork where it is safe (no TensorFlow, no other thread: as the drawing workers),
+    else spawn."""
+    import multiprocessing
+    import sys
+    import threading
+
+    if (
+        "fork" in multiprocessing.get_all_start_methods()
+        and "tensorflow" not in sys.modules
+        and threading.active_count() == 1
+    ):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+WORKER_DIED = (
+    "its worker process died twice while running it (killed by a signal, or out of memory)"
+)
+
+
+class LocalPool:
+    """A process pool on this machine that survives its workers: the engine of ``build``'s
+    checkpoint units and of ``batch --jobs``.
+
+    ``submit(fn, item)`` queues a call (any time, also while ``results`` is iterated);
+    ``results()`` yields ``(item, result, error)`` as calls finish, ``error`` being None or
+    why the pool could not run the call. When a worker dies (SIGKILL, the OOM killer),
+    concurrent.futures breaks the whole pool: the pool is started again and every call
+    that was in flight is run again, alone, so that the call that kills its worker is
+    known; a call whose worker dies when it runs alone is given up with ``WORKER_DIED``.
+    The others are unaffected. At most ``2 * jobs`` calls are in flight at a time, so a
+    broken pool costs at most that many calls run alone.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        from collections import deque
+
+        self.jobs = max(1, jobs)
+        self._pool: Any = None
+        self._queue: deque[tuple[Any, Any]] = deque()
+        self._alone: deque[tuple[Any, Any]] = deque()
+        """Calls that were in flight when the pool broke: each runs alone next."""
+
+    def _start(self) -> Any:
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.jobs,
+                mp_context=pool_context(),
+                initializer=worker_init,
+                initargs=(os.getpid(),),
+            )
+        return self._pool
+
+    def submit(self, fn: Any, item: Any) -> None:
+        self._queue.append((fn, item))
+
+    def warm(self, fn: Any) -> None:
+        """Start the workers now, each calling ``fn`` (imports), while this process works."""
+        pool = self._start()
+        for _ in range(self.jobs):
+            pool.submit(fn)
+
+    def results(self) -> Any:
+        """Yield (item, result, error) for every call submitted, as each finishes."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        flight: dict[Any, tuple[tuple[Any, Any], bool]] = {}
+        while self._queue or self._alone or flight:
+            if self._alone:  # a suspect runs with nothing beside it
+                if not flight:
+                    call = self._alone.popleft()
+                    flight[self._start().submit(call[0], call[1])] = (call, True)
+            else:
+                while self._queue and len(flight) < 2 * self.jobs:
+                    call = self._queue.popleft()
+                    flight[self._start().submit(call[0], call[1])] = (call, False)
+            done, _ = wait(flight, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                call, alone = flight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if alone:
+                        yield call[1], None, WORKER_DIED
+                    else:
+                        self._alone.append(call)
+                except Exception as exc:  # e.g. an item that cannot be pickled
+                    yield call[1], None, f"worker process failed: {type(exc).__name__}: {exc}"
+                else:
+                    yield call[1], result, None
+            if broken:  # every call still in flight is lost with the pool: run each alone
+                self._alone.extend(call for call, _ in flight.values())
+                flight.clear()
+                self.terminate()
+
+    def close(self) -> None:
+        """Let the workers go (after ``results`` is exhausted)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def terminate(self) -> None:
+        """Stop the workers now, whatever they are running (on an error or a signal)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            terminate(pool)

@@ -314,8 +314,10 @@ def reduce(weights: Any, before: Any, layers: Sequence[LSTMWeights]) -> Entry:
     return Entry(tuple((w.name, w.direction) for w in weights.lstms), points)
 
 
-_ONE_AT_A_TIME = threading.Lock()
-"""One unit at a time per process (process-wide BLAS limits are not for two to share)."""
+ONE_AT_A_TIME = threading.Lock()
+"""One unit at a time per process, checkpoint or report (batch.build_unit): a Dask worker
+with several threads would otherwise run them side by side, and process-wide settings
+(BLAS threads, warning filters) are not theirs to share."""
 
 
 def run_unit(unit: PointUnit) -> PointResult:
@@ -323,7 +325,7 @@ def run_unit(unit: PointUnit) -> PointResult:
     import traceback
     import warnings
 
-    with _ONE_AT_A_TIME:
+    with ONE_AT_A_TIME:
         try:
             if unit.version != __version__:
                 raise ConfigError(

@@ -90,9 +90,9 @@ class LocalPool:
     ``results()`` yields ``(item, result, error)`` as calls finish, ``error`` being None or
     why the pool could not run the call. When a worker dies (SIGKILL, the OOM killer),
     concurrent.futures breaks the whole pool: the pool is started again and every call
-    that was in flight is run again, alone, so that the call that kills its worker is
-    known; a call whose worker dies when it runs alone is given up with ``WORKER_DIED``.
-    The others are unaffected. At most ``2 * jobs`` calls are in flight at a time, so a
+    that was in it is run again, alone, so that the call that kills its worker is known; a
+    call that kills its worker twice while alone is given up with ``WORKER_DIED``. The
+    others are unaffected. At most ``2 * jobs`` calls are in the pool at a time, so a
     broken pool costs at most that many calls run alone.
     """
 
@@ -102,8 +102,8 @@ class LocalPool:
         self.jobs = max(1, jobs)
         self._pool: Any = None
         self._queue: deque[tuple[Any, Any]] = deque()
-        self._alone: deque[tuple[Any, Any]] = deque()
-        """Calls that were in flight when the pool broke: each runs alone next."""
+        self._alone: deque[list[Any]] = deque()
+        """Calls that were in the pool when it broke: each runs alone next."""
 
     def _start(self) -> Any:
         import os
@@ -132,36 +132,41 @@ class LocalPool:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        flight: dict[Any, tuple[tuple[Any, Any], bool]] = {}
+        flight: dict[Any, list[Any]] = {}  # future -> [fn, item, deaths while alone]
         while self._queue or self._alone or flight:
             if self._alone:  # a suspect runs with nothing beside it
                 if not flight:
                     call = self._alone.popleft()
-                    flight[self._start().submit(call[0], call[1])] = (call, True)
+                    flight[self._start().submit(call[0], call[1])] = call
             else:
                 while self._queue and len(flight) < 2 * self.jobs:
-                    call = self._queue.popleft()
-                    flight[self._start().submit(call[0], call[1])] = (call, False)
+                    fn, item = self._queue.popleft()
+                    flight[self._start().submit(fn, item)] = [fn, item, 0]
             done, _ = wait(flight, return_when=FIRST_COMPLETED)
-            broken = False
+            lost = []
             for future in done:
-                call, alone = flight.pop(future)
+                call = flight.pop(future)
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    broken = True
-                    if alone:
-                        yield call[1], None, WORKER_DIED
-                    else:
-                        self._alone.append(call)
+                    lost.append(call)
                 except Exception as exc:  # e.g. an item that cannot be pickled
                     yield call[1], None, f"worker process failed: {type(exc).__name__}: {exc}"
                 else:
                     yield call[1], result, None
-            if broken:  # every call still in flight is lost with the pool: run each alone
-                self._alone.extend(call for call, _ in flight.values())
-                flight.clear()
-                self.terminate()
+            if not lost:
+                continue
+            # The pool is gone, with every call still in it: start again. Only a call that
+            # was alone in the pool is known to have killed its worker.
+            lost += flight.values()
+            flight.clear()
+            self.terminate()
+            if len(lost) == 1:
+                lost[0][2] += 1
+                if lost[0][2] >= 2:
+                    yield lost[0][1], None, WORKER_DIED
+                    continue
+            self._alone.extend(lost)
 
     def close(self) -> None:
         """Let the workers go (after ``results`` is exhausted)."""

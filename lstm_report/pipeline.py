@@ -144,8 +144,9 @@ def _checkpoint_pool(cfg: Config, processes: bool, cache: Any, digests: Any) -> 
     import while this process reads and analyses; none when the cache has nearly all."""
     from lstm_report.checkpoints import plan, warm_up
     from lstm_report.pools import LocalPool
+    from lstm_report.pools import cores as usable
 
-    cores = os.cpu_count() or 1
+    cores = usable()
     todo = 0
     if processes and cores > 1:
         series = [m for m in cfg.models if m.series]

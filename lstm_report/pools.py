@@ -61,6 +61,17 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
+def cores() -> int:
+    """The cores this process may run on (its affinity, e.g. under taskset or a container's
+    cpuset), else the machine's."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def pool_context() -> Any:
     """fork where it is safe (no TensorFlow, no other thread: as the drawing workers),
     else spawn."""

@@ -21,7 +21,7 @@ from lstm_report.cli import main
 from lstm_report.config import load_config
 from lstm_report.errors import LstmReportError
 from lstm_report.pipeline import build_report
-from lstm_report.pools import WORKER_DIED, LocalPool
+from lstm_report.pools import WORKER_DIED, LocalPool, cores
 
 GENERATED = "2024-01-02 03:04 UTC"
 
@@ -173,8 +173,8 @@ def test_byte_identical_with_and_without_a_warm_cache_and_on_a_pool(
         LocalPool, "warm", lambda self, fn: (started.append(self.jobs), real(self, fn))
     )
     pooled = _build(cfg, tmp_path / "d", cache=False, processes=True)
-    if (os.cpu_count() or 1) > 1:
-        assert started == [os.cpu_count()]
+    if cores() > 1:
+        assert started == [cores()]
     assert none == cold == warm == pooled
     data = json.loads(cold[1])
     cps = data["models"][0]["series"]["checkpoints"]

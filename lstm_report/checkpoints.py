@@ -446,8 +446,8 @@ def warm_up() -> None:
 
 
 def estimate(layers: Sequence[LSTMWeights], count: int) -> float:
-    """Seconds on one core for ``count`` checkpoints of these layers: an SVD and an
-    eigenvalue problem per gate (about 25 ms for 256 units, cubic), plus reading."""
+    """Seconds on one core for ``count`` checkpoints of these layers: an eigenvalue problem
+    per gate (about 26 ms for 256 units, cubic), plus reading two files."""
     per = sum(
         (4 if w.cell_kind == "LSTM" else 3) * w.recurrent_kernel.shape[0] ** 3 * 1.5e-9
         for w in layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 from collections.abc import Iterator, Sequence
@@ -29,7 +30,16 @@ GENERATED = "2024-01-02 03:04 UTC"
 @pytest.fixture(scope="module")
 def ckpts(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Seven checkpoints of a two-layer model whose weights drift at random."""
-    d = tmp_path_factory.mktemp("series")
+    # Keras' initialisers draw their seeds from Python's random module: leave its state as
+    # the modules after this one expect it (some of their models depend on it).
+    state = random.getstate()
+    try:
+        return _save_checkpoints(keras, tmp_path_factory.mktemp("series"))
+    finally:
+        random.setstate(state)
+
+
+def _save_checkpoints(keras: Any, d: Path) -> Path:
     m = keras.Sequential(
         [
             keras.Input((4, 3)),
@@ -39,7 +49,7 @@ def ckpts(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
         ]
     )
     rng = np.random.default_rng(7)
-    weights = m.get_weights()
+    weights = [rng.normal(0, 0.4, w.shape).astype(w.dtype) for w in m.get_weights()]
     for epoch in range(1, 8):
         weights = [w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in weights]
         m.set_weights(weights)

@@ -93,7 +93,9 @@ def build_report(
     SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
     ``cache``: where the figures of a series' checkpoints are cached (see checkpoints):
     True for ``$XDG_CACHE_HOME/lstm-report/checkpoints``, a folder, or False for none.
-    With ``processes``, a long series is reduced on a pool of one process per core.
+    With ``processes``, a long series is reduced on a pool of one process per core; they
+    are spawned beside the drawing workers, so a script that calls this must guard its
+    top level with ``if __name__ == "__main__":`` (as for any spawned pool).
     """
     from lstm_report.figures import Workers
 

@@ -366,6 +366,11 @@ def test_series_on_a_dask_cluster_and_the_local_pool(ckpts: Path, tmp_path: Path
         (d / "config.yaml").write_text("models:\n  - path: epoch_*.keras\n    name: run\n")
     (runs / "c").mkdir()
     (runs / "c" / "bad.keras").write_bytes(b"PK not a zip" * 10)
+    (runs / "d").mkdir()
+    os.mkfifo(runs / "d" / "fifo.keras")  # hashed without waiting for a writer
+    (runs / "d" / "config.yaml").write_text(
+        "models: [{path: [../a/epoch_1.keras, fifo.keras, ../a/epoch_2.keras]}]\n"
+    )
     (runs / "c" / "config.yaml").write_text(
         "models: [{path: [../a/epoch_1.keras, bad.keras, ../a/epoch_2.keras]}]\n"
     )
@@ -381,8 +386,9 @@ def test_series_on_a_dask_cluster_and_the_local_pool(ckpts: Path, tmp_path: Path
             json=True,
             generated=GENERATED,
         )
-    assert [o.status for o in local.outcomes] == ["built", "built", "failed"]
-    assert [o.status for o in remote.outcomes] == ["built", "built", "failed"]
+    assert [o.status for o in local.outcomes] == ["built", "built", "failed", "failed"]
+    assert [o.status for o in remote.outcomes] == ["built", "built", "failed", "failed"]
+    assert "fifo.keras is not a regular file (a FIFO)" in local.failed[1].message
     # the message of the first checkpoint that failed, as build says it
     with pytest.raises(LstmReportError) as raised:
         build_report(runs / "c" / "config.yaml", output=tmp_path / "c.html", cache=False)
@@ -414,6 +420,6 @@ def test_series_on_a_dask_cluster_and_the_local_pool(ckpts: Path, tmp_path: Path
     before = {p: p.stat().st_ino for p in _entries(cache)}
     shutil.copy(ckpts / "epoch_7.keras", runs / "a" / "epoch_7.keras")  # b: after epoch_6
     again = run_batch([pattern], tmp_path / "local", jobs=2, json=True, generated=GENERATED)
-    assert [o.status for o in again.outcomes] == ["built", "reused", "failed"]
+    assert [o.status for o in again.outcomes] == ["built", "reused", "failed", "failed"]
     after = {p: p.stat().st_ino for p in _entries(cache)}
     assert len(after) == 9 and {p: after[p] for p in before} == before  # none rewritten

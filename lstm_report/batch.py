@@ -519,7 +519,8 @@ def _execute(
             p = checkpoints.plan(spec, cache, digest=plan.digest)
             series[unit.name].append(p)
             for k in p.todo:
-                item = p.unit(k, f"{unit.name}-{spec.index}-{k}")
+                # "@" never occurs in a page name: no task key of a report can be the same
+                item = p.unit(k, f"{unit.name}@{spec.index}.{k}")
                 points[id(item)] = (unit.name, spec.index, k, p.paths[k])
                 engine.submit(checkpoints.run_unit, item, item.label)
                 waiting[unit.name] = waiting.get(unit.name, 0) + 1

@@ -121,8 +121,10 @@ class LocalPool:
         from concurrent.futures import ProcessPoolExecutor
 
         if self._pool is None:
+            # No more workers than calls waiting (fork starts them all at once).
+            waiting = len(self._queue) + len(self._alone)
             self._pool = ProcessPoolExecutor(
-                self.jobs,
+                max(1, min(self.jobs, waiting)) if waiting else self.jobs,
                 mp_context=pool_context(),
                 initializer=worker_init,
                 initargs=(os.getpid(),),
@@ -147,12 +149,14 @@ class LocalPool:
         while self._queue or self._alone or flight:
             if self._alone:  # a suspect runs with nothing beside it
                 if not flight:
+                    pool = self._start()
                     call = self._alone.popleft()
-                    flight[self._start().submit(call[0], call[1])] = call
+                    flight[pool.submit(call[0], call[1])] = call
             else:
                 while self._queue and len(flight) < 2 * self.jobs:
+                    pool = self._start()
                     fn, item = self._queue.popleft()
-                    flight[self._start().submit(fn, item)] = [fn, item, 0]
+                    flight[pool.submit(fn, item)] = [fn, item, 0]
             done, _ = wait(flight, return_when=FIRST_COMPLETED)
             lost = []
             for future in done:

@@ -14,22 +14,25 @@ import contextlib
 import glob
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lstm_report import __version__, runcache
+from lstm_report import __version__, checkpoints, runcache
+from lstm_report.checkpoints import ONE_AT_A_TIME, Cache, unit_error
 from lstm_report.config import Config, natural_key
 from lstm_report.errors import ConfigError, LstmReportError, OutputError, one_line, shorten
 from lstm_report.numbers import Change, Numbers, TopInput
-from lstm_report.pools import terminate, worker_init
 from lstm_report.site import SiteEntry, display
 
 CONNECT_TIMEOUT = "20s"
 """How long to wait for the Dask scheduler (a busy one can be slow to answer)."""
+
+CACHE = ".lstm-report-cache"
+"""The site folder's cache: the figures of every checkpoint of a series seen so far (see
+checkpoints; safe to delete)."""
 
 CHART_METRICS = ("memory", "change", "importance", "findings")
 """What the index's chart can show across runs, in the order ``auto`` tries them."""
@@ -49,6 +52,8 @@ class Unit:
     unsafe: bool = False
     verify: bool | None = None
     reader: str | None = None
+    points: tuple[tuple[str, Any], ...] = ()
+    """The figures of its series' checkpoints, computed by earlier units: (key, entry)."""
 
 
 @dataclass(frozen=True)
@@ -148,11 +153,6 @@ class Sweep:
 
 # -- the work unit, in a worker ---------------------------------------------------------
 
-_ONE_AT_A_TIME = threading.Lock()
-"""One report at a time per process: a Dask worker with several threads would otherwise
-build reports side by side, and process-wide settings (BLAS threads, warning filters) are
-not theirs to share."""
-
 
 def build_unit(unit: Unit) -> UnitResult:
     """Build one report in a temporary folder and return its texts; never raises."""
@@ -169,7 +169,7 @@ def build_unit(unit: Unit) -> UnitResult:
     from lstm_report.site import entry
 
     start = time.perf_counter()
-    with _ONE_AT_A_TIME:
+    with ONE_AT_A_TIME:
         try:
             if unit.version != __version__:
                 raise ConfigError(
@@ -188,6 +188,7 @@ def build_unit(unit: Unit) -> UnitResult:
                     outputs[".json"] = base.with_suffix(".json")
                 result = build_report(
                     unit.config,
+                    cache=Cache(entries=dict(unit.points)),
                     output=outputs[".html"],
                     json_path=outputs.get(".json"),
                     markdown=outputs[".md"],
@@ -203,103 +204,90 @@ def build_unit(unit: Unit) -> UnitResult:
             row = Row(entry(f"reports/{unit.name}.html", unit.source, data), numbers(data))
             return UnitResult(unit.name, texts, row, seconds=time.perf_counter() - start)
         except Exception as exc:  # isolated: one broken run never stops the others
-            if isinstance(exc, LstmReportError):
-                message = str(exc)
-            else:
-                first = (str(exc).strip().splitlines() or [""])[0]
-                message = (
-                    f"internal error: {type(exc).__name__}: {shorten(first, 200)} "
-                    "(rerun with --debug for details)"
-                )
             return UnitResult(
                 unit.name,
-                error=one_line(message),
+                error=unit_error(exc),
                 traceback=traceback.format_exc(),
                 seconds=time.perf_counter() - start,
             )
 
 
-# -- engines: each yields a UnitResult per unit as it finishes ---------------------------
+# -- engines: submit(fn, item) any time; results() yields (item, result, error) ---------
 
 
-def _pool_context() -> Any:
-    """fork where it is safe (no TensorFlow, no other thread), else spawn."""
-    import multiprocessing
-    import sys
+class DaskEngine:
+    """The distributed engine: the same units on a Dask cluster (``distributed.Client``).
+    A worker that dies is Dask's to handle (it reruns the task elsewhere, and gives up on a
+    task that killed three workers)."""
 
-    if (
-        "fork" in multiprocessing.get_all_start_methods()
-        and "tensorflow" not in sys.modules
-        and threading.active_count() == 1
-    ):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise ConfigError(
+                f"--scheduler {address}: Dask is not installed; pip install 'lstm-report[dask]'"
+            ) from None
+        try:
+            self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"--scheduler {address}: cannot connect to a Dask scheduler "
+                f"({shorten(str(exc), 120)})"
+            ) from None
+        self._done = as_completed([], loop=self.client.loop)
+        self._futures: dict[Any, Any] = {}
+        self._token = os.urandom(6).hex()
 
+    def submit(self, fn: Callable[[Any], Any], item: Any, name: str) -> None:
+        future = self.client.submit(fn, item, key=f"lstm-report-{name}-{self._token}")
+        self._futures[future] = item
+        self._done.add(future)
 
-def local_pool(units: Sequence[Unit], jobs: int) -> Iterator[UnitResult]:
-    """The embedded engine: a process pool on this machine."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    pool = ProcessPoolExecutor(
-        max(1, min(jobs, len(units))),
-        mp_context=_pool_context(),
-        initializer=worker_init,
-        initargs=(os.getpid(),),
-    )
-    finished = False
-    try:
-        pending = {pool.submit(build_unit, u): u for u in units}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                unit = pending.pop(future)
-                try:
-                    yield future.result()
-                except Exception as exc:  # the worker died (killed, out of memory)
-                    yield UnitResult(unit.name, error=f"worker process failed: {exc}")
-        finished = True
-    finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:  # an error or a signal: stop the workers now, whatever they are building
-            terminate(pool)
-
-
-def dask_cluster(units: Sequence[Unit], address: str) -> Iterator[UnitResult]:
-    """The distributed engine: the same units on a Dask cluster (``distributed.Client``)."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise ConfigError(
-            f"--scheduler {address}: Dask is not installed; pip install 'lstm-report[dask]'"
-        ) from None
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"--scheduler {address}: cannot connect to a Dask scheduler ({shorten(str(exc), 120)})"
-        ) from None
-    futures: dict[Any, Unit] = {}
-    try:
-        token = os.urandom(6).hex()
-        for u in units:
-            futures[client.submit(build_unit, u, key=f"lstm-report-{u.name}-{token}")] = u
-        for future in as_completed(list(futures), loop=client.loop):
-            unit = futures.pop(future)
+    def results(self) -> Iterator[tuple[Any, Any, str | None]]:
+        for future in self._done:
+            item = self._futures.pop(future)
             try:
-                yield future.result()
+                result = future.result()
             except Exception as exc:  # the worker died, or could not import lstm-report
-                yield UnitResult(
-                    unit.name,
-                    error=f"on the Dask cluster: {type(exc).__name__}: {shorten(str(exc), 200)}",
+                yield (
+                    item,
+                    None,
+                    f"on the Dask cluster: {type(exc).__name__}: {shorten(str(exc), 200)}",
                 )
+            else:
+                yield item, result, None
             future.release()
-    finally:
-        if futures:
+
+    def close(self) -> None:
+        if self._futures:
             with contextlib.suppress(Exception):
-                client.cancel(list(futures))
+                self.client.cancel(list(self._futures))
         with contextlib.suppress(Exception):
-            client.close()
+            self.client.close()
+
+    terminate = close
+
+
+class PoolEngine:
+    """The embedded engine: pools.LocalPool (a worker that dies is replaced, and what it
+    was running is run again, alone)."""
+
+    def __init__(self, jobs: int) -> None:
+        from lstm_report.pools import LocalPool
+
+        self.pool = LocalPool(jobs)
+
+    def submit(self, fn: Callable[[Any], Any], item: Any, name: str) -> None:
+        self.pool.submit(fn, item)
+
+    def results(self) -> Iterator[tuple[Any, Any, str | None]]:
+        return self.pool.results()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def terminate(self) -> None:
+        self.pool.terminate()
 
 
 # -- the batch, in this process ---------------------------------------------------------
@@ -427,13 +415,16 @@ def run_batch(
     generated: str | None = None,
     chart_metric: str = "auto",
     progress: Callable[[Progress], None] | None = None,
+    no_cache: bool = False,
 ) -> BatchResult:
     """Build the report of every config (or model file) the patterns name into
     ``site_dir/reports/`` and write ``site_dir/index.html``.
 
     ``jobs`` worker processes on this machine (default: one per core), or the Dask
     scheduler at ``scheduler``. Runs whose inputs did not change since the last batch into
-    ``site_dir`` are reused. Raises only for the batch as a whole (no file named, a site
+    ``site_dir`` are reused, and the figures of checkpoints already seen (in
+    ``site_dir/.lstm-report-cache``); ``no_cache`` rebuilds every run and reads no cache.
+    Raises only for the batch as a whole (no file named, a site
     folder that cannot be); each run's failure is an Outcome.
     """
     from lstm_report.pipeline import generated_at
@@ -452,25 +443,27 @@ def run_batch(
     sources = expand(patterns)
     names = page_names(sources)
     options = {"json": json, "unsafe": unsafe, "verify": verify, "reader": reader}
-    plan = _plan(out, sources, names, generated or generated_at(), options)
+    plan = _plan(out, sources, names, generated or generated_at(), options, no_cache)
     say = progress or (lambda _p: None)
     for o in plan.outcomes.values():
         say(Progress(o, 0, len(plan.units), 0.0, None))
     slots = jobs or os.cpu_count() or 1
-    engine = (
+    engine_name = (
         "none" if not plan.units else f"dask {scheduler}" if scheduler else f"local pool ({slots})"
     )
+    folder = None if no_cache else out / CACHE / "checkpoints"
     try:
         if plan.units:
-            results = (
-                dask_cluster(plan.units, scheduler) if scheduler else local_pool(plan.units, slots)
-            )
-            began = time.perf_counter()
-            for done, r in enumerate(results, 1):
-                outcome = _land(out, plan, r)
-                elapsed = time.perf_counter() - began
-                left = elapsed / done * (len(plan.units) - done)
-                say(Progress(outcome, done, len(plan.units), elapsed, left))
+            engine = DaskEngine(scheduler) if scheduler else PoolEngine(slots)
+            finished = False
+            try:
+                _execute(out, plan, engine, checkpoints.Cache(folder), say)
+                finished = True
+            finally:
+                if finished:
+                    engine.close()
+                else:  # an error or a signal: stop the workers now, whatever they are doing
+                    engine.terminate()
     finally:
         # Whatever happened, what was built is remembered (an interrupted batch resumes),
         # and the pages of runs not built (failed or interrupted) stay theirs.
@@ -486,7 +479,72 @@ def run_batch(
     rows = [o.row for o in ordered if o.row is not None]
     index = out / "index.html"
     write_files([(index, render_index(ordered, rows, plan.generated, sources, chart_metric))])
-    return BatchResult(index, ordered, time.perf_counter() - start, engine)
+    return BatchResult(index, ordered, time.perf_counter() - start, engine_name)
+
+
+def _execute(
+    out: Path, plan: _Plan, engine: Any, cache: checkpoints.Cache, say: Callable[[Progress], None]
+) -> None:
+    """Run every unit on the engine: first the checkpoints of the runs' series that the
+    cache lacks, each a unit; a run's report once its checkpoints are in (it carries their
+    figures to the worker, which needs no cache of its own)."""
+    began = time.perf_counter()
+    total, done = len(plan.units), 0
+    waiting: dict[str, int] = {}
+    failures: dict[str, dict[tuple[int, int], str]] = {}
+    series: dict[str, list[checkpoints.Plan]] = {}
+    points: dict[int, tuple[str, int, int, Path]] = {}
+    """id(point unit) -> (run, model index, checkpoint index, checkpoint path)"""
+
+    def landed(r: UnitResult) -> None:
+        nonlocal done
+        outcome = _land(out, plan, r)
+        done += 1
+        elapsed = time.perf_counter() - began
+        say(Progress(outcome, done, total, elapsed, elapsed / done * (total - done)))
+
+    def submit_report(unit: Unit) -> None:
+        raw = [
+            (key, cache.raw(key)) for p in series[unit.name] for key in p.keys if key is not None
+        ]
+        unit = replace(unit, points=tuple((k, e) for k, e in raw if e is not None))
+        engine.submit(build_unit, unit, unit.name)
+
+    for unit in plan.units:
+        series[unit.name] = []
+        for spec in unit.config.models:
+            if not spec.series:
+                continue
+            p = checkpoints.plan(spec, cache, digest=plan.digest)
+            series[unit.name].append(p)
+            for k in p.todo:
+                # "@" never occurs in a page name: no task key of a report can be the same
+                item = p.unit(k, f"{unit.name}@{spec.index}.{k}")
+                points[id(item)] = (unit.name, spec.index, k, p.paths[k])
+                engine.submit(checkpoints.run_unit, item, item.label)
+                waiting[unit.name] = waiting.get(unit.name, 0) + 1
+        if not waiting.get(unit.name):
+            submit_report(unit)
+    for item, result, error in engine.results():
+        if not isinstance(item, checkpoints.PointUnit):
+            landed(result if error is None else UnitResult(item.name, error=error))
+            continue
+        name, index, k, path = points.pop(id(item))
+        if error is not None or result.error is not None:
+            message = result.error if error is None else f"{path}: {error}"
+            failures.setdefault(name, {})[(index, k)] = message
+        else:
+            entry = checkpoints.parse_entry(result.entry, result.key or "")
+            if entry is not None and result.key is not None:
+                cache.put(result.key, entry)
+        waiting[name] -= 1
+        if waiting[name] == 0:
+            cache.save()
+            if name in failures:  # the first failed checkpoint, as a serial build would say
+                first = failures[name][min(failures[name])]
+                landed(UnitResult(name, error=first, traceback=result and result.traceback))
+            else:
+                submit_report(plan.todo[name][0])
 
 
 @dataclass(frozen=True)
@@ -503,17 +561,25 @@ class _Plan:
     units: list[Unit]
     todo: dict[str, tuple[Unit, str, tuple[str, ...]]]
     """Runs to build, by page name: (work unit, key, outputs)."""
+    digest: Callable[[Path], str | None] = lambda _path: None
+    """sha256 of an input file (each hashed once per batch)."""
 
 
 def _plan(
-    out: Path, sources: Sequence[str], names: Sequence[str], generated: str, options: Any
+    out: Path,
+    sources: Sequence[str],
+    names: Sequence[str],
+    generated: str,
+    options: Any,
+    no_cache: bool = False,
 ) -> _Plan:
     """Read every config, key it, and decide: failed already, reused, or to build."""
     from lstm_report.config import is_model_file
     from lstm_report.write import check_outputs
 
-    plan = _Plan(generated, runcache.load(out), {}, {}, [], {})
     hashes = runcache.FileHashes()
+    old = runcache.load(out)
+    plan = _Plan(generated, old, {}, {}, [], {}, lambda path: hashes.fingerprint(path)[3])
     suffixes = (".html", ".json", ".md") if options["json"] else (".html", ".md")
     for source, name in zip(sources, names):
         ident = os.path.abspath(source)
@@ -534,6 +600,7 @@ def _plan(
         previous = plan.old.get(ident)
         if (
             previous is not None
+            and not no_cache
             and (previous.key, previous.outputs) == (key, outputs)
             and all((out / o).is_file() for o in outputs)
         ):

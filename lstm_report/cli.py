@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "(the report is still written)",
     )
     common.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read no cached figures of checkpoints: compute every one afresh (and store "
+        "nothing); for build, the cache is in $XDG_CACHE_HOME/lstm-report/checkpoints",
+    )
+    common.add_argument(
         "--unsafe",
         action="store_true",
         help="allow models whose layers run Python code on load (Lambda layers); "
@@ -192,6 +198,12 @@ def _add_batch(sub: Any) -> None:
         action="store_true",
         help="allow models whose layers run Python code on load (Lambda layers)",
     )
+    batch.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="rebuild every run and compute every checkpoint afresh: reuse no page and no "
+        "cached checkpoint of an earlier batch into SITE_DIR, and cache nothing",
+    )
     batch.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     batch.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -227,6 +239,7 @@ def _batch(args: argparse.Namespace) -> int:
         verify=args.verify,
         reader=args.reader,
         progress=report,
+        no_cache=args.no_cache,
     )
     if not args.quiet:
         counts = ", ".join(
@@ -420,7 +433,9 @@ def _run(args: argparse.Namespace) -> int:
         verify=args.verify,
         reader=args.reader,
         progress=progress,
+        processes=True,
         markdown=getattr(args, "markdown", None),
+        cache=not args.no_cache,
     )
     findings = result.report.findings
     if not args.quiet:

@@ -15,7 +15,7 @@ def map_large_blocks() -> bool:
     which blocks of that size come from the heap and the threads' arenas and stay there
     when freed. The analysis frees many 8 MiB float64 temporaries on several threads:
     measured on the 2×LSTM(1024) report, the CLI's peak RSS went from 284 MiB to 183 MiB
-    with the threshold fixed. Process-wide, so only the CLI calls it (the drawing workers
+    with the threshold fixed. Process-wide, so only the CLI calls it (the worker processes
     it forks inherit it); a no-op where malloc is not glibc's. Returns whether it was set.
     """
     if not sys.platform.startswith("linux"):

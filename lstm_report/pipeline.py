@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_report import __version__
-from lstm_report.config import Config, ModelSpec, checkpoint_label, load_config, parse_config
+from lstm_report.config import Config, ModelSpec, load_config, parse_config
 from lstm_report.errors import ConfigError
 from lstm_report.model import Comparison, ModelAnalysis, ModelWeights, ReportData
 
@@ -74,8 +74,10 @@ def build_report(
     reader: str | None = None,
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
+    processes: bool = False,
     markdown: str | Path | None = None,
     generated: str | None = None,
+    cache: bool | str | Path | Any = True,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -86,6 +88,11 @@ def build_report(
     (or is in memory), which is then loaded anyway. ``markdown`` also writes a short
     Markdown summary there; ``generated`` is the time the page states (default: now, or
     SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
+    ``cache``: where the figures of a series' checkpoints are cached (see checkpoints):
+    True for ``$XDG_CACHE_HOME/lstm-report/checkpoints``, a folder, or False for none.
+    With ``processes``, a long series is reduced on a pool of one process per core; where
+    they are spawned (TensorFlow already imported, other threads running), a script that
+    calls this must guard its top level with ``if __name__ == "__main__":``.
     """
     say = progress or (lambda _msg: None)
     loaded: dict[int, InMemory] = {}
@@ -97,7 +104,70 @@ def build_report(
         json=Path(json_path) if json_path is not None else None,
         markdown=Path(markdown) if markdown is not None else None,
     )
-    return _build(cfg, outputs, say, loaded, generated)
+    from lstm_report.checkpoints import Digests
+
+    check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
+    points, digests = _checkpoint_cache(cache), Digests()
+    with _checkpoint_pool(cfg, processes, points, digests) as pool:
+        return _build(cfg, outputs, Run(say, points, pool, digests), loaded, generated)
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """How this build runs: its progress lines, the checkpoint cache, whether it may start
+    worker processes."""
+
+    say: Progress
+    cache: Any = None
+    """A checkpoints.Cache, or None."""
+    pool: Any = None
+    """A pools.LocalPool for the checkpoints of long series, or None."""
+    digests: Any = None
+    """checkpoints.Digests: each checkpoint hashed once."""
+
+
+POOL_MIN_CHECKPOINTS = 8
+"""With ``processes``, a series of at least this many checkpoints starts a local pool."""
+
+
+@contextlib.contextmanager
+def _checkpoint_pool(cfg: Config, processes: bool, cache: Any, digests: Any) -> Iterator[Any]:
+    """One process per core for the checkpoints of long series, started now so that the
+    workers import while this process reads and analyses; none when the cache has nearly
+    all."""
+    from lstm_report.checkpoints import plan, warm_up
+    from lstm_report.pools import LocalPool
+    from lstm_report.pools import cores as usable
+
+    cores = usable()
+    todo = 0
+    if processes and cores > 1:
+        series = [m for m in cfg.models if m.series]
+        todo = max((len(plan(m, cache, digest=digests).todo) for m in series), default=0)
+    if todo < POOL_MIN_CHECKPOINTS:
+        yield None
+        return
+
+    pool = LocalPool(cores)
+    pool.warm(warm_up)
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.close()
+
+
+def _checkpoint_cache(cache: bool | str | Path | Any) -> Any:
+    from lstm_report.checkpoints import Cache, default_folder
+
+    if cache is True:
+        return Cache(default_folder())
+    if cache is False or cache is None:
+        return None
+    if isinstance(cache, (str, Path)):
+        return Cache(Path(cache))
+    return cache
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -153,16 +223,16 @@ def check_model_options(model: Any, cfg: Config) -> None:
 def _build(
     cfg: Config,
     outputs: Outputs,
-    say: Progress,
+    run: Run,
     loaded: Mapping[int, InMemory],
     generated: str | None = None,
 ) -> BuildResult:
     """read -> analyse -> verify -> compare -> draw -> render -> write, one stage a call."""
     from lstm_report.report_json import report_json
 
-    check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
+    say = run.say
     read = [
-        _read_and_analyse(cfg, i, spec, loaded.get(i), say) for i, spec in enumerate(cfg.models)
+        _read_and_analyse(cfg, i, spec, loaded.get(i), run) for i, spec in enumerate(cfg.models)
     ]
     models = _verified([m for m, _, _ in read], [v for _, v, _ in read], cfg, say)
     comparisons = _compare(cfg, models, [sides for _, _, sides in read])
@@ -197,7 +267,7 @@ def check_paths(cfg: Config, outputs: Outputs, loaded: Mapping[int, InMemory]) -
 
 
 def _read_and_analyse(
-    cfg: Config, i: int, spec: ModelSpec, mem: InMemory | None, say: Progress
+    cfg: Config, i: int, spec: ModelSpec, mem: InMemory | None, run: Run
 ) -> tuple[ModelAnalysis, bool, dict[str, Side]]:
     """One model: read, analyse, follow its checkpoints. Returns the analysis, whether to
     verify it against Keras, and the sides comparisons may name (model, model@label)."""
@@ -207,6 +277,7 @@ def _read_and_analyse(
     from lstm_report.readers.frameworks import FRAMEWORK_READERS
     from lstm_report.readers.probe import load_probe, probe_shape
 
+    say = run.say
     of = f"model {i + 1}/{len(cfg.models)}: " if len(cfg.models) > 1 else ""
     say(f"{of}reading {spec.name}")
     weights = mem.weights if mem is not None else read_model(spec)
@@ -218,10 +289,13 @@ def _read_and_analyse(
     say(f"{of}analysing {spec.name}")
     analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs, probe=probe)
     sides: dict[str, Side] = {}
-    if spec.series or (mem is not None and len(mem.series) > 1):
-        snapshots = mem.series if mem is not None else _read_checkpoints(spec, say)
-        wanted = {name for c in cfg.compare for name in (c.baseline, c.candidate)}
-        series, sides = make_series(analysed, snapshots, wanted)
+    wanted = {name for c in cfg.compare for name in (c.baseline, c.candidate)}
+    if mem is not None and len(mem.series) > 1:
+        series, sides = make_series(analysed, mem.series, wanted)
+        analysed = replace(analysed, series=series)
+    elif mem is None and spec.series:
+        say(f"{of}following {len(spec.series)} checkpoints of {spec.name}")
+        series, sides = _file_series(analysed, spec, wanted, run)
         analysed = replace(analysed, series=series)
     sides[analysed.name] = side(analysed)
     verify = cfg.verify if cfg.verify is not None else weights.reader == "keras"
@@ -316,13 +390,39 @@ def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) ->
     return tuple(out)
 
 
-def _read_checkpoints(spec: ModelSpec, say: Progress) -> Iterator[tuple[str, ModelWeights]]:
+def _file_series(
+    analysed: ModelAnalysis, spec: ModelSpec, wanted: Collection[str], run: Run
+) -> tuple[Series, dict[str, Side]]:
+    """The figures of every checkpoint of a series of files (cached, or computed one
+    checkpoint a unit, on a pool when there are many), and the checkpoints comparisons name."""
+    from lstm_report.analysis.series import Series
+    from lstm_report.checkpoints import (
+        POOL_MIN_SECONDS,
+        Runner,
+        estimate,
+        file_digest,
+        pooled,
+        serial,
+        series_points,
+    )
     from lstm_report.readers import read_model
 
     assert spec.series is not None
-    for n, path in enumerate(spec.series, 1):
-        say(f"checkpoint {n}/{len(spec.series)}: {path.name}")
-        yield str(path), read_model(replace(spec, path=path))
+    keep = [(la.weights.name, la.weights.direction) for la in analysed.layers]
+    runner: Runner = serial
+    if run.pool is not None:
+        cost = estimate([la.weights for la in analysed.layers], len(spec.series))
+        if cost >= POOL_MIN_SECONDS:
+            runner = pooled(run.pool)
+    points = series_points(spec, keep, run.cache, runner, run.digests or file_digest)
+    kept: dict[str, Side] = {}
+    for c, path in zip(points, spec.series):
+        key = f"{analysed.name}@{c.label}"
+        if key in wanted:
+            weights = read_model(replace(spec, path=path))
+            kept[key] = (key, tuple(w for w in weights.lstms if (w.name, w.direction) in keep))
+    series = Series(model=analysed.name, checkpoints=points, anchor=f"{analysed.anchor}-series")
+    return series, kept
 
 
 def make_series(
@@ -333,14 +433,14 @@ def make_series(
     """Per-gate figures of every checkpoint (the last one was analysed in full), and the
     layers of the checkpoints that comparisons name as ``model@label``."""
     from lstm_report.analysis.series import Series, checkpoint_figures
+    from lstm_report.checkpoints import label_of
 
     keep = {(la.weights.name, la.weights.direction) for la in analysed.layers}
     points = []
     kept: dict[str, Side] = {}
     previous = None
     for path, weights in snapshots:
-        is_file = path.endswith((".keras", ".h5", ".hdf5"))
-        label = checkpoint_label(Path(path)) if is_file else path
+        label = label_of(path)
         points.append(checkpoint_figures(path, weights, previous, keep, label=label))
         key = f"{analysed.name}@{label}"
         if key in wanted:

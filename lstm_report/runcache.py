@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lstm_report.checkpoints import file_digest
 from lstm_report.config import Config
 
 MANIFEST = ".lstm-report-batch.json"
@@ -42,14 +43,11 @@ class FileHashes:
         ident = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
         digest = self._seen.get(ident)
         if digest is None:
-            h = hashlib.sha256()
-            try:
-                with open(path, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(block)
-            except OSError:
+            # Regular files only, opened without blocking: a FIFO would wait for a writer.
+            digest = file_digest(path)
+            if digest is None:
                 return [str(path), st.st_size, st.st_mtime_ns, None]
-            digest = self._seen[ident] = h.hexdigest()
+            self._seen[ident] = digest
         return [str(path), st.st_size, st.st_mtime_ns, digest]
 
 

@@ -14,7 +14,14 @@ from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.norms import fro
 from lstm_report.analysis.spectra import spectral_radius
 from lstm_report.gates import layer_gates
-from lstm_report.model import Checkpoint, GatePoint, LayerPoint, ModelWeights, Series
+from lstm_report.model import (
+    Checkpoint,
+    GatePoint,
+    LayerPoint,
+    LSTMWeights,
+    ModelWeights,
+    Series,
+)
 
 
 def _fro(a: np.ndarray | None) -> float | None:
@@ -22,6 +29,33 @@ def _fro(a: np.ndarray | None) -> float | None:
         return None
     x = np.asarray(a, np.float64)
     return fro(x) if np.isfinite(x).all() else None
+
+
+def layer_point(w: LSTMWeights, before: LSTMWeights | None) -> LayerPoint:
+    """One layer at one checkpoint: norms, U_g spectral radius, median forget timescale and
+    the change since ``before`` (the same layer at the previous checkpoint, or None)."""
+    gates = layer_gates(w)
+    pg = (
+        layer_gates(before)
+        if before is not None
+        and before.cell_kind == w.cell_kind
+        and before.kernel.shape == w.kernel.shape
+        and before.recurrent_kernel.shape == w.recurrent_kernel.shape
+        else None
+    )
+    per_gate = []
+    for k, g in enumerate(gates):
+        change = None
+        if pg is not None:
+            a = np.concatenate([np.ravel(pg[k].W), np.ravel(pg[k].U)])
+            b = np.concatenate([np.ravel(g.W), np.ravel(g.U)])
+            change = delta(a, b).relative
+        point = GatePoint(_fro(g.W), _fro(g.U), _fro(g.bias), spectral_radius(g.U), change)
+        per_gate.append((g.gate, point))
+    t = timescales(w, gates)
+    taus = [v for v in (t.resting_tau if t else ()) if v is not None]
+    median = float(np.median(taus)) if taus else None
+    return LayerPoint(w.name, w.direction, tuple(per_gate), median)
 
 
 def checkpoint_figures(
@@ -33,35 +67,12 @@ def checkpoint_figures(
 ) -> Checkpoint:
     """Norms, U_g spectral radius, median forget timescale and the change since the last one."""
     prev = {(w.name, w.direction): w for w in previous.lstms} if previous is not None else {}
-    layers = []
-    for w in weights.lstms:
-        key = (w.name, w.direction)
-        if key not in keep:
-            continue
-        gates = layer_gates(w)
-        before = prev.get(key)
-        pg = (
-            layer_gates(before)
-            if before is not None
-            and before.cell_kind == w.cell_kind
-            and before.kernel.shape == w.kernel.shape
-            and before.recurrent_kernel.shape == w.recurrent_kernel.shape
-            else None
-        )
-        per_gate = []
-        for k, g in enumerate(gates):
-            change = None
-            if pg is not None:
-                a = np.concatenate([np.ravel(pg[k].W), np.ravel(pg[k].U)])
-                b = np.concatenate([np.ravel(g.W), np.ravel(g.U)])
-                change = delta(a, b).relative
-            point = GatePoint(_fro(g.W), _fro(g.U), _fro(g.bias), spectral_radius(g.U), change)
-            per_gate.append((g.gate, point))
-        t = timescales(w, gates)
-        taus = [v for v in (t.resting_tau if t else ()) if v is not None]
-        median = float(np.median(taus)) if taus else None
-        layers.append(LayerPoint(w.name, w.direction, tuple(per_gate), median))
-    return Checkpoint(path=str(path), label=label or Path(path).stem, layers=tuple(layers))
+    layers = tuple(
+        layer_point(w, prev.get((w.name, w.direction)))
+        for w in weights.lstms
+        if (w.name, w.direction) in keep
+    )
+    return Checkpoint(path=str(path), label=label or Path(path).stem, layers=layers)
 
 
 def series_json(s: Series) -> dict[str, Any]:

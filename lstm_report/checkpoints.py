@@ -1,0 +1,534 @@
+"""A checkpoint series one checkpoint at a time: work units, and a cache by content hash.
+
+Every checkpoint of a series (a model entry whose path is a glob or a list) is reduced to
+its per-gate figures (analysis.series: norms, the spectral radius of U_g, the median forget
+timescale, the relative change since the previous checkpoint). Each reduction is a work
+unit, ``PointUnit``: ``build`` runs them on a local pool (pools.LocalPool), ``batch`` on its
+engine (the local pool or Dask), and either runs them here when there are few.
+
+A unit's result is cached, keyed by the sha256 of the checkpoint's bytes, the sha256 of the
+previous checkpoint's bytes (the relative change depends on it), lstm-report's version and
+the options that change what is read (reader, unsafe, activations). An entry holds the
+figures of each layer computed so far (a config's ``layers:`` decides which are needed) and
+the list of every recurrent layer the checkpoint has. Entries are JSON, validated on reading
+(anything unexpected: ignored and recomputed) and written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lstm_report import __version__
+from lstm_report.config import ModelSpec, checkpoint_label
+from lstm_report.errors import ConfigError, LstmReportError, one_line, shorten
+from lstm_report.model import Checkpoint, GatePoint, LayerPoint, LSTMWeights
+
+if TYPE_CHECKING:
+    from lstm_report.pools import LocalPool
+
+FORMAT = 1
+"""The entries' own format (part of every key)."""
+
+MAX_ENTRY = 4 << 20
+"""Bytes: a larger cache file is not read (it is not one of ours)."""
+
+GATE_ORDERS = (("i", "f", "c", "o"), ("z", "r", "h"))
+"""The gates an entry may hold per layer, in order: an LSTM's or a GRU's."""
+
+POOL_MIN_SECONDS = 1.0
+"""``build`` starts a local pool for a series only when its units would take longer than
+this on one core (estimated from the layer sizes): starting workers costs about 0.5 s."""
+
+_FIELDS = tuple(f.name for f in fields(GatePoint))
+
+LayerId = tuple[str, str]
+"""(layer name, direction)"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What is known of one checkpoint (given its previous one): its recurrent layers, and
+    the figures of those computed so far."""
+
+    layers: tuple[LayerId, ...]
+    """Every LSTM and GRU of the checkpoint, in model order."""
+    points: Mapping[LayerId, LayerPoint]
+
+    def missing(self, wanted: Iterable[LayerId]) -> bool:
+        return any(w in self.layers and w not in self.points for w in wanted)
+
+    def merged(self, other: Entry) -> Entry:
+        return Entry(self.layers, {**self.points, **other.points})
+
+
+# -- keys and the JSON form -------------------------------------------------------------
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 of a regular file's bytes, or None if it is not one or cannot be read (the
+    reader then says why). Never blocks on a FIFO."""
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+def point_key(spec: ModelSpec, digest: str | None, previous: str | None, first: bool) -> str | None:
+    """The cache key of a checkpoint's figures; None when a file could not be hashed."""
+    if digest is None or (previous is None and not first):
+        return None
+    parts = {
+        "format": FORMAT,
+        "version": __version__,
+        "file": digest,
+        "previous": previous,
+        "reader": spec.reader,
+        "unsafe": spec.unsafe,
+        "activations": [list(a) for a in spec.activations],
+    }
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _number(x: float | None) -> Any:
+    if x is None or math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _float(x: Any) -> float | None:
+    if x is None:
+        return None
+    if type(x) is float:
+        return x
+    if x in ("nan", "inf", "-inf"):
+        return float(x)
+    raise ValueError("not a number")
+
+
+def entry_json(key: str, entry: Entry) -> dict[str, Any]:
+    points = []
+    for (name, direction), p in entry.points.items():
+        gates = [[g, [_number(getattr(v, f)) for f in _FIELDS]] for g, v in p.gates]
+        points.append(
+            {
+                "name": name,
+                "direction": direction,
+                "tau_median": _number(p.tau_median),
+                "gates": gates,
+            }
+        )
+    return {
+        "format": FORMAT,
+        "key": key,
+        "layers": [list(x) for x in entry.layers],
+        "points": points,
+    }
+
+
+def parse_entry(raw: Any, key: str) -> Entry | None:
+    """The entry ``raw`` holds, if it is a well-formed entry for ``key``; else None."""
+    try:
+        if not isinstance(raw, dict) or set(raw) != {"format", "key", "layers", "points"}:
+            return None
+        if raw["format"] != FORMAT or raw["key"] != key:
+            return None
+        layers: list[LayerId] = []
+        for item in raw["layers"]:
+            if not (isinstance(item, list) and len(item) == 2):
+                return None
+            name, direction = item
+            if not (isinstance(name, str) and direction in ("forward", "backward")):
+                return None
+            layers.append((name, direction))
+        if len(set(layers)) != len(layers):
+            return None
+        points: dict[LayerId, LayerPoint] = {}
+        for p in raw["points"]:
+            if not isinstance(p, dict) or set(p) != {"name", "direction", "tau_median", "gates"}:
+                return None
+            ident = (p["name"], p["direction"])
+            if ident not in layers or ident in points:
+                return None
+            if not all(isinstance(g, list) and len(g) == 2 for g in p["gates"]):
+                return None
+            if tuple(g for g, _ in p["gates"]) not in GATE_ORDERS:
+                return None
+            gates = []
+            for g, values in p["gates"]:
+                if not isinstance(values, list) or len(values) != len(_FIELDS):
+                    return None
+                gates.append((g, GatePoint(*(_float(v) for v in values))))
+            points[ident] = LayerPoint(ident[0], ident[1], tuple(gates), _float(p["tau_median"]))
+        return Entry(tuple(layers), points)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+# -- where entries live -----------------------------------------------------------------
+
+
+class Cache:
+    """Entries by key: in memory (what a batch sends with a report unit), or also in a
+    folder (``folder``/KEY[:2]/KEY.json). Reading never raises; writing is best effort."""
+
+    def __init__(self, folder: Path | None = None, entries: Mapping[str, Any] | None = None):
+        self.folder = folder
+        self._raw: dict[str, Any] = dict(entries or {})
+        self._new: dict[str, Entry] = {}
+
+    def _path(self, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str | None) -> Entry | None:
+        if key is None:
+            return None
+        if key in self._new:
+            return self._new[key]
+        raw = self._raw.get(key)
+        if raw is None and self.folder is not None:
+            raw = _read_json(self._path(key))
+        return parse_entry(raw, key) if raw is not None else None
+
+    def put(self, key: str, entry: Entry) -> None:
+        old = self.get(key)
+        self._new[key] = old.merged(entry) if old is not None else entry
+
+    def raw(self, key: str) -> dict[str, Any] | None:
+        """The JSON form of an entry, to send to a worker."""
+        entry = self.get(key)
+        return entry_json(key, entry) if entry is not None else None
+
+    def save(self) -> None:
+        """Write the entries added since the last save (atomically; errors are ignored:
+        the figures are computed again next time)."""
+        from lstm_report.write import write_files
+
+        new, self._new = self._new, {}
+        self._raw.update({k: entry_json(k, e) for k, e in new.items()})
+        if self.folder is None or not new:
+            return
+        texts = [
+            (self._path(k), json.dumps(entry_json(k, e), sort_keys=True)) for k, e in new.items()
+        ]
+        for path, text in texts:
+            try:
+                write_files([(path, text)])
+            except LstmReportError:
+                return
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON in a regular file of at most MAX_ENTRY bytes; None for anything else."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_ENTRY + 1)
+        if len(data) > MAX_ENTRY:
+            return None
+        return json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def default_folder() -> Path:
+    """``$XDG_CACHE_HOME/lstm-report/checkpoints`` (see resources.cache_dir)."""
+    from lstm_report.resources import cache_dir
+
+    return cache_dir() / "checkpoints"
+
+
+# -- the work unit ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PointUnit:
+    """One checkpoint to reduce, in a worker: everything it needs (no file of ours)."""
+
+    spec: ModelSpec
+    """The model entry, its ``path`` this checkpoint (how to read it, which layers)."""
+    previous: Path | None
+    first: bool
+    version: str
+    label: str = ""
+    """The run and checkpoint, for Dask's task names."""
+
+
+@dataclass(frozen=True)
+class PointResult:
+    key: str | None = None
+    entry: dict[str, Any] | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+def wanted_layers(spec: ModelSpec, lstms: Sequence[LSTMWeights]) -> list[LSTMWeights]:
+    """The layers whose figures a unit computes: those the config names (all by default).
+    (The analysed layers are those of the last checkpoint; the others are never shown.)"""
+    return [w for w in lstms if spec.layers is None or w.name in spec.layers]
+
+
+def reduce(weights: Any, before: Any, layers: Sequence[LSTMWeights]) -> Entry:
+    """The figures of ``layers`` of one checkpoint (``before``: the previous one, or None)."""
+    from threadpoolctl import threadpool_limits
+
+    from lstm_report.analysis.series import layer_point
+
+    prev = {(w.name, w.direction): w for w in before.lstms} if before is not None else {}
+    # One BLAS thread: the checkpoints are the parallelism, and a multi-threaded eigenvalue
+    # problem of this size is slower on a busy machine (measured: 4x on 2 cores).
+    with threadpool_limits(limits=1, user_api="blas"):
+        points = {
+            (w.name, w.direction): layer_point(w, prev.get((w.name, w.direction))) for w in layers
+        }
+    return Entry(tuple((w.name, w.direction) for w in weights.lstms), points)
+
+
+ONE_AT_A_TIME = threading.Lock()
+"""One unit at a time per process, checkpoint or report (batch.build_unit): a Dask worker
+with several threads would otherwise run them side by side, and process-wide settings
+(BLAS threads, warning filters) are not theirs to share."""
+
+
+def run_unit(unit: PointUnit) -> PointResult:
+    """Read one checkpoint (and the one before it) and reduce it, in a worker; never raises."""
+    import traceback
+    import warnings
+
+    with ONE_AT_A_TIME:
+        try:
+            if unit.version != __version__:
+                raise ConfigError(
+                    f"this worker runs lstm-report {__version__}, the batch {unit.version}; "
+                    "install the same version on every worker"
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _run(unit)
+        except Exception as exc:
+            return PointResult(error=unit_error(exc), traceback=traceback.format_exc())
+
+
+def _run(unit: PointUnit) -> PointResult:
+    """run_unit's work; raises the reader's own errors."""
+    from lstm_report.readers import read_model
+
+    spec = unit.spec
+    digest = file_digest(spec.path)
+    before_digest = file_digest(unit.previous) if unit.previous is not None else None
+    before = read_model(replace(spec, path=unit.previous)) if unit.previous is not None else None
+    weights = read_model(spec)
+    entry = reduce(weights, before, wanted_layers(spec, weights.lstms))
+    key = point_key(spec, digest, before_digest, unit.first)
+    return PointResult(key, entry_json(key or "", entry))
+
+
+def unit_error(exc: BaseException) -> str:
+    """A unit's failure as one line: our own message, or an internal error."""
+    if isinstance(exc, LstmReportError):
+        return one_line(str(exc))
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return one_line(
+        f"internal error: {type(exc).__name__}: {shorten(first, 200)} "
+        "(rerun with --debug for details)"
+    )
+
+
+# -- a series, in the process that builds the report --------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A series' checkpoints, their keys, and which need a unit."""
+
+    spec: ModelSpec
+    paths: tuple[Path, ...]
+    keys: tuple[str | None, ...]
+    todo: tuple[int, ...]
+
+    def unit(self, k: int, label: str = "") -> PointUnit:
+        prev = self.paths[k - 1] if k else None
+        return PointUnit(replace(self.spec, path=self.paths[k]), prev, k == 0, __version__, label)
+
+
+def plan(
+    spec: ModelSpec,
+    cache: Cache | None,
+    wanted: Iterable[LayerId] | None = None,
+    digest: Callable[[Path], str | None] = file_digest,
+) -> Plan:
+    """Hash every checkpoint and look it up. ``wanted``: the layers the report shows (None:
+    those the config names, as a unit computes them)."""
+    assert spec.series is not None
+    paths = tuple(spec.series)
+    digests = [digest(p) for p in paths]
+    keys = tuple(
+        point_key(spec, d, digests[k - 1] if k else None, k == 0) for k, d in enumerate(digests)
+    )
+    todo = []
+    for k, key in enumerate(keys):
+        entry = cache.get(key) if cache is not None else None
+        if entry is None:
+            todo.append(k)
+            continue
+        need = (
+            wanted
+            if wanted is not None
+            else [x for x in entry.layers if spec.layers is None or x[0] in spec.layers]
+        )
+        if entry.missing(need):
+            todo.append(k)
+    return Plan(spec, paths, keys, tuple(todo))
+
+
+Runner = Callable[[Sequence[PointUnit]], Iterator[tuple[PointUnit, PointResult | None, str | None]]]
+
+
+def serial(
+    units: Sequence[PointUnit],
+) -> Iterator[tuple[PointUnit, PointResult | None, str | None]]:
+    """Units in this process, in order (each reads its checkpoint and the one before); the
+    first error is raised as it is."""
+    for u in units:
+        yield u, _run(u), None
+
+
+def pooled(pool: LocalPool) -> Runner:
+    """A runner on a local pool (its owner closes it)."""
+
+    def run(
+        units: Sequence[PointUnit],
+    ) -> Iterator[tuple[PointUnit, PointResult | None, str | None]]:
+        for u in units:
+            pool.submit(run_unit, u)
+        yield from pool.results()
+
+    return run
+
+
+def warm_up() -> None:
+    """In a new worker: import what a unit needs while the builder reads and analyses."""
+    import h5py  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+    import lstm_report.analysis.series  # noqa: F401
+    import lstm_report.readers  # noqa: F401
+
+
+def estimate(layers: Sequence[LSTMWeights], count: int) -> float:
+    """Seconds on one core for ``count`` checkpoints of these layers: an eigenvalue problem
+    per gate (about 26 ms for 256 units, cubic), plus reading two files."""
+    per = sum(
+        (4 if w.cell_kind == "LSTM" else 3) * w.recurrent_kernel.shape[0] ** 3 * 1.5e-9
+        for w in layers
+    )
+    return count * (per + 0.03)
+
+
+class Digests:
+    """sha256 of files, each hashed once per build (by path, size and modification time)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int, int], str | None] = {}
+
+    def __call__(self, path: Path) -> str | None:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        ident = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+        if ident not in self._seen:
+            self._seen[ident] = file_digest(path)
+        return self._seen[ident]
+
+
+def series_points(
+    spec: ModelSpec,
+    keep: Sequence[LayerId],
+    cache: Cache | None,
+    runner: Runner,
+    digest: Callable[[Path], str | None] = file_digest,
+) -> tuple[Checkpoint, ...]:
+    """The figures of every checkpoint of ``spec``'s series, from the cache or computed by
+    ``runner``; new figures go into the cache. Raises the error of the first checkpoint
+    (in series order) that could not be reduced."""
+    p = plan(spec, cache, keep, digest)
+    store = cache if cache is not None else Cache()
+    failed: dict[int, str] = {}
+    units = [p.unit(k) for k in p.todo]
+    index = {id(u): k for u, k in zip(units, p.todo)}
+    found: dict[int, Entry] = {}
+    for unit, result, error in runner(units):
+        k = index[id(unit)]
+        if error is not None or result is None or result.error is not None:
+            failed[k] = error or (result.error if result is not None else None) or "failed"
+            continue
+        entry = parse_entry(result.entry, result.key or "")
+        if entry is None:
+            failed[k] = "internal error: a checkpoint's figures did not come back whole"
+            continue
+        found[k] = entry
+        if result.key is not None:  # the key of the bytes the unit read
+            store.put(result.key, entry)
+    if failed:
+        store.save()
+        first = min(failed)
+        message = failed[first]
+        if message == _worker_died():
+            message = f"{p.paths[first]}: {message}"
+        raise _Failed(message)
+    store.save()
+    out = []
+    wanted = set(keep)
+    for k, path in enumerate(p.paths):
+        entry = found.get(k) or store.get(p.keys[k])
+        assert entry is not None
+        layers = tuple(entry.points[x] for x in entry.layers if x in wanted)
+        out.append(Checkpoint(path=str(path), label=label_of(str(path)), layers=layers))
+    return tuple(out)
+
+
+def _worker_died() -> str:
+    from lstm_report.pools import WORKER_DIED
+
+    return WORKER_DIED
+
+
+class _Failed(LstmReportError):
+    """A checkpoint could not be reduced; the message is the unit's own."""
+
+
+def label_of(path: str) -> str:
+    """A checkpoint's label: its file name without suffix (in-memory snapshots: as named)."""
+    is_file = path.endswith((".keras", ".h5", ".hdf5"))
+    return checkpoint_label(Path(path)) if is_file else path

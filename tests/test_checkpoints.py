@@ -1,0 +1,425 @@
+"""Issues 12 and 13: a series one checkpoint at a time: the cache by content hash, work
+units on a pool or a Dask cluster, and a pool that survives a killed worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lstm_report import checkpoints
+from lstm_report.batch import build_unit, run_batch
+from lstm_report.checkpoints import Cache, PointUnit, parse_entry, serial, series_points
+from lstm_report.cli import main
+from lstm_report.config import load_config
+from lstm_report.errors import LstmReportError
+from lstm_report.pipeline import build_report
+from lstm_report.pools import WORKER_DIED, LocalPool, cores
+
+GENERATED = "2024-01-02 03:04 UTC"
+
+
+@pytest.fixture(scope="module")
+def ckpts(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seven checkpoints of a two-layer model whose weights drift at random."""
+    # Keras' initialisers draw their seeds from Python's random module: leave its state as
+    # the modules after this one expect it (some of their models depend on it).
+    state = random.getstate()
+    try:
+        return _save_checkpoints(keras, tmp_path_factory.mktemp("series"))
+    finally:
+        random.setstate(state)
+
+
+def _save_checkpoints(keras: Any, d: Path) -> Path:
+    m = keras.Sequential(
+        [
+            keras.Input((4, 3)),
+            keras.layers.LSTM(5, return_sequences=True, name="enc"),
+            keras.layers.GRU(4, name="dec"),
+            keras.layers.Dense(1),
+        ]
+    )
+    rng = np.random.default_rng(7)
+    weights = [rng.normal(0, 0.4, w.shape).astype(w.dtype) for w in m.get_weights()]
+    for epoch in range(1, 8):
+        weights = [w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in weights]
+        m.set_weights(weights)
+        m.save(d / f"epoch_{epoch}.keras")
+    return d
+
+
+def _run(tmp: Path, ckpts: Path, epochs: Sequence[int], layers: str = "") -> Path:
+    """A run folder with copies of the given checkpoints and a config naming them all."""
+    d = tmp / "run"
+    d.mkdir(exist_ok=True)
+    for e in epochs:
+        shutil.copy(ckpts / f"epoch_{e}.keras", d / f"epoch_{e}.keras")
+    (d / "config.yaml").write_text(
+        f"models:\n  - path: epoch_*.keras\n    name: run\n{layers}"
+        "compare:\n  - {baseline: run@epoch_2, candidate: run}\n"
+    )
+    return d / "config.yaml"
+
+
+def _counting(log: list[int]) -> checkpoints.Runner:
+    """The serial runner, noting which checkpoint each unit reduces (by file name)."""
+
+    def run(units: Sequence[PointUnit]) -> Iterator[Any]:
+        for u in units:
+            log.append(int(u.spec.path.stem.split("_")[1]))
+        yield from serial(units)
+
+    return run
+
+
+def _points(cfg: Path, cache: Cache | None, log: list[int]) -> tuple[Any, ...]:
+    spec = load_config(cfg).models[0]
+    keep = [("enc", "forward"), ("dec", "forward")]
+    return series_points(spec, keep, cache, _counting(log))
+
+
+def _build(cfg: Path, out: Path, **kw: Any) -> tuple[bytes, bytes]:
+    build_report(cfg, output=out / "r.html", json_path=out / "r.json", generated=GENERATED, **kw)
+    return (out / "r.html").read_bytes(), (out / "r.json").read_bytes()
+
+
+def test_cache_by_content_hash(ckpts: Path, tmp_path: Path) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2, 3, 4, 5])
+    folder = tmp_path / "cache"
+    log: list[int] = []
+    cold = _points(cfg, Cache(folder), log)
+    assert log == [1, 2, 3, 4, 5]
+    assert len(list(folder.glob("*/*.json"))) == 5
+    # warm: nothing is computed, and every number is the same float
+    log.clear()
+    assert _points(cfg, Cache(folder), log) == cold and log == []
+    # one more checkpoint: one unit
+    shutil.copy(ckpts / "epoch_6.keras", cfg.parent / "epoch_6.keras")
+    assert _points(cfg, Cache(folder), log)[:5] == cold and log == [6]
+    # one inserted in the middle: it and the one after it (its relative change changed)
+    (cfg.parent / "epoch_3.keras").rename(cfg.parent / "epoch_3b.keras")
+    log.clear()
+    after = _points(cfg, Cache(folder), log)
+    assert [c.label for c in after] == [
+        "epoch_1",
+        "epoch_2",
+        "epoch_3b",
+        "epoch_4",
+        "epoch_5",
+        "epoch_6",
+    ]
+    assert log == []  # a renamed file is the same bytes after the same bytes
+    (cfg.parent / "epoch_3b.keras").unlink()
+    log.clear()
+    _points(cfg, Cache(folder), log)
+    assert log == [4]  # epoch_4 now follows epoch_2
+    # the same bytes under another name, in another folder: still cached
+    other = tmp_path / "other"
+    other.mkdir()
+    for e in (1, 2):
+        shutil.copy(cfg.parent / f"epoch_{e}.keras", other / f"epoch_{e}.keras")
+    (other / "config.yaml").write_text("models:\n  - path: epoch_*.keras\n")
+    log.clear()
+    _points(other / "config.yaml", Cache(folder), log)
+    assert log == []
+
+
+def test_changed_reading_options_or_layers(ckpts: Path, tmp_path: Path) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2, 3], layers="    layers: [enc]\n")
+    folder = tmp_path / "cache"
+    log: list[int] = []
+    spec = load_config(cfg).models[0]
+    one = series_points(spec, [("enc", "forward")], Cache(folder), _counting(log))
+    assert log == [1, 2, 3] and [la.name for la in one[0].layers] == ["enc"]
+    # the other layer too: computed and merged into the same entries
+    spec = load_config(_run(tmp_path, ckpts, [1, 2, 3])).models[0]
+    log.clear()
+    both = series_points(
+        spec, [("enc", "forward"), ("dec", "forward")], Cache(folder), _counting(log)
+    )
+    assert log == [1, 2, 3] and [la.name for la in both[0].layers] == ["enc", "dec"]
+    assert both[2].layers[0] == one[2].layers[0]
+    log.clear()
+    series_points(spec, [("enc", "forward")], Cache(folder), _counting(log))
+    assert log == []
+    # how a file is read is part of the key
+    from dataclasses import replace
+
+    log.clear()
+    series_points(
+        replace(spec, reader="direct"), [("enc", "forward")], Cache(folder), _counting(log)
+    )
+    assert log == [1, 2, 3]
+
+
+def test_byte_identical_with_and_without_a_warm_cache_and_on_a_pool(
+    ckpts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2, 3, 4, 5, 6, 7])
+    for d in "abcd":
+        (tmp_path / d).mkdir()
+    folder = tmp_path / "cache"
+    none = _build(cfg, tmp_path / "a", cache=False)
+    assert not folder.exists()
+    cold = _build(cfg, tmp_path / "b", cache=folder)
+    assert len(_entries(folder)) == 7
+    warm = _build(cfg, tmp_path / "c", cache=folder)
+    # checkpoints as work units on a pool of one process per core (which the small series
+    # would not start by itself)
+    monkeypatch.setattr("lstm_report.pipeline.POOL_MIN_CHECKPOINTS", 2)
+    monkeypatch.setattr("lstm_report.checkpoints.POOL_MIN_SECONDS", 0.0)
+    started: list[int] = []
+    real = LocalPool.warm
+    monkeypatch.setattr(
+        LocalPool, "warm", lambda self, fn: (started.append(self.jobs), real(self, fn))
+    )
+    pooled = _build(cfg, tmp_path / "d", cache=False, processes=True)
+    if cores() > 1:
+        assert started == [cores()]
+    assert none == cold == warm == pooled
+    data = json.loads(cold[1])
+    cps = data["models"][0]["series"]["checkpoints"]
+    assert [c["name"] for c in cps] == [f"epoch_{e}" for e in range(1, 8)]
+    assert cps[0]["layers"][0]["gates"]["i"]["relative_change"] is None
+    assert cps[1]["layers"][1]["gates"]["z"]["relative_change"] > 0
+    assert data["comparisons"][0]["baseline"] == "run@epoch_2"
+
+
+def test_no_cache_on_the_command_line(ckpts: Path, tmp_path: Path) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2])
+    folder = Path(os.environ["XDG_CACHE_HOME"]) / "lstm-report" / "checkpoints"
+    shutil.rmtree(folder, ignore_errors=True)
+    assert main(["build", str(cfg), "-o", str(tmp_path / "r.html"), "-q", "--no-cache"]) == 0
+    assert not folder.exists()
+    assert main(["build", str(cfg), "-o", str(tmp_path / "r.html"), "-q"]) == 0
+    assert len(_entries(folder)) == 2
+
+
+def _entries(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*/*.json"))
+
+
+def test_a_hostile_cache_is_ignored_and_recomputed(ckpts: Path, tmp_path: Path) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2, 3])
+    folder = tmp_path / "cache"
+    log: list[int] = []
+    good = _points(cfg, Cache(folder), log)
+    files = _entries(folder)
+    texts = [f.read_text() for f in files]
+    raw = json.loads(texts[0])
+
+    def poisoned(change: Any) -> str:
+        r = json.loads(json.dumps(raw))
+        change(r)
+        return json.dumps(r)
+
+    def swap_gates(r: Any) -> None:
+        r["points"][0]["gates"].reverse()
+
+    def set_value(value: Any) -> Any:
+        return lambda r: r["points"][0]["gates"][0][1].__setitem__(0, value)
+
+    bad = [
+        "",
+        "{",
+        "[]",
+        "null",
+        "[" * 100000,
+        poisoned(lambda r: r.update(key="0" * 64)),  # another checkpoint's entry
+        poisoned(lambda r: r.update(format=99)),
+        poisoned(lambda r: r.update(extra=1)),
+        poisoned(lambda r: r["layers"].append(["enc", "sideways"])),
+        poisoned(lambda r: r["layers"].__setitem__(0, {"enc": 1, "forward": 2})),
+        poisoned(lambda r: r["points"].append(r["points"][0])),  # a layer twice
+        poisoned(swap_gates),
+        poisoned(set_value("1.5")),
+        poisoned(set_value(True)),
+        poisoned(set_value(3)),
+        poisoned(set_value([1.0])),
+        poisoned(lambda r: r["points"][0]["gates"][0][1].append(1.0)),
+        poisoned(lambda r: r["points"][0].update(tau_median={})),
+        poisoned(lambda r: r["points"][0].update(name="ghost")),
+    ]
+    for text in bad:
+        for f in files:
+            f.write_text(text)
+        log.clear()
+        assert _points(cfg, Cache(folder), log) == good, text[:80]
+        assert log == [1, 2, 3], text[:80]
+        assert [f.read_text() for f in files] == texts  # rewritten whole
+    # not a regular file, or too large: never read (a FIFO would block, /dev/zero never ends)
+    target = files[0]
+    for make in (
+        lambda: os.mkfifo(target),
+        lambda: target.symlink_to("/dev/zero"),
+        lambda: target.write_bytes(b" " * (checkpoints.MAX_ENTRY + 1)),
+    ):
+        target.unlink()
+        make()
+        log.clear()
+        assert _points(cfg, Cache(folder), log) == good
+        assert len(log) == 1
+    # a cache folder that cannot be written: the figures are computed, nothing breaks
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    log.clear()
+    assert _points(cfg, Cache(blocked), log) == good and log == [1, 2, 3]
+
+
+def test_entries_round_trip_non_finite_numbers() -> None:
+    from lstm_report.model import GatePoint, LayerPoint
+
+    gates = tuple(
+        (g, GatePoint(float("inf"), 1.0, None, float("nan"), -0.0)) for g in ("z", "r", "h")
+    )
+    entry = checkpoints.Entry(
+        (("g", "backward"),), {("g", "backward"): LayerPoint("g", "backward", gates, None)}
+    )
+    raw = json.loads(json.dumps(checkpoints.entry_json("k", entry), allow_nan=False))
+    back = parse_entry(raw, "k")
+    assert back is not None and parse_entry(raw, "other") is None
+    p = back.points[("g", "backward")].gates[0][1]
+    assert p.W_fro == float("inf") and p.b_fro is None and np.isnan(p.U_spectral_radius or 0.0)
+    assert str(p.relative_change) == "-0.0"
+
+
+# -- a pool that survives its workers -----------------------------------------------------
+
+
+def _square_or_die(x: Any) -> Any:
+    """A unit: x squared; ("die", path) kills its worker (SIGKILL), ("once", path) only the
+    first time (it leaves path behind)."""
+    if isinstance(x, tuple):
+        kind, path = x
+        if kind == "die" or not os.path.exists(path):
+            Path(path).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "survived"
+    return x * x
+
+
+def test_a_killed_worker_costs_only_its_own_unit(tmp_path: Path) -> None:
+    pool = LocalPool(2)
+    items: list[Any] = [*range(6), ("die", str(tmp_path / "d")), ("once", str(tmp_path / "o"))]
+    items += [*range(6, 12)]
+    for x in items:
+        pool.submit(_square_or_die, x)
+    try:
+        got = {repr(item): (result, error) for item, result, error in pool.results()}
+    finally:
+        pool.close()
+    assert got.pop(repr(items[6])) == (None, WORKER_DIED)
+    assert got.pop(repr(items[7])) == ("survived", None)
+    assert got == {repr(x): (x * x, None) for x in range(12)}
+
+
+def _kill_run2(unit: Any) -> Any:
+    """batch.build_unit, except that run r2's unit kills its worker every time."""
+    if unit.name == "r2__config":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return build_unit(unit)
+
+
+def test_a_run_that_kills_its_worker_fails_alone(
+    simple_model: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for i in (1, 2, 3):
+        d = tmp_path / "runs" / f"r{i}"
+        d.mkdir(parents=True)
+        shutil.copy(simple_model.path, d / "m.keras")
+        (d / "config.yaml").write_text(f"models: [{{path: m.keras, name: r{i}}}]\n")
+    monkeypatch.setattr("lstm_report.batch.build_unit", _kill_run2)
+    monkeypatch.chdir(tmp_path)
+    assert main(["batch", "runs/*/config.yaml", "-o", "site", "--jobs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: runs/r2/config.yaml: {WORKER_DIED}"
+    ]
+    assert sorted(p.name for p in (tmp_path / "site" / "reports").iterdir()) == [
+        "r1__config.html",
+        "r1__config.md",
+        "r3__config.html",
+        "r3__config.md",
+    ]
+
+
+def test_series_on_a_dask_cluster_and_the_local_pool(ckpts: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    runs = tmp_path / "runs"
+    for name, epochs in (("a", [1, 2, 3, 4, 5]), ("b", [3, 4, 5, 6, 7])):
+        d = runs / name
+        d.mkdir(parents=True)
+        for e in epochs:
+            shutil.copy(ckpts / f"epoch_{e}.keras", d / f"epoch_{e}.keras")
+        (d / "config.yaml").write_text("models:\n  - path: epoch_*.keras\n    name: run\n")
+    (runs / "c").mkdir()
+    (runs / "c" / "bad.keras").write_bytes(b"PK not a zip" * 10)
+    (runs / "d").mkdir()
+    os.mkfifo(runs / "d" / "fifo.keras")  # hashed without waiting for a writer
+    (runs / "d" / "config.yaml").write_text(
+        "models: [{path: [../a/epoch_1.keras, fifo.keras, ../a/epoch_2.keras]}]\n"
+    )
+    (runs / "c" / "config.yaml").write_text(
+        "models: [{path: [../a/epoch_1.keras, bad.keras, ../a/epoch_2.keras]}]\n"
+    )
+    pattern = str(runs / "*" / "config.yaml")
+    local = run_batch([pattern], tmp_path / "local", jobs=2, json=True, generated=GENERATED)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        remote = run_batch(
+            [pattern],
+            tmp_path / "dask",
+            scheduler=cluster.scheduler_address,
+            json=True,
+            generated=GENERATED,
+        )
+    assert [o.status for o in local.outcomes] == ["built", "built", "failed", "failed"]
+    assert [o.status for o in remote.outcomes] == ["built", "built", "failed", "failed"]
+    assert "fifo.keras is not a regular file (a FIFO)" in local.failed[1].message
+    # the message of the first checkpoint that failed, as build says it
+    with pytest.raises(LstmReportError) as raised:
+        build_report(runs / "c" / "config.yaml", output=tmp_path / "c.html", cache=False)
+    assert local.failed[0].message == f"{runs / 'c' / 'config.yaml'}: {raised.value}"
+    assert "bad.keras" in str(raised.value)
+    assert remote.failed[0].message == local.failed[0].message
+    for site in ("local", "dask"):
+        # a and b share three checkpoints, but b's first has no predecessor: 5 + 5 - 2
+        assert len(_entries(tmp_path / site / ".lstm-report-cache" / "checkpoints")) == 8
+    for name in ("a__config.html", "a__config.json", "b__config.html", "b__config.json"):
+        assert (tmp_path / "dask" / "reports" / name).read_bytes() == (
+            tmp_path / "local" / "reports" / name
+        ).read_bytes()
+    # the same page as build, with and without the batch's cache
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    build_report(
+        runs / "a" / "config.yaml",
+        output=alone / "a.html",
+        json_path=alone / "a.json",
+        generated=GENERATED,
+        cache=False,
+    )
+    assert (alone / "a.json").read_bytes() == (
+        tmp_path / "local" / "reports" / "a__config.json"
+    ).read_bytes()
+    # one more checkpoint in a: the run is rebuilt, with one checkpoint unit
+    cache = tmp_path / "local" / ".lstm-report-cache" / "checkpoints"
+    before = {p: p.stat().st_ino for p in _entries(cache)}
+    shutil.copy(ckpts / "epoch_7.keras", runs / "a" / "epoch_7.keras")  # b: after epoch_6
+    again = run_batch([pattern], tmp_path / "local", jobs=2, json=True, generated=GENERATED)
+    assert [o.status for o in again.outcomes] == ["built", "reused", "failed", "failed"]
+    after = {p: p.stat().st_ino for p in _entries(cache)}
+    assert len(after) == 9 and {p: after[p] for p in before} == before  # none rewritten

@@ -277,7 +277,7 @@ def test_unit_gram_matches_concatenated_vectors(scale: float) -> None:
 
 
 def test_a_pickled_layer_carries_each_weight_once() -> None:
-    # Worker processes receive layers pickled: the cached cell's views must not travel too.
+    # A layer sent to another process must not carry the cached cell's views as copies too.
     import pickle
 
     w = _layer(64, np.random.default_rng(11))

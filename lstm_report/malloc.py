@@ -14,15 +14,9 @@ def map_large_blocks() -> bool:
     glibc raises its mmap threshold each time a mapped block is freed (up to 32 MiB), after
     which blocks of that size come from the heap and the threads' arenas and stay there
     when freed. The analysis frees many 8 MiB float64 temporaries on several threads:
-<<<<<<< HEAD
-    measured on the 2×LSTM(1024) report, the CLI's peak RSS went from 284 MiB to 183 MiB
-    with the threshold fixed. Process-wide, so only the CLI calls it (the worker processes
-    it forks inherit it); a no-op where malloc is not glibc's. Returns whether it was set.
-=======
     measured on the 2×LSTM(1024) report (figures then drawn in forked workers), the CLI's
     peak RSS went from 284 MiB to 183 MiB with the threshold fixed. Process-wide, so only
     the CLI calls it; a no-op where malloc is not glibc's. Returns whether it was set.
->>>>>>> spectra
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -92,13 +92,8 @@ class LSTMWeights:
 
     def __getstate__(self) -> dict[str, object]:
         # The cached cell holds views of kernel and recurrent_kernel; pickled, every view
-<<<<<<< HEAD
-        # becomes a copy, and a worker process would receive each weight twice (a 1024-unit
-        # layer: 64 MiB instead of 32). The worker builds its cell again, from views.
-=======
         # becomes a copy, and another process would receive each weight twice (a 1024-unit
         # layer: 64 MiB instead of 32). The receiver builds its cell again, from views.
->>>>>>> spectra
         state = dict(self.__dict__)
         state.pop("cell", None)
         return state

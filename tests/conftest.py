@@ -128,6 +128,17 @@ class Saved:
     model: Any
 
 
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a local Dask cluster (2 worker processes, 1 thread each), started
+    once for the tests that compare it with the local pool."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
 def _save(model: Any, path: Path) -> Saved:
     model.save(path)
     return Saved(path, model)

@@ -370,3 +370,24 @@ def test_a_heatmap_has_at_most_one_cell_per_pixel() -> None:
     )
     assert first.shape[1] <= width
     assert f"shown as {first.shape[0]}×{first.shape[1]}" in note
+
+
+def test_delta_heatmaps_name_the_input_features(demo_run: Any) -> None:
+    # The demo compares demo@epoch_1 with demo: ΔW of the first layer has one row per input
+    # feature, named as the config names them; the second layer's inputs are units.
+    import re
+    from html import unescape
+
+    html = demo_run.html.read_text()
+    figs = {
+        unescape(alt): unescape(src)
+        for src, alt in re.findall(r'<img src="([^"]+)" alt="([^"]+)"', html)
+    }
+    delta_w = {
+        alt: src for alt, src in figs.items() if alt.startswith("Heatmaps of the input weights ΔW")
+    }
+    encoder = svg_text(next(src for alt, src in delta_w.items() if " of encoder," in alt))
+    summary = svg_text(next(src for alt, src in delta_w.items() if " of summary," in alt))
+    for name in ("temperature", "pressure", "wind", "humidity", "noise_a", "noise_b"):
+        assert f">{name}</text>" in encoder
+        assert f">{name}</text>" not in summary

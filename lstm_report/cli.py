@@ -7,11 +7,14 @@ import contextlib
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lstm_report import __version__
 from lstm_report.errors import LstmReportError, one_line, shorten
-from lstm_report.malloc import map_large_blocks
+from lstm_report.malloc import map_large_blocks_for
+
+if TYPE_CHECKING:
+    from lstm_report.config import Config
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -275,7 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    map_large_blocks()
     restore = _catch_signals()
     try:
         with _warnings_as_lines(quiet=args.quiet), _cache_environment():
@@ -404,6 +406,7 @@ def _catch_signals() -> Callable[[], None]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lstm_report.config import load_config
     from lstm_report.pipeline import build_report
 
     progress = None if args.quiet else _Progress()
@@ -422,9 +425,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from lstm_report.resources import demo_config
 
-        config = demo_config()
+        config = load_config(demo_config())
     else:
         config = _build_config(args)
+    map_large_blocks_for(path for _, path in config.input_files())
     result = build_report(
         config,
         output=args.output,
@@ -460,9 +464,9 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _build_config(args: argparse.Namespace) -> Any:
-    """A config path as it is, or the one-model config of a model file and its flags."""
-    from lstm_report.config import is_model_file, model_file_config
+def _build_config(args: argparse.Namespace) -> Config:
+    """The config file's Config, or the one-model config of a model file and its flags."""
+    from lstm_report.config import is_model_file, load_config, model_file_config
     from lstm_report.errors import ConfigError
 
     flags = {"--name": args.name, "--probe": args.probe, "--feature-names": args.feature_names}
@@ -476,7 +480,7 @@ def _build_config(args: argparse.Namespace) -> Any:
             f"{args.config}: {', '.join(given)} {'applies' if len(given) == 1 else 'apply'} "
             "only to a model file; in a config, set it in the model's entry"
         )
-    return args.config
+    return load_config(args.config)
 
 
 def _printable(text: str) -> str:

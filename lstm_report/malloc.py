@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 
 MMAP_THRESHOLD = 1 << 20
 """Blocks of 1 MiB or more get a mapping of their own, unmapped when freed."""
+
+LARGE_INPUT = 32 << 20
+"""From this size of the largest input file, freed memory goes back at once. Below it
+glibc's own adaptive thresholds are faster: a fixed threshold also fixes the heap's trim
+threshold, and a series of small checkpoints, whose units allocate and free many 1 to
+2 MiB arrays, then spent a third of its time in the kernel mapping them afresh
+(measured: 50 checkpoints of 2×LSTM(256), 5.9 s of system time against 1.7 s)."""
+
+
+def map_large_blocks_for(paths: Iterable[Path]) -> bool:
+    """map_large_blocks() when the largest of ``paths`` holds at least LARGE_INPUT bytes."""
+    largest = 0
+    for path in paths:
+        with contextlib.suppress(OSError, ValueError):
+            largest = max(largest, os.stat(path).st_size)
+    return largest >= LARGE_INPUT and map_large_blocks()
 
 
 def map_large_blocks() -> bool:

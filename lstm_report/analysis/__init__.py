@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 
 import numpy as np
@@ -12,12 +13,13 @@ from lstm_report.analysis.findings import layer_findings
 from lstm_report.analysis.importance import occlusion_importance
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
-from lstm_report.analysis.spectra import gate_spectra
+from lstm_report.analysis.spectra import PARALLEL_MIN, gate_spectra, spectra_jobs, spectra_pool
 from lstm_report.analysis.stats import feature_importance, gate_stats, matrix_stats
 from lstm_report.config import Checks, ModelSpec
-from lstm_report.errors import ConfigError, LstmReportError, listing, quote
-from lstm_report.gates import layer_gates, memory_gate
+from lstm_report.errors import AnalysisError, ConfigError, LstmReportError, listing, quote
+from lstm_report.gates import GateWeights, layer_gates, memory_gate
 from lstm_report.model import (
+    GateSpectra,
     Headline,
     InputImportance,
     LayerAnalysis,
@@ -80,10 +82,12 @@ def analyse_layer(
     model: str = "",
     checks: Checks = Checks(),
     run: LayerRun | None = None,
+    pending: Callable[[], tuple[GateSpectra, ...]] | None = None,
 ) -> LayerAnalysis:
-    """Everything about one layer: statistics, spectra, memory, probe activity, findings."""
+    """Everything about one layer: statistics, spectra, memory, probe activity, findings.
+    ``pending`` waits for spectra already started (``spectra_jobs``)."""
     gates = layer_gates(w)  # AnalysisError if the arrays are not its kind's
-    spectra = gate_spectra(gates)
+    spectra = gate_spectra(gates) if pending is None else pending()
     stats = gate_stats(gates, spectra)
     features = None
     if w.reads_input and names is not None and len(names) == w.input_dim:
@@ -142,20 +146,26 @@ def analyse_model(
     notes: list[str] = list(weights.notes)
     warnings: list[str] = []
     analysed = []
-    for j, w in enumerate(layers):
-        run = flow.run(w) if flow is not None else None
-        if run is not None and run.note:
-            warnings.append(f"no probe activity for {w.label}: {run.note}")
-        analysed.append(
-            analyse_layer(
-                w,
-                names,
-                f"{anchor}-l{j}-{slug(w.name)}-{w.direction}",
-                model=spec.name,
-                checks=checks,
-                run=run,
+    with ExitStack() as stack:
+        # Large layers: every layer's spectra start at once on two threads (layer by layer,
+        # eigenvalues first), so that the rest of each layer's analysis runs beside the
+        # decompositions of the next instead of after them.
+        pending = _start_spectra(layers, stack)
+        for j, w in enumerate(layers):
+            run = flow.run(w) if flow is not None else None
+            if run is not None and run.note:
+                warnings.append(f"no probe activity for {w.label}: {run.note}")
+            analysed.append(
+                analyse_layer(
+                    w,
+                    names,
+                    f"{anchor}-l{j}-{slug(w.name)}-{w.direction}",
+                    model=spec.name,
+                    checks=checks,
+                    run=run,
+                    pending=pending[j],
+                )
             )
-        )
     if spec.feature_names is not None and names is None:
         warnings.append(
             "feature_names are not shown: no analysed LSTM reads the model input directly"
@@ -183,6 +193,25 @@ def analyse_model(
         warnings=tuple(warnings),
         input_importance=importance,
     )
+
+
+def _start_spectra(
+    layers: Sequence[LSTMWeights], stack: ExitStack
+) -> list[Callable[[], tuple[GateSpectra, ...]] | None]:
+    """Per layer, what waits for its spectra started on a shared pool, or None (computed
+    when the layer is analysed: a small layer, or one whose arrays are not its kind's,
+    which analyse_layer reports)."""
+    gates: list[tuple[GateWeights, ...] | None] = []
+    for w in layers:
+        try:
+            g = layer_gates(w)
+        except AnalysisError:
+            g = None
+        gates.append(g if g and g[0].U.shape[0] >= PARALLEL_MIN else None)
+    if not any(g is not None for g in gates):
+        return [None] * len(layers)
+    pool = stack.enter_context(spectra_pool())
+    return [None if g is None else spectra_jobs(g, pool) for g in gates]
 
 
 def measured_importance(

@@ -84,10 +84,19 @@ def unit_gram(gates: tuple[GateWeights, ...]) -> UnitGram:
     sumsq = np.zeros(units)
     gram = np.zeros((units, units), np.float32)
     n = 0
+    with np.errstate(over="ignore", under="ignore"):  # float64 weights near 1e200: inf
+        scale32 = scale.astype(np.float32)
+    exact32 = bool(np.all(scale32 == scale))  # powers of two: unless beyond float32's range
     for p in parts:
-        y = np.asarray(p, np.float64) / scale  # one gate matrix at a time; entries below 2
+        # One gate matrix at a time; entries below 2. float32 weights divided by a power of
+        # two in float32 give exactly their float64 quotients (rounded once either way).
+        if p.dtype == np.float32 and exact32:
+            y32 = p / scale32
+            y = y32.astype(np.float64)
+        else:
+            y = np.asarray(p, np.float64) / scale
+            y32 = y.astype(np.float32)
         sumsq += np.einsum("ij,ij->j", y, y)
-        y32 = y.astype(np.float32)
         del y
         gram += y32.T @ y32  # numpy uses the symmetric product (ssyrk) for y.T @ y
         n += p.shape[0]

@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from lstm_report import __version__
 from lstm_report.config import ModelSpec, checkpoint_label
 from lstm_report.errors import ConfigError, LstmReportError, one_line, shorten
+from lstm_report.limits import open_regular, read_at_most
 from lstm_report.model import Checkpoint, GatePoint, LayerPoint, LSTMWeights
 
 if TYPE_CHECKING:
@@ -78,19 +78,11 @@ def file_digest(path: Path) -> str | None:
     reader then says why). Never blocks on a FIFO."""
     h = hashlib.sha256()
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except (OSError, ValueError):
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
+        with open_regular(path) as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
-    except OSError:
+    except (OSError, ValueError):
         return None
-    finally:
-        os.close(fd)
     return h.hexdigest()
 
 
@@ -242,23 +234,12 @@ class Cache:
 
 def _read_json(path: Path) -> Any:
     """The JSON in a regular file of at most MAX_ENTRY bytes; None for anything else."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags)
-    except (OSError, ValueError):
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(MAX_ENTRY + 1)
-        if len(data) > MAX_ENTRY:
-            return None
-        return json.loads(data.decode("utf-8"))
+        with open_regular(path, follow_symlinks=False) as fh:
+            data = read_at_most(fh, MAX_ENTRY)
+        return None if data is None else json.loads(data.decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    finally:
-        os.close(fd)
 
 
 def default_folder() -> Path:

@@ -62,15 +62,19 @@ class NotRegularFileError(OSError):
     """The path is a FIFO, a device or a socket: reading it could wait forever or never end."""
 
 
-def open_regular(path: str | Path) -> IO[bytes]:
+def open_regular(path: str | Path, *, follow_symlinks: bool = True) -> IO[bytes]:
     """Open a regular file for reading; refuse anything else before reading a byte.
 
-    Raises FileNotFoundError, IsADirectoryError, NotRegularFileError or another OSError.
-    The path is checked with stat before it is opened (opening a FIFO for reading waits for
-    a writer), and opened without blocking and checked again, in case it changed meanwhile.
+    Raises FileNotFoundError, IsADirectoryError, NotRegularFileError or another OSError
+    (also for a symlink, with ``follow_symlinks=False``). The path is checked with stat
+    before it is opened (opening a FIFO for reading waits for a writer), and opened without
+    blocking and checked again, in case it changed meanwhile.
     """
-    _check_regular(os.stat(path).st_mode, path)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    _check_regular(os.stat(path, follow_symlinks=follow_symlinks).st_mode, path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
     try:
         _check_regular(os.fstat(fd).st_mode, path)
         os.set_blocking(fd, True)

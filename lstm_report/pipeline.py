@@ -352,7 +352,7 @@ def _draw(report: ReportData, say: Progress) -> dict[str, Any]:
     say("drawing figures")
     layers = [la for m in report.models for la in m.layers]
     series = [m.series for m in report.models if m.series is not None]
-    return draw_figures(layers, report.comparisons, series)
+    return draw_figures(layers, report.comparisons, series, report.models)
 
 
 def _render_and_write(

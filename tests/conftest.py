@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The processes the tests start run the code under test, wherever pytest was started from:
+# this checkout comes before any installed copy (tests/test_packaging.py removes it again).
+if str(REPO) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,6 +35,14 @@ def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = old
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject.toml): one worker per core, at most 4. Each worker imports
+    TensorFlow once and runs a share of the tests; more workers than cores only add imports,
+    and many tests start processes of their own."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
 
 
 @pytest.fixture(scope="session")
@@ -46,27 +62,81 @@ class DemoRun:
     stderr: str
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+# The demo run takes a while (TensorFlow, a series, a comparison, figures), so it starts in
+# the background as soon as the session knows it will be needed, and the tests that need it
+# wait for it. It runs once per session even with pytest-xdist: the first worker to claim its
+# folder (shared by the workers) starts it, the others wait for its status file.
+_DEMO_RUNNER = """
+import os, subprocess, sys
+out, args = sys.argv[1], sys.argv[2:]
+with open(os.path.join(out, "stderr.txt"), "w") as err:
+    code = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=err, timeout=600).returncode
+with open(os.path.join(out, "status.tmp"), "w") as f:
+    f.write(str(code))
+os.replace(os.path.join(out, "status.tmp"), os.path.join(out, "status"))
+"""
+
+
+def _demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is in a shared one
+        base = base.parent
+    return base / "demo-run"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_in_background(
+    _own_cache: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     import subprocess
     import sys
 
-    out = tmp_path_factory.mktemp("demo")
+    if not any("demo_run" in item.fixturenames for item in request.session.items):
+        yield
+        return
+    out = _demo_dir(tmp_path_factory)
+    try:
+        out.mkdir()
+    except FileExistsError:  # another worker runs it
+        yield
+        return
     html, data = out / "demo.html", out / "demo.json"
-    r = subprocess.run(
-        [sys.executable, "-m", "lstm_report", "demo", "-o", str(html), "--json", str(data)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr
-    return DemoRun(html, data, r.stderr)
+    args = [sys.executable, "-m", "lstm_report", "demo", "-o", str(html), "--json", str(data)]
+    runner = subprocess.Popen([sys.executable, "-c", _DEMO_RUNNER, str(out), *args])
+    yield
+    runner.wait()  # another worker may still be waiting for it
+
+
+@pytest.fixture(scope="session")
+def demo_run(_demo_in_background: None, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    import time
+
+    out = _demo_dir(tmp_path_factory)
+    status = out / "status"
+    deadline = time.monotonic() + 660
+    while not status.exists():
+        assert time.monotonic() < deadline, "lstm-report demo did not finish"
+        time.sleep(0.1)
+    stderr = (out / "stderr.txt").read_text()
+    assert status.read_text() == "0", stderr
+    return DemoRun(out / "demo.html", out / "demo.json", stderr)
 
 
 @dataclass(frozen=True)
 class Saved:
     path: Path
     model: Any
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a local Dask cluster (2 worker processes, 1 thread each), started
+    once for the tests that compare it with the local pool."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 def _save(model: Any, path: Path) -> Saved:

@@ -143,23 +143,19 @@ def test_rerun_rebuilds_nothing_then_exactly_the_changed_run(
 
 
 def test_dask_cluster_writes_the_same_bytes_as_the_local_pool(
-    simple_model: Any, tmp_path: Path
+    simple_model: Any, tmp_path: Path, dask_scheduler: str
 ) -> None:
-    distributed = pytest.importorskip("distributed")
     runs = _runs(tmp_path, simple_model.path, 3)
     (runs / "broken.yaml").write_text("models: [{path: missing.keras}]\n")
     pattern = str(runs / "**" / "*.yaml")
     local = run_batch([pattern], tmp_path / "local", jobs=2, json=True, generated=GENERATED)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        remote = run_batch(
-            [pattern],
-            tmp_path / "dask",
-            scheduler=cluster.scheduler_address,
-            json=True,
-            generated=GENERATED,
-        )
+    remote = run_batch(
+        [pattern],
+        tmp_path / "dask",
+        scheduler=dask_scheduler,
+        json=True,
+        generated=GENERATED,
+    )
     assert remote.engine.startswith("dask ")
     assert [(o.name, o.status) for o in remote.outcomes] == [
         (o.name, o.status) for o in local.outcomes

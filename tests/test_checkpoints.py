@@ -355,8 +355,9 @@ def test_a_run_that_kills_its_worker_fails_alone(
     ]
 
 
-def test_series_on_a_dask_cluster_and_the_local_pool(ckpts: Path, tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+def test_series_on_a_dask_cluster_and_the_local_pool(
+    ckpts: Path, tmp_path: Path, dask_scheduler: str
+) -> None:
     runs = tmp_path / "runs"
     for name, epochs in (("a", [1, 2, 3, 4, 5]), ("b", [3, 4, 5, 6, 7])):
         d = runs / name
@@ -376,16 +377,13 @@ def test_series_on_a_dask_cluster_and_the_local_pool(ckpts: Path, tmp_path: Path
     )
     pattern = str(runs / "*" / "config.yaml")
     local = run_batch([pattern], tmp_path / "local", jobs=2, json=True, generated=GENERATED)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        remote = run_batch(
-            [pattern],
-            tmp_path / "dask",
-            scheduler=cluster.scheduler_address,
-            json=True,
-            generated=GENERATED,
-        )
+    remote = run_batch(
+        [pattern],
+        tmp_path / "dask",
+        scheduler=dask_scheduler,
+        json=True,
+        generated=GENERATED,
+    )
     assert [o.status for o in local.outcomes] == ["built", "built", "failed", "failed"]
     assert [o.status for o in remote.outcomes] == ["built", "built", "failed", "failed"]
     assert "fifo.keras is not a regular file (a FIFO)" in local.failed[1].message

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.corpus import make_corpus
+from tests.test_end_to_end import run_main
 
 CASES = [
     "truncated zip",
@@ -77,23 +78,11 @@ def test_broken_file_gives_one_line(case: str, corpus: dict[str, Path], tmp_path
     assert not (tmp_path / "r.json").exists()
 
 
-def test_missing_output_folder_is_created(simple_model: Any, tmp_path: Path) -> None:
+def test_missing_output_folder_is_created(
+    simple_model: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"models: [{simple_model.path}]\n")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lstm_report",
-            "build",
-            str(cfg),
-            "-q",
-            "-o",
-            str(tmp_path / "new" / "deeper" / "r.html"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
+    code, err = run_main(capfd, "build", str(cfg), "-q", "-o", str(tmp_path / "new/deeper/r.html"))
+    assert code == 0, err
     assert (tmp_path / "new" / "deeper" / "r.html").is_file()

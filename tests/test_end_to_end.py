@@ -60,6 +60,8 @@ def parse(html: str) -> PageParser:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process: for what only a process shows (what a TensorFlow import
+    prints, exit statuses of signals). Everything else calls ``main`` in this process."""
     return subprocess.run(
         [sys.executable, "-m", "lstm_report", *args],
         capture_output=True,
@@ -67,6 +69,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         env={**os.environ, **(env or {})},
         timeout=300,
     )
+
+
+def run_main(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The CLI in this process: its exit status and everything written to stderr, at the
+    file-descriptor level too (so a library writing to fd 2 would show)."""
+    capfd.readouterr()
+    code = main(list(args))
+    return code, capfd.readouterr().err
 
 
 @pytest.fixture()
@@ -265,44 +275,46 @@ def test_output_relative_to_config(simple_model: Any, tmp_path: Path) -> None:
     assert res.html_path.is_file()
 
 
-def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+def test_cli_error_is_one_line_without_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_config(tmp_path, "models:\n  - path: x.keras\n    layres: [a]\n")
-    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
-    assert r.returncode == 1
+    code, err = run_main(capfd, "build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert code == 1
     assert (
-        r.stderr
+        err
         == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe, probe, reader, activations)\n"
     )
     assert not (tmp_path / "r.html").exists()
 
 
-def test_cli_debug_shows_traceback(tmp_path: Path) -> None:
-    r = run_cli("build", str(tmp_path / "none.yaml"), "--debug")
-    assert r.returncode == 1
-    assert "Traceback" in r.stderr and r.stderr.rstrip().endswith(
-        "none.yaml: config file not found"
-    )
+def test_cli_debug_shows_traceback(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main(capfd, "build", str(tmp_path / "none.yaml"), "--debug")
+    assert code == 1
+    assert "Traceback" in err and err.rstrip().endswith("none.yaml: config file not found")
 
 
-def test_cli_model_error_names_file(tmp_path: Path) -> None:
+def test_cli_model_error_names_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "junk.h5").write_bytes(b"\x00" * 100)
     cfg = write_config(tmp_path, "models: [junk.h5]\n")
-    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
-    assert r.returncode == 1
+    code, err = run_main(capfd, "build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert code == 1
     assert (
-        r.stderr.startswith("error: models[0] (junk.h5): ")
-        and "junk.h5 is not a Keras model file" in r.stderr
+        err.startswith("error: models[0] (junk.h5): ")
+        and "junk.h5 is not a Keras model file" in err
     )
-    assert r.stderr.count("\n") == 1
+    assert err.count("\n") == 1
 
 
-def test_cli_error_quoting_a_hostile_name_stays_one_line(tmp_path: Path) -> None:
+def test_cli_error_quoting_a_hostile_name_stays_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     # Names come from files anyone may submit: no line breaks, no terminal escapes.
     cfg = write_config(tmp_path, 'models: ["bad\\nerror: forged\\e(0.keras"]\n')
-    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
-    assert r.returncode == 1
-    assert r.stderr.count("\n") == 1 and "\x1b" not in r.stderr, r.stderr
-    assert "bad\\nerror: forged\\x1b(0.keras" in r.stderr
+    code, err = run_main(capfd, "build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert code == 1
+    assert err.count("\n") == 1 and "\x1b" not in err, err
+    assert "bad\\nerror: forged\\x1b(0.keras" in err
 
 
 def test_help_does_not_import_tensorflow() -> None:
@@ -318,7 +330,9 @@ def test_help_does_not_import_tensorflow() -> None:
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr
 
 
-def test_unwritable_output_is_a_clear_error(simple_model: Any, tmp_path: Path) -> None:
+def test_unwritable_output_is_a_clear_error(
+    simple_model: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     if os.geteuid() == 0:
         # root can write anywhere it has permission bits for; use a file where a folder should be
         (tmp_path / "blocker").write_text("x")
@@ -329,9 +343,9 @@ def test_unwritable_output_is_a_clear_error(simple_model: Any, tmp_path: Path) -
         ro.chmod(0o500)
         target = ro / "r.html"
     cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
-    r = run_cli("build", str(cfg), "-o", str(target))
-    assert r.returncode == 1
-    assert r.stderr.startswith("error: ") and "cannot create output folder" in r.stderr
+    code, err = run_main(capfd, "build", str(cfg), "-o", str(target))
+    assert code == 1
+    assert err.startswith("error: ") and "cannot create output folder" in err
 
 
 @pytest.mark.slow
@@ -514,7 +528,9 @@ def test_model_file_flags_are_refused_with_a_config(
     )
 
 
-def test_silent_successes_warn_on_stderr(keras: Any, simple_model: Any, tmp_path: Path) -> None:
+def test_silent_successes_warn_on_stderr(
+    keras: Any, simple_model: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     dense.save(tmp_path / "dense.keras")
     emb = keras.Sequential(
@@ -532,16 +548,16 @@ compare: [{{baseline: simple, candidate: emb.keras}}]
 """,
     )
     out = str(tmp_path / "r.html")
-    r = run_cli("build", str(cfg), "-o", out)
-    assert r.returncode == 0, r.stderr
-    assert r.stderr.splitlines()[:3] == [
+    code, err = run_main(capfd, "build", str(cfg), "-o", out)
+    assert code == 0, err
+    assert err.splitlines()[:3] == [
         "warning: dense.keras: the model has no LSTM or GRU layer",
         "warning: emb.keras: feature_names are not shown: no analysed LSTM reads the model "
         "input directly",
         "warning: compare[0]: no layer of 'simple' matches one of 'emb.keras' by name and "
         "direction; nothing was compared",
     ]
-    assert run_cli("build", str(cfg), "-o", out, "-q").stderr == ""
+    assert run_main(capfd, "build", str(cfg), "-o", out, "-q") == (0, "")
 
 
 def test_progress_counts_the_models(

@@ -12,7 +12,7 @@ from lstm_report.cli import main
 from lstm_report.config import load_config
 from lstm_report.errors import ConfigError, listing, one_line, quote, shorten
 from tests.conftest import write_config
-from tests.test_end_to_end import run_cli
+from tests.test_end_to_end import run_main
 
 
 def test_helpers() -> None:
@@ -62,9 +62,9 @@ def test_npz_with_many_arrays_lists_a_few(
     )
 
 
-def test_cli_caps_the_error_line(tmp_path: Path) -> None:
+def test_cli_caps_the_error_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path, "models: [" + "d/" * 50_000 + "m.keras]\n")
-    r = run_cli("build", str(cfg), "-o", str(tmp_path / "r.html"))
-    assert r.returncode == 1
-    assert r.stderr.startswith("error: models[0]") and r.stderr.count("\n") == 1
-    assert len(r.stderr) <= 1001, len(r.stderr)
+    code, err = run_main(capfd, "build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert code == 1
+    assert err.startswith("error: models[0]") and err.count("\n") == 1
+    assert len(err) <= 1001, len(err)

@@ -406,3 +406,24 @@ def test_pool_by_strips_equals_the_first_largest_rule(
             assert got.dtype == want.dtype == np.float64
             np.testing.assert_array_equal(got, want)
             assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_delta_heatmaps_name_the_input_features(demo_run: Any) -> None:
+    # The demo compares demo@epoch_1 with demo: ΔW of the first layer has one row per input
+    # feature, named as the config names them; the second layer's inputs are units.
+    import re
+    from html import unescape
+
+    html = demo_run.html.read_text()
+    figs = {
+        unescape(alt): unescape(src)
+        for src, alt in re.findall(r'<img src="([^"]+)" alt="([^"]+)"', html)
+    }
+    delta_w = {
+        alt: src for alt, src in figs.items() if alt.startswith("Heatmaps of the input weights ΔW")
+    }
+    encoder = svg_text(next(src for alt, src in delta_w.items() if " of encoder," in alt))
+    summary = svg_text(next(src for alt, src in delta_w.items() if " of summary," in alt))
+    for name in ("temperature", "pressure", "wind", "humidity", "noise_a", "noise_b"):
+        assert f">{name}</text>" in encoder
+        assert f">{name}</text>" not in summary

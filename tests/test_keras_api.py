@@ -119,6 +119,7 @@ def test_a_failed_report_never_costs_the_trained_model(keras: Any, tmp_path: Pat
     from lstm_report.keras import ReportCallback
 
     m = _model(keras)
+    m.compile(optimizer="adam", loss="mse", run_eagerly=True)  # no tracing: see test_tracking
     (tmp_path / "taken").mkdir()  # the report's path is a folder: writing it fails
     cb = ReportCallback(tmp_path / "taken")
     x = np.zeros((8, 6, 3), "float32")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -52,6 +53,9 @@ def test_demo_from_installed_wheel(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
+    # The venv sees only the wheel: a PYTHONPATH naming the source checkout (as when the
+    # tests run a worktree's code) would shadow it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # The dependencies come from the environment running the tests, which may itself be a
     # venv (--system-site-packages would only see the base interpreter's packages). Plain
     # path lines: the .pth files there (e.g. an editable lstm-report) are not processed.
@@ -60,11 +64,15 @@ def test_demo_from_installed_wheel(wheel: Path, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout.strip()
     parents = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
     Path(purelib, "_test_deps.pth").write_text("\n".join(parents) + "\n")
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+        check=True,
+        timeout=300,
+        env=env,
     )
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -74,6 +82,7 @@ def test_demo_from_installed_wheel(wheel: Path, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
     assert str(venv) in where  # the wheel's copy, not the source checkout
     r = subprocess.run(
@@ -84,6 +93,7 @@ def test_demo_from_installed_wheel(wheel: Path, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     assert (work / "lstm-report-demo.html").stat().st_size > 10_000

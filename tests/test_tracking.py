@@ -15,6 +15,9 @@ from tests.test_keras_api import _model
 
 def _fit(keras: Any, cb: Any) -> None:
     m = _model(keras)
+    # Eagerly: what is checked here is what the callback logs, not training; tracing a new
+    # train function for every test would cost more than the rest of the test.
+    m.compile(optimizer="adam", loss="mse", run_eagerly=True)
     x = np.random.default_rng(0).normal(size=(8, 6, 3)).astype("float32")
     m.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[cb])
 

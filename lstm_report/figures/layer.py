@@ -124,9 +124,10 @@ def heatmaps(
     the screen's pixels."""
     vmax = finite_max_abs(mats)
     n_rows, n_cols = mats[0].shape
-    height = 260.0 if family == "U" else min(450.0, max(180.0, 90.0 + 16.0 * n_rows))
+    inputs = family.endswith("W")  # W or ΔW: rows are input features
+    height = 260.0 if not inputs else min(450.0, max(180.0, 90.0 + 16.0 * n_rows))
     # Rows are never pooled this few; names stay on them even when the units are pooled.
-    labelled = family == "W" and row_labels is not None and n_rows <= 32
+    labelled = inputs and row_labels is not None and n_rows <= 32
     names = [str(n) for n in row_labels or ()] if labelled else []
     bar_label = "change" if family.startswith("Δ") else "weight"
     if labelled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,13 +42,18 @@ class CompareFigures:
     relative: EmbeddedFigure
 
 
-def comparison_figures(ld: LayerDelta) -> CompareFigures:
-    """Delta heatmaps, before/after histograms, and relative change per gate of one layer."""
+def comparison_figures(ld: LayerDelta, row_labels: Sequence[str] | None = None) -> CompareFigures:
+    """Delta heatmaps (ΔW rows named by row_labels: the input features), before/after
+    histograms, and relative change per gate of one layer."""
     ga, gb = layer_gates(ld.baseline), layer_gates(ld.candidate)
     label = ld.label
     letters = [g.gate for g in ga]
     dW, _ = heatmaps(
-        [np.asarray(y.W, np.float64) - x.W for x, y in zip(ga, gb)], "ΔW", None, label, letters
+        [np.asarray(y.W, np.float64) - x.W for x, y in zip(ga, gb)],
+        "ΔW",
+        row_labels,
+        label,
+        letters,
     )
     dU, _ = heatmaps(
         [np.asarray(y.U, np.float64) - x.U for x, y in zip(ga, gb)], "ΔU", None, label, letters

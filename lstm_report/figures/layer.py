@@ -217,7 +217,7 @@ def density(
         return None
     if span is not None:
         # In place where v is already a copy (float32 weights), not the caller's array.
-        v = np.clip(v, *span, out=None if np.shares_memory(v, vals) else v)
+        v = np.clip(v, *span, out=None if np.may_share_memory(v, vals) else v)
     counts, edges = np.histogram(v, bins=bins, range=span)
     widths = np.diff(edges)
     return Hist(edges, counts / (v.size * widths), color, label)

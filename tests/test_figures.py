@@ -372,6 +372,42 @@ def test_a_heatmap_has_at_most_one_cell_per_pixel() -> None:
     assert f"shown as {first.shape[0]}×{first.shape[1]}" in note
 
 
+@pytest.mark.parametrize("strip", [1 << 16, 50])
+def test_pool_by_strips_equals_the_first_largest_rule(
+    strip: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fast path (block max and min, a strip at a time) must give what the general rule
+    # gives on the whole matrix: ties, zeros, signs, padding, NaN, integers, float32.
+    from lstm_report.figures import encode
+
+    monkeypatch.setattr(encode, "POOL_STRIP_CELLS", strip)
+    rng = np.random.default_rng(4)
+    cases = [
+        rng.normal(size=(600, 520)).astype(np.float32),
+        rng.integers(-3, 4, size=(301, 257)).astype(np.float64),  # many ties
+        np.where(rng.random((97, 64)) < 0.5, -0.0, 0.0),
+        rng.integers(-5, 5, size=(40, 33)),
+    ]
+    nan = rng.normal(size=(70, 90))
+    nan[3, 4] = np.nan
+    nan[60, 80] = -np.inf
+    cases.append(nan)
+    for a in cases:
+        for cells, cols in ((256, None), (16, 7), (9, 30)):
+            got = pool_max_abs(a, cells, cols)
+            rows, n = a.shape
+            br = -(-rows // cells) if rows > cells else 1
+            limit = cells if cols is None else cols
+            bc = -(-n // limit) if n > limit else 1
+            if br == bc == 1:
+                assert got is a
+                continue
+            want = encode._pool_first(a, br, bc, -(-n // bc))
+            assert got.dtype == want.dtype == np.float64
+            np.testing.assert_array_equal(got, want)
+            assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
 def test_delta_heatmaps_name_the_input_features(demo_run: Any) -> None:
     # The demo compares demo@epoch_1 with demo: ΔW of the first layer has one row per input
     # feature, named as the config names them; the second layer's inputs are units.

@@ -219,3 +219,47 @@ def test_other_recurrent_layers_are_never_lstms(keras: Any, tmp_path: Path, read
         ("conv", "ConvLSTM1D"),
         ("srnn", "SimpleRNN"),
     ]
+
+
+def _stored_zip(path: Path, data: bytes, extra: bytes = b"") -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("config.json", b"{}")
+        info = zipfile.ZipInfo("model.weights.h5")
+        info.extra = extra
+        zf.writestr(info, data)
+
+
+def test_stored_weights_are_read_in_place_with_seeks(tmp_path: Path) -> None:
+    # zipfile re-reads a stored member from its start on every backward seek; the window
+    # reads the member's own bytes in place, and nothing outside them.
+    from lstm_report.readers.safety import MemberWindow, open_weights
+
+    data = bytes(range(256)) * 40
+    path = tmp_path / "m.keras"
+    _stored_zip(path, data, extra=b"\x99\x99\x04\x00abcd")
+    with zipfile.ZipFile(path) as zf, open_weights(zf, "x") as fh:
+        assert isinstance(fh, MemberWindow)
+        assert fh.read() == data
+        fh.seek(-10, 2)
+        assert fh.read(100) == data[-10:] and fh.read(5) == b""
+        fh.seek(7)
+        assert fh.read(3) == data[7:10] and fh.tell() == 10
+        fh.seek(len(data) + 50)
+        assert fh.read(4) == b""
+        with pytest.raises(OSError):
+            fh.seek(-1)
+
+
+def test_a_local_header_that_disagrees_is_left_to_zipfile(tmp_path: Path) -> None:
+    from lstm_report.readers.safety import MemberWindow, open_weights
+
+    path = tmp_path / "m.keras"
+    _stored_zip(path, b"0123456789")
+    raw = path.read_bytes()
+    at = raw.index(b"model.weights.h5")  # the local header's name, not the directory's
+    path.write_bytes(raw[:at] + b"MODEL" + raw[at + 5 :])
+    with zipfile.ZipFile(path) as zf:
+        with pytest.raises(zipfile.BadZipFile, match="differ"):
+            with open_weights(zf, "x") as fh:
+                assert not isinstance(fh, MemberWindow)
+                fh.read()

@@ -302,3 +302,38 @@ def test_the_cli_fixes_the_mmap_threshold() -> None:
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     ).stdout
     assert out.strip() == "True"
+
+
+@pytest.mark.parametrize("recheck_max", [4096, 0])
+def test_duplicate_pairs_recheck_near_the_threshold_in_float64(
+    recheck_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Gram matrix is float32; pairs whose cosines differ from the threshold by less than
+    # float32 can tell must still come out as the float64 cosines decide.
+    import lstm_report.analysis.findings as findings
+
+    monkeypatch.setattr(findings, "RECHECK_MAX", recheck_max)
+    rng = np.random.default_rng(3)
+    layer = _layer(16, rng)
+    gates = layer_gates(layer)
+    vectors = unit_vectors(gates)
+    # Units 1, 2: copies of unit 0 nudged so that their cosines with it are 1 − ~3e-10 and
+    # 1 − ~3e-9, both 1 in float32.
+    for unit, eps in ((1, 2.5e-5), (2, 8e-5)):
+        for arr in (layer.kernel, layer.recurrent_kernel):
+            for j in range(4):
+                arr[:, j * 16 + unit] = arr[:, j * 16] + eps * rng.normal(size=arr.shape[0])
+        for j in range(4):
+            layer.bias[j * 16 + unit] = layer.bias[j * 16]
+    gates = layer_gates(layer)
+    vectors, gram = unit_vectors(gates), unit_gram(gates)
+    assert gram.gram.dtype == np.float32
+    cos = duplicate_pairs(vectors, 0.0)
+    c01 = next(c for a, b, c in cos if (a, b) == (0, 1))
+    c02 = next(c for a, b, c in cos if (a, b) == (0, 2))
+    assert c02 < c01 < 1 and np.float32(c01) == np.float32(c02) == 1
+    threshold = (c01 + c02) / 2
+    want, got = duplicate_pairs(vectors, threshold), duplicate_pairs(gram, threshold)
+    assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in want]
+    assert (0, 1) in [(a, b) for a, b, _ in got] and (0, 2) not in [(a, b) for a, b, _ in got]
+    assert [c for *_, c in got] == pytest.approx([c for *_, c in want], rel=1e-12)

@@ -93,3 +93,25 @@ def test_huge_finite_weights_give_finite_norms() -> None:
     d = delta(a, -a)
     assert d.delta_fro == pytest.approx(2e200 * np.sqrt(32), rel=1e-12)
     assert d.relative == pytest.approx(2.0) and d.cosine == pytest.approx(-1.0)
+
+
+def test_max_abs_without_a_copy_equals_numpy() -> None:
+    from lstm_report.analysis.norms import max_abs
+
+    rng = np.random.default_rng(5)
+    cases = [
+        rng.normal(size=(64, 32)).astype(np.float32),
+        -np.abs(rng.normal(size=50)),
+        np.array([-0.0, -0.0]),
+        np.array([0.0, -3.0, 3.0]),
+        np.array([1.0, np.nan]),
+        np.array([-np.inf, 1.0]),
+        np.array([np.inf, -1.0]),
+        np.array([-7, 2], dtype=np.int8),
+        np.array([1e308, -1.7e308]),
+    ]
+    for a in cases:
+        want = float(np.max(np.abs(a.astype(np.float64))))
+        got = max_abs(a)
+        assert got == want or (np.isnan(got) and np.isnan(want))
+        assert np.signbit(got) == np.signbit(want)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lstm_report.analysis.norms import fro, row_norms, scale_of
+from lstm_report.analysis.norms import fro, max_abs, row_norms, scale_of
 from lstm_report.gates import GateWeights
 from lstm_report.model import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
 
@@ -26,7 +26,7 @@ def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixS
         return MatrixStats(shape, None, None, None, None, None, nonfinite, None)
     # Moments and norms of x / scale, times the scale: finite data gives finite numbers.
     scale = scale_of(x)
-    xs = x / scale
+    xs = x / scale if scale != 1.0 else x  # a power of two: 1 changes nothing, no copy
     spectral = None
     if x.ndim == 2:
         if top_singular is not None:
@@ -37,7 +37,7 @@ def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixS
         shape=shape,
         fro=fro(x),
         l1=float(np.abs(xs).sum() * scale),
-        max_abs=float(np.abs(x).max()),
+        max_abs=max_abs(x),
         mean=float(xs.mean() * scale),
         std=float(xs.std() * scale),
         nonfinite=0,

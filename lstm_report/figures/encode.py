@@ -138,7 +138,8 @@ def pool_max_abs(
 
     Mean pooling would cancel positive and negative weights and hide strong connections;
     the signed value of largest magnitude keeps them visible. NaN counts as largest so
-    that non-finite weights stay visible.
+    that non-finite weights stay visible. Ties (+w and −w, zeros) go to the first in the
+    block, row by row.
     """
     rows, cols = a.shape
     max_cols = max_cells if max_cols is None else max_cols
@@ -147,6 +148,40 @@ def pool_max_abs(
     if br == 1 and bc == 1:
         return a
     R, C = -(-rows // br), -(-cols // bc)
+    out = np.empty((R, C))
+    # A strip of block rows at a time: a few MiB of temporaries instead of five float64
+    # copies of the matrix (40 MiB at 1024×1024, the report's peak memory).
+    step = max(1, POOL_STRIP_CELLS // (br * C * bc))
+    for r0 in range(0, R, step):
+        r1 = min(R, r0 + step)
+        out[r0:r1] = _pool_strip(a[r0 * br : r1 * br], br, bc, C)
+    return out
+
+
+POOL_STRIP_CELLS = 1 << 16
+"""Weights pooled at a time."""
+
+
+def _pool_strip(a: np.ndarray, br: int, bc: int, C: int) -> np.ndarray:
+    """pool_max_abs of whole block rows (the last may be short): the block's max or min,
+    whichever is larger in magnitude; blocks where they tie, or strips with non-finite
+    values, by the general rule (``_pool_first``)."""
+    rows, cols = a.shape
+    R = -(-rows // br)
+    if a.dtype.kind == "f" and np.isfinite(a).all():
+        padded = np.zeros((R * br, C * bc), a.dtype)  # a zero never beats a weight
+        padded[:rows, :cols] = a
+        blocks = padded.reshape(R, br, C, bc)
+        hi, lo = blocks.max(axis=(1, 3)), blocks.min(axis=(1, 3))
+        if not np.any(hi == -lo):  # no tie (nor an all-zero block)
+            return np.where(hi > -lo, hi, lo).astype(np.float64)
+    return _pool_first(a, br, bc, C)
+
+
+def _pool_first(a: np.ndarray, br: int, bc: int, C: int) -> np.ndarray:
+    """The first value of largest |w| in each block (NaN largest), padding never chosen."""
+    rows, cols = a.shape
+    R = -(-rows // br)
     padded = np.full((R * br, C * bc), np.nan if a.dtype.kind == "f" else 0, dtype=np.float64)
     padded[:rows, :cols] = a
     blocks = padded.reshape(R, br, C, bc).transpose(0, 2, 1, 3).reshape(R, C, br * bc)
@@ -164,6 +199,9 @@ def pool_max_abs(
 def finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
     vmax = 0.0
     for a in arrays:
+        if a.size and np.isfinite(a).all():  # no copy of a large matrix
+            vmax = max(vmax, float(a.max()), -float(a.min()))
+            continue
         f = np.abs(a[np.isfinite(a)])
         if f.size:
             vmax = max(vmax, float(f.max()))

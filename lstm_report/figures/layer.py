@@ -183,11 +183,14 @@ def _central_range(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     """The 0.5th to 99.5th percentile of the finite values (None if empty or flat)."""
     # In the weights' own precision: the range only places the bins, and float32 halves
     # the time of the partition on a large layer.
-    vals = np.concatenate([np.ravel(a) for a in arrays])
-    vals = vals[np.isfinite(vals)]
+    vals = np.concatenate([np.ravel(a) for a in arrays])  # our own copy: partitioned in place
+    finite = np.isfinite(vals)
+    if not finite.all():
+        vals = vals[finite]
+    del finite
     if not vals.size:
         return None
-    lo, hi = np.percentile(vals, [0.5, 99.5])
+    lo, hi = np.percentile(vals, [0.5, 99.5], overwrite_input=True)
     return (float(lo), float(hi)) if hi > lo else None
 
 
@@ -206,11 +209,15 @@ def density(
 ) -> Hist | None:
     """A density histogram of the finite values (clipped into ``span`` when given)."""
     v = np.asarray(vals, np.float64).ravel()
-    v = v[np.isfinite(v)]
+    finite = np.isfinite(v)
+    if not finite.all():
+        v = v[finite]
+    del finite
     if not v.size:
         return None
     if span is not None:
-        v = np.clip(v, *span)
+        # In place where v is already a copy (float32 weights), not the caller's array.
+        v = np.clip(v, *span, out=None if np.may_share_memory(v, vals) else v)
     counts, edges = np.histogram(v, bins=bins, range=span)
     widths = np.diff(edges)
     return Hist(edges, counts / (v.size * widths), color, label)

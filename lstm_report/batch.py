@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report import __version__, checkpoints, runcache
-from lstm_report.checkpoints import ONE_AT_A_TIME, Cache, unit_error
+from lstm_report.checkpoints import ONE_AT_A_TIME, Cache, same_version, unit_error
 from lstm_report.config import Config, natural_key
 from lstm_report.errors import ConfigError, LstmReportError, OutputError, one_line, shorten
 from lstm_report.numbers import Change, Numbers, TopInput
@@ -171,11 +171,7 @@ def build_unit(unit: Unit) -> UnitResult:
     start = time.perf_counter()
     with ONE_AT_A_TIME:
         try:
-            if unit.version != __version__:
-                raise ConfigError(
-                    f"this worker runs lstm-report {__version__}, the batch {unit.version}; "
-                    "install the same version on every worker"
-                )
+            same_version(unit.version)
             with (
                 tempfile.TemporaryDirectory(prefix="lstm-report-batch-") as tmp,
                 warnings.catch_warnings(),

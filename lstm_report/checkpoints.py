@@ -301,6 +301,15 @@ with several threads would otherwise run them side by side, and process-wide set
 (BLAS threads, warning filters) are not theirs to share."""
 
 
+def same_version(version: str) -> None:
+    """Raise ConfigError in a worker whose lstm-report is not the batch's ``version``."""
+    if version != __version__:
+        raise ConfigError(
+            f"this worker runs lstm-report {__version__}, the batch {version}; "
+            "install the same version on every worker"
+        )
+
+
 def run_unit(unit: PointUnit) -> PointResult:
     """Read one checkpoint (and the one before it) and reduce it, in a worker; never raises."""
     import traceback
@@ -308,11 +317,7 @@ def run_unit(unit: PointUnit) -> PointResult:
 
     with ONE_AT_A_TIME:
         try:
-            if unit.version != __version__:
-                raise ConfigError(
-                    f"this worker runs lstm-report {__version__}, the batch {unit.version}; "
-                    "install the same version on every worker"
-                )
+            same_version(unit.version)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return _run(unit)

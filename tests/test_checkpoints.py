@@ -421,3 +421,16 @@ def test_series_on_a_dask_cluster_and_the_local_pool(
     assert [o.status for o in again.outcomes] == ["built", "reused", "failed", "failed"]
     after = {p: p.stat().st_ino for p in _entries(cache)}
     assert len(after) == 9 and {p: after[p] for p in before} == before  # none rewritten
+
+
+def test_a_worker_of_another_version_refuses_its_units(tmp_path: Path) -> None:
+    # A Dask worker may run another lstm-report: its figures or pages would not be ours.
+    from lstm_report.batch import Unit
+
+    (tmp_path / "c.yaml").write_text("models: [missing.keras]\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    point = checkpoints.run_unit(PointUnit(cfg.models[0], None, True, "0.0.0-other"))
+    report = build_unit(Unit("run", "c.yaml", cfg, "2024-01-01 00:00 UTC", "0.0.0-other"))
+    for error in (point.error, report.error):
+        assert error is not None and "install the same version on every worker" in error
+        assert "the batch 0.0.0-other" in error

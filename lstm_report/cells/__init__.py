@@ -285,6 +285,23 @@ def activations(
     return act, rec
 
 
+def replay_inputs(
+    cell: CellWeights, x: np.ndarray, dtype: type
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, range]:
+    """What every replay starts from: x (batch, steps, input_dim) checked, every step's input
+    projection x·W at once (no bias yet: each cell adds its own), U in ``dtype``, the
+    stacked biases, and the order of the steps (backward layers read from the end)."""
+    if x.ndim != 3 or x.shape[2] != cell.input_dim:
+        raise AnalysisError(
+            f"{cell.label}: input shape {x.shape} is not (batch, steps, {cell.input_dim})"
+        )
+    W, U, b, b_rec = cell.stacked()
+    zx: np.ndarray = np.asarray(x, dtype=dtype) @ W.astype(dtype)
+    steps = x.shape[1]
+    order = range(steps - 1, -1, -1) if cell.direction == "backward" else range(steps)
+    return zx, U.astype(dtype), b, b_rec, order
+
+
 def replay(
     cell: CellWeights, x: np.ndarray, *, keep_gates: bool = False, dtype: type = np.float64
 ) -> CellTrace:

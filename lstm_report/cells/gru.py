@@ -21,6 +21,7 @@ from lstm_report.cells import (
     Direction,
     GateWeights,
     activations,
+    replay_inputs,
 )
 from lstm_report.errors import AnalysisError
 
@@ -102,24 +103,15 @@ def replay_gru(
 ) -> CellTrace:
     """Run the GRU on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
     act, rec = activations(cell)
-    if x.ndim != 3 or x.shape[2] != cell.input_dim:
-        raise AnalysisError(
-            f"{cell.label}: input shape {x.shape} is not (batch, steps, {cell.input_dim})"
-        )
-    W, U, b, b_rec = cell.stacked()
-    U = U.astype(dtype)
+    zx, U, b, b_rec, order = replay_inputs(cell, x, dtype)
     n, steps, _ = x.shape
     u = cell.units
-    zx: np.ndarray = np.asarray(x, dtype=dtype) @ W.astype(
-        dtype
-    )  # every step's input projection at once
     if b is not None:
         zx += b.astype(dtype)
     br: np.ndarray = np.zeros(3 * u, dtype) if b_rec is None else b_rec.astype(dtype)
     if not cell.reset_after:
         # Before the reset: the candidate's recurrent bias sits outside r, like the others.
         zx += br
-    order = range(steps - 1, -1, -1) if cell.direction == "backward" else range(steps)
     h: np.ndarray = np.zeros((n, u), dtype)
     hs: np.ndarray = np.empty((n, steps, u), dtype)
     keep: dict[str, np.ndarray] = (

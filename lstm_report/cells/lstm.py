@@ -19,6 +19,7 @@ from lstm_report.cells import (
     Direction,
     GateWeights,
     activations,
+    replay_inputs,
 )
 from lstm_report.errors import AnalysisError
 
@@ -83,20 +84,10 @@ def replay_lstm(
 ) -> CellTrace:
     """Run the LSTM on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
     act, rec = activations(cell)
-    if x.ndim != 3 or x.shape[2] != cell.input_dim:
-        raise AnalysisError(
-            f"{cell.label}: input shape {x.shape} is not (batch, steps, {cell.input_dim})"
-        )
-    W, U, b, b_rec = cell.stacked()
-    U = U.astype(dtype)
+    zx, U, b, b_rec, order = replay_inputs(cell, x, dtype)
     P: np.ndarray | None = None if cell.P is None else cell.P.astype(dtype)
     n, steps, _ = x.shape
     u = cell.units
-    backward = cell.direction == "backward"
-    order = range(steps - 1, -1, -1) if backward else range(steps)
-    zx: np.ndarray = np.asarray(x, dtype=dtype) @ W.astype(
-        dtype
-    )  # every step's input projection at once
     for bias in (b, b_rec):  # both sides' biases are simply added in an LSTM
         if bias is not None:
             zx += bias.astype(dtype)

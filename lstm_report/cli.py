@@ -31,24 +31,34 @@ def _parser() -> argparse.ArgumentParser:
         "per-gate matrices, norms, spectra and figures, as one self-contained HTML page.",
     )
     parser.add_argument("--version", action="version", version=f"lstm-report {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
-    common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    common.add_argument(
-        "--json", metavar="PATH", dest="json_path", help="also write the report data as JSON"
-    )
-    common.add_argument(
+    # Options shared by the commands: every command's, those of every command that reads
+    # models (build, demo, batch), and those of a single report (build, demo).
+    basic = argparse.ArgumentParser(add_help=False)
+    basic.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
+    basic.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    reading = argparse.ArgumentParser(add_help=False)
+    reading.add_argument(
         "--verify",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="replay every layer in numpy and compare with Keras (default: when the model "
         "was read through Keras)",
     )
-    common.add_argument(
+    reading.add_argument(
         "--reader",
         choices=("auto", "direct", "keras"),
         help="how to read model files: direct (h5py, no TensorFlow), keras, or auto "
         "(direct where it can, else Keras; the default)",
+    )
+    reading.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="allow models whose layers run Python code on load (Lambda layers); "
+        "only for files you trust",
+    )
+    common = argparse.ArgumentParser(add_help=False, parents=[basic, reading])
+    common.add_argument(
+        "--json", metavar="PATH", dest="json_path", help="also write the report data as JSON"
     )
     common.add_argument(
         "--fail-on",
@@ -61,12 +71,6 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read no cached figures of checkpoints: compute every one afresh (and store "
         "nothing); for build, the cache is in $XDG_CACHE_HOME/lstm-report/checkpoints",
-    )
-    common.add_argument(
-        "--unsafe",
-        action="store_true",
-        help="allow models whose layers run Python code on load (Lambda layers); "
-        "only for files you trust",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -128,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     site = sub.add_parser(
         "site",
+        parents=[basic],
         help="build a static site from a folder of reports",
         description="Copy every lstm-report page under REPORTS_DIR into SITE_DIR/reports/ and "
         "write SITE_DIR/index.html, a sortable index built from the data the reports carry.",
@@ -146,18 +151,17 @@ def _parser() -> argparse.ArgumentParser:
         help="also publish reports reached through symlinks that lead out of REPORTS_DIR "
         "(skipped by default)",
     )
-    site.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
-    site.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    _add_batch(sub)
+    _add_batch(sub, [basic, reading])
     return parser
 
 
 # -- batch (issue 12) ---------------------------------------------------------------------
 
 
-def _add_batch(sub: Any) -> None:
+def _add_batch(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     batch = sub.add_parser(
         "batch",
+        parents=parents,
         help="build the reports of many configs or model files into a site",
         description="Build one report per config or model file (a sweep's runs) into "
         "SITE_DIR/reports/, with a Markdown summary beside each, and write SITE_DIR/index.html "
@@ -187,28 +191,11 @@ def _add_batch(sub: Any) -> None:
         "--json", action="store_true", help="also write each report's data as JSON beside it"
     )
     batch.add_argument(
-        "--verify",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="replay every layer in numpy and compare with Keras (default: when the model "
-        "was read through Keras)",
-    )
-    batch.add_argument(
-        "--reader", choices=("auto", "direct", "keras"), help="how to read model files"
-    )
-    batch.add_argument(
-        "--unsafe",
-        action="store_true",
-        help="allow models whose layers run Python code on load (Lambda layers)",
-    )
-    batch.add_argument(
         "--no-cache",
         action="store_true",
         help="rebuild every run and compute every checkpoint afresh: reuse no page and no "
         "cached checkpoint of an earlier batch into SITE_DIR, and cache nothing",
     )
-    batch.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
-    batch.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 
 def _batch(args: argparse.Namespace) -> int:

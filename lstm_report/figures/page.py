@@ -3,7 +3,7 @@ workers cost more than they saved: see the README's benchmark notes)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lstm_report.figures.layer import layer_figures
@@ -20,19 +20,19 @@ def draw_figures(
     """Figures of every layer, compared layer and series, keyed by anchor. ``models`` name
     the rows of the ΔW heatmaps of a comparison's first layers (their input features)."""
     figures: dict[str, Any] = {la.anchor: layer_figures(la) for la in layers}
+    by_name = {m.name: m for m in models}
     for c in comparisons:
         for ld in c.layers:
-            figures[ld.anchor] = comparison_figures(ld, _feature_rows(models, c.candidate, ld))
+            figures[ld.anchor] = comparison_figures(ld, _feature_rows(by_name, c.candidate, ld))
     figures.update({s.anchor: series_figures(s) for s in series})
     return figures
 
 
 def _feature_rows(
-    models: Sequence[ModelAnalysis], side: str, ld: LayerDelta
+    by_name: Mapping[str, ModelAnalysis], side: str, ld: LayerDelta
 ) -> tuple[str, ...] | None:
     """The input feature names of a compared layer, from the candidate's model (a side is a
     model's name, or ``model@checkpoint``); None where its inputs are not the features."""
-    by_name = {m.name: m for m in models}
     model = by_name.get(side) or by_name.get(side.rpartition("@")[0])
     for la in model.layers if model is not None else ():
         if (la.weights.name, la.weights.direction) == (ld.name, ld.direction) and la.features:

@@ -97,6 +97,7 @@ def point_key(spec: ModelSpec, digest: str | None, previous: str | None, first: 
         "previous": previous,
         "reader": spec.reader,
         "unsafe": spec.unsafe,
+        "external_data": spec.external_data,
         "activations": [list(a) for a in spec.activations],
     }
     text = json.dumps(parts, sort_keys=True)

@@ -398,6 +398,15 @@ def chart(rows: Sequence[Row], metric: str = "auto") -> Chart | None:
 def _check_site(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{display(out)}: exists and is not a folder; give a folder for the site")
+    # What the batch writes inside the site is never written through a symbolic link (one
+    # planted there would send pages or the manifest elsewhere); the cache's own folder is
+    # checked by checkpoints.Cache, which then caches nothing.
+    for name in ("reports", runcache.MANIFEST):
+        if (out / name).is_symlink():
+            raise OutputError(
+                f"{display(out / name)}: is a symbolic link; batch never writes through one: "
+                "remove it"
+            )
 
 
 def run_batch(
@@ -458,7 +467,7 @@ def run_batch(
             engine = DaskEngine(scheduler) if scheduler else PoolEngine(slots)
             finished = False
             try:
-                _execute(out, plan, engine, checkpoints.Cache(folder), say)
+                _execute(out, plan, engine, checkpoints.Cache(folder, root=out), say)
                 finished = True
             finally:
                 if finished:

@@ -23,13 +23,15 @@ STORED_ORDER = {
 """ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
 
 
-def read_framework(path: Path, format: str, *, name: str, where: str) -> ModelWeights:
+def read_framework(
+    path: Path, format: str, *, name: str, where: str, allow_external_data: bool = False
+) -> ModelWeights:
     """Read a PyTorch (.pt/.pth/.safetensors) or ONNX file; errors start with ``where``."""
     try:
         if format == "onnx":
             from lstm_report.readers import onnx_rnn
 
-            found = onnx_rnn.read(path)
+            found = onnx_rnn.read(path, allow_external_data=allow_external_data)
         else:
             from lstm_report.readers import torch_rnn
 

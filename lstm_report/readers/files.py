@@ -124,7 +124,9 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                 if problem is not None:
                     raise CorruptModelError(f"{where}: {show(info.filename)} {problem}")
             if "config.json" not in names and (
-                path.suffix.lower() in TORCH_SUFFIXES or any(n.endswith("data.pkl") for n in names)
+                path.suffix.lower() in TORCH_SUFFIXES
+                or any(n.endswith("data.pkl") for n in names)
+                or {"data", "policy.pth"} <= names  # stable-baselines3's model.save()
             ):
                 return ModelFile(path=path, format="pytorch", config=None)
             if "config.json" not in names:

@@ -189,6 +189,7 @@ def test_policy_is_bounded_by_its_member(tmp_path: Path) -> None:
     with sb3.member_zip(FIX / "recurrent_ppo.zip", "policy.pth") as zf:
         assert zf.fp is not None
         size = zf.fp.seek(0, io.SEEK_END)
+        assert size == zf.member_size
         names = zf.namelist()
     with zipfile.ZipFile(FIX / "recurrent_ppo.zip") as outer:
         assert size == outer.getinfo("policy.pth").file_size
@@ -402,13 +403,19 @@ def test_scalar_hyper_parameters_are_bounded() -> None:
             "big": 2**70,
             "obj": inert_pickle.Placeholder("torch.nn.MSELoss", (), {}),
             "list": [1, 2],
+            "nan": float("nan"),
         }
     )
     got = inert_pickle.scalar_hyper_parameters({"hyper_parameters": hp})
     assert len(got) == inert_pickle.MAX_HYPER_PARAMETERS
     assert got[0] == ("k0", 0)
     nested = {
-        "hyper_parameters": {"a": {"b": {"c": 1.5, "s": "ok"}}, "long": "x" * 201, "big": 2**70}
+        "hyper_parameters": {
+            "a": {"b": {"c": 1.5, "s": "ok"}},
+            "long": "x" * 201,
+            "big": 2**70,
+            "inf": float("inf"),
+        }
     }
     assert inert_pickle.scalar_hyper_parameters(nested) == (("a.b.c", 1.5), ("a.b.s", "ok"))
     assert inert_pickle.scalar_hyper_parameters({"epoch": 3}) == ()

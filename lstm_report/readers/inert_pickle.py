@@ -21,6 +21,7 @@ numpy; only their names reach the report, and only scalars (`scalar_hyper_parame
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -254,9 +255,11 @@ def scalar_hyper_parameters(obj: object) -> tuple[tuple[str, Scalar], ...]:
             if not isinstance(key, str) or len(key) > MAX_TEXT:
                 continue
             name = prefix + key
-            if isinstance(v, (bool, int, float)) and not isinstance(v, Placeholder):
+            if isinstance(v, (bool, int, float)):
                 if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**63:
                     continue
+                if isinstance(v, float) and not math.isfinite(v):
+                    continue  # JSON has no NaN or infinity
                 out.append((name, v))
             elif isinstance(v, str) and len(v) <= MAX_TEXT:
                 out.append((name, v))

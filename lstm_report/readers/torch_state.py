@@ -271,7 +271,7 @@ class _Archive:
         self.endian = ">" if order == b"big" else "<"
         self.storages: dict[str, _Storage] = {}
         # A member zip (readers/sb3.py) is bounded by its window, not the outer file.
-        self.size = getattr(zf.fp, "length", None) or path.stat().st_size
+        self.size = getattr(zf, "member_size", None) or path.stat().st_size
 
     def _small(self, name: str) -> bytes | None:
         try:

@@ -49,12 +49,20 @@ class Global:
 class Placeholder:
     """What calling a `Global` would have made: its name and what the pickle gave it."""
 
-    __slots__ = ("name", "args", "kwargs", "state", "items", "listitems")
+    __slots__ = ("name", "args", "kwargs", "state", "items", "listitems", "callee")
 
-    def __init__(self, name: str, args: tuple[object, ...], kwargs: dict[Any, object]) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: tuple[object, ...],
+        kwargs: dict[Any, object],
+        callee: Placeholder | None = None,
+    ) -> None:
         self.name = name
         self.args = args
         self.kwargs = kwargs
+        self.callee = callee
+        """The placeholder called to make this one (``functools.partial(...)()``)."""
         self.state: object = None
         self.items: list[tuple[object, object]] = []
         self.listitems: list[object] = []
@@ -125,7 +133,7 @@ class InertUnpickler(_PurePythonUnpickler):
         if isinstance(func, Global):
             return Placeholder(func.name, args, kwargs)
         if isinstance(func, Placeholder):
-            return Placeholder(f"{func.name}(...)", args, kwargs)
+            return Placeholder(f"{func.name}(...)", args, kwargs, callee=func)
         if self._real.get(id(func)) is func:
             # torch_state's rebuild functions, OrderedDict, set, frozenset: nothing else.
             if kwargs:
@@ -198,6 +206,7 @@ def placeholders(obj: object, limit: int = 100_000) -> Iterator[Placeholder]:
             todo.extend(o.args)
             todo.extend(o.kwargs.values())
             todo.append(o.state)
+            todo.append(o.callee)
             todo.extend(v for kv in o.items for v in kv)
             todo.extend(o.listitems)
         elif isinstance(o, dict):

@@ -419,3 +419,28 @@ def test_scalar_hyper_parameters_are_bounded() -> None:
     }
     assert inert_pickle.scalar_hyper_parameters(nested) == (("a.b.c", 1.5), ("a.b.s", "ok"))
     assert inert_pickle.scalar_hyper_parameters({"epoch": 3}) == ()
+
+
+def test_readers_never_import_the_frameworks() -> None:
+    """Every fixture here read with torch, stable-baselines3, Lightning and torchmetrics
+    made unimportable (their names appear in the pickles)."""
+    import subprocess
+
+    code = f"""
+import sys
+for m in ("torch", "stable_baselines3", "sb3_contrib", "lightning", "torchmetrics"):
+    sys.modules[m] = None
+from pathlib import Path
+from lstm_report.readers import torch_rnn
+fix = Path({str(FIX)!r})
+for f in ["cells.pt", "cells.safetensors", "cell_only.pt", "recurrent_ppo.zip",
+          "recurrent_ppo_shared.zip", "lightning.ckpt", "scripted.pt"]:
+    assert torch_rnn.read(fix / f).cells, f
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": str(FIX.parents[3])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -50,9 +50,11 @@ def saved_forms(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     m = keras.Sequential(
         [
             keras.Input((5, 3)),
-            keras.layers.LSTM(4, return_sequences=True),
-            keras.layers.Bidirectional(keras.layers.GRU(2, return_sequences=True)),
-            keras.layers.RNN(keras.layers.LSTMCell(3)),
+            keras.layers.LSTM(4, return_sequences=True, name="lstm"),
+            keras.layers.Bidirectional(
+                keras.layers.GRU(2, return_sequences=True), name="bidirectional"
+            ),
+            keras.layers.RNN(keras.layers.LSTMCell(3), name="rnn"),
         ],
         name="forms",
     )

@@ -71,7 +71,7 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
     Raises ModelLoadError; CorruptModelError for what no reader may try (docs/formats.md,
     "Hostile files"). Every reader, Keras included, runs only after this.
     """
-    if path.is_dir() and (path / "config.json").exists():
+    if is_model_dir(path):
         return _inspect_keras_dir(path, where)
     try:
         with open_regular(path) as fh:
@@ -160,6 +160,14 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
     except (OSError, EOFError) as exc:
         raise ModelLoadError(f"{where}: cannot read {path}: {exc}") from None
     return ModelFile(path=path, format="keras", config=config, keras_version=version)
+
+
+def is_model_dir(path: Path) -> bool:
+    """A folder holding config.json: a Keras 3 model saved with ``save(zipped=False)``."""
+    try:
+        return path.is_dir() and (path / "config.json").exists()
+    except OSError:  # a name too long, a permission: the file checks below say what
+        return False
 
 
 def _inspect_keras_dir(path: Path, where: str) -> ModelFile:

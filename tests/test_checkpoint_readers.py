@@ -64,6 +64,7 @@ def test_cell_replay_matches_torch(file: str, name: str, expected: dict[str, np.
     model = torch_rnn.read(FIX / file)
     cell = _cell(model, name)
     assert cell.framework == f"PyTorch nn.{cell.kind}Cell"
+    assert cell.notes[0].startswith(f"an nn.{cell.kind}Cell computes one step per call")
     assert cell.kind == ("LSTM" if "lstm" in name else "GRU")
     h = replay(cell, expected["x"]).h
     np.testing.assert_allclose(h, expected[f"cells/{name}/out"], atol=ATOL)

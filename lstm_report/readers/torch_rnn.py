@@ -192,6 +192,14 @@ def _cell(
             P=None if w_hr is None else np.ascontiguousarray(w_hr.T),
             framework=f"PyTorch nn.{kind}{module}",
             source_layout=layout,
+            notes=(
+                (
+                    f"an nn.{kind}Cell computes one step per call: the report runs it over "
+                    "every step of the sequence from a zero state, as a loop calling it would",
+                )
+                if module
+                else ()
+            ),
         )
     except AnalysisError as exc:
         raise ModelLoadError(f"{where}: {exc}") from None

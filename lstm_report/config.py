@@ -157,6 +157,11 @@ def is_model_file(path: str | Path) -> bool:
     path = Path(path)
     if path.suffix.lower() in MODEL_SUFFIXES:
         return True
+    try:
+        if path.is_dir() and (path / "config.json").is_file():
+            return True  # a Keras 3 model saved with save(zipped=False)
+    except OSError:
+        return False
     if path.suffix.lower() in (".yaml", ".yml"):
         return False
     try:

@@ -91,6 +91,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
             + ("; each l{k} reads l{k−1}'s output" if reader == "pytorch" else "")
             + " (the file stores weights, not how modules connect)"
         )
+    notes += list(found.notes)
     notes += [f"{c.label}: {n}" for c in cells for n in c.notes]
     return ModelWeights(
         name=name,
@@ -101,6 +102,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
         input_dim=cells[0].input_dim if cells else None,
         reader=reader,
         notes=tuple(notes),
+        hyper_parameters=found.hyper_parameters,
     )
 
 

@@ -99,10 +99,14 @@ def horizon_sentence(m: ModelAnalysis) -> str:
     h, imp = m.memory_horizon, m.input_importance
     assert h is not None and imp is not None
     k, steps = h.steps, h.of
+    whole = k >= h.share * steps  # as spread as an even importance over every step, or more
     if k < SHORT_MEMORY * steps:
         verdict = f"Memory is short: {m.name}'s answer depends on the last {k} of {steps} steps"
-    elif k >= steps:
-        verdict = f"Memory spans the whole sequence: {m.name}'s answer depends on all {steps} steps"
+    elif whole:
+        verdict = (
+            f"Memory spans the whole sequence: {m.name}'s answer depends on steps throughout "
+            f"all {steps}"
+        )
     else:
         verdict = f"Memory reaches back {k} of {steps} steps in {m.name}'s answer"
     target = "the model's output" if imp.target == "model_output" else f"the output of {imp.layer}"
@@ -123,7 +127,7 @@ def horizon_sentence(m: ModelAnalysis) -> str:
         f"({basis}), is {listed}."
     )
     short = [name for name, v in known if k > DISAGREE * v]
-    long = [name for name, v in known if v > DISAGREE * k and k < steps]
+    long = [name for name, v in known if v > DISAGREE * k and not whole]
     if short:
         text += (
             f" That is more than {DISAGREE:g}× shorter than the measured horizon in "

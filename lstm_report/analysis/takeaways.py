@@ -118,12 +118,15 @@ def horizon_sentence(m: ModelAnalysis) -> str:
     known = [(name, t[0]) for name, t in taus if t is not None]
     if not known:
         return text
-    gate = GATE_NAMES[m.layers[0].timescales.gate if m.layers[0].timescales else "f"]
+    letter = next((la.timescales.gate for la in m.layers if la.timescales is not None), "f")
+    gate = GATE_NAMES[letter]
     listed = ", ".join(f"{v:.3g} steps in {name}" for name, v in known)
     on_probe = all(t is not None and t[1] for _, t in taus)
-    basis = "f averaged over the probe" if on_probe else "f at rest, from the biases"
+    basis = (
+        f"{letter} averaged over the probe" if on_probe else f"{letter} at rest, from the biases"
+    )
     text += (
-        f" The weight-side estimate, the median {gate}-gate timescale τ = 1/(1 − f) "
+        f" The weight-side estimate, the median {gate}-gate timescale τ = 1/(1 − {letter}) "
         f"({basis}), is {listed}."
     )
     short = [name for name, v in known if k > DISAGREE * v]
@@ -157,9 +160,9 @@ def memory_sentence(model: str, la: LayerAnalysis) -> str | None:
         steps = la.activity.steps if la.activity is not None else None
         length = f" for sequences of {steps} steps" if steps else ""
         return (
-            f"{head} on the probe{length}: an estimate from the gate alone (τ = 1/(1 − f), f "
-            "averaged over the probe), not a measurement of what the model remembers (its "
-            "per-step importance could not be computed)."
+            f"{head} on the probe{length}: an estimate from the gate alone (τ = 1/(1 − "
+            f"{t.gate}), {t.gate} averaged over the probe), not a measurement of what the model "
+            "remembers (its per-step importance could not be computed)."
         )
     return (
         f"{head} at rest: an estimate from the biases alone (τ = 1/(1 − {t.gate}), "

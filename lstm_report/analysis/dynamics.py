@@ -16,11 +16,12 @@ steps that carry 90% of it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from lstm_report.cells import CellWeights
-from lstm_report.cells.jacobian import cell_map
+from lstm_report.cells.jacobian import CellMap, cell_map
 from lstm_report.model import Dynamics, MemoryHorizon
 
 EXPONENTS = 8
@@ -47,6 +48,9 @@ larger h uses EXPONENTS random orthonormal directions."""
 LOG_FLOOR = float(np.log(np.finfo(np.float64).tiny))
 """log |R_jj| of a direction the map sends to exactly 0 (log 0 has no number)."""
 
+PARALLEL_WORK = 5e8
+"""Multiply-adds of a layer above which its sequences are split between two threads."""
+
 FLOAT64_STATE = 128
 """States of at most this many values are followed in float64."""
 
@@ -67,29 +71,61 @@ def layer_dynamics(
         dtype = np.float64 if size <= FLOAT64_STATE else np.float32
     from threadpoolctl import threadpool_limits  # a dependency; imported when used
 
-    # One BLAS thread: the products are small and many, and two threads waiting on each
-    # other on busy cores took ten times as long (7 s against 0.7 s for an LSTM(256)).
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _dynamics(cell, x, dtype, seed)
-
-
-def _dynamics(cell: CellWeights, x: np.ndarray, dtype: type, seed: int) -> Dynamics:
     m = cell_map(cell, dtype)
     x = np.asarray(x)[: sequences_for(cell, x.shape[0], x.shape[1])]
     if cell.direction == "backward":
         x = x[:, ::-1]
     n, steps, _ = x.shape
-    size = m.state_size
-    k = min(EXPONENTS, size)
+    k = min(EXPONENTS, m.state_size)
     burn = min(BURN_IN, steps // 4)
-    zx = m.project(x)
     rng = np.random.default_rng(seed)
-    q: np.ndarray = np.linalg.qr(rng.normal(size=(n, size, k)))[0].astype(
-        dtype
-    )  # columns orthonormal
-    tangents = np.swapaxes(q, 1, 2)  # (n, k, size): one direction a row
-    states = np.zeros((n, steps + 1, size), dtype)
-    logs = np.zeros((n, k))
+    frames = np.linalg.qr(rng.normal(size=(n, m.state_size, k)))[0]  # orthonormal columns
+    rows = _rows(m.h_size)
+    start = (
+        np.eye(m.h_size)
+        if rows == m.h_size
+        else np.linalg.qr(rng.normal(size=(m.h_size, rows)))[0].T
+    )
+    # Random draws first, then the work: the numbers do not depend on how it is split.
+    chunks = [slice(0, n)]
+    if n >= 2 and sequences_for(cell, n, steps) * _work(cell, steps) >= PARALLEL_WORK:
+        chunks = [slice(0, n // 2), slice(n // 2, n)]
+    # One BLAS thread: the products are small and many, and two threads waiting on each
+    # other on busy cores took ten times as long (7 s against 0.7 s for an LSTM(256));
+    # a large layer's sequences go in two halves to two threads instead.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if len(chunks) == 1:
+            parts = [_sequences(m, x, frames, start, burn)]
+        else:
+            with ThreadPoolExecutor(len(chunks)) as pool:
+                parts = list(
+                    pool.map(lambda c: _sequences(m, x[c], frames[c], start, burn), chunks)
+                )
+    exponents = np.concatenate([e for e, _ in parts])
+    gains = np.concatenate([g for _, g in parts])
+    return Dynamics(
+        lyapunov=tuple(float(v) for v in exponents.mean(axis=0)),
+        lyapunov_spread=tuple(float(v) for v in exponents.std(axis=0)),
+        jacobian_decay=tuple(float(v) for v in np.sqrt(np.median(gains, axis=0))),
+        sequences=n,
+        steps=steps,
+        burn_in=burn,
+        directions=rows,
+        state="h" if cell.kind == "GRU" else "(h, c)",
+    )
+
+
+def _sequences(
+    m: CellMap, x: np.ndarray, frames: np.ndarray, start: np.ndarray, burn: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence of x: the exponents (descending) and the squared decay gains."""
+    n, steps, _ = x.shape
+    zx = m.project(x)
+    tangents: np.ndarray = np.swapaxes(frames, 1, 2).astype(
+        m.dtype
+    )  # (n, k, size): a direction a row
+    states = np.zeros((n, steps + 1, m.state_size), m.dtype)
+    logs = np.zeros((n, tangents.shape[1]))
     for t in range(steps):
         states[:, t + 1], v = m.jvp_z(states[:, t], zx[:, t], tangents)
         q, r = np.linalg.qr(np.swapaxes(v, 1, 2))
@@ -98,27 +134,22 @@ def _dynamics(cell: CellWeights, x: np.ndarray, dtype: type, seed: int) -> Dynam
             grow = np.abs(np.diagonal(r, axis1=1, axis2=2)).astype(np.float64)
             with np.errstate(divide="ignore"):
                 logs += np.maximum(np.log(grow), LOG_FLOOR)
-    per_sequence = -np.sort(-logs / (steps - burn), axis=1)  # descending, per sequence
-    decay, directions = _decay(m, states, zx, rng)
-    return Dynamics(
-        lyapunov=tuple(float(v) for v in per_sequence.mean(axis=0)),
-        lyapunov_spread=tuple(float(v) for v in per_sequence.std(axis=0)),
-        jacobian_decay=decay,
-        sequences=n,
-        steps=steps,
-        burn_in=burn,
-        directions=directions,
-        state="h" if cell.kind == "GRU" else "(h, c)",
-    )
+    exponents = -np.sort(-logs / (steps - burn), axis=1)
+    return exponents, _gains(m, states, zx, start)
 
 
 def sequences_for(cell: CellWeights, sequences: int, steps: int) -> int:
     """How many of the probe's sequences the dynamics of ``cell`` are measured on."""
+    most = max(MIN_SEQUENCES, min(MAX_SEQUENCES, int(WORK // _work(cell, steps))))
+    return min(sequences, most)
+
+
+def _work(cell: CellWeights, steps: int) -> int:
+    """Multiply-adds of the tangent and adjoint products for one sequence."""
     size = cell.output_dim + (cell.units if cell.kind == "LSTM" else 0)
     rows = min(EXPONENTS, size) + _rows(cell.output_dim)
     gates = 4 if cell.kind == "LSTM" else 3
-    per_sequence = max(1, steps * rows * cell.output_dim * gates * cell.units)
-    return max(MIN_SEQUENCES, min(MAX_SEQUENCES, int(WORK // per_sequence)))
+    return max(1, steps * rows * cell.output_dim * gates * cell.units)
 
 
 def _rows(p: int) -> int:
@@ -126,29 +157,21 @@ def _rows(p: int) -> int:
     return p if p <= EXACT_DIRECTIONS else min(EXPONENTS, p)
 
 
-def _decay(
-    m: object, states: np.ndarray, zx: np.ndarray, rng: np.random.Generator
-) -> tuple[tuple[float, ...], int]:
-    """Median over sequences of ‖∂h_T/∂h_(T−k)‖_F / √p for k = 1..T−1, p the size of h.
+def _gains(m: CellMap, states: np.ndarray, zx: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Per sequence, ‖∂h_T/∂h_(T−k)‖_F² / p for k = 1..T−1, p the size of h: (n, T − 1).
 
     Rows a of the adjoint start as unit vectors of h (all p of them: exact) or as R < p
-    random orthonormal ones, for which E‖a·M‖² summed over rows is R/p·‖M‖_F²; either way
-    the value is √(Σ‖a·M‖² / R)."""
-    from lstm_report.cells.jacobian import CellMap
-
-    assert isinstance(m, CellMap)
+    random orthonormal ones, for which E Σ‖a·M‖² over the rows is R/p·‖M‖_F²; either way
+    the value is Σ‖a·M‖² / R."""
     n, steps = zx.shape[0], zx.shape[1]
-    p, size = m.h_size, m.state_size
-    rows = _rows(p)
-    start = np.eye(p) if rows == p else np.linalg.qr(rng.normal(size=(p, rows)))[0].T
-    adj: np.ndarray = np.zeros((n, rows, size), m.dtype)
+    p, rows = m.h_size, start.shape[0]
+    adj: np.ndarray = np.zeros((n, rows, m.state_size), m.dtype)
     adj[:, :, :p] = start
-    out = []
+    out = np.empty((n, max(steps - 1, 0)))
     for t in range(steps - 1, 0, -1):  # step t maps states[:, t] to states[:, t + 1]
         adj = m.vjp_z(states[:, t], zx[:, t], adj)
-        gain = np.sum(np.asarray(adj[:, :, :p], np.float64) ** 2, axis=(1, 2)) / rows
-        out.append(float(np.sqrt(np.median(gain))))
-    return tuple(out), rows
+        out[:, steps - 1 - t] = np.sum(np.asarray(adj[:, :, :p], np.float64) ** 2, axis=(1, 2))
+    return out / rows
 
 
 def memory_horizon(per_step: Sequence[float], share: float = HORIZON_SHARE) -> MemoryHorizon | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -337,7 +338,10 @@ class Dynamics:
 
     @property
     def unstable(self) -> bool:
-        """The largest exponent is above 0 by more than its spread over the sequences."""
+        """The largest exponent is above 0 by more than its spread over the sequences (or
+        not a number: the state overflowed on the probe)."""
+        if not (math.isfinite(self.lyapunov[0]) and math.isfinite(self.lyapunov_spread[0])):
+            return True
         return self.lyapunov[0] - self.lyapunov_spread[0] > UNSTABLE_MARGIN
 
 

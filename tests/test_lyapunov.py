@@ -225,3 +225,12 @@ def test_memory_horizon_by_hand() -> None:
     assert memory_horizon([1.0, 9.0]).steps == 1  # type: ignore[union-attr]
     assert memory_horizon([]) is None and memory_horizon([0.0, 0.0]) is None
     assert memory_horizon([1.0, float("nan")]) is None
+
+
+def test_a_state_that_overflows_is_unstable() -> None:
+    from lstm_report.analysis.findings import unstable_message
+
+    cell = make_cell("GRU", reset_after=True, activation="exponential", scale=2.0, units=6)
+    d = layer_dynamics(cell, np.random.default_rng(0).normal(size=(4, 60, 3)))
+    assert not np.isfinite(d.largest) and d.unstable
+    assert "overflows on the probe" in unstable_message(d)

@@ -93,7 +93,9 @@ def layer_dynamics(
     # One BLAS thread: the products are small and many, and two threads waiting on each
     # other on busy cores took ten times as long (7 s against 0.7 s for an LSTM(256));
     # a large layer's sequences go in two halves to two threads instead.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
+        # errstate: an exploding state (an unbounded activation) gives inf and NaN, and
+        # exponents that are not numbers: Dynamics.unstable says so.
         if len(chunks) == 1:
             parts = [_sequences(m, x, frames, start, burn)]
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,6 +168,11 @@ def _gram64(v: UnitGram) -> np.ndarray:
 
 
 def unstable_message(d: Dynamics) -> str:
+    if not math.isfinite(d.largest):
+        return (
+            f"the {d.state} state overflows on the probe (its Lyapunov exponents are not "
+            "numbers): the state explodes."
+        )
     return (
         f"the largest Lyapunov exponent of the {d.state} state on the probe is "
         f"{d.largest:+.3g} ± {d.lyapunov_spread[0]:.2g} per step (mean ± spread over "

@@ -139,3 +139,33 @@ def test_learned_sentence_names_the_gate_that_changed_most(demo: dict[str, Any])
     assert t["model"] is None and t["layer"] is None
     # the baseline checkpoint speaks only through the comparison
     assert all(x["model"] != cmp["baseline"] for x in demo["takeaways"])
+
+
+def test_memory_sentence_without_a_horizon_is_an_estimate_said_as_one() -> None:
+    import numpy as np
+
+    from lstm_report.analysis import analyse_layer
+    from lstm_report.analysis.activity import probe_activity
+    from lstm_report.analysis.probing import LayerRun
+    from lstm_report.analysis.takeaways import memory_sentence
+    from lstm_report.model import LSTMWeights
+
+    rng = np.random.default_rng(0)
+    w = LSTMWeights(
+        "l", "forward", rng.normal(size=(3, 16)), rng.normal(size=(4, 16)), rng.normal(size=16)
+    )
+    la = analyse_layer(w, None, "a")  # no probe
+    text = memory_sentence("m", la)
+    assert la.timescales is not None and text is not None
+    tau = statistics.median(v for v in la.timescales.resting_tau if v is not None)
+    assert f"is {tau:.3g} steps at rest: an estimate from the biases alone" in text
+    assert "give the model a probe to measure its memory horizon" in text
+    assert "short" not in text
+    x = rng.normal(size=(5, 10, 3))
+    activity, _ = probe_activity(w, x)
+    la = analyse_layer(w, None, "a", run=LayerRun(activity, x))
+    text = memory_sentence("m", la)
+    assert la.timescales is not None and la.timescales.probe_tau is not None and text
+    tau = statistics.median(v for v in la.timescales.probe_tau if v is not None)
+    assert f"is {tau:.3g} steps on the probe for sequences of 10 steps" in text
+    assert "an estimate from the gate alone" in text and "short" not in text

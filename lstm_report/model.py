@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -311,6 +312,59 @@ class Timescales:
 
 
 @dataclass(frozen=True)
+class Dynamics:
+    """How the layer's full state ((h, c) for an LSTM, h for a GRU) responds to a small
+    perturbation while the probe's own inputs drive it (analysis/dynamics.py)."""
+
+    lyapunov: tuple[float, ...]
+    """The k largest Lyapunov exponents (natural log of growth per step, descending), the
+    mean over the probe's sequences; k = min(8, state size)."""
+    lyapunov_spread: tuple[float, ...]
+    """Their standard deviation from sequence to sequence (0 for one sequence)."""
+    jacobian_decay: tuple[float, ...]
+    """For k = 1..T−1: the median over sequences of ‖∂h_T/∂h_(T−k)‖_F / √(size of h), the
+    root-mean-square gain of a perturbation of h k steps before the end (1: kept whole)."""
+    sequences: int
+    steps: int
+    burn_in: int
+    """Steps run before the exponents are accumulated (the QR frame aligns meanwhile)."""
+    directions: int
+    """Adjoint directions of h behind jacobian_decay: the size of h (exact), or fewer,
+    random and orthonormal (an unbiased estimate of the squared norm)."""
+    state: str
+    """``(h, c)`` or ``h``."""
+
+    @property
+    def largest(self) -> float:
+        return self.lyapunov[0]
+
+    @property
+    def unstable(self) -> bool:
+        """The largest exponent is above 0 by more than its spread over the sequences (or
+        not a number: the state overflowed on the probe)."""
+        if not (math.isfinite(self.lyapunov[0]) and math.isfinite(self.lyapunov_spread[0])):
+            return True
+        return self.lyapunov[0] - self.lyapunov_spread[0] > UNSTABLE_MARGIN
+
+
+UNSTABLE_MARGIN = 1e-3
+"""Per step: below this a positive largest exponent is taken as neutral (a state kept
+exactly, f = 1), not as growth: e^(0.001·t) is 1.1 after 100 steps."""
+
+
+@dataclass(frozen=True)
+class MemoryHorizon:
+    """How far back the model's answer reaches on the probe (from the per-step importance)."""
+
+    steps: int
+    """The smallest k such that the last k time steps carry ``share`` of the summed
+    per-step importance."""
+    of: int
+    """The sequence length T."""
+    share: float = 0.9
+
+
+@dataclass(frozen=True)
 class GateActivity:
     """One gate's activations over all probe sequences and steps."""
 
@@ -373,6 +427,8 @@ class LayerAnalysis:
     """The first probe sequences this layer was fed, kept for the verification."""
     projection: MatrixStats | None = None
     """Statistics of the projection P of a PyTorch LSTM with proj_size (else None)."""
+    dynamics: Dynamics | None = None
+    """Lyapunov exponents and Jacobian decay on the probe (None without one)."""
 
     @property
     def spectra_computed(self) -> tuple[str, ...]:
@@ -422,6 +478,8 @@ class ModelAnalysis:
     """Measured on the probe (None without one, or for token-id inputs)."""
     hyper_parameters: tuple[tuple[str, bool | int | float | str], ...] = ()
     """The checkpoint's scalar hyper-parameters (ModelWeights.hyper_parameters)."""
+    memory_horizon: MemoryHorizon | None = None
+    """From input_importance.per_step (None without it)."""
 
 
 # --- answers measured on the probe ------------------------------------------------------

@@ -11,6 +11,7 @@ from lstm_report.cells import equations
 from lstm_report.model import (
     Comparison,
     Delta,
+    Dynamics,
     Finding,
     InputImportance,
     LayerAnalysis,
@@ -193,6 +194,7 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
             for sp in la.spectra
         },
         "memory": memory_json(la.timescales),
+        "dynamics": dynamics_json(la.dynamics),
         "activations": (
             None
             if la.activity is None
@@ -221,6 +223,31 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
         "notes": list(m.notes),
         "input_importance": importance_json(m.input_importance),
         "hyper_parameters": {k: v for k, v in m.hyper_parameters},
+        "memory_horizon": (
+            None
+            if m.memory_horizon is None
+            else {
+                "steps": m.memory_horizon.steps,
+                "of": m.memory_horizon.of,
+                "share": m.memory_horizon.share,
+            }
+        ),
+    }
+
+
+def dynamics_json(d: Dynamics | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "state": d.state,
+        "lyapunov": list(d.lyapunov),
+        "lyapunov_spread": list(d.lyapunov_spread),
+        "unstable": d.unstable,
+        "jacobian_decay": list(d.jacobian_decay),
+        "sequences": d.sequences,
+        "steps": d.steps,
+        "burn_in": d.burn_in,
+        "directions": d.directions,
     }
 
 

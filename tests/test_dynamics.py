@@ -270,13 +270,18 @@ def test_random_verification_without_probe(complex_model: Any, tmp_path: Path) -
 
 def test_fail_on(simple_model: Any, tmp_path: Path) -> None:
     cfg = write_config(
-        tmp_path, f"checks: {{spectral_radius_max: 0.0}}\nmodels: [{simple_model.path}]\n"
-    )
+        tmp_path, f"checks: {{dead_unit_norm: 1000000000.0}}\nmodels: [{simple_model.path}]\n"
+    )  # every unit "dead": a warning
     out = tmp_path / "r.html"
     assert main(["build", str(cfg), "-o", str(out), "-q", "--fail-on", "warning"]) == 3
     assert out.is_file()  # the report is still written for CI to attach
     assert main(["build", str(cfg), "-o", str(out), "-q", "--fail-on", "error"]) == 0
     assert main(["build", str(cfg), "-o", str(out), "-q"]) == 0
+    # A large spectral radius alone is information, not a warning (issue 23)
+    cfg = write_config(
+        tmp_path, f"checks: {{spectral_radius_max: 0.0}}\nmodels: [{simple_model.path}]\n"
+    )
+    assert main(["build", str(cfg), "-o", str(out), "-q", "--fail-on", "warning"]) == 0
 
 
 @pytest.mark.parametrize(

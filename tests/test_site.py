@@ -27,7 +27,7 @@ def reports(
     (d / "run2").mkdir()
     cfg = write_config(
         d,
-        f'title: "Run <1> & co"\nchecks: {{spectral_radius_max: 0.5}}\nmodels: [{simple_model.path}]\n',
+        f'title: "Run <1> & co"\nchecks: {{dead_unit_norm: 1000000000.0}}\nmodels: [{simple_model.path}]\n',
         "a.yaml",
     )
     build_report(cfg, output=d / "a.html")
@@ -53,7 +53,7 @@ def test_site_index_from_reports(reports: Path, tmp_path: Path) -> None:
     assert (site / "reports/a.html").read_bytes() == (reports / "a.html").read_bytes()
     # built from the embedded data: titles escaped, findings counted, models named
     assert "Run &lt;1&gt; &amp; co" in html and "<1>" not in html
-    assert '<span class="badge warning">' in html  # spectral radius above 0.5
+    assert '<span class="badge warning">' in html  # every unit below the dead-unit norm
     assert "complex.keras" in html and "simple.keras" in html
     assert page.srcs == [] and all(h.startswith(("#", "reports/")) for h in page.hrefs)
     assert "https://" not in html and "http://" not in html

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.findings import layer_findings
 from lstm_report.analysis.importance import occlusion_importance
 from lstm_report.analysis.memory import timescales
@@ -19,7 +20,9 @@ from lstm_report.config import Checks, ModelSpec
 from lstm_report.errors import AnalysisError, ConfigError, LstmReportError, listing, quote
 from lstm_report.gates import GateWeights, layer_gates, memory_gate
 from lstm_report.model import (
+    Dynamics,
     GateSpectra,
+    GateStats,
     Headline,
     InputImportance,
     LayerAnalysis,
@@ -107,8 +110,25 @@ def analyse_layer(
         activity=activity,
         probe_inputs=None if run is None or run.inputs is None else run.inputs[:KEPT_SEQUENCES],
         projection=None if w.cell.P is None else matrix_stats(w.cell.P),
+        dynamics=probe_dynamics(w, run, stats),
     )
     return with_findings(la, model, checks)
+
+
+def probe_dynamics(
+    w: LSTMWeights, run: LayerRun | None, stats: Sequence[GateStats]
+) -> Dynamics | None:
+    """Lyapunov exponents and Jacobian decay of the layer driven by its probe inputs; None
+    without them, with non-finite weights, or an activation without a derivative here."""
+    if run is None or run.inputs is None or run.inputs.ndim != 3 or run.inputs.shape[1] == 0:
+        return None
+    parts = [m for g in stats for m in (g.W, g.U, g.b, g.b_rec) if m is not None]
+    if any(m.nonfinite for m in parts):
+        return None
+    try:
+        return layer_dynamics(w.cell, run.inputs)
+    except AnalysisError:
+        return None
 
 
 def with_findings(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:
@@ -123,6 +143,7 @@ def with_findings(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysi
         verification=la.verification,
         activity=la.activity,
         checks=checks,
+        dynamics=la.dynamics,
     )
     return replace(la, findings=findings)
 
@@ -193,6 +214,7 @@ def analyse_model(
         warnings=tuple(warnings),
         input_importance=importance,
         hyper_parameters=weights.hyper_parameters,
+        memory_horizon=None if importance is None else memory_horizon(importance.per_step),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ from lstm_report.config import Checks
 from lstm_report.gates import GateWeights
 from lstm_report.model import (
     GATE_NAMES,
+    Dynamics,
     Finding,
     GateSpectra,
     GateStats,
@@ -165,6 +167,36 @@ def _gram64(v: UnitGram) -> np.ndarray:
     return gram
 
 
+def unstable_message(d: Dynamics) -> str:
+    if not math.isfinite(d.largest):
+        return (
+            f"the {d.state} state overflows on the probe (its Lyapunov exponents are not "
+            "numbers): the state explodes."
+        )
+    return (
+        f"the largest Lyapunov exponent of the {d.state} state on the probe is "
+        f"{d.largest:+.3g} ± {d.lyapunov_spread[0]:.2g} per step (mean ± spread over "
+        f"{d.sequences} sequences): nearby trajectories diverge, so the state is chaotic "
+        "or exploding and its output depends on input details far back."
+    )
+
+
+def radius_context(d: Dynamics | None) -> str:
+    """What a large ρ(U_g) means for this layer, by what the probe showed (if any)."""
+    if d is None:
+        return (
+            "The spectral radius of a gate's recurrent pre-activation does not by itself "
+            "mean exploding dynamics (the state is squashed and gated); give the model a "
+            "probe to measure whether its state grows (Lyapunov exponents)."
+        )
+    if d.unstable:
+        return "On the probe the state does diverge: see the unstable-dynamics finding."
+    return (
+        f"On the probe the state does not diverge: the largest Lyapunov exponent of its "
+        f"{d.state} state is {d.largest:+.3g} per step."
+    )
+
+
 def layer_findings(
     *,
     model: str,
@@ -176,6 +208,7 @@ def layer_findings(
     verification: Verification | None,
     activity: ProbeActivity | None,
     checks: Checks,
+    dynamics: Dynamics | None = None,
 ) -> tuple[Finding, ...]:
     out: list[Finding] = []
 
@@ -204,16 +237,20 @@ def layer_findings(
             f"{verification.max_abs_error:.3g} (tolerance {verification.tolerance:g}) on "
             f"{verification.inputs} inputs: the decomposition does not reproduce this layer.",
         )
+    if dynamics is not None and dynamics.unstable:
+        add("warning", "unstable-dynamics", unstable_message(dynamics))
     for sp in spectra:
         if sp.U is not None and sp.U.spectral_radius is not None:
             if sp.U.spectral_radius > checks.spectral_radius_max:
+                # Information only: ρ(U_g) bounds the linear part of one gate's input at
+                # h = 0, while h is squashed by tanh and gated; healthy trained models
+                # exceed 1.5 routinely. Whether the state grows is what the probe measures.
                 add(
-                    "warning",
+                    "info",
                     "large-spectral-radius",
                     f"U_{sp.gate} ({GATE_NAMES[sp.gate]} gate) has spectral radius "
-                    f"{sp.U.spectral_radius:.3g} (> {checks.spectral_radius_max:g}): "
-                    "the recurrent input to this gate may grow from step to step "
-                    "(possible exploding dynamics).",
+                    f"{sp.U.spectral_radius:.3g} (> {checks.spectral_radius_max:g}). "
+                    + radius_context(dynamics),
                 )
     if not bad:
         vectors = unit_gram(gates)

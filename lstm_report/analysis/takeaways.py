@@ -14,6 +14,7 @@ from lstm_report.model import (
     LayerAnalysis,
     ModelAnalysis,
     Takeaway,
+    Verification,
 )
 
 SHORT_MEMORY = 0.25
@@ -40,10 +41,17 @@ def takeaways(
         if m.input_importance is not None:
             text = importance_sentence(m.name, m.input_importance)
             out.append(Takeaway("inputs", m.name, None, text, f"{m.anchor}-importance"))
-        for la in m.layers:
-            memory = memory_sentence(m.name, la)
-            if memory is not None:
-                out.append(Takeaway("memory", m.name, la.weights.label, memory, la.anchor))
+        if m.memory_horizon is not None and m.input_importance is not None:
+            text = horizon_sentence(m)
+            out.append(Takeaway("memory", m.name, None, text, f"{m.anchor}-importance"))
+        else:
+            for la in m.layers:
+                memory = memory_sentence(m.name, la)
+                if memory is not None:
+                    out.append(Takeaway("memory", m.name, la.weights.label, memory, la.anchor))
+        dynamics = dynamics_sentence(m)
+        if dynamics is not None:
+            out.append(Takeaway("dynamics", m.name, None, dynamics, m.anchor))
         saturation = saturation_sentence(m)
         if saturation is not None:
             out.append(Takeaway("saturation", m.name, None, saturation, m.anchor))
@@ -56,7 +64,7 @@ def takeaways(
                     m.name,
                     None,
                     f"The per-gate matrices of every layer of {m.name} reproduce Keras' own "
-                    f"output (largest difference {worst:.1e}).",
+                    f"output on {_inputs(verified)} (largest difference {worst:.1e}).",
                     m.anchor,
                 )
             )
@@ -67,8 +75,14 @@ def takeaways(
     return tuple(out)
 
 
-def memory_sentence(model: str, la: LayerAnalysis) -> str | None:
-    """The median forget-gate timescale, on the probe where there is one, against its length."""
+DISAGREE = 2.0
+"""The measured horizon and the gate timescale disagree when one is more than this many
+times the other."""
+
+
+def median_tau(la: LayerAnalysis) -> tuple[float, bool] | None:
+    """The layer's median memory-gate timescale, and whether it is the probe's (f averaged
+    over the probe) rather than the resting one (f = act(b_f))."""
     t = la.timescales
     if t is None:
         return None
@@ -76,21 +90,107 @@ def memory_sentence(model: str, la: LayerAnalysis) -> str | None:
     taus = [v for v in (t.probe_tau if t.probe_tau is not None else t.resting_tau) if v is not None]
     if not taus:
         return None
-    median = statistics.median(taus)
-    where = "on the probe" if on_probe else "at rest (no probe)"
-    steps = la.activity.steps if la.activity is not None else None
-    length = f" for sequences of {steps} steps" if steps else ""
-    if steps and median < SHORT_MEMORY * steps:
-        verdict = "Memory is short"
-    elif steps and median >= steps:
-        verdict = "Memory spans the whole sequence"
+    return statistics.median(taus), on_probe
+
+
+def horizon_sentence(m: ModelAnalysis) -> str:
+    """Memory measured on the probe (the horizon of the per-step importance), against the
+    sequence length, with the gate timescales as the weight-side estimate beside it."""
+    h, imp = m.memory_horizon, m.input_importance
+    assert h is not None and imp is not None
+    k, steps = h.steps, h.of
+    whole = k >= h.share * steps  # as spread as an even importance over every step, or more
+    if k < SHORT_MEMORY * steps:
+        verdict = f"Memory is short: {m.name}'s answer depends on the last {k} of {steps} steps"
+    elif whole:
+        verdict = (
+            f"Memory spans the whole sequence: {m.name}'s answer depends on steps throughout "
+            f"all {steps}"
+        )
     else:
-        verdict = "Memory"
-    return (
-        f"{verdict}: the median {GATE_NAMES[t.gate]}-gate timescale of {model} › "
-        f"{la.weights.label} is "
-        f"{median:.3g} steps {where}{length}."
+        verdict = f"Memory reaches back {k} of {steps} steps in {m.name}'s answer"
+    target = "the model's output" if imp.target == "model_output" else f"the output of {imp.layer}"
+    text = (
+        f"{verdict} (measured on {imp.sequences} probe sequences: the last {k} steps carry "
+        f"{h.share:.0%} of the per-step importance for {target})."
     )
+    taus = [(la.weights.label, median_tau(la)) for la in m.layers]
+    known = [(name, t[0]) for name, t in taus if t is not None]
+    if not known:
+        return text
+    letter = next((la.timescales.gate for la in m.layers if la.timescales is not None), "f")
+    gate = GATE_NAMES[letter]
+    listed = ", ".join(f"{v:.3g} steps in {name}" for name, v in known)
+    on_probe = all(t is not None and t[1] for _, t in taus)
+    basis = (
+        f"{letter} averaged over the probe" if on_probe else f"{letter} at rest, from the biases"
+    )
+    text += (
+        f" The weight-side estimate, the median {gate}-gate timescale τ = 1/(1 − {letter}) "
+        f"({basis}), is {listed}."
+    )
+    short = [name for name, v in known if k > DISAGREE * v]
+    long = [name for name, v in known if v > DISAGREE * k and not whole]
+    if short:
+        text += (
+            f" That is more than {DISAGREE:g}× shorter than the measured horizon in "
+            f"{', '.join(short)}: trust the measured horizon; τ counts only what a unit keeps "
+            "by itself, not what the recurrent weights write back into the state."
+        )
+    if long:
+        text += (
+            f" That is more than {DISAGREE:g}× longer than the measured horizon in "
+            f"{', '.join(long)}: trust the measured horizon for what the answer uses; the "
+            "gates could keep more than the model reads back."
+        )
+    return text
+
+
+def memory_sentence(model: str, la: LayerAnalysis) -> str | None:
+    """The median memory-gate timescale where the horizon could not be measured: an
+    estimate from the gate, said as one, with how to measure the memory instead."""
+    t = la.timescales
+    found = median_tau(la)
+    if t is None or found is None:
+        return None
+    median, on_probe = found
+    gate = GATE_NAMES[t.gate]
+    head = f"The median {gate}-gate timescale of {model} › {la.weights.label} is {median:.3g} steps"
+    if on_probe:
+        steps = la.activity.steps if la.activity is not None else None
+        length = f" for sequences of {steps} steps" if steps else ""
+        return (
+            f"{head} on the probe{length}: an estimate from the gate alone (τ = 1/(1 − "
+            f"{t.gate}), {t.gate} averaged over the probe), not a measurement of what the model "
+            "remembers (its per-step importance could not be computed)."
+        )
+    return (
+        f"{head} at rest: an estimate from the biases alone (τ = 1/(1 − {t.gate}), "
+        f"{t.gate} = the gate's activation of its bias with no input), not a measurement; "
+        "give the model a probe to measure its memory horizon from the per-step importance."
+    )
+
+
+def dynamics_sentence(m: ModelAnalysis) -> str | None:
+    """Whether the state is stable on the probe, by its largest Lyapunov exponent."""
+    measured = [la for la in m.layers if la.dynamics is not None]
+    if not measured:
+        return None
+    unstable = [la for la in measured if la.dynamics is not None and la.dynamics.unstable]
+    seqs = max(la.dynamics.sequences for la in measured if la.dynamics is not None)
+    listed = ", ".join(
+        f"{la.dynamics.largest:+.3g} in {la.weights.label}"
+        for la in measured
+        if la.dynamics is not None
+    )
+    how = f"largest Lyapunov exponent per step, on up to {seqs} probe sequences: {listed}"
+    if unstable:
+        names = ", ".join(la.weights.label for la in unstable)
+        return (
+            f"The state of {m.name} diverges on the probe in {names} ({how}): small "
+            "differences grow from step to step; see the unstable-dynamics findings."
+        )
+    return f"The state of {m.name} is stable on the probe: small perturbations die out ({how})."
 
 
 def saturation_sentence(m: ModelAnalysis) -> str | None:
@@ -103,6 +203,13 @@ def saturation_sentence(m: ModelAnalysis) -> str | None:
         return f"No gate of {m.name} saturates on the probe."
     layers = ", ".join(sorted({f.layer or m.name for f in stuck}))
     return f"Some units of {m.name} saturate on the probe, in {layers}: see the findings."
+
+
+def _inputs(verified: Sequence[Verification]) -> str:
+    kinds = {v.inputs for v in verified}
+    if kinds == {"probe"}:
+        return "the probe's inputs"
+    return "random inputs" if kinds == {"random"} else "the probe's and random inputs"
 
 
 def learned_sentence(c: Comparison) -> str | None:
@@ -120,5 +227,5 @@ def learned_sentence(c: Comparison) -> str | None:
     change, gate, layer = best
     return (
         f"Between {c.baseline} and {c.candidate} the {GATE_NAMES[gate]} gate of {layer} "
-        f"changed most (relative change {change:.3g})."
+        f"changed most (from the weights: relative change {change:.3g} of its W or U)."
     )

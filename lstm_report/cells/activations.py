@@ -68,3 +68,68 @@ ACTIVATION_FORMULAS: dict[str, str] = {
 def activation_fn(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
     """The numpy function for a Keras activation name, or None if we cannot replay it."""
     return ACTIVATIONS.get(name)
+
+
+# --- their derivatives, for the cells' Jacobians (cells/jacobian.py) ----------------------
+
+
+def _sigmoid_grad(x: np.ndarray) -> np.ndarray:
+    s = _sigmoid(x)
+    return s * (1.0 - s)
+
+
+def _inside(x: np.ndarray, low: float, high: float, slope: float) -> np.ndarray:
+    """``slope`` where low < x < high, else 0: the derivative of a clip (0 on its kinks)."""
+    return np.where((x > low) & (x < high), slope, 0.0)
+
+
+def _hard_sigmoid_grad(x: np.ndarray) -> np.ndarray:
+    return _inside(x, -3.0, 3.0, 1.0 / 6.0)
+
+
+def _softplus_grad(x: np.ndarray) -> np.ndarray:
+    return _sigmoid(x)
+
+
+def _silu_grad(x: np.ndarray) -> np.ndarray:
+    s = _sigmoid(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def _hard_silu_grad(x: np.ndarray) -> np.ndarray:
+    return _hard_sigmoid(x) + x * _hard_sigmoid_grad(x)
+
+
+def _mish_grad(x: np.ndarray) -> np.ndarray:
+    t = np.tanh(_softplus(x))
+    return t + x * _sigmoid(x) * (1.0 - t * t)
+
+
+_SELU_SCALE, _SELU_ALPHA = 1.0507009873554805, 1.6732632423543772
+
+ACTIVATION_GRADS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": _sigmoid_grad,
+    "tanh": lambda x: 1.0 - np.tanh(x) ** 2,
+    "hard_sigmoid": _hard_sigmoid_grad,
+    "hard_sigmoid_keras2": lambda x: _inside(x, -2.5, 2.5, 0.2),
+    "relu": lambda x: np.where(x > 0, 1.0, 0.0),
+    "relu6": lambda x: _inside(x, 0.0, 6.0, 1.0),
+    "linear": lambda x: np.ones_like(x),
+    "softsign": lambda x: 1.0 / (1.0 + np.abs(x)) ** 2,
+    "softplus": _softplus_grad,
+    "elu": lambda x: np.where(x >= 0, 1.0, np.exp(np.minimum(x, 0.0))),
+    "selu": lambda x: _SELU_SCALE * np.where(x >= 0, 1.0, _SELU_ALPHA * np.exp(np.minimum(x, 0.0))),
+    "exponential": np.exp,
+    "silu": _silu_grad,
+    "swish": _silu_grad,
+    "hard_tanh": lambda x: _inside(x, -1.0, 1.0, 1.0),
+    "hard_silu": _hard_silu_grad,
+    "hard_swish": _hard_silu_grad,
+    "mish": _mish_grad,
+}
+"""d act / dz for every activation in ACTIVATIONS (0 on a clip's kinks, as Keras' gradient)."""
+
+
+def activation_grad(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The derivative of a Keras activation, as a function of its input, or None."""
+    return ACTIVATION_GRADS.get(name)

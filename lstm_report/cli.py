@@ -27,7 +27,8 @@ EXIT_SIGTERM = 143
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstm-report",
-        description="Explain what a trained Keras LSTM has learned from its weights: "
+        description="Explain what a trained recurrent network (LSTM or GRU, from Keras, "
+        "PyTorch or ONNX) has learned from its weights: "
         "per-gate matrices, norms, spectra and figures, as one self-contained HTML page.",
     )
     parser.add_argument("--version", action="version", version=f"lstm-report {__version__}")

@@ -415,7 +415,8 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
 def too_many_models(count: str) -> str:
     return (
         f"models: {count} models; one config names at most {MAX_MODELS:,} "
-        "(split them into several configs; for sweeps, `lstm-report batch` is planned)"
+        "(split them into several configs; for sweeps, `lstm-report batch` builds one report "
+        "per config)"
     )
 
 

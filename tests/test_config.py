@@ -211,7 +211,8 @@ def test_models_per_config_limit(tmp_path: Path) -> None:
     assert len(load_config(ok).models) == 1000
     message = (
         r"^models: more than 1,000 models; one config names at most 1,000 "
-        r"\(split them into several configs; for sweeps, `lstm-report batch` is planned\)$"
+        r"\(split them into several configs; for sweeps, `lstm-report batch` builds one report "
+        r"per config\)$"
     )
     with pytest.raises(ConfigError, match=message):
         load_config(

@@ -93,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="HTML file to write (default: the config's 'output', else NAME.html in the "
-        "current folder, NAME being the config's or the model file's name)",
+        "current folder, NAME being the config's file name or, for a model file, --name "
+        "or the model file's name)",
     )
     build.add_argument(
         "--markdown",
@@ -104,7 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     model_only = build.add_argument_group(
         "when CONFIG_OR_MODEL is a model file (a config says these itself)"
     )
-    model_only.add_argument("--name", help="the model's name in the report (default: file name)")
+    model_only.add_argument(
+        "--name",
+        help="the model's name in the report; the page is NAME.html in the current folder "
+        "unless -o says otherwise (default: the model file's name)",
+    )
     model_only.add_argument(
         "--probe",
         metavar="PATH",

@@ -171,18 +171,28 @@ def model_file_config(
     probe: str | None = None,
     feature_names: Sequence[str] | None = None,
 ) -> Config:
-    """The config of `lstm-report build MODEL_FILE`: one model, everything else by default."""
+    """The config of `lstm-report build MODEL_FILE`: one model, everything else by default.
+    With a ``name``, the page is NAME.html in the current folder (else the file's name)."""
     entry: dict[str, Any] = {"path": str(path)}
+    top: dict[str, Any] = {}
     if name is not None:
         entry["name"] = name
+        top["output"] = page_name(name)
     if probe is not None:
         entry["probe"] = probe
     if feature_names is not None:
         entry["feature_names"] = list(feature_names)
     return parse_config(
-        {"title": f"{name or Path(path).name}: LSTM weight report", "models": [entry]},
+        {"title": f"{name or Path(path).name}: LSTM weight report", "models": [entry], **top},
         source=Path(path).resolve(),
     )
+
+
+def page_name(name: str) -> str:
+    """NAME.html for a model named NAME: a file in the current folder, whatever the name
+    holds (path separators and control characters become ``_``)."""
+    safe = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name).strip()
+    return f"{'_' if safe.startswith('.') or not safe else ''}{safe}.html"
 
 
 def parse_config(

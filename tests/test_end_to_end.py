@@ -511,7 +511,12 @@ def test_build_reads_a_model_file_directly(
     (layer,) = model["layers"]
     assert [f["name"] for f in layer["feature_importance"]] == ["a", "b", "c", "d", "e"]
     assert layer["activations"] is not None  # the probe was used
-    assert (tmp_path / "simple.html").is_file()  # NAME.html in the current folder
+    # --name names the page: NAME.html in the current folder, never the file's name
+    assert (tmp_path / "run42.html").is_file() and not (tmp_path / "simple.html").exists()
+    assert main(["build", str(simple_model.path), "-q"]) == 0
+    assert (tmp_path / "simple.html").is_file()  # without --name: the file's name
+    assert main(["build", str(simple_model.path), "--name", "../up/x", "-q"]) == 0
+    assert (tmp_path / "_.._up_x.html").is_file()  # a name is never a path
     capsys.readouterr()
     assert main(["build", str(simple_model.path), "--feature-names", "a,b", "-q"]) == 1
     assert "2 names given" in capsys.readouterr().err

@@ -70,3 +70,15 @@ def test_no_two_docstrings_in_a_row(module: Path) -> None:
                 for s in (a, b)
             ]
             assert not all(strings), f"{module.name}:{b.lineno}: a second docstring"
+
+
+def test_build_help_says_name_names_the_page() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "lstm_report", "build", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    flat = " ".join(out.split())
+    assert "the page is NAME.html in the current folder" in flat

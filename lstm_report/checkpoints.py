@@ -21,6 +21,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -181,6 +182,10 @@ def parse_entry(raw: Any, key: str) -> Entry | None:
 # -- where entries live -----------------------------------------------------------------
 
 
+class CacheWarning(UserWarning):
+    """The checkpoint cache could not be written (the CLI prints one ``warning:`` line)."""
+
+
 class Cache:
     """Entries by key: in memory (what a batch sends with a report unit), or also in a
     folder (``folder``/KEY[:2]/KEY.json). Reading never raises; writing is best effort."""
@@ -189,6 +194,7 @@ class Cache:
         self.folder = folder
         self._raw: dict[str, Any] = dict(entries or {})
         self._new: dict[str, Entry] = {}
+        self._warned = False
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
@@ -214,8 +220,9 @@ class Cache:
         return entry_json(key, entry) if entry is not None else None
 
     def save(self) -> None:
-        """Write the entries added since the last save (atomically; errors are ignored:
-        the figures are computed again next time)."""
+        """Write the entries added since the last save (atomically). A failed write stops
+        this save and warns (CacheWarning), once per cache: the run goes on, and the
+        figures are computed again next time."""
         from lstm_report.write import write_files
 
         new, self._new = self._new, {}
@@ -228,7 +235,16 @@ class Cache:
         for path, text in texts:
             try:
                 write_files([(path, text)])
-            except LstmReportError:
+            except LstmReportError as exc:
+                if not self._warned:
+                    self._warned = True
+                    warnings.warn(
+                        CacheWarning(
+                            f"cannot write the checkpoint cache in {self.folder} ({exc}); "
+                            "the figures are computed again next time"
+                        ),
+                        stacklevel=2,
+                    )
                 return
 
 

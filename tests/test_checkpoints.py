@@ -434,3 +434,27 @@ def test_a_worker_of_another_version_refuses_its_units(tmp_path: Path) -> None:
     for error in (point.error, report.error):
         assert error is not None and "install the same version on every worker" in error
         assert "the batch 0.0.0-other" in error
+
+
+def test_a_cache_that_cannot_be_written_warns_once(ckpts: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    cfg = _run(tmp_path, ckpts, [1, 2, 3])
+    cache = Cache(blocker / "checkpoints")
+    with pytest.warns(checkpoints.CacheWarning, match="cannot write the checkpoint cache") as w:
+        first = _points(cfg, cache, [])
+        assert first == _points(cfg, None, [])  # the run went on, with the same figures
+        _points(_run(tmp_path, ckpts, [1, 2, 3, 4]), cache, [])  # a second save: no second line
+    assert len(w) == 1, [str(x.message) for x in w]
+
+
+def test_cli_says_once_that_the_cache_cannot_be_written(
+    ckpts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    cfg = _run(tmp_path, ckpts, [1, 2, 3, 4])
+    assert main(["build", str(cfg), "-o", str(tmp_path / "r.html")]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "checkpoint cache" in x]
+    assert len(lines) == 1 and lines[0].startswith("warning: cannot write"), lines

@@ -32,6 +32,7 @@ from lstm_report.config import ModelSpec, checkpoint_label
 from lstm_report.errors import ConfigError, LstmReportError, one_line, shorten
 from lstm_report.limits import open_regular, read_at_most
 from lstm_report.model import Checkpoint, GatePoint, LayerPoint, LSTMWeights
+from lstm_report.readers.formats import format_of
 
 if TYPE_CHECKING:
     from lstm_report.pools import LocalPool
@@ -444,7 +445,7 @@ def warm_up() -> None:
     import threadpoolctl  # noqa: F401
 
     import lstm_report.analysis.series  # noqa: F401
-    import lstm_report.readers  # noqa: F401
+    import lstm_report.readers.direct  # noqa: F401
 
 
 def estimate(layers: Sequence[LSTMWeights], count: int) -> float:
@@ -516,7 +517,7 @@ def series_points(
         entry = found.get(k) or store.get(p.keys[k])
         assert entry is not None
         layers = tuple(entry.points[x] for x in entry.layers if x in wanted)
-        out.append(Checkpoint(path=str(path), label=label_of(str(path)), layers=layers))
+        out.append(Checkpoint(path=str(path), label=checkpoint_label(path), layers=layers))
     return tuple(out)
 
 
@@ -530,7 +531,7 @@ class _Failed(LstmReportError):
     """A checkpoint could not be reduced; the message is the unit's own."""
 
 
-def label_of(path: str) -> str:
-    """A checkpoint's label: its file name without suffix (in-memory snapshots: as named)."""
-    is_file = path.endswith((".keras", ".h5", ".hdf5"))
-    return checkpoint_label(Path(path)) if is_file else path
+def label_of(name: str) -> str:
+    """An in-memory snapshot's label: as named, without a model file's suffix if it has
+    one (readers.formats), as a checkpoint file's label (config.checkpoint_label)."""
+    return checkpoint_label(Path(name)) if format_of(name) is not None else name

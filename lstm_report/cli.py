@@ -25,6 +25,8 @@ EXIT_SIGTERM = 143
 
 
 def _parser() -> argparse.ArgumentParser:
+    from lstm_report.readers.formats import suffix_text
+
     parser = argparse.ArgumentParser(
         prog="lstm-report",
         description="Explain what a trained recurrent network (LSTM or GRU, from Keras, "
@@ -81,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="build a report from a YAML config or a model file",
         description="Build the report described by a YAML config file, or the report of one "
-        "model file (.keras, .h5) with default settings.",
+        f"model file ({suffix_text()}) with default settings.",
     )
     build.add_argument(
         "config",

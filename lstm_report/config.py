@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, listing, quote, shorten
+from lstm_report.readers.formats import format_of, model_stem
 
 DEFAULT_TITLE = "LSTM weight report"
 
@@ -141,16 +142,13 @@ def load_config(path: str | Path) -> Config:
     return load(path)
 
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pt", ".pth", ".safetensors", ".onnx")
-"""File names that `lstm-report build FILE` takes for a model file rather than a config."""
-
 _MAGIC = (b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")  # a zip (.keras) or an HDF5 file
 
 
 def is_model_file(path: str | Path) -> bool:
     """Whether ``build`` should read this path as a model, not as a YAML config."""
     path = Path(path)
-    if path.suffix.lower() in MODEL_SUFFIXES:
+    if format_of(path) is not None:  # the readers' table of model files
         return True
     if path.suffix.lower() in (".yaml", ".yml"):
         return False
@@ -239,8 +237,10 @@ def parse_config(
 
 
 def checkpoint_label(path: Path) -> str:
-    """How ``model@label`` names one checkpoint of a series: the file name without suffix."""
-    return path.name.split(".", 1)[0] if path.name.endswith(".weights.h5") else path.stem
+    """How ``model@label`` names one checkpoint of a series: the file name without its
+    model suffix (readers.formats: ``epoch_3.keras``, ``epoch_3.weights.h5``, ``epoch_3.pt``,
+    ``epoch_3.safetensors``, ``epoch_3.onnx`` are all ``epoch_3``)."""
+    return model_stem(path.name)
 
 
 def _compare_side(value: str, models: Sequence[ModelSpec], where: str) -> str:

@@ -104,3 +104,53 @@ def test_one_owner_of_model_suffixes(name: str, stem: str) -> None:
 def test_every_suffix_the_readers_know_is_a_model_file() -> None:
     for suffix in MODEL_SUFFIXES:
         assert is_model_file(f"x{suffix}") and label_of(f"/a/b/x{suffix}") == "x"
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "torch_state_dict.pt",  # LSTMs (one with proj_size), bidirectional, GRUs, no bias
+        "torch_half.safetensors",
+        "onnx_lstm_bidirectional.onnx",
+        "onnx_gru_lbr0_reverse.onnx",
+        "onnx_gru_lbr1_bidirectional.onnx",
+    ],
+)
+def test_a_series_handles_every_cell_the_single_report_does(
+    tmp_path: Path, fixture: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suffix = Path(fixture).suffix
+    run = tmp_path / "run"
+    run.mkdir()
+    for e in (1, 2):
+        (run / f"epoch_{e}{suffix}").write_bytes((FIXTURES / fixture).read_bytes())
+    series_cfg = tmp_path / "series.yaml"
+    series_cfg.write_text(f"models:\n  - {{path: 'run/epoch_*{suffix}', name: run}}\n")
+    single_cfg = tmp_path / "single.yaml"
+    single_cfg.write_text(f"models:\n  - {{path: 'run/epoch_2{suffix}', name: run}}\n")
+    found = {}
+    for cfg in (series_cfg, single_cfg):
+        out = tmp_path / f"{cfg.stem}.json"
+        args = ["build", str(cfg), "-q", "--no-cache", "-o", str(tmp_path / f"{cfg.stem}.html")]
+        assert main([*args, "--json", str(out)]) == 0, capsys.readouterr().err
+        found[cfg.stem] = json.loads(out.read_text(encoding="utf-8"))["models"][0]
+    last = found["series"]["series"]["checkpoints"][-1]["layers"]
+    single = {(x["name"], x["direction"]): x for x in found["single"]["layers"]}
+    assert {(x["name"], x["direction"]) for x in last} == set(single)
+    for point in last:
+        layer = single[(point["name"], point["direction"])]
+        for gate, figures in point["gates"].items():
+            radius = layer["spectra"][gate]["U"]["spectral_radius"]
+            if radius is None:  # U_g not square: a projection
+                assert figures["U_spectral_radius"] is None
+            else:
+                assert figures["U_spectral_radius"] == pytest.approx(radius, rel=1e-9)
+            assert figures["relative_change"] == 0.0  # the same bytes twice
+    if fixture == "torch_state_dict.pt":
+        proj = [p for p in last if p["name"].startswith("proj.")]
+        assert len(proj) == 4 and all(
+            g["U_spectral_radius"] is None for p in proj for g in p["gates"].values()
+        )

@@ -16,7 +16,7 @@ from lstm_report.readers.formats import format_of, model_stem
 DEFAULT_TITLE = "LSTM weight report"
 
 TOP_KEYS = ("title", "output", "models", "checks", "verify", "reader", "compare")
-COMPARE_KEYS = ("baseline", "candidate")
+COMPARE_KEYS = ("baseline", "candidate", "layers")
 MODEL_KEYS = (
     "path",
     "name",
@@ -99,11 +99,14 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class CompareSpec:
-    """One entry of ``compare:``: two model names."""
+    """One entry of ``compare:``: two model names, and which layer is which."""
 
     index: int
     baseline: str
     candidate: str
+    layers: tuple[tuple[str, str], ...] | None = None
+    """``layers:``: (baseline layer name, candidate layer name) pairs, in the config's order;
+    None: by name, else by position (analysis.compare.compare_models)."""
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,7 @@ def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, 
             )
         _check_keys(item, COMPARE_KEYS, key + ".")
         pair = []
-        for role in COMPARE_KEYS:
+        for role in ("baseline", "candidate"):
             value = item.get(role)
             if value is None:
                 raise ConfigError(f"{key}.{role}: required key is missing (a model name)")
@@ -294,8 +297,35 @@ def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, 
             pair.append(_compare_side(value, models, f"{key}.{role}"))
         if pair[0] == pair[1]:
             raise ConfigError(f"{key}: baseline and candidate are the same model {quote(pair[0])}")
-        out.append(CompareSpec(i, pair[0], pair[1]))
+        out.append(CompareSpec(i, pair[0], pair[1], _layer_map(item.get("layers"), key)))
     return tuple(out)
+
+
+def _layer_map(raw: Any, key: str) -> tuple[tuple[str, str], ...] | None:
+    """``layers: {baseline layer: candidate layer}``: names only here; whether the models
+    have them is known once they are read."""
+    if raw is None:
+        return None
+    where = f"{key}.layers"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{where}: expected a mapping of baseline layer names to candidate layer names "
+            f"({{lstm: lstm_1}}), got {_kind(raw)}"
+        )
+    if not raw:
+        raise ConfigError(f"{where}: the mapping is empty; omit the key to match layers by name")
+    seen: dict[str, str] = {}
+    for b, c in raw.items():
+        if not isinstance(b, str) or not b:
+            raise ConfigError(f"{where}: expected layer names as keys, got {_kind(b)}")
+        if not isinstance(c, str) or not c:
+            raise ConfigError(f"{where}.{b}: expected a candidate layer name, got {_kind(c)}")
+        if c in seen:
+            raise ConfigError(
+                f"{where}.{b}: candidate layer {quote(c)} is already mapped from {quote(seen[c])}"
+            )
+        seen[c] = b
+    return tuple((str(b), str(c)) for b, c in raw.items())
 
 
 def _parse_checks(raw: Any) -> Checks:

@@ -499,6 +499,8 @@ class Comparison:
     only_baseline: tuple[str, ...]
     only_candidate: tuple[str, ...]
     anchor: str
+    matched_by: str = "name"
+    """How the layers were paired: ``name``, ``position`` or ``mapping`` (config ``layers:``)."""
 
 
 @dataclass(frozen=True)

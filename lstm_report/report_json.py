@@ -76,9 +76,11 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
     return {
         "baseline": c.baseline,
         "candidate": c.candidate,
+        "matched_by": c.matched_by,
         "layers": [
             {
                 "name": ld.name,
+                "candidate_name": ld.candidate.name,
                 "direction": ld.direction,
                 "gates": {
                     g.gate: {

@@ -549,20 +549,22 @@ models:
   - dense.keras
   - {{path: emb.keras, feature_names: [a, b, c]}}
   - {{path: {simple_model.path}, name: simple}}
-compare: [{{baseline: simple, candidate: emb.keras}}]
 """,
     )
     out = str(tmp_path / "r.html")
     code, err = run_main(capfd, "build", str(cfg), "-o", out)
     assert code == 0, err
-    assert err.splitlines()[:3] == [
+    assert err.splitlines()[:2] == [
         "warning: dense.keras: the model has no LSTM or GRU layer",
         "warning: emb.keras: feature_names are not shown: no analysed LSTM reads the model "
         "input directly",
-        "warning: compare[0]: no layer of 'simple' matches one of 'emb.keras' by name and "
-        "direction; nothing was compared",
     ]
     assert run_main(capfd, "build", str(cfg), "-o", out, "-q") == (0, "")
+    # A comparison where nothing can be paired is not a success (tests/test_compare_matching.py)
+    with cfg.open("a", encoding="utf-8") as fh:
+        fh.write("compare: [{baseline: simple, candidate: emb.keras}]\n")
+    code, err = run_main(capfd, "build", str(cfg), "-o", out, "-q")
+    assert code == 1 and err.startswith("error: compare[0]: no layer of 'simple' matches"), err
 
 
 def test_progress_counts_the_models(

@@ -517,7 +517,8 @@ def series_points(
         entry = found.get(k) or store.get(p.keys[k])
         assert entry is not None
         layers = tuple(entry.points[x] for x in entry.layers if x in wanted)
-        out.append(Checkpoint(path=str(path), label=checkpoint_label(path), layers=layers))
+        shown = spec.shown_path(path)  # never a local absolute path (the page is published)
+        out.append(Checkpoint(path=shown, label=checkpoint_label(path), layers=layers))
     return tuple(out)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import difflib
 import glob
+import os
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +91,20 @@ class ModelSpec:
     """Overrides for what weights-only files cannot tell: (key, activation name) pairs."""
     series: tuple[Path, ...] | None = None
     """A checkpoint series (glob or list, in natural order); ``path`` is its last file."""
+    shown: tuple[str, ...] = ()
+    """How the page names each file of ``series or (path,)``: as the config gave it,
+    relative to the config (an absolute path: the file name). Never an absolute path."""
 
     @property
     def key(self) -> str:
         """The key path of this entry, for error messages: ``models[0]``."""
         return f"models[{self.index}]"
+
+    def shown_path(self, path: Path | None = None) -> str:
+        """How the page, the JSON and the Markdown name ``path`` (default: ``self.path``)."""
+        path = self.path if path is None else path
+        files = self.series or (self.path,)
+        return dict(zip(files, self.shown)).get(path, path.name)
 
 
 @dataclass(frozen=True)
@@ -183,10 +193,12 @@ def model_file_config(
         entry["probe"] = probe
     if feature_names is not None:
         entry["feature_names"] = list(feature_names)
-    return parse_config(
+    cfg = parse_config(
         {"title": f"{name or Path(path).name}: LSTM weight report", "models": [entry], **top},
         source=Path(path).resolve(),
     )
+    (spec,) = cfg.models  # a file named on the command line: its name on the page
+    return replace(cfg, models=(replace(spec, shown=(spec.path.name,)),))
 
 
 def page_name(name: str) -> str:
@@ -407,11 +419,13 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
     if "path" not in raw:
         raise ConfigError(f"{key}.path: required key is missing (the model file to read)")
     series: tuple[Path, ...] | None = None
+    shown: tuple[str, ...]
     if isinstance(raw["path"], Sequence) and not isinstance(raw["path"], str):
         listed = _optional_str_list(raw, "path", f"{key}.path") or ()
         if not listed:
             raise ConfigError(f"{key}.path: the list of checkpoints is empty")
         series = tuple(_resolve(base, p) for p in listed)
+        shown = tuple(_shown(p, s, base) for p, s in zip(listed, series))
         path_str = listed[-1]
     else:
         path_str = _optional_str(raw, "path", f"{key}.path") or ""
@@ -425,6 +439,9 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
             if not found:
                 raise ConfigError(f"{key}.path: no file matches {quote(path_str)}")
             series = tuple(found)
+            shown = tuple(_shown(path_str, f, base) for f in found)
+        else:
+            shown = (_shown(path_str, _resolve(base, path_str), base),)
     path = series[-1] if series else _resolve(base, path_str)
     if series is not None and len(series) < 2:
         series = None
@@ -449,7 +466,16 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
         reader=_reader(raw.get("reader"), f"{key}.reader") or default_reader,
         activations=_parse_activations(raw.get("activations"), f"{key}.activations"),
         series=series,
+        shown=shown[-1:] if series is None else shown,
     )
+
+
+def _shown(given: str, path: Path, base: Path) -> str:
+    """A file as the page names it: relative to the config's folder where the config gave
+    a relative path (a glob: each match), else its name; never a local absolute path."""
+    if Path(given).expanduser().is_absolute():
+        return path.name
+    return Path(os.path.relpath(path, base)).as_posix() if path.is_absolute() else given
 
 
 def too_many_models(count: str) -> str:

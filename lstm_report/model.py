@@ -418,6 +418,8 @@ class ModelAnalysis:
     """The notes that mean part of what was asked for is missing: the CLI prints them."""
     input_importance: InputImportance | None = None
     """Measured on the probe (None without one, or for token-id inputs)."""
+    shown_path: str = ""
+    """The model file as the page names it (config.ModelSpec.shown_path): no local path."""
 
 
 # --- answers measured on the probe ------------------------------------------------------

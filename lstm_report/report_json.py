@@ -213,7 +213,7 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
 def model_json(m: ModelAnalysis) -> dict[str, Any]:
     return {
         "name": m.name,
-        "path": str(m.path),
+        "path": m.shown_path or m.path.name,
         "reader": m.reader,
         "total_params": m.total_params,
         "lstm_params": m.lstm_params,

@@ -154,3 +154,14 @@ def test_a_series_handles_every_cell_the_single_report_does(
         assert len(proj) == 4 and all(
             g["U_spectral_radius"] is None for p in proj for g in p["gates"].values()
         )
+
+
+def test_messages_name_every_suffix_the_readers_know(tmp_path: Path) -> None:
+    from lstm_report.errors import ModelLoadError
+    from lstm_report.readers.files import inspect_file
+
+    (tmp_path / "d.pt").mkdir()
+    with pytest.raises(ModelLoadError) as err:
+        inspect_file(tmp_path / "d.pt", where="models[0]")
+    for suffix in (".keras", ".h5", ".hdf5", ".pt", ".pth", ".safetensors", ".onnx"):
+        assert suffix in str(err.value)

@@ -79,11 +79,11 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
         raise ModelLoadError(f"{where}: model file not found: {path}") from None
     except IsADirectoryError:
         raise ModelLoadError(
-            f"{where}: {path} is a directory; expected a .keras or .h5 model file"
+            f"{where}: {path} is a directory; expected a model file ({suffix_text()})"
         ) from None
     except NotRegularFileError as exc:
         raise ModelLoadError(
-            f"{where}: {path} is {exc}; expected a .keras or .h5 model file"
+            f"{where}: {path} is {exc}; expected a model file ({suffix_text()})"
         ) from None
     except OSError as exc:
         raise ModelLoadError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None

@@ -199,6 +199,7 @@ def test_example_config_is_valid() -> None:
     data["models"][1]["path"] = ["a.keras", "b.keras"]  # the glob would need real files
     cfg = parse_config(data, base_dir="/tmp")
     assert cfg.compare[0].baseline == "run42" and cfg.models[0].probe is not None
+    assert cfg.compare[1].layers == (("encoder/lstm", "encoder.l0"),)
 
 
 def test_models_per_config_limit(tmp_path: Path) -> None:

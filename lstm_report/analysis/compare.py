@@ -142,13 +142,13 @@ def _mapped(
 ) -> list[tuple[LSTMWeights, LSTMWeights]]:
     """The pairs a ``layers:`` mapping names (each direction of a layer with the same
     direction), then the unmapped layers by name."""
-    names = {s[0]: list(dict.fromkeys(w.name for w in s[1])) for s in (base, cand)}
     for b, c in layers:
-        for name, s in ((b, base), (c, cand)):
-            if name not in names[s[0]]:
+        for name, (model, weights) in ((b, base), (c, cand)):
+            names = list(dict.fromkeys(w.name for w in weights))
+            if name not in names:
                 raise ConfigError(
-                    f"{where}.{b}: no analysed layer {name!r} in {s[0]!r} "
-                    f"(layers: {', '.join(names[s[0]]) or 'none'})"
+                    f"{where}.{b}: no analysed layer {name!r} in {model!r} "
+                    f"(layers: {', '.join(names) or 'none'})"
                 )
     mapping = dict(layers)
     targets = set(mapping.values())

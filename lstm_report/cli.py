@@ -25,9 +25,12 @@ EXIT_SIGTERM = 143
 
 
 def _parser() -> argparse.ArgumentParser:
+    from lstm_report.readers.formats import suffix_text
+
     parser = argparse.ArgumentParser(
         prog="lstm-report",
-        description="Explain what a trained Keras LSTM has learned from its weights: "
+        description="Explain what a trained recurrent network (LSTM or GRU, from Keras, "
+        "PyTorch or ONNX) has learned from its weights: "
         "per-gate matrices, norms, spectra and figures, as one self-contained HTML page.",
     )
     parser.add_argument("--version", action="version", version=f"lstm-report {__version__}")
@@ -86,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="build a report from a YAML config or a model file",
         description="Build the report described by a YAML config file, or the report of one "
-        "model file (.keras, .h5) with default settings.",
+        f"model file ({suffix_text()}) with default settings.",
     )
     build.add_argument(
         "config",
@@ -98,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="HTML file to write (default: the config's 'output', else NAME.html in the "
-        "current folder, NAME being the config's or the model file's name)",
+        "current folder, NAME being the config's file name or, for a model file, --name "
+        "or the model file's name)",
     )
     build.add_argument(
         "--markdown",
@@ -109,7 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     model_only = build.add_argument_group(
         "when CONFIG_OR_MODEL is a model file (a config says these itself)"
     )
-    model_only.add_argument("--name", help="the model's name in the report (default: file name)")
+    model_only.add_argument(
+        "--name",
+        help="the model's name in the report; the page is NAME.html in the current folder "
+        "unless -o says otherwise (default: the model file's name)",
+    )
     model_only.add_argument(
         "--probe",
         metavar="PATH",

@@ -480,6 +480,8 @@ class ModelAnalysis:
     """The checkpoint's scalar hyper-parameters (ModelWeights.hyper_parameters)."""
     memory_horizon: MemoryHorizon | None = None
     """From input_importance.per_step (None without it)."""
+    shown_path: str = ""
+    """The model file as the page names it (config.ModelSpec.shown_path): no local path."""
 
 
 # --- answers measured on the probe ------------------------------------------------------
@@ -561,6 +563,8 @@ class Comparison:
     only_baseline: tuple[str, ...]
     only_candidate: tuple[str, ...]
     anchor: str
+    matched_by: str = "name"
+    """How the layers were paired: ``name``, ``position`` or ``mapping`` (config ``layers:``)."""
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,11 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
     return {
         "baseline": c.baseline,
         "candidate": c.candidate,
+        "matched_by": c.matched_by,
         "layers": [
             {
                 "name": ld.name,
+                "candidate_name": ld.candidate.name,
                 "direction": ld.direction,
                 "gates": {
                     g.gate: {
@@ -213,7 +215,7 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
 def model_json(m: ModelAnalysis) -> dict[str, Any]:
     return {
         "name": m.name,
-        "path": str(m.path),
+        "path": m.shown_path or m.path.name,
         "reader": m.reader,
         "total_params": m.total_params,
         "lstm_params": m.lstm_params,

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,26 @@ class SiteEntry:
     largest_radius: float | None
     headline: str
     source: str
+    kinds: tuple[str, ...] = ()
+    """The kinds of its analysed layers (``LSTM``, ``GRU``), sorted."""
+
+
+def cell_words(entries: Sequence[SiteEntry]) -> dict[str, str]:
+    """What the index calls the layers: LSTM where every report's are LSTMs, else
+    recurrent (a GRU is no LSTM)."""
+    only_lstm = all(set(e.kinds) <= {"LSTM"} for e in entries)
+    return {
+        "reports": "LSTM reports" if only_lstm else "Recurrent network reports",
+        "layers": "LSTM" if only_lstm else "Recurrent",
+    }
+
+
+def folder_label(shown: str) -> str:
+    """A reports folder as the index names it: as given, or, for the current folder
+    (``.``), its own name; empty when it has none (the root)."""
+    if shown in ("", ".", "./"):
+        return display(Path.cwd().name)
+    return shown
 
     def __post_init__(self) -> None:
         # Whatever the row came from (a page, a batch manifest someone edited), its link
@@ -445,6 +466,7 @@ def entry(href: str, source: str, data: dict[str, Any]) -> SiteEntry:
         largest_radius=max(radii) if radii else None,
         headline=headline,
         source=source,
+        kinds=tuple(sorted({str(la.get("kind") or "LSTM") for la in layers})),
     )
 
 
@@ -546,6 +568,8 @@ def build_site(
     lead out of reports_dir (unless follow_links).
     """
     from lstm_report import __version__
+    from lstm_report.batch import Sweep
+    from lstm_report.numbers import numbers
     from lstm_report.pipeline import generated_at
     from lstm_report.render import env
     from lstm_report.write import check_outputs, write_files
@@ -556,6 +580,7 @@ def build_site(
         raise ConfigError(f"{display(src)}: reports folder not found")
     _check_folders(src, out)
     entries: list[SiteEntry] = []
+    columns: dict[str, Any] = {}  # the sweep columns a batch's index has, from each page
     skipped: list[Skipped] = []
     files: list[tuple[Path, str]] = []
     used: set[str] = set()
@@ -584,6 +609,7 @@ def build_site(
         files.append((out / "reports" / name, html))
         copied.append(p)
         entries.append(entry(f"reports/{name}", display(p.relative_to(src)), data))
+        columns[entries[-1].href] = numbers(data)
     if not entries:
         raise ConfigError(
             f"{display(src)}: no lstm-report pages found (looked at {looked} .html files)"
@@ -593,7 +619,9 @@ def build_site(
         entries=entries,
         generated=generated_at(),
         version=__version__,
-        source=display(src.name or str(src)),
+        source=display(src.name if src.name not in ("", "..") else src.resolve().name),
+        words=cell_words(entries),
+        sweep=Sweep(numbers=columns),
     )
     files.append((out / "index.html", index))
     outputs = [(f"the copy of {display(p)}", path) for p, (path, _) in zip(copied, files)]

@@ -86,16 +86,42 @@ def side(m: ModelAnalysis) -> Side:
     return m.name, tuple(la.weights for la in m.layers)
 
 
-def compare_models(base: Side, cand: Side, index: int, where: str) -> Comparison:
-    """Match layers by name and direction; shapes must agree."""
+MATCHED_BY = ("name", "position", "mapping")
+"""How a comparison paired its layers (``comparisons[k].matched_by`` in the JSON)."""
+
+
+def compare_models(
+    base: Side,
+    cand: Side,
+    index: int,
+    where: str,
+    layers: Sequence[tuple[str, str]] | None = None,
+) -> Comparison:
+    """Pair the layers and compare each pair; shapes must agree. Pairs: those ``layers``
+    maps (baseline name -> candidate name, directions following) and the rest by name; else
+    by name and direction; where no name matches, by position if both models have the same
+    recurrent layers in order (kinds, units, input sizes, directions). Raises ConfigError
+    when nothing can be paired."""
     left = {(w.name, w.direction): w for w in base[1]}
     right = {(w.name, w.direction): w for w in cand[1]}
+    if layers is not None:
+        pairs, matched_by = _mapped(base, cand, layers, f"{where}.layers"), "mapping"
+    else:
+        pairs = [(w, right[key]) for key, w in left.items() if key in right]
+        matched_by = "name"
+        if not pairs and _layout(base[1]) == _layout(cand[1]) and base[1]:
+            pairs, matched_by = list(zip(base[1], cand[1])), "position"
+    if not pairs:
+        raise ConfigError(
+            f"{where}: no layer of {base[0]!r} matches one of {cand[0]!r} by name, nor by "
+            f"position (the recurrent layers differ); {base[0]!r} has {_listing(base[1])}, "
+            f"{cand[0]!r} has {_listing(cand[1])}; say which is which with "
+            f"{where}.layers: {{BASELINE_LAYER: CANDIDATE_LAYER}}"
+        )
     anchor = f"cmp{index}"
-    layers = tuple(
-        compare_layers(w, right[key], f"{anchor}-l{j}", where)
-        for j, (key, w) in enumerate(left.items())
-        if key in right
-    )
+    deltas = tuple(compare_layers(a, b, f"{anchor}-l{j}", where) for j, (a, b) in enumerate(pairs))
+    used_left = {(a.name, a.direction) for a, _ in pairs}
+    used_right = {(b.name, b.direction) for _, b in pairs}
 
     def label(k: tuple[str, str]) -> str:
         return f"{k[0]} ({k[1]})"
@@ -103,8 +129,49 @@ def compare_models(base: Side, cand: Side, index: int, where: str) -> Comparison
     return Comparison(
         baseline=base[0],
         candidate=cand[0],
-        layers=layers,
-        only_baseline=tuple(label(k) for k in left if k not in right),
-        only_candidate=tuple(label(k) for k in right if k not in left),
+        layers=deltas,
+        only_baseline=tuple(label(k) for k in left if k not in used_left),
+        only_candidate=tuple(label(k) for k in right if k not in used_right),
         anchor=anchor,
+        matched_by=matched_by,
     )
+
+
+def _mapped(
+    base: Side, cand: Side, layers: Sequence[tuple[str, str]], where: str
+) -> list[tuple[LSTMWeights, LSTMWeights]]:
+    """The pairs a ``layers:`` mapping names (each direction of a layer with the same
+    direction), then the unmapped layers by name."""
+    for b, c in layers:
+        for name, (model, weights) in ((b, base), (c, cand)):
+            names = list(dict.fromkeys(w.name for w in weights))
+            if name not in names:
+                raise ConfigError(
+                    f"{where}.{b}: no analysed layer {name!r} in {model!r} "
+                    f"(layers: {', '.join(names) or 'none'})"
+                )
+    mapping = dict(layers)
+    targets = set(mapping.values())
+    right = {(w.name, w.direction): w for w in cand[1]}
+    pairs = []
+    for w in base[1]:
+        if w.name in mapping:
+            other = right.get((mapping[w.name], w.direction))
+        else:  # by name, unless that candidate layer is another's mapped partner
+            other = right.get((w.name, w.direction)) if w.name not in targets else None
+        if other is not None:
+            pairs.append((w, other))
+    return pairs
+
+
+def _layout(layers: Sequence[LSTMWeights]) -> list[tuple[object, ...]]:
+    """What must agree for layers to be paired by position."""
+    return [(w.kind, w.reset_after, w.units, w.input_dim, w.direction) for w in layers]
+
+
+def _listing(layers: Sequence[LSTMWeights]) -> str:
+    shown = [
+        f"{w.label if w.wrapper else w.name} ({w.kind}, {w.units} units, {w.input_dim} inputs)"
+        for w in layers
+    ]
+    return ", ".join(shown) if shown else "no analysed recurrent layer"

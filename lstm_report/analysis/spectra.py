@@ -310,10 +310,12 @@ def spectra_jobs(
 
 
 def spectral_radius(u: np.ndarray, exact_max: int = EXACT_MAX) -> float | None:
-    """ρ(u) of a square matrix (None with non-finite entries): exact up to EXACT_MAX units,
-    else the largest eigenvalue magnitude found by the Arnoldi iteration (as in ``spectrum``)."""
+    """ρ(u) of a square matrix: exact up to EXACT_MAX units, else the largest eigenvalue
+    magnitude found by the Arnoldi iteration (as in ``spectrum``). None with non-finite
+    entries, and for a matrix that is not square (U_g of an LSTM with a projection, which
+    ``spectrum`` gives no eigenvalues either)."""
     x = np.asarray(u, np.float64)
-    if not np.isfinite(x).all():
+    if x.ndim != 2 or x.shape[0] != x.shape[1] or not np.isfinite(x).all():
         return None
     if not x.size:
         return 0.0

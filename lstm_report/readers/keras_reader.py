@@ -86,16 +86,37 @@ def read(info: ModelFile, *, name: str, where: str, unsafe: bool = False) -> Mod
     return from_model(model, name=name, path=info.path, keras_version=info.keras_version)
 
 
-_LOADED: dict[tuple[str, bool], Any] = {}
+_LOADED: dict[tuple[object, ...], Any] = {}
 
 
 def _load(path: Path, unsafe: bool) -> Any:
-    """Load once per run: the probe analysis may need the same model again."""
-    key = (str(path), unsafe)
-    if key not in _LOADED:
+    """Load once per file: the probe analysis may need the same model again. A file is
+    known by its identity and its last change (a long-lived worker may see a model
+    rewritten at the same path: that is another model, loaded afresh)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    key = (
+        None
+        if st is None
+        else (
+            os.path.realpath(path),
+            unsafe,
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        )
+    )
+    if key is None or key not in _LOADED:
         keras = import_keras()
         _LOADED.clear()  # keep at most one model alive
-        _LOADED[key] = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        if key is None:
+            return model
+        _LOADED[key] = model
     return _LOADED[key]
 
 

@@ -232,3 +232,54 @@ def test_keras_gru_report(keras: Any, tmp_path: Path, reset_after: bool) -> None
     assert "in the order <b>z</b> (update)" in html and "<b>f</b> (forget)" not in html
     body = html.split("</header>")[1].split('<script type="application/json"')[0]
     assert "LSTM" not in body  # (the default title, "… LSTM weight report", is in the header)
+
+
+def _header_elements(path: Path) -> int:
+    """Every tensor's element count, from a safetensors header parsed by hand."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    return sum(int(np.prod(s["shape"])) for k, s in header.items() if k != "__metadata__")
+
+
+def _layer_params(data: dict[str, Any]) -> int:
+    return sum(x["params"] for x in data["models"][0]["layers"])
+
+
+def test_total_params_of_a_state_dict_counts_every_tensor(tmp_path: Path) -> None:
+    every = _header_elements(FW / "torch_state_dict.safetensors")  # the same weights
+    for file in ("torch_state_dict.pt", "torch_state_dict.safetensors"):
+        data = _build(tmp_path, FW / file)
+        assert data["models"][0]["total_params"] == every, file
+    # A checkpoint: the model's state dict, not the optimizer's momentum or other extras
+    data = _build(tmp_path, FW / "torch_checkpoint.pt")
+    assert data["models"][0]["total_params"] == every
+    # Tensors that are not recurrent weights count too: Net's head, nn.Linear(3, 1)
+    data = _build(tmp_path, FW / "torch_state_dict.pt")
+    assert _layer_params(data) == every - (3 + 1)
+    html = (tmp_path / "r.html").read_text()
+    assert f"· {every:,} parameters," in html
+
+
+def test_total_params_of_an_onnx_file_counts_every_stored_tensor(
+    tmp_path: Path, expected: dict[str, np.ndarray]
+) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    by_hand = sum(expected[f"onnx/gru_lbr0/{k}"].size for k in "WRB")
+    assert _build(tmp_path, FW / "onnx_gru_lbr0_reverse.onnx")["models"][0]["total_params"] == (
+        by_hand
+    )
+    # A dense head after the GRU: one more initializer and a Constant node count too
+    model = onnx.load(str(FW / "onnx_gru_lbr0_reverse.onnx"))
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((4, 2), np.float32), "head"))
+    model.graph.node.append(
+        helper.make_node(
+            "Constant", [], ["shift"], value=numpy_helper.from_array(np.ones(3, np.float32))
+        )
+    )
+    onnx.save(model, str(tmp_path / "head.onnx"))
+    data = _build(tmp_path, tmp_path / "head.onnx")
+    assert data["models"][0]["total_params"] == by_hand + 8 + 3
+    assert _layer_params(data) == by_hand

@@ -400,3 +400,6 @@ class RecurrentModel:
     cells: tuple[CellWeights, ...]
     other: tuple[str, ...] = ()
     """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each."""
+    total_params: int | None = None
+    """The model's parameters: the elements of every tensor of its weights (a state dict's
+    every tensor, an ONNX graph's every stored tensor), recurrent or not."""

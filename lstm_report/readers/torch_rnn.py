@@ -16,6 +16,7 @@ each gate's block is transposed into Keras' (in, H).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -195,18 +196,20 @@ def read(path: Path) -> RecurrentModel:
 
     arrays = safetensors_state.read(path, keep=is_rnn_key)
     cells, other = cells_from_state_dict(arrays, where=path.name)
-    return _model(path, "PyTorch state dict (safetensors)", cells, other)
+    total = sum(math.prod(t.shape) for t in safetensors_state.read_header(path).values())
+    return _model(path, "PyTorch state dict (safetensors)", cells, other, total)
 
 
 def _read_torch_save(path: Path) -> RecurrentModel:
     from lstm_report.readers import torch_state
 
     loaded = torch_state.load(path)
-    found = [
-        (where, {k: v for k, v in d.items() if is_rnn_key(k)})
-        for where, d in torch_state.tensor_dicts(loaded.obj)
-    ]
-    found = [(where, d) for where, d in found if d]
+    models = [(w, d) for w, d in torch_state.tensor_dicts(loaded.obj) if any(map(is_rnn_key, d))]
+    found = [(where, {k: v for k, v in d.items() if is_rnn_key(k)}) for where, d in models]
+    # The parameters: every tensor of the state dicts that hold the recurrent layers (not a
+    # checkpoint's optimizer state), a tensor stored under two names (tied) counted once.
+    views = {(t.storage.key, t.offset, t.shape, t.stride) for _, d in models for t in d.values()}
+    total = sum(math.prod(shape) for _, _, shape, _ in views)
     cells: list[CellWeights] = []
     other: list[str] = []
     for where, refs in found:
@@ -219,14 +222,24 @@ def _read_torch_save(path: Path) -> RecurrentModel:
         cells.extend(got)
         other.extend(more)
     kind = "PyTorch state dict" if found and found[0][0] == "" else "PyTorch checkpoint"
-    return _model(path, kind, tuple(cells), tuple(other))
+    return _model(path, kind, tuple(cells), tuple(other), total)
 
 
 def _model(
-    path: Path, framework: str, cells: tuple[CellWeights, ...], other: tuple[str, ...]
+    path: Path,
+    framework: str,
+    cells: tuple[CellWeights, ...],
+    other: tuple[str, ...],
+    total_params: int,
 ) -> RecurrentModel:
     if not cells and not other:
         raise ModelLoadError(
             f"{path.name}: no nn.LSTM or nn.GRU weights (no key like weight_ih_l0)"
         )
-    return RecurrentModel(source=path.name, framework=framework, cells=cells, other=other)
+    return RecurrentModel(
+        source=path.name,
+        framework=framework,
+        cells=cells,
+        other=other,
+        total_params=total_params,
+    )

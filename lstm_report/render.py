@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from lstm_report.cells import equations, gates_of
 from lstm_report.figures import LayerFigures
-from lstm_report.gates import ACTIVATION_FORMULAS
+from lstm_report.gates import ACTIVATION_FORMULAS, layer_gates
 from lstm_report.model import GATE_NAMES, LayerAnalysis, ReportData
 from lstm_report.report_json import dumps
 from lstm_report.resources import templates_dir
@@ -122,6 +122,7 @@ env.filters["shape"] = fmt_shape
 env.globals["GATE_NAMES"] = GATE_NAMES
 env.globals["equations"] = equations
 env.globals["gates_of"] = gates_of
+env.globals["layer_gates"] = layer_gates
 env.globals["ACTIVATION_FORMULAS"] = ACTIVATION_FORMULAS
 
 

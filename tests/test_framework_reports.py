@@ -283,3 +283,31 @@ def test_total_params_of_an_onnx_file_counts_every_stored_tensor(
     data = _build(tmp_path, tmp_path / "head.onnx")
     assert data["models"][0]["total_params"] == by_hand + 8 + 3
     assert _layer_params(data) == by_hand
+
+
+def test_unit_forget_bias_texts_only_for_keras_layers_that_have_it(
+    keras: Any, tmp_path: Path
+) -> None:
+    # PyTorch (and ONNX) initialise no forget bias at 1: no b_f − 1, no dotted start line.
+    data = _build(tmp_path, FW / "torch_state_dict.pt")
+    assert all(x["memory"]["forget_bias_shift"] is None for x in data["models"][0]["layers"])
+    html = (tmp_path / "r.html").read_text()
+    assert "unit_forget_bias" not in html and "− 1 averages" not in html
+    assert "start of b_" not in html
+    # Keras: only the layer built with unit_forget_bias (the default) gets them.
+    inp = keras.Input((6, 3))
+    h = keras.layers.LSTM(4, return_sequences=True, name="default")(inp)
+    h = keras.layers.LSTM(2, unit_forget_bias=False, name="without")(h)
+    m = keras.Model(inp, h)
+    rng = np.random.default_rng(5)
+    m.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in m.get_weights()])
+    m.save(tmp_path / "m.keras")
+    data = _build(tmp_path, tmp_path / "m.keras")
+    layers = _layers(data)
+    bias = m.get_layer("default").get_weights()[2].astype(np.float64)
+    assert layers[("default", "forward")]["memory"]["forget_bias_shift"] == pytest.approx(
+        np.mean(bias[4:8] - 1.0)
+    )
+    assert layers[("without", "forward")]["memory"]["forget_bias_shift"] is None
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("− 1 averages") == 1 and html.count("start of b_f") == 1

@@ -311,3 +311,41 @@ def test_unit_forget_bias_texts_only_for_keras_layers_that_have_it(
     assert layers[("without", "forward")]["memory"]["forget_bias_shift"] is None
     html = (tmp_path / "r.html").read_text()
     assert html.count("− 1 averages") == 1 and html.count("start of b_f") == 1
+
+
+def _layout(html: str) -> str:
+    return html.split('<section id="layout">')[1].split("</section>")[0]
+
+
+def test_layout_explainer_speaks_of_the_frameworks_in_the_report(
+    tmp_path: Path, simple_model: Any
+) -> None:
+    _build(tmp_path, FW / "torch_state_dict.pt")
+    html = (tmp_path / "r.html").read_text()
+    assert "How Keras" not in html
+    part = _layout(html)
+    assert "<h2>How PyTorch stores LSTMs and GRUs</h2>" in part
+    for tensor in ("weight_ih_l{k}", "weight_hh_l{k}", "bias_ih_l{k}", "bias_hh_l{k}"):
+        assert f"<code>{tensor}</code>" in part
+    assert "<b>g</b> (candidate, the report's <b>c</b>)" in part
+    assert "the order <b>r</b> (reset), <b>z</b> (update), <b>n</b> (candidate)" in part
+    assert "recurrent_kernel" not in part and "get_weights()" not in part
+    assert "ONNX" not in part
+    pytest.importorskip("onnx")
+    _build(tmp_path, FW / "onnx_lstm_bidirectional.onnx")
+    part = _layout((tmp_path / "r.html").read_text())
+    assert "<h2>How ONNX stores an LSTM</h2>" in part
+    assert "<b>i</b> (input), <b>o</b>\n    (output), <b>f</b> (forget), <b>c</b>" in part
+    for name, shape in (("W", "4·units, input_dim"), ("R", "4·units, units"), ("B", "8·units")):
+        assert f"<td><code>{name}</code></td><td>[directions, {shape}]</td>" in part
+    assert "weight_ih" not in part and "recurrent_kernel" not in part
+    assert "(update)" not in part  # no GRU in this file
+    # Keras and PyTorch in one report: both layouts, nothing of ONNX
+    cfg = tmp_path / "both.yaml"
+    cfg.write_text(f"models: [{simple_model.path}, {FW / 'torch_state_dict.pt'}]\n")
+    assert main(["build", str(cfg), "-o", str(tmp_path / "both.html"), "-q"]) == 0
+    part = _layout((tmp_path / "both.html").read_text())
+    assert "<h2>How Keras and PyTorch store LSTMs and GRUs</h2>" in part
+    assert "<code>recurrent_kernel</code>" in part and "<code>weight_hh_l{k}</code>" in part
+    assert "Keras keeps the weights of one GRU" not in part  # the Keras model has no GRU
+    assert "ONNX" not in part

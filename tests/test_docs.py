@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, DemoRun
 
 README = REPO / "README.md"
 
@@ -60,3 +60,57 @@ def test_ci_runs_lint_and_types_then_the_readme_test_command() -> None:
     assert {"ruff", "mypy"} <= {
         re.split(r"[<>=\[ ]", r)[0] for r in extras["optional-dependencies"]["dev"]
     }
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_links_between_readme_and_docs_resolve() -> None:
+    files = [README, *sorted((REPO / "docs").glob("*.md"))]
+    assert len(files) > 5
+    for md in files:
+        text = md.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address
+            path, _, anchor = target.partition("#")
+            dest = (md.parent / path).resolve() if path else md
+            assert dest.is_file(), f"{md.name}: {target}"
+            if anchor and dest.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", dest.read_text(encoding="utf-8"), re.M)
+                assert anchor in {_slug(h) for h in headings}, f"{md.name}: {target}"
+
+
+def _reading_guide() -> str:
+    text = README.read_text(encoding="utf-8")
+    return text.split("\n## How to read the report\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_reading_guide_explains_every_section_of_the_demo_page(demo_run: DemoRun) -> None:
+    import html as html_lib
+    import json
+
+    data = json.loads(demo_run.json.read_text())
+    models = [m["name"] for m in data["models"]]
+    layers = {la["name"] for m in data["models"] for la in m["layers"]}
+    page = demo_run.html.read_text(encoding="utf-8").split("<main>", 1)[1]
+    guide = _reading_guide()
+    titles = set(re.findall(r"^#### (.+)$|^### (.+)$", guide, re.M))
+    named = {t for pair in titles for t in pair if t} | set(re.findall(r"\*\*(.+?)\.\*\*", guide))
+    seen = []
+    for level, raw in re.findall(r"<h([234])[^>]*>(.*?)</h\1>", page, re.S):
+        title = html_lib.unescape(re.sub(r"<[^>]+>", "", raw)).strip()
+        if title in layers or title in (f"Model {m}" for m in models):
+            continue  # a comparison's layer, a model's own heading
+        if any(title.startswith(f"{m} › ") for m in models):
+            title = "A layer's section"
+        title = re.sub(r"^What changed: .+ → .+$", "What changed: A → B", title)
+        title = re.sub(r"\d+", "N", title)
+        for m in models:
+            title = re.sub(rf"\b{re.escape(m)}\b", "the model", title)
+        assert title in named, f"the page's section {title!r} is not in the reading guide"
+        seen.append(title)
+    assert {"Summary", "Memory timescales", "What changed: A → B"} <= set(seen)

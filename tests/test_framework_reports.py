@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,63 @@ def test_layout_explainer_speaks_of_the_frameworks_in_the_report(
     assert "<code>recurrent_kernel</code>" in part and "<code>weight_hh_l{k}</code>" in part
     assert "Keras keeps the weights of one GRU" not in part  # the Keras model has no GRU
     assert "ONNX" not in part
+
+
+def _pickle_state_dict(tensors: dict[str, tuple[str, int, tuple[int, ...]]]) -> bytes:
+    """A torch.save data.pkl written opcode by opcode, as torch writes it (protocol 2):
+    {name: _rebuild_tensor_v2(storage, 0, size, C strides, False, OrderedDict())}, each
+    storage a persistent id ('storage', FloatStorage, key, 'cpu', numel)."""
+
+    def glob(module: str, name: str) -> bytes:
+        return b"c" + f"{module}\n{name}\n".encode()
+
+    def text(s: str) -> bytes:
+        raw = s.encode()
+        return b"X" + struct.pack("<I", len(raw)) + raw
+
+    def tup(*items: bytes) -> bytes:
+        return b"(" + b"".join(items) + b"t"
+
+    def num(n: int) -> bytes:
+        return b"J" + struct.pack("<i", n)
+
+    items = b""
+    for name, (key, numel, shape) in tensors.items():
+        strides = tuple(int(np.prod(shape[i + 1 :])) for i in range(len(shape)))
+        storage = tup(text("storage"), glob("torch", "FloatStorage"), text(key), text("cpu"))
+        storage = storage[:-1] + num(numel) + b"t" + b"Q"  # BINPERSID
+        args = tup(
+            storage,
+            num(0),
+            tup(*map(num, shape)),
+            tup(*map(num, strides)),
+            b"\x89",  # False
+            glob("collections", "OrderedDict") + b")R",
+        )
+        items += text(name) + glob("torch._utils", "_rebuild_tensor_v2") + args + b"R"
+    return b"\x80\x02}(" + items + b"u."
+
+
+def test_total_params_counts_a_tied_tensor_once(tmp_path: Path) -> None:
+    # An LSTM(3 -> 2) and an embedding tied to the output layer: `head.weight` is the same
+    # storage, offset, size and stride as `emb.weight` (as torch.save writes tied weights).
+    H, n_in, vocab = 2, 3, 5
+    tensors = {
+        "lstm.weight_ih_l0": ("0", 4 * H * n_in, (4 * H, n_in)),
+        "lstm.weight_hh_l0": ("1", 4 * H * H, (4 * H, H)),
+        "lstm.bias_ih_l0": ("2", 4 * H, (4 * H,)),
+        "lstm.bias_hh_l0": ("3", 4 * H, (4 * H,)),
+        "emb.weight": ("4", vocab * n_in, (vocab, n_in)),
+        "head.weight": ("4", vocab * n_in, (vocab, n_in)),
+    }
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tied.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("tied/data.pkl", _pickle_state_dict(tensors))
+        zf.writestr("tied/byteorder", "little")
+        for key, numel, _ in dict((t[0], t) for t in tensors.values()).values():
+            zf.writestr(f"tied/data/{key}", rng.normal(size=numel).astype("<f4").tobytes())
+    data = _build(tmp_path, path)
+    lstm = 4 * H * n_in + 4 * H * H + 2 * 4 * H
+    assert _layer_params(data) == lstm
+    assert data["models"][0]["total_params"] == lstm + vocab * n_in  # not + 2 · vocab · n_in

@@ -345,11 +345,12 @@ _SILENT_WARNINGS: tuple[type[Warning], ...] = (
 
 @contextlib.contextmanager
 def _warnings_as_lines(*, quiet: bool) -> Iterator[None]:
-    """Python warnings from the libraries: nothing under -q; else one ``warning:`` line each
-    for those that tell the user something."""
+    """Python warnings from the libraries: nothing under -q (nor their logged warnings);
+    else one ``warning:`` line each for those that tell the user something."""
+    import logging
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _logging_disabled(logging.WARNING if quiet else None):
         if quiet:
             warnings.simplefilter("ignore")
         else:
@@ -359,6 +360,23 @@ def _warnings_as_lines(*, quiet: bool) -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*encountered in", category=RuntimeWarning)
             warnings.showwarning = _show_warning
         yield
+
+
+@contextlib.contextmanager
+def _logging_disabled(level: int | None) -> Iterator[None]:
+    """Under -q, the libraries' log records up to ``level`` (WARNING: every library's
+    warnings, TensorFlow's among them) are dropped for the run; errors still print."""
+    import logging
+
+    if level is None:
+        yield
+        return
+    before = logging.root.manager.disable
+    logging.disable(max(level, before))
+    try:
+        yield
+    finally:
+        logging.disable(before)
 
 
 def _show_warning(

@@ -1,4 +1,4 @@
-"""The headline numbers of one report, read from its JSON data (the contract in README.md).
+"""The headline numbers of one report, read from its JSON data (the contract in docs/json.md).
 
 What a reviewer compares runs by: the sweep index's columns and the Markdown summary's
 table. Computed from the JSON, not from ReportData, so that a page built earlier (or by

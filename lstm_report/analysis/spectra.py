@@ -1,11 +1,11 @@
 """Pure numpy: singular values, eigenvalues, spectral radius and stable rank per gate.
 
 Up to EXACT_MAX units every spectrum is complete and exact (LAPACK SVD and eigenvalues).
-Above it, what the report shows is computed, not more (measured in the README, "Speed and
-size"): all singular values from the eigenvalues of the smaller Gram matrix (half the time
-of an SVD), and only the LEADING_EIGENVALUES largest eigenvalues by magnitude, by a
-restarted Arnoldi method (a quarter of the time of all eigenvalues at 1024 units,
-and the gap grows with the size). The spectral radius is the first of those, ‖A‖₂ the first
+Above it, what the report shows is computed, not more (measured in docs/speed.md; the
+methods in docs/algorithms.md): all singular values from the eigenvalues of the smaller Gram
+matrix (half the time of an SVD), and only the LEADING_EIGENVALUES largest eigenvalues by
+magnitude, by a restarted Arnoldi method (a quarter of the time of all eigenvalues at 1024
+units, and the gap grows with the size). The spectral radius is the first of those, ‖A‖₂ the first
 singular value; both agree with the exact ones to the tolerances stated in the Spectrum.
 """
 

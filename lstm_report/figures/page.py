@@ -1,5 +1,5 @@
 """Every figure of a report, drawn in this process (each costs milliseconds; forked drawing
-workers cost more than they saved: see the README's benchmark notes)."""
+workers cost more than they saved: see docs/speed.md)."""
 
 from __future__ import annotations
 

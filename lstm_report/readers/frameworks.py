@@ -98,7 +98,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
         path=path,
         lstms=tuple(layers),
         others=tuple(_other(o) for o in found.other),
-        total_params=None,
+        total_params=found.total_params,
         input_dim=cells[0].input_dim if cells else None,
         reader=reader,
         notes=tuple(notes),

@@ -198,7 +198,11 @@ def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
     if not cells and not other:
         raise ModelLoadError(f"{path.name}: no LSTM or GRU node in the main graph")
     return RecurrentModel(
-        source=path.name, framework="ONNX", cells=tuple(cells), other=tuple(other)
+        source=path.name,
+        framework="ONNX",
+        cells=tuple(cells),
+        other=tuple(other),
+        total_params=sum(math.prod(t.dims) for t in stored.values()),  # every stored tensor
     )
 
 

@@ -16,6 +16,7 @@ each gate's block is transposed into Keras' (in, H).
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -231,7 +232,8 @@ def read(path: Path) -> RecurrentModel:
 
     arrays = safetensors_state.read(path, keep=is_rnn_key)
     cells, other = cells_from_state_dict(arrays, where=path.name)
-    return _model(path, "PyTorch state dict (safetensors)", cells, other)
+    total = sum(math.prod(t.shape) for t in safetensors_state.read_header(path).values())
+    return _model(path, "PyTorch state dict (safetensors)", cells, other, total)
 
 
 def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
@@ -246,8 +248,17 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
         dicts = iter([("", state)])
     else:
         dicts = torch_state.tensor_dicts(loaded.obj)
-    found = [(where, {k: v for k, v in d.items() if is_rnn_key(k)}) for where, d in dicts]
-    found = [(where, d) for where, d in found if d]
+    models = [(w, d) for w, d in dicts if any(map(is_rnn_key, d))]
+    found = [(where, {k: v for k, v in d.items() if is_rnn_key(k)}) for where, d in models]
+    # The parameters: every tensor of the state dicts that hold the recurrent layers (not a
+    # checkpoint's optimizer state), a tensor stored under two names (tied) counted once.
+    views = {
+        (t.storage.key, t.offset, t.shape, t.stride)
+        for _, d in models
+        for t in d.values()
+        if isinstance(t, torch_state.TensorRef)
+    }
+    total = sum(math.prod(shape) for _, _, shape, _ in views)
     cells: list[CellWeights] = []
     other: list[str] = []
     name = path.name if member is None else f"{path.name} [{member}]"
@@ -285,12 +296,16 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
             + (" (the TorchScript code/ folder is not read)" if loaded.torchscript else "")
         )
     hyper = inert_pickle.scalar_hyper_parameters(loaded.obj)
-    model = _model(path, kind, tuple(cells), tuple(other))
+    model = _model(path, kind, tuple(cells), tuple(other), total)
     return replace(model, hyper_parameters=hyper, notes=tuple(notes))
 
 
 def _model(
-    path: Path, framework: str, cells: tuple[CellWeights, ...], other: tuple[str, ...]
+    path: Path,
+    framework: str,
+    cells: tuple[CellWeights, ...],
+    other: tuple[str, ...],
+    total_params: int,
 ) -> RecurrentModel:
     if not cells and not other:
         where = {
@@ -302,4 +317,10 @@ def _model(
             f"{path.name}: {where}no nn.LSTM or nn.GRU weights (no key like weight_ih_l0 "
             "or, for a cell, weight_ih)"
         )
-    return RecurrentModel(source=path.name, framework=framework, cells=cells, other=other)
+    return RecurrentModel(
+        source=path.name,
+        framework=framework,
+        cells=cells,
+        other=other,
+        total_params=total_params,
+    )

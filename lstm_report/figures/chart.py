@@ -379,7 +379,7 @@ def tiles(chart: Chart) -> list[Chart]:
             hi = max(hi, cb.x + cb.w + 7.0 + widest, cb.label_at + chart.font) + TILE_PAD
         out.append(
             Chart(
-                hi - lo,
+                float(math.ceil(hi - lo)),  # whole px: the image is never scaled by a hair
                 chart.height,
                 (p,),
                 bars,
@@ -395,7 +395,7 @@ def tiles(chart: Chart) -> list[Chart]:
         top = lg.y + len(lg.entries) * LEGEND_ROW + 6.0
         out.append(
             Chart(
-                lg.x + 26.0 + widest + TILE_PAD - lo,
+                float(math.ceil(lg.x + 26.0 + widest + 2 * TILE_PAD - lo)),
                 min(chart.height, top),
                 (),
                 legend=lg,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ NARROW = 340.0
 """A one-panel figure's width without its legend: its text stays above 9 px on a phone."""
 STEP_WIDTH = 380.0
 """The per-step importance chart: one panel, legible on a phone."""
-STATE_SLOT = 380.0
+STATE_SLOT = 360.0
 """The width of one state heatmap with its colour bar."""
 GUIDE = "#888888"
 FAINT = "#cccccc"
@@ -204,9 +205,9 @@ class BinRange:
 
 
 def bin_range(arrays: Sequence[np.ndarray]) -> BinRange | None:
-    """The full range of the finite values, or their central 99% (0.5th to 99.5th
-    percentile) with the count outside, where a few far outliers would squash the rest
-    into one bin. None where there is no finite value."""
+    """The full range of the finite values; or, where a few far outliers would squash the
+    rest into one bin, the range of the values within one central span (0.5th to 99.5th
+    percentile) of the central 99%, the others counted. None where no value is finite."""
     vals = np.concatenate([np.ravel(a) for a in arrays])  # our own copy: partitioned in place
     finite = np.isfinite(vals)
     if not finite.all():
@@ -222,7 +223,11 @@ def bin_range(arrays: Sequence[np.ndarray]) -> BinRange | None:
     lo, hi = (float(v) for v in np.percentile(vals, [0.5, 99.5], overwrite_input=True))
     if not hi > lo or (full_hi - full_lo) <= OUTLIER_SPAN * (hi - lo):
         return BinRange(full_lo, full_hi)
-    return BinRange(lo, hi)
+    # The bins reach the last values within one central span of it; only those beyond
+    # are outliers (the central 99% alone would leave 1% of ordinary values outside).
+    span = hi - lo
+    inside = vals[(vals >= lo - span) & (vals <= hi + span)]
+    return BinRange(float(inside.min()), float(inside.max()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -578,7 +583,7 @@ def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     )
 
 
-def step_chart(values: Sequence[float], model: str) -> EmbeddedFigure | None:
+def step_geometry(values: Sequence[float]) -> Chart | None:
     """Occlusion importance per time step: a bar per step from zero, a y axis on round
     numbers and step ticks, so that step 16 is read off the axis, not counted."""
     v = np.asarray(values, np.float64)
@@ -590,20 +595,13 @@ def step_chart(values: Sequence[float], model: str) -> EmbeddedFigure | None:
     labels = [tick_label(t, yv) for t in yv]
     width, height = STEP_WIDTH, 220.0
     ((x, y, w, h),) = row(1, width, height, left=label_room(labels), bottom=46.0, top=14.0)
-    n = v.size
-    sx, xticks = _unit_axis(n, x, x + w)
+    sx, xticks = _unit_axis(v.size, x, x + w)
     sy = Scale(y0, y1, y + h, y)
-    bar = max(0.5, (sx(1) - sx(0)) * 0.8) if n > 1 else w * 0.5
+    bar = max(0.5, (sx(1) - sx(0)) * 0.8)
     rects = tuple(
-        Rect(
-            round(sx(j) - bar / 2, 1),
-            round(sy(val), 1),
-            round(bar, 1),
-            round(sy(y0) - sy(val), 1),
-            "#0072B2",
-        )
+        Rect(sx(j) - bar / 2, sy(val), bar, sy(y0) - sy(val), "#0072B2")
         for j, val in enumerate(v.tolist())
-        if np.isfinite(val) and val > y0
+        if math.isfinite(val) and val > y0
     )
     p = panel(
         (x, y, w, h),
@@ -613,11 +611,21 @@ def step_chart(values: Sequence[float], model: str) -> EmbeddedFigure | None:
         yticks=ticks_at(sy, yv),
         rects=rects,
     )
+    return Chart(width, height, (p,))
+
+
+def step_chart(values: Sequence[float], model: str) -> EmbeddedFigure | None:
+    """The per-step importance of a model's probe as a figure."""
+    chart = step_geometry(values)
+    if chart is None:
+        return None
+    v = np.asarray(values, np.float64)
+    at = int(np.nanargmax(v)) if np.isfinite(v).any() else 0
     return draw(
-        Chart(width, height, (p,)),
-        f"Importance of each of the {n} time steps of {model} on the probe: the mean squared "
-        f"change of the target when that step is replaced by its probe mean, largest "
-        f"{top:.3g} at step {int(np.nanargmax(v)) if finite.size else 0}",
+        chart,
+        f"Importance of each of the {v.size} time steps of {model} on the probe: the mean "
+        "squared change of the target when that step is replaced by its probe mean, largest "
+        f"{v[at]:.3g} at step {at}",
     )
 
 

@@ -237,6 +237,14 @@ def test_phone_figures_reflow_and_text_stays_legible(browser: Any, demo_page: Pa
         assert rows and max(rows) >= 3
         # and nothing is wider than the screen
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # a file name in a table stays on one line (it wrapped one character per line)
+        lines = page.evaluate(
+            "(() => { const c = document.querySelector('table.sortable td code');"
+            " return c.getBoundingClientRect().height / parseFloat(getComputedStyle(c).lineHeight"
+            " === 'normal' ? 1.2 * parseFloat(getComputedStyle(c).fontSize)"
+            " : getComputedStyle(c).lineHeight); })()"
+        )
+        assert lines < 1.9
     finally:
         context.close()
 

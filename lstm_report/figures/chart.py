@@ -327,7 +327,8 @@ def _render(chart: Chart) -> str:
 
 # ---- tiles: panels that reflow ------------------------------------------------------------
 
-TILE_PAD = 3.0
+TILE_PAD = 6.0
+"""Room around a tile's text: neighbouring tiles' edge labels never touch."""
 SHORT_LABELS = 40.0
 """Tick labels up to this wide are repeated on every tile (numbers, not feature names)."""
 

@@ -52,6 +52,7 @@ class Unit:
     unsafe: bool = False
     verify: bool | None = None
     reader: str | None = None
+    allow_external_data: bool = False
     points: tuple[tuple[str, Any], ...] = ()
     """The figures of its series' checkpoints, computed by earlier units: (key, entry)."""
 
@@ -189,6 +190,7 @@ def build_unit(unit: Unit) -> UnitResult:
                     json_path=outputs.get(".json"),
                     markdown=outputs[".md"],
                     unsafe=unit.unsafe,
+                    allow_external_data=unit.allow_external_data,
                     verify=unit.verify,
                     reader=unit.reader,
                     generated=unit.generated,
@@ -396,6 +398,15 @@ def chart(rows: Sequence[Row], metric: str = "auto") -> Chart | None:
 def _check_site(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{display(out)}: exists and is not a folder; give a folder for the site")
+    # What the batch writes inside the site is never written through a symbolic link (one
+    # planted there would send pages or the manifest elsewhere); the cache's own folder is
+    # checked by checkpoints.Cache, which then caches nothing.
+    for name in ("reports", runcache.MANIFEST):
+        if (out / name).is_symlink():
+            raise OutputError(
+                f"{display(out / name)}: is a symbolic link; batch never writes through one: "
+                "remove it"
+            )
 
 
 def run_batch(
@@ -406,6 +417,7 @@ def run_batch(
     scheduler: str | None = None,
     json: bool = False,
     unsafe: bool = False,
+    allow_external_data: bool = False,
     verify: bool | None = None,
     reader: str | None = None,
     generated: str | None = None,
@@ -439,6 +451,8 @@ def run_batch(
     sources = expand(patterns)
     names = page_names(sources)
     options = {"json": json, "unsafe": unsafe, "verify": verify, "reader": reader}
+    if allow_external_data:  # only when given: the run keys of earlier batches stay valid
+        options["allow_external_data"] = True
     plan = _plan(out, sources, names, generated or generated_at(), options, no_cache)
     say = progress or (lambda _p: None)
     for o in plan.outcomes.values():
@@ -453,7 +467,7 @@ def run_batch(
             engine = DaskEngine(scheduler) if scheduler else PoolEngine(slots)
             finished = False
             try:
-                _execute(out, plan, engine, checkpoints.Cache(folder), say)
+                _execute(out, plan, engine, checkpoints.Cache(folder, root=out), say)
                 finished = True
             finally:
                 if finished:
@@ -615,6 +629,7 @@ def _plan(
             options["unsafe"],
             options["verify"],
             options["reader"],
+            options.get("allow_external_data", False),
         )
         plan.units.append(unit)
         plan.todo[name] = (unit, key, outputs)

@@ -10,8 +10,10 @@ A unit's result is cached, keyed by the sha256 of the checkpoint's bytes, the sh
 previous checkpoint's bytes (the relative change depends on it), lstm-report's version and
 the options that change what is read (reader, unsafe, activations). An entry holds the
 figures of each layer computed so far (a config's ``layers:`` decides which are needed) and
-the list of every recurrent layer the checkpoint has. Entries are JSON, validated on reading
-(anything unexpected: ignored and recomputed) and written atomically.
+the list of every recurrent layer the checkpoint has. Entries are JSON, sealed with an
+HMAC under this user's random key (lstm_report.cachekey), validated on reading (anything
+unexpected, or a wrong MAC: ignored and recomputed) and written atomically, never through a
+symbolic link.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -97,6 +100,7 @@ def point_key(spec: ModelSpec, digest: str | None, previous: str | None, first: 
         "previous": previous,
         "reader": spec.reader,
         "unsafe": spec.unsafe,
+        "external_data": spec.external_data,
         "activations": [list(a) for a in spec.activations],
     }
     text = json.dumps(parts, sort_keys=True)
@@ -183,16 +187,62 @@ def parse_entry(raw: Any, key: str) -> Entry | None:
 
 class Cache:
     """Entries by key: in memory (what a batch sends with a report unit), or also in a
-    folder (``folder``/KEY[:2]/KEY.json). Reading never raises; writing is best effort."""
+    folder (``folder``/KEY[:2]/KEY.json). Reading never raises; writing is best effort.
 
-    def __init__(self, folder: Path | None = None, entries: Mapping[str, Any] | None = None):
+    Entries in a folder are sealed with an HMAC under this user's key (cachekey): one
+    that fails is ignored and recomputed, silently unless it fails again once rewritten.
+    No symbolic link below ``root`` (default: the folder's parent) is ever followed.
+    """
+
+    def __init__(
+        self,
+        folder: Path | None = None,
+        entries: Mapping[str, Any] | None = None,
+        root: Path | None = None,
+    ):
         self.folder = folder
+        self.root = root if root is not None else (folder.parent if folder is not None else None)
         self._raw: dict[str, Any] = dict(entries or {})
         self._new: dict[str, Entry] = {}
+        self._secret: bytes | None = None
+        self._failed: set[str] = set()
+        """Keys whose entry failed authentication: checked again once rewritten."""
+        self._warned: set[str] = set()
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
         return self.folder / key[:2] / f"{key}.json"
+
+    def _warn(self, kind: str, message: str) -> None:
+        import warnings
+
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, stacklevel=3)
+
+    def _usable(self) -> bool:
+        """Whether the folder can be used: the key is there, and no link leads elsewhere."""
+        if self.folder is None:
+            return False
+        if self._secret is None:
+            from lstm_report import cachekey
+
+            try:
+                self._secret = cachekey.secret()
+            except cachekey.KeyUnusable as exc:
+                self._warn("key", f"checkpoint cache: the key {exc}; figures are not cached")
+                self.folder = None
+                return False
+        link = _link_below(self.root, self.folder)
+        if link is not None:
+            self._warn(
+                "link",
+                f"checkpoint cache: {link} is a symbolic link, never followed; figures are "
+                "not cached",
+            )
+            self.folder = None
+            return False
+        return True
 
     def get(self, key: str | None) -> Entry | None:
         if key is None:
@@ -200,9 +250,25 @@ class Cache:
         if key in self._new:
             return self._new[key]
         raw = self._raw.get(key)
-        if raw is None and self.folder is not None:
-            raw = _read_json(self._path(key))
+        if raw is None and self._usable():
+            raw = self._read(key)
         return parse_entry(raw, key) if raw is not None else None
+
+    def _read(self, key: str) -> Any:
+        from lstm_report.cachekey import unseal
+
+        assert self._secret is not None
+        stored = _read_bytes(self._path(key))
+        if stored is None:
+            return None
+        text = unseal(self._secret, stored)
+        if text is None:
+            self._failed.add(key)
+            return None
+        try:
+            return json.loads(text.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return None
 
     def put(self, key: str, entry: Entry) -> None:
         old = self.get(key)
@@ -216,29 +282,61 @@ class Cache:
     def save(self) -> None:
         """Write the entries added since the last save (atomically; errors are ignored:
         the figures are computed again next time)."""
+        from lstm_report.cachekey import seal
         from lstm_report.write import write_files
 
         new, self._new = self._new, {}
         self._raw.update({k: entry_json(k, e) for k, e in new.items()})
-        if self.folder is None or not new:
+        if not new or not self._usable():
             return
-        texts = [
-            (self._path(k), json.dumps(entry_json(k, e), sort_keys=True)) for k, e in new.items()
-        ]
-        for path, text in texts:
+        assert self._secret is not None and self.folder is not None
+        for k, e in new.items():
+            path = self._path(k)
+            if _link_below(self.root, path.parent) is not None:
+                continue  # the folder changed since it was checked: never written through
             try:
-                write_files([(path, text)])
+                write_files(
+                    [(path, seal(self._secret, json.dumps(entry_json(k, e), sort_keys=True)))]
+                )
             except LstmReportError:
                 return
+            if k in self._failed and self._read(k) is None:
+                self._warn(
+                    "again",
+                    f"checkpoint cache: {path} fails authentication again right after it "
+                    "was rewritten (something else writes into the cache?); its figures "
+                    "are computed on every run",
+                )
 
 
-def _read_json(path: Path) -> Any:
-    """The JSON in a regular file of at most MAX_ENTRY bytes; None for anything else."""
+def _link_below(root: Path | None, path: Path) -> Path | None:
+    """The first symbolic link among path's components below root (root itself, chosen by
+    the user, may be one), or None. Components that do not exist yet are no links."""
+    if root is None:
+        return None
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return path if path.is_symlink() else None
+    current = root
+    for part in rel.parts:
+        current = current / part
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return current
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return current
+    return None
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    """A regular file of at most MAX_ENTRY bytes, no link; None for anything else."""
     try:
         with open_regular(path, follow_symlinks=False) as fh:
-            data = read_at_most(fh, MAX_ENTRY)
-        return None if data is None else json.loads(data.decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
+            return read_at_most(fh, MAX_ENTRY)
+    except OSError:
         return None
 
 

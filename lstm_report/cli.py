@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         help="allow models whose layers run Python code on load (Lambda layers); "
         "only for files you trust",
     )
+    reading.add_argument(
+        "--allow-external-data",
+        action="store_true",
+        help="let ONNX models read external data from any file in their folder, not only "
+        "the data file made for them (model.onnx.data); only for folders you trust",
+    )
     common = argparse.ArgumentParser(add_help=False, parents=[basic, reading])
     common.add_argument(
         "--json", metavar="PATH", dest="json_path", help="also write the report data as JSON"
@@ -226,6 +232,7 @@ def _batch(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         json=args.json,
         unsafe=args.unsafe,
+        allow_external_data=args.allow_external_data,
         verify=args.verify,
         reader=args.reader,
         progress=report,
@@ -421,6 +428,7 @@ def _run(args: argparse.Namespace) -> int:
         output=args.output,
         json_path=args.json_path,
         unsafe=args.unsafe,
+        allow_external_data=args.allow_external_data,
         verify=args.verify,
         reader=args.reader,
         progress=progress,

@@ -25,8 +25,10 @@ MODEL_KEYS = (
     "probe",
     "reader",
     "activations",
+    "external_data",
 )
 READERS = ("auto", "direct", "keras")
+EXTERNAL_DATA = ("model", "allow")
 MAX_MODELS = 1000
 """A config names at most this many models: one page cannot show more, and a sweep over
 thousands of models is a job for a batch command, not one report."""
@@ -89,6 +91,9 @@ class ModelSpec:
     """Overrides for what weights-only files cannot tell: (key, activation name) pairs."""
     series: tuple[Path, ...] | None = None
     """A checkpoint series (glob or list, in natural order); ``path`` is its last file."""
+    external_data: str = "model"
+    """Where an ONNX file's external data may be read from: ``model``, only the data file
+    made for it (model.onnx.data beside it); ``allow``, any file inside its folder."""
 
     @property
     def key(self) -> str:
@@ -152,6 +157,11 @@ def is_model_file(path: str | Path) -> bool:
     path = Path(path)
     if path.suffix.lower() in MODEL_SUFFIXES:
         return True
+    try:
+        if path.is_dir() and (path / "config.json").is_file():
+            return True  # a Keras 3 model saved with save(zipped=False)
+    except OSError:
+        return False
     if path.suffix.lower() in (".yaml", ".yml"):
         return False
     try:
@@ -398,6 +408,12 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
     unsafe = raw.get("unsafe", False)
     if not isinstance(unsafe, bool):
         raise ConfigError(f"{key}.unsafe: expected true or false, got {_kind(unsafe)}")
+    external = raw.get("external_data", "model")
+    if external not in EXTERNAL_DATA:
+        raise ConfigError(
+            f"{key}.external_data: expected allow or model (the default: only the data file "
+            f"made for the model), got {_kind(external)}"
+        )
     return ModelSpec(
         index=index,
         path=path,
@@ -409,6 +425,7 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
         reader=_reader(raw.get("reader"), f"{key}.reader") or default_reader,
         activations=_parse_activations(raw.get("activations"), f"{key}.activations"),
         series=series,
+        external_data=external,
     )
 
 

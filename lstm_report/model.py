@@ -167,6 +167,8 @@ class ModelWeights:
     input_shape: tuple[int | None, ...] | None = None
     """The model input's shape without the batch axis (None: unknown, e.g. weights only)."""
     embedding: Embedding | None = None
+    hyper_parameters: tuple[tuple[str, bool | int | float | str], ...] = ()
+    """A checkpoint's scalar hyper-parameters as stored (Lightning's ``hyper_parameters``)."""
 
     def lstm_names(self) -> list[str]:
         """Distinct LSTM layer names in file order (a Bidirectional counts once)."""
@@ -418,6 +420,8 @@ class ModelAnalysis:
     """The notes that mean part of what was asked for is missing: the CLI prints them."""
     input_importance: InputImportance | None = None
     """Measured on the probe (None without one, or for token-id inputs)."""
+    hyper_parameters: tuple[tuple[str, bool | int | float | str], ...] = ()
+    """The checkpoint's scalar hyper-parameters (ModelWeights.hyper_parameters)."""
 
 
 # --- answers measured on the probe ------------------------------------------------------

@@ -78,6 +78,7 @@ def build_report(
     markdown: str | Path | None = None,
     generated: str | None = None,
     cache: bool | str | Path | Any = True,
+    allow_external_data: bool = False,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -88,6 +89,8 @@ def build_report(
     (or is in memory), which is then loaded anyway. ``markdown`` also writes a short
     Markdown summary there; ``generated`` is the time the page states (default: now, or
     SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
+    ``allow_external_data``: every ONNX model may read external data from any file inside
+    its folder, not only its own data file (config key ``external_data: allow``).
     ``cache``: where the figures of a series' checkpoints are cached (see checkpoints):
     True for ``$XDG_CACHE_HOME/lstm-report/checkpoints``, a folder, or False for none.
     With ``processes``, a long series is reduced on a pool of one process per core; where
@@ -98,7 +101,13 @@ def build_report(
     loaded: dict[int, InMemory] = {}
     if _is_keras_model(config):
         config, loaded = _in_memory_config(config, options or {})
-    cfg = _with_overrides(_as_config(config), unsafe=unsafe, reader=reader, verify=verify)
+    cfg = _with_overrides(
+        _as_config(config),
+        unsafe=unsafe,
+        reader=reader,
+        verify=verify,
+        allow_external_data=allow_external_data,
+    )
     outputs = Outputs(
         html=_output_path(cfg, output),
         json=Path(json_path) if json_path is not None else None,
@@ -244,11 +253,18 @@ def _build(
 
 
 def _with_overrides(
-    cfg: Config, *, unsafe: bool, reader: str | None, verify: bool | None
+    cfg: Config,
+    *,
+    unsafe: bool,
+    reader: str | None,
+    verify: bool | None,
+    allow_external_data: bool = False,
 ) -> Config:
     """The config with the command line's overrides applied (they win over the file)."""
     if unsafe:
         cfg = replace(cfg, models=tuple(replace(m, unsafe=True) for m in cfg.models))
+    if allow_external_data:
+        cfg = replace(cfg, models=tuple(replace(m, external_data="allow") for m in cfg.models))
     if reader is not None:
         cfg = replace(cfg, models=tuple(replace(m, reader=reader) for m in cfg.models))
     return cfg if verify is None else replace(cfg, verify=verify)

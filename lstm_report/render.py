@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -118,6 +121,24 @@ def breakable(value: Any) -> Markup:
     return Markup(re.sub(r"([/_.])(?=.)", r"\1<wbr>", text))
 
 
+@lru_cache(maxsize=1)
+def script_hashes() -> tuple[str, ...]:
+    """The CSP hashes (base64 sha256) of the inline scripts our templates write, as rendered."""
+    rendered = env.get_template("_sort_script.html.jinja2").render()
+    bodies = re.findall(r"<script>(.*?)</script>", rendered, flags=re.DOTALL)
+    return tuple(
+        sorted(
+            base64.b64encode(hashlib.sha256(b.encode("utf-8")).digest()).decode() for b in bodies
+        )
+    )
+
+
+def content_security_policy() -> str:
+    """The policy every page carries: nothing loads, only our own scripts run (no handlers)."""
+    scripts = " ".join(f"'sha256-{h}'" for h in script_hashes())
+    return f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {scripts}"
+
+
 env.filters["num"] = fmt_num
 env.filters["breakable"] = breakable
 env.filters["px"] = fmt_px
@@ -132,6 +153,7 @@ env.globals["GATE_NAMES"] = GATE_NAMES
 env.globals["equations"] = equations
 env.globals["gates_of"] = gates_of
 env.globals["ACTIVATION_FORMULAS"] = ACTIVATION_FORMULAS
+env.globals["content_security_policy"] = content_security_policy
 
 
 def render_html(

@@ -225,6 +225,7 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
         "series": None if m.series is None else series_json(m.series),
         "notes": list(m.notes),
         "input_importance": importance_json(m.input_importance),
+        "hyper_parameters": {k: v for k, v in m.hyper_parameters},
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from lstm_report.checkpoints import file_digest
 from lstm_report.config import Config
+from lstm_report.limits import open_regular, read_at_most
 
 MANIFEST = ".lstm-report-batch.json"
 """The manifest's file name in the site folder (a dot file: not part of the published site)."""
@@ -82,17 +83,26 @@ class Entry:
     """What the index shows of the run (see batch.Row)."""
 
 
+MAX_MANIFEST = 64 << 20
+"""Bytes: a larger manifest is not one of ours (a run's entry takes about 1 KiB)."""
+
+
 def load(site_dir: Path) -> dict[str, Entry]:
-    """The manifest's runs by source; empty when there is none or it cannot be read."""
+    """The manifest's runs by source; empty when there is none or it cannot be read, or
+    is not a regular file (a symbolic link is never followed)."""
     try:
-        data = json.loads((site_dir / MANIFEST).read_text(encoding="utf-8"))
+        with open_regular(site_dir / MANIFEST, follow_symlinks=False) as fh:
+            text = read_at_most(fh, MAX_MANIFEST)
+        if text is None:
+            return {}
+        data = json.loads(text.decode("utf-8"))
         if data.get("format") != FORMAT:
             return {}
         return {
             r["source"]: Entry(r["source"], r["name"], r["key"], tuple(r["outputs"]), r["row"])
             for r in data["runs"]
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}  # no manifest, or not one we can trust: every run is rebuilt
 
 

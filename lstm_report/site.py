@@ -8,14 +8,13 @@ did not write.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from lstm_report.errors import ConfigError, OutputError, quote, shorten
 DATA_ID = "lstm-report-data"
 SCHEMA_VERSION = 1
 SEVERITIES = ("error", "warning", "info")
+PAGE_HREF = re.compile(r"reports/[A-Za-z0-9._-]+\.html")
+"""The only links an index has: to a page of the site (reports/NAME.html), relative."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class SiteEntry:
     largest_radius: float | None
     headline: str
     source: str
+
+    def __post_init__(self) -> None:
+        # Whatever the row came from (a page, a batch manifest someone edited), its link
+        # stays inside the site: never javascript:, never another site, never "..".
+        if not isinstance(self.href, str) or not PAGE_HREF.fullmatch(self.href):
+            raise ValueError(f"not a page of the site: {shorten(repr(self.href), 60)}")
 
 
 @dataclass(frozen=True)
@@ -96,54 +103,96 @@ def css_problem(css: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
 def script_hashes() -> frozenset[str]:
-    """sha256 of the inline script(s) our templates write, as rendered."""
-    from lstm_report.render import env
+    """sha256 (hex) of the inline script(s) our templates write, as rendered."""
+    from lstm_report.render import script_hashes as csp_hashes
 
-    rendered = env.get_template("_sort_script.html.jinja2").render()
-    finder = _PageScanner()
-    finder.feed(rendered)
-    finder.close()
-    return frozenset(hashlib.sha256(s.encode("utf-8")).hexdigest() for s in finder.inline)
+    return frozenset(base64.b64decode(h).hex() for h in csp_hashes())
 
 
-class _PageScanner(HTMLParser):
-    """Collects the data block and the scripts, and the first thing we would not write."""
+def policy() -> str:
+    """The Content-Security-Policy every page of ours carries, exactly."""
+    from lstm_report.render import content_security_policy
+
+    return content_security_policy()
+
+
+def _attribute_name(key: tuple[str | None, str]) -> str:
+    namespace, name = key
+    if namespace is None:
+        return name.lower()
+    from html5lib.constants import prefixes
+
+    return f"{prefixes.get(namespace, namespace)}:{name.lower()}"
+
+
+class _PageScanner:
+    """Collects the data block and the scripts, and the first thing we would not write, from
+    the document a browser builds (html5lib follows the WHATWG parsing algorithm)."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.data_blocks: list[str] = []
         self.inline: list[str] = []
         self.script_tags = 0
+        self.style_tags = 0
+        self.policies: list[str] = []
         self.marked = False
         """Whether a script carries our data id: the page claims to be a report."""
         self.problem: str | None = None
         self._script: list[str] | None = None
         self._style: list[str] | None = None
-        self.style_tags = 0
+        self._is_data = False
+        self._in_head = False
+        self._head_first: str | None = None
+        """The first element inside <head>: our policy must be it, so it covers the page."""
+
+    def feed(self, html: str) -> None:
+        import html5lib
+
+        parser = html5lib.HTMLParser(
+            tree=html5lib.getTreeBuilder("etree"), namespaceHTMLElements=False
+        )
+        # Scripting on, as in the browsers the page is published for (it changes how
+        # <noscript> is parsed).
+        document = parser.parse(html, scripting=True)
+        for token in html5lib.getTreeWalker("etree")(document):
+            kind = token["type"]
+            if kind in ("StartTag", "EmptyTag"):
+                attrs = [(_attribute_name(k), v) for k, v in token["data"].items()]
+                self.handle_starttag(token["name"].lower(), attrs)
+                if kind == "EmptyTag":
+                    self.handle_endtag(token["name"].lower())
+            elif kind == "EndTag":
+                self.handle_endtag(token["name"].lower())
+            elif kind in ("Characters", "SpaceCharacters"):
+                self.handle_data(token["data"])
+            elif kind == "Comment":
+                self._flag("a comment, CDATA section or other <! markup")
+            elif kind == "Doctype":
+                pass
+            else:
+                self._flag(f"markup lstm-report does not write ({shorten(str(kind), 30)})")
 
     def close(self) -> None:
-        rest = self.rawdata if self._style is not None else ""
-        super().close()
-        if self._style is not None:  # a style sheet never closed still applies, to the end
-            self._style.append(rest)
-            self.handle_endtag("style")
-        self._is_data = False
+        pass
 
     def _flag(self, problem: str) -> None:
         if self.problem is None:
             self.problem = problem
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        first_in_head = self._in_head and self._head_first is None
+        if first_in_head:
+            self._head_first = tag
+        if tag == "head":
+            self._in_head = True
         for name, value in attrs:
-            name = name.lower()
             text = re.sub(r"[\x00-\x20]", "", value or "").lower()
             if name == "style" and not STYLE_ATTRIBUTE.fullmatch(value or ""):
                 self._flag(
                     f"a style lstm-report does not write (<{tag} style={quote(value or '', 40)}>)"
                 )
-            elif name.startswith("on"):
+            elif name.split(":")[-1].startswith("on"):
                 self._flag(f"an event-handler attribute ({shorten(name, 30)}) on <{tag}>")
             elif text.startswith(("javascript:", "vbscript:")):
                 self._flag(f"a {text.split(':')[0]}: URL in <{tag} {shorten(name, 30)}>")
@@ -155,8 +204,18 @@ class _PageScanner(HTMLParser):
                 self._flag(f"a URL attribute lstm-report does not write (<{tag} {name}>)")
         if tag in ACTIVE_TAGS:
             self._flag(f"a <{tag}> element")
-        if tag == "meta" and any(n.lower() == "http-equiv" for n, _ in attrs):
-            self._flag("a <meta http-equiv> element")
+        if tag == "noscript":
+            self._flag("a <noscript> element")
+        if tag == "meta" and any(n == "http-equiv" for n, _ in attrs):
+            a = dict(attrs)
+            if (a.get("http-equiv") or "").lower() != "content-security-policy" or set(a) != {
+                "http-equiv",
+                "content",
+            }:
+                self._flag("a <meta http-equiv> element")
+            elif not first_in_head or self.policies:
+                self._flag("a Content-Security-Policy that is not the first element of <head>")
+            self.policies.append(a.get("content") or "")
         if tag == "style":
             self.style_tags += 1
             self._style = []
@@ -169,12 +228,9 @@ class _PageScanner(HTMLParser):
                 self._flag("a script lstm-report did not write (with attributes)")
             self._script = []
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag == "script":
-            self.handle_endtag(tag)
-
     def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self._in_head = False
         if tag == "style" and self._style is not None:
             problem = css_problem("".join(self._style))
             if problem is not None:
@@ -200,10 +256,21 @@ def _scan(html: str) -> _PageScanner | None:
     try:
         scanner.feed(html)
         scanner.close()
-    except Exception:  # HTMLParser is tolerant; anything else is not a page of ours
+    except Exception:  # html5lib recovers from any markup; anything else is not ours
         scanner.problem = scanner.problem or "cannot be parsed as HTML"
         scanner.marked = True
     return scanner if scanner.marked else None
+
+
+def _raw_problem(html: str) -> str | None:
+    """What the text itself shows that no parser should have to find: lstm-report writes
+    one doctype and no other "<!", and no <noscript> (escaped text and our data block hold
+    no "<")."""
+    if not html.startswith("<!DOCTYPE html>") or html.count("<!") != 1:
+        return "a comment, CDATA section or other <! markup"
+    if re.search(r"<noscript", html, flags=re.IGNORECASE):
+        return "a <noscript> element"
+    return None
 
 
 def check_page(html: str) -> dict[str, Any] | None:
@@ -217,6 +284,16 @@ def check_page(html: str) -> dict[str, Any] | None:
         return None
     if scanner.problem is not None:
         raise NotOurs(scanner.problem)
+    problem = _raw_problem(html)
+    if problem is not None:
+        raise NotOurs(problem)
+    if scanner.policies != [policy()]:
+        if not scanner.policies:
+            raise NotOurs("no Content-Security-Policy (a report of an older lstm-report?)")
+        raise NotOurs(
+            f"a Content-Security-Policy lstm-report does not write "
+            f"({quote(scanner.policies[0], 60)})"
+        )
     if len(scanner.data_blocks) != 1:
         raise NotOurs(f"{len(scanner.data_blocks)} embedded data blocks (one expected)")
     ours = script_hashes()

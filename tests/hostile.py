@@ -357,3 +357,22 @@ def npz_bomb(path: Path, shape: tuple[int, ...]) -> Path:
     total = len(header) + int(np.prod(shape)) * 4
     bomb, crc = deflate_bomb(header, total, b"\0")
     return write_raw_zip(path, [("x.npy", zipfile.ZIP_DEFLATED, bomb, crc, total)])
+
+
+# --- markup a browser reads differently from Python's html.parser (issue 21) ----------------
+
+_IMG = "<img src=data:image/png;base64,AA onerror=alert(1)>"
+"""A broken PNG: the browser runs onerror, unless the page's policy forbids handlers."""
+HOSTILE_MARKUP = {
+    "empty comment": f"<!-->{_IMG}-->",
+    "comment closed by --!>": f"<!-- x --!>{_IMG} -->",
+    "CDATA": f"<![CDATA[ >{_IMG} ]]>",
+    "noscript": f'<noscript><p title="</noscript>{_IMG}"></noscript>',
+}
+"""Each, inserted into a genuine report, hides an event handler from html.parser."""
+
+
+def with_markup(page: str, markup: str) -> str:
+    """The genuine page with markup inserted at the end of its <main>."""
+    assert page.count("</main>") == 1
+    return page.replace("</main>", markup + "</main>")

@@ -47,7 +47,7 @@ def test_one_broken_run_never_stops_the_others(
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert errors == [
         "error: runs/r4/config.yaml: models[0].bogus: unknown key (valid keys: path, name, "
-        "layers, feature_names, unsafe, probe, reader, activations)"
+        "layers, feature_names, unsafe, probe, reader, activations, external_data)"
     ]
     assert "Traceback" not in err
     # one progress line per run built, with the count, the time and what is left
@@ -195,3 +195,60 @@ def test_scheduler_that_does_not_answer(
         run_batch(
             [str(runs / "r1" / "config.yaml")], tmp_path / "site", scheduler="tcp://127.0.0.1:9"
         )
+
+
+BAD_HREFS = [
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    "https://x.example/config.html",
+    "//x.example/config.html",
+    "/etc/passwd",
+    "../secret.html",
+    "reports/../../secret.html",
+    "reports/sub/config.html",
+    "reports/config.html#x",
+    "reports/config.htm",
+    1,
+]
+
+
+def test_a_tampered_manifest_never_puts_a_foreign_link_in_the_index(
+    simple_model: Any, tmp_path: Path
+) -> None:
+    """Rows reused from the manifest are checked as read: a href that is not a page of the
+    site (reports/NAME.html) makes the row untrusted, and the run is built again."""
+    runs = _runs(tmp_path, simple_model.path, 1)
+    site = tmp_path / "site"
+    pattern = str(runs / "*" / "config.yaml")
+    assert [o.status for o in run_batch([pattern], site, jobs=1).outcomes] == ["built"]
+    good = json.loads((site / MANIFEST).read_text())
+    for href in ("javascript:alert(1)", "https://x.example/config.html", "reports/../x.html"):
+        manifest = json.loads(json.dumps(good))
+        manifest["runs"][0]["row"]["entry"]["href"] = href  # the key left right
+        (site / MANIFEST).write_text(json.dumps(manifest))
+        again = run_batch([pattern], site, jobs=1)
+        assert [o.status for o in again.outcomes] == ["built"], href
+        page = parse((site / "index.html").read_text())
+        assert sorted({h for h in page.hrefs if not h.startswith("#")}) == ["reports/config.html"]
+    assert [o.status for o in run_batch([pattern], site, jobs=1).outcomes] == ["reused"]
+
+
+@pytest.mark.parametrize("href", BAD_HREFS)
+def test_an_index_row_links_only_to_a_page_of_the_site(href: Any) -> None:
+    from lstm_report.site import SiteEntry
+
+    fields = dict(
+        title="t",
+        generated="g",
+        models=(),
+        layers=0,
+        params=0,
+        errors=0,
+        warnings=0,
+        largest_radius=None,
+        headline="",
+        source="s",
+    )
+    assert SiteEntry(href="reports/a-b_c.1.html", **fields).href == "reports/a-b_c.1.html"
+    with pytest.raises(ValueError, match=r"^not a page of the site: "):
+        SiteEntry(href=href, **fields)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,16 @@ def _open(browser: Any, path: Path, *, js: bool = True) -> tuple[Any, Any, list[
     return context, page, errors, requests
 
 
+def _wait_for(page: Any, expression: str, timeout: float = 5.0) -> None:
+    """Poll an expression with page.evaluate: Playwright's wait_for_function compiles its
+    predicate with eval, which the page's Content-Security-Policy rightly forbids."""
+    end = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > end:
+            pytest.fail(f"not true within {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
 def test_demo_report_in_chromium(browser: Any, demo_page: Path) -> None:
     context, page, errors, requests = _open(browser, demo_page)
     try:
@@ -87,11 +98,12 @@ def test_demo_report_in_chromium(browser: Any, demo_page: Path) -> None:
         link = page.locator("nav.toc a[href^='#m0-']").nth(1)
         target = link.get_attribute("href")
         link.click()
-        page.wait_for_function(f"location.hash === '{target}'")
+        _wait_for(page, f"location.hash === '{target}'")
         # (the page scrolls smoothly: wait until the section has arrived at the top)
-        page.wait_for_function(
+        _wait_for(
+            page,
             f"Math.abs(document.getElementById('{target[1:]}').getBoundingClientRect().top) < 200",
-            timeout=10_000,
+            timeout=10.0,
         )
         # sections fold: the layout explanation opens and closes
         details = page.locator("#layout details")
@@ -283,5 +295,84 @@ def test_axe_finds_no_violation(browser: Any, demo_page: Path, width: int) -> No
             "[v.id, v.nodes.length, v.nodes.slice(0, 3).map(n => n.target.join(' '))])"
         )
         assert violations == []
+    finally:
+        context.close()
+
+
+# --- issue 21: the page's Content-Security-Policy stops what a hostile edit injects ------------
+
+
+def _hostile_run(browser: Any, path: Path) -> tuple[list[str], list[str], int]:
+    """Load a page; return the dialogs opened, the console errors and how many table
+    headers our sort script turned into buttons (it ran)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+
+    def dialog(d: Any) -> None:
+        dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("dialog", dialog)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        _wait_for(page, "Array.from(document.images).every(i => i.complete)")
+        page.wait_for_timeout(200)  # time for an error event's handler, had it been allowed
+        buttons = page.evaluate("document.querySelectorAll('th > button.sort').length")
+        return dialogs, errors, int(buttons)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    "variant", ["empty comment", "comment closed by --!>", "CDATA", "noscript"]
+)
+def test_injected_handlers_never_run(
+    browser: Any, demo_page: Path, tmp_path: Path, variant: str
+) -> None:
+    """Each hostile variant, as `site` would publish it if its check were bypassed: the
+    browser parses an <img onerror>, and the policy stops it. Without the policy (the
+    control), the same page runs it."""
+    import re
+
+    from tests.hostile import HOSTILE_MARKUP, with_markup
+
+    genuine = demo_page.read_text()
+    hostile = tmp_path / "hostile.html"
+    hostile.write_text(with_markup(genuine, HOSTILE_MARKUP[variant]))
+    dialogs, errors, buttons = _hostile_run(browser, hostile)
+    assert dialogs == []
+    assert any("Content Security Policy" in e and "inline event handler" in e for e in errors), (
+        errors
+    )
+    assert buttons > 0  # our own script still ran
+    control = tmp_path / "control.html"
+    control.write_text(
+        re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", hostile.read_text())
+    )
+    dialogs, errors, _ = _hostile_run(browser, control)
+    assert dialogs == ["1"]
+
+
+def test_genuine_report_scripts_run_under_the_policy(browser: Any, demo_page: Path) -> None:
+    """No CSP complaint on a genuine page, and its script works: a table sorts."""
+    dialogs, errors, buttons = _hostile_run(browser, demo_page)
+    assert dialogs == [] and errors == [] and buttons > 0
+    context, page, errors, _ = _open(browser, demo_page)
+    try:
+        table = page.locator("table.sortable").first
+        table.evaluate("t => { const d = t.closest('details'); if (d) d.open = true; }")
+        header = table.locator("thead th").nth(1)
+        column = "t => Array.from(t.tBodies[0].rows).map(r => r.cells[1].getAttribute('data-sort') ?? r.cells[1].textContent.trim())"
+        before = table.evaluate(column)
+        header.click()
+        after = table.evaluate(column)
+        assert sorted(after) == sorted(before) and header.get_attribute("aria-sort") == "ascending"
+        header.click()
+        assert table.evaluate(column) == after[::-1]
+        assert errors == []
     finally:
         context.close()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report import checkpoints
+from lstm_report import cachekey, checkpoints
 from lstm_report.batch import build_unit, run_batch
 from lstm_report.checkpoints import Cache, PointUnit, parse_entry, serial, series_points
 from lstm_report.cli import main
@@ -215,7 +215,7 @@ def test_a_hostile_cache_is_ignored_and_recomputed(ckpts: Path, tmp_path: Path) 
     good = _points(cfg, Cache(folder), log)
     files = _entries(folder)
     texts = [f.read_text() for f in files]
-    raw = json.loads(texts[0])
+    raw = json.loads(texts[0].partition("\n")[2])  # after the MAC line
 
     def poisoned(change: Any) -> str:
         r = json.loads(json.dumps(raw))
@@ -251,7 +251,8 @@ def test_a_hostile_cache_is_ignored_and_recomputed(ckpts: Path, tmp_path: Path) 
     ]
     for text in bad:
         for f in files:
-            f.write_text(text)
+            # Sealed with the user's key: what is refused here is the entry's content.
+            f.write_text(cachekey.seal(cachekey.secret(), text))
         log.clear()
         assert _points(cfg, Cache(folder), log) == good, text[:80]
         assert log == [1, 2, 3], text[:80]
@@ -434,3 +435,140 @@ def test_a_worker_of_another_version_refuses_its_units(tmp_path: Path) -> None:
     for error in (point.error, report.error):
         assert error is not None and "install the same version on every worker" in error
         assert "the batch 0.0.0-other" in error
+
+
+# --- issue 21: entries authenticated with the user's key; no link followed ---------------
+
+
+def test_a_poisoned_entry_is_recomputed_silently(ckpts: Path, tmp_path: Path) -> None:
+    """An entry edited in place (its key is computable from public inputs) or planted
+    without the user's key changes nothing: recomputed, no warning, rewritten sealed."""
+    import warnings
+
+    cfg = _run(tmp_path, ckpts, [1, 2, 3])
+    folder = tmp_path / "cache"
+    log: list[int] = []
+    good = _points(cfg, Cache(folder), log)
+    files = _entries(folder)
+    texts = [f.read_text() for f in files]
+    mac, _, body = texts[0].partition("\n")
+    assert len(mac) == 64 and json.loads(body)["format"] == checkpoints.FORMAT
+    value = json.loads(body)["points"][0]["gates"][0][1][0]
+    edited = body.replace(json.dumps(value), json.dumps(value * 100 + 1), 1)
+    assert edited != body
+    for text in (
+        f"{mac}\n{edited}",  # a number edited, the MAC left as it was
+        edited,  # an entry as the attacker would write it: no MAC
+        f"{'0' * 64}\n{body}",  # the right entry, a wrong MAC
+        f"{checkpoints_mac(b'another key', body)}\n{edited}",  # sealed with another key
+    ):
+        files[0].write_text(text)
+        log.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning: a failing entry is recomputed quietly
+            assert _points(cfg, Cache(folder), log) == good
+        assert len(log) == 1
+        assert [f.read_text() for f in files] == texts
+
+
+def checkpoints_mac(key: bytes, text: str) -> str:
+    """HMAC-SHA256 by the standard library, independently of cachekey."""
+    import hashlib
+    import hmac
+
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_the_key_is_created_private_in_the_user_cache(
+    ckpts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cfg = _run(tmp_path, ckpts, [1, 2])
+    folder = tmp_path / "cache"
+    _points(cfg, Cache(folder), [])
+    key = tmp_path / "xdg" / "lstm-report" / "cache.key"
+    st = key.lstat()
+    assert st.st_mode & 0o777 == 0o600 and st.st_size == 32
+    secret = key.read_bytes()
+    for entry in _entries(folder):
+        mac, _, body = entry.read_text().partition("\n")
+        assert mac == checkpoints_mac(secret, body)
+    # used again, not replaced
+    log: list[int] = []
+    _points(cfg, Cache(folder), log)
+    assert log == [] and key.read_bytes() == secret
+
+
+@pytest.mark.parametrize("how", ["group-readable", "symlink", "short"])
+def test_a_key_that_cannot_be_trusted_turns_the_cache_off(
+    ckpts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    key = tmp_path / "xdg" / "lstm-report" / "cache.key"
+    key.parent.mkdir(parents=True)
+    if how == "symlink":
+        (tmp_path / "planted").write_bytes(b"k" * 32)
+        (tmp_path / "planted").chmod(0o600)
+        key.symlink_to(tmp_path / "planted")
+    else:
+        key.write_bytes(b"k" * (32 if how == "group-readable" else 5))
+        key.chmod(0o640 if how == "group-readable" else 0o600)
+    cfg = _run(tmp_path, ckpts, [1, 2])
+    folder = tmp_path / "cache"
+    log: list[int] = []
+    with pytest.warns(UserWarning, match=r"^checkpoint cache: the key .*cache.key: .*not cached$"):
+        good = _points(cfg, Cache(folder), log)
+    assert log == [1, 2] and not folder.exists()
+    assert good == _points(cfg, None, [])
+
+
+def test_an_entry_that_keeps_failing_is_warned_about_once(
+    ckpts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2, 3])
+    folder = tmp_path / "cache"
+    good = _points(cfg, Cache(folder), [])
+    for f in _entries(folder):
+        f.write_text("tampered")
+    # What is written fails again at once: as when something else keeps rewriting it.
+    monkeypatch.setattr(cachekey, "seal", lambda key, text: "0" * 64 + "\n" + text)
+    with pytest.warns(UserWarning, match="fails authentication again") as record:
+        assert _points(cfg, Cache(folder), []) == good
+    assert len([w for w in record if "again" in str(w.message)]) == 1
+
+
+def test_batch_cache_in_the_site_is_sealed_with_the_users_key_and_never_a_link(
+    ckpts: Path, tmp_path: Path
+) -> None:
+    import os
+
+    run = _run(tmp_path, ckpts, [1, 2, 3])
+    (run.parent / "config.yaml").write_text("models:\n  - path: epoch_*.keras\n    name: run\n")
+    site = tmp_path / "site"
+    first = run_batch([str(run)], site, jobs=1, generated=GENERATED)
+    assert [o.status for o in first.outcomes] == ["built"]
+    entries = _entries(site / ".lstm-report-cache" / "checkpoints")
+    assert len(entries) == 3
+    secret = cachekey.secret()
+    assert cachekey.key_path().parent != site and not list(site.rglob("*.key"))
+    for entry in entries:
+        mac, _, body = entry.read_text().partition("\n")
+        assert mac == checkpoints_mac(secret, body)
+    # The cache folder replaced by a link to a folder outside the site: never written
+    # through (nor read), the report is still built, with a warning.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(site / ".lstm-report-cache")
+    os.symlink(outside, site / ".lstm-report-cache")
+    (run.parent / "epoch_4.keras").write_bytes((ckpts / "epoch_4.keras").read_bytes())
+    with pytest.warns(UserWarning, match=r"\.lstm-report-cache is a symbolic link, never followed"):
+        third = run_batch([str(run)], site, jobs=1, generated=GENERATED)
+    assert [o.status for o in third.outcomes] == ["built"] and list(outside.iterdir()) == []
+    # the reports folder or the manifest as a link: refused before anything is written
+    for name in ("reports", ".lstm-report-batch.json"):
+        s2 = tmp_path / f"site-{name}"
+        s2.mkdir()
+        os.symlink(outside, s2 / name)
+        with pytest.raises(LstmReportError, match=f"{name}: is a symbolic link; batch never"):
+            run_batch([str(run)], s2, jobs=1, generated=GENERATED)
+        assert list(outside.iterdir()) == []

@@ -330,8 +330,9 @@ def _set_location(location: str) -> Callable[[Any], None]:
 
 
 def test_onnx_external_data_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    """Even with external data allowed (--allow-external-data), never outside the folder."""
     pytest.importorskip("onnx")
-    weights = (FIX / "onnx_external" / "gru.weights").read_bytes()
+    weights = (FIX / "onnx_external" / "gru.onnx.data").read_bytes()
     # The data really is there, one folder up: a loader that followed the path would succeed.
     (tmp_path / "gru.weights").write_bytes(weights)
     (tmp_path / "secret").mkdir()
@@ -347,20 +348,20 @@ def test_onnx_external_data_outside_the_folder_is_refused(tmp_path: Path) -> Non
         with pytest.raises(
             ModelLoadError, match=f"^gru.onnx: initializer 'W': external data location .*{message}"
         ):
-            onnx_rnn.read(model)
+            onnx_rnn.read(model, allow_external_data=True)
     # A link inside the folder that leads out of it.
     linked = tmp_path / "linked"
     linked.mkdir()
-    (linked / "gru.onnx").write_bytes(src.read_bytes())
+    model = _rewrite_onnx(src, linked / "gru.onnx", _set_location("gru.weights"))
     os.symlink(tmp_path / "secret" / "gru.weights", linked / "gru.weights")
     with pytest.raises(ModelLoadError, match="resolves outside the model's folder .*: refused$"):
-        onnx_rnn.read(linked / "gru.onnx")
+        onnx_rnn.read(model, allow_external_data=True)
     # The control: the same model beside a real copy of its data reads.
     ok = tmp_path / "ok"
     ok.mkdir()
-    (ok / "gru.onnx").write_bytes(src.read_bytes())
+    model = _rewrite_onnx(src, ok / "gru.onnx", _set_location("gru.weights"))
     (ok / "gru.weights").write_bytes(weights)
-    assert len(onnx_rnn.read(ok / "gru.onnx").cells) == 2
+    assert len(onnx_rnn.read(model, allow_external_data=True).cells) == 2
 
 
 def test_onnx_external_data_shorter_than_declared_is_refused(tmp_path: Path) -> None:
@@ -368,7 +369,8 @@ def test_onnx_external_data_shorter_than_declared_is_refused(tmp_path: Path) -> 
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "gru.onnx").write_bytes((FIX / "onnx_external" / "gru.onnx").read_bytes())
-    (folder / "gru.weights").write_bytes((FIX / "onnx_external" / "gru.weights").read_bytes()[:100])
+    data = (FIX / "onnx_external" / "gru.onnx.data").read_bytes()[:100]
+    (folder / "gru.onnx.data").write_bytes(data)
     with pytest.raises(
         ModelLoadError, match=r"^gru.onnx: initializer '.': external data needs \d+ bytes at offset"
     ):
@@ -587,7 +589,8 @@ def test_state_dict_without_rnn_keys(tmp_path: Path) -> None:
     path = _torch_zip(tmp_path / "empty.pt", pickle.dumps({"epoch": 1}, protocol=2))
     with pytest.raises(
         ModelLoadError,
-        match=r"^empty.pt: no nn.LSTM or nn.GRU weights \(no key like weight_ih_l0\)$",
+        match=r"^empty.pt: no nn.LSTM or nn.GRU weights \(no key like weight_ih_l0 or, for a cell, "
+        r"weight_ih\)$",
     ):
         torch_rnn.read(path)
 

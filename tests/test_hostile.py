@@ -389,3 +389,135 @@ def test_deflated_keras_members_within_the_limits_are_read(
     np.testing.assert_array_equal(
         mw.lstms[0].kernel, simple_model.model.get_layer("lstm").get_weights()[0]
     )
+
+
+# --- issue 21: ONNX external data only from the model's own data file ----------------------
+
+ONNX_FIX = Path(__file__).parent / "fixtures" / "frameworks" / "onnx_external"
+
+
+def _onnx_pointing_at(folder: Path, location: str, name: str = "gru.onnx") -> Path:
+    """The external-data GRU fixture, its tensors' location rewritten, saved in folder."""
+    import onnx
+
+    model = onnx.load(str(ONNX_FIX / "gru.onnx"), load_external_data=False)
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = location
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(folder / name))
+    return folder / name
+
+
+def _secret_folder(tmp: Path) -> Path:
+    """A model's folder holding files that are not made for the model, each large enough
+    to be read as its weights (the 864 bytes the GRU's tensors declare)."""
+    folder = tmp / "m"
+    (folder / ".git").mkdir(parents=True)
+    secret = np.full(1024, hostile.SECRET_VALUE, "<f4").tobytes() + hostile.SECRET_MARK
+    for name in ("secret.txt", ".env", ".git/config", "other.onnx"):
+        (folder / name).write_bytes(secret)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "up").symlink_to("..")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("location", "problem"),
+    [
+        ("secret.txt", "is not the data file made for the model"),
+        (".env", "is not the data file made for the model"),
+        (".git/config", "is not the data file made for the model"),
+        ("other.onnx", "is not the data file made for the model"),
+        ("sub/up/secret.txt", "is not the data file made for the model"),
+        ("sub/up/gru.onnx.data", "is not the data file made for the model"),
+        ("gru.onnx.data -> secret.txt", "is a symbolic link: refused"),
+        ("gru.onnx.data -> sub/up/gru.data", "is a symbolic link: refused"),
+        ("gru.onnx.data, another file", "holds 4123 bytes, but the model's tensors declare 864"),
+        ("gru.onnx.data, a FIFO", "is not a regular file"),
+    ],
+)
+def test_onnx_external_data_only_from_the_models_own_data_file(
+    location: str, problem: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnx")
+    from lstm_report.errors import ModelLoadError
+    from lstm_report.readers import onnx_rnn
+
+    folder = _secret_folder(tmp_path)
+    name, _, how = location.partition(" -> ")
+    name = name.split(",")[0]
+    model = _onnx_pointing_at(folder, name)
+    if how:
+        (folder / "gru.data").write_bytes((folder / "secret.txt").read_bytes())
+        (folder / name).symlink_to(how)
+    elif "another file" in location:
+        (folder / name).write_bytes((folder / "secret.txt").read_bytes())
+    elif "FIFO" in location:
+        os.mkfifo(folder / name)
+    with pytest.raises(ModelLoadError) as info:
+        onnx_rnn.read(model)
+    line = str(info.value)
+    assert line.startswith("gru.onnx: initializer 'W': external data ")
+    assert repr(name) in line and problem in line, line
+    if "FIFO" not in location:
+        assert "pass --allow-external-data" in line and "'external_data: allow'" in line, line
+    assert "\n" not in line
+    if "FIFO" in location or location.startswith("sub/up/gru"):
+        return
+    # The opt-in reads it (so the refusal above is what kept the secret out of the report):
+    # every weight is the secret's value.
+    cells = onnx_rnn.read(model, allow_external_data=True).cells
+    assert {float(g.W.flat[0]) for c in cells for g in c.gates} == {hostile.SECRET_VALUE}
+
+
+@pytest.mark.parametrize("name", ["gru.onnx.data", "gru.onnx_data", "gru.data"])
+def test_onnx_own_data_file_is_read(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    from lstm_report.readers import onnx_rnn
+
+    folder = tmp_path / "m"
+    model = _onnx_pointing_at(folder, name)
+    (folder / name).write_bytes((ONNX_FIX / "gru.onnx.data").read_bytes())
+    got = onnx_rnn.read(model).cells
+    want = onnx_rnn.read(ONNX_FIX / "gru.onnx").cells
+    assert [c.name for c in got] == [c.name for c in want] and len(got) == 2
+    for a, b in zip(got, want):
+        for ga, gb in zip(a.gates, b.gates):
+            np.testing.assert_array_equal(ga.W, gb.W)
+            np.testing.assert_array_equal(ga.U, gb.U)
+
+
+def test_onnx_external_data_opt_in_on_the_command_line_and_in_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnx")
+    from lstm_report.cli import main
+
+    folder = _secret_folder(tmp_path)
+    model = _onnx_pointing_at(folder, "secret.txt")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["build", str(model), "-o", str(out / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "error: models[0] (gru.onnx): initializer 'W': external data location 'secret.txt' is "
+        "not the data file made for the model (gru.onnx.data or gru.onnx_data or gru.data "
+        "beside it): refused; if you trust the files beside this model, pass "
+        "--allow-external-data (or set 'external_data: allow' for the model in the config)\n"
+    )
+    assert list(out.iterdir()) == []
+    assert (
+        main(["build", str(model), "-o", str(out / "r.html"), "-q", "--allow-external-data"]) == 0
+    )
+    assert str(int(hostile.SECRET_VALUE)) in (out / "r.html").read_text()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"models: [{{path: {model}, external_data: allow}}]\n")
+    assert main(["build", str(cfg), "-o", str(out / "c.html"), "-q"]) == 0
+    cfg.write_text(f"models: [{{path: {model}, external_data: yes}}]\n")
+    assert main(["build", str(cfg), "-o", str(out / "d.html"), "-q"]) == 1
+    assert capsys.readouterr().err == (
+        "error: models[0].external_data: expected allow or model (the default: only the data "
+        "file made for the model), got a boolean (true)\n"
+    )

@@ -357,3 +357,141 @@ def test_site_file_names_that_are_not_utf8(
     index = (tmp_path / "site" / "index.html").read_text().replace("<wbr>", "")
     assert "r\ufffd.html" in index
     assert [p.name for p in (tmp_path / "site" / "reports").iterdir()] == ["r_.html"]
+
+
+# --- issue 21: pages checked as browsers read them, and their Content-Security-Policy -------
+
+
+@pytest.mark.parametrize(
+    ("variant", "problem"),
+    [
+        ("empty comment", "a comment, CDATA section or other <! markup"),
+        ("comment closed by --!>", "a comment, CDATA section or other <! markup"),
+        ("CDATA", "a comment, CDATA section or other <! markup"),
+        ("noscript", "a <noscript> element"),
+    ],
+)
+def test_site_refuses_markup_browsers_read_differently(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], variant: str, problem: str
+) -> None:
+    from tests.hostile import HOSTILE_MARKUP, with_markup
+
+    src = tmp_path / "reports"
+    src.mkdir()
+    html = (reports / "a.html").read_text()
+    (src / "good.html").write_text(html)
+    (src / "bad.html").write_text(with_markup(html, HOSTILE_MARKUP[variant]))
+    assert main(["site", str(src), "-o", str(tmp_path / "site")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: skipped {src / 'bad.html'}: not published: {problem}\n"), err
+    assert sorted(p.name for p in (tmp_path / "site" / "reports").iterdir()) == ["good.html"]
+
+
+def test_the_onerror_handler_is_there_for_a_browser(reports: Path) -> None:
+    """What the browser sees in each variant: an <img onerror> (html5lib, the WHATWG
+    algorithm), where Python's html.parser sees none (the hole the check had)."""
+    from html.parser import HTMLParser
+
+    import html5lib
+
+    from tests.hostile import HOSTILE_MARKUP, with_markup
+
+    class Handlers(HTMLParser):
+        found = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.found += any(n == "onerror" for n, _ in attrs)
+
+    html = (reports / "a.html").read_text()
+    for markup in HOSTILE_MARKUP.values():
+        page = with_markup(html, markup)
+        old = Handlers()
+        old.feed(page)
+        assert old.found == 0, markup
+        tree = html5lib.parse(page, namespaceHTMLElements=False, scripting=True)
+        assert [img.get("onerror") for img in tree.iter("img")].count("alert(1)") == 1, markup
+
+
+def _policy_of(page: str) -> str:
+    """The policy a report should carry, from its own script (hashed here, independently)."""
+    import base64
+    import hashlib
+
+    bodies = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+    assert len(bodies) == 1
+    digest = base64.b64encode(hashlib.sha256(bodies[0].encode()).digest()).decode()
+    return (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        f"script-src 'sha256-{digest}'"
+    )
+
+
+def test_every_page_carries_the_policy_first_in_head(reports: Path, tmp_path: Path) -> None:
+    import html5lib
+
+    index, _ = build_site(reports, tmp_path / "site")
+    for page in ((reports / "a.html").read_text(), index.read_text()):
+        head = html5lib.parse(page, namespaceHTMLElements=False).find("head")
+        assert head is not None
+        first = head[0]
+        assert first.tag == "meta" and first.attrib == {
+            "http-equiv": "Content-Security-Policy",
+            "content": _policy_of(page),
+        }
+        assert page.index("<meta http-equiv") < page.index("<meta charset")
+        # no inline handler anywhere: the policy would block it
+        assert not re.search(r"<[^>]*\son[a-z]+\s*=", page)
+
+
+_POLICY_START = '<meta http-equiv="Content-Security-Policy" content="'
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            lambda h: re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>\n', "", h),
+            "no Content-Security-Policy (a report of an older lstm-report?)",
+        ),
+        (
+            lambda h: h.replace("script-src ", "script-src &#39;unsafe-inline&#39; "),
+            "a Content-Security-Policy lstm-report does not write",
+        ),
+        (
+            lambda h: h.replace("default-src &#39;none&#39;; ", ""),
+            "a Content-Security-Policy lstm-report does not write",
+        ),
+        (
+            lambda h: h.replace('<meta charset="utf-8">\n', "").replace(
+                _POLICY_START, '<meta charset="utf-8">\n' + _POLICY_START
+            ),
+            "a Content-Security-Policy that is not the first element of <head>",
+        ),
+        (
+            lambda h: h.replace(
+                "</title>", "</title>" + re.findall(r"<meta http-equiv[^>]*>", h)[0]
+            ),
+            "a Content-Security-Policy that is not the first element of <head>",
+        ),
+        (
+            lambda h: h.replace(
+                "</title>", '</title><meta http-equiv="refresh" content="0; url=https://x.example">'
+            ),
+            "a <meta http-equiv> element",
+        ),
+    ],
+)
+def test_site_requires_exactly_our_policy(
+    reports: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, problem: str
+) -> None:
+    src = tmp_path / "reports"
+    src.mkdir()
+    html = (reports / "a.html").read_text()
+    changed = change(html)
+    assert changed != html
+    (src / "good.html").write_text(html)
+    (src / "bad.html").write_text(changed)
+    assert main(["site", str(src), "-o", str(tmp_path / "site")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: skipped {src / 'bad.html'}: not published: {problem}"), err
+    assert sorted(p.name for p in (tmp_path / "site" / "reports").iterdir()) == ["good.html"]

@@ -192,6 +192,7 @@ def analyse_model(
         notes=tuple(notes + warnings),
         warnings=tuple(warnings),
         input_importance=importance,
+        hyper_parameters=weights.hyper_parameters,
     )
 
 

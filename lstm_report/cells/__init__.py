@@ -400,3 +400,7 @@ class RecurrentModel:
     cells: tuple[CellWeights, ...]
     other: tuple[str, ...] = ()
     """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each."""
+    hyper_parameters: tuple[tuple[str, bool | int | float | str], ...] = ()
+    """A checkpoint's scalar hyper-parameters (Lightning's ``hyper_parameters``), in order."""
+    notes: tuple[str, ...] = ()
+    """What the reader noticed about the file as a whole (e.g. what it read inertly)."""

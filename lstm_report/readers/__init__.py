@@ -31,7 +31,13 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
             )
         from lstm_report.readers.frameworks import read_framework
 
-        return read_framework(spec.path, info.format, name=spec.name, where=where)
+        return read_framework(
+            spec.path,
+            info.format,
+            name=spec.name,
+            where=where,
+            allow_external_data=spec.external_data == "allow",
+        )
     notes: tuple[str, ...] = ()
     if choice in ("auto", "direct"):
         from lstm_report.readers import direct

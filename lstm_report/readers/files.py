@@ -16,6 +16,7 @@ from lstm_report.limits import (
     NotRegularFileError,
     json_depth_exceeds,
     open_regular,
+    read_at_most,
     size_text,
     zip_member_problem,
 )
@@ -70,6 +71,8 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
     Raises ModelLoadError; CorruptModelError for what no reader may try (docs/formats.md,
     "Hostile files"). Every reader, Keras included, runs only after this.
     """
+    if is_model_dir(path):
+        return _inspect_keras_dir(path, where)
     try:
         with open_regular(path) as fh:
             head = fh.read(9)
@@ -124,7 +127,9 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                 if problem is not None:
                     raise CorruptModelError(f"{where}: {show(info.filename)} {problem}")
             if "config.json" not in names and (
-                path.suffix.lower() in TORCH_SUFFIXES or any(n.endswith("data.pkl") for n in names)
+                path.suffix.lower() in TORCH_SUFFIXES
+                or any(n.endswith("data.pkl") for n in names)
+                or {"data", "policy.pth"} <= names  # stable-baselines3's model.save()
             ):
                 return ModelFile(path=path, format="pytorch", config=None)
             if "config.json" not in names:
@@ -141,11 +146,13 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                     version = _version_text(
                         meta.get("keras_version"), path, where, "metadata.json's"
                     )
-            if "model.weights.h5" not in names:
+            if "model.weights.h5" in names:
+                _check_weights(zf, path, where)
+            elif "model.weights.npz" not in names:  # keras_npz.py checks it as it reads
                 raise ModelLoadError(
-                    f"{where}: {path} has no model.weights.h5 inside (incomplete .keras file)"
+                    f"{where}: {path} has no model.weights.h5 (or .npz) inside "
+                    "(incomplete .keras file)"
                 )
-            _check_weights(zf, path, where)
     except zipfile.BadZipFile as exc:
         raise ModelLoadError(
             f"{where}: {path} is a corrupt or truncated .keras file ({exc})"
@@ -153,6 +160,71 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
     except (OSError, EOFError) as exc:
         raise ModelLoadError(f"{where}: cannot read {path}: {exc}") from None
     return ModelFile(path=path, format="keras", config=config, keras_version=version)
+
+
+def is_model_dir(path: Path) -> bool:
+    """A folder holding config.json: a Keras 3 model saved with ``save(zipped=False)``."""
+    try:
+        return path.is_dir() and (path / "config.json").exists()
+    except OSError:  # a name too long, a permission: the file checks below say what
+        return False
+
+
+def _inspect_keras_dir(path: Path, where: str) -> ModelFile:
+    """A Keras 3 model saved with ``save(zipped=False)``: a folder holding ``config.json``,
+    ``metadata.json`` and ``model.weights.h5`` (or ``.npz``), under the same limits as the
+    zip's members. Each must be a regular file in the folder, not a link (a model never
+    makes us read other files); nothing else in the folder is read."""
+    config = _dir_json(path, "config.json", MAX_MODEL_CONFIG_BYTES, where)
+    version = None
+    if (path / "metadata.json").exists():
+        meta = _dir_json(path, "metadata.json", MAX_METADATA_BYTES, where)
+        if isinstance(meta, dict):
+            version = _version_text(meta.get("keras_version"), path, where, "metadata.json's")
+    h5 = path / "model.weights.h5"
+    if h5.exists() or h5.is_symlink():
+        import h5py
+
+        label = f"{where}: model.weights.h5"
+        try:
+            with _dir_member(path, "model.weights.h5", where) as fh, h5py.File(fh, "r") as f:
+                check_hdf5(f, label)
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise ModelLoadError(
+                f"{label} in {path} is not a readable HDF5 file ({_first_line(exc)})"
+            ) from None
+    elif (path / "model.weights.npz").exists() or (path / "model.weights.npz").is_symlink():
+        _dir_member(path, "model.weights.npz", where).close()
+    else:
+        raise ModelLoadError(
+            f"{where}: {path} is a folder with config.json but no model.weights.h5 (or .npz)"
+        )
+    return ModelFile(path=path, format="keras", config=config, keras_version=version)
+
+
+def _dir_member(path: Path, name: str, where: str) -> Any:
+    """One file of a model folder, opened if it is a regular file and not a link."""
+    if (path / name).is_symlink():
+        raise UnsafeModelError(
+            f"{where}: {path / name} is a symbolic link; refused (a model folder's files "
+            "must be its own)"
+        )
+    try:
+        return open_regular(path / name, follow_symlinks=False)
+    except NotRegularFileError as exc:
+        raise UnsafeModelError(f"{where}: {path / name} is {exc}; refused") from None
+    except OSError as exc:  # a link made meanwhile: O_NOFOLLOW gives ELOOP
+        raise ModelLoadError(f"{where}: cannot read {path / name}: {exc.strerror or exc}") from None
+
+
+def _dir_json(path: Path, name: str, limit: int, where: str) -> dict[str, Any]:
+    with _dir_member(path, name, where) as fh:
+        raw = read_at_most(fh, limit)
+    if raw is None:
+        raise CorruptModelError(
+            f"{where}: {path}: {name} is larger than {size_text(limit)}; refused"
+        )
+    return _json(raw, path, where, name)
 
 
 def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:

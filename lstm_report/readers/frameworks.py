@@ -23,13 +23,15 @@ STORED_ORDER = {
 """ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
 
 
-def read_framework(path: Path, format: str, *, name: str, where: str) -> ModelWeights:
+def read_framework(
+    path: Path, format: str, *, name: str, where: str, allow_external_data: bool = False
+) -> ModelWeights:
     """Read a PyTorch (.pt/.pth/.safetensors) or ONNX file; errors start with ``where``."""
     try:
         if format == "onnx":
             from lstm_report.readers import onnx_rnn
 
-            found = onnx_rnn.read(path)
+            found = onnx_rnn.read(path, allow_external_data=allow_external_data)
         else:
             from lstm_report.readers import torch_rnn
 
@@ -89,6 +91,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
             + ("; each l{k} reads l{k−1}'s output" if reader == "pytorch" else "")
             + " (the file stores weights, not how modules connect)"
         )
+    notes += list(found.notes)
     notes += [f"{c.label}: {n}" for c in cells for n in c.notes]
     return ModelWeights(
         name=name,
@@ -99,6 +102,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
         input_dim=cells[0].input_dim if cells else None,
         reader=reader,
         notes=tuple(notes),
+        hyper_parameters=found.hyper_parameters,
     )
 
 

@@ -72,7 +72,7 @@ def activation_of(value: Any, legacy: bool, default: str) -> str:
 
 
 def layer_settings(cfg: Mapping[str, Any], legacy: bool, class_name: str) -> dict[str, Any]:
-    if class_name == "CuDNNLSTM":  # cuDNN's LSTM is fixed: tanh and the logistic sigmoid
+    if class_name in CUDNN:  # cuDNN's cells are fixed: tanh and the logistic sigmoid
         act, rec = "tanh", "sigmoid"
     else:
         cell = cfg.get("cell")
@@ -111,9 +111,13 @@ def split_halves(found: RecurrentLayer) -> list[tuple[str, str, Mapping[str, Any
     return [("forward", str(fwd.get("class_name")), fwd_cfg), ("backward", bwd_cls, bwd_cfg)]
 
 
+CUDNN = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
+"""Keras 2's GPU-only layers and the plain layer whose layout their weights convert to."""
+
+
 def cell_kind(class_name: str, cfg: Mapping[str, Any]) -> str:
     kind = layer_kind(class_name, cfg)
-    return "LSTM" if kind == "CuDNNLSTM" else kind
+    return CUDNN.get(kind, kind)
 
 
 def build_lstms(
@@ -128,6 +132,8 @@ def build_lstms(
     for (direction, cls, cfg), (_, _, arrs) in zip(split_halves(found), arrays):
         if cls == "CuDNNLSTM":
             arrs = list(cudnn_to_lstm(*arrs))
+        elif cls == "CuDNNGRU":
+            arrs = list(cudnn_to_gru(*arrs))
         kind = cell_kind(cls, cfg)
         kernel, rk, bias = check_arrays(
             arrs, use_bias(cfg), f"{where}: {found.path} ({direction})", kind
@@ -158,7 +164,7 @@ def build_lstms(
                 reads_input=found.reads_input,
                 source=found.source,
                 merge_mode=merge,
-                kind="CuDNNLSTM" if cls == "CuDNNLSTM" else kind,
+                kind=cls if cls in CUDNN else kind,
                 **settings,
                 **extra,
             )
@@ -168,8 +174,8 @@ def build_lstms(
 
 GATE_COUNT = {"LSTM": 4, "GRU": 3}
 ANALYSED = ({"LSTM"}, {"GRU"})
-"""What the direct readers analyse: LSTMs (CuDNNLSTM converted) and GRUs; a Bidirectional's
-halves of one kind. ConvLSTM, SimpleRNN, CuDNNGRU and mixed wrappers are listed only."""
+"""What the direct readers analyse: LSTMs and GRUs (CuDNNLSTM and CuDNNGRU converted); a
+Bidirectional's halves of one kind. ConvLSTM, SimpleRNN and mixed wrappers are listed only."""
 
 
 def check_arrays(
@@ -236,6 +242,29 @@ def cudnn_to_lstm(
     k = np.hstack([g.reshape(u, d).T for g in np.hsplit(kernel, 4)])
     r = np.hstack([g.T for g in np.hsplit(recurrent_kernel, 4)])
     return k, r, bias[: 4 * u] + bias[4 * u :]
+
+
+def cudnn_to_gru(
+    kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CuDNNGRU arrays -> GRU(reset_after=True) arrays, exactly as Keras 2 converted them.
+
+    From tf_keras ``hdf5_format._convert_rnn_weights`` (``convert_gru_weights``): the gate
+    order is the same (z, r, h); each input-kernel gate block is reshaped and transposed
+    as for CuDNNLSTM, each recurrent block transposed; the 6·units bias is reshaped to
+    (2, 3·units): the input bias, then the recurrent bias, which a reset_after GRU keeps
+    apart (the reset gate scales h·U_h + b_rec_h)."""
+    if bias is None or recurrent_kernel.ndim != 2:
+        raise DirectReadError("CuDNNGRU weights need kernel, recurrent kernel and bias")
+    u, d = recurrent_kernel.shape[0], kernel.shape[0]
+    if kernel.shape != (d, 3 * u) or recurrent_kernel.shape != (u, 3 * u) or bias.shape != (6 * u,):
+        raise DirectReadError(
+            f"CuDNNGRU weight shapes {kernel.shape}, {recurrent_kernel.shape}, {bias.shape} "
+            "are inconsistent"
+        )
+    k = np.hstack([g.reshape(u, d).T for g in np.hsplit(kernel, 3)])
+    r = np.hstack([g.T for g in np.hsplit(recurrent_kernel, 3)])
+    return k, r, bias.reshape(2, 3 * u).copy()
 
 
 def count_params(h5: Any, skip: tuple[str, ...] = ()) -> int:

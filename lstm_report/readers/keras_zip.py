@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lstm_report.limits import open_regular
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras_h5 import (
@@ -96,37 +99,63 @@ def layer_vars(h5: Any, group: str, where: str) -> list[np.ndarray]:
     return [read_array(v[str(i)], where) for i in range(len(v))]
 
 
-def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
+@contextmanager
+def weights_h5(path: Path, where: str) -> Iterator[Any]:
+    """The weights of a Keras 3 model as an h5py.File: ``model.weights.h5`` (read in place)
+    or ``model.weights.npz`` (readers/keras_npz.py), in a ``.keras`` zip or in the folder
+    ``save(zipped=False)`` writes."""
     import h5py
 
+    from lstm_report.readers import keras_npz
+
+    if path.is_dir():
+        h5_path = path / "model.weights.h5"
+        if h5_path.exists():
+            with open_regular(h5_path, follow_symlinks=False) as fh, h5py.File(fh, "r") as h5:
+                yield h5
+        else:
+            with open_regular(path / "model.weights.npz", follow_symlinks=False) as fh:
+                with keras_npz.as_h5(fh, where) as h5:
+                    yield h5
+        return
+    with zipfile.ZipFile(path) as zf:
+        if "model.weights.h5" in zf.namelist():
+            with open_weights(zf, where) as raw, h5py.File(raw, "r") as h5:
+                yield h5
+        else:
+            with open_weights(zf, where, "model.weights.npz") as raw:
+                with keras_npz.as_h5(raw, where) as h5:
+                    yield h5
+
+
+def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
     assert info.config is not None
     config = info.config
-    with zipfile.ZipFile(info.path) as zf, open_weights(zf, where) as raw:
-        with h5py.File(raw, "r") as h5:
-            groups = keras3_groups(config)
-            lstms: list[LSTMWeights] = []
-            others: list[OtherLayer] = []
-            for found in find_recurrent(config):
-                group = groups.get(found.path)
-                if group is None:
-                    raise DirectReadError(f"{where}: no weights group for layer {found.path!r}")
-                _check_name(h5, group, found.path.rsplit("/", 1)[-1], where)
-                halves = split_halves(found)
-                kinds = {cell_kind(cls, cfg) for _, cls, cfg in halves}
-                if kinds not in ANALYSED:
-                    others.append(other_layer(found, kinds))
-                    continue
-                if found.class_name == "Bidirectional":
-                    subs = [f"{group}/forward_layer/cell", f"{group}/backward_layer/cell"]
-                else:
-                    subs = [f"{group}/cell"]
-                arrays = ((d, c, layer_vars(h5, s, where)) for (d, c, _), s in zip(halves, subs))
-                lstms += build_lstms(found, False, arrays, where)
-            total = count_params(h5, skip=("optimizer",))
-            emb = input_embedding(config)
-            table = None
-            if emb is not None and groups.get(emb.path) is not None:
-                table = embedding_table(layer_vars(h5, groups[emb.path], where), emb, where)
+    with weights_h5(info.path, where) as h5:
+        groups = keras3_groups(config)
+        lstms: list[LSTMWeights] = []
+        others: list[OtherLayer] = []
+        for found in find_recurrent(config):
+            group = groups.get(found.path)
+            if group is None:
+                raise DirectReadError(f"{where}: no weights group for layer {found.path!r}")
+            _check_name(h5, group, found.path.rsplit("/", 1)[-1], where)
+            halves = split_halves(found)
+            kinds = {cell_kind(cls, cfg) for _, cls, cfg in halves}
+            if kinds not in ANALYSED:
+                others.append(other_layer(found, kinds))
+                continue
+            if found.class_name == "Bidirectional":
+                subs = [f"{group}/forward_layer/cell", f"{group}/backward_layer/cell"]
+            else:
+                subs = [f"{group}/cell"]
+            arrays = ((d, c, layer_vars(h5, s, where)) for (d, c, _), s in zip(halves, subs))
+            lstms += build_lstms(found, False, arrays, where)
+        total = count_params(h5, skip=("optimizer",))
+        emb = input_embedding(config)
+        table = None
+        if emb is not None and groups.get(emb.path) is not None:
+            table = embedding_table(layer_vars(h5, groups[emb.path], where), emb, where)
     return model_weights(
         info,
         name,

@@ -10,13 +10,17 @@ docs/Operators.md (LSTM, GRU), for each direction d (bidirectional: 0 forward, 1
 ONNX computes X·W^T, so each gate's block is transposed into Keras' (in, H). Its LSTM gate
 order is i,o,f,c, unlike Keras' and PyTorch's i,f,c,o. Its GRU order z,r,h is Keras'.
 Weights must be stored in the file (initializers or Constant nodes). Initializers kept in
-external files are read only from inside the model's folder.
+external files are read only from the data file made for the model (``model.onnx.data``,
+``model.onnx_data`` or ``model.data`` beside it, a regular file that is no symbolic link,
+exactly as large as the model's tensors declare); ``allow_external_data`` reads any
+regular file inside the model's folder (docs/formats.md, "Hostile files").
 """
 
 from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -155,7 +159,7 @@ def _activation(onnx_name: str, where: str) -> str:
     return name
 
 
-def read(path: Path) -> RecurrentModel:
+def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
     """The LSTM and GRU nodes of an ONNX model's main graph."""
     try:
         import onnx
@@ -177,7 +181,7 @@ def read(path: Path) -> RecurrentModel:
             for attr in node.attribute:
                 if attr.name == "value":
                     stored[node.output[0]] = attr.t
-    folder = path.resolve().parent
+    external = _External(path, model, allow_external_data)
     cells: list[CellWeights] = []
     other: list[str] = []
     for index, node in enumerate(graph.node):
@@ -190,7 +194,7 @@ def read(path: Path) -> RecurrentModel:
             continue
         name = node.name or f"{node.op_type}_{index}"
         where = f"{path.name}: {node.op_type} node {name!r}"
-        cells.extend(_node_cells(node, name, where, stored, folder, path))
+        cells.extend(_node_cells(node, name, where, stored, external))
     if not cells and not other:
         raise ModelLoadError(f"{path.name}: no LSTM or GRU node in the main graph")
     return RecurrentModel(
@@ -199,7 +203,7 @@ def read(path: Path) -> RecurrentModel:
 
 
 def _node_cells(
-    node: Any, name: str, where: str, stored: dict[str, Any], folder: Path, path: Path
+    node: Any, name: str, where: str, stored: dict[str, Any], external: _External
 ) -> tuple[CellWeights, ...]:
     import onnx
 
@@ -224,7 +228,7 @@ def _node_cells(
                 f"{where}: {label} comes from {inputs[i]!r}, not from an initializer stored in "
                 "the file"
             )
-        return _array(stored[inputs[i]], folder, path)
+        return _array(stored[inputs[i]], external)
 
     W, R, B = tensor(1, "W"), tensor(2, "R"), tensor(3, "B")
     if W is None or R is None:
@@ -267,48 +271,172 @@ _FLOAT_TYPES = {1: "<f4", 10: "<f2", 11: "<f8", 16: "bf16"}
 """onnx.TensorProto data types read from external files: FLOAT, FLOAT16, DOUBLE, BFLOAT16."""
 
 
-def _array(t: Any, folder: Path, path: Path) -> np.ndarray:
-    """A TensorProto as a float array; external data only from inside the model's folder."""
+OPT_IN = (
+    "if you trust the files beside this model, pass --allow-external-data "
+    "(or set 'external_data: allow' for the model in the config)"
+)
+
+
+def own_data_names(name: str) -> tuple[str, ...]:
+    """The data files made for model file ``name``, as torch.onnx and onnx name them."""
+    stem = name[: -len(".onnx")] if name.endswith(".onnx") else Path(name).stem
+    return tuple(dict.fromkeys((f"{name}.data", f"{name}_data", f"{stem}.data")))
+
+
+class _External:
+    """Where a model's external data may come from, and how much of each file it declares."""
+
+    def __init__(self, path: Path, model: Any, allow: bool) -> None:
+        real = path.resolve()
+        self.folder = real.parent
+        self.model_name = real.name
+        self.shown = path.name
+        self.allow = allow
+        self._declared: dict[str, int] | None = None
+        self._model = model
+
+    def declared(self, location: str) -> int:
+        """The bytes of ``location`` the model's tensors declare: the end of the last one."""
+        if self._declared is None:
+            ends: dict[str, int] = {}
+            for t in _all_tensors(self._model):
+                if t.data_location != 1:  # TensorProto.EXTERNAL
+                    continue
+                info = {e.key: e.value for e in t.external_data}
+                try:
+                    length = int(info["length"]) if "length" in info else _nbytes(t)
+                    end = int(info.get("offset", "0")) + length
+                except (ValueError, TypeError, KeyError):
+                    continue  # the tensor that is read says what is wrong with it
+                loc = info.get("location", "")
+                ends[loc] = max(ends.get(loc, 0), end)
+            self._declared = ends
+        return self._declared.get(location, 0)
+
+
+def _nbytes(t: Any) -> int:
+    """The bytes a tensor's dims and type declare (raises for a type without a size)."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    return math.prod(t.dims) * tensor_dtype_to_np_dtype(t.data_type).itemsize
+
+
+def _all_tensors(model: Any) -> Any:
+    """Every TensorProto of the model: initializers, sparse ones, node attributes, in every
+    subgraph and function (walked with a stack, not recursion)."""
+    graphs = [model.graph, *model.functions]
+    while graphs:
+        g = graphs.pop()
+        for t in getattr(g, "initializer", ()):
+            yield t
+        for sparse in getattr(g, "sparse_initializer", ()):
+            yield sparse.values
+            yield sparse.indices
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                if a.HasField("g"):
+                    graphs.append(a.g)
+                graphs.extend(a.graphs)
+
+
+def _array(t: Any, external: _External) -> np.ndarray:
+    """A TensorProto as a float array; external data only from the model's own data file
+    (or, allowed, from inside the model's folder)."""
     from onnx import TensorProto, numpy_helper
 
+    path_name = external.shown
     if t.data_location != TensorProto.EXTERNAL:
         try:
             arr = numpy_helper.to_array(t)
         except Exception as exc:
             raise ModelLoadError(
-                f"{path.name}: initializer {t.name!r} cannot be read: {_one_line(exc)}"
+                f"{path_name}: initializer {t.name!r} cannot be read: {_one_line(exc)}"
             ) from None
         return arr if arr.dtype.kind == "f" and arr.dtype.itemsize >= 2 else arr.astype(np.float32)
-    where = f"{path.name}: initializer {t.name!r}"
+    where = f"{path_name}: initializer {t.name!r}"
     info = {e.key: e.value for e in t.external_data}
     code = _FLOAT_TYPES.get(t.data_type)
     if code is None:
         raise ModelLoadError(f"{where}: external data of type {t.data_type} is not read")
+    if any(d < 0 for d in t.dims):
+        raise ModelLoadError(f"{where}: negative dimensions {tuple(t.dims)}")
     item = 2 if code == "bf16" else np.dtype(code).itemsize
     need = math.prod(t.dims) * item
-    source = _external_file(info.get("location", ""), folder, where)
+    location = info.get("location", "")
     try:
         offset = int(info.get("offset", "0"))
         length = int(info["length"]) if "length" in info else need
     except ValueError:
         raise ModelLoadError(f"{where}: malformed external offset or length") from None
-    size = source.stat().st_size
-    if length != need or offset < 0 or offset + need > size:
-        raise ModelLoadError(
-            f"{where}: external data needs {need} bytes at offset {offset} of "
-            f"{source.name} ({size} bytes), the file declares {length}"
-        )
-    with source.open("rb") as f:
-        f.seek(offset)
-        raw = f.read(need)
+    fd = _open_external(location, external, where)
+    try:
+        size = os.fstat(fd).st_size
+        if length != need or offset < 0 or offset + need > size:
+            raise ModelLoadError(
+                f"{where}: external data needs {need} bytes at offset {offset} of "
+                f"{location} ({size} bytes), the file declares {length}"
+            )
+        declared = external.declared(location)
+        if not external.allow and size != declared:
+            raise ModelLoadError(
+                f"{where}: external data file {location!r} holds {size} bytes, but the "
+                f"model's tensors declare {declared}: not the model's own data file; {OPT_IN}"
+            )
+        raw = os.pread(fd, need, offset)
+    finally:
+        os.close(fd)
+    if len(raw) != need:
+        raise ModelLoadError(f"{where}: external data file {location!r} ended early")
     if code == "bf16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32).reshape(tuple(t.dims))
     return np.frombuffer(raw, dtype=code).reshape(tuple(t.dims)).astype(code[1:])
 
 
-def _external_file(location: str, folder: Path, where: str) -> Path:
-    """The external data file, refused unless it lies inside the model's folder."""
+def _open_external(location: str, external: _External, where: str) -> int:
+    """An open descriptor of the external data file: by default only the model's own data
+    file, a regular file reached through no symbolic link; allowed, any regular file whose
+    real path lies inside the model's folder."""
+    folder = external.folder
+    if "\x00" in location:
+        raise ModelLoadError(f"{where}: external data location {location!r} holds a NUL byte")
+    if not external.allow:
+        names = own_data_names(external.model_name)
+        if location not in names:
+            raise ModelLoadError(
+                f"{where}: external data location {location!r} is not the data file made "
+                f"for the model ({' or '.join(names)} beside it): refused; {OPT_IN}"
+            )
+        target = folder / location
+    else:
+        target = _inside_folder(location, folder, where)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        if not external.allow and os.path.islink(target):
+            raise OSError(40, "a symbolic link")  # ELOOP, as O_NOFOLLOW says it
+        fd = os.open(target, flags)
+    except FileNotFoundError:
+        raise ModelLoadError(f"{where}: external data file {location!r} is missing") from None
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP: the last component is a link
+            raise ModelLoadError(
+                f"{where}: external data file {location!r} is a symbolic link: refused; {OPT_IN}"
+            ) from None
+        raise ModelLoadError(
+            f"{where}: external data file {location!r} cannot be read: {exc.strerror or exc}"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ModelLoadError(f"{where}: external data {location!r} is not a regular file")
+    return fd
+
+
+def _inside_folder(location: str, folder: Path, where: str) -> Path:
+    """With external data allowed: a plain relative path whose real path (links resolved)
+    lies inside the model's folder."""
     parts = location.replace("\\", "/").split("/")
     if (
         not location
@@ -328,8 +456,6 @@ def _external_file(location: str, folder: Path, where: str) -> Path:
             f"{where}: external data {location!r} resolves outside the model's folder "
             "(a symbolic link?): refused"
         )
-    if not target.is_file():
-        raise ModelLoadError(f"{where}: external data file {location!r} is missing")
     return target
 
 

@@ -171,17 +171,19 @@ def read_member(zf: zipfile.ZipFile, name: str, limit: int, label: str) -> bytes
 
 
 @contextmanager
-def open_weights(zf: zipfile.ZipFile, label: str) -> Iterator[IO[bytes]]:
-    """The model.weights.h5 member of a .keras zip, as a seekable file.
+def open_weights(
+    zf: zipfile.ZipFile, label: str, member: str = "model.weights.h5"
+) -> Iterator[IO[bytes]]:
+    """The model.weights.h5 (or .npz) member of a .keras zip, as a seekable file.
 
     Keras stores it uncompressed: it is read in place. A compressed one (a zip tool's doing)
     is checked against the ratio limit, then inflated into memory up to ZIP_SPOOL_BYTES and
     into a temporary file beyond, stopping if it inflates past its declared size.
     """
-    info = zf.getinfo("model.weights.h5")
+    info = zf.getinfo(member)
     problem = zip_member_problem(info)
     if problem is not None:
-        raise CorruptModelError(f"{label}: model.weights.h5 {problem}")
+        raise CorruptModelError(f"{label}: {member} {problem}")
     if info.compress_type == zipfile.ZIP_STORED:
         window = stored_member(zf, info)
         if window is not None:
@@ -198,9 +200,7 @@ def open_weights(zf: zipfile.ZipFile, label: str) -> Iterator[IO[bytes]]:
                 copy.write(chunk)
                 left -= len(chunk)
         if left <= 0:
-            raise CorruptModelError(
-                f"{label}: model.weights.h5 inflates past the size its header declares"
-            )
+            raise CorruptModelError(f"{label}: {member} inflates past the size its header declares")
         copy.seek(0)
         yield copy
 

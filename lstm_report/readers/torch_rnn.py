@@ -17,7 +17,8 @@ each gate's block is transposed into Keras' (in, H).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,6 +39,10 @@ _KEY = re.compile(
     r"^(?:(?P<prefix>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
     r"_l(?P<layer>\d+)(?P<reverse>_reverse)?$"
 )
+_CELL_KEY = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh)$")
+"""nn.LSTMCell / nn.GRUCell / nn.RNNCell (torch/nn/modules/rnn.py, RNNCellBase): no _l{k}."""
+_CELL = -1
+"""The layer number of a cell's group: it has none."""
 _WRAPPERS = ("module.", "_orig_mod.")
 """Prefixes added by DataParallel/DistributedDataParallel and torch.compile."""
 
@@ -47,7 +52,8 @@ _TORCH_ORDER = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2)}
 
 
 def is_rnn_key(key: str) -> bool:
-    return _KEY.match(strip_wrappers(key)) is not None
+    key = strip_wrappers(key)
+    return _KEY.match(key) is not None or _CELL_KEY.match(key) is not None
 
 
 def strip_wrappers(key: str) -> str:
@@ -71,9 +77,13 @@ def cells_from_state_dict(
     groups: dict[tuple[str, int, bool], dict[str, np.ndarray]] = {}
     for key, value in state.items():
         m = _KEY.match(strip_wrappers(key))
-        if m is None:
-            continue
-        group = (m["prefix"] or "", int(m["layer"]), m["reverse"] is not None)
+        if m is not None:
+            group = (m["prefix"] or "", int(m["layer"]), m["reverse"] is not None)
+        else:
+            m = _CELL_KEY.match(strip_wrappers(key))
+            if m is None:
+                continue
+            group = (m["prefix"] or "", _CELL, False)
         groups.setdefault(group, {})[m["param"]] = np.asarray(value)
     module_rank: dict[str, int] = {}
     for prefix, _, _ in groups:
@@ -82,13 +92,18 @@ def cells_from_state_dict(
     cells: list[CellWeights] = []
     other: list[str] = []
     for prefix, layer, reverse in ordered:
-        name = f"{prefix}.l{layer}" if prefix else f"l{layer}"
+        if layer == _CELL:
+            name = prefix or "cell"
+            suffix = ""
+        else:
+            name = f"{prefix}.l{layer}" if prefix else f"l{layer}"
+            suffix = f"_l{layer}{'_reverse' if reverse else ''}"
         cell = _cell(
             groups[(prefix, layer, reverse)],
             name=name,
             direction="backward" if reverse else "forward",
             where=f"{where}: {name}{'_reverse' if reverse else ''}",
-            suffix=f"_l{layer}{'_reverse' if reverse else ''}",
+            suffix=suffix,
         )
         if isinstance(cell, str):
             if not reverse:
@@ -126,8 +141,9 @@ def _cell(
             f"{where}: weight_hh{suffix} {w_hh.shape} is not (G*hidden, {rec_dim})"
         )
     n_gates = rows // hidden
+    module = "Cell" if suffix == "" else ""  # nn.LSTMCell's keys have no _l{k}
     if n_gates == 1 and w_hr is None:
-        return f"{name}: nn.RNN ({hidden} units, one tanh or relu step): not a gated cell"
+        return f"{name}: nn.RNN{module} ({hidden} units, one tanh or relu step): not a gated cell"
     if n_gates not in (3, 4) or (n_gates == 3 and w_hr is not None):
         raise ModelLoadError(
             f"{where}: weight_hh{suffix} {w_hh.shape} is neither an LSTM's (4*H, ·) nor a "
@@ -174,8 +190,16 @@ def _cell(
             gates=gates,
             reset_after=True if kind == "GRU" else None,
             P=None if w_hr is None else np.ascontiguousarray(w_hr.T),
-            framework=f"PyTorch nn.{kind}",
+            framework=f"PyTorch nn.{kind}{module}",
             source_layout=layout,
+            notes=(
+                (
+                    f"an nn.{kind}Cell computes one step per call: the report runs it over "
+                    "every step of the sequence from a zero state, as a loop calling it would",
+                )
+                if module
+                else ()
+            ),
         )
     except AnalysisError as exc:
         raise ModelLoadError(f"{where}: {exc}") from None
@@ -183,13 +207,25 @@ def _cell(
 
 def read(path: Path) -> RecurrentModel:
     """The LSTM and GRU layers of a PyTorch state dict: a torch.save file (.pt, .pth, also a
-    training checkpoint holding one) or a .safetensors file."""
+    training or Lightning checkpoint holding one), a TorchScript archive, a stable-baselines3
+    saved model (its policy.pth) or a .safetensors file."""
     try:
         with path.open("rb") as f:
             head = f.read(8)
     except OSError as exc:
         raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
-    if head.startswith((b"PK\x03\x04", b"\x80")):  # a zip, or a legacy torch.save pickle
+    if head.startswith(b"PK\x03\x04"):
+        from lstm_report.readers import sb3
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile as exc:
+            raise ModelLoadError(f"{path.name}: not a readable zip: {exc}") from None
+        if sb3.is_sb3(names):
+            return _read_torch_save(path, member=sb3.POLICY)
+        return _read_torch_save(path)
+    if head.startswith(b"\x80"):  # a legacy torch.save pickle
         return _read_torch_save(path)
     from lstm_report.readers import safetensors_state
 
@@ -198,35 +234,72 @@ def read(path: Path) -> RecurrentModel:
     return _model(path, "PyTorch state dict (safetensors)", cells, other)
 
 
-def _read_torch_save(path: Path) -> RecurrentModel:
-    from lstm_report.readers import torch_state
+def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
+    from lstm_report.readers import inert_pickle, torch_state
 
-    loaded = torch_state.load(path)
-    found = [
-        (where, {k: v for k, v in d.items() if is_rnn_key(k)})
-        for where, d in torch_state.tensor_dicts(loaded.obj)
-    ]
+    loaded = torch_state.load(path, member)
+    dicts: Iterator[tuple[str, Mapping[str, object]]]
+    if loaded.torchscript:
+        state = inert_pickle.module_state(
+            loaded.obj, lambda v: isinstance(v, torch_state.TensorRef)
+        )
+        dicts = iter([("", state)])
+    else:
+        dicts = torch_state.tensor_dicts(loaded.obj)
+    found = [(where, {k: v for k, v in d.items() if is_rnn_key(k)}) for where, d in dicts]
     found = [(where, d) for where, d in found if d]
     cells: list[CellWeights] = []
     other: list[str] = []
-    for where, refs in found:
-        arrays = loaded.arrays(refs)
-        label = f"{path.name} [{where}]" if where else path.name
-        got, more = cells_from_state_dict(arrays, where=label)
-        if len(found) > 1:
-            # Several state dicts (e.g. model and EMA): their layers keep the dict's name.
-            got = tuple(replace(c, name=f"{where}:{c.name}") for c in got)
-        cells.extend(got)
-        other.extend(more)
-    kind = "PyTorch state dict" if found and found[0][0] == "" else "PyTorch checkpoint"
-    return _model(path, kind, tuple(cells), tuple(other))
+    name = path.name if member is None else f"{path.name} [{member}]"
+    try:
+        for where, refs in found:
+            arrays = loaded.arrays(refs)  # type: ignore[arg-type]
+            label = f"{name} [{where}]" if where else name
+            got, more = cells_from_state_dict(arrays, where=label)
+            if len(found) > 1:
+                # Several state dicts (e.g. model and EMA): their layers keep the dict's name.
+                got = tuple(replace(c, name=f"{where}:{c.name}") for c in got)
+            cells.extend(got)
+            other.extend(more)
+    except ModelLoadError:
+        if loaded.refusal is not None:
+            # Read inertly, the pickle held something like a state dict, but not a valid
+            # one: the file is refused for the globals it names.
+            raise loaded.refusal from None
+        raise
+    if not cells and not other and loaded.refusal is not None:
+        raise loaded.refusal
+    if member is not None:
+        kind = "stable-baselines3 saved model (policy.pth)"
+    elif loaded.torchscript:
+        kind = "TorchScript archive"
+    else:
+        kind = "PyTorch state dict" if found and found[0][0] == "" else "PyTorch checkpoint"
+    notes: list[str] = []
+    if loaded.refusal is not None or loaded.torchscript:
+        names = sorted({p.name for p in inert_pickle.placeholders(loaded.obj)})
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        notes.append(
+            "the pickle was read inertly: nothing in it was imported or run; "
+            + (f"objects left unbuilt: {shown}" if names else "no objects left unbuilt")
+            + (" (the TorchScript code/ folder is not read)" if loaded.torchscript else "")
+        )
+    hyper = inert_pickle.scalar_hyper_parameters(loaded.obj)
+    model = _model(path, kind, tuple(cells), tuple(other))
+    return replace(model, hyper_parameters=hyper, notes=tuple(notes))
 
 
 def _model(
     path: Path, framework: str, cells: tuple[CellWeights, ...], other: tuple[str, ...]
 ) -> RecurrentModel:
     if not cells and not other:
+        where = {
+            "TorchScript archive": "a TorchScript archive (torch.jit.save) with ",
+            "stable-baselines3 saved model (policy.pth)": "a stable-baselines3 model whose "
+            "policy.pth has ",
+        }.get(framework, "")
         raise ModelLoadError(
-            f"{path.name}: no nn.LSTM or nn.GRU weights (no key like weight_ih_l0)"
+            f"{path.name}: {where}no nn.LSTM or nn.GRU weights (no key like weight_ih_l0 "
+            "or, for a cell, weight_ih)"
         )
     return RecurrentModel(source=path.name, framework=framework, cells=cells, other=other)

@@ -257,11 +257,11 @@ class _Archive:
         self.zf = zf
         names = zf.namelist()
         pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
-        if any(n.endswith("/constants.pkl") for n in names) or any("/code/" in n for n in names):
-            raise ModelLoadError(
-                f"{path.name}: a TorchScript archive (torch.jit.save), not a state dict: "
-                "save `model.state_dict()` with torch.save instead"
-            )
+        # torch.jit.save: data.pkl pickles the modules; code/ (their TorchScript source) and
+        # constants.pkl are never read.
+        self.torchscript = any(n.endswith("/constants.pkl") for n in names) or any(
+            "/code/" in n for n in names
+        )
         if len(pickles) != 1:
             raise ModelLoadError(f"{path.name}: not a torch.save file (no single */data.pkl)")
         self.prefix = pickles[0][: -len("data.pkl")]
@@ -270,7 +270,8 @@ class _Archive:
             raise ModelLoadError(f"{path.name}: unknown byte order {order!r}")
         self.endian = ">" if order == b"big" else "<"
         self.storages: dict[str, _Storage] = {}
-        self.size = path.stat().st_size
+        # A member zip (readers/sb3.py) is bounded by its window, not the outer file.
+        self.size = getattr(zf, "member_size", None) or path.stat().st_size
 
     def _small(self, name: str) -> bytes | None:
         try:
@@ -361,11 +362,17 @@ class TorchFile:
 
     path: Path
     obj: object
+    refusal: ModelLoadError | None = None
+    """Set when the pickle names globals outside the allow-list, so it was read inertly
+    (readers/inert_pickle.py): the error to give if no state dict is found in it."""
+    torchscript: bool = False
+    member: str | None = None
+    """The zip member holding the torch.save zip (policy.pth of a stable-baselines3 zip)."""
 
     def arrays(self, refs: Mapping[str, TensorRef]) -> dict[str, np.ndarray]:
         """Read the given tensors from the zip (each storage once)."""
         try:
-            with zipfile.ZipFile(self.path) as zf:
+            with _open_zip(self.path, self.member) as zf:
                 archive = _Archive(self.path, zf)
                 cache: dict[str, np.ndarray] = {}
                 return {k: archive.read(r, cache) for k, r in refs.items()}
@@ -380,13 +387,18 @@ class TorchFile:
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
-def load(path: Path) -> TorchFile:
-    """Unpickle a torch.save zip with the allow-list; raise ModelLoadError otherwise."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-    except OSError as exc:
-        raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+def load(path: Path, member: str | None = None) -> TorchFile:
+    """Unpickle a torch.save zip (or TorchScript archive) with the allow-list, or inertly
+    when it names other globals; raise ModelLoadError otherwise. ``member``: the torch.save
+    zip is that member of the zip at ``path`` (read in place, readers/sb3.py)."""
+    if member is not None:
+        head = b"PK\x03\x04"
+    else:
+        try:
+            with path.open("rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
     if head.startswith(_LEGACY_MAGIC):
         raise ModelLoadError(
             f"{path.name}: the legacy torch.save format (before torch 1.6): load it with torch "
@@ -394,8 +406,9 @@ def load(path: Path) -> TorchFile:
         )
     if not head.startswith(b"PK\x03\x04"):
         raise ModelLoadError(f"{path.name}: not a torch.save file (not a zip)")
+    inert: ModelLoadError | None = None
     try:
-        with zipfile.ZipFile(path) as zf:
+        with _open_zip(path, member) as zf:
             archive = _Archive(path, zf)
             data = archive.pickle_bytes()
             try:
@@ -404,11 +417,12 @@ def load(path: Path) -> TorchFile:
                 raise ModelLoadError(
                     f"{path.name}: data.pkl is not a valid pickle: {_one_line(exc)}"
                 ) from None
-            refusal = _refusal(path, globals_)
-            if refusal is not None:
-                raise refusal
+            inert = _refusal(path, globals_)
             try:
-                obj = _Unpickler(data, archive).load()
+                if inert is None:
+                    obj = _Unpickler(data, archive).load()
+                else:
+                    obj = _inert_load(data, archive)
             except _Refused as exc:
                 raise ModelLoadError(f"{path.name}: refused: {exc}") from None
             except _UNPICKLE_ERRORS as exc:
@@ -419,7 +433,25 @@ def load(path: Path) -> TorchFile:
         raise ModelLoadError(f"{path.name}: not a readable zip: {_one_line(exc)}") from None
     except OSError as exc:
         raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
-    return TorchFile(path, obj)
+    return TorchFile(path, obj, inert, archive.torchscript, member)
+
+
+def _inert_load(data: bytes, archive: _Archive) -> object:
+    from lstm_report.readers import inert_pickle
+
+    try:
+        return inert_pickle.load(data, _allowed, archive.storage)[0]
+    except inert_pickle.Refused as exc:
+        raise _Refused(str(exc)) from None
+
+
+def _open_zip(path: Path, member: str | None) -> zipfile.ZipFile:
+    """The torch.save zip: the file, or a stored member of the zip at ``path``."""
+    if member is None:
+        return zipfile.ZipFile(path)
+    from lstm_report.readers import sb3
+
+    return sb3.member_zip(path, member)
 
 
 _UNPICKLE_ERRORS = (

@@ -19,6 +19,7 @@ from lstm_report.readers.keras_h5 import (
     attr_list,
     check_arrays,
     count_params,
+    cudnn_to_gru,
     cudnn_to_lstm,
     keras_version_of,
     model_weights,
@@ -42,7 +43,7 @@ class _Shaped:
 
 def _by_shape(k: np.ndarray, rk: np.ndarray, b: np.ndarray | None, where: str) -> _Shaped:
     """recurrent width / units = 4 gates: LSTM (bias 4u) or CuDNNLSTM (8u); 3 gates: GRU
-    (bias (3u,) or, with reset_after, (2, 3u); CuDNNGRU's (6u,) is not read); else not one."""
+    (bias (3u,) or, with reset_after, (2, 3u)) or CuDNNGRU (6u, converted); else not one."""
     u = int(rk.shape[0])
     gates = rk.shape[1] // u if rk.shape[1] % u == 0 else 0
     bshape = None if b is None else b.shape
@@ -52,6 +53,8 @@ def _by_shape(k: np.ndarray, rk: np.ndarray, b: np.ndarray | None, where: str) -
         )
     if gates == 4 and bshape == (8 * u,):
         return _Shaped("CuDNNLSTM", cudnn_to_lstm(k, rk, b), u)
+    if gates == 3 and bshape == (6 * u,):
+        return _Shaped("CuDNNGRU", cudnn_to_gru(k, rk, b), u, reset_after=True)
     if gates == 3 and bshape in (None, (3 * u,), (2, 3 * u)):
         arrays = check_arrays([k, rk] + ([b] if b is not None else []), b is not None, where, "GRU")
         return _Shaped("GRU", arrays, u, reset_after=b is None or b.ndim == 2)
@@ -105,8 +108,8 @@ def read_weights_only(
                     kernel=kernel,
                     recurrent_kernel=rkernel,
                     bias=bias,
-                    activation="tanh" if kind == "CuDNNLSTM" else act,
-                    recurrent_activation="sigmoid" if kind == "CuDNNLSTM" else rec,
+                    activation="tanh" if kind.startswith("CuDNN") else act,
+                    recurrent_activation="sigmoid" if kind.startswith("CuDNN") else rec,
                     go_backwards=direction == "backward",
                     wrapper="Bidirectional"
                     if "forward_" in prefix or "backward_" in prefix

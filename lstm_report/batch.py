@@ -363,7 +363,7 @@ def chart(rows: Sequence[Row], metric: str = "auto") -> Chart | None:
     """Bars of one headline across the runs: the first of CHART_METRICS that any run has."""
     labels = {
         "memory": "Median memory timescale τ (steps)",
-        "change": "Largest relative change vs baseline",
+        "change": "Largest change vs baseline (RMS of ΔA / the gate's RMS)",
         "importance": "Top input's importance",
         "findings": "Findings",
     }

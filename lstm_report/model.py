@@ -528,6 +528,10 @@ class Delta:
     relative: float | None
     cosine: float | None
     """None where a norm is zero (or a value is not finite): the ratio is undefined."""
+    change: float | None = None
+    """RMS(ΔA) / the RMS of all of the gate's parameters before and after (compare.gate_scale):
+    the one measure the page, the takeaway and the headline numbers use. Finite where the
+    baseline is zero (biases a layer starts at 0), symmetric in the two models."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from lstm_report.cells import equations, gates_of
 from lstm_report.figures import LayerFigures
@@ -145,6 +145,13 @@ def fmt_dotpath(points: Any) -> str:
     return "".join(f"M{fmt_px(x)} {fmt_px(y)}h0" for x, y in points)
 
 
+def breakable(value: Any) -> Markup:
+    """A name that may wrap after ``/``, ``_`` and ``.`` (a <wbr> there), escaped: long file
+    and layer names break at their joints on a phone, never one character per line."""
+    text = str(escape(str(value)))
+    return Markup(re.sub(r"([/_.])(?=.)", r"\1<wbr>", text))
+
+
 @lru_cache(maxsize=1)
 def script_hashes() -> tuple[str, ...]:
     """The CSP hashes (base64 sha256) of the inline scripts our templates write, as rendered."""
@@ -164,6 +171,7 @@ def content_security_policy() -> str:
 
 
 env.filters["num"] = fmt_num
+env.filters["breakable"] = breakable
 env.filters["px"] = fmt_px
 env.filters["points"] = fmt_points
 env.filters["dotpath"] = fmt_dotpath

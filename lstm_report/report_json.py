@@ -70,7 +70,12 @@ def spectrum_json(sp: Spectrum | None, *, recurrent: bool) -> dict[str, Any] | N
 def _delta(d: Delta | None) -> dict[str, Any] | None:
     if d is None:
         return None
-    return {"delta_fro": d.delta_fro, "relative": d.relative, "cosine": d.cosine}
+    return {
+        "delta_fro": d.delta_fro,
+        "relative": d.relative,
+        "cosine": d.cosine,
+        "change": d.change,
+    }
 
 
 def comparison_json(c: Comparison) -> dict[str, Any]:

@@ -96,13 +96,17 @@ ACTIVE_TAGS = frozenset(
 IMAGE_URIS = ("data:image/png;base64,", "data:image/svg+xml;base64,", "data:image/svg+xml,")
 """Figures: PNG, and SVG base64- or percent-encoded (lstm_report.figures.encode.svg_uri)."""
 CSS_FUNCTIONS = frozenset(
-    "var calc min max clamp minmax repeat not is where rgb rgba hsl hsla nth-child".split()
+    "var calc min max clamp minmax repeat not is where rgb rgba hsl hsla nth-child "
+    "linear-gradient radial-gradient".split()
 )
 """The CSS functions a page may use: none of them can fetch anything (url(), image-set(),
 @import and friends can, and are not in the list)."""
 CSS_AT_RULES = frozenset(["media"])
-STYLE_ATTRIBUTE = re.compile(r"(\s*(width|height|left)\s*:\s*-?[0-9.]+%\s*;?)*\s*")
-"""The only inline styles the templates write: bar widths, heights and offsets."""
+STYLE_ATTRIBUTE = re.compile(
+    r"(\s*((width|height|left)\s*:\s*-?[0-9.]+%|max-width\s*:\s*[0-9.]+px)\s*;?)*\s*"
+)
+"""The only inline styles the templates write: bar widths, heights and offsets, and the
+natural width of a tiled figure."""
 
 
 def css_problem(css: str) -> str | None:

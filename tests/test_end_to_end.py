@@ -583,3 +583,13 @@ def test_build_result_repr_is_short(complex_model: Any, tmp_path: Path) -> None:
     assert len(text) < 300, len(text)
     assert text.startswith(f"BuildResult(html_path={str(tmp_path / 'r.html')!r}, json_path=")
     assert "models=1, layers=4, findings=" in text
+
+
+def test_long_names_may_break_at_their_joints_only() -> None:
+    # Issue 20: on a phone a path wraps after / _ . (a <wbr>), not one character per line;
+    # the name stays literal text.
+    from lstm_report.render import breakable
+
+    assert str(breakable("runs/a_b.keras")) == "runs/<wbr>a_<wbr>b.<wbr>keras"
+    assert str(breakable("<b>/x")) == "&lt;b&gt;/<wbr>x"
+    assert str(breakable("end.")) == "end."  # nothing to break before

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from lstm_report.analysis.norms import cosine, fro, scale_of
 from lstm_report.errors import ConfigError
-from lstm_report.gates import layer_gates
+from lstm_report.gates import GateWeights, layer_gates
 from lstm_report.model import (
     Comparison,
     Delta,
@@ -21,8 +22,9 @@ from lstm_report.model import (
 TOP_UNITS = 5
 
 
-def delta(a: np.ndarray, b: np.ndarray) -> Delta:
-    """Change from a (baseline) to b (candidate), in float64."""
+def delta(a: np.ndarray, b: np.ndarray, gate_rms: float | None = None) -> Delta:
+    """Change from a (baseline) to b (candidate), in float64; ``change`` in units of
+    ``gate_rms`` (gate_scale of the gate the arrays belong to), where it is given."""
     x = np.asarray(a, np.float64).ravel()
     y = np.asarray(b, np.float64).ravel()
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
@@ -31,7 +33,29 @@ def delta(a: np.ndarray, b: np.ndarray) -> Delta:
     s = max(scale_of(x), scale_of(y))
     d = fro(y / s - x / s) * s
     nx = fro(x)
-    return Delta(delta_fro=d, relative=d / nx if nx > 0 else None, cosine=cosine(x, y))
+    change = None
+    if gate_rms is not None and gate_rms > 0 and math.isfinite(gate_rms) and x.size:
+        change = d / math.sqrt(x.size) / gate_rms
+    return Delta(
+        delta_fro=d, relative=d / nx if nx > 0 else None, cosine=cosine(x, y), change=change
+    )
+
+
+def gate_scale(before: GateWeights, after: GateWeights) -> float | None:
+    """The RMS of all of a gate's parameters (W, U and its biases), before and after
+    together: the unit of ``Delta.change``. Pooled over the gate, so that biases started at
+    zero (or near it) are not measured against their own tiny norm; over both sides, so
+    that the measure is symmetric. None where a value is not finite."""
+    norms, count = [], 0
+    for side in (before, after):
+        for arr in (side.W, side.U, side.b, side.b_rec):
+            if arr is not None:
+                a = np.asarray(arr, np.float64)
+                if not np.isfinite(a).all():
+                    return None
+                norms.append(fro(a))
+                count += a.size
+    return math.hypot(*norms) / math.sqrt(count) if count else None
 
 
 def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> LayerDelta:
@@ -58,12 +82,13 @@ def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> L
     gates = tuple(
         GateDelta(
             gate=x.gate,
-            W=delta(x.W, y.W),
-            U=delta(x.U, y.U),
-            b=None if x.b is None or y.b is None else delta(x.b, y.b),
-            b_rec=None if x.b_rec is None or y.b_rec is None else delta(x.b_rec, y.b_rec),
+            W=delta(x.W, y.W, rms),
+            U=delta(x.U, y.U, rms),
+            b=None if x.b is None or y.b is None else delta(x.b, y.b, rms),
+            b_rec=None if x.b_rec is None or y.b_rec is None else delta(x.b_rec, y.b_rec, rms),
         )
         for x, y in zip(ga, gb)
+        for rms in [gate_scale(x, y)]
     )
     per_unit = np.zeros(a.units)  # a unit's incoming weights in every gate
     for x, y in zip(ga, gb):

@@ -19,6 +19,8 @@ from typing import Any
 
 from lstm_report.checkpoints import file_digest
 from lstm_report.config import Config
+from lstm_report.errors import OutputError
+from lstm_report.limits import MAX_MANIFEST_BYTES, NotRegularFileError, TooLargeError, read_regular
 
 MANIFEST = ".lstm-report-batch.json"
 """The manifest's file name in the site folder (a dot file: not part of the published site)."""
@@ -83,9 +85,28 @@ class Entry:
 
 
 def load(site_dir: Path) -> dict[str, Entry]:
-    """The manifest's runs by source; empty when there is none or it cannot be read."""
+    """The manifest's runs by source; empty when there is none or it is not one we wrote.
+
+    Read as a hostile file: a manifest that is a symlink, a FIFO or a device, or larger than
+    MAX_MANIFEST_BYTES, raises OutputError (the batch would otherwise hang, or read
+    /dev/zero until memory runs out).
+    """
+    path = site_dir / MANIFEST
     try:
-        data = json.loads((site_dir / MANIFEST).read_text(encoding="utf-8"))
+        if path.is_symlink():
+            raise NotRegularFileError("a symbolic link")
+        raw = read_regular(path, MAX_MANIFEST_BYTES, follow_symlinks=False)
+    except FileNotFoundError:
+        return {}
+    except (NotRegularFileError, TooLargeError) as exc:
+        raise OutputError(
+            f"{os.fsencode(path).decode('utf-8', 'replace')}: the batch manifest is {exc}, "
+            "which batch never writes; remove it (every run is then rebuilt)"
+        ) from None
+    except OSError:
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
         if data.get("format") != FORMAT:
             return {}
         return {

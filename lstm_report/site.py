@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, OutputError, quote, shorten
+from lstm_report.limits import MAX_PAGE_BYTES, NotRegularFileError, TooLargeError, read_regular
 
 DATA_ID = "lstm-report-data"
 SCHEMA_VERSION = 1
@@ -412,7 +413,8 @@ def _walk(src: Path, out: Path, follow_links: bool) -> list[tuple[Path, str | No
             path = Path(e.path)
             try:
                 is_dir = e.is_dir()
-                is_html = not is_dir and e.name.endswith(".html") and e.is_file()
+                # not only regular files: a FIFO or a device named .html gets its warning
+                is_html = not is_dir and e.name.endswith(".html")
                 target = path.resolve() if e.is_symlink() else None
             except (OSError, RuntimeError):  # unreadable, or a symlink loop
                 continue
@@ -491,8 +493,16 @@ def build_site(
             skipped.append(Skipped(shown, refused, warning=True))
             continue
         try:
-            html = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            raw = read_regular(p, MAX_PAGE_BYTES)
+        except (NotRegularFileError, TooLargeError) as exc:
+            skipped.append(Skipped(shown, f"{exc}, not read", warning=True))
+            continue
+        except OSError:
+            skipped.append(Skipped(shown, "not an lstm-report page"))
+            continue
+        try:  # universal newlines, as read_text gives
+            html = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError:
             skipped.append(Skipped(shown, "not an lstm-report page"))
             continue
         try:

@@ -195,10 +195,13 @@ def read(path: Path) -> RecurrentModel:
         rnns.append((node, name, where, _attributes(node, where)))
     # Before a weight is read: how many cells, and how many bytes, all the nodes yield.
     layers = sum(len(_DIRECTIONS.get(_text(a.get("direction", "forward")), "?")) for *_, a in rnns)
-    nbytes = sum(
-        _declared_bytes(stored[i], path) for n, *_ in rnns for i in n.input[1:4] if i in stored
-    )
-    problem = weights_problem(layers, nbytes, path.stat().st_size)
+    used = [stored[i] for n, *_ in rnns for i in n.input[1:4] if i in stored]
+    nbytes = sum(_declared_bytes(t, path) for t in used)
+    # Weights in external data files count as part of the file (their sizes are checked
+    # when read), once each however many nodes use them.
+    external = {t.name: t for t in used if t.data_location == onnx.TensorProto.EXTERNAL}
+    own = path.stat().st_size + sum(_declared_bytes(t, path) for t in external.values())
+    problem = weights_problem(layers, nbytes, own)
     if problem is not None:
         raise ModelLoadError(f"{path.name}: refused: {problem}")
     arrays: dict[str, np.ndarray] = {}  # each initializer read once, however many nodes use it

@@ -462,7 +462,10 @@ def test_onnx_external_data_with_negative_dims(tmp_path: Path) -> None:
 
 def test_onnx_external_location_with_a_nul_byte(tmp_path: Path) -> None:
     path = _onnx(tmp_path, _external("bad.onnx.data\0x"))
-    with pytest.raises(ModelLoadError, match=r"^bad.onnx: initializer '.*': external data "):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"^bad.onnx: initializer 'W': external data .* is not a plain relative path",
+    ):
         onnx_rnn.read(path)
 
 

@@ -486,3 +486,19 @@ def test_onnx_external_weights_count_as_part_of_the_file(monkeypatch: pytest.Mon
     monkeypatch.setattr(limits, "MATERIALISE_FLOOR", 0)
     model = onnx_rnn.read(FIX / "onnx_external" / "gru.onnx")
     assert [c.direction for c in model.cells] == ["forward", "backward"]
+
+
+def test_onnx_wire_walk_counts_nodes_as_onnx_parses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+
+    from lstm_report.readers import onnx_wire
+
+    path = hostile.onnx_shared_weights(tmp_path / "five.onnx", 5, 2, 2)
+    data = path.read_bytes()
+    assert len(onnx.load_model_from_string(data).graph.node) == 5
+    monkeypatch.setattr(onnx_wire, "MAX_ONNX_NODES", 5)
+    assert onnx_wire.parse_cost_problem(data) is None
+    monkeypatch.setattr(onnx_wire, "MAX_ONNX_NODES", 4)
+    assert onnx_wire.parse_cost_problem(data) == "its main graph has more than 4 nodes"

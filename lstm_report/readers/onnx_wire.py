@@ -55,12 +55,12 @@ def parse_cost_problem(data: bytes) -> str | None:
     A file the walk cannot follow is left to the parser, which refuses it with its message.
     """
     try:
-        return _walk(memoryview(data), onnx_schema())
+        return _walk(data, onnx_schema())
     except _Damaged:
         return None
 
 
-def _walk(data: memoryview, schema: Schema) -> str | None:
+def _walk(data: bytes, schema: Schema) -> str | None:
     items = nodes = packed = 0
     # (start, end, message name, depth); the main graph is the one at depth 1
     stack: list[tuple[int, int, str, int]] = [(0, len(data), "onnx.ModelProto", 0)]
@@ -71,7 +71,11 @@ def _walk(data: memoryview, schema: Schema) -> str | None:
         fields, packs = schema[kind]
         main_graph = depth == 1 and kind == "onnx.GraphProto"
         while pos < end:
-            key, pos = _varint(data, pos, end)
+            key = data[pos]
+            if key < 0x80:  # the usual one-byte key, read inline: this loop is the cost
+                pos += 1
+            else:
+                key, pos = _varint(data, pos, end)
             field, wire = key >> 3, key & 7
             items += 1
             if items > MAX_ONNX_ITEMS:
@@ -86,7 +90,11 @@ def _walk(data: memoryview, schema: Schema) -> str | None:
             elif wire == 5:
                 pos += 4
             elif wire == 2:
-                length, pos = _varint(data, pos, end)
+                length = data[pos] if pos < end else 0x80
+                if length < 0x80:
+                    pos += 1
+                else:
+                    length, pos = _varint(data, pos, end)
                 if pos + length > end:
                     raise _Damaged
                 sub = fields.get(field)
@@ -111,7 +119,7 @@ def _walk(data: memoryview, schema: Schema) -> str | None:
     return None
 
 
-def _varint(data: memoryview, pos: int, end: int) -> tuple[int, int]:
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= end or shift > 63:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +55,6 @@ class TensorSpec:
         return 2 * self.nbytes if self.dtype == "BF16" else self.nbytes
 
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _MAX_DIGITS = 20
 """An integer in a header is a size or an offset: at most a u64's 20 digits."""
@@ -72,7 +70,10 @@ def _structure_problem(raw: bytes) -> str | None:
     items = raw.count(b"{") + raw.count(b"[") + raw.count(b",")
     if items > MAX_SAFETENSORS_HEADER_ITEMS:
         return f"its header holds more than {MAX_SAFETENSORS_HEADER_ITEMS:,} values"
-    brackets = np.frombuffer(_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS), np.uint8)
+    # Outside strings only: drop escaped backslashes and quotes, then every other piece
+    # between quotes is a string.
+    unquoted = raw.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[0::2]
+    brackets = np.frombuffer(b"".join(unquoted).translate(None, _NOT_BRACKETS), np.uint8)
     if brackets.size:
         steps = np.where((brackets == ord("{")) | (brackets == ord("[")), 1, -1)
         deepest = int(np.cumsum(steps).max())

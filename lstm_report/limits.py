@@ -62,7 +62,7 @@ MAX_RECURRENT_LAYERS = 1000
 """A model file yielding more recurrent layers (one direction of one layer each) is refused
 before their weights are read: a report of 1,000 layers is already unreadable."""
 
-MAX_TENSORS = 100_000
+MAX_TENSORS = 50_000
 """A PyTorch or safetensors file naming more tensors is refused (a state dict of 1,000
 bidirectional LSTM layers names 8,000)."""
 
@@ -73,9 +73,9 @@ MATERIALISE_FACTOR times the file's size in memory (bfloat16 widens 2×; a tenso
 ONNX initializer, used twice counts twice), unless they take at most MATERIALISE_FLOOR:
 views of one storage, or nodes sharing one initializer, cannot make a small file huge."""
 
-MAX_PICKLE_OPCODES = 5_000_000
-"""A torch.save ``data.pkl`` of more opcodes is refused before it is unpickled (a state dict
-costs about 25 opcodes a tensor)."""
+MAX_PICKLE_OPCODES = 2_000_000
+"""A torch.save ``data.pkl`` of more opcodes is refused before it is unpickled (a training
+checkpoint takes about 35 a tensor; the scan reads about a million a second)."""
 
 MAX_SAFETENSORS_HEADER_ITEMS = 2_000_000
 """A safetensors header may hold at most this many JSON values (counted, as an upper bound,

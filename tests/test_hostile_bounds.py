@@ -118,19 +118,19 @@ def test_views_within_the_limit_are_read(tmp_path: Path) -> None:
     np.testing.assert_array_equal(W, np.arange(36, dtype=np.float32).reshape(12, 3).T)
 
 
-def test_more_than_100000_tensors_are_refused(tmp_path: Path) -> None:
+def test_more_than_50000_tensors_are_refused(tmp_path: Path) -> None:
     storage = Storage("0", 1)
-    pkl = hostile.torch_pickle({"t": [Tensor(storage, (1,)) for _ in range(100_001)]})
+    pkl = hostile.torch_pickle({"t": [Tensor(storage, (1,)) for _ in range(50_001)]})
     path = hostile.torch_zip(tmp_path / "tensors.pt", pkl, {"0": bytes(4)})
     line = assert_refused(build(tmp_path, path), tmp_path, "tensors.pt")
-    assert line.endswith("(tensors.pt): refused: more than 100,000 tensors")
+    assert line.endswith("(tensors.pt): refused: more than 50,000 tensors")
 
 
 def test_pickle_of_64_mib_of_none_opcodes_is_refused_by_count(tmp_path: Path) -> None:
     pkl = b"\x80\x02" + b"N" * (torch_state.MAX_PICKLE_BYTES - 3) + b"."
     path = hostile.torch_zip(tmp_path / "nones.pt", pkl, {})
-    line = assert_refused(build(tmp_path, path, timeout=20), tmp_path, "nones.pt")
-    assert "refused: data.pkl has more than 5,000,000 opcodes" in line
+    line = assert_refused(build(tmp_path, path), tmp_path, "nones.pt")
+    assert "refused: data.pkl has more than 2,000,000 opcodes" in line
 
 
 # --- 3. ONNX: size and node count before parsing; shared initializers -----------------------

@@ -222,8 +222,8 @@ def scan_globals(data: bytes) -> list[tuple[str, str]]:
     for count, (op, arg, _pos) in enumerate(pickletools.genops(data)):
         if count >= MAX_PICKLE_OPCODES:
             raise _Refused(
-                f"data.pkl has more than {MAX_PICKLE_OPCODES:,} opcodes (a state dict takes "
-                "about 25 a tensor)"
+                f"data.pkl has more than {MAX_PICKLE_OPCODES:,} opcodes (a checkpoint "
+                "takes about 35 a tensor)"
             )
         name = op.name
         if name in ("GLOBAL", "INST"):

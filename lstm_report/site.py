@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, OutputError, quote, shorten
+from lstm_report.limits import MAX_PAGE_BYTES, NotRegularFileError, TooLargeError, read_regular
 
 DATA_ID = "lstm-report-data"
 SCHEMA_VERSION = 1
@@ -46,6 +47,12 @@ class SiteEntry:
     kinds: tuple[str, ...] = ()
     """The kinds of its analysed layers (``LSTM``, ``GRU``), sorted."""
 
+    def __post_init__(self) -> None:
+        # Whatever the row came from (a page, a batch manifest someone edited), its link
+        # stays inside the site: never javascript:, never another site, never "..".
+        if not isinstance(self.href, str) or not PAGE_HREF.fullmatch(self.href):
+            raise ValueError(f"not a page of the site: {shorten(repr(self.href), 60)}")
+
 
 def cell_words(entries: Sequence[SiteEntry]) -> dict[str, str]:
     """What the index calls the layers: LSTM where every report's are LSTMs, else
@@ -63,12 +70,6 @@ def folder_label(shown: str) -> str:
     if shown in ("", ".", "./"):
         return display(Path.cwd().name)
     return shown
-
-    def __post_init__(self) -> None:
-        # Whatever the row came from (a page, a batch manifest someone edited), its link
-        # stays inside the site: never javascript:, never another site, never "..".
-        if not isinstance(self.href, str) or not PAGE_HREF.fullmatch(self.href):
-            raise ValueError(f"not a page of the site: {shorten(repr(self.href), 60)}")
 
 
 @dataclass(frozen=True)
@@ -515,7 +516,8 @@ def _walk(src: Path, out: Path, follow_links: bool) -> list[tuple[Path, str | No
             path = Path(e.path)
             try:
                 is_dir = e.is_dir()
-                is_html = not is_dir and e.name.endswith(".html") and e.is_file()
+                # not only regular files: a FIFO or a device named .html gets its warning
+                is_html = not is_dir and e.name.endswith(".html")
                 target = path.resolve() if e.is_symlink() else None
             except (OSError, RuntimeError):  # unreadable, or a symlink loop
                 continue
@@ -597,8 +599,16 @@ def build_site(
             skipped.append(Skipped(shown, refused, warning=True))
             continue
         try:
-            html = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            raw = read_regular(p, MAX_PAGE_BYTES)
+        except (NotRegularFileError, TooLargeError) as exc:
+            skipped.append(Skipped(shown, f"{exc}, not read", warning=True))
+            continue
+        except OSError:
+            skipped.append(Skipped(shown, "not an lstm-report page"))
+            continue
+        try:  # universal newlines, as read_text gives
+            html = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError:
             skipped.append(Skipped(shown, "not an lstm-report page"))
             continue
         try:

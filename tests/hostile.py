@@ -377,6 +377,8 @@ def with_markup(page: str, markup: str) -> str:
     """The genuine page with markup inserted at the end of its <main>."""
     assert page.count("</main>") == 1
     return page.replace("</main>", markup + "</main>")
+
+
 # --- PyTorch pickles, written without torch ------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 
 from lstm_report.cells import GATE_TITLES, CellWeights, Kind, from_keras, gates_of
+from lstm_report.model_graph import ModelGraph
 
 GATES: tuple[str, ...] = ("i", "f", "c", "o")
 """Keras' LSTM gate order inside the concatenated kernel, recurrent kernel and bias (a
@@ -167,6 +168,8 @@ class ModelWeights:
     input_shape: tuple[int | None, ...] | None = None
     """The model input's shape without the batch axis (None: unknown, e.g. weights only)."""
     embedding: Embedding | None = None
+    graph: ModelGraph | None = None
+    """The whole model's layers, where the reader found them (for the numpy model replay)."""
 
     def lstm_names(self) -> list[str]:
         """Distinct LSTM layer names in file order (a Bidirectional counts once)."""

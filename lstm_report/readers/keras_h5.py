@@ -13,6 +13,7 @@ import numpy as np
 
 from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model_graph import ModelGraph
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.safety import check_dataset
 from lstm_report.readers.topology import InputEmbedding, RecurrentLayer, layer_kind
@@ -320,6 +321,7 @@ def model_weights(
     *,
     shape: tuple[int | None, ...] | None = None,
     embedding: Embedding | None = None,
+    graph: ModelGraph | None = None,
 ) -> ModelWeights:
     return ModelWeights(
         name=name,
@@ -333,6 +335,7 @@ def model_weights(
         notes=notes,
         input_shape=shape,
         embedding=embedding,
+        graph=graph,
     )
 
 

@@ -25,7 +25,13 @@ MODEL_KEYS = (
     "probe",
     "reader",
     "activations",
+    "pad_token",
+    "vocabulary",
 )
+MAX_VOCABULARY_BYTES = 16 * 1024 * 1024
+"""A vocabulary file is read whole, so at most this large."""
+MAX_VOCABULARY = 1_000_000
+"""Tokens in a vocabulary at most."""
 READERS = ("auto", "direct", "keras")
 MAX_MODELS = 1000
 """A config names at most this many models: one page cannot show more, and a sweep over
@@ -88,6 +94,10 @@ class ModelSpec:
     activations: tuple[tuple[str, str], ...] = ()
     """Overrides for what weights-only files cannot tell: (key, activation name) pairs."""
     series: tuple[Path, ...] | None = None
+    pad_token: int = 0
+    """Token models: the id that blanks a token in the importance (``pad_token``)."""
+    vocabulary: tuple[str, ...] | None = None
+    """Token models: the name of each token id (``vocabulary``: a list, or a text file)."""
     """A checkpoint series (glob or list, in natural order); ``path`` is its last file."""
 
     @property
@@ -170,9 +180,12 @@ def model_file_config(
     name: str | None = None,
     probe: str | None = None,
     feature_names: Sequence[str] | None = None,
+    pad_token: int | None = None,
 ) -> Config:
     """The config of `lstm-report build MODEL_FILE`: one model, everything else by default."""
     entry: dict[str, Any] = {"path": str(path)}
+    if pad_token is not None:
+        entry["pad_token"] = pad_token
     if name is not None:
         entry["name"] = name
     if probe is not None:
@@ -409,7 +422,50 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
         reader=_reader(raw.get("reader"), f"{key}.reader") or default_reader,
         activations=_parse_activations(raw.get("activations"), f"{key}.activations"),
         series=series,
+        pad_token=_pad_token(raw.get("pad_token", 0), f"{key}.pad_token"),
+        vocabulary=_vocabulary(raw.get("vocabulary"), f"{key}.vocabulary", base),
     )
+
+
+def _pad_token(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a token id (an integer ≥ 0), got {_kind(value)}")
+    return value
+
+
+def _vocabulary(value: Any, where: str, base: Path) -> tuple[str, ...] | None:
+    """A list of token names, or the lines of a text file (read bounded, as hostile)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if len(value) > MAX_VOCABULARY:
+            raise ConfigError(f"{where}: {len(value)} tokens; at most {MAX_VOCABULARY:,}")
+        for i, v in enumerate(value):
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise ConfigError(f"{where}[{i}]: expected a string, got {_kind(v)}")
+        return tuple(str(v) for v in value)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a list of tokens or a file path, got {_kind(value)}")
+    from lstm_report.limits import NotRegularFileError, open_regular, read_at_most
+
+    path = _resolve(base, value)
+    try:
+        with open_regular(path) as fh:
+            data = read_at_most(fh, MAX_VOCABULARY_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: vocabulary file not found: {path}") from None
+    except (NotRegularFileError, IsADirectoryError) as exc:
+        raise ConfigError(f"{where}: {path} is not a regular file ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    if data is None:
+        raise ConfigError(
+            f"{where}: {path.name} is larger than {MAX_VOCABULARY_BYTES // (1024 * 1024)} MiB"
+        )
+    lines = data.decode("utf-8", "replace").splitlines()
+    if len(lines) > MAX_VOCABULARY:
+        raise ConfigError(f"{where}: {len(lines)} tokens; at most {MAX_VOCABULARY:,}")
+    return tuple(lines)
 
 
 def too_many_models(count: str) -> str:

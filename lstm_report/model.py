@@ -68,6 +68,8 @@ class LSTMWeights:
     cell_weights: CellWeights | None = None
     """The cell as a framework reader found it; None: built from the Keras arrays."""
     framework: str = "Keras"
+    reads_embedding: bool = False
+    """Its input is the model's Embedding: the rows of W are embedding dimensions."""
     """Who computes this layer: ``Keras``, ``PyTorch``, ``ONNX``."""
 
     @property
@@ -454,6 +456,13 @@ class InputImportance:
     """In input order."""
     per_step: tuple[float, ...]
     """Mean squared change of the target when one time step (all features) is taken away."""
+    target_reason: str | None = None
+    """Why the target is not the model's output (``lstm_output``), or how it was reached
+    (Keras where numpy stops); None when numpy replayed the whole model."""
+    per_token: tuple[FeatureEffect, ...] | None = None
+    """Token models: each token's effect (``name`` the token), largest first, at most 20."""
+    pad_token: int | None = None
+    """Token models: the id every occluded token (or step) is replaced by."""
 
 
 # --- across training: comparisons and checkpoint series ---------------------------------

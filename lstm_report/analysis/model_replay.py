@@ -453,3 +453,25 @@ _SIMPLE: dict[
     "LayerNormalization": _layer_norm,
     "BatchNormalization": _batch_norm,
 }
+
+
+def model_forward(
+    weights: ModelWeights,
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str | None]:
+    """What computes the model's prediction in numpy, or None and the sentence saying which
+    layer stopped the replay (None where there is no graph to follow at all)."""
+    g = weights.graph
+    if g is None:
+        if weights.reader == "keras":
+            return None, None
+        return None, "the file stores no model graph to replay"
+    if g.onnx is not None:
+        from lstm_report.analysis.onnx_replay import onnx_forward
+
+        return onnx_forward(g)
+    problem = replay_problem(weights)
+    if problem is not None:
+        layer, why = problem
+        return None, f"numpy stops at layer {layer!r}: {why}" if layer else f"numpy stops: {why}"
+    replay = ModelReplay(weights, dtype=np.float32)
+    return replay.output, None

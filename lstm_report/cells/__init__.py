@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -408,3 +408,7 @@ class RecurrentModel:
     cells: tuple[CellWeights, ...]
     other: tuple[str, ...] = ()
     """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each."""
+    sources: tuple[tuple[str, str], ...] = ()
+    """(layer, the layer whose output it reads) where the file says so (an ONNX graph)."""
+    graph: Any = None
+    """The whole model to run, where the reader can give it (a model_graph.ModelGraph)."""

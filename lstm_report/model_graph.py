@@ -43,3 +43,5 @@ class ModelGraph:
     onnx: bytes | None = None
     """For an ONNX file: the serialized model, run by onnx's reference evaluator."""
     onnx_batch_first: bool = True
+    note: str | None = None
+    """How the prediction is taken, where the report should say it (e.g. which output)."""

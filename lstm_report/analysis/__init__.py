@@ -265,12 +265,15 @@ def measured_importance(
     last = weights.lstms[-1].name
     tokens = probe.dtype.kind in "iu"
     forward, stopped = model_forward(weights)
+    reason: str | None = None
     if forward is not None:
         try:
             forward(probe[:2])
         except LstmReportError as exc:
             forward, stopped = None, _first_line(exc)
-    reason: str | None = None
+        else:
+            reason, stopped = stopped, None  # how the prediction was taken, if it says
+    framework = weights.reader in ("onnx", "pytorch")
     if forward is None and run_model is not None:
         keras_model = run_model
 
@@ -288,6 +291,8 @@ def measured_importance(
         else:
             forward = by_keras
             reason = f"run by Keras: {stopped}" if stopped else "run by Keras"
+    elif forward is None and framework:
+        reason = stopped or "the file stores the recurrent layers, not the whole model"
     elif forward is None:
         reason = f"{stopped}; --reader keras runs the whole model with Keras" if stopped else None
     if forward is not None:

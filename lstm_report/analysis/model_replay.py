@@ -458,8 +458,9 @@ _SIMPLE: dict[
 def model_forward(
     weights: ModelWeights,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str | None]:
-    """What computes the model's prediction in numpy, or None and the sentence saying which
-    layer stopped the replay (None where there is no graph to follow at all)."""
+    """What computes the model's prediction in numpy (and a note on how, or None), or None
+    and the sentence saying which layer stopped the replay (None where there is no graph
+    to follow at all)."""
     g = weights.graph
     if g is None:
         if weights.reader == "keras":

@@ -19,8 +19,8 @@ from lstm_report.model_graph import ModelGraph
 def onnx_forward(
     g: ModelGraph,
 ) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str | None]:
-    """What runs the graph on (sequences, steps, features) inputs and returns the output
-    with sequences first; or None and why it cannot."""
+    """What runs the graph on (sequences, steps, features) inputs and returns its (first)
+    output with sequences first, and how the output was taken; or None and why not."""
     if g.onnx is None or g.stop is not None:
         return None, g.stop or "the ONNX graph cannot be run"
     run = _session(g.onnx)
@@ -48,7 +48,7 @@ def onnx_forward(
             axis.append(sizes[0] if sizes else 0)
         return np.moveaxis(out, axis[0], 0)
 
-    return forward, None
+    return forward, g.note
 
 
 def _session(data: bytes) -> Callable[[np.ndarray], Any] | None:

@@ -120,14 +120,14 @@ class ProbeFlow:
             return from_graph, "numpy", None
         if self.keras_inputs is None:
             if w.framework != "Keras":
-                return (
-                    None,
-                    "",
-                    (
+                if src is not None:
+                    why = f"its input is the output of {src}, whose input the file does not record"
+                else:
+                    why = (
                         f"its input is not the output of a recurrent layer in the {w.framework} "
                         "file, and what feeds it cannot be computed from the file"
-                    ),
-                )
+                    )
+                return None, "", why
             return None, "", "its input is not the output of an LSTM and Keras is not available"
         if "/" in w.name:
             return None, "", "it sits inside a nested model behind a non-LSTM layer"

@@ -244,8 +244,13 @@ def _whole_graph(model: Any, graph: Any) -> Any:
 
     init = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in init]
-    if len(inputs) != 1 or len(graph.output) != 1:
-        return stop("the ONNX graph has more than one input or output")
+    if len(inputs) != 1:
+        return stop("the ONNX graph has more than one input")
+    if not graph.output:
+        return stop("the ONNX graph has no output")
+    note = None
+    if len(graph.output) > 1:
+        note = f"the graph's first output {graph.output[0].name!r} (of {len(graph.output)})"
     for t in graph.initializer:
         if t.data_location == 1:  # onnx.TensorProto.EXTERNAL
             return stop("the ONNX graph keeps weights in external files")
@@ -272,7 +277,9 @@ def _whole_graph(model: Any, graph: Any) -> Any:
             return stop("the first recurrent node does not read the model input")
         seq_first = (layout == 0) != transposed
         batch_first = not seq_first
-    return ModelGraph((), graph.output[0].name, None, None, model.SerializeToString(), batch_first)
+    return ModelGraph(
+        (), graph.output[0].name, None, None, model.SerializeToString(), batch_first, note
+    )
 
 
 def _node_cells(

@@ -446,7 +446,7 @@ def _vocabulary(value: Any, where: str, base: Path) -> tuple[str, ...] | None:
         return tuple(str(v) for v in value)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: expected a list of tokens or a file path, got {_kind(value)}")
-    from lstm_report.limits import NotRegularFileError, open_regular, read_at_most
+    from lstm_report.limits import NotRegularFileError, open_regular, read_at_most, size_text
 
     path = _resolve(base, value)
     try:
@@ -459,9 +459,7 @@ def _vocabulary(value: Any, where: str, base: Path) -> tuple[str, ...] | None:
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
     if data is None:
-        raise ConfigError(
-            f"{where}: {path.name} is larger than {MAX_VOCABULARY_BYTES // (1024 * 1024)} MiB"
-        )
+        raise ConfigError(f"{where}: {path.name} is larger than {size_text(MAX_VOCABULARY_BYTES)}")
     lines = data.decode("utf-8", "replace").splitlines()
     if len(lines) > MAX_VOCABULARY:
         raise ConfigError(f"{where}: {len(lines)} tokens; at most {MAX_VOCABULARY:,}")

@@ -137,7 +137,7 @@ def keras_graph(model: Mapping[str, Any], vars_of: VarsOf) -> ModelGraph | None:
                 scfg = got if isinstance(got, Mapping) else {}
                 sub = "layer"
             want = roles(scls, scfg)
-            if lcls == "TimeDistributed" and scls not in ("Dense", "Dropout", "Activation"):
+            if lcls == "TimeDistributed" and scls != "Dense":
                 want = None
             if lcls == "Normalization" and cfg.get("mean") is not None:
                 want = []  # mean and variance given in the config, not stored as weights

@@ -234,6 +234,20 @@ def _sources(graph: Any) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+RUNNABLE = frozenset(
+    {
+        "LSTM", "GRU", "Transpose", "Squeeze", "Unsqueeze", "Reshape", "Identity",
+        "Dropout", "Cast", "Flatten", "Gather", "MatMul", "Gemm", "Add", "Sub", "Mul",
+        "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Concat",
+        "Slice", "Shape", "Constant", "ReduceMean", "ReduceMax", "Split", "Neg", "Exp",
+        "Clip", "BatchNormalization", "LayerNormalization", "Sqrt", "Pow", "Erf", "Conv",
+    }
+)  # fmt: skip
+"""Operators the whole-graph run accepts: none makes an array larger than its inputs
+allow (no ConstantOfShape, Expand, Tile, Range, Resize, Loop, Scan or If), so a hostile
+graph cannot make the evaluator allocate what the file does not hold."""
+
+
 def _whole_graph(model: Any, graph: Any) -> Any:
     """The model to run with onnx's reference evaluator, when every weight is stored in the
     file (external data is never loaded for it) and it has one input and one output."""
@@ -257,6 +271,8 @@ def _whole_graph(model: Any, graph: Any) -> Any:
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
             return stop(f"node {node.name!r} is from domain {node.domain!r}")
+        if node.op_type not in RUNNABLE:
+            return stop(f"{node.op_type} node {node.name!r} is not among the operators run")
     first = next((n for n in graph.node if n.op_type in ("LSTM", "GRU")), None)
     batch_first = True
     if first is not None:

@@ -240,7 +240,7 @@ RUNNABLE = frozenset(
         "Dropout", "Cast", "Flatten", "Gather", "MatMul", "Gemm", "Add", "Sub", "Mul",
         "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Concat",
         "Slice", "Shape", "Constant", "ReduceMean", "ReduceMax", "Split", "Neg", "Exp",
-        "Clip", "BatchNormalization", "LayerNormalization", "Sqrt", "Pow", "Erf", "Conv",
+        "Clip", "BatchNormalization", "LayerNormalization", "Sqrt", "Pow", "Erf",
     }
 )  # fmt: skip
 """Operators the whole-graph run accepts: none makes an array larger than its inputs

@@ -266,3 +266,30 @@ def test_onnx_stacked_layers_chain_and_importance_runs_the_graph(tmp_path: Path)
         xo = x.copy()
         xo[:, :, j] = mean[j]
         assert f.value == pytest.approx(float(np.mean((run(xo) - base) ** 2)), rel=1e-4)
+
+
+def test_token_report_json_and_page(keras: Any, tmp_path: Path) -> None:
+    import json
+
+    from lstm_report import build_report
+    from tests.conftest import write_config
+
+    _token_model(keras).save(tmp_path / "tok.keras")
+    rng = np.random.default_rng(5)
+    ids = rng.integers(1, 7, size=(30, STEPS))
+    ids[::2, 1] = 7
+    np.save(tmp_path / "ids.npy", ids)
+    (tmp_path / "vocab.txt").write_text("\n".join(f"w{k}" for k in range(10)), "utf-8")
+    cfg = write_config(
+        tmp_path,
+        "models:\n  - {path: tok.keras, probe: ids.npy, vocabulary: vocab.txt, pad_token: 0}\n",
+    )
+    res = build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json", verify=False)
+    imp = json.loads((tmp_path / "r.json").read_text())["models"][0]["input_importance"]
+    assert imp["target"] == "model_output" and imp["target_reason"] is None
+    assert imp["pad_token"] == 0 and imp["per_token"][0]["token"] == "w7"
+    assert set(imp["per_token"][0]) == {"token", "value", "low", "high"}
+    assert len(imp["per_step"]) == STEPS and int(np.argmax(imp["per_step"])) == 1
+    html = res.html_path.read_text()
+    assert "the model&#39;s prediction" in html or "the model's prediction" in html
+    assert "embedding dimension" in html and "token w7" in html

@@ -146,7 +146,7 @@ def load_config(path: str | Path) -> Config:
     return load(path)
 
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pt", ".pth", ".safetensors", ".onnx")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pt", ".pth", ".safetensors", ".onnx", ".tflite")
 """File names that `lstm-report build FILE` takes for a model file rather than a config."""
 
 _MAGIC = (b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")  # a zip (.keras) or an HDF5 file
@@ -166,7 +166,21 @@ def is_model_file(path: str | Path) -> bool:
             head = fh.read(8)
     except OSError:
         return False
-    return head.startswith(_MAGIC)
+    return head.startswith(_MAGIC) or head[4:8] == b"TFL3"  # a .tflite FlatBuffer
+
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def check_config_suffix(path: str | Path) -> None:
+    """ConfigError for a file whose suffix is neither a model's nor a config's (a model of a
+    format lstm-report does not read, most often), instead of reading it as YAML."""
+    suffix = Path(path).suffix.lower()
+    if suffix and suffix not in MODEL_SUFFIXES + CONFIG_SUFFIXES:
+        raise ConfigError(
+            f"{path}: not a format lstm-report reads (it reads "
+            f"{', '.join(MODEL_SUFFIXES + CONFIG_SUFFIXES)})"
+        )
 
 
 def model_file_config(

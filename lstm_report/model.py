@@ -137,6 +137,8 @@ class OtherLayer:
     name: str
     kind: str
     units: int | None = None
+    note: str | None = None
+    """Why it is not analysed, where the reader says more than its kind."""
 
 
 @dataclass(frozen=True, eq=False)

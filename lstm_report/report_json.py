@@ -216,7 +216,9 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
         "total_params": m.total_params,
         "lstm_params": m.lstm_params,
         "layers": [layer_json(la) for la in m.layers],
-        "not_analysed": [{"name": o.name, "kind": o.kind, "units": o.units} for o in m.others],
+        "not_analysed": [
+            {"name": o.name, "kind": o.kind, "units": o.units, "note": o.note} for o in m.others
+        ],
         "series": None if m.series is None else series_json(m.series),
         "notes": list(m.notes),
         "input_importance": importance_json(m.input_importance),

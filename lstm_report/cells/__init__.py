@@ -399,4 +399,7 @@ class RecurrentModel:
     """``PyTorch state dict``, ``PyTorch checkpoint``, ``safetensors``, ``ONNX``."""
     cells: tuple[CellWeights, ...]
     other: tuple[str, ...] = ()
-    """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each."""
+    """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each:
+    ``name: KIND (...), why``."""
+    sources: tuple[tuple[str, str], ...] = ()
+    """(layer, the layer whose output it reads), where the file says so (a TFLite graph)."""

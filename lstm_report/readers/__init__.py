@@ -23,7 +23,7 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
     where = _where(spec)
     choice = reader or spec.reader
     info = inspect_file(spec.path, where=where)
-    if info.format in ("pytorch", "safetensors", "onnx"):
+    if info.format in ("pytorch", "safetensors", "onnx", "tflite"):
         if choice == "keras":
             raise ConfigError(
                 f"{spec.key}.reader: Keras cannot read {spec.path.name} (a {info.format} file); "

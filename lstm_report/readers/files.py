@@ -28,14 +28,20 @@ TORCH_SUFFIXES = (".pt", ".pth")
 """torch.save files: a zip (or, before PyTorch 1.6, a bare pickle)."""
 SAFETENSORS_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"
+TFLITE_SUFFIX = ".tflite"
+TFLITE_IDENTIFIER = b"TFL3"
+"""A FlatBuffer's file identifier, bytes 4-8 of every .tflite (LiteRT) model."""
 MAX_SAFETENSORS_HEADER = 100_000_000
 """safetensors' own limit on the JSON header; a larger declared length is not safetensors."""
 
 
 def framework_format(path: Path, head: bytes) -> str | None:
-    """``pytorch``, ``safetensors`` or ``onnx`` for a file of those formats (by its name and
-    first bytes), else None. A zip is told apart later (a .keras zip has config.json)."""
+    """``pytorch``, ``safetensors``, ``onnx`` or ``tflite`` for a file of those formats (by
+    its name and first bytes), else None. A zip is told apart later (a .keras zip has
+    config.json)."""
     suffix = path.suffix.lower()
+    if suffix == TFLITE_SUFFIX or head[4:8] == TFLITE_IDENTIFIER:
+        return "tflite"
     if suffix in TORCH_SUFFIXES and (head.startswith(ZIP_SIGNATURE) or head[:1] == b"\x80"):
         return "pytorch"
     if suffix == SAFETENSORS_SUFFIX or (
@@ -59,7 +65,7 @@ class ModelFile:
     path: Path
     format: str
     """``keras`` (a Keras 3 zip), ``h5`` (legacy HDF5: full model or weights only), or a
-    framework's file: ``pytorch`` (torch.save), ``safetensors``, ``onnx``."""
+    framework's file: ``pytorch`` (torch.save), ``safetensors``, ``onnx``, ``tflite``."""
     config: dict[str, Any] | None
     keras_version: str | None = None
 
@@ -94,11 +100,12 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
     found = framework_format(path, head)
     if found is not None:
         # Their readers check everything they read (readers/torch_state.py, safetensors_state.py,
-        # onnx_rnn.py): pickles restricted, declared sizes bounded, external data confined.
+        # onnx_rnn.py, tflite_rnn.py): pickles restricted, declared sizes bounded, external
+        # data confined.
         return ModelFile(path=path, format=found, config=None)
     raise ModelLoadError(
         f"{where}: {path} is not a Keras model file (neither a .keras zip nor an HDF5 .h5 file) "
-        "nor a PyTorch (.pt, .pth, .safetensors) or ONNX (.onnx) file"
+        "nor a PyTorch (.pt, .pth, .safetensors), ONNX (.onnx) or TFLite (.tflite) file"
     )
 
 

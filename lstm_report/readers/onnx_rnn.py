@@ -38,6 +38,7 @@ from lstm_report.cells import (
     RecurrentModel,
 )
 from lstm_report.errors import AnalysisError, ModelLoadError
+from lstm_report.readers.onnx_graph import FoldError, Values
 
 _ONNX_ORDER: dict[str, tuple[int, ...]] = {"LSTM": (0, 2, 3, 1), "GRU": (0, 1, 2)}
 """For each canonical gate (LSTM i,f,c,o; GRU z,r,h), its block in ONNX's rows
@@ -160,7 +161,7 @@ def _activation(onnx_name: str, where: str) -> str:
 
 
 def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
-    """The LSTM and GRU nodes of an ONNX model's main graph."""
+    """The LSTM and GRU nodes of an ONNX model, in its main graph and its subgraphs."""
     try:
         import onnx
     except ImportError:
@@ -174,37 +175,98 @@ def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
         raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ModelLoadError(f"{path.name}: not an ONNX model: {_one_line(exc)}") from None
-    graph = model.graph
-    stored: dict[str, Any] = {t.name: t for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    stored[node.output[0]] = attr.t
     external = _External(path, model, allow_external_data)
     cells: list[CellWeights] = []
     other: list[str] = []
-    for index, node in enumerate(graph.node):
-        if node.domain not in ("", "ai.onnx"):
-            continue
-        if node.op_type == "RNN":
-            other.append(f"{node.name or f'RNN_{index}'}: ONNX RNN, not a gated cell")
-            continue
-        if node.op_type not in ("LSTM", "GRU"):
-            continue
-        name = node.name or f"{node.op_type}_{index}"
-        where = f"{path.name}: {node.op_type} node {name!r}"
-        cells.extend(_node_cells(node, name, where, stored, external))
+    _walk(model.graph, "", None, external, path.name, cells, other, depth=0)
     if not cells and not other:
-        raise ModelLoadError(f"{path.name}: no LSTM or GRU node in the main graph")
+        raise ModelLoadError(
+            f"{path.name}: no LSTM or GRU node in the main graph or its subgraphs (If "
+            "branches, Loop and Scan bodies)"
+        )
     return RecurrentModel(
         source=path.name, framework="ONNX", cells=tuple(cells), other=tuple(other)
     )
 
 
-def _node_cells(
-    node: Any, name: str, where: str, stored: dict[str, Any], external: _External
-) -> tuple[CellWeights, ...]:
+_BRANCHES = {"then_branch": "then", "else_branch": "else", "body": "body"}
+"""Graph attributes of If (then_branch, else_branch), Loop and Scan (body), as name parts."""
+
+MAX_SUBGRAPH_DEPTH = 32
+"""If/Loop/Scan nesting walked (protobuf itself refuses messages nested past 100)."""
+
+
+def _walk(
+    graph: Any,
+    prefix: str,
+    parent: Values | None,
+    external: _External,
+    file: str,
+    cells: list[CellWeights],
+    other: list[str],
+    *,
+    depth: int,
+) -> None:
+    """The LSTM and GRU nodes of ``graph`` and of its subgraphs, named by where they sit:
+    ``If_0/then/LSTM_2``. A Loop or Scan with no RNN node inside but a body of matrix
+    products and logistic gates is listed: it may be a converted RNN (tf2onnx writes Keras
+    3 GRUs that way)."""
+    values = Values(graph, lambda t: _raw_array(t, external), parent=parent)
+    for index, node in enumerate(graph.node):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        name = prefix + (node.name or f"{node.op_type}_{index}")
+        if node.op_type == "RNN":
+            other.append(f"{name}: ONNX RNN, not a gated cell")
+            continue
+        if node.op_type in ("If", "Loop", "Scan"):
+            if depth >= MAX_SUBGRAPH_DEPTH:
+                raise ModelLoadError(f"{file}: subgraphs nested deeper than {MAX_SUBGRAPH_DEPTH}")
+            found = len(cells) + len(other)
+            graphs = {a.name: a.g for a in node.attribute if a.HasField("g")}
+            for attr_name, part in _BRANCHES.items():  # then before else
+                if attr_name in graphs:
+                    _walk(
+                        graphs[attr_name],
+                        f"{name}/{part}/",
+                        values,
+                        external,
+                        file,
+                        cells,
+                        other,
+                        depth=depth + 1,
+                    )
+            if node.op_type != "If" and len(cells) + len(other) == found:
+                why = _loop_rnn(node)
+                if why is not None:
+                    other.append(f"{name}: {why}")
+            continue
+        if node.op_type not in ("LSTM", "GRU"):
+            continue
+        where = f"{file}: {node.op_type} node {name!r}"
+        cells.extend(_node_cells(node, name, where, values))
+
+
+def _loop_rnn(node: Any) -> str | None:
+    """Why a Loop or Scan node may be a recurrent layer, or None if it does not look like one."""
+    ops: list[str] = []
+    for attr in node.attribute:
+        if attr.name == "body" and attr.HasField("g"):
+            ops = [n.op_type for n in attr.g.node]
+    products = sum(op in ("MatMul", "Gemm") for op in ops)
+    sigmoids = ops.count("Sigmoid") + ops.count("HardSigmoid")
+    if not products or not sigmoids:
+        return None
+    kind = "LSTM" if sigmoids >= 3 and ops.count("Tanh") >= 2 else "GRU" if sigmoids >= 2 else "RNN"
+    return (
+        f"{kind} (ONNX {node.op_type}), not analysed: its body ({products} matrix products, "
+        f"{sigmoids} sigmoid gate{'s' if sigmoids > 1 else ''}) looks like a converted "
+        f"{kind}, as tf2onnx writes Keras 3 GRUs and reset_after=False GRUs; only LSTM and "
+        "GRU nodes are read"
+    )
+
+
+def _node_cells(node: Any, name: str, where: str, values: Values) -> tuple[CellWeights, ...]:
     import onnx
 
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -223,19 +285,23 @@ def _node_cells(
     def tensor(i: int, label: str) -> np.ndarray | None:
         if not inputs[i]:
             return None
-        if inputs[i] not in stored:
+        try:
+            arr = values.get(inputs[i])
+        except FoldError as exc:
             raise ModelLoadError(
                 f"{where}: {label} comes from {inputs[i]!r}, not from an initializer stored in "
-                "the file"
-            )
-        return _array(stored[inputs[i]], external)
+                f"the file or a constant expression of them ({exc})"
+            ) from None
+        if arr.dtype.kind not in "fiub":
+            raise ModelLoadError(f"{where}: {label} has dtype {arr.dtype}, not numbers")
+        return arr if arr.dtype.kind == "f" and arr.dtype.itemsize >= 2 else arr.astype(np.float32)
 
     W, R, B = tensor(1, "W"), tensor(2, "R"), tensor(3, "B")
     if W is None or R is None:
         raise ModelLoadError(f"{where}: W and R are required")
     notes: list[str] = []
     for i, label in ((5, "initial_h"), (6, "initial_c")):
-        if inputs[i] and (inputs[i] not in stored or np.any(tensor(i, label))):
+        if inputs[i] and not values.is_zero(inputs[i]):
             notes.append(f"{label} comes from {inputs[i]!r}; the replay starts from zeros")
     if kind == "LSTM" and inputs[7]:
         P = tensor(7, "P")
@@ -340,6 +406,21 @@ def _all_tensors(model: Any) -> Any:
                 if a.HasField("g"):
                     graphs.append(a.g)
                 graphs.extend(a.graphs)
+
+
+def _raw_array(t: Any, external: _External) -> np.ndarray:
+    """A TensorProto in its own dtype (shapes and indices stay integers); external data as
+    `_array` reads it."""
+    from onnx import TensorProto, numpy_helper
+
+    if t.data_location == TensorProto.EXTERNAL:
+        return _array(t, external)
+    try:
+        return np.asarray(numpy_helper.to_array(t))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{external.shown}: initializer {t.name!r} cannot be read: {_one_line(exc)}"
+        ) from None
 
 
 def _array(t: Any, external: _External) -> np.ndarray:

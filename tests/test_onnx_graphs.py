@@ -1,0 +1,134 @@
+"""ONNX LSTMs and GRUs whose weights are computed from stored constants, inside If branches,
+and converted RNNs written as Loops, against onnx.reference.ReferenceEvaluator's outputs.
+
+tests/fixtures/onnx_graphs/ was written by make_onnx_graph_fixtures.py with onnx.helper and
+the evaluator; reading needs the onnx package only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstm_report.cells import CellWeights, replay
+from lstm_report.errors import ModelLoadError
+from lstm_report.readers import onnx_graph, onnx_rnn
+from lstm_report.readers.frameworks import read_framework
+
+onnx = pytest.importorskip("onnx")
+FIX = Path(__file__).resolve().parent / "fixtures" / "onnx_graphs"
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, np.ndarray]:
+    with np.load(FIX / "expected.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _check_replay(cell: CellWeights, x: np.ndarray, y: np.ndarray) -> None:
+    """ONNX's Y is [seq, dirs, batch, H]; the replay's h is (batch, seq, H)."""
+    trace = replay(cell, x.transpose(1, 0, 2))
+    np.testing.assert_allclose(trace.h, y[:, 0].transpose(1, 0, 2), atol=ATOL)
+
+
+def test_weights_folded_from_constants(expected: dict[str, np.ndarray]) -> None:
+    (cell,) = onnx_rnn.read(FIX / "lstm_folded.onnx").cells
+    (want,) = onnx_rnn.rnn_cells(
+        "LSTM",
+        expected["folded/W"],
+        expected["folded/R"],
+        expected["folded/B"],
+        name="x",
+        where="t",
+    )
+    for got, ref in zip(cell.stacked(), want.stacked()):
+        np.testing.assert_array_equal(got, ref)
+    _check_replay(cell, expected["X"], expected["folded/Y"])
+    trace = replay(cell, expected["X"].transpose(1, 0, 2))
+    np.testing.assert_allclose(trace.c_last, expected["folded/Y_c"][0], atol=ATOL)
+    # initial_h and initial_c are ConstantOfShape zeros of a run-time shape: no note
+    assert cell.notes == ()
+
+
+def test_stored_nonzero_initial_state_is_still_noted() -> None:
+    (cell,) = onnx_rnn.read(FIX / "lstm_initial.onnx").cells
+    assert cell.notes == ("initial_h comes from 'h0'; the replay starts from zeros",)
+
+
+def _lstm_model(nodes: list, inits: list) -> onnx.ModelProto:
+    from onnx import TensorProto, helper
+
+    X = helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])
+    Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [5, 1, 2, 4])
+    nodes = nodes + [helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=4)]
+    graph = helper.make_graph(nodes, "g", [X], [Y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _weights(rng: np.random.Generator) -> list:
+    from onnx import numpy_helper
+
+    return [
+        numpy_helper.from_array(rng.normal(size=(1, 16, 3)).astype(np.float32), "W0"),
+        numpy_helper.from_array(rng.normal(size=(1, 16, 4)).astype(np.float32), "R"),
+    ]
+
+
+def test_an_op_outside_the_allow_list_is_not_folded(tmp_path: Path) -> None:
+    from onnx import helper
+
+    model = _lstm_model(
+        [helper.make_node("Add", ["W0", "W0"], ["W"])], _weights(np.random.default_rng(0))
+    )
+    onnx.save(model, tmp_path / "add.onnx")
+    with pytest.raises(ModelLoadError, match=r"W comes from 'W'.*Add node .*not folded"):
+        onnx_rnn.read(tmp_path / "add.onnx")
+
+
+def test_a_deep_chain_is_refused_without_recursion_error(tmp_path: Path) -> None:
+    from onnx import helper
+
+    chain = [helper.make_node("Identity", [f"W{k}"], [f"W{k + 1}"]) for k in range(500)]
+    chain.append(helper.make_node("Identity", ["W500"], ["W"]))
+    model = _lstm_model(chain, _weights(np.random.default_rng(0)))
+    onnx.save(model, tmp_path / "deep.onnx")
+    with pytest.raises(ModelLoadError, match="more than 64 ops from stored constants"):
+        onnx_rnn.read(tmp_path / "deep.onnx")
+
+
+def test_folded_size_is_checked_before_allocating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Gather whose indices would blow a stored row up: refused from the shapes."""
+    from onnx import helper, numpy_helper
+
+    idx = numpy_helper.from_array(np.zeros((1000, 1000), np.int64), "idx")
+    nodes = [
+        helper.make_node("Gather", ["W0", "idx"], ["big"], axis=1),
+        helper.make_node("Identity", ["big"], ["W"]),
+    ]
+    model = _lstm_model(nodes, [*_weights(np.random.default_rng(0)), idx])
+    onnx.save(model, tmp_path / "big.onnx")
+    monkeypatch.setattr(onnx_graph, "MAX_FOLD_ELEMENTS", 1_000_000)
+    with pytest.raises(ModelLoadError, match="would make 3000000 elements"):
+        onnx_rnn.read(tmp_path / "big.onnx")
+
+
+def test_if_branches_are_walked_and_named(expected: dict[str, np.ndarray]) -> None:
+    model = onnx_rnn.read(FIX / "if_branches.onnx")
+    assert [c.name for c in model.cells] == ["sr/then/LSTM_0", "sr/else/GRU_0"]
+    lstm, gru = model.cells
+    _check_replay(lstm, expected["X"], expected["if/then/Y"])
+    # the else branch's GRU reads the main graph's initializers (ONNX's outer scope)
+    assert gru.reset_after is True
+    _check_replay(gru, expected["X"], expected["if/else/Y"])
+
+
+def test_a_loop_that_is_a_gru_is_listed_with_a_note() -> None:
+    weights = read_framework(FIX / "loop_gru.onnx", "onnx", name="m", where="models[0]")
+    (other,) = weights.others
+    assert (other.name, other.kind) == ("gru_loop", "GRU")
+    assert other.note is not None and "converted GRU" in other.note and "tf2onnx" in other.note

@@ -373,6 +373,8 @@ class LayerAnalysis:
     """The first probe sequences this layer was fed, kept for the verification."""
     projection: MatrixStats | None = None
     """Statistics of the projection P of a PyTorch LSTM with proj_size (else None)."""
+    peepholes: tuple[tuple[str, MatrixStats], ...] = ()
+    """("P_i", stats), ("P_f", …), ("P_o", …) of an LSTM with peepholes (else empty)."""
 
     @property
     def spectra_computed(self) -> tuple[str, ...]:

@@ -152,6 +152,11 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
             if la.projection is not None
             else {}
         ),
+        **(
+            {"peepholes": {name: stats_json(st) for name, st in la.peepholes}}
+            if la.peepholes
+            else {}
+        ),
         "equations": list(equations(cell)),
         "wrapper": w.wrapper,
         "activation": w.activation,

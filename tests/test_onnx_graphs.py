@@ -7,12 +7,13 @@ the evaluator; reading needs the onnx package only.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lstm_report.cells import CellWeights, replay
+from lstm_report.cells import CellWeights, equations, replay
 from lstm_report.errors import ModelLoadError
 from lstm_report.readers import onnx_graph, onnx_rnn
 from lstm_report.readers.frameworks import read_framework
@@ -132,3 +133,43 @@ def test_a_loop_that_is_a_gru_is_listed_with_a_note() -> None:
     (other,) = weights.others
     assert (other.name, other.kind) == ("gru_loop", "GRU")
     assert other.note is not None and "converted GRU" in other.note and "tf2onnx" in other.note
+
+
+def test_peepholes_replay_matches_the_reference_evaluator(
+    expected: dict[str, np.ndarray],
+) -> None:
+    (cell,) = onnx_rnn.read(FIX / "peephole.onnx").cells
+    x = expected["X"]
+    _check_replay(cell, x, expected["peep/Y"])
+    trace = replay(cell, x.transpose(1, 0, 2))
+    np.testing.assert_allclose(trace.h_last, expected["peep/Y_h"][0], atol=ATOL)
+    np.testing.assert_allclose(trace.c_last, expected["peep/Y_c"][0], atol=ATOL)
+    # The control: without its peepholes, or with P_f and P_o swapped, the cell differs.
+    for peepholes in (None, cell.peepholes[[0, 2, 1]]):
+        other = replace(cell, peepholes=peepholes)
+        got = replay(other, x.transpose(1, 0, 2)).h
+        assert np.abs(got - expected["peep/Y"][:, 0].transpose(1, 0, 2)).max() > 1e-3
+    text = " ".join(equations(cell))
+    assert "P_i ⊙ c_(t−1)" in text and "P_f ⊙ c_(t−1)" in text and "P_o ⊙ c_t)" in text
+
+
+def test_peepholes_get_statistics_in_the_report(
+    tmp_path: Path, expected: dict[str, np.ndarray]
+) -> None:
+    import json
+
+    from lstm_report.cli import main
+
+    out = tmp_path / "r.json"
+    args = ["build", str(FIX / "peephole.onnx"), "-o", str(tmp_path / "r.html")]
+    assert main([*args, "--json", str(out), "-q"]) == 0
+    (layer,) = json.loads(out.read_text())["models"][0]["layers"]
+    P = expected["peep/P"][0].astype(np.float64)
+    h = 4
+    for name, row in (("P_i", P[:h]), ("P_f", P[2 * h :]), ("P_o", P[h : 2 * h])):
+        stats = layer["peepholes"][name]
+        assert stats["shape"] == [h]
+        assert stats["max_abs"] == pytest.approx(np.abs(row).max(), rel=1e-6)
+        assert stats["mean"] == pytest.approx(row.mean(), rel=1e-6, abs=1e-9)
+    assert "P_o ⊙ c_t" in " ".join(layer["equations"])
+    assert "Peepholes" in (tmp_path / "r.html").read_text()

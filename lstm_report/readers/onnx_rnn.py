@@ -9,7 +9,9 @@ docs/Operators.md (LSTM, GRU), for each direction d (bidirectional: 0 forward, 1
 
 ONNX computes X·W^T, so each gate's block is transposed into Keras' (in, H). Its LSTM gate
 order is i,o,f,c, unlike Keras' and PyTorch's i,f,c,o. Its GRU order z,r,h is Keras'.
-Weights must be stored in the file (initializers or Constant nodes). Initializers kept in
+Weights must be stored in the file (initializers or Constant nodes) or be a constant
+expression of them (readers/onnx_graph.py folds an allow-list of pure ops). Peepholes P
+are kept as the cell's P_i, P_f, P_o. Initializers kept in
 external files are read only from the data file made for the model (``model.onnx.data``,
 ``model.onnx_data`` or ``model.data`` beside it, a regular file that is no symbolic link,
 exactly as large as the model's tensors declare); ``allow_external_data`` reads any
@@ -74,9 +76,11 @@ def rnn_cells(
     direction: str = "forward",
     activations: Sequence[str] = (),
     linear_before_reset: int = 0,
+    P: np.ndarray | None = None,
     where: str,
 ) -> tuple[CellWeights, ...]:
-    """One CellWeights per direction from an LSTM or GRU node's W, R, B (pure numpy)."""
+    """One CellWeights per direction from an LSTM or GRU node's W, R, B and an LSTM's
+    peepholes P [dirs, 3H] (i, o, f), all-zero P dropped (pure numpy)."""
     if direction not in _DIRECTIONS:
         raise ModelLoadError(f"{where}: unknown direction {direction!r}")
     dirs = _DIRECTIONS[direction]
@@ -95,6 +99,10 @@ def rnn_cells(
         )
     if B is not None and B.shape != (len(dirs), 2 * rows):
         raise ModelLoadError(f"{where}: B {B.shape} is not [{len(dirs)}, {2 * rows}]")
+    if P is not None and (kind != "LSTM" or P.shape != (len(dirs), 3 * hidden)):
+        raise ModelLoadError(f"{where}: P {P.shape} is not [{len(dirs)}, {3 * hidden}]")
+    if P is not None and not np.any(P):
+        P = None
     acts = list(activations) or list(_DEFAULT_ACTS[kind]) * len(dirs)
     per_dir = len(_DEFAULT_ACTS[kind])
     if len(acts) != per_dir * len(dirs):
@@ -134,6 +142,10 @@ def rnn_cells(
         )
         if kind == "GRU":
             layout += f"; linear_before_reset={linear_before_reset}"
+        peepholes = None
+        if P is not None:  # ONNX's P is i, o, f; the cell's rows are P_i, P_f, P_o
+            peepholes = np.stack([P[d, :hidden], P[d, 2 * hidden :], P[d, hidden : 2 * hidden]])
+            layout += f"; peepholes P [{len(dirs)}, {3 * hidden}] (i, o, f) read as P_i, P_f, P_o"
         try:
             cells.append(
                 CellWeights(
@@ -144,6 +156,7 @@ def rnn_cells(
                     activation=names[1],
                     recurrent_activation=names[0],
                     reset_after=bool(linear_before_reset) if kind == "GRU" else None,
+                    peepholes=peepholes,
                     framework=f"ONNX {kind}",
                     source_layout=layout,
                 )
@@ -303,13 +316,8 @@ def _node_cells(node: Any, name: str, where: str, values: Values) -> tuple[CellW
     for i, label in ((5, "initial_h"), (6, "initial_c")):
         if inputs[i] and not values.is_zero(inputs[i]):
             notes.append(f"{label} comes from {inputs[i]!r}; the replay starts from zeros")
-    if kind == "LSTM" and inputs[7]:
-        P = tensor(7, "P")
-        if P is not None and np.any(P):
-            raise ModelLoadError(
-                f"{where}: peephole weights P are not zero, and this description of an LSTM "
-                "has no peepholes: refused rather than ignored"
-            )
+    P = tensor(7, "P") if kind == "LSTM" else None
+    if P is not None and not np.any(P):
         notes.append("peephole weights P are given and all zero")
     hidden = attrs.get("hidden_size")
     if hidden is not None and R.shape[-1] != hidden:
@@ -326,6 +334,7 @@ def _node_cells(node: Any, name: str, where: str, values: Values) -> tuple[CellW
         direction=direction,
         activations=acts,
         linear_before_reset=int(attrs.get("linear_before_reset", 0)),
+        P=P,
         where=where,
     )
     if not notes:

@@ -262,11 +262,15 @@ class _Reader:
                 return (), (
                     "CIFG (coupled input and forget gates, no input-gate weights: i = 1 − f)"
                 )
-            peep = [tensor(k) for k in (9, 10, 11)]
-            if any(p is not None and np.any(p) for p in peep):
-                return (), "peephole weights (inputs 9-11) are not in this description of an LSTM"
+            peep = [tensor(k) for k in (9, 10, 11)]  # cell_to_{input,forget,output}
+            peepholes = None
             if any(p is not None for p in peep):
-                notes.append("peephole weights (inputs 9-11) are given and all zero")
+                if any(p is None for p in peep):
+                    return (), "peepholes for some gates only (inputs 9-11)"
+                peepholes = np.stack([np.asarray(p, dtype=np.float32).ravel() for p in peep])
+                if not np.any(peepholes):
+                    notes.append("peephole weights (inputs 9-11) are given and all zero")
+                    peepholes = None
             gates = []
             for gate in LSTM_GATES:
                 w_k, r_k, b_k = _GATE_INPUTS[gate.name]
@@ -296,6 +300,7 @@ class _Reader:
                 f"{1 + offset}-{4 + offset}), recurrent [units, out] ({5 + offset}-{8 + offset}), "
                 f"biases ({12 + offset}-{15 + offset}), gates i,f,c,o, each transposed"
                 + ("; projection [out, units] transposed into P" if P is not None else "")
+                + ("; peepholes P_i, P_f, P_o (inputs 9-11)" if peepholes is not None else "")
             )
             try:
                 cells.append(
@@ -307,6 +312,7 @@ class _Reader:
                         activation=activation,
                         recurrent_activation="sigmoid",
                         P=P,
+                        peepholes=peepholes,
                         framework=f"TFLite {item.code}",
                         source_layout=layout,
                         notes=tuple(dict.fromkeys(notes)),

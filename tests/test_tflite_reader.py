@@ -154,3 +154,23 @@ def test_buffer_past_the_end_is_refused(tmp_path: Path) -> None:
     reader = tflite_rnn._Reader(path.name, path.read_bytes(), tflite)
     with pytest.raises(CorruptModelError, match="past the file's end"):
         reader._buffer(0, "far.tflite: tensor 'w'")
+
+
+def test_bidirectional_with_peepholes_matches_the_interpreter(
+    expected: dict[str, np.ndarray],
+) -> None:
+    model = tflite_rnn.read(FIX / "lstm_bidi_peephole.tflite")
+    fw, bw = model.cells
+    assert (fw.direction, bw.direction) == ("forward", "backward")
+    assert fw.name == bw.name == "BIDIRECTIONAL_SEQUENCE_LSTM_0"
+    # Inputs 18-34 are the backward cell's: its gates are the bw tensors, transposed.
+    for g in "ifco":
+        np.testing.assert_array_equal(bw.gate(g).W, expected[f"tflite/bidi/bw/input_{g}"].T)
+        np.testing.assert_array_equal(bw.gate(g).U, expected[f"tflite/bidi/bw/recurrent_{g}"].T)
+        np.testing.assert_array_equal(fw.gate(g).b, expected[f"tflite/bidi/fw/bias_{g}"])
+    assert fw.peepholes is not None and bw.peepholes is None
+    np.testing.assert_array_equal(
+        fw.peepholes, np.stack([expected[f"tflite/bidi/fw/peep_{g}"] for g in "ifo"])
+    )
+    out, _ = replay_layers(model.cells, expected["x"])
+    np.testing.assert_allclose(out, expected["tflite/bidi/y"], atol=1e-5)

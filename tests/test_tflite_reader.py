@@ -174,3 +174,18 @@ def test_bidirectional_with_peepholes_matches_the_interpreter(
     )
     out, _ = replay_layers(model.cells, expected["x"])
     np.testing.assert_allclose(out, expected["tflite/bidi/y"], atol=1e-5)
+
+
+def test_a_lying_vector_length_is_refused_at_once(tmp_path: Path) -> None:
+    """The subgraphs vector claims 2**31 − 1 entries: refused from the file's size, not
+    walked entry by entry."""
+    import tflite
+
+    data = bytearray((FIX / "lstm_float.tflite").read_bytes())
+    model = tflite.Model.GetRootAsModel(bytes(data), 0)
+    start = model._tab.Vector(model._tab.Offset(8))  # schema.fbs: subgraphs is field 2
+    data[start - 4 : start] = (2**31 - 1).to_bytes(4, "little")
+    path = tmp_path / "lying.tflite"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptModelError, match="a vector of 2147483647 entries"):
+        tflite_rnn.read(path)

@@ -126,10 +126,10 @@ class _Reader:
         other: list[str] = []
         sources: list[tuple[str, str]] = []
         loops = self._loops()
-        for sg_index in range(self.model_.SubgraphsLength()):
+        for sg_index in range(self._n(self.model_.SubgraphsLength())):
             sg = self.model_.Subgraphs(sg_index)
             produced_by: dict[int, str] = {}
-            for index in range(sg.OperatorsLength()):
+            for index in range(self._n(sg.OperatorsLength())):
                 op = sg.Operators(index)
                 code = self._code(op)
                 item = _Op(sg, sg_index, index, code, op)
@@ -143,7 +143,7 @@ class _Reader:
                         if source is not None:
                             sources.append((name, source))
                         cells.extend(found)
-                        for k in range(op.OutputsLength()):
+                        for k in range(self._n(op.OutputsLength())):
                             produced_by[int(op.Outputs(k))] = name
                 elif code in _RECURRENT_OPS:
                     other.append(f"{self._name(item)}: {code} (TFLite), not a gated cell")
@@ -162,6 +162,15 @@ class _Reader:
             sources=tuple(sources),
         )
 
+    def _n(self, length: int) -> int:
+        """A vector's declared length, which must fit in the file (4 bytes an entry at
+        least): a lying length would otherwise make a loop of billions of steps."""
+        if not 0 <= length <= len(self.buf) // 4:
+            raise CorruptModelError(
+                f"{self.file}: a vector of {length} entries in a {len(self.buf)}-byte file"
+            )
+        return length
+
     def _code(self, op: Any) -> str:
         oc = self.model_.OperatorCodes(op.OpcodeIndex())
         # schema.fbs: builtin_code replaced deprecated_builtin_code (an int8) past 127.
@@ -178,10 +187,10 @@ class _Reader:
         """The WHILE ops whose body looks like a recurrent cell (matrix products and logistic
         gates: how a Keras 3 LSTM or GRU is converted), by (subgraph, op), with their note."""
         found: dict[tuple[int, int], str] = {}
-        n_graphs = self.model_.SubgraphsLength()
+        n_graphs = self._n(self.model_.SubgraphsLength())
         for s in range(n_graphs):
             sg = self.model_.Subgraphs(s)
-            for i in range(sg.OperatorsLength()):
+            for i in range(self._n(sg.OperatorsLength())):
                 op = sg.Operators(i)
                 if self._code(op) != "WHILE":
                     continue
@@ -212,13 +221,13 @@ class _Reader:
 
     def _op_codes(self, sg_index: int) -> list[str]:
         sg = self.model_.Subgraphs(sg_index)
-        return [self._code(sg.Operators(i)) for i in range(sg.OperatorsLength())]
+        return [self._code(sg.Operators(i)) for i in range(self._n(sg.OperatorsLength()))]
 
     # --- one LSTM operator -----------------------------------------------------------------
 
     def _lstm(self, item: _Op, name: str) -> tuple[tuple[CellWeights, ...], str | None]:
         op = item.op
-        inputs = [int(op.Inputs(k)) for k in range(op.InputsLength())]
+        inputs = [int(op.Inputs(k)) for k in range(self._n(op.InputsLength()))]
         where = f"{self.file}: {name}"
         options = self._options(op, item.code)
         act_code = int(options.FusedActivationFunction())

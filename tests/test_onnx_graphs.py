@@ -173,3 +173,53 @@ def test_peepholes_get_statistics_in_the_report(
         assert stats["mean"] == pytest.approx(row.mean(), rel=1e-6, abs=1e-9)
     assert "P_o ⊙ c_t" in " ".join(layer["equations"])
     assert "Peepholes" in (tmp_path / "r.html").read_text()
+
+
+def test_an_unreadable_lstm_in_a_loop_body_is_listed_not_fatal(tmp_path: Path) -> None:
+    """Its W is carried through the loop (a body input): only known at run time."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    body = helper.make_graph(
+        [
+            helper.make_node("LSTM", ["X", "w_in", "R"], ["y"], hidden_size=4),
+            helper.make_node("Identity", ["c"], ["c_out"]),
+            helper.make_node("Identity", ["w_in"], ["w_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [1, 16, 3]),
+        ],
+        [
+            helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("w_out", TensorProto.FLOAT, [1, 16, 3]),
+        ],
+    )
+    X = helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])
+    Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [5, 1, 2, 4])
+    Yw = helper.make_tensor_value_info("w_final", TensorProto.FLOAT, [1, 16, 3])
+    inits = [
+        *_weights(rng),
+        numpy_helper.from_array(rng.normal(size=(1, 16, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(np.array(2, np.int64), "n"),
+        numpy_helper.from_array(np.array(True), "t"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=4, name="main"),
+            helper.make_node("Loop", ["n", "t", "W0"], ["w_final"], body=body, name="lp"),
+        ],
+        "g",
+        [X],
+        [Y, Yw],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "loop.onnx")
+    found = onnx_rnn.read(tmp_path / "loop.onnx")
+    assert [c.name for c in found.cells] == ["main"]
+    (other,) = found.other
+    assert other.startswith("lp/body/LSTM_0: LSTM (ONNX, in a subgraph), not analysed: W comes")
+    assert "graph input, computed at run time" in other

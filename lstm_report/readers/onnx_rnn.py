@@ -257,7 +257,15 @@ def _walk(
         if node.op_type not in ("LSTM", "GRU"):
             continue
         where = f"{file}: {node.op_type} node {name!r}"
-        cells.extend(_node_cells(node, name, where, values))
+        try:
+            cells.extend(_node_cells(node, name, where, values))
+        except ModelLoadError as exc:
+            if depth == 0:
+                raise
+            # In a branch or a loop body (weights carried through the loop, say): the
+            # other layers of the model can still be read.
+            why = str(exc).removeprefix(f"{where}: ")
+            other.append(f"{name}: {node.op_type} (ONNX, in a subgraph), not analysed: {why}")
 
 
 def _loop_rnn(node: Any) -> str | None:

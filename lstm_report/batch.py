@@ -339,9 +339,17 @@ _KINDS = {".html": "the page", ".json": "the JSON", ".md": "the Markdown summary
 
 
 def _load(source: str) -> Config:
-    from lstm_report.config import is_model_file, load_config, model_file_config
+    from lstm_report.config import (
+        check_config_suffix,
+        is_model_file,
+        load_config,
+        model_file_config,
+    )
 
-    return model_file_config(source) if is_model_file(source) else load_config(source)
+    if is_model_file(source):
+        return model_file_config(source)
+    check_config_suffix(source)
+    return load_config(source)
 
 
 def row_json(row: Row) -> dict[str, Any]:

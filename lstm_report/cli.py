@@ -493,7 +493,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _build_config(args: argparse.Namespace) -> Config:
     """The config file's Config, or the one-model config of a model file and its flags."""
-    from lstm_report.config import is_model_file, load_config, model_file_config
+    from lstm_report.config import (
+        check_config_suffix,
+        is_model_file,
+        load_config,
+        model_file_config,
+    )
     from lstm_report.errors import ConfigError
 
     flags = {
@@ -510,6 +515,7 @@ def _build_config(args: argparse.Namespace) -> Config:
             feature_names=args.feature_names,
             pad_token=args.pad_token,
         )
+    check_config_suffix(args.config)
     given = [flag for flag, value in flags.items() if value is not None]
     if given:
         raise ConfigError(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, listing, quote, shorten
-from lstm_report.readers.formats import format_of, model_stem
+from lstm_report.readers.formats import MODEL_SUFFIXES, format_of, model_stem
 
 DEFAULT_TITLE = "LSTM weight report"
 
@@ -192,7 +192,22 @@ def is_model_file(path: str | Path) -> bool:
             head = fh.read(8)
     except OSError:
         return False
-    return head.startswith(_MAGIC)
+    return head.startswith(_MAGIC) or head[4:8] == b"TFL3"  # a .tflite FlatBuffer
+
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def check_config_suffix(path: str | Path) -> None:
+    """ConfigError for a file whose suffix is neither a model's nor a config's (a model of a
+    format lstm-report does not read, most often), instead of reading it as YAML."""
+    suffix = Path(path).suffix.lower()
+    if suffix and format_of(path) is None and suffix not in CONFIG_SUFFIXES:
+        known = dict.fromkeys(s for s in MODEL_SUFFIXES if s != ".weights.h5")
+        raise ConfigError(
+            f"{path}: not a format lstm-report reads (it reads "
+            f"{', '.join([*known, *CONFIG_SUFFIXES])})"
+        )
 
 
 def model_file_config(

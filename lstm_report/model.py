@@ -141,6 +141,8 @@ class OtherLayer:
     name: str
     kind: str
     units: int | None = None
+    note: str | None = None
+    """Why it is not analysed, where the reader says more than its kind."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -434,6 +436,8 @@ class LayerAnalysis:
     """Statistics of the projection P of a PyTorch LSTM with proj_size (else None)."""
     dynamics: Dynamics | None = None
     """Lyapunov exponents and Jacobian decay on the probe (None without one)."""
+    peepholes: tuple[tuple[str, MatrixStats], ...] = ()
+    """("P_i", stats), ("P_f", …), ("P_o", …) of an LSTM with peepholes (else empty)."""
 
     @property
     def spectra_computed(self) -> tuple[str, ...]:

@@ -160,6 +160,11 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
             if la.projection is not None
             else {}
         ),
+        **(
+            {"peepholes": {name: stats_json(st) for name, st in la.peepholes}}
+            if la.peepholes
+            else {}
+        ),
         "equations": list(equations(cell)),
         "wrapper": w.wrapper,
         "activation": w.activation,
@@ -225,7 +230,9 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
         "total_params": m.total_params,
         "lstm_params": m.lstm_params,
         "layers": [layer_json(la) for la in m.layers],
-        "not_analysed": [{"name": o.name, "kind": o.kind, "units": o.units} for o in m.others],
+        "not_analysed": [
+            {"name": o.name, "kind": o.kind, "units": o.units, "note": o.note} for o in m.others
+        ],
         "series": None if m.series is None else series_json(m.series),
         "notes": list(m.notes),
         "input_importance": importance_json(m.input_importance),

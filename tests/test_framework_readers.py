@@ -299,14 +299,15 @@ def test_onnx_lstm_layout_is_named(expected: dict[str, np.ndarray]) -> None:
     np.testing.assert_array_equal(cell.gate("o").W, expected["onnx/lstm_bi/W"][0, 4:8].T)
 
 
-def test_onnx_nonzero_peepholes_are_refused() -> None:
+def test_onnx_nonzero_peepholes_are_read_in_cell_order(expected: dict[str, np.ndarray]) -> None:
+    """ONNX stores P as i, o, f; the cell keeps P_i, P_f, P_o (replayed against the
+    reference evaluator in tests/test_onnx_graphs.py)."""
     pytest.importorskip("onnx")
-    with pytest.raises(
-        ModelLoadError,
-        match=r"^onnx_lstm_peephole.onnx: LSTM node 'lstm_peephole': peephole weights P are "
-        r"not zero, .* refused rather than ignored$",
-    ):
-        onnx_rnn.read(FIX / "onnx_lstm_peephole.onnx")
+    (cell,) = onnx_rnn.read(FIX / "onnx_lstm_peephole.onnx").cells
+    P = expected["onnx/lstm_peephole/P"][0]
+    h = cell.units
+    assert cell.peepholes is not None
+    np.testing.assert_array_equal(cell.peepholes, np.stack([P[:h], P[2 * h :], P[h : 2 * h]]))
 
 
 def _rewrite_onnx(src: Path, dst: Path, edit: Callable[[Any], None]) -> Path:

@@ -140,3 +140,13 @@ def test_bad_shapes_and_activations_raise() -> None:
         m.step(np.zeros(10), np.zeros(2))
     with pytest.raises(AnalysisError, match="no Jacobian for activation 'gelu'"):
         cell_map(make_cell("GRU", reset_after=True, activation="gelu"))
+
+
+def test_a_cell_with_peepholes_has_no_jacobian_rather_than_a_wrong_one() -> None:
+    from dataclasses import replace as _replace
+
+    rng = np.random.default_rng(0)
+    cell = make_cell("LSTM")
+    cell_map(cell)  # without peepholes: a map
+    with pytest.raises(AnalysisError, match="peepholes"):
+        cell_map(_replace(cell, peepholes=rng.normal(size=(3, cell.units))))

@@ -27,6 +27,7 @@ from lstm_report.model import (
     InputImportance,
     LayerAnalysis,
     LSTMWeights,
+    MatrixStats,
     ModelAnalysis,
     ModelWeights,
     Target,
@@ -125,6 +126,7 @@ def analyse_layer(
         probe_inputs=None if run is None or run.inputs is None else run.inputs[:KEPT_SEQUENCES],
         projection=None if w.cell.P is None else matrix_stats(w.cell.P),
         dynamics=probe_dynamics(w, run, stats),
+        peepholes=peephole_stats(w.cell.peepholes),
     )
     return with_findings(la, model, checks)
 
@@ -143,6 +145,13 @@ def probe_dynamics(
         return layer_dynamics(w.cell, run.inputs)
     except AnalysisError:
         return None
+
+
+def peephole_stats(peepholes: np.ndarray | None) -> tuple[tuple[str, MatrixStats], ...]:
+    """Statistics of each peephole vector, P_i, P_f, P_o (empty without peepholes)."""
+    if peepholes is None:
+        return ()
+    return tuple((f"P_{g}", matrix_stats(row)) for g, row in zip("ifo", peepholes))
 
 
 def with_findings(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:

@@ -142,6 +142,10 @@ class CellWeights:
     P: np.ndarray | None = None
     """LSTM only, PyTorch proj_size: (units, proj). The output is h = (o ⊙ tanh(c)) · P, so h
     has proj values, and each gate's U is then (proj, units)."""
+    peepholes: np.ndarray | None = None
+    """LSTM only: (3, units), rows P_i, P_f, P_o (ONNX's P, TFLite's inputs 9-11). The gates
+    then see the cell state: i = σ(… + P_i ⊙ c_prev), f = σ(… + P_f ⊙ c_prev) and, once c
+    is updated, o = σ(… + P_o ⊙ c)."""
     framework: str = ""
     """What the layer was read as, e.g. ``PyTorch nn.LSTM``."""
     source_layout: str = ""
@@ -161,6 +165,8 @@ class CellWeights:
             raise AnalysisError(f"{where}: reset_after is set for GRUs, and only for them")
         if self.P is not None and self.kind != "LSTM":
             raise AnalysisError(f"{where}: only an LSTM can have a projection P")
+        if self.peepholes is not None and self.kind != "LSTM":
+            raise AnalysisError(f"{where}: only an LSTM can have peepholes")
         first = self.gates[0]
         if first.W.ndim != 2 or first.U.ndim != 2:
             raise AnalysisError(f"{where}: W and U must be matrices")
@@ -168,6 +174,11 @@ class CellWeights:
         rec_dim = units if self.P is None else self.P.shape[1]
         if self.P is not None and self.P.shape != (units, rec_dim):
             raise AnalysisError(f"{where}: projection P shape {self.P.shape} is not ({units}, k)")
+        if self.peepholes is not None and self.peepholes.shape != (3, units):
+            raise AnalysisError(
+                f"{where}: peepholes shape {self.peepholes.shape} is not (3, {units}): "
+                "P_i, P_f, P_o"
+            )
         for g in self.gates:
             if g.W.shape != (n_in, units) or g.U.shape != (rec_dim, units):
                 raise AnalysisError(
@@ -201,6 +212,7 @@ class CellWeights:
     def params(self) -> int:
         n = sum(g.W.size + g.U.size for g in self.gates)
         n += sum(v.size for g in self.gates for v in (g.b, g.b_rec) if v is not None)
+        n += 0 if self.peepholes is None else self.peepholes.size
         return int(n + (0 if self.P is None else self.P.size))
 
     def gate(self, name: str) -> GateWeights:
@@ -225,6 +237,8 @@ class CellWeights:
         """
         if self.P is not None:
             raise AnalysisError(f"{self.label}: an LSTM with a projection has no Keras layout")
+        if self.peepholes is not None:
+            raise AnalysisError(f"{self.label}: an LSTM with peepholes has no Keras layout")
         W, U, b, b_rec = self.stacked()
         if self.kind == "GRU" and self.reset_after:
             if b is None and b_rec is None:
@@ -407,7 +421,8 @@ class RecurrentModel:
     """``PyTorch state dict``, ``PyTorch checkpoint``, ``safetensors``, ``ONNX``."""
     cells: tuple[CellWeights, ...]
     other: tuple[str, ...] = ()
-    """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each."""
+    """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each:
+    ``name: KIND (...), why``."""
     hyper_parameters: tuple[tuple[str, bool | int | float | str], ...] = ()
     """A checkpoint's scalar hyper-parameters (Lightning's ``hyper_parameters``), in order."""
     notes: tuple[str, ...] = ()
@@ -416,6 +431,6 @@ class RecurrentModel:
     """The model's parameters: the elements of every tensor of its weights (a state dict's
     every tensor, an ONNX graph's every stored tensor), recurrent or not."""
     sources: tuple[tuple[str, str], ...] = ()
-    """(layer, the layer whose output it reads) where the file says so (an ONNX graph)."""
+    """(layer, the layer whose output it reads), where the file says so (ONNX, TFLite)."""
     graph: Any = None
     """The whole model to run, where the reader can give it (a model_graph.ModelGraph)."""

@@ -31,6 +31,10 @@ class CellMap:
     def __init__(self, cell: CellWeights, dtype: type = np.float64) -> None:
         self.cell = cell
         self.dtype = dtype
+        if cell.peepholes is not None:
+            # The peephole terms (P ⊙ c in the gates) are not in this map's Jacobian yet:
+            # no dynamics rather than wrong ones.
+            raise AnalysisError(f"{cell.label}: no Jacobian for an LSTM with peepholes yet")
         for name in (cell.activation, cell.recurrent_activation):
             if activation_fn(name) is None or activation_grad(name) is None:
                 raise AnalysisError(f"{cell.label}: no Jacobian for activation {name!r}")

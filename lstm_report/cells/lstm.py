@@ -5,7 +5,10 @@
     c = f ⊙ c_prev + i ⊙ c̃
     h = o ⊙ tanh(c)              or, with a projection,  h = (o ⊙ tanh(c)) · P
 
-σ is the recurrent activation and tanh the activation, when the file says otherwise.
+σ is the recurrent activation and tanh the activation, when the file says otherwise. With
+peepholes (ONNX P, TFLite inputs 9-11) the gates also see the cell state:
+
+    i = σ(… + P_i ⊙ c_prev)   f = σ(… + P_f ⊙ c_prev)   o = σ(… + P_o ⊙ c)
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ def replay_lstm(
     act, rec = activations(cell)
     zx, U, b, b_rec, order = replay_inputs(cell, x, dtype)
     P: np.ndarray | None = None if cell.P is None else cell.P.astype(dtype)
+    peep: np.ndarray | None = None if cell.peepholes is None else cell.peepholes.astype(dtype)
     n, steps, _ = x.shape
     u = cell.units
     for bias in (b, b_rec):  # both sides' biases are simply added in an LSTM
@@ -105,11 +109,18 @@ def replay_lstm(
     )
     for t in order:
         z = zx[:, t] + h @ U
-        i = rec(z[:, :u])
-        f = rec(z[:, u : 2 * u])
-        cand = act(z[:, 2 * u : 3 * u])
-        o = rec(z[:, 3 * u :])
-        c_new = f * c + i * cand
+        if peep is None:
+            i = rec(z[:, :u])
+            f = rec(z[:, u : 2 * u])
+            cand = act(z[:, 2 * u : 3 * u])
+            o = rec(z[:, 3 * u :])
+            c_new = f * c + i * cand
+        else:  # the input and forget gates see c_prev, the output gate the new c
+            i = rec(z[:, :u] + peep[0] * c)
+            f = rec(z[:, u : 2 * u] + peep[1] * c)
+            cand = act(z[:, 2 * u : 3 * u])
+            c_new = f * c + i * cand
+            o = rec(z[:, 3 * u :] + peep[2] * c_new)
         h_new = o * act(c_new)
         if P is not None:
             h_new = h_new @ P
@@ -139,8 +150,13 @@ def lstm_equations(cell: CellWeights) -> tuple[str, ...]:
         f"{g}_t  = {act if g == 'c' else rec}(x_t·W_{g} + h_(t−1)·U_{g}{bias_terms(cell, g)})"
         for g in ("i", "f", "c", "o")
     ]
+    if cell.peepholes is not None:
+        for g, state in (("i", "c_(t−1)"), ("f", "c_(t−1)"), ("o", "c_t")):
+            row = "ifco".index(g)
+            lines[row] = lines[row][:-1] + f" + P_{g} ⊙ {state})"
     lines[2] = lines[2].replace("c_t  =", "c̃_t  =")
-    lines.append("c_t  = f_t ⊙ c_(t−1) + i_t ⊙ c̃_t")
+    # With peepholes o_t reads c_t, so c_t comes first; otherwise the gates, then c_t.
+    lines.insert(3 if cell.peepholes is not None else 4, "c_t  = f_t ⊙ c_(t−1) + i_t ⊙ c̃_t")
     if cell.P is None:
         lines.append(f"h_t  = o_t ⊙ {act}(c_t)")
     else:

@@ -28,17 +28,22 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 TORCH_SUFFIXES = suffixes_of("pytorch")
 """torch.save files: a zip (or, before PyTorch 1.6, a bare pickle)."""
-FRAMEWORK_FORMATS = ("pytorch", "safetensors", "onnx")
+FRAMEWORK_FORMATS = ("pytorch", "safetensors", "onnx", "tflite")
 """The formats of readers/frameworks.py (never Keras)."""
+TFLITE_IDENTIFIER = b"TFL3"
+"""A FlatBuffer's file identifier, bytes 4-8 of every .tflite (LiteRT) model."""
 MAX_SAFETENSORS_HEADER = 100_000_000
 """safetensors' own limit on the JSON header; a larger declared length is not safetensors."""
 
 
 def framework_format(path: Path, head: bytes) -> str | None:
-    """``pytorch``, ``safetensors`` or ``onnx`` for a file of those formats (by its name and
-    first bytes), else None. A zip is told apart later (a .keras zip has config.json)."""
+    """``pytorch``, ``safetensors``, ``onnx`` or ``tflite`` for a file of those formats (by
+    its name and first bytes), else None. A zip is told apart later (a .keras zip has
+    config.json)."""
     named = format_of(path)
     named_as = named.name if named is not None else None
+    if named_as == "tflite" or head[4:8] == TFLITE_IDENTIFIER:
+        return "tflite"
     if named_as == "pytorch" and (head.startswith(ZIP_SIGNATURE) or head[:1] == b"\x80"):
         return "pytorch"
     if named_as == "safetensors" or (
@@ -62,7 +67,7 @@ class ModelFile:
     path: Path
     format: str
     """``keras`` (a Keras 3 zip), ``h5`` (legacy HDF5: full model or weights only), or a
-    framework's file: ``pytorch`` (torch.save), ``safetensors``, ``onnx``."""
+    framework's file: ``pytorch`` (torch.save), ``safetensors``, ``onnx``, ``tflite``."""
     config: dict[str, Any] | None
     keras_version: str | None = None
 
@@ -99,11 +104,13 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
     found = framework_format(path, head)
     if found is not None:
         # Their readers check everything they read (readers/torch_state.py, safetensors_state.py,
-        # onnx_rnn.py): pickles restricted, declared sizes bounded, external data confined.
+        # onnx_rnn.py, tflite_rnn.py): pickles restricted, declared sizes bounded, external
+        # data confined.
         return ModelFile(path=path, format=found, config=None)
     raise ModelLoadError(
         f"{where}: {path} is not a Keras model file (neither a .keras zip nor an HDF5 .h5 file) "
-        f"nor a PyTorch ({suffix_text('PyTorch')}) or ONNX ({suffix_text('ONNX')}) file"
+        f"nor a PyTorch ({suffix_text('PyTorch')}), ONNX ({suffix_text('ONNX')}) or TFLite "
+        f"({suffix_text('TFLite')}) file"
     )
 
 

@@ -16,11 +16,12 @@ class FileFormat:
     """One kind of model file."""
 
     name: str
-    """``ModelFile.format``: ``keras``, ``h5``, ``pytorch``, ``safetensors`` or ``onnx``."""
+    """``ModelFile.format``: ``keras``, ``h5``, ``pytorch``, ``safetensors``, ``onnx``,
+    ``tflite``."""
     suffixes: tuple[str, ...]
     """File name endings, lower case, the most usual first."""
     framework: str
-    """Who writes such files, for messages: ``Keras``, ``PyTorch``, ``ONNX``."""
+    """Who writes such files, for messages: ``Keras``, ``PyTorch``, ``ONNX``, ``TFLite``."""
 
 
 FORMATS = (
@@ -29,6 +30,7 @@ FORMATS = (
     FileFormat("pytorch", (".pt", ".pth"), "PyTorch"),
     FileFormat("safetensors", (".safetensors",), "PyTorch"),
     FileFormat("onnx", (".onnx",), "ONNX"),
+    FileFormat("tflite", (".tflite",), "TFLite"),
 )
 """Every format read. ``.weights.h5`` is how Keras 3's ``save_weights`` names its files."""
 

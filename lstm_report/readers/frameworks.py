@@ -14,11 +14,12 @@ from lstm_report.cells import RecurrentModel
 from lstm_report.errors import ModelLoadError
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 
-FRAMEWORK_READERS = ("pytorch", "onnx")
+FRAMEWORK_READERS = ("pytorch", "onnx", "tflite")
 """ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
 STORED_ORDER = {
     "PyTorch": {"LSTM": "i,f,g,o", "GRU": "r,z,n, read as z,r,h"},
     "ONNX": {"LSTM": "i,o,f,c, read as i,f,c,o", "GRU": "z,r,h"},
+    "TFLite": {"LSTM": "i,f,c,o, one tensor each", "GRU": "none fused"},
 }
 """How each framework orders the gates in its stacked arrays (docs/formats.md)."""
 
@@ -32,6 +33,10 @@ def read_framework(
             from lstm_report.readers import onnx_rnn
 
             found = onnx_rnn.read(path, allow_external_data=allow_external_data)
+        elif format == "tflite":
+            from lstm_report.readers import tflite_rnn
+
+            found = tflite_rnn.read(path)
         else:
             from lstm_report.readers import torch_rnn
 
@@ -40,15 +45,17 @@ def read_framework(
         text = str(exc)
         prefix = f"{path.name}: "
         raise type(exc)(f"{where}: {text[len(prefix) :] if text.startswith(prefix) else text}")
-    return model_weights(found, path, name, "onnx" if format == "onnx" else "pytorch")
+    reader = format if format in ("onnx", "tflite") else "pytorch"
+    return model_weights(found, path, name, reader)
 
 
 def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> ModelWeights:
     """The cells as layers: stacked as the framework stacks them (PyTorch ``prefix.l{k}``
     reads ``prefix.l{k-1}``, both directions concatenated); the first layer of the first
     module (or node) is taken to read the model input."""
-    framework = "ONNX" if reader == "onnx" else "PyTorch"
+    framework = _FRAMEWORKS[reader]
     cells = found.cells
+    sources = dict(found.sources)
     names = list(dict.fromkeys(c.name for c in cells))
     two_way = {c.name for c in cells if c.direction == "backward"}
     first = names[0] if names else None
@@ -68,7 +75,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
                 activation=c.activation,
                 recurrent_activation=c.recurrent_activation,
                 go_backwards=c.direction == "backward",
-                return_sequences=True,  # nn.LSTM/nn.GRU and ONNX Y return every step
+                return_sequences=True,  # nn.LSTM/nn.GRU, ONNX Y and TFLite return every step
                 wrapper="bidirectional" if c.name in two_way else None,
                 reads_input=c.name == first,
                 unit_forget_bias=False,
@@ -86,7 +93,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
         f"read from {found.framework} ({orders}), each gate's block transposed into the "
         "report's x·W orientation; every layer shows its stored layout"
     ]
-    if len(names) > 1:
+    if len(names) > 1 and reader != "tflite":  # a TFLite graph says which op feeds which
         notes.append(
             f"{first} is taken to read the model input"
             + ("; each l{k} reads l{k−1}'s output" if reader == "pytorch" else "")
@@ -109,6 +116,9 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
     )
 
 
+_FRAMEWORKS = {"onnx": "ONNX", "pytorch": "PyTorch", "tflite": "TFLite"}
+
+
 def _source(name: str, names: list[str]) -> str | None:
     """``enc.l1`` reads ``enc.l0`` (a PyTorch multi-layer module); None for l0."""
     m = re.fullmatch(r"(?P<head>.*\.)?l(?P<k>\d+)", name)
@@ -119,10 +129,14 @@ def _source(name: str, names: list[str]) -> str | None:
 
 
 def _other(text: str) -> OtherLayer:
+    """``name: KIND (...), why`` as a listed layer: its kind, and the why as a note."""
     name, _, what = text.partition(": ")
-    kind = "RNN" if "RNN" in what else what.split(",")[0]
+    head, _, why = what.partition(", ")
+    kind = "RNN" if "RNN" in head else head.split(" (")[0]
     units = None
     digits = [int(t.strip("(")) for t in what.split() if t.strip("(").isdigit()]
     if digits and "units" in what:
         units = digits[0]
-    return OtherLayer(name, kind, units)
+    detail = head.partition(" (")[2].rstrip(")")
+    note = ", ".join(part for part in (detail, why) if part)
+    return OtherLayer(name, kind, units, note=note or None)

@@ -9,7 +9,9 @@ docs/Operators.md (LSTM, GRU), for each direction d (bidirectional: 0 forward, 1
 
 ONNX computes X·W^T, so each gate's block is transposed into Keras' (in, H). Its LSTM gate
 order is i,o,f,c, unlike Keras' and PyTorch's i,f,c,o. Its GRU order z,r,h is Keras'.
-Weights must be stored in the file (initializers or Constant nodes). Initializers kept in
+Weights must be stored in the file (initializers or Constant nodes) or be a constant
+expression of them (readers/onnx_graph.py folds an allow-list of pure ops). Peepholes P
+are kept as the cell's P_i, P_f, P_o. Initializers kept in
 external files are read only from the data file made for the model (``model.onnx.data``,
 ``model.onnx_data`` or ``model.data`` beside it, a regular file that is no symbolic link,
 exactly as large as the model's tensors declare); ``allow_external_data`` reads any
@@ -45,6 +47,7 @@ from lstm_report.limits import (
     read_regular,
     weights_problem,
 )
+from lstm_report.readers.onnx_graph import FoldError, Values
 
 _ONNX_ORDER: dict[str, tuple[int, ...]] = {"LSTM": (0, 2, 3, 1), "GRU": (0, 1, 2)}
 """For each canonical gate (LSTM i,f,c,o; GRU z,r,h), its block in ONNX's rows
@@ -80,9 +83,11 @@ def rnn_cells(
     direction: str = "forward",
     activations: Sequence[str] = (),
     linear_before_reset: int = 0,
+    P: np.ndarray | None = None,
     where: str,
 ) -> tuple[CellWeights, ...]:
-    """One CellWeights per direction from an LSTM or GRU node's W, R, B (pure numpy)."""
+    """One CellWeights per direction from an LSTM or GRU node's W, R, B and an LSTM's
+    peepholes P [dirs, 3H] (i, o, f), all-zero P dropped (pure numpy)."""
     if direction not in _DIRECTIONS:
         raise ModelLoadError(f"{where}: unknown direction {direction!r}")
     dirs = _DIRECTIONS[direction]
@@ -101,6 +106,10 @@ def rnn_cells(
         )
     if B is not None and B.shape != (len(dirs), 2 * rows):
         raise ModelLoadError(f"{where}: B {B.shape} is not [{len(dirs)}, {2 * rows}]")
+    if P is not None and (kind != "LSTM" or P.shape != (len(dirs), 3 * hidden)):
+        raise ModelLoadError(f"{where}: P {P.shape} is not [{len(dirs)}, {3 * hidden}]")
+    if P is not None and not np.any(P):
+        P = None
     acts = list(activations) or list(_DEFAULT_ACTS[kind]) * len(dirs)
     per_dir = len(_DEFAULT_ACTS[kind])
     if len(acts) != per_dir * len(dirs):
@@ -140,6 +149,10 @@ def rnn_cells(
         )
         if kind == "GRU":
             layout += f"; linear_before_reset={linear_before_reset}"
+        peepholes = None
+        if P is not None:  # ONNX's P is i, o, f; the cell's rows are P_i, P_f, P_o
+            peepholes = np.stack([P[d, :hidden], P[d, 2 * hidden :], P[d, hidden : 2 * hidden]])
+            layout += f"; peepholes P [{len(dirs)}, {3 * hidden}] (i, o, f) read as P_i, P_f, P_o"
         try:
             cells.append(
                 CellWeights(
@@ -150,6 +163,7 @@ def rnn_cells(
                     activation=names[1],
                     recurrent_activation=names[0],
                     reset_after=bool(linear_before_reset) if kind == "GRU" else None,
+                    peepholes=peepholes,
                     framework=f"ONNX {kind}",
                     source_layout=layout,
                 )
@@ -167,7 +181,7 @@ def _activation(onnx_name: str, where: str) -> str:
 
 
 def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
-    """The LSTM and GRU nodes of an ONNX model's main graph."""
+    """The LSTM and GRU nodes of an ONNX model, in its main graph and its subgraphs."""
     try:
         import onnx
     except ImportError:
@@ -175,52 +189,24 @@ def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
             f"{path.name}: reading ONNX needs the onnx package: pip install 'lstm-report[onnx]'"
         ) from None
     model = _parse(path, onnx)
-    graph = model.graph
-    stored: dict[str, Any] = {t.name: t for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    stored[node.output[0]] = attr.t
     external = _External(path, model, allow_external_data)
+    _check_bounds(model, path)
     cells: list[CellWeights] = []
     other: list[str] = []
-    rnns: list[tuple[Any, str, str, dict[str, Any]]] = []
-    for index, node in enumerate(graph.node):
-        if node.domain not in ("", "ai.onnx"):
-            continue
-        if node.op_type == "RNN":
-            other.append(f"{node.name or f'RNN_{index}'}: ONNX RNN, not a gated cell")
-            continue
-        if node.op_type not in ("LSTM", "GRU"):
-            continue
-        name = node.name or f"{node.op_type}_{index}"
-        where = f"{path.name}: {node.op_type} node {name!r}"
-        rnns.append((node, name, where, _attributes(node, where)))
-    # Before a weight is read: how many cells, and how many bytes, all the nodes yield.
-    layers = sum(len(_DIRECTIONS.get(_text(a.get("direction", "forward")), "?")) for *_, a in rnns)
-    used = [stored[i] for n, *_ in rnns for i in n.input[1:4] if i in stored]
-    nbytes = sum(_declared_bytes(t, path) for t in used)
-    # Weights in external data files count as part of the file (their sizes are checked
-    # when read), once each however many nodes use them.
-    in_files = {t.name: t for t in used if t.data_location == onnx.TensorProto.EXTERNAL}
-    own = path.stat().st_size + sum(_declared_bytes(t, path) for t in in_files.values())
-    problem = weights_problem(layers, nbytes, own)
-    if problem is not None:
-        raise ModelLoadError(f"{path.name}: refused: {problem}")
-    arrays: dict[str, np.ndarray] = {}  # each initializer read once, however many nodes use it
-    for node, name, where, attrs in rnns:
-        cells.extend(_node_cells(node, name, where, attrs, stored, external, arrays))
+    _walk(model.graph, "", None, external, path.name, cells, other, depth=0)
     if not cells and not other:
-        raise ModelLoadError(f"{path.name}: no LSTM or GRU node in the main graph")
+        raise ModelLoadError(
+            f"{path.name}: no LSTM or GRU node in the main graph or its subgraphs (If "
+            "branches, Loop and Scan bodies)"
+        )
     return RecurrentModel(
         source=path.name,
         framework="ONNX",
         cells=tuple(cells),
         other=tuple(other),
-        total_params=sum(math.prod(t.dims) for t in stored.values()),  # every stored tensor
-        sources=_sources(graph),
-        graph=_whole_graph(model, graph),
+        total_params=sum(math.prod(t.dims) for t in _stored(model.graph).values()),
+        sources=_sources(model.graph),
+        graph=_whole_graph(model, model.graph),
     )
 
 
@@ -358,6 +344,141 @@ _ATTRIBUTE_TYPES = {
 """docs/Operators.md: the type of each LSTM and GRU attribute."""
 
 
+def _stored(graph: Any) -> dict[str, Any]:
+    """The tensors a graph stores: its initializers and its Constant nodes' values."""
+    stored: dict[str, Any] = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    stored[node.output[0]] = attr.t
+    return stored
+
+
+def _graphs(graph: Any) -> Any:
+    """The graph and every subgraph of its If, Loop and Scan nodes (a stack, no recursion;
+    depth is bounded by _walk and by protobuf's own nesting limit)."""
+    stack = [graph]
+    while stack:
+        g = stack.pop()
+        yield g
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("g"):
+                    stack.append(a.g)
+                stack.extend(a.graphs)
+
+
+def _check_bounds(model: Any, path: Path) -> None:
+    """Before a weight is read: how many cells, and how many bytes, all the recurrent nodes
+    yield (a stored W or R used by many nodes counts for each), against the file's size."""
+    from onnx import TensorProto
+
+    stored: dict[str, Any] = {}
+    rnns: list[tuple[Any, dict[str, Any]]] = []
+    for g in _graphs(model.graph):
+        stored.update(_stored(g))
+        for index, node in enumerate(g.node):
+            if node.domain in ("", "ai.onnx") and node.op_type in ("LSTM", "GRU"):
+                where = f"{path.name}: {node.op_type} node {node.name or index!r}"
+                rnns.append((node, _attributes(node, where)))
+    layers = sum(len(_DIRECTIONS.get(_text(a.get("direction", "forward")), "?")) for _, a in rnns)
+    used = [stored[i] for n, _ in rnns for i in n.input[1:4] if i in stored]
+    nbytes = sum(_declared_bytes(t, path) for t in used)
+    # Weights in external data files count as part of the file (their sizes are checked
+    # when read), once each however many nodes use them.
+    in_files = {t.name: t for t in used if t.data_location == TensorProto.EXTERNAL}
+    own = path.stat().st_size + sum(_declared_bytes(t, path) for t in in_files.values())
+    problem = weights_problem(layers, nbytes, own)
+    if problem is not None:
+        raise ModelLoadError(f"{path.name}: refused: {problem}")
+
+
+_BRANCHES = {"then_branch": "then", "else_branch": "else", "body": "body"}
+"""Graph attributes of If (then_branch, else_branch), Loop and Scan (body), as name parts."""
+
+MAX_SUBGRAPH_DEPTH = 32
+"""If/Loop/Scan nesting walked (protobuf itself refuses messages nested past 100)."""
+
+
+def _walk(
+    graph: Any,
+    prefix: str,
+    parent: Values | None,
+    external: _External,
+    file: str,
+    cells: list[CellWeights],
+    other: list[str],
+    *,
+    depth: int,
+) -> None:
+    """The LSTM and GRU nodes of ``graph`` and of its subgraphs, named by where they sit:
+    ``If_0/then/LSTM_2``. A Loop or Scan with no RNN node inside but a body of matrix
+    products and logistic gates is listed: it may be a converted RNN (tf2onnx writes Keras
+    3 GRUs that way)."""
+    values = Values(graph, external.read, parent=parent)
+    for index, node in enumerate(graph.node):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        name = prefix + (node.name or f"{node.op_type}_{index}")
+        if node.op_type == "RNN":
+            other.append(f"{name}: ONNX RNN, not a gated cell")
+            continue
+        if node.op_type in ("If", "Loop", "Scan"):
+            if depth >= MAX_SUBGRAPH_DEPTH:
+                raise ModelLoadError(f"{file}: subgraphs nested deeper than {MAX_SUBGRAPH_DEPTH}")
+            found = len(cells) + len(other)
+            graphs = {a.name: a.g for a in node.attribute if a.HasField("g")}
+            for attr_name, part in _BRANCHES.items():  # then before else
+                if attr_name in graphs:
+                    _walk(
+                        graphs[attr_name],
+                        f"{name}/{part}/",
+                        values,
+                        external,
+                        file,
+                        cells,
+                        other,
+                        depth=depth + 1,
+                    )
+            if node.op_type != "If" and len(cells) + len(other) == found:
+                why = _loop_rnn(node)
+                if why is not None:
+                    other.append(f"{name}: {why}")
+            continue
+        if node.op_type not in ("LSTM", "GRU"):
+            continue
+        where = f"{file}: {node.op_type} node {name!r}"
+        try:
+            cells.extend(_node_cells(node, name, where, values))
+        except ModelLoadError as exc:
+            if depth == 0:
+                raise
+            # In a branch or a loop body (weights carried through the loop, say): the
+            # other layers of the model can still be read.
+            why = str(exc).removeprefix(f"{where}: ")
+            other.append(f"{name}: {node.op_type} (ONNX, in a subgraph), not analysed: {why}")
+
+
+def _loop_rnn(node: Any) -> str | None:
+    """Why a Loop or Scan node may be a recurrent layer, or None if it does not look like one."""
+    ops: list[str] = []
+    for attr in node.attribute:
+        if attr.name == "body" and attr.HasField("g"):
+            ops = [n.op_type for n in attr.g.node]
+    products = sum(op in ("MatMul", "Gemm") for op in ops)
+    sigmoids = ops.count("Sigmoid") + ops.count("HardSigmoid")
+    if not products or not sigmoids:
+        return None
+    kind = "LSTM" if sigmoids >= 3 and ops.count("Tanh") >= 2 else "GRU" if sigmoids >= 2 else "RNN"
+    return (
+        f"{kind} (ONNX {node.op_type}), not analysed: its body ({products} matrix products, "
+        f"{sigmoids} sigmoid gate{'s' if sigmoids > 1 else ''}) looks like a converted "
+        f"{kind}, as tf2onnx writes Keras 3 GRUs and reset_after=False GRUs; only LSTM and "
+        "GRU nodes are read"
+    )
+
+
 def _attributes(node: Any, where: str) -> dict[str, Any]:
     """The node's attributes by name, each of the type the operator defines."""
     import onnx
@@ -380,15 +501,8 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _node_cells(
-    node: Any,
-    name: str,
-    where: str,
-    attrs: dict[str, Any],
-    stored: dict[str, Any],
-    external: _External,
-    arrays: dict[str, np.ndarray],
-) -> tuple[CellWeights, ...]:
+def _node_cells(node: Any, name: str, where: str, values: Values) -> tuple[CellWeights, ...]:
+    attrs = _attributes(node, where)
     for refused, why in (
         ("clip", "clips the cell's inputs"),
         ("activation_alpha", "parametrises its activations"),
@@ -404,29 +518,26 @@ def _node_cells(
     def tensor(i: int, label: str) -> np.ndarray | None:
         if not inputs[i]:
             return None
-        if inputs[i] not in stored:
+        try:
+            arr = values.get(inputs[i])
+        except FoldError as exc:
             raise ModelLoadError(
                 f"{where}: {label} comes from {inputs[i]!r}, not from an initializer stored in "
-                "the file"
-            )
-        if inputs[i] not in arrays:
-            arrays[inputs[i]] = _array(stored[inputs[i]], external)
-        return arrays[inputs[i]]
+                f"the file or a constant expression of them ({exc})"
+            ) from None
+        if arr.dtype.kind not in "fiub":
+            raise ModelLoadError(f"{where}: {label} has dtype {arr.dtype}, not numbers")
+        return arr if arr.dtype.kind == "f" and arr.dtype.itemsize >= 2 else arr.astype(np.float32)
 
     W, R, B = tensor(1, "W"), tensor(2, "R"), tensor(3, "B")
     if W is None or R is None:
         raise ModelLoadError(f"{where}: W and R are required")
     notes: list[str] = []
     for i, label in ((5, "initial_h"), (6, "initial_c")):
-        if inputs[i] and (inputs[i] not in stored or np.any(tensor(i, label))):
+        if inputs[i] and not values.is_zero(inputs[i]):
             notes.append(f"{label} comes from {inputs[i]!r}; the replay starts from zeros")
-    if kind == "LSTM" and inputs[7]:
-        P = tensor(7, "P")
-        if P is not None and np.any(P):
-            raise ModelLoadError(
-                f"{where}: peephole weights P are not zero, and this description of an LSTM "
-                "has no peepholes: refused rather than ignored"
-            )
+    P = tensor(7, "P") if kind == "LSTM" else None
+    if P is not None and not np.any(P):
         notes.append("peephole weights P are given and all zero")
     hidden = attrs.get("hidden_size")
     if hidden is not None and R.shape[-1] != hidden:
@@ -442,6 +553,7 @@ def _node_cells(
         direction=direction,
         activations=acts,
         linear_before_reset=int(attrs.get("linear_before_reset", 0)),
+        P=P,
         where=where,
     )
     if not notes:
@@ -503,6 +615,13 @@ class _External:
         self.allow = allow
         self._declared: dict[str, int] | None = None
         self._model = model
+        self._read: dict[int, np.ndarray] = {}
+
+    def read(self, t: Any) -> np.ndarray:
+        """A stored tensor as _raw_array reads it, once however many nodes use it."""
+        if id(t) not in self._read:
+            self._read[id(t)] = _raw_array(t, self)
+        return self._read[id(t)]
 
     def declared(self, location: str) -> int:
         """The bytes of ``location`` the model's tensors declare: the end of the last one."""
@@ -549,6 +668,21 @@ def _all_tensors(model: Any) -> Any:
                 if a.HasField("g"):
                     graphs.append(a.g)
                 graphs.extend(a.graphs)
+
+
+def _raw_array(t: Any, external: _External) -> np.ndarray:
+    """A TensorProto in its own dtype (shapes and indices stay integers); external data as
+    `_array` reads it."""
+    from onnx import TensorProto, numpy_helper
+
+    if t.data_location == TensorProto.EXTERNAL:
+        return _array(t, external)
+    try:
+        return np.asarray(numpy_helper.to_array(t))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{external.shown}: initializer {t.name!r} cannot be read: {_one_line(exc)}"
+        ) from None
 
 
 def _array(t: Any, external: _External) -> np.ndarray:

@@ -1,0 +1,225 @@
+"""ONNX LSTMs and GRUs whose weights are computed from stored constants, inside If branches,
+and converted RNNs written as Loops, against onnx.reference.ReferenceEvaluator's outputs.
+
+tests/fixtures/onnx_graphs/ was written by make_onnx_graph_fixtures.py with onnx.helper and
+the evaluator; reading needs the onnx package only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstm_report.cells import CellWeights, equations, replay
+from lstm_report.errors import ModelLoadError
+from lstm_report.readers import onnx_graph, onnx_rnn
+from lstm_report.readers.frameworks import read_framework
+
+onnx = pytest.importorskip("onnx")
+FIX = Path(__file__).resolve().parent / "fixtures" / "onnx_graphs"
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, np.ndarray]:
+    with np.load(FIX / "expected.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _check_replay(cell: CellWeights, x: np.ndarray, y: np.ndarray) -> None:
+    """ONNX's Y is [seq, dirs, batch, H]; the replay's h is (batch, seq, H)."""
+    trace = replay(cell, x.transpose(1, 0, 2))
+    np.testing.assert_allclose(trace.h, y[:, 0].transpose(1, 0, 2), atol=ATOL)
+
+
+def test_weights_folded_from_constants(expected: dict[str, np.ndarray]) -> None:
+    (cell,) = onnx_rnn.read(FIX / "lstm_folded.onnx").cells
+    (want,) = onnx_rnn.rnn_cells(
+        "LSTM",
+        expected["folded/W"],
+        expected["folded/R"],
+        expected["folded/B"],
+        name="x",
+        where="t",
+    )
+    for got, ref in zip(cell.stacked(), want.stacked()):
+        np.testing.assert_array_equal(got, ref)
+    _check_replay(cell, expected["X"], expected["folded/Y"])
+    trace = replay(cell, expected["X"].transpose(1, 0, 2))
+    np.testing.assert_allclose(trace.c_last, expected["folded/Y_c"][0], atol=ATOL)
+    # initial_h and initial_c are ConstantOfShape zeros of a run-time shape: no note
+    assert cell.notes == ()
+
+
+def test_stored_nonzero_initial_state_is_still_noted() -> None:
+    (cell,) = onnx_rnn.read(FIX / "lstm_initial.onnx").cells
+    assert cell.notes == ("initial_h comes from 'h0'; the replay starts from zeros",)
+
+
+def _lstm_model(nodes: list, inits: list) -> onnx.ModelProto:
+    from onnx import TensorProto, helper
+
+    X = helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])
+    Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [5, 1, 2, 4])
+    nodes = nodes + [helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=4)]
+    graph = helper.make_graph(nodes, "g", [X], [Y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _weights(rng: np.random.Generator) -> list:
+    from onnx import numpy_helper
+
+    return [
+        numpy_helper.from_array(rng.normal(size=(1, 16, 3)).astype(np.float32), "W0"),
+        numpy_helper.from_array(rng.normal(size=(1, 16, 4)).astype(np.float32), "R"),
+    ]
+
+
+def test_an_op_outside_the_allow_list_is_not_folded(tmp_path: Path) -> None:
+    from onnx import helper
+
+    model = _lstm_model(
+        [helper.make_node("Add", ["W0", "W0"], ["W"])], _weights(np.random.default_rng(0))
+    )
+    onnx.save(model, tmp_path / "add.onnx")
+    with pytest.raises(ModelLoadError, match=r"W comes from 'W'.*Add node .*not folded"):
+        onnx_rnn.read(tmp_path / "add.onnx")
+
+
+def test_a_deep_chain_is_refused_without_recursion_error(tmp_path: Path) -> None:
+    from onnx import helper
+
+    chain = [helper.make_node("Identity", [f"W{k}"], [f"W{k + 1}"]) for k in range(500)]
+    chain.append(helper.make_node("Identity", ["W500"], ["W"]))
+    model = _lstm_model(chain, _weights(np.random.default_rng(0)))
+    onnx.save(model, tmp_path / "deep.onnx")
+    with pytest.raises(ModelLoadError, match="more than 64 ops from stored constants"):
+        onnx_rnn.read(tmp_path / "deep.onnx")
+
+
+def test_folded_size_is_checked_before_allocating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Gather whose indices would blow a stored row up: refused from the shapes."""
+    from onnx import helper, numpy_helper
+
+    idx = numpy_helper.from_array(np.zeros((1000, 1000), np.int64), "idx")
+    nodes = [
+        helper.make_node("Gather", ["W0", "idx"], ["big"], axis=1),
+        helper.make_node("Identity", ["big"], ["W"]),
+    ]
+    model = _lstm_model(nodes, [*_weights(np.random.default_rng(0)), idx])
+    onnx.save(model, tmp_path / "big.onnx")
+    monkeypatch.setattr(onnx_graph, "MAX_FOLD_ELEMENTS", 1_000_000)
+    with pytest.raises(ModelLoadError, match="would make 3000000 elements"):
+        onnx_rnn.read(tmp_path / "big.onnx")
+
+
+def test_if_branches_are_walked_and_named(expected: dict[str, np.ndarray]) -> None:
+    model = onnx_rnn.read(FIX / "if_branches.onnx")
+    assert [c.name for c in model.cells] == ["sr/then/LSTM_0", "sr/else/GRU_0"]
+    lstm, gru = model.cells
+    _check_replay(lstm, expected["X"], expected["if/then/Y"])
+    # the else branch's GRU reads the main graph's initializers (ONNX's outer scope)
+    assert gru.reset_after is True
+    _check_replay(gru, expected["X"], expected["if/else/Y"])
+
+
+def test_a_loop_that_is_a_gru_is_listed_with_a_note() -> None:
+    weights = read_framework(FIX / "loop_gru.onnx", "onnx", name="m", where="models[0]")
+    (other,) = weights.others
+    assert (other.name, other.kind) == ("gru_loop", "GRU")
+    assert other.note is not None and "converted GRU" in other.note and "tf2onnx" in other.note
+
+
+def test_peepholes_replay_matches_the_reference_evaluator(
+    expected: dict[str, np.ndarray],
+) -> None:
+    (cell,) = onnx_rnn.read(FIX / "peephole.onnx").cells
+    x = expected["X"]
+    _check_replay(cell, x, expected["peep/Y"])
+    trace = replay(cell, x.transpose(1, 0, 2))
+    np.testing.assert_allclose(trace.h_last, expected["peep/Y_h"][0], atol=ATOL)
+    np.testing.assert_allclose(trace.c_last, expected["peep/Y_c"][0], atol=ATOL)
+    # The control: without its peepholes, or with P_f and P_o swapped, the cell differs.
+    for peepholes in (None, cell.peepholes[[0, 2, 1]]):
+        other = replace(cell, peepholes=peepholes)
+        got = replay(other, x.transpose(1, 0, 2)).h
+        assert np.abs(got - expected["peep/Y"][:, 0].transpose(1, 0, 2)).max() > 1e-3
+    text = " ".join(equations(cell))
+    assert "P_i ⊙ c_(t−1)" in text and "P_f ⊙ c_(t−1)" in text and "P_o ⊙ c_t)" in text
+
+
+def test_peepholes_get_statistics_in_the_report(
+    tmp_path: Path, expected: dict[str, np.ndarray]
+) -> None:
+    import json
+
+    from lstm_report.cli import main
+
+    out = tmp_path / "r.json"
+    args = ["build", str(FIX / "peephole.onnx"), "-o", str(tmp_path / "r.html")]
+    assert main([*args, "--json", str(out), "-q"]) == 0
+    (layer,) = json.loads(out.read_text())["models"][0]["layers"]
+    P = expected["peep/P"][0].astype(np.float64)
+    h = 4
+    for name, row in (("P_i", P[:h]), ("P_f", P[2 * h :]), ("P_o", P[h : 2 * h])):
+        stats = layer["peepholes"][name]
+        assert stats["shape"] == [h]
+        assert stats["max_abs"] == pytest.approx(np.abs(row).max(), rel=1e-6)
+        assert stats["mean"] == pytest.approx(row.mean(), rel=1e-6, abs=1e-9)
+    assert "P_o ⊙ c_t" in " ".join(layer["equations"])
+    assert "Peepholes" in (tmp_path / "r.html").read_text()
+
+
+def test_an_unreadable_lstm_in_a_loop_body_is_listed_not_fatal(tmp_path: Path) -> None:
+    """Its W is carried through the loop (a body input): only known at run time."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    body = helper.make_graph(
+        [
+            helper.make_node("LSTM", ["X", "w_in", "R"], ["y"], hidden_size=4),
+            helper.make_node("Identity", ["c"], ["c_out"]),
+            helper.make_node("Identity", ["w_in"], ["w_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [1, 16, 3]),
+        ],
+        [
+            helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("w_out", TensorProto.FLOAT, [1, 16, 3]),
+        ],
+    )
+    X = helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])
+    Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [5, 1, 2, 4])
+    Yw = helper.make_tensor_value_info("w_final", TensorProto.FLOAT, [1, 16, 3])
+    inits = [
+        *_weights(rng),
+        numpy_helper.from_array(rng.normal(size=(1, 16, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(np.array(2, np.int64), "n"),
+        numpy_helper.from_array(np.array(True), "t"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=4, name="main"),
+            helper.make_node("Loop", ["n", "t", "W0"], ["w_final"], body=body, name="lp"),
+        ],
+        "g",
+        [X],
+        [Y, Yw],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "loop.onnx")
+    found = onnx_rnn.read(tmp_path / "loop.onnx")
+    assert [c.name for c in found.cells] == ["main"]
+    (other,) = found.other
+    assert other.startswith("lp/body/LSTM_0: LSTM (ONNX, in a subgraph), not analysed: W comes")
+    assert "graph input, computed at run time" in other

@@ -86,13 +86,13 @@ def headline_rows(n: Numbers) -> list[tuple[str, str]]:
     return rows
 
 
-def summary(data: Mapping[str, Any], html_path: Path | None, markdown_path: Path) -> str:
+def summary(data: Mapping[str, Any], html_path: Path | None, markdown_path: Path | None) -> str:
     """The Markdown summary of a report's JSON data, linking to ``html_path`` if given."""
     n = numbers(data)
     title = data.get("title") or "LSTM weight report"
     out = [f"### {escape(title)}", ""]
     meta = f"Generated {escape(data.get('generated', ''))} by {escape(data.get('generator', ''))}"
-    if html_path is not None:
+    if html_path is not None and markdown_path is not None:
         meta = f"[Full report]({link(html_path, markdown_path)}) · {meta}"
     out += [meta + ".", ""]
     takeaways = data.get("takeaways") or []

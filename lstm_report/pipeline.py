@@ -31,6 +31,7 @@ class Outputs:
     html: Path
     json: Path | None = None
     markdown: Path | None = None
+    junit: Path | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +53,7 @@ class BuildResult:
     report: ReportData
     data: dict[str, Any]
     markdown_path: Path | None = None
+    junit_path: Path | None = None
 
     def __repr__(self) -> str:
         # The report and its data hold every weight statistic: a summary, not a dump.
@@ -79,6 +81,7 @@ def build_report(
     generated: str | None = None,
     cache: bool | str | Path | Any = True,
     allow_external_data: bool = False,
+    junit: str | Path | None = None,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -87,8 +90,9 @@ def build_report(
     such as feature_names, layers or probe). ``verify`` replays every layer in numpy and
     compares with a Keras LSTM; None verifies whenever the model was read through Keras
     (or is in memory), which is then loaded anyway. ``markdown`` also writes a short
-    Markdown summary there; ``generated`` is the time the page states (default: now, or
-    SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
+    Markdown summary there, ``junit`` the findings as JUnit XML; ``generated`` is the time
+    the page states (default: now, or SOURCE_DATE_EPOCH), fixed by a batch so that every
+    engine writes the same bytes.
     ``allow_external_data``: every ONNX model may read external data from any file inside
     its folder, not only its own data file (config key ``external_data: allow``).
     ``cache``: where the figures of a series' checkpoints are cached (see checkpoints):
@@ -112,6 +116,7 @@ def build_report(
         html=_output_path(cfg, output),
         json=Path(json_path) if json_path is not None else None,
         markdown=Path(markdown) if markdown is not None else None,
+        junit=Path(junit) if junit is not None else None,
     )
     from lstm_report.checkpoints import Digests
 
@@ -249,7 +254,14 @@ def _build(
     figures = _draw(report, say)
     data = report_json(report)
     _render_and_write(report, figures, data, outputs, say)
-    return BuildResult(outputs.html, outputs.json, report, data, markdown_path=outputs.markdown)
+    return BuildResult(
+        outputs.html,
+        outputs.json,
+        report,
+        data,
+        markdown_path=outputs.markdown,
+        junit_path=outputs.junit,
+    )
 
 
 def _with_overrides(
@@ -279,6 +291,8 @@ def check_paths(cfg: Config, outputs: Outputs, loaded: Mapping[int, InMemory]) -
         named.append(("the JSON output", outputs.json))
     if outputs.markdown is not None:
         named.append(("the Markdown summary", outputs.markdown))
+    if outputs.junit is not None:
+        named.append(("the JUnit XML", outputs.junit))
     check_outputs(named, cfg.input_files(skip=loaded))
 
 
@@ -391,6 +405,10 @@ def _render_and_write(
 
         plain = json.loads(dumps(data))  # the numbers exactly as the JSON states them
         texts.append((outputs.markdown, summary(plain, outputs.html, outputs.markdown)))
+    if outputs.junit is not None:
+        from lstm_report.junit import junit_xml
+
+        texts.append((outputs.junit, junit_xml(json.loads(dumps(data)))))
     write_files(texts)
 
 

@@ -471,6 +471,10 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(demo_config())
     else:
         config = _build_config(args)
+        if args.baseline is not None:
+            from lstm_report.config import with_baseline
+
+            config = with_baseline(config, args.baseline)
     map_large_blocks_for(path for _, path in config.input_files())
     result = build_report(
         config,

@@ -6,7 +6,7 @@ import difflib
 import glob
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,16 @@ class CompareSpec:
     index: int
     baseline: str
     candidate: str
+    saved_baseline: Path | None = None
+    """Set where the baseline is a report's JSON written earlier (then ``baseline`` is the
+    path as given): its numbers are compared, not weights (baseline.py)."""
+    saved_candidate: Path | None = None
+    where: str | None = None
+    """How messages name this entry (default ``compare[index]``)."""
+
+    @property
+    def saved(self) -> bool:
+        return self.saved_baseline is not None or self.saved_candidate is not None
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,20 @@ class Config:
                     yield f"{spec.key}'s model", spec.path
             if spec.probe is not None:
                 yield f"{spec.key}'s probe", spec.probe.path
+        for c in self.compare:
+            for role, saved in (("baseline", c.saved_baseline), ("candidate", c.saved_candidate)):
+                if saved is not None:
+                    yield f"{c.where or f'compare[{c.index}]'}'s {role}", saved
+
+
+def with_baseline(cfg: Config, baseline: str) -> Config:
+    """``build --baseline OLD.json``: every model also compared with the saved report."""
+    path = Path(baseline).expanduser().absolute()
+    extra = tuple(
+        CompareSpec(len(cfg.compare) + k, baseline, m.name, saved_baseline=path, where="--baseline")
+        for k, m in enumerate(cfg.models)
+    )
+    return replace(cfg, compare=cfg.compare + extra)
 
 
 def load_config(path: str | Path) -> Config:
@@ -234,7 +258,7 @@ def parse_config(
         source=source,
         checks=_parse_checks(data.get("checks")),
         verify=_optional_bool(data, "verify", "verify"),
-        compare=_parse_compare(data.get("compare"), models),
+        compare=_parse_compare(data.get("compare"), models, base),
     )
 
 
@@ -271,7 +295,14 @@ def _compare_side(value: str, models: Sequence[ModelSpec], where: str) -> str:
     )
 
 
-def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, ...]:
+def is_saved_report(value: str, models: Sequence[ModelSpec]) -> bool:
+    """Whether a compare side names a report's JSON (a path ending in .json, not a model)."""
+    return value.lower().endswith(".json") and value not in {m.name for m in models}
+
+
+def _parse_compare(
+    raw: Any, models: Sequence[ModelSpec], base: Path | None = None
+) -> tuple[CompareSpec, ...]:
     if raw is None:
         return ()
     if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
@@ -284,17 +315,29 @@ def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, 
                 f"{key}: expected a mapping with baseline and candidate, got {_kind(item)}"
             )
         _check_keys(item, COMPARE_KEYS, key + ".")
-        pair = []
+        pair: list[str] = []
+        saved: list[Path | None] = []
         for role in COMPARE_KEYS:
             value = item.get(role)
             if value is None:
                 raise ConfigError(f"{key}.{role}: required key is missing (a model name)")
             if not isinstance(value, str):
                 raise ConfigError(f"{key}.{role}: expected a model name, got {_kind(value)}")
+            if is_saved_report(value, models):
+                pair.append(value)
+                saved.append(_resolve(base or Path.cwd(), value))
+                continue
             pair.append(_compare_side(value, models, f"{key}.{role}"))
+            saved.append(None)
         if pair[0] == pair[1]:
             raise ConfigError(f"{key}: baseline and candidate are the same model {quote(pair[0])}")
-        out.append(CompareSpec(i, pair[0], pair[1]))
+        for role, name, path in zip(COMPARE_KEYS, pair, saved):
+            if path is None and any(saved) and "@" in name and name not in {m.name for m in models}:
+                raise ConfigError(
+                    f"{key}.{role}: a saved report is compared with a model, not with a "
+                    f"checkpoint of a series ({quote(name)})"
+                )
+        out.append(CompareSpec(i, pair[0], pair[1], saved[0], saved[1]))
     return tuple(out)
 
 

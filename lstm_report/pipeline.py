@@ -251,6 +251,7 @@ def _build(
     models = _verified([m for m, _, _ in read], [v for _, v, _ in read], cfg, say)
     comparisons = _compare(cfg, models, [sides for _, _, sides in read])
     report = _report_data(cfg, models, comparisons, generated or generated_at())
+    report = replace(report, saved_comparisons=_compare_saved(cfg, models))
     figures = _draw(report, say)
     data = report_json(report)
     _render_and_write(report, figures, data, outputs, say)
@@ -354,7 +355,49 @@ def _compare(
     return tuple(
         compare_models(named[c.baseline], named[c.candidate], c.index, f"compare[{c.index}]")
         for c in cfg.compare
+        if not c.saved
     )
+
+
+def _compare_saved(cfg: Config, models: list[ModelAnalysis]) -> tuple[Any, ...]:
+    """The comparisons of which a side is a report's JSON written earlier: numbers only."""
+    from lstm_report.baseline import SavedReport, compare_saved, load_saved_report, saved_model
+    from lstm_report.report_json import finding_json, model_json
+
+    current = {m.name: m for m in models}
+    read: dict[Path, SavedReport] = {}
+    out = []
+    for c in cfg.compare:
+        if not c.saved:
+            continue
+        where = c.where or f"compare[{c.index}]"
+        sides: list[Any] = []
+        sources: list[tuple[str, str]] = []
+        for role, label, path in (
+            ("baseline", c.baseline, c.saved_baseline),
+            ("candidate", c.candidate, c.saved_candidate),
+        ):
+            if path is None:
+                m = current[label]
+                found = [finding_json(f) for la in m.layers for f in la.findings]
+                sides.append((label, model_json(m), found))
+                continue
+            if path not in read:
+                read[path] = load_saved_report(path, where)
+            saved = read[path]
+            other = c.candidate if role == "baseline" else c.baseline
+            want = other if other in current else (sides[0][1]["name"] if sides else None)
+            sides.append((label, saved_model(saved, want, where), saved.findings))
+            made = f", generated {saved.generated}" if saved.generated else ""
+            by = f" by {saved.generator}" if saved.generator else ""
+            sources.append((role, f"{label}{made}{by}"))
+        roles = tuple(
+            r
+            for r, p in (("baseline", c.saved_baseline), ("candidate", c.saved_candidate))
+            if p is not None
+        )
+        out.append(compare_saved(sides[0], sides[1], c.index, roles, sources))
+    return tuple(out)
 
 
 def _report_data(

@@ -301,7 +301,8 @@ def _condition(text: str) -> Any:
     try:
         return parse(text)
     except ExpressionError as exc:
-        raise argparse.ArgumentTypeError(_printable(str(exc))) from None
+        # argparse names the option itself: "argument --fail-if: 'EXPR': what is wrong"
+        raise argparse.ArgumentTypeError(_printable(str(exc).removeprefix("--fail-if "))) from None
 
 
 def _names(text: str) -> list[str]:

@@ -46,7 +46,7 @@ MAX_EXPRESSION = 1000
 MAX_DEPTH = 50
 """Nested parentheses and ``not`` at most this deep (the parser recurses)."""
 
-OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
+OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
 KEYWORDS = ("and", "or", "not")
 
 _TOKEN = re.compile(

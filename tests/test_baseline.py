@@ -278,3 +278,47 @@ def test_names_from_a_saved_report_are_text_on_the_page(
     page = (tmp_path / "now.html").read_text()
     assert "<script>alert(1)" not in page and "<img src=x" not in page and "<b>x</b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_two_saved_reports_and_a_probe_on_one_side(tmp_path: Path, runs: tuple[Path, Path]) -> None:
+    old_model, new_model = runs
+    probe = tmp_path / "probe.npy"
+    np.save(probe, np.random.default_rng(0).normal(size=(4, 6, 3)).astype("float32"))
+    assert _build(tmp_path, old_model, "a") == 0
+    assert _build(tmp_path, new_model, "b", "--probe", str(probe)) == 0
+    cfg = write_config(
+        tmp_path,
+        f"models:\n  - {{path: {new_model}, name: run}}\ncompare: [{{baseline: a.json, candidate: b.json}}]\n",
+    )
+    out = tmp_path / "r.json"
+    assert main(["build", str(cfg), "-o", str(tmp_path / "r.html"), "--json", str(out), "-q"]) == 0
+    (c,) = json.loads(out.read_text())["saved_comparisons"]
+    assert c["saved"] == ["baseline", "candidate"]
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert b["models"][0]["layers"][0]["activations"] is not None
+    assert "gate activations on the probe (mean) (one side only)" in c["not_compared"]
+    assert not any(x.startswith("gate activations") for x in c["compared"])
+    rows = {r["key"]: r for la in c["layers"] for r in la["values"]}
+    assert rows["activations.i.mean"]["baseline"] is None
+    assert (
+        rows["activations.i.mean"]["candidate"]
+        == b["models"][0]["layers"][0]["activations"]["i"]["mean"]
+    )
+
+
+def test_a_checkpoint_is_not_compared_with_a_saved_report(tmp_path: Path) -> None:
+    from lstm_report.config import parse_config
+    from lstm_report.errors import ConfigError
+
+    for n in (1, 2):
+        write_safetensors(tmp_path / f"epoch_{n}.safetensors", lstm_tensors("enc", 3, 4, n))
+    with pytest.raises(
+        ConfigError, match=r"compare\[0\]\.candidate: a saved report is compared with a model"
+    ):
+        parse_config(
+            {
+                "models": [{"path": "epoch_*.safetensors", "name": "run"}],
+                "compare": [{"baseline": "old.json", "candidate": "run@epoch_2"}],
+            },
+            base_dir=tmp_path,
+        )

@@ -322,3 +322,40 @@ def test_a_checkpoint_is_not_compared_with_a_saved_report(tmp_path: Path) -> Non
             },
             base_dir=tmp_path,
         )
+
+
+def test_markdown_summary_says_what_changed_since_the_saved_report(
+    tmp_path: Path, runs: tuple[Path, Path]
+) -> None:
+    from lstm_report.render import fmt_num
+
+    old_model, new_model = runs
+    assert _build(tmp_path, old_model, "old") == 0
+    md = tmp_path / "now.md"
+    assert (
+        _build(
+            tmp_path,
+            new_model,
+            "now",
+            "--baseline",
+            str(tmp_path / "old.json"),
+            "--markdown",
+            str(md),
+        )
+        == 0
+    )
+    (c,) = json.loads((tmp_path / "now.json").read_text())["saved_comparisons"]
+    rows = [
+        r
+        for la in c["layers"]
+        for r in la["values"]
+        if r["key"].endswith(".U.spectral_radius") and r["delta"] is not None
+    ]
+    top = max(rows, key=lambda r: abs(r["delta"]))
+    (line,) = [x for x in md.read_text().splitlines() if x.startswith("- ") and "→ run:" in x]
+    assert (
+        f"{len(c['findings']['new'])} new findings, {len(c['findings']['resolved'])} resolved"
+        in line
+    )
+    assert len(c["findings"]["resolved"]) >= 1
+    assert f"{fmt_num(top['baseline'])} → {fmt_num(top['candidate'])}" in line

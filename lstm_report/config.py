@@ -315,9 +315,9 @@ def _parse_compare(
                 f"{key}: expected a mapping with baseline and candidate, got {_kind(item)}"
             )
         _check_keys(item, COMPARE_KEYS, key + ".")
-        pair: list[str] = []
-        saved: list[Path | None] = []
-        for role in COMPARE_KEYS:
+        pair = []
+        saved: list[Path | None] = []  # where a side is a saved report's JSON
+        for role in ("baseline", "candidate"):
             value = item.get(role)
             if value is None:
                 raise ConfigError(f"{key}.{role}: required key is missing (a model name)")
@@ -331,13 +331,15 @@ def _parse_compare(
             saved.append(None)
         if pair[0] == pair[1]:
             raise ConfigError(f"{key}: baseline and candidate are the same model {quote(pair[0])}")
-        for role, name, path in zip(COMPARE_KEYS, pair, saved):
+        for role, name, path in zip(("baseline", "candidate"), pair, saved):
             if path is None and any(saved) and "@" in name and name not in {m.name for m in models}:
                 raise ConfigError(
                     f"{key}.{role}: a saved report is compared with a model, not with a "
                     f"checkpoint of a series ({quote(name)})"
                 )
-        out.append(CompareSpec(i, pair[0], pair[1], saved[0], saved[1]))
+        out.append(
+            CompareSpec(i, pair[0], pair[1], saved_baseline=saved[0], saved_candidate=saved[1])
+        )
     return tuple(out)
 
 

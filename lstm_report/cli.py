@@ -76,6 +76,25 @@ def _parser() -> argparse.ArgumentParser:
         "(the report is still written)",
     )
     common.add_argument(
+        "--fail-if",
+        metavar="EXPR",
+        action="append",
+        type=_condition,
+        help="exit with status 3 if EXPR holds for the report's numbers, e.g. "
+        "'max_spectral_radius > 1.2' or 'importance[a] < importance[b]' (repeatable; "
+        "the report is still written; docs/ci.md lists the quantities)",
+    )
+    common.add_argument(
+        "--junit",
+        metavar="PATH",
+        help="also write the findings as JUnit XML: one test case per model, layer and check",
+    )
+    common.add_argument(
+        "--no-step-summary",
+        action="store_true",
+        help="do not append the Markdown summary to $GITHUB_STEP_SUMMARY (appended when set)",
+    )
+    common.add_argument(
         "--no-cache",
         action="store_true",
         help="read no cached figures of checkpoints: compute every one afresh (and store "
@@ -109,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write a short Markdown summary (takeaways, findings, headline numbers, "
         "a link to the page), e.g. for a pull-request comment or $GITHUB_STEP_SUMMARY",
+    )
+    build.add_argument(
+        "--baseline",
+        metavar="OLD.json",
+        help="also compare each model with its entry in a report's JSON written earlier "
+        "(--json): the numbers the JSON keeps, without the old model file",
     )
     model_only = build.add_argument_group(
         "when CONFIG_OR_MODEL is a model file (a config says these itself)"
@@ -211,6 +236,11 @@ def _add_batch(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--json", action="store_true", help="also write each report's data as JSON beside it"
     )
     batch.add_argument(
+        "--no-step-summary",
+        action="store_true",
+        help="do not append a table of the runs to $GITHUB_STEP_SUMMARY (appended when set)",
+    )
+    batch.add_argument(
         "--no-cache",
         action="store_true",
         help="rebuild every run and compute every checkpoint afresh: reuse no page and no "
@@ -252,6 +282,13 @@ def _batch(args: argparse.Namespace) -> int:
         progress=report,
         no_cache=args.no_cache,
     )
+    if not args.no_step_summary:
+        from lstm_report.ci import batch_summary
+
+        rows = [
+            (o.name, o.status, None if o.row is None else o.row.numbers) for o in result.outcomes
+        ]
+        _step_summary(lambda: batch_summary(rows), quiet=args.quiet)
     if not args.quiet:
         counts = ", ".join(
             f"{result.count(s)} {s}" for s in ("built", "reused", "failed") if result.count(s)
@@ -269,6 +306,17 @@ def _duration(seconds: float | None) -> str:
 
 
 # -- end of batch -------------------------------------------------------------------------
+
+
+def _condition(text: str) -> Any:
+    from lstm_report.errors import ExpressionError
+    from lstm_report.fail_if import parse
+
+    try:
+        return parse(text)
+    except ExpressionError as exc:
+        # argparse names the option itself: "argument --fail-if: 'EXPR': what is wrong"
+        raise argparse.ArgumentTypeError(_printable(str(exc).removeprefix("--fail-if "))) from None
 
 
 def _names(text: str) -> list[str]:
@@ -291,10 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _warnings_as_lines(quiet=args.quiet), _cache_environment():
             return _run(args)
     except LstmReportError as exc:
+        from lstm_report.errors import ExpressionError
+
         if args.debug:
             traceback.print_exc()
         print(one_line(f"error: {_printable(str(exc))}"), file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE if isinstance(exc, ExpressionError) else EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_SIGINT
@@ -454,6 +504,10 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(demo_config())
     else:
         config = _build_config(args)
+        if args.baseline is not None:
+            from lstm_report.config import with_baseline
+
+            config = with_baseline(config, args.baseline)
     map_large_blocks_for(path for _, path in config.input_files())
     result = build_report(
         config,
@@ -467,6 +521,7 @@ def _run(args: argparse.Namespace) -> int:
         processes=True,
         markdown=getattr(args, "markdown", None),
         cache=not args.no_cache,
+        junit=args.junit,
     )
     findings = result.report.findings
     if not args.quiet:
@@ -477,18 +532,62 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wrote {result.json_path}", file=sys.stderr)
         if result.markdown_path is not None:
             print(f"wrote {result.markdown_path}", file=sys.stderr)
+        if result.junit_path is not None:
+            print(f"wrote {result.junit_path}", file=sys.stderr)
         for f in findings:
             if f.severity in ("error", "warning"):
                 print(
                     _printable(f"{f.severity}: {f.model} › {f.layer}: {f.message} [{f.code}]"),
                     file=sys.stderr,
                 )
+    if not args.no_step_summary:
+        _step_summary(lambda: _report_summary(result.data), quiet=args.quiet)
+    failed = _failing_conditions(args.fail_if or [], result.data)  # a bad one: exit 2
+    if not args.quiet:
+        for c in failed:
+            print(_printable(f"failed: --fail-if {c.text!r} holds"), file=sys.stderr)
     if args.fail_on is not None:
         from lstm_report.model import severity_rank
 
         if any(severity_rank(f.severity) <= severity_rank(args.fail_on) for f in findings):
             return EXIT_FINDINGS
-    return EXIT_OK
+    return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _failing_conditions(conditions: Sequence[Any], data: dict[str, Any]) -> list[Any]:
+    """The --fail-if conditions that hold, in the data exactly as the JSON states it."""
+    if not conditions:
+        return []
+    import json
+
+    from lstm_report.fail_if import failing
+    from lstm_report.report_json import dumps
+
+    return failing(conditions, json.loads(dumps(data)))
+
+
+def _report_summary(data: dict[str, Any]) -> str:
+    import json
+
+    from lstm_report.markdown import summary
+    from lstm_report.report_json import dumps
+
+    return summary(json.loads(dumps(data)), None, None)
+
+
+def _step_summary(text: Callable[[], str], *, quiet: bool) -> None:
+    """Append to $GITHUB_STEP_SUMMARY where it is set; a warning (not a failure) if it cannot
+    be written: the report is."""
+    from lstm_report.ci import append_step_summary, step_summary_path
+
+    path = step_summary_path()
+    if path is None:
+        return
+    try:
+        append_step_summary(path, text())
+    except LstmReportError as exc:
+        if not quiet:
+            print(one_line(f"warning: {_printable(str(exc))}"), file=sys.stderr)
 
 
 def _build_config(args: argparse.Namespace) -> Config:

@@ -132,6 +132,16 @@ class CompareSpec:
     layers: tuple[tuple[str, str], ...] | None = None
     """``layers:``: (baseline layer name, candidate layer name) pairs, in the config's order;
     None: by name, else by position (analysis.compare.compare_models)."""
+    saved_baseline: Path | None = None
+    """Set where the baseline is a report's JSON written earlier (then ``baseline`` is the
+    path as given): its numbers are compared, not weights (baseline.py)."""
+    saved_candidate: Path | None = None
+    where: str | None = None
+    """How messages name this entry (default ``compare[index]``)."""
+
+    @property
+    def saved(self) -> bool:
+        return self.saved_baseline is not None or self.saved_candidate is not None
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,20 @@ class Config:
                     yield f"{spec.key}'s model", spec.path
             if spec.probe is not None:
                 yield f"{spec.key}'s probe", spec.probe.path
+        for c in self.compare:
+            for role, saved in (("baseline", c.saved_baseline), ("candidate", c.saved_candidate)):
+                if saved is not None:
+                    yield f"{c.where or f'compare[{c.index}]'}'s {role}", saved
+
+
+def with_baseline(cfg: Config, baseline: str) -> Config:
+    """``build --baseline OLD.json``: every model also compared with the saved report."""
+    path = Path(baseline).expanduser().absolute()
+    extra = tuple(
+        CompareSpec(len(cfg.compare) + k, baseline, m.name, saved_baseline=path, where="--baseline")
+        for k, m in enumerate(cfg.models)
+    )
+    return replace(cfg, compare=cfg.compare + extra)
 
 
 def load_config(path: str | Path) -> Config:
@@ -285,7 +309,7 @@ def parse_config(
         source=source,
         checks=_parse_checks(data.get("checks")),
         verify=_optional_bool(data, "verify", "verify"),
-        compare=_parse_compare(data.get("compare"), models),
+        compare=_parse_compare(data.get("compare"), models, base),
     )
 
 
@@ -324,7 +348,14 @@ def _compare_side(value: str, models: Sequence[ModelSpec], where: str) -> str:
     )
 
 
-def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, ...]:
+def is_saved_report(value: str, models: Sequence[ModelSpec]) -> bool:
+    """Whether a compare side names a report's JSON (a path ending in .json, not a model)."""
+    return value.lower().endswith(".json") and value not in {m.name for m in models}
+
+
+def _parse_compare(
+    raw: Any, models: Sequence[ModelSpec], base: Path | None = None
+) -> tuple[CompareSpec, ...]:
     if raw is None:
         return ()
     if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
@@ -338,16 +369,37 @@ def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, 
             )
         _check_keys(item, COMPARE_KEYS, key + ".")
         pair = []
+        saved: list[Path | None] = []  # where a side is a saved report's JSON
         for role in ("baseline", "candidate"):
             value = item.get(role)
             if value is None:
                 raise ConfigError(f"{key}.{role}: required key is missing (a model name)")
             if not isinstance(value, str):
                 raise ConfigError(f"{key}.{role}: expected a model name, got {_kind(value)}")
+            if is_saved_report(value, models):
+                pair.append(value)
+                saved.append(_resolve(base or Path.cwd(), value))
+                continue
             pair.append(_compare_side(value, models, f"{key}.{role}"))
+            saved.append(None)
         if pair[0] == pair[1]:
             raise ConfigError(f"{key}: baseline and candidate are the same model {quote(pair[0])}")
-        out.append(CompareSpec(i, pair[0], pair[1], _layer_map(item.get("layers"), key)))
+        for role, name, path in zip(("baseline", "candidate"), pair, saved):
+            if path is None and any(saved) and "@" in name and name not in {m.name for m in models}:
+                raise ConfigError(
+                    f"{key}.{role}: a saved report is compared with a model, not with a "
+                    f"checkpoint of a series ({quote(name)})"
+                )
+        out.append(
+            CompareSpec(
+                i,
+                pair[0],
+                pair[1],
+                _layer_map(item.get("layers"), key),
+                saved_baseline=saved[0],
+                saved_candidate=saved[1],
+            )
+        )
     return tuple(out)
 
 

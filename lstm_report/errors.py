@@ -13,6 +13,11 @@ class ConfigError(LstmReportError):
     """The config (or a CLI option standing in for it) is invalid."""
 
 
+class ExpressionError(ConfigError):
+    """A ``--fail-if`` expression cannot be read, or names what the report has no value of:
+    a usage error (exit status 2)."""
+
+
 class ModelLoadError(LstmReportError):
     """A model file is missing, unreadable, unsafe or not a Keras model."""
 

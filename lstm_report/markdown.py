@@ -86,13 +86,13 @@ def headline_rows(n: Numbers) -> list[tuple[str, str]]:
     return rows
 
 
-def summary(data: Mapping[str, Any], html_path: Path | None, markdown_path: Path) -> str:
+def summary(data: Mapping[str, Any], html_path: Path | None, markdown_path: Path | None) -> str:
     """The Markdown summary of a report's JSON data, linking to ``html_path`` if given."""
     n = numbers(data)
     title = data.get("title") or "LSTM weight report"
     out = [f"### {escape(title)}", ""]
     meta = f"Generated {escape(data.get('generated', ''))} by {escape(data.get('generator', ''))}"
-    if html_path is not None:
+    if html_path is not None and markdown_path is not None:
         meta = f"[Full report]({link(html_path, markdown_path)}) · {meta}"
     out += [meta + ".", ""]
     takeaways = data.get("takeaways") or []
@@ -115,6 +115,34 @@ def summary(data: Mapping[str, Any], html_path: Path | None, markdown_path: Path
         out.append("")
     else:
         out += ["**Findings**: none.", ""]
+    out += saved_lines(data)
     out += ["| Headline | Value |", "| --- | --- |"]
     out += [f"| {what} | {value} |" for what, value in headline_rows(n)]
     return "\n".join(out) + "\n"
+
+
+def saved_lines(data: Mapping[str, Any]) -> list[str]:
+    """One line per comparison with a saved report: findings new and resolved, and the
+    spectral radius that moved most (baseline.py)."""
+    out: list[str] = []
+    for c in data.get("saved_comparisons") or []:
+        found = c.get("findings") or {}
+        new, resolved = len(found.get("new") or []), len(found.get("resolved") or [])
+        line = (
+            f"- {escape(c['baseline'])} → {escape(c['candidate'])}: "
+            f"{_plural(new, 'new finding')}, {resolved:,} resolved"
+        )
+        radii = [
+            (abs(r["delta"]), r, la)
+            for la in c.get("layers") or []
+            for r in la.get("values") or []
+            if r["key"].endswith(".U.spectral_radius") and isinstance(r.get("delta"), (int, float))
+        ]
+        if radii:
+            _, r, la = max(radii, key=lambda t: t[0])
+            line += (
+                f"; largest change of a spectral radius: {escape(r['label'])} of "
+                f"{escape(la['name'])} {num(r['baseline'])} → {num(r['candidate'])}"
+            )
+        out.append(line + ".")
+    return ["**Compared with a saved report**", "", *out, ""] if out else []

@@ -6,12 +6,15 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from lstm_report.cells import GATE_TITLES, CellWeights, Kind, from_keras, gates_of
 from lstm_report.model_graph import ModelGraph
+
+if TYPE_CHECKING:
+    from lstm_report.baseline import SavedComparison
 
 GATES: tuple[str, ...] = ("i", "f", "c", "o")
 """Keras' LSTM gate order inside the concatenated kernel, recurrent kernel and bias (a
@@ -668,3 +671,5 @@ class ReportData:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     """What the run could not do as asked, one line each (the page shows it among notes)."""
     takeaways: tuple[Takeaway, ...] = field(default_factory=tuple)
+    saved_comparisons: tuple[SavedComparison, ...] = field(default_factory=tuple)
+    """Comparisons with a report's JSON written earlier (baseline.py): numbers only."""

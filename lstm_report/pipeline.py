@@ -31,6 +31,7 @@ class Outputs:
     html: Path
     json: Path | None = None
     markdown: Path | None = None
+    junit: Path | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +53,7 @@ class BuildResult:
     report: ReportData
     data: dict[str, Any]
     markdown_path: Path | None = None
+    junit_path: Path | None = None
 
     def __repr__(self) -> str:
         # The report and its data hold every weight statistic: a summary, not a dump.
@@ -79,6 +81,7 @@ def build_report(
     generated: str | None = None,
     cache: bool | str | Path | Any = True,
     allow_external_data: bool = False,
+    junit: str | Path | None = None,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -87,8 +90,9 @@ def build_report(
     such as feature_names, layers or probe). ``verify`` replays every layer in numpy and
     compares with a Keras LSTM; None verifies whenever the model was read through Keras
     (or is in memory), which is then loaded anyway. ``markdown`` also writes a short
-    Markdown summary there; ``generated`` is the time the page states (default: now, or
-    SOURCE_DATE_EPOCH), fixed by a batch so that every engine writes the same bytes.
+    Markdown summary there, ``junit`` the findings as JUnit XML; ``generated`` is the time
+    the page states (default: now, or SOURCE_DATE_EPOCH), fixed by a batch so that every
+    engine writes the same bytes.
     ``allow_external_data``: every ONNX model may read external data from any file inside
     its folder, not only its own data file (config key ``external_data: allow``).
     ``cache``: where the figures of a series' checkpoints are cached (see checkpoints):
@@ -112,6 +116,7 @@ def build_report(
         html=_output_path(cfg, output),
         json=Path(json_path) if json_path is not None else None,
         markdown=Path(markdown) if markdown is not None else None,
+        junit=Path(junit) if junit is not None else None,
     )
     from lstm_report.checkpoints import Digests
 
@@ -246,10 +251,18 @@ def _build(
     models = _verified([m for m, _, _ in read], [v for _, v, _ in read], cfg, say)
     comparisons = _compare(cfg, models, [sides for _, _, sides in read])
     report = _report_data(cfg, models, comparisons, generated or generated_at())
+    report = replace(report, saved_comparisons=_compare_saved(cfg, models))
     figures = _draw(report, say)
     data = report_json(report)
     _render_and_write(report, figures, data, outputs, say)
-    return BuildResult(outputs.html, outputs.json, report, data, markdown_path=outputs.markdown)
+    return BuildResult(
+        outputs.html,
+        outputs.json,
+        report,
+        data,
+        markdown_path=outputs.markdown,
+        junit_path=outputs.junit,
+    )
 
 
 def _with_overrides(
@@ -279,6 +292,8 @@ def check_paths(cfg: Config, outputs: Outputs, loaded: Mapping[int, InMemory]) -
         named.append(("the JSON output", outputs.json))
     if outputs.markdown is not None:
         named.append(("the Markdown summary", outputs.markdown))
+    if outputs.junit is not None:
+        named.append(("the JUnit XML", outputs.junit))
     check_outputs(named, cfg.input_files(skip=loaded))
 
 
@@ -342,7 +357,49 @@ def _compare(
             named[c.baseline], named[c.candidate], c.index, f"compare[{c.index}]", c.layers
         )
         for c in cfg.compare
+        if not c.saved
     )
+
+
+def _compare_saved(cfg: Config, models: list[ModelAnalysis]) -> tuple[Any, ...]:
+    """The comparisons of which a side is a report's JSON written earlier: numbers only."""
+    from lstm_report.baseline import SavedReport, compare_saved, load_saved_report, saved_model
+    from lstm_report.report_json import finding_json, model_json
+
+    current = {m.name: m for m in models}
+    read: dict[Path, SavedReport] = {}
+    out = []
+    for c in cfg.compare:
+        if not c.saved:
+            continue
+        where = c.where or f"compare[{c.index}]"
+        sides: list[Any] = []
+        sources: list[tuple[str, str]] = []
+        for role, label, path in (
+            ("baseline", c.baseline, c.saved_baseline),
+            ("candidate", c.candidate, c.saved_candidate),
+        ):
+            if path is None:
+                m = current[label]
+                found = [finding_json(f) for la in m.layers for f in la.findings]
+                sides.append((label, model_json(m), found))
+                continue
+            if path not in read:
+                read[path] = load_saved_report(path, where)
+            saved = read[path]
+            other = c.candidate if role == "baseline" else c.baseline
+            want = other if other in current else (sides[0][1]["name"] if sides else None)
+            sides.append((label, saved_model(saved, want, where), saved.findings))
+            made = f", generated {saved.generated}" if saved.generated else ""
+            by = f" by {saved.generator}" if saved.generator else ""
+            sources.append((role, f"{label}{made}{by}"))
+        roles = tuple(
+            r
+            for r, p in (("baseline", c.saved_baseline), ("candidate", c.saved_candidate))
+            if p is not None
+        )
+        out.append(compare_saved(sides[0], sides[1], c.index, roles, sources))
+    return tuple(out)
 
 
 def _report_data(
@@ -393,6 +450,10 @@ def _render_and_write(
 
         plain = json.loads(dumps(data))  # the numbers exactly as the JSON states them
         texts.append((outputs.markdown, summary(plain, outputs.html, outputs.markdown)))
+    if outputs.junit is not None:
+        from lstm_report.junit import junit_xml
+
+        texts.append((outputs.junit, junit_xml(json.loads(dumps(data)))))
     write_files(texts)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from lstm_report.baseline import NEEDS_MODEL
 from lstm_report.cells import equations, gates_of
 from lstm_report.figures import LayerFigures
 from lstm_report.gates import ACTIVATION_FORMULAS, layer_gates
@@ -183,6 +184,7 @@ env.filters["pct"] = fmt_pct
 env.globals["memory_rows"] = memory_rows
 env.filters["shape"] = fmt_shape
 env.globals["GATE_NAMES"] = GATE_NAMES
+env.globals["SAVED_NEEDS_MODEL"] = NEEDS_MODEL
 env.globals["equations"] = equations
 env.globals["gates_of"] = gates_of
 env.globals["layer_gates"] = layer_gates

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from lstm_report.analysis.series import series_json
+from lstm_report.baseline import saved_comparison_json
 from lstm_report.cells import equations
 from lstm_report.model import (
     Comparison,
@@ -297,6 +298,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
         "models": [model_json(m) for m in report.models],
         "findings": [finding_json(f) for f in report.findings],
         "comparisons": [comparison_json(c) for c in report.comparisons],
+        "saved_comparisons": [saved_comparison_json(c) for c in report.saved_comparisons],
         "takeaways": [
             {"code": t.code, "model": t.model, "layer": t.layer, "text": t.text}
             for t in report.takeaways

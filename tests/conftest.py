@@ -37,6 +37,11 @@ def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
         os.environ["XDG_CACHE_HOME"] = old
 
 
+# A suite run inside GitHub Actions must not append every test's summary to the job's page
+# (tests/test_ci.py sets its own).
+os.environ.pop("GITHUB_STEP_SUMMARY", None)
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (pyproject.toml): one worker per core, at most 4. Each worker imports
     TensorFlow once and runs a share of the tests; more workers than cores only add imports,

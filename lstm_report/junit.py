@@ -1,0 +1,110 @@
+"""``--junit PATH``: a report's findings as JUnit XML, so that any CI shows them as tests.
+
+One test suite per model, one test case per (model, layer, check): it fails (``<failure>``)
+where the check found a warning, errors (``<error>``) where it found an error, is skipped
+where the check could not run (no probe, not verified), and passes otherwise; info findings
+are its ``<system-out>``. The shape is the JUnit XML that pytest writes (``xunit2``) and that
+GitHub, GitLab and Jenkins read. Built from the report's JSON data, like the Markdown summary.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any
+
+CHECKS: tuple[tuple[str, str], ...] = (
+    ("nonfinite-weights", "every weight is finite"),
+    ("large-spectral-radius", "no recurrent matrix U_g has a spectral radius above the limit"),
+    ("dead-units", "no unit has near-zero incoming weights"),
+    ("duplicate-units", "no two units have nearly identical incoming weights"),
+    ("verification-mismatch", "the numpy replay reproduces the framework's output"),
+    ("saturated-units", "no gate is saturated on most probe steps"),
+)
+"""The checks every layer is put through (analysis/findings.py), in the order listed."""
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 cannot carry at all, not even escaped (names come from hostile files)."""
+
+
+def xml_text(text: Any) -> str:
+    """``text`` as XML can carry it: characters it cannot are written as ``\\xNN``."""
+    return _NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+def _skip_reason(code: str, layer: Mapping[str, Any], codes: set[str]) -> str | None:
+    if code == "verification-mismatch" and not layer.get("verification"):
+        return "not verified (the layer was not replayed against its framework)"
+    if code == "verification-mismatch" and layer["verification"].get("max_abs_error") is None:
+        return "verification failed to run: " + str(layer["verification"].get("error") or "")
+    if code == "saturated-units" and not layer.get("activations"):
+        return "no probe data: saturation is measured on a probe"
+    if code in ("dead-units", "duplicate-units") and "nonfinite-weights" in codes:
+        return "not checked: the layer has non-finite weights"
+    return None
+
+
+def _layer_label(layer: Mapping[str, Any]) -> str:
+    # as findings name it (LSTMWeights.label): the direction only for a wrapped layer
+    if layer.get("wrapper"):
+        return f"{layer['name']} ({layer['direction']})"
+    return str(layer["name"])
+
+
+def junit_xml(data: Mapping[str, Any]) -> str:
+    """The JUnit XML text of a report's JSON data."""
+    findings = list(data.get("findings") or [])
+    root = ET.Element("testsuites", name=xml_text(data.get("title") or "lstm-report"))
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for model in data.get("models") or []:
+        suite = ET.SubElement(root, "testsuite", name=xml_text(model["name"]))
+        counts = dict.fromkeys(totals, 0)
+        for layer in model.get("layers") or []:
+            label = _layer_label(layer)
+            mine = [f for f in findings if f["model"] == model["name"] and f["layer"] == label]
+            codes = {f["code"] for f in mine}
+            extra = [
+                (c, c) for c in dict.fromkeys(f["code"] for f in mine) if c not in dict(CHECKS)
+            ]
+            for code, what in (*CHECKS, *extra):
+                case = ET.SubElement(
+                    suite,
+                    "testcase",
+                    classname=xml_text(f"{model['name']}.{label}"),
+                    name=xml_text(code),
+                    time="0",
+                )
+                counts["tests"] += 1
+                hits = [f for f in mine if f["code"] == code]
+                bad = [f for f in hits if f["severity"] in ("error", "warning")]
+                if bad:
+                    kind = "error" if any(f["severity"] == "error" for f in bad) else "failure"
+                    counts["errors" if kind == "error" else "failures"] += 1
+                    element = ET.SubElement(
+                        case,
+                        kind,
+                        type=xml_text(code),
+                        message=xml_text(bad[0]["message"]),
+                    )
+                    element.text = xml_text(
+                        "\n".join(f"{f['severity']}: {f['message']}" for f in bad)
+                        + f"\n(expected: {what})"
+                    )
+                    continue
+                reason = _skip_reason(code, layer, codes)
+                if reason is not None:
+                    counts["skipped"] += 1
+                    ET.SubElement(case, "skipped", type="skipped", message=xml_text(reason))
+                if hits:  # info findings: passed, with a note
+                    out = ET.SubElement(case, "system-out")
+                    out.text = xml_text("\n".join(f"info: {f['message']}" for f in hits))
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+        suite.set("time", "0")
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(totals[key]))
+    root.set("time", "0")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"

@@ -76,7 +76,7 @@ def _counting(log: list[int]) -> checkpoints.Runner:
 
     def run(units: Sequence[PointUnit]) -> Iterator[Any]:
         for u in units:
-            log.append(int(u.spec.path.stem.split("_")[1]))
+            log.extend(int(p.stem.split("_")[1]) for p in u.files)
         yield from serial(units)
 
     return run

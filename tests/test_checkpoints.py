@@ -178,6 +178,8 @@ def test_byte_identical_with_and_without_a_warm_cache_and_on_a_pool(
     # would not start by itself)
     monkeypatch.setattr("lstm_report.pipeline.POOL_MIN_CHECKPOINTS", 2)
     monkeypatch.setattr("lstm_report.checkpoints.POOL_MIN_SECONDS", 0.0)
+    # units of three consecutive checkpoints (7 would be units of one on 2 cores)
+    monkeypatch.setattr("lstm_report.checkpoints.unit_size", lambda count, jobs: 3)
     started: list[int] = []
     real = LocalPool.warm
     monkeypatch.setattr(

@@ -362,8 +362,10 @@ def test_a_run_that_kills_its_worker_fails_alone(
 
 
 def test_series_on_a_dask_cluster_and_the_local_pool(
-    ckpts: Path, tmp_path: Path, dask_scheduler: str
+    ckpts: Path, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # units of two consecutive checkpoints (these short series would be units of one)
+    monkeypatch.setattr(checkpoints, "unit_size", lambda count, jobs: 2)
     runs = tmp_path / "runs"
     for name, epochs in (("a", [1, 2, 3, 4, 5]), ("b", [3, 4, 5, 6, 7])):
         d = runs / name

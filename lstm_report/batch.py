@@ -536,10 +536,12 @@ def _execute(
                 continue
             p = checkpoints.plan(spec, cache, digest=plan.digest)
             series[unit.name].append(p)
-            for k in p.todo:
-                # "@" never occurs in a page name: no task key of a report can be the same
-                item = p.unit(k, f"{unit.name}@{spec.index}.{k}")
-                points[id(item)] = (unit.name, spec.index, k, p.paths[k])
+            # Runs of consecutive checkpoints, each file read once (the runs of a batch are
+            # spread over the workers too: a few units a run). "@" never occurs in a page
+            # name: no task key of a report can be the same.
+            size = checkpoints.unit_size(len(p.todo), 4)
+            for item in p.units(size, f"{unit.name}@{spec.index}"):
+                points[id(item)] = (unit.name, spec.index, item.start, p.paths[item.start])
                 engine.submit(checkpoints.run_unit, item, item.label)
                 waiting[unit.name] = waiting.get(unit.name, 0) + 1
         if not waiting.get(unit.name):
@@ -549,13 +551,16 @@ def _execute(
             landed(result if error is None else UnitResult(item.name, error=error))
             continue
         name, index, k, path = points.pop(id(item))
-        if error is not None or result.error is not None:
-            message = result.error if error is None else f"{path}: {error}"
-            failures.setdefault(name, {})[(index, k)] = message
+        if error is not None:
+            failures.setdefault(name, {})[(index, k)] = f"{path}: {error}"
         else:
-            entry = checkpoints.parse_entry(result.entry, result.key or "")
-            if entry is not None and result.key is not None:
-                cache.put(result.key, entry)
+            for key, raw in result.points:
+                entry = checkpoints.parse_entry(raw, key or "")
+                if entry is not None and key is not None:
+                    cache.put(key, entry)
+            if result.error is not None:
+                at = result.failed if result.failed is not None else k
+                failures.setdefault(name, {})[(index, at)] = result.error
         waiting[name] -= 1
         if waiting[name] == 0:
             cache.save()

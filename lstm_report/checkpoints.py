@@ -2,9 +2,12 @@
 
 Every checkpoint of a series (a model entry whose path is a glob or a list) is reduced to
 its per-gate figures (analysis.series: norms, the spectral radius of U_g, the median forget
-timescale, the relative change since the previous checkpoint). Each reduction is a work
-unit, ``PointUnit``: ``build`` runs them on a local pool (pools.LocalPool), ``batch`` on its
-engine (the local pool or Dask), and either runs them here when there are few.
+timescale, the relative change since the previous checkpoint). A work unit, ``PointUnit``,
+is a run of consecutive checkpoints that need reducing, read in turn, each once (plus the
+checkpoint before the run, for its first change): ``build`` runs them on a local pool
+(pools.LocalPool), ``batch`` on its engine (the local pool or Dask), and either runs them
+here when there are few. What a unit computes for a checkpoint does not depend on how the
+series was cut into units.
 
 A unit's result is cached, keyed by the sha256 of the checkpoint's bytes, the sha256 of the
 previous checkpoint's bytes (the relative change depends on it), lstm-report's version and
@@ -14,6 +17,11 @@ the list of every recurrent layer the checkpoint has. Entries are JSON, sealed w
 HMAC under this user's random key (lstm_report.cachekey), validated on reading (anything
 unexpected, or a wrong MAC: ignored and recomputed) and written atomically, never through a
 symbolic link.
+
+Beside the entries, the cache remembers each checkpoint's sha256 by its folder, name and
+``stat`` (size, modification and change times in ns, inode): a rerun hashes only files
+that are new or changed (a write changes the change time, which no user can set back),
+sealed the same way.
 """
 
 from __future__ import annotations
@@ -214,6 +222,12 @@ class Cache:
         self._failed: set[str] = set()
         """Keys whose entry failed authentication: checked again once rewritten."""
         self._warned: set[str] = set()
+        self._seen: dict[str, Entry | None] = {}
+        """Entries read (or found missing) in this run: each file read once."""
+        self._files: dict[str, dict[str, list[Any]]] = {}
+        """Known digests by folder: file name -> [*Stat, sha256]."""
+        self._changed: set[str] = set()
+        """Folders whose known digests changed since the last save."""
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
@@ -253,10 +267,59 @@ class Cache:
             return None
         if key in self._new:
             return self._new[key]
-        raw = self._raw.get(key)
-        if raw is None and self._usable():
-            raw = self._read(key)
-        return parse_entry(raw, key) if raw is not None else None
+        if key not in self._seen:
+            raw = self._raw.get(key)
+            if raw is None and self._usable():
+                raw = self._read(key)
+            self._seen[key] = parse_entry(raw, key) if raw is not None else None
+        return self._seen[key]
+
+    # -- known digests: a rerun hashes only new or changed files
+
+    def _files_path(self, folder: str) -> Path:
+        from lstm_report.cachekey import mac
+
+        assert self.folder is not None and self._secret is not None
+        # Named by a MAC of the folder: a published cache never shows a local path.
+        return self.folder / "files" / f"{mac(self._secret, folder.encode('utf-8'))[:40]}.stat"
+
+    def _known_in(self, folder: str) -> dict[str, list[Any]]:
+        if folder not in self._files:
+            self._files[folder] = {}
+            if self._usable():
+                self._files[folder] = _parse_files(self._read_sealed(self._files_path(folder)))
+        return self._files[folder]
+
+    def known_digest(self, path: Path, st: Stat) -> str | None:
+        """The sha256 of ``path`` noted earlier, if the file's ``stat`` is still ``st``."""
+        if self.folder is None:
+            return None
+        folder, name = os.path.split(os.path.abspath(path))
+        known = self._known_in(folder).get(name)
+        return known[4] if known is not None and tuple(known[:4]) == st else None
+
+    def note_digest(self, path: Path, st: Stat, digest: str) -> None:
+        """Remember ``path``'s sha256 for this ``stat`` (written by ``save``)."""
+        if self.folder is None:
+            return
+        folder, name = os.path.split(os.path.abspath(path))
+        known = self._known_in(folder)
+        if known.get(name) != [*st, digest]:
+            known[name] = [*st, digest]
+            self._changed.add(folder)
+
+    def _read_sealed(self, path: Path) -> Any:
+        from lstm_report.cachekey import unseal
+
+        assert self._secret is not None
+        stored = _read_bytes(path)
+        text = unseal(self._secret, stored) if stored is not None else None
+        if text is None:
+            return None
+        try:
+            return json.loads(text.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return None
 
     def _read(self, key: str) -> Any:
         from lstm_report.cachekey import unseal
@@ -292,7 +355,8 @@ class Cache:
 
         new, self._new = self._new, {}
         self._raw.update({k: entry_json(k, e) for k, e in new.items()})
-        if not new or not self._usable():
+        self._seen.update(new)
+        if (not new and not self._changed) or not self._usable():
             return
         assert self._secret is not None and self.folder is not None
         for k, e in new.items():
@@ -317,6 +381,56 @@ class Cache:
                     "was rewritten (something else writes into the cache?); its figures "
                     "are computed on every run",
                 )
+        self._save_files()
+
+    def _save_files(self) -> None:
+        from lstm_report.cachekey import seal
+        from lstm_report.write import write_files
+
+        assert self._secret is not None
+        changed, self._changed = self._changed, set()
+        for folder in sorted(changed):
+            path = self._files_path(folder)
+            if _link_below(self.root, path.parent) is not None:
+                continue
+            text = json.dumps({"format": FORMAT, "files": self._files[folder]}, sort_keys=True)
+            try:
+                write_files([(path, seal(self._secret, text))])
+            except LstmReportError:
+                return  # only a rerun's speed depends on it (the entries warn)
+
+
+Stat = tuple[int, int, int, int]
+"""What tells that a file changed: size, modification and change times in ns, inode."""
+
+
+def file_stat(path: Path) -> Stat | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _parse_files(raw: Any) -> dict[str, list[Any]]:
+    """The known digests of a folder's files, if ``raw`` is well formed; else none."""
+    if not isinstance(raw, dict) or set(raw) != {"format", "files"} or raw["format"] != FORMAT:
+        return {}
+    files = raw["files"]
+    if not isinstance(files, dict):
+        return {}
+    for name, row in files.items():
+        if not (
+            isinstance(name, str)
+            and isinstance(row, list)
+            and len(row) == 5
+            and all(type(v) is int for v in row[:4])
+            and isinstance(row[4], str)
+            and len(row[4]) == 64
+            and all(c in "0123456789abcdef" for c in row[4])
+        ):
+            return {}
+    return files
 
 
 def _link_below(root: Path | None, path: Path) -> Path | None:
@@ -362,22 +476,39 @@ def default_folder() -> Path:
 
 @dataclass(frozen=True)
 class PointUnit:
-    """One checkpoint to reduce, in a worker: everything it needs (no file of ours)."""
+    """A run of consecutive checkpoints to reduce, in a worker: everything it needs (no
+    file of ours). Each file is read once, in turn, the one before it kept for its change."""
 
     spec: ModelSpec
-    """The model entry, its ``path`` this checkpoint (how to read it, which layers)."""
+    """The model entry, its ``path`` the run's first checkpoint (how to read it, which
+    layers)."""
     previous: Path | None
+    """The checkpoint before the run (read for the first one's change), or None."""
     first: bool
+    """Whether the run starts the series."""
     version: str
     label: str = ""
-    """The run and checkpoint, for Dask's task names."""
+    """The run and checkpoints, for Dask's task names."""
+    paths: tuple[Path, ...] = ()
+    """The run's checkpoints, in order (none: just ``spec.path``)."""
+    start: int = 0
+    """The index of the run's first checkpoint in its series."""
+    known: tuple[tuple[Stat, str] | None, ...] = ()
+    """For ``previous`` (if any) and each of ``paths``: the stat and sha256 the plan saw;
+    a file whose stat is still that is not hashed again."""
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return self.paths or (self.spec.path,)
 
 
 @dataclass(frozen=True)
 class PointResult:
-    key: str | None = None
-    entry: dict[str, Any] | None = None
+    points: tuple[tuple[str | None, dict[str, Any]], ...] = ()
+    """(key, entry in JSON form) of each checkpoint of the unit, in order, up to a failure."""
     error: str | None = None
+    failed: int | None = None
+    """The series index of the checkpoint that could not be reduced (with ``error``)."""
     traceback: str | None = None
 
 
@@ -419,32 +550,65 @@ def same_version(version: str) -> None:
 
 
 def run_unit(unit: PointUnit) -> PointResult:
-    """Read one checkpoint (and the one before it) and reduce it, in a worker; never raises."""
+    """Read a run of checkpoints (and the one before it) and reduce them, in a worker;
+    never raises: a failure ends the unit, with the figures computed so far."""
     import traceback
     import warnings
 
+    done: list[tuple[str | None, dict[str, Any]]] = []
+    at = [unit.start]
     with ONE_AT_A_TIME:
         try:
             same_version(unit.version)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return _run(unit)
+                done.extend(_run(unit, at))
+                return PointResult(tuple(done))
         except Exception as exc:
-            return PointResult(error=unit_error(exc), traceback=traceback.format_exc())
+            return PointResult(
+                tuple(done), unit_error(exc), failed=at[0], traceback=traceback.format_exc()
+            )
 
 
-def _run(unit: PointUnit) -> PointResult:
-    """run_unit's work; raises the reader's own errors."""
+def _run(
+    unit: PointUnit, at: list[int] | None = None
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """run_unit's work: the (key, entry) of each checkpoint in turn, computed before the
+    next is read; raises the reader's own errors. ``at[0]``: the series index of the
+    checkpoint being read (the one before the run: ``start - 1``)."""
+    at = at if at is not None else [0]
+    spec = unit.spec
+    known = list(unit.known)
+    before = before_digest = None
+    if unit.previous is not None:
+        at[0] = unit.start - 1
+        before, before_digest = _read_one(spec, unit.previous, known.pop(0) if known else None)
+    for j, path in enumerate(unit.files):
+        at[0] = unit.start + j
+        weights, digest = _read_one(spec, path, known[j] if j < len(known) else None)
+        entry = reduce(weights, before, wanted_layers(spec, weights.lstms))
+        first = unit.first and j == 0
+        key = point_key(spec, digest, before_digest, first)
+        yield key, entry_json(key or "", entry)
+        before, before_digest = weights, digest
+
+
+def _read_one(
+    spec: ModelSpec, path: Path, known: tuple[Stat, str] | None
+) -> tuple[Any, str | None]:
+    """A checkpoint's weights, and the sha256 of the bytes read: the plan's when the file's
+    stat is what the plan saw, else hashed here; None when the file changed while read
+    (its figures are then not cached)."""
     from lstm_report.readers import read_model
 
-    spec = unit.spec
-    digest = file_digest(spec.path)
-    before_digest = file_digest(unit.previous) if unit.previous is not None else None
-    before = read_model(replace(spec, path=unit.previous)) if unit.previous is not None else None
-    weights = read_model(spec)
-    entry = reduce(weights, before, wanted_layers(spec, weights.lstms))
-    key = point_key(spec, digest, before_digest, unit.first)
-    return PointResult(key, entry_json(key or "", entry))
+    st = file_stat(path)
+    weights = read_model(replace(spec, path=path))
+    if st is None or file_stat(path) != st:
+        return weights, None
+    if known is not None and known[0] == st:
+        return weights, known[1]
+    digest = file_digest(path)
+    return weights, digest if file_stat(path) == st else None
 
 
 def unit_error(exc: BaseException) -> str:
@@ -461,6 +625,30 @@ def unit_error(exc: BaseException) -> str:
 # -- a series, in the process that builds the report --------------------------------------
 
 
+UNIT_MAX = 32
+"""Checkpoints in a unit at most, on a pool: a unit re-reads the checkpoint before it, and
+smaller units spread better over the workers."""
+
+
+def unit_size(count: int, jobs: int) -> int:
+    """How many checkpoints a unit holds when ``count`` are to be reduced on ``jobs``
+    workers: about four units a worker (the last ones to finish are short), at most
+    UNIT_MAX."""
+    return max(1, min(UNIT_MAX, math.ceil(count / (4 * max(1, jobs)))))
+
+
+def runs(todo: Sequence[int], size: int | None = None) -> list[tuple[int, int]]:
+    """The units' (start, stop) ranges: the runs of consecutive indices of ``todo``
+    (sorted), each cut into pieces of at most ``size`` (None: not cut)."""
+    out: list[tuple[int, int]] = []
+    for k in todo:
+        if out and out[-1][1] == k and (size is None or k - out[-1][0] < size):
+            out[-1] = (out[-1][0], k + 1)
+        else:
+            out.append((k, k + 1))
+    return out
+
+
 @dataclass(frozen=True)
 class Plan:
     """A series' checkpoints, their keys, and which need a unit."""
@@ -469,23 +657,46 @@ class Plan:
     paths: tuple[Path, ...]
     keys: tuple[str | None, ...]
     todo: tuple[int, ...]
+    known: tuple[tuple[Stat, str] | None, ...] = ()
+    """Each checkpoint's stat and sha256 as hashed (or remembered) by the plan."""
 
-    def unit(self, k: int, label: str = "") -> PointUnit:
-        prev = self.paths[k - 1] if k else None
-        return PointUnit(replace(self.spec, path=self.paths[k]), prev, k == 0, __version__, label)
+    def unit(self, start: int, stop: int, label: str = "") -> PointUnit:
+        """The unit of checkpoints ``start`` to ``stop - 1``."""
+        prev = self.paths[start - 1] if start else None
+        known = self.known[start - 1 if start else 0 : stop] if self.known else ()
+        return PointUnit(
+            replace(self.spec, path=self.paths[start]),
+            prev,
+            start == 0,
+            __version__,
+            label,
+            self.paths[start:stop],
+            start,
+            known,
+        )
+
+    def units(self, size: int | None = None, label: str = "") -> list[PointUnit]:
+        """The units of ``todo``: runs of consecutive checkpoints of at most ``size``;
+        ``label`` + ``.start`` names each."""
+        return [self.unit(a, b, f"{label}.{a}" if label else "") for a, b in runs(self.todo, size)]
 
 
 def plan(
     spec: ModelSpec,
     cache: Cache | None,
     wanted: Iterable[LayerId] | None = None,
-    digest: Callable[[Path], str | None] = file_digest,
+    digest: Callable[[Path], str | None] | Digests = file_digest,
 ) -> Plan:
     """Hash every checkpoint and look it up. ``wanted``: the layers the report shows (None:
     those the config names, as a unit computes them)."""
     assert spec.series is not None
     paths = tuple(spec.series)
-    digests = [digest(p) for p in paths]
+    known: tuple[tuple[Stat, str] | None, ...] = ()
+    if isinstance(digest, Digests):
+        known = tuple(digest.known(p) for p in paths)
+        digests = [k[1] if k is not None else None for k in known]
+    else:
+        digests = [digest(p) for p in paths]
     keys = tuple(
         point_key(spec, d, digests[k - 1] if k else None, k == 0) for k, d in enumerate(digests)
     )
@@ -502,7 +713,7 @@ def plan(
         )
         if entry.missing(need):
             todo.append(k)
-    return Plan(spec, paths, keys, tuple(todo))
+    return Plan(spec, paths, keys, tuple(todo), known)
 
 
 Runner = Callable[[Sequence[PointUnit]], Iterator[tuple[PointUnit, PointResult | None, str | None]]]
@@ -511,10 +722,10 @@ Runner = Callable[[Sequence[PointUnit]], Iterator[tuple[PointUnit, PointResult |
 def serial(
     units: Sequence[PointUnit],
 ) -> Iterator[tuple[PointUnit, PointResult | None, str | None]]:
-    """Units in this process, in order (each reads its checkpoint and the one before); the
-    first error is raised as it is."""
+    """Units in this process, in order (each reads its checkpoints in turn); the first
+    error is raised as it is."""
     for u in units:
-        yield u, _run(u), None
+        yield u, PointResult(tuple(_run(u))), None
 
 
 def pooled(pool: LocalPool) -> Runner:
@@ -541,29 +752,44 @@ def warm_up() -> None:
 
 def estimate(layers: Sequence[LSTMWeights], count: int) -> float:
     """Seconds on one core for ``count`` checkpoints of these layers: an eigenvalue problem
-    per gate (about 26 ms for 256 units, cubic), plus reading two files."""
+    per gate (about 26 ms for 256 units, cubic), plus reading a file."""
     per = sum(
         (4 if w.cell_kind == "LSTM" else 3) * w.recurrent_kernel.shape[0] ** 3 * 1.5e-9
         for w in layers
     )
-    return count * (per + 0.03)
+    return count * (per + 0.015)
 
 
 class Digests:
-    """sha256 of files, each hashed once per build (by path, size and modification time)."""
+    """sha256 of files, each hashed once per build (by path and stat), and not at all when
+    ``cache`` remembers it for the file's stat (a rerun hashes only new or changed files)."""
 
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, int, int], str | None] = {}
+    def __init__(self, cache: Cache | None = None) -> None:
+        self.cache = cache
+        self._seen: dict[tuple[str, Stat], str | None] = {}
 
     def __call__(self, path: Path) -> str | None:
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
+        known = self.known(path)
+        return known[1] if known is not None else None
+
+    def known(self, path: Path) -> tuple[Stat, str] | None:
+        """The file's stat and the sha256 of its bytes, or None (not a readable regular
+        file, or one that changed while it was hashed)."""
+        st = file_stat(path)
+        if st is None:
             return None
-        ident = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+        ident = (os.path.abspath(path), st)
         if ident not in self._seen:
-            self._seen[ident] = file_digest(path)
-        return self._seen[ident]
+            digest = self.cache.known_digest(path, st) if self.cache is not None else None
+            if digest is None:
+                digest = file_digest(path)
+                if digest is not None and file_stat(path) != st:
+                    digest = None  # written to while hashed: hashed again next time
+                if digest is not None and self.cache is not None:
+                    self.cache.note_digest(path, st, digest)
+            self._seen[ident] = digest
+        digest = self._seen[ident]
+        return (st, digest) if digest is not None else None
 
 
 def series_points(
@@ -571,45 +797,53 @@ def series_points(
     keep: Sequence[LayerId],
     cache: Cache | None,
     runner: Runner,
-    digest: Callable[[Path], str | None] = file_digest,
+    digest: Callable[[Path], str | None] | Digests = file_digest,
+    jobs: int | None = None,
 ) -> tuple[Checkpoint, ...]:
     """The figures of every checkpoint of ``spec``'s series, from the cache or computed by
-    ``runner``; new figures go into the cache. Raises the error of the first checkpoint
-    (in series order) that could not be reduced."""
+    ``runner`` in units of consecutive checkpoints (sized for ``jobs`` workers; None: each
+    run of checkpoints to compute is one unit); new figures go into the cache. Raises the
+    error of the first checkpoint (in series order) that could not be reduced."""
     p = plan(spec, cache, keep, digest)
+    size = unit_size(len(p.todo), jobs) if jobs is not None else None
     store = cache if cache is not None else Cache()
     failed: dict[int, str] = {}
-    units = [p.unit(k) for k in p.todo]
-    index = {id(u): k for u, k in zip(units, p.todo)}
     found: dict[int, Entry] = {}
-    for unit, result, error in runner(units):
-        k = index[id(unit)]
-        if error is not None or result is None or result.error is not None:
-            failed[k] = error or (result.error if result is not None else None) or "failed"
-            continue
-        entry = parse_entry(result.entry, result.key or "")
-        if entry is None:
-            failed[k] = "internal error: a checkpoint's figures did not come back whole"
-            continue
-        found[k] = entry
-        if result.key is not None:  # the key of the bytes the unit read
-            store.put(result.key, entry)
+    for unit, result, error in runner(p.units(size)):
+        for j, (key, raw) in enumerate(result.points if result is not None else ()):
+            entry = parse_entry(raw, key or "")
+            if entry is None:
+                failed[unit.start + j] = (
+                    "internal error: a checkpoint's figures did not come back whole"
+                )
+                break
+            found[unit.start + j] = entry
+            if key is not None:  # the key of the bytes the unit read
+                store.put(key, entry)
+        if error is not None or result is None:
+            failed[unit.start] = error or "failed"
+        elif result.error is not None:
+            failed[result.failed if result.failed is not None else unit.start] = result.error
     if failed:
         store.save()
         first = min(failed)
         message = failed[first]
         if message == _worker_died():
-            message = f"{p.paths[first]}: {message}"
+            message = f"{p.paths[max(first, 0)]}: {message}"
         raise _Failed(message)
     store.save()
     out = []
     wanted = set(keep)
+    # never a local absolute path (the page is published): as ModelSpec.shown_path says,
+    # looked up once rather than once per checkpoint
+    shown = dict(zip(p.paths, spec.shown))
     for k, path in enumerate(p.paths):
         entry = found.get(k) or store.get(p.keys[k])
         assert entry is not None
         layers = tuple(entry.points[x] for x in entry.layers if x in wanted)
-        shown = spec.shown_path(path)  # never a local absolute path (the page is published)
-        out.append(Checkpoint(path=shown, label=checkpoint_label(path), layers=layers))
+        out.append(
+            Checkpoint(path=shown.get(path, path.name), label=checkpoint_label(path), layers=layers)
+        )
     return tuple(out)
 
 

@@ -121,7 +121,8 @@ def build_report(
     from lstm_report.checkpoints import Digests
 
     check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
-    points, digests = _checkpoint_cache(cache), Digests()
+    points = _checkpoint_cache(cache)
+    digests = Digests(points)  # remembered in the cache: a rerun hashes only new files
     with _checkpoint_pool(cfg, processes, points, digests) as pool:
         return _build(cfg, outputs, Run(say, points, pool, digests), loaded, generated)
 
@@ -466,8 +467,9 @@ def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) ->
 def _file_series(
     analysed: ModelAnalysis, spec: ModelSpec, wanted: Collection[str], run: Run
 ) -> tuple[Series, dict[str, Side]]:
-    """The figures of every checkpoint of a series of files (cached, or computed one
-    checkpoint a unit, on a pool when there are many), and the checkpoints comparisons name."""
+    """The figures of every checkpoint of a series of files (cached, or computed in units of
+    consecutive checkpoints, on a pool when there are many), and the checkpoints
+    comparisons name."""
     from lstm_report.analysis.series import Series
     from lstm_report.checkpoints import (
         POOL_MIN_SECONDS,
@@ -483,11 +485,14 @@ def _file_series(
     assert spec.series is not None
     keep = [(la.weights.name, la.weights.direction) for la in analysed.layers]
     runner: Runner = serial
+    jobs = None  # in this process: each run of checkpoints to compute is one unit
     if run.pool is not None:
         cost = estimate([la.weights for la in analysed.layers], len(spec.series))
         if cost >= POOL_MIN_SECONDS:
             runner = pooled(run.pool)
-    points = series_points(spec, keep, run.cache, runner, run.digests or file_digest)
+            jobs = run.pool.jobs
+    digest = run.digests or file_digest
+    points = series_points(spec, keep, run.cache, runner, digest, jobs)
     kept: dict[str, Side] = {}
     for c, path in zip(points, spec.series):
         key = f"{analysed.name}@{c.label}"

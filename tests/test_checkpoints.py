@@ -76,7 +76,7 @@ def _counting(log: list[int]) -> checkpoints.Runner:
 
     def run(units: Sequence[PointUnit]) -> Iterator[Any]:
         for u in units:
-            log.append(int(u.spec.path.stem.split("_")[1]))
+            log.extend(int(p.stem.split("_")[1]) for p in u.files)
         yield from serial(units)
 
     return run
@@ -178,6 +178,8 @@ def test_byte_identical_with_and_without_a_warm_cache_and_on_a_pool(
     # would not start by itself)
     monkeypatch.setattr("lstm_report.pipeline.POOL_MIN_CHECKPOINTS", 2)
     monkeypatch.setattr("lstm_report.checkpoints.POOL_MIN_SECONDS", 0.0)
+    # units of three consecutive checkpoints (7 would be units of one on 2 cores)
+    monkeypatch.setattr("lstm_report.checkpoints.unit_size", lambda count, jobs: 3)
     started: list[int] = []
     real = LocalPool.warm
     monkeypatch.setattr(
@@ -360,8 +362,10 @@ def test_a_run_that_kills_its_worker_fails_alone(
 
 
 def test_series_on_a_dask_cluster_and_the_local_pool(
-    ckpts: Path, tmp_path: Path, dask_scheduler: str
+    ckpts: Path, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # units of two consecutive checkpoints (these short series would be units of one)
+    monkeypatch.setattr(checkpoints, "unit_size", lambda count, jobs: 2)
     runs = tmp_path / "runs"
     for name, epochs in (("a", [1, 2, 3, 4, 5]), ("b", [3, 4, 5, 6, 7])):
         d = runs / name
@@ -607,3 +611,161 @@ def test_cli_says_once_that_the_cache_cannot_be_written(
     assert main(["build", str(cfg), "-o", str(tmp_path / "r.html")]) == 0
     lines = [x for x in capsys.readouterr().err.splitlines() if "checkpoint cache" in x]
     assert len(lines) == 1 and lines[0].startswith("warning: cannot write"), lines
+
+
+# --- issue 27: units of consecutive checkpoints, each file read once ---------------------
+
+
+def test_units_are_runs_of_consecutive_checkpoints() -> None:
+    from lstm_report.checkpoints import Plan, runs, unit_size
+
+    assert runs([0, 1, 2, 4, 5, 7]) == [(0, 3), (4, 6), (7, 8)]
+    assert runs([0, 1, 2, 3, 4, 6], 2) == [(0, 2), (2, 4), (4, 5), (6, 7)]
+    assert runs([]) == [] and runs([3], 1) == [(3, 4)]
+    assert unit_size(500, 2) == 32 and unit_size(40, 2) == 5 and unit_size(1, 8) == 1
+    paths = tuple(Path(f"epoch_{k}.keras") for k in range(6))
+    spec = load_config_text("models:\n  - path: [a.keras, b.keras]\n")
+    known = tuple(((k, k, k, k), f"{k:064x}") for k in range(6))
+    p = Plan(spec, paths, (None,) * 6, (0, 1, 3, 4, 5), known)
+    first, second, third = p.units(2, "run@0")
+    assert (first.start, first.files, first.previous, first.first) == (0, paths[:2], None, True)
+    assert first.known == known[:2] and first.label == "run@0.0"
+    # the second run starts after a cached checkpoint: it reads that one for its change
+    assert (second.start, second.files, second.previous, second.first) == (
+        3,
+        paths[3:5],
+        paths[2],
+        False,
+    )
+    assert second.known == known[2:5]
+    assert (third.start, third.files, third.previous, third.known) == (
+        5,
+        paths[5:],
+        paths[4],
+        known[4:],
+    )
+    assert [u.files for u in p.units()] == [paths[:2], paths[3:]]
+
+
+def load_config_text(text: str) -> Any:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "c.yaml").write_text(text)
+        return load_config(Path(d) / "c.yaml").models[0]
+
+
+class _Reads:
+    """The real reader and hasher, counting what each reads (by file name)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from lstm_report import readers
+
+        self.models: list[str] = []
+        self.hashes: list[str] = []
+        read_model, file_digest = readers.read_model, checkpoints.file_digest
+
+        def counted_read(spec: Any, *a: Any, **kw: Any) -> Any:
+            self.models.append(spec.path.name)
+            return read_model(spec, *a, **kw)
+
+        def counted_digest(path: Path) -> Any:
+            self.hashes.append(Path(path).name)
+            return file_digest(path)
+
+        monkeypatch.setattr(readers, "read_model", counted_read)
+        monkeypatch.setattr(checkpoints, "file_digest", counted_digest)
+
+    def clear(self) -> None:
+        self.models.clear()
+        self.hashes.clear()
+
+
+def _reference(cfg: Path) -> list[Any]:
+    """Each checkpoint's figures on its own: read it and the one before, reduce."""
+    from dataclasses import replace
+
+    from lstm_report.analysis.series import checkpoint_figures
+    from lstm_report.readers import read_model
+
+    spec = load_config(cfg).models[0]
+    assert spec.series is not None
+    out, before = [], None
+    for path in spec.series:
+        weights = read_model(replace(spec, path=path))
+        out.append(
+            checkpoint_figures(path, weights, before, {("enc", "forward"), ("dec", "forward")})
+        )
+        before = weights
+    return [c.layers for c in out]
+
+
+def test_each_checkpoint_is_read_once_and_a_rerun_hashes_only_the_new_one(
+    ckpts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2, 3, 4, 5, 6])
+    expected = _reference(cfg)
+    folder = tmp_path / "cache"
+    keep = [("enc", "forward"), ("dec", "forward")]
+    reads = _Reads(monkeypatch)
+    spec = load_config(cfg).models[0]
+    names = [f"epoch_{e}.keras" for e in range(1, 7)]
+
+    # one process: one unit, every file read once and hashed once
+    cache = Cache(folder)
+    cold = series_points(spec, keep, cache, serial, checkpoints.Digests(cache))
+    assert [c.layers for c in cold] == expected
+    assert sorted(reads.models) == sorted(names) and sorted(reads.hashes) == sorted(names)
+
+    # cut into units of two (as on a pool): only each unit's predecessor is read again,
+    # and the figures are the same floats
+    reads.clear()
+    cut = series_points(spec, keep, None, serial, checkpoints.file_digest, jobs=1)
+    assert cut == cold
+    assert sorted(reads.models) == sorted(names + ["epoch_2.keras", "epoch_4.keras"])
+
+    # a rerun in a new process (new cache and digests) after one more checkpoint: nothing
+    # is hashed but the new file (the cache remembers the others' digests by their stat),
+    # and only it and its predecessor are read
+    shutil.copy(ckpts / "epoch_7.keras", cfg.parent / "epoch_7.keras")
+    reads.clear()
+    cache = Cache(folder)
+    again = series_points(spec_of(cfg), keep, cache, serial, checkpoints.Digests(cache))
+    assert again[:6] == cold
+    assert reads.hashes == ["epoch_7.keras"]
+    assert reads.models == ["epoch_6.keras", "epoch_7.keras"]
+
+    # a file rewritten in place, its size and modification time put back: its change time
+    # tells, and it is hashed (and reduced) again
+    path = cfg.parent / "epoch_3.keras"
+    st = path.stat()
+    path.write_bytes((ckpts / "epoch_4.keras").read_bytes()[: st.st_size].ljust(st.st_size, b"\0"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    reads.clear()
+    cache = Cache(folder)
+    assert checkpoints.Digests(cache)(path) != checkpoints.file_digest(ckpts / "epoch_3.keras")
+    assert reads.hashes == ["epoch_3.keras", "epoch_3.keras"]
+
+
+def spec_of(cfg: Path) -> Any:
+    return load_config(cfg).models[0]
+
+
+def test_remembered_digests_are_sealed_and_name_no_path(ckpts: Path, tmp_path: Path) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2])
+    folder = tmp_path / "cache"
+    cache = Cache(folder)
+    digests = checkpoints.Digests(cache)
+    true = digests(cfg.parent / "epoch_1.keras")
+    digests(cfg.parent / "epoch_2.keras")
+    cache.save()
+    (stored,) = (folder / "files").iterdir()
+    assert str(cfg.parent) not in stored.name and "run" not in stored.name
+    # a digest changed in the file, its MAC not renewed: not believed, the file is hashed
+    text = stored.read_text()
+    assert true in text
+    stored.write_text(text.replace(true, "0" * 64))
+    cache = Cache(folder)
+    st = checkpoints.file_stat(cfg.parent / "epoch_1.keras")
+    assert st is not None and cache.known_digest(cfg.parent / "epoch_1.keras", st) is None
+    assert checkpoints.Digests(cache)(cfg.parent / "epoch_1.keras") == true

@@ -11,7 +11,7 @@ import numpy as np
 
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.findings import layer_findings
-from lstm_report.analysis.importance import occlusion_importance
+from lstm_report.analysis.importance import occlusion_importance, sequences_for_work
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import PARALLEL_MIN, gate_spectra, spectra_jobs, spectra_pool
@@ -268,16 +268,26 @@ def measured_importance(
         labels = tuple(names)
     else:
         labels = tuple(f"x{j}" for j in range(features))
+    cap = sequences_for_work(
+        [w.cell for w in weights.lstms], probe.shape[0], probe.shape[1], features
+    )
     if run_model is not None:
         try:
             imp = occlusion_importance(
-                lambda x: run_model(None, x), probe, labels, target="model_output"
+                lambda x: run_model(None, x),
+                probe,
+                labels,
+                target="model_output",
+                max_sequences=cap,
             )
             return imp, None
         except LstmReportError:
             pass  # fall back to the last layer's output, in numpy
     try:
-        return occlusion_importance(forward, probe, labels, target="lstm_output", layer=last), None
+        imp = occlusion_importance(
+            forward, probe, labels, target="lstm_output", layer=last, max_sequences=cap
+        )
+        return imp, None
     except _Unreachable:
         return None, f"the input of LSTM {last!r} cannot be computed in numpy"
 

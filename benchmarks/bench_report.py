@@ -2,6 +2,12 @@
 
     python benchmarks/bench_report.py            # everything (a few minutes)
     python benchmarks/bench_report.py --quick    # skip the 2048-unit scaling row
+    python benchmarks/bench_report.py --pairs 5  # issue 27: report against a Keras load
+
+--pairs N: for 2×LSTM(1024) over 256 inputs and 2×LSTM(2048) over 64 inputs, a bare
+`import keras` + `load_model` and the report of the same file, alternated N times; prints
+the medians of wall and CPU time (user + system of the child) and the peak memory, and
+the ratios. Prints the load average with them: on a shared machine the wall ratio is noise.
 
 Every timing is the wall time of a fresh process (as a user runs it), best of --repeat.
 Peak memory is the child's maximum resident set size. Models are built with Keras in a
@@ -44,6 +50,63 @@ def run(cmd: list[str], repeat: int) -> tuple[float, int]:
     return best, peak
 
 
+def measure(cmd: list[str]) -> tuple[float, float, int]:
+    """One fresh run: wall seconds, CPU seconds (user + system) and peak RSS (KiB)."""
+    wrapper = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+        "dt = time.perf_counter() - t\n"
+        "if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(dt, u.ru_utime + u.ru_stime, u.ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, env=ENV
+    )
+    if out.returncode:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr}")
+    dt, cpu, rss = out.stdout.split()
+    return float(dt), float(cpu), int(rss)
+
+
+def pairs(n: int, tmp: Path, cli: list[str]) -> None:
+    """Issue 27, targets 1 and 2: the report against a bare Keras load, alternated n times."""
+    import statistics
+
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()} at the start\n")
+    print(
+        "| model | weights | Keras load wall / CPU / peak | report wall / CPU / peak "
+        "| wall × | CPU × | peak × weights |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for units, inputs in ((1024, 256), (2048, 64)):
+        path = tmp / f"pair{units}.keras"
+        params = build_model(path, units, 2, inputs)
+        (tmp / f"pair{units}.yaml").write_text(f"models: [{path}]\n")
+        load = [
+            sys.executable,
+            "-c",
+            f"import keras; keras.saving.load_model(r'{path}', compile=False)",
+        ]
+        report = [*cli, "build", str(tmp / f"pair{units}.yaml"), "-o", str(tmp / "pair.html"), "-q"]
+        ks, rs = [], []
+        for _ in range(n):
+            ks.append(measure(load))
+            rs.append(measure(report))
+        k = [statistics.median(v) for v in zip(*ks)]
+        r = [statistics.median(v) for v in zip(*rs)]
+        mib = params * 4 / 2**20
+        print(
+            f"| 2×LSTM({units}) over {inputs} inputs, {params:,} parameters | {mib:.0f} MiB "
+            f"| {k[0]:.2f} s / {k[1]:.2f} s / {k[2] / 1024:.0f} MiB "
+            f"| {r[0]:.2f} s / {r[1]:.2f} s / {r[2] / 1024:.0f} MiB "
+            f"| {r[0] / k[0]:.2f} | {r[1] / k[1]:.2f} | {r[2] / 1024 / mib:.2f} |",
+            flush=True,
+        )
+    print(f"\nmedians of {n} alternating pairs; load average {os.getloadavg()} at the end")
+
+
 def build_model(path: Path, units: int, layers: int, input_dim: int, steps: int = 50) -> int:
     code = f"""
 import keras
@@ -63,9 +126,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pairs", type=int, default=0, help="issue 27's side-by-side only")
     a = ap.parse_args()
     cli = [sys.executable, "-m", "lstm_report"]
     tmp = Path(tempfile.mkdtemp(prefix="lstm-report-bench-"))
+    if a.pairs:
+        pairs(a.pairs, tmp, cli)
+        return
     demo = Path(__file__).resolve().parent.parent / "configs" / "demo" / "demo_lstm.keras"
 
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}\n")

@@ -534,6 +534,9 @@ class InputImportance:
     """Token models: each token's effect (``name`` the token), largest first, at most 20."""
     pad_token: int | None = None
     """Token models: the id every occluded token (or step) is replaced by."""
+    probe_sequences: int | None = None
+    """The probe's sequences; more than ``sequences`` where fewer were used to keep the
+    occlusion within its work budget (importance.sequences_for_work)."""
 
 
 # --- across training: comparisons and checkpoint series ---------------------------------

@@ -285,6 +285,7 @@ def importance_json(imp: InputImportance | None) -> dict[str, Any] | None:
             {"token": f.name, "value": f.value, "low": f.low, "high": f.high} for f in imp.per_token
         ],
         "pad_token": imp.pad_token,
+        "probe_sequences": imp.probe_sequences,
     }
 
 

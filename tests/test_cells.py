@@ -257,3 +257,32 @@ def test_cell_weights_validate_themselves() -> None:
         replay(lstm, np.zeros((1, 2, 5)))
     with pytest.raises(AnalysisError, match="has no Keras layout"):
         _lstm_cell(rng, 2, 3, proj=2).keras_arrays()
+
+
+def test_flat_matmul_is_the_stacked_product_for_any_layout() -> None:
+    from lstm_report.cells import flat_matmul
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(5, 7))
+    for x in (
+        rng.normal(size=(3, 4, 5)),
+        rng.normal(size=(4, 3, 5)).transpose(1, 0, 2),  # not C-contiguous
+        rng.normal(size=(2, 5)),
+    ):
+        got = flat_matmul(x, w)
+        assert got.shape == x.shape[:-1] + (7,)
+        np.testing.assert_allclose(got, np.einsum("...k,km->...m", x, w), rtol=1e-12)
+
+
+def test_replay_of_a_transposed_recurrent_matrix_is_the_same() -> None:
+    # PyTorch's U is weight_hh.T, a transposed view: replay makes it C order first (speed);
+    # the trace is that of the same values laid out in C order.
+    from lstm_report.cells import from_keras, replay
+
+    rng = np.random.default_rng(1)
+    k = rng.normal(0, 0.4, (3, 24)).astype(np.float32)
+    u_t = rng.normal(0, 0.3, (24, 6)).astype(np.float32)
+    x = rng.normal(size=(4, 5, 3)).astype(np.float32)
+    a = replay(from_keras("LSTM", k, u_t.T, None, name="a"), x)
+    b = replay(from_keras("LSTM", k, np.ascontiguousarray(u_t.T), None, name="b"), x)
+    np.testing.assert_array_equal(a.h, b.h)

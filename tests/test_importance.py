@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from lstm_report import build_report
-from lstm_report.analysis.importance import bootstrap_interval, occlusion_importance
+from lstm_report.analysis import importance
+from lstm_report.analysis.importance import (
+    bootstrap_interval,
+    occlusion_importance,
+    sequences_for_work,
+)
+from lstm_report.cells import from_keras, replay
 from tests.conftest import write_config
 
 
@@ -35,6 +41,62 @@ def test_occlusion_of_a_linear_model_by_hand() -> None:
     by_step = [np.mean((3.0 * (x[:, t, 0] - mean0)) ** 2) for t in range(5)]
     assert imp.per_step == pytest.approx(by_step, rel=1e-5)
     assert imp.sequences == 40 and imp.method == "occlusion"
+
+
+def test_occluded_copies_go_through_the_model_together_with_the_same_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A real (numpy) LSTM, nonlinear in its inputs: the batched calls give the values of
+    # one call per occluded copy, computed here by hand, in fewer calls.
+    rng = np.random.default_rng(3)
+    cell = from_keras(
+        "LSTM",
+        rng.normal(0, 0.5, (3, 16)).astype(np.float32),
+        rng.normal(0, 0.3, (4, 16)).astype(np.float32),
+        np.zeros(16, np.float32),
+        name="l",
+    )
+    x = rng.normal(size=(10, 6, 3)).astype(np.float32)
+    calls: list[int] = []
+
+    def forward(v: np.ndarray) -> np.ndarray:
+        calls.append(v.shape[0])
+        return replay(cell, v, dtype=np.float64).h[:, -1]
+
+    monkeypatch.setattr(importance, "BATCH", 40)  # 4 copies of 10 sequences per call
+    imp = occlusion_importance(forward, x, ["a", "b", "c"], target="lstm_output", layer="l")
+    assert calls == [40, 40, 20]  # 1 + 3 features + 6 steps = 10 copies
+    base = replay(cell, x, dtype=np.float64).h[:, -1]
+    mean = x.mean(axis=(0, 1))
+    for j, f in enumerate(imp.features):
+        z = x.copy()
+        z[:, :, j] = mean[j]
+        change = np.mean((replay(cell, z, dtype=np.float64).h[:, -1] - base) ** 2, axis=1)
+        assert f.value == pytest.approx(change.mean(), rel=1e-9)
+    for t, v in enumerate(imp.per_step):
+        z = x.copy()
+        z[:, t, :] = mean
+        change = np.mean((replay(cell, z, dtype=np.float64).h[:, -1] - base) ** 2, axis=1)
+        assert v == pytest.approx(change.mean(), rel=1e-9)
+
+
+def test_sequences_for_work_caps_large_layers_and_keeps_small_probes_whole() -> None:
+    def lstm(units: int, inputs: int) -> Any:
+        z = np.zeros((inputs, 4 * units), np.float32)
+        return from_keras("LSTM", z, np.zeros((units, 4 * units), np.float32), None, name="l")
+
+    small = [lstm(8, 4)]
+    assert sequences_for_work(small, 64, 30, 4) == 64
+    assert sequences_for_work(small, 1000, 30, 4) == importance.MAX_SEQUENCES
+    big = [lstm(256, 16), lstm(256, 256)]
+    per = (1 + 16 + 100) * 100 * (4 * 256 * (16 + 256) + 4 * 256 * 512)
+    assert per == pytest.approx(9.4e9, rel=0.01)
+    assert sequences_for_work(big, 64, 100, 16) == importance.MIN_SEQUENCES
+    assert sequences_for_work(big, 3, 100, 16) == 3  # never more than the probe has
+    one = [lstm(64, 16)]
+    per = (1 + 16 + 100) * 100 * 4 * 64 * (16 + 64)
+    assert 8 < int(importance.WORK // per) < 256
+    assert sequences_for_work(one, 1000, 100, 16) == int(importance.WORK // per)
 
 
 def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_data() -> None:

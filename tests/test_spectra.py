@@ -337,3 +337,67 @@ def test_duplicate_pairs_recheck_near_the_threshold_in_float64(
     assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in want]
     assert (0, 1) in [(a, b) for a, b, _ in got] and (0, 2) not in [(a, b) for a, b, _ in got]
     assert [c for *_, c in got] == pytest.approx([c for *_, c in want], rel=1e-12)
+
+
+def _leading_by_numpy(a: np.ndarray, k: int) -> np.ndarray:
+    ev = np.linalg.eigvals(a)
+    return np.sort(np.abs(ev))[::-1][:k]
+
+
+def test_clustered_magnitudes_against_numpy() -> None:
+    # Issue 27: eigenvalues packed near the edge (a 1 + 1e-3·j ladder of complex pairs and
+    # reals), as trained recurrent matrices have them: the leading magnitudes agree with
+    # numpy's exact ones to the stated residual, or all of them were computed exactly.
+    rng = np.random.default_rng(11)
+    n = 120
+    d = np.zeros((n, n))
+    for j in range(0, 60, 2):
+        r, t = 1.0 + 1e-3 * j, 0.1 + 0.05 * j
+        d[j : j + 2, j : j + 2] = [[r * np.cos(t), r * np.sin(t)], [-r * np.sin(t), r * np.cos(t)]]
+    d[60:, 60:] = np.diag(rng.uniform(-0.9, 0.9, n - 60))
+    q = rng.normal(size=(n, n)) + 4 * np.eye(n)
+    u = q @ d @ np.linalg.inv(q)
+    sp = spectrum(u, eigen=True, exact_max=SMALL)
+    assert sp is not None and sp.eigenvalues is not None
+    got = np.sort(np.abs(np.asarray(sp.eigenvalues)))[::-1]
+    np.testing.assert_allclose(got, _leading_by_numpy(u, got.size), rtol=1e-8)
+    assert sp.spectral_radius == pytest.approx(1.058, rel=1e-9)
+
+
+def test_near_defective_matrix_is_exact_or_within_its_backward_error() -> None:
+    # A 6×6 Jordan block at 1.2 perturbed by 1e-12 (eigenvalues spread by ~1e-2 around
+    # 1.2: ill-conditioned, the hard case for any iteration) inside a random contraction.
+    n = 100
+    rng = np.random.default_rng(5)
+    a = np.diag(rng.uniform(-0.5, 0.5, n))
+    a[:6, :6] = 1.2 * np.eye(6) + np.diag(np.ones(5), 1)
+    a[5, 0] = 1e-12
+    q = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    u = q @ a @ q.T
+    sp = spectrum(u, eigen=True, exact_max=SMALL)
+    assert sp is not None and sp.eigenvalues is not None
+    exact = np.linalg.eigvals(u)
+    if sp.eigen_method == "dense":
+        np.testing.assert_allclose(np.sort(np.abs(sp.eigenvalues)), np.sort(np.abs(exact)))
+    else:
+        # Within the backward error: each θ is an eigenvalue of U + E, ‖E‖ ≤ 1e-10·|θ|,
+        # which moves a 6-fold defective eigenvalue by up to (1e-10)^(1/6) ≈ 0.02.
+        for z in sp.eigenvalues:
+            assert np.min(np.abs(exact - z)) <= 0.05
+    assert sp.spectral_radius == pytest.approx(1.2, abs=0.05)
+
+
+def test_an_iteration_that_does_not_converge_falls_back_to_all_eigenvalues(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lstm_report.analysis.spectra as spectra_module
+
+    u, _ = known_spectrum(150, [1.3, 1.1j], seed=2)
+    monkeypatch.setattr(spectra_module, "MAX_RESTARTS", 0)  # no iteration converges
+    sp = spectrum(u, eigen=True, exact_max=SMALL)
+    assert sp is not None and sp.eigen_method == "dense" and sp.eigen_total == 150
+    assert sp.eigenvalues is not None and len(sp.eigenvalues) == 150
+    np.testing.assert_allclose(
+        np.sort(np.abs(sp.eigenvalues)), np.sort(np.abs(np.linalg.eigvals(u))), rtol=1e-12
+    )
+    assert "all 150 eigenvalues" in sp.what

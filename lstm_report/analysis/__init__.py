@@ -11,7 +11,11 @@ import numpy as np
 
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.findings import layer_findings
-from lstm_report.analysis.importance import occlusion_importance, token_importance
+from lstm_report.analysis.importance import (
+    occlusion_importance,
+    sequences_for_work,
+    token_importance,
+)
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import PARALLEL_MIN, gate_spectra, spectra_jobs, spectra_pool
@@ -349,12 +353,18 @@ def measured_importance(
                 labels = tuple(names)
             else:
                 labels = tuple(f"x{j}" for j in range(features))
-            imp = occlusion_importance(forward, probe, labels, target=target, layer=layer)
+            # Fewer sequences where the occlusion runs would exceed their work budget.
+            cap = sequences_for_work(
+                [w.cell for w in weights.lstms], probe.shape[0], probe.shape[1], features
+            )
+            imp = occlusion_importance(
+                forward, probe, labels, target=target, layer=layer, max_sequences=cap
+            )
     except _Unreachable:
         return None, f"the input of LSTM {last!r} cannot be computed in numpy"
     except LstmReportError as exc:
         return None, f"the model could not be run on the probe: {_first_line(exc)}"
-    return replace(imp, target_reason=reason), None
+    return replace(imp, target_reason=reason, probe_sequences=int(probe.shape[0])), None
 
 
 def _lstm_forward(weights: ModelWeights, last: str) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from lstm_report.cells import CellWeights
 from lstm_report.model import FeatureEffect, InputImportance, Target
 
 Forward = Callable[[np.ndarray], np.ndarray]
@@ -25,6 +26,19 @@ LEVEL = 0.95
 
 MAX_SEQUENCES = 256
 """Probe sequences used at most: the cost is (features + steps + 1) runs of the model."""
+
+MIN_SEQUENCES = 8
+"""Sequences used at least (where the probe has them), whatever WORK says."""
+
+WORK = 2e10
+"""Multiply-adds of the occlusion runs through the recurrent layers, above which fewer
+sequences are used (``sequences_for_work``; the page says on how many). The demo's 64
+sequences are 3e8 (all used); one sequence of 100 steps through 2×LSTM(256) over 16 inputs
+is 9.4e9, so 8 (the floor) of a 64 × 100 probe, 9.6 s of CPU on a loaded machine
+(docs/speed.md)."""
+
+BATCH = 1024
+"""Rows (sequences) per call of the model: the occluded copies of the probe go together."""
 
 
 def per_sequence_change(base: np.ndarray, changed: np.ndarray) -> np.ndarray:
@@ -54,21 +68,45 @@ def occlusion_importance(
     target: Target,
     layer: str | None = None,
     seed: int = 0,
+    max_sequences: int = MAX_SEQUENCES,
 ) -> InputImportance:
-    """Importance of every input feature, and of every time step, by occlusion on ``x``."""
-    x = np.asarray(x, np.float32)[:MAX_SEQUENCES]
+    """Importance of every input feature, and of every time step, by occlusion on ``x``
+    (its first ``max_sequences`` sequences, at most MAX_SEQUENCES).
+
+    The occluded copies go through ``forward`` together, BATCH rows at a time: one call per
+    copy ran the model on small batches (64 rows of a 2×LSTM(256): 117 calls of 1 s each).
+    Every sequence's output depends on that sequence alone, so the values are those of one
+    call per copy, up to rounding."""
+    x = np.asarray(x, np.float32)[: max(1, min(MAX_SEQUENCES, max_sequences))]
     n, steps, features = x.shape
     rng = np.random.default_rng(seed)
-    base = forward(x)
     mean = x.mean(axis=(0, 1))
+
+    def occluded(k: int) -> np.ndarray:
+        """Copy k: 0 the probe itself, 1..features one feature at its mean, then one step."""
+        z = x.copy()
+        if 1 <= k <= features:
+            z[:, :, k - 1] = mean[k - 1]
+        elif k > features:
+            z[:, k - 1 - features, :] = mean
+        return z
+
+    copies = 1 + features + steps
+    per_call = max(1, BATCH // n)
+    outputs: list[np.ndarray] = []
+    for first in range(0, copies, per_call):
+        ks = range(first, min(copies, first + per_call))
+        out = np.asarray(forward(np.concatenate([occluded(k) for k in ks])))
+        outputs += [out[i * n : (i + 1) * n] for i in range(len(ks))]
+    base = outputs[0]
     effects = []
     for j in range(features):
-        occluded = x.copy()
-        occluded[:, :, j] = mean[j]
-        samples = per_sequence_change(base, forward(occluded))
+        samples = per_sequence_change(base, outputs[1 + j])
         low, high = bootstrap_interval(samples, rng)
         effects.append(FeatureEffect(str(names[j]), float(samples.mean()), low, high))
-    per_step = _per_step(forward, x, base, lambda v, t: v.__setitem__((slice(None), t), mean))
+    per_step = tuple(
+        float(per_sequence_change(base, outputs[1 + features + t]).mean()) for t in range(steps)
+    )
     return InputImportance(
         method="occlusion",
         target=target,
@@ -172,3 +210,19 @@ def _per_step(
         for k in range(len(ts)):
             out.append(float(per_sequence_change(base, changed[k * n : (k + 1) * n]).mean()))
     return tuple(out)
+
+
+def sequences_for_work(
+    cells: Sequence[CellWeights], sequences: int, steps: int, features: int
+) -> int:
+    """How many of the probe's sequences the occlusion runs on, so that the runs of
+    ``cells`` (the recurrent layers the forward goes through) stay within WORK."""
+    per_sequence = (1 + features + steps) * steps * sum(_macs(c) for c in cells)
+    most = max(MIN_SEQUENCES, int(WORK // max(1, per_sequence)))
+    return max(1, min(sequences, MAX_SEQUENCES, most))
+
+
+def _macs(cell: CellWeights) -> int:
+    """Multiply-adds of one step of one sequence through ``cell``."""
+    gates = 4 if cell.kind == "LSTM" else 3
+    return gates * cell.units * (cell.input_dim + cell.output_dim)

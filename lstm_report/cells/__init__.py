@@ -299,6 +299,17 @@ def activations(
     return act, rec
 
 
+def flat_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x (..., k) · w (k, m) as one 2-D product. numpy multiplies a 3-D array by a matrix
+    one matrix of the stack at a time, outside BLAS's blocking: 0.63 s against 0.035 s for
+    (64, 100, 256) · (256, 1024) in float32, measured. The sums are the same up to the
+    order of rounding."""
+    if x.ndim <= 2:
+        return np.asarray(x @ w)
+    out: np.ndarray = np.ascontiguousarray(x).reshape(-1, x.shape[-1]) @ w
+    return out.reshape(*x.shape[:-1], w.shape[1])
+
+
 def replay_inputs(
     cell: CellWeights, x: np.ndarray, dtype: type
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, range]:
@@ -310,10 +321,12 @@ def replay_inputs(
             f"{cell.label}: input shape {x.shape} is not (batch, steps, {cell.input_dim})"
         )
     W, U, b, b_rec = cell.stacked()
-    zx: np.ndarray = np.asarray(x, dtype=dtype) @ W.astype(dtype)
+    zx = flat_matmul(np.asarray(x, dtype=dtype), np.ascontiguousarray(W, dtype=dtype))
     steps = x.shape[1]
     order = range(steps - 1, -1, -1) if cell.direction == "backward" else range(steps)
-    return zx, U.astype(dtype), b, b_rec, order
+    # C order: U is multiplied at every step, and a transposed view (PyTorch's weight_hh.T)
+    # took 15.5 ms instead of 1.6 ms per (64, 256) · (256, 1024) product, measured.
+    return zx, np.ascontiguousarray(U, dtype=dtype), b, b_rec, order
 
 
 def replay(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lstm_report.cells import CellWeights
+from lstm_report.cells import CellWeights, flat_matmul
 from lstm_report.cells.activations import activation_fn, activation_grad
 from lstm_report.errors import AnalysisError
 
@@ -41,8 +41,8 @@ class CellMap:
         self.act = _with_grad(cell.activation)
         self.rec = _with_grad(cell.recurrent_activation)
         W, U, b, b_rec = cell.stacked()
-        self.W: np.ndarray = W.astype(dtype)
-        self.U: np.ndarray = U.astype(dtype)
+        self.W: np.ndarray = np.ascontiguousarray(W, dtype=dtype)
+        self.U: np.ndarray = np.ascontiguousarray(U, dtype=dtype)  # C order: see replay_inputs
         self.UT: np.ndarray = np.ascontiguousarray(self.U.T)
         u = cell.units
         bias: np.ndarray = np.zeros(W.shape[1], dtype)
@@ -71,7 +71,7 @@ class CellMap:
             raise AnalysisError(
                 f"{self.cell.label}: input has {x.shape[-1]} features, not {self.cell.input_dim}"
             )
-        return np.asarray(x @ self.W + self.bias)
+        return flat_matmul(x, self.W) + self.bias
 
     def step(self, state: np.ndarray, x: np.ndarray) -> np.ndarray:
         """F(s, x): the next state, (..., n) from (..., n) and (..., input_dim)."""

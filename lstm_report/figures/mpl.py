@@ -17,7 +17,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.colors import Colormap, ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Polygon, Rectangle
 
@@ -60,7 +60,7 @@ def settings() -> Iterator[None]:
         yield
 
 
-def colormap() -> ListedColormap:
+def colormap() -> Colormap:
     """The page's diverging map (encode.diverging_lut), non-finite values black."""
     r, g, b = (c / 255.0 for c in NONFINITE)
     cmap = ListedColormap(diverging_lut() / 255.0, name="lstm-report-RdBu_r")

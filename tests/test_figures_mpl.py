@@ -35,9 +35,12 @@ def test_reruns_write_the_same_bytes(
     drawn: tuple[Any, dict[str, Any]], tmp_path: Path, fmt: str
 ) -> None:
     report, figures = drawn
-    a = write_figures(report, figures, tmp_path / "a", fmt, dpi=72)
-    b = write_figures(report, figures, tmp_path / "b", fmt, dpi=72)
-    assert a == b and len(a) >= 6
+    (layer,) = report.models[0].layers
+    lf = figures[layer.anchor]
+    few = {"s": (("heat", lf.heat_W), ("hist", lf.histograms))}  # text, lines and an image
+    a = write_figures(report, few, tmp_path / "a", fmt, dpi=72)
+    b = write_figures(report, few, tmp_path / "b", fmt, dpi=72)
+    assert a == b and len(a) == 2
     for e in a:
         assert (tmp_path / "a" / e.file).read_bytes() == (tmp_path / "b" / e.file).read_bytes()
     first = (tmp_path / "a" / a[0].file).read_bytes()
@@ -121,6 +124,7 @@ def test_names_stay_literal_text(drawn: tuple[Any, dict[str, Any]]) -> None:
     assert shown == [(name, False) for name in FEATURES]
 
 
+@pytest.mark.slow  # two interpreters: ~5 s each on a loaded machine
 def test_build_never_imports_matplotlib(simple_model: Any, tmp_path: Path) -> None:
     code = (
         "import sys\n"
@@ -161,3 +165,26 @@ def test_every_figure_of_a_report_has_a_chart(drawn: tuple[Any, dict[str, Any]])
     names = [e.file for e, _ in entries]
     assert len(names) == len(set(names))
     assert all(isinstance(c, Chart) for _, c in entries)
+
+
+def test_a_layer_name_never_becomes_a_path(
+    drawn: tuple[Any, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A series' figures are named by their layer, which a file names: slugged, numbered
+    where two slugs meet, the name itself kept in figures.json."""
+    from lstm_report.figures.encode import EmbeddedFigure
+
+    report, figures = drawn
+    chart = next(iter(charts(report, figures)))[1]
+    evil = {
+        "m0-x-series": (
+            ("../../evil", EmbeddedFigure("", "one", chart=chart)),
+            ("..//EVIL", EmbeddedFigure("", "two", chart=chart)),
+        )
+    }
+    written = write_figures(report, evil, tmp_path / "out", "svg", dpi=72)
+    assert [(e.file, e.figure, e.layer) for e in written] == [
+        ("m0-x-series-evil.svg", "../../evil", "../../evil"),
+        ("m0-x-series-evil-2.svg", "..//EVIL", "..//EVIL"),
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

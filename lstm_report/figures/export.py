@@ -51,33 +51,48 @@ def report_figures(
 
 def charts(report: ReportData, figures: Mapping[str, Any]) -> Iterator[tuple[Written, Any]]:
     """Every figure's entry (file name without suffix) and its chart, in page order."""
+    from lstm_report.analysis import slug
+
     where: dict[str, tuple[str | None, str | None]] = {}
     for m in report.models:
         where[m.anchor] = (m.name, None)
         where[f"{m.anchor}-steps"] = (m.name, None)
+        where[f"{m.anchor}-series"] = (m.name, None)
         for la in m.layers:
             where[la.anchor] = (m.name, la.weights.label)
+    taken: set[str] = set()
     for section, value in figures.items():
         model, layer = where.get(section, (None, None))
-        for figure, fig in _members(value):
+        for figure, fig, named in _members(value):
             if fig.chart is None:
                 continue
-            name = f"{section}-{figure}" if figure else section
-            yield Written(name, section, figure or "steps", fig.alt, model, layer), fig.chart
+            # A series' figures are named by their layer (text from the file): slugged,
+            # so a name never becomes a path; numbered where two slugs meet.
+            base = f"{section}-{slug(figure) if named else figure}" if figure else section
+            name, k = base, 1
+            while name in taken:
+                k += 1
+                name = f"{base}-{k}"
+            taken.add(name)
+            entry = Written(
+                name, section, figure or "steps", fig.alt, model, figure if named else layer
+            )
+            yield entry, fig.chart
 
 
-def _members(value: Any) -> Iterator[tuple[str, EmbeddedFigure]]:
+def _members(value: Any) -> Iterator[tuple[str, EmbeddedFigure, bool]]:
+    """(figure, its EmbeddedFigure, whether the figure's name is a layer's) of a section."""
     if isinstance(value, EmbeddedFigure):
-        yield "", value
+        yield "", value, False
     elif is_dataclass(value):
         for f in fields(value):
             member = getattr(value, f.name)
             if isinstance(member, EmbeddedFigure):
-                yield f.name, member
+                yield f.name, member, False
     elif isinstance(value, tuple):
         for item in value:
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], EmbeddedFigure):
-                yield str(item[0]), item[1]
+                yield str(item[0]), item[1], True
 
 
 def write_figures(
@@ -105,10 +120,7 @@ def write_figures(
         "title": report.title,
         "format": fmt,
         "dpi": dpi,
-        "figures": [
-            {k: v for k, v in e.__dict__.items() if v is not None or k in ("model", "layer")}
-            for e in written
-        ],
+        "figures": [dict(e.__dict__) for e in written],
     }
     text = json.dumps(index, indent=2, ensure_ascii=False) + "\n"
     _write(folder / INDEX, text.encode("utf-8"))
@@ -126,13 +138,21 @@ def _folder(folder: Path) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     """Write ``data`` beside ``path`` and move it there: never half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from lstm_report.write import check_output_kind
+
+    check_output_kind(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; figures are for sharing
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # an interrupt too: never leave the temporary behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise

@@ -203,13 +203,23 @@ def test_notebook_cell_shows_the_iframe(notebook_output: tuple[str, Path]) -> No
     assert tags[1][1]["srcdoc"] == page.read_text(encoding="utf-8")
 
 
+JUPYTER_LIKE = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:"
+)
+"""A notebook page's own policy where it sets one: Chromium applies it inside a srcdoc frame
+too, beside the report's (a policy without inline scripts stops the report's scripts and
+the sizing: docs/notebooks.md)."""
+
+
 @pytest.mark.browser
+@pytest.mark.parametrize("policy", [None, JUPYTER_LIKE], ids=["no-policy", "jupyter-like"])
 def test_notebook_iframe_runs_in_chromium(
-    notebook_output: tuple[str, Path], tmp_path: Path
+    notebook_output: tuple[str, Path], tmp_path: Path, policy: str | None
 ) -> None:
     """The cell's output in a page as a notebook shows it: the frame loads with no console
-    error or CSP complaint, the report's own script runs inside it (the tables sort), and
-    the frame is sized to its page."""
+    error or CSP complaint, the report's own script runs inside it (the tables sort), its
+    images load, and the frame is sized to its page."""
     from tests.test_browser import CHROMIUM, FLAGS, _require, _wait_for
 
     _require()
@@ -217,8 +227,11 @@ def test_notebook_iframe_runs_in_chromium(
 
     fragment, _ = notebook_output
     host = tmp_path / "notebook.html"
+    meta = (
+        "" if policy is None else f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    )
     host.write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>nb</title></head>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{meta}<title>nb</title></head>"
         f"<body><div class='output'>{fragment}</div></body></html>",
         encoding="utf-8",
     )
@@ -238,12 +251,16 @@ def test_notebook_iframe_runs_in_chromium(
             frame = page.frames[1]
             buttons = frame.evaluate("document.querySelectorAll('th > button.sort').length")
             inner = frame.evaluate("document.documentElement.scrollHeight")
+            images = frame.evaluate(
+                "Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+            )
             height = page.evaluate(
                 "document.querySelector('iframe').getBoundingClientRect().height"
             )
             page.wait_for_timeout(200)
             assert errors == []
             assert buttons > 0
+            assert images and all(images)
             assert height > FALLBACK_HEIGHT and height >= inner  # the frame never scrolls
         finally:
             browser.close()

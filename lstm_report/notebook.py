@@ -84,7 +84,8 @@ def show(
     folder = Path(tempfile.mkdtemp(prefix="lstm-report-")) if output is None else None
     page_name = f"{_safe(name or _default_name(model_or_path))}.html"
     out = Path(output) if output is not None else folder / page_name  # type: ignore[operator]
-    probe_path = _probe_path(probe, out.parent)
+    # An array probe is saved where nothing of the user's can be: the temporary folder.
+    probe_path = _probe_path(probe, folder)
     if isinstance(model_or_path, (str, Path, os.PathLike)):
         from lstm_report.config import model_file_config
 
@@ -183,13 +184,14 @@ def state_dict_weights(state: Mapping[Any, Any], name: str) -> Any:
     return model_weights(found, Path(where), name, "pytorch")
 
 
-def _probe_path(probe: Any, folder: Path) -> str | None:
+def _probe_path(probe: Any, folder: Path | None) -> str | None:
+    """The probe's path: as given, or an array saved to ``folder`` (a new temporary one
+    when None: never beside the user's output, where it could replace a file)."""
     if probe is None or isinstance(probe, (str, Path, os.PathLike)):
         return None if probe is None else os.fspath(probe)
     import numpy as np
 
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "probe.npy"
+    path = (folder or Path(tempfile.mkdtemp(prefix="lstm-report-probe-"))) / "probe.npy"
     np.save(path, as_array(probe), allow_pickle=False)
     return str(path)
 

@@ -264,3 +264,12 @@ def test_notebook_iframe_runs_in_chromium(
             assert height > FALLBACK_HEIGHT and height >= inner  # the frame never scrolls
         finally:
             browser.close()
+
+
+def test_an_array_probe_never_lands_beside_the_output(tmp_path: Path) -> None:
+    mine = tmp_path / "probe.npy"
+    mine.write_bytes(b"the user's own file")
+    probe = np.ones((1, 4, 2), np.float32)
+    r = lstm_report.show(_state_dict(hidden=3, inputs=2), probe=probe, output=tmp_path / "r.html")
+    assert mine.read_bytes() == b"the user's own file"
+    assert r.report.models[0].layers[0].activity is not None

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_report", "BuildResult"]
+__all__ = ["__version__", "build_report", "BuildResult", "show"]
 
 if TYPE_CHECKING:
+    from lstm_report.notebook import show
     from lstm_report.pipeline import BuildResult, build_report
 
 
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from lstm_report import pipeline
 
         return getattr(pipeline, name)
+    if name == "show":
+        from lstm_report import notebook
+
+        return notebook.show
     raise AttributeError(f"module 'lstm_report' has no attribute {name!r}")

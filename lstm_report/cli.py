@@ -197,7 +197,59 @@ def _parser() -> argparse.ArgumentParser:
         "(skipped by default)",
     )
     _add_batch(sub, [basic, reading])
+    _add_figures(sub, [basic, reading])
     return parser
+
+
+# -- figures (issue 26) -------------------------------------------------------------------
+
+
+def _add_figures(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    figures = sub.add_parser(
+        "figures",
+        parents=parents,
+        help="write every figure of a report as its own PDF, PNG or SVG file (matplotlib)",
+        description="Draw every figure of the report of CONFIG_OR_MODEL with matplotlib, from "
+        "the same geometry as the page, one file each, and DIR/figures.json listing what each "
+        "shows. Needs matplotlib (a dependency); nothing else imports it.",
+    )
+    figures.add_argument("config", metavar="CONFIG_OR_MODEL", help="YAML config or model file")
+    figures.add_argument(
+        "-o", "--output", metavar="DIR", required=True, help="folder to write the figures to"
+    )
+    figures.add_argument(
+        "--format", choices=("pdf", "png", "svg"), default="pdf", help="default: %(default)s"
+    )
+    figures.add_argument(
+        "--dpi", type=float, default=300.0, help="resolution of PNG files (default: %(default)s)"
+    )
+    model_only = figures.add_argument_group("when CONFIG_OR_MODEL is a model file")
+    model_only.add_argument("--name", help="the model's name (default: the file's name)")
+    model_only.add_argument("--probe", metavar="PATH", help="probe data: .npy or .npz")
+    model_only.add_argument(
+        "--feature-names", metavar="A,B,...", type=_names, help="names of the input features"
+    )
+
+
+def _figures(args: argparse.Namespace, progress: Callable[[str], None] | None) -> int:
+    from pathlib import Path
+
+    from lstm_report.figures.export import report_figures, write_figures
+    from lstm_report.pipeline import _with_overrides
+
+    cfg = _with_overrides(
+        _build_config(args),
+        unsafe=args.unsafe,
+        reader=args.reader,
+        verify=args.verify,
+        allow_external_data=args.allow_external_data,
+    )
+    map_large_blocks_for(path for _, path in cfg.input_files())
+    report, figures = report_figures(cfg, progress=progress)
+    written = write_figures(report, figures, Path(args.output), args.format, args.dpi)
+    if not args.quiet:
+        print(f"wrote {len(written)} figures and figures.json to {args.output}", file=sys.stderr)
+    return EXIT_OK
 
 
 # -- batch (issue 12) ---------------------------------------------------------------------
@@ -488,6 +540,8 @@ def _run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else _Progress()
     if args.command == "batch":
         return _batch(args)
+    if args.command == "figures":
+        return _figures(args, progress)
     if args.command == "site":
         from lstm_report.site import build_site, display
 

@@ -65,6 +65,12 @@ class BuildResult:
             f"findings={len(self.report.findings)})"
         )
 
+    def _repr_html_(self) -> str:
+        """The page inline in Jupyter and VS Code: an iframe of its own (lstm_report.notebook)."""
+        from lstm_report.notebook import result_html
+
+        return result_html(self.html_path, self.report.title)
+
 
 def build_report(
     config: str | Path | Mapping[str, Any] | Config | Any,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -232,6 +232,10 @@ class Raster:
     y: float
     w: float
     h: float
+    values: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The (pooled) matrix the PNG shows, row 0 at the top, for other renderers."""
+    vmax: float = 0.0
+    """The colour scale: -vmax blue to +vmax red."""
 
 
 @dataclass(frozen=True)
@@ -316,7 +320,7 @@ def draw(chart: Chart, alt: str) -> EmbeddedFigure:
     text = _render(chart)
     pieces = tiles(chart)
     tiled = tuple(Tile(svg_uri(_render(t)), t.width, t.height) for t in pieces)
-    return EmbeddedFigure(svg_uri(text), alt, tiled if len(tiled) > 1 else ())
+    return EmbeddedFigure(svg_uri(text), alt, tiled if len(tiled) > 1 else (), chart=chart)
 
 
 def _render(chart: Chart) -> str:

@@ -6,8 +6,9 @@ import base64
 import io
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,8 @@ class EmbeddedFigure:
     alt: str
     tiles: tuple[Tile, ...] = ()
     """The figure cut into panels the page shows instead of ``uri`` (none: one image)."""
+    chart: Any = field(default=None, compare=False, repr=False)
+    """The chart.Chart it was drawn from, for other renderers (figures/mpl.py)."""
 
 
 @lru_cache(maxsize=1)

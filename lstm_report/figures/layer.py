@@ -170,7 +170,7 @@ def heatmaps(
                 xticks=xticks,
                 yticks=yticks,
                 ytick_labels=k == 0,
-                raster=Raster(png_uri(heat_png(m, vmax)), x, y, w, h),
+                raster=Raster(png_uri(heat_png(m, vmax)), x, y, w, h, m, vmax),
                 frame=True,
             )
         )
@@ -729,7 +729,7 @@ def _states(la: LayerAnalysis) -> EmbeddedFigure:
                 ylabel="unit" if m.shape[0] == units_n else "unit (pooled)",
                 xticks=xticks,
                 yticks=yticks,
-                raster=Raster(png_uri(heat_png(m, vmax)), x, y, w, h),
+                raster=Raster(png_uri(heat_png(m, vmax)), x, y, w, h, m, vmax),
                 frame=True,
             )
         )

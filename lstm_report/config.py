@@ -26,6 +26,7 @@ MODEL_KEYS = (
     "reader",
     "activations",
     "external_data",
+    "dynamics",
 )
 READERS = ("auto", "direct", "keras")
 EXTERNAL_DATA = ("model", "allow")
@@ -34,6 +35,8 @@ MAX_MODELS = 1000
 thousands of models is a job for a batch command, not one report."""
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
 PROBE_KEYS = ("path", "array", "sequence")
+DYNAMICS_KEYS = ("inputs",)
+DYNAMICS_INPUTS = ("zero", "mean")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ class ModelSpec:
     external_data: str = "model"
     """Where an ONNX file's external data may be read from: ``model``, only the data file
     made for it (model.onnx.data beside it); ``allow``, any file inside its folder."""
+    dynamics: str | None = "zero"
+    """What the input is held at for the fixed points (``zero`` or ``mean``, the probe's
+    mean); None: no dynamics, fixed points or unit ablation (``dynamics: false``)."""
 
     @property
     def key(self) -> str:
@@ -426,7 +432,25 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
         activations=_parse_activations(raw.get("activations"), f"{key}.activations"),
         series=series,
         external_data=external,
+        dynamics=_parse_dynamics(raw.get("dynamics", True), f"{key}.dynamics"),
     )
+
+
+def _parse_dynamics(raw: Any, key: str) -> str | None:
+    """``dynamics: false`` (skip), ``true`` or ``{inputs: zero | mean}``."""
+    if raw is False:
+        return None
+    if raw is True or raw is None:
+        return "zero"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: expected false or a mapping with 'inputs', got {_kind(raw)}")
+    _check_keys(raw, DYNAMICS_KEYS, f"{key}.")
+    inputs = raw.get("inputs", "zero")
+    if inputs not in DYNAMICS_INPUTS:
+        raise ConfigError(
+            f"{key}.inputs: expected zero or mean (the probe's mean input), got {_kind(inputs)}"
+        )
+    return str(inputs)
 
 
 def too_many_models(count: str) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.findings import layer_findings
 from lstm_report.analysis.importance import occlusion_importance
+from lstm_report.analysis.mechanism import fixed_points, unit_ablation
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import PARALLEL_MIN, gate_spectra, spectra_jobs, spectra_pool
@@ -27,8 +28,10 @@ from lstm_report.model import (
     InputImportance,
     LayerAnalysis,
     LSTMWeights,
+    Mechanism,
     ModelAnalysis,
     ModelWeights,
+    UnitAblation,
     severity_rank,
 )
 
@@ -86,9 +89,12 @@ def analyse_layer(
     checks: Checks = Checks(),
     run: LayerRun | None = None,
     pending: Callable[[], tuple[GateSpectra, ...]] | None = None,
+    dynamics: str | None = "zero",
 ) -> LayerAnalysis:
-    """Everything about one layer: statistics, spectra, memory, probe activity, findings.
-    ``pending`` waits for spectra already started (``spectra_jobs``)."""
+    """Everything about one layer: statistics, spectra, memory, probe activity, dynamics,
+    fixed points, findings. ``pending`` waits for spectra already started
+    (``spectra_jobs``); ``dynamics``: the input the fixed points hold (zero or mean), None
+    for no dynamics at all."""
     gates = layer_gates(w)  # AnalysisError if the arrays are not its kind's
     spectra = gate_spectra(gates) if pending is None else pending()
     stats = gate_stats(gates, spectra)
@@ -110,9 +116,59 @@ def analyse_layer(
         activity=activity,
         probe_inputs=None if run is None or run.inputs is None else run.inputs[:KEPT_SEQUENCES],
         projection=None if w.cell.P is None else matrix_stats(w.cell.P),
-        dynamics=probe_dynamics(w, run, stats),
+        dynamics=None if dynamics is None else probe_dynamics(w, run, stats),
     )
+    if la.dynamics is not None and run is not None and run.inputs is not None:
+        la = replace(la, mechanism=probe_mechanism(w, run.inputs, dynamics or "zero"))
     return with_findings(la, model, checks)
+
+
+def probe_mechanism(w: LSTMWeights, x: np.ndarray, inputs: str) -> Mechanism | None:
+    """Fixed and slow points of the layer with its input held at zero or at the probe's
+    mean (None where the search cannot run: a cell without a derivative here)."""
+    try:
+        return fixed_points(w.cell, x, inputs=inputs)
+    except AnalysisError:
+        return None
+
+
+def layer_units(la: LayerAnalysis) -> UnitAblation | None:
+    """Unit ablation of the layer on the probe inputs it keeps, measured on its own output
+    (what it returns: the sequence, or the last step processed)."""
+    x, w = la.probe_inputs, la.weights
+    if x is None or la.dynamics is None or x.ndim != 3 or x.shape[1] == 0:
+        return None
+    backward = w.cell.direction == "backward"
+
+    def own(h: np.ndarray) -> np.ndarray:
+        if w.return_sequences:
+            return h.reshape(h.shape[0], -1)
+        return h[:, 0] if backward else h[:, -1]
+
+    t = la.timescales
+    tau = None if t is None else (t.probe_tau if t.probe_tau is not None else t.resting_tau)
+    saturated = None
+    if la.activity is not None and w.cell.P is None:
+        saturated = np.max(
+            [np.add(g.unit_left, g.unit_right) for g in la.activity.gates], axis=0
+        )
+    try:
+        return unit_ablation(
+            w.cell,
+            x,
+            own,
+            target="layer_output",
+            reason=UNITS_REASON,
+            tau=tau,
+            saturated=saturated,
+        )
+    except AnalysisError:
+        return None
+
+
+UNITS_REASON = (
+    "measured on the layer's own output: the whole model is not replayed in numpy here"
+)
 
 
 def probe_dynamics(
@@ -185,8 +241,10 @@ def analyse_model(
                     checks=checks,
                     run=run,
                     pending=pending[j],
+                    dynamics=spec.dynamics,
                 )
             )
+    analysed = [replace(la, units=layer_units(la)) for la in analysed]
     if spec.feature_names is not None and names is None:
         warnings.append(
             "feature_names are not shown: no analysed LSTM reads the model input directly"

@@ -1,4 +1,5 @@
-"""lstm-report: explain what a trained Keras LSTM has learned, from its weights.
+"""lstm-report: explain what a trained recurrent network (LSTM or GRU; Keras, PyTorch, ONNX)
+has learned, from its weights.
 
 The package imports nothing heavy at start-up: ``lstm-report --help`` and config
 validation must not pay for TensorFlow (or even numpy).

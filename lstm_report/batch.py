@@ -25,7 +25,7 @@ from lstm_report.checkpoints import ONE_AT_A_TIME, Cache, same_version, unit_err
 from lstm_report.config import Config, natural_key
 from lstm_report.errors import ConfigError, LstmReportError, OutputError, one_line, shorten
 from lstm_report.numbers import Change, Numbers, TopInput
-from lstm_report.site import SiteEntry, display
+from lstm_report.site import SiteEntry, cell_words, display, folder_label
 
 CONNECT_TIMEOUT = "20s"
 """How long to wait for the Dask scheduler (a busy one can be slow to answer)."""
@@ -352,6 +352,7 @@ def row_from_json(raw: Any) -> Row:
     """The Row a manifest kept; raises (KeyError, TypeError, ...) if it is not one."""
     e = dict(raw["entry"])
     e["models"] = tuple(e["models"])
+    e["kinds"] = tuple(e["kinds"])  # absent from older manifests: rebuilt
     n = dict(raw["numbers"])
     n["top_input"] = TopInput(**n["top_input"]) if n["top_input"] is not None else None
     n["change"] = Change(**n["change"]) if n["change"] is not None else None
@@ -362,7 +363,7 @@ def chart(rows: Sequence[Row], metric: str = "auto") -> Chart | None:
     """Bars of one headline across the runs: the first of CHART_METRICS that any run has."""
     labels = {
         "memory": "Median memory timescale τ (steps)",
-        "change": "Largest relative change vs baseline",
+        "change": "Largest change vs baseline (RMS of ΔA / the gate's RMS)",
         "importance": "Top input's importance",
         "findings": "Findings",
     }
@@ -682,6 +683,7 @@ def render_index(
         entries=[r.entry for r in rows],
         generated=generated,
         version=__version__,
-        source=display(_shown(common)),
+        source=folder_label(display(_shown(common))),
+        words=cell_words([r.entry for r in rows]),
         sweep=sweep,
     )

@@ -24,6 +24,7 @@ import math
 import os
 import stat
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from lstm_report.config import ModelSpec, checkpoint_label
 from lstm_report.errors import ConfigError, LstmReportError, one_line, shorten
 from lstm_report.limits import open_regular, read_at_most
 from lstm_report.model import Checkpoint, GatePoint, LayerPoint, LSTMWeights
+from lstm_report.readers.formats import format_of
 
 if TYPE_CHECKING:
     from lstm_report.pools import LocalPool
@@ -185,6 +187,10 @@ def parse_entry(raw: Any, key: str) -> Entry | None:
 # -- where entries live -----------------------------------------------------------------
 
 
+class CacheWarning(UserWarning):
+    """The checkpoint cache could not be written (the CLI prints one ``warning:`` line)."""
+
+
 class Cache:
     """Entries by key: in memory (what a batch sends with a report unit), or also in a
     folder (``folder``/KEY[:2]/KEY.json). Reading never raises; writing is best effort.
@@ -214,11 +220,9 @@ class Cache:
         return self.folder / key[:2] / f"{key}.json"
 
     def _warn(self, kind: str, message: str) -> None:
-        import warnings
-
         if kind not in self._warned:
             self._warned.add(kind)
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(CacheWarning(message), stacklevel=3)
 
     def _usable(self) -> bool:
         """Whether the folder can be used: the key is there, and no link leads elsewhere."""
@@ -280,8 +284,9 @@ class Cache:
         return entry_json(key, entry) if entry is not None else None
 
     def save(self) -> None:
-        """Write the entries added since the last save (atomically; errors are ignored:
-        the figures are computed again next time)."""
+        """Write the entries added since the last save (atomically). A failed write stops
+        this save and warns (CacheWarning), once per cache: the run goes on, and the
+        figures are computed again next time."""
         from lstm_report.cachekey import seal
         from lstm_report.write import write_files
 
@@ -298,7 +303,12 @@ class Cache:
                 write_files(
                     [(path, seal(self._secret, json.dumps(entry_json(k, e), sort_keys=True)))]
                 )
-            except LstmReportError:
+            except LstmReportError as exc:
+                self._warn(
+                    "write",
+                    f"cannot write the checkpoint cache in {self.folder} ({exc}); "
+                    "the figures are computed again next time",
+                )
                 return
             if k in self._failed and self._read(k) is None:
                 self._warn(
@@ -526,7 +536,7 @@ def warm_up() -> None:
     import threadpoolctl  # noqa: F401
 
     import lstm_report.analysis.series  # noqa: F401
-    import lstm_report.readers  # noqa: F401
+    import lstm_report.readers.direct  # noqa: F401
 
 
 def estimate(layers: Sequence[LSTMWeights], count: int) -> float:
@@ -598,7 +608,8 @@ def series_points(
         entry = found.get(k) or store.get(p.keys[k])
         assert entry is not None
         layers = tuple(entry.points[x] for x in entry.layers if x in wanted)
-        out.append(Checkpoint(path=str(path), label=label_of(str(path)), layers=layers))
+        shown = spec.shown_path(path)  # never a local absolute path (the page is published)
+        out.append(Checkpoint(path=shown, label=checkpoint_label(path), layers=layers))
     return tuple(out)
 
 
@@ -612,7 +623,7 @@ class _Failed(LstmReportError):
     """A checkpoint could not be reduced; the message is the unit's own."""
 
 
-def label_of(path: str) -> str:
-    """A checkpoint's label: its file name without suffix (in-memory snapshots: as named)."""
-    is_file = path.endswith((".keras", ".h5", ".hdf5"))
-    return checkpoint_label(Path(path)) if is_file else path
+def label_of(name: str) -> str:
+    """An in-memory snapshot's label: as named, without a model file's suffix if it has
+    one (readers.formats), as a checkpoint file's label (config.checkpoint_label)."""
+    return checkpoint_label(Path(name)) if format_of(name) is not None else name

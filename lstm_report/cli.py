@@ -25,9 +25,12 @@ EXIT_SIGTERM = 143
 
 
 def _parser() -> argparse.ArgumentParser:
+    from lstm_report.readers.formats import suffix_text
+
     parser = argparse.ArgumentParser(
         prog="lstm-report",
-        description="Explain what a trained Keras LSTM has learned from its weights: "
+        description="Explain what a trained recurrent network (LSTM or GRU, from Keras, "
+        "PyTorch or ONNX) has learned from its weights: "
         "per-gate matrices, norms, spectra and figures, as one self-contained HTML page.",
     )
     parser.add_argument("--version", action="version", version=f"lstm-report {__version__}")
@@ -93,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="build a report from a YAML config or a model file",
         description="Build the report described by a YAML config file, or the report of one "
-        "model file (.keras, .h5) with default settings.",
+        f"model file ({suffix_text()}) with default settings.",
     )
     build.add_argument(
         "config",
@@ -105,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="HTML file to write (default: the config's 'output', else NAME.html in the "
-        "current folder, NAME being the config's or the model file's name)",
+        "current folder, NAME being the config's file name or, for a model file, --name "
+        "or the model file's name)",
     )
     build.add_argument(
         "--markdown",
@@ -116,7 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     model_only = build.add_argument_group(
         "when CONFIG_OR_MODEL is a model file (a config says these itself)"
     )
-    model_only.add_argument("--name", help="the model's name in the report (default: file name)")
+    model_only.add_argument(
+        "--name",
+        help="the model's name in the report; the page is NAME.html in the current folder "
+        "unless -o says otherwise (default: the model file's name)",
+    )
     model_only.add_argument(
         "--probe",
         metavar="PATH",
@@ -344,11 +352,12 @@ _SILENT_WARNINGS: tuple[type[Warning], ...] = (
 
 @contextlib.contextmanager
 def _warnings_as_lines(*, quiet: bool) -> Iterator[None]:
-    """Python warnings from the libraries: nothing under -q; else one ``warning:`` line each
-    for those that tell the user something."""
+    """Python warnings from the libraries: nothing under -q (nor their logged warnings);
+    else one ``warning:`` line each for those that tell the user something."""
+    import logging
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _logging_disabled(logging.WARNING if quiet else None):
         if quiet:
             warnings.simplefilter("ignore")
         else:
@@ -358,6 +367,23 @@ def _warnings_as_lines(*, quiet: bool) -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*encountered in", category=RuntimeWarning)
             warnings.showwarning = _show_warning
         yield
+
+
+@contextlib.contextmanager
+def _logging_disabled(level: int | None) -> Iterator[None]:
+    """Under -q, the libraries' log records up to ``level`` (WARNING: every library's
+    warnings, TensorFlow's among them) are dropped for the run; errors still print."""
+    import logging
+
+    if level is None:
+        yield
+        return
+    before = logging.root.manager.disable
+    logging.disable(max(level, before))
+    try:
+        yield
+    finally:
+        logging.disable(before)
 
 
 def _show_warning(

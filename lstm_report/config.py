@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import difflib
 import glob
+import os
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, listing, quote, shorten
+from lstm_report.readers.formats import format_of, model_stem
 
 DEFAULT_TITLE = "LSTM weight report"
 
 TOP_KEYS = ("title", "output", "models", "checks", "verify", "reader", "compare")
-COMPARE_KEYS = ("baseline", "candidate")
+COMPARE_KEYS = ("baseline", "candidate", "layers")
 MODEL_KEYS = (
     "path",
     "name",
@@ -97,6 +99,9 @@ class ModelSpec:
     external_data: str = "model"
     """Where an ONNX file's external data may be read from: ``model``, only the data file
     made for it (model.onnx.data beside it); ``allow``, any file inside its folder."""
+    shown: tuple[str, ...] = ()
+    """How the page names each file of ``series or (path,)``: as the config gave it,
+    relative to the config (an absolute path: the file name). Never an absolute path."""
     dynamics: str | None = "zero"
     """What the input is held at for the fixed points (``zero`` or ``mean``, the probe's
     mean); None: no dynamics, fixed points or unit ablation (``dynamics: false``)."""
@@ -106,14 +111,23 @@ class ModelSpec:
         """The key path of this entry, for error messages: ``models[0]``."""
         return f"models[{self.index}]"
 
+    def shown_path(self, path: Path | None = None) -> str:
+        """How the page, the JSON and the Markdown name ``path`` (default: ``self.path``)."""
+        path = self.path if path is None else path
+        files = self.series or (self.path,)
+        return dict(zip(files, self.shown)).get(path, path.name)
+
 
 @dataclass(frozen=True)
 class CompareSpec:
-    """One entry of ``compare:``: two model names."""
+    """One entry of ``compare:``: two model names, and which layer is which."""
 
     index: int
     baseline: str
     candidate: str
+    layers: tuple[tuple[str, str], ...] | None = None
+    """``layers:``: (baseline layer name, candidate layer name) pairs, in the config's order;
+    None: by name, else by position (analysis.compare.compare_models)."""
 
 
 @dataclass(frozen=True)
@@ -152,16 +166,13 @@ def load_config(path: str | Path) -> Config:
     return load(path)
 
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pt", ".pth", ".safetensors", ".onnx")
-"""File names that `lstm-report build FILE` takes for a model file rather than a config."""
-
 _MAGIC = (b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")  # a zip (.keras) or an HDF5 file
 
 
 def is_model_file(path: str | Path) -> bool:
     """Whether ``build`` should read this path as a model, not as a YAML config."""
     path = Path(path)
-    if path.suffix.lower() in MODEL_SUFFIXES:
+    if format_of(path) is not None:  # the readers' table of model files
         return True
     try:
         if path.is_dir() and (path / "config.json").is_file():
@@ -187,18 +198,30 @@ def model_file_config(
     probe: str | None = None,
     feature_names: Sequence[str] | None = None,
 ) -> Config:
-    """The config of `lstm-report build MODEL_FILE`: one model, everything else by default."""
+    """The config of `lstm-report build MODEL_FILE`: one model, everything else by default.
+    With a ``name``, the page is NAME.html in the current folder (else the file's name)."""
     entry: dict[str, Any] = {"path": str(path)}
+    top: dict[str, Any] = {}
     if name is not None:
         entry["name"] = name
+        top["output"] = page_name(name)
     if probe is not None:
         entry["probe"] = probe
     if feature_names is not None:
         entry["feature_names"] = list(feature_names)
-    return parse_config(
-        {"title": f"{name or Path(path).name}: LSTM weight report", "models": [entry]},
+    cfg = parse_config(
+        {"title": f"{name or Path(path).name}: LSTM weight report", "models": [entry], **top},
         source=Path(path).resolve(),
     )
+    (spec,) = cfg.models  # a file named on the command line: its name on the page
+    return replace(cfg, models=(replace(spec, shown=(spec.path.name,)),))
+
+
+def page_name(name: str) -> str:
+    """NAME.html for a model named NAME: a file in the current folder, whatever the name
+    holds (path separators and control characters become ``_``)."""
+    safe = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name).strip()
+    return f"{'_' if safe.startswith('.') or not safe else ''}{safe}.html"
 
 
 def parse_config(
@@ -245,8 +268,10 @@ def parse_config(
 
 
 def checkpoint_label(path: Path) -> str:
-    """How ``model@label`` names one checkpoint of a series: the file name without suffix."""
-    return path.name.split(".", 1)[0] if path.name.endswith(".weights.h5") else path.stem
+    """How ``model@label`` names one checkpoint of a series: the file name without its
+    model suffix (readers.formats: ``epoch_3.keras``, ``epoch_3.weights.h5``, ``epoch_3.pt``,
+    ``epoch_3.safetensors``, ``epoch_3.onnx`` are all ``epoch_3``)."""
+    return model_stem(path.name)
 
 
 def _compare_side(value: str, models: Sequence[ModelSpec], where: str) -> str:
@@ -291,7 +316,7 @@ def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, 
             )
         _check_keys(item, COMPARE_KEYS, key + ".")
         pair = []
-        for role in COMPARE_KEYS:
+        for role in ("baseline", "candidate"):
             value = item.get(role)
             if value is None:
                 raise ConfigError(f"{key}.{role}: required key is missing (a model name)")
@@ -300,8 +325,35 @@ def _parse_compare(raw: Any, models: Sequence[ModelSpec]) -> tuple[CompareSpec, 
             pair.append(_compare_side(value, models, f"{key}.{role}"))
         if pair[0] == pair[1]:
             raise ConfigError(f"{key}: baseline and candidate are the same model {quote(pair[0])}")
-        out.append(CompareSpec(i, pair[0], pair[1]))
+        out.append(CompareSpec(i, pair[0], pair[1], _layer_map(item.get("layers"), key)))
     return tuple(out)
+
+
+def _layer_map(raw: Any, key: str) -> tuple[tuple[str, str], ...] | None:
+    """``layers: {baseline layer: candidate layer}``: names only here; whether the models
+    have them is known once they are read."""
+    if raw is None:
+        return None
+    where = f"{key}.layers"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{where}: expected a mapping of baseline layer names to candidate layer names "
+            f"({{lstm: lstm_1}}), got {_kind(raw)}"
+        )
+    if not raw:
+        raise ConfigError(f"{where}: the mapping is empty; omit the key to match layers by name")
+    seen: dict[str, str] = {}
+    for b, c in raw.items():
+        if not isinstance(b, str) or not b:
+            raise ConfigError(f"{where}: expected layer names as keys, got {_kind(b)}")
+        if not isinstance(c, str) or not c:
+            raise ConfigError(f"{where}.{b}: expected a candidate layer name, got {_kind(c)}")
+        if c in seen:
+            raise ConfigError(
+                f"{where}.{b}: candidate layer {quote(c)} is already mapped from {quote(seen[c])}"
+            )
+        seen[c] = b
+    return tuple((str(b), str(c)) for b, c in raw.items())
 
 
 def _parse_checks(raw: Any) -> Checks:
@@ -383,11 +435,13 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
     if "path" not in raw:
         raise ConfigError(f"{key}.path: required key is missing (the model file to read)")
     series: tuple[Path, ...] | None = None
+    shown: tuple[str, ...]
     if isinstance(raw["path"], Sequence) and not isinstance(raw["path"], str):
         listed = _optional_str_list(raw, "path", f"{key}.path") or ()
         if not listed:
             raise ConfigError(f"{key}.path: the list of checkpoints is empty")
         series = tuple(_resolve(base, p) for p in listed)
+        shown = tuple(_shown(p, s, base) for p, s in zip(listed, series))
         path_str = listed[-1]
     else:
         path_str = _optional_str(raw, "path", f"{key}.path") or ""
@@ -401,6 +455,9 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
             if not found:
                 raise ConfigError(f"{key}.path: no file matches {quote(path_str)}")
             series = tuple(found)
+            shown = tuple(_shown(path_str, f, base) for f in found)
+        else:
+            shown = (_shown(path_str, _resolve(base, path_str), base),)
     path = series[-1] if series else _resolve(base, path_str)
     if series is not None and len(series) < 2:
         series = None
@@ -432,6 +489,7 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
         activations=_parse_activations(raw.get("activations"), f"{key}.activations"),
         series=series,
         external_data=external,
+        shown=shown[-1:] if series is None else shown,
         dynamics=_parse_dynamics(raw.get("dynamics", True), f"{key}.dynamics"),
     )
 
@@ -453,10 +511,19 @@ def _parse_dynamics(raw: Any, key: str) -> str | None:
     return str(inputs)
 
 
+def _shown(given: str, path: Path, base: Path) -> str:
+    """A file as the page names it: relative to the config's folder where the config gave
+    a relative path (a glob: each match), else its name; never a local absolute path."""
+    if Path(given).expanduser().is_absolute():
+        return path.name
+    return Path(os.path.relpath(path, base)).as_posix() if path.is_absolute() else given
+
+
 def too_many_models(count: str) -> str:
     return (
         f"models: {count} models; one config names at most {MAX_MODELS:,} "
-        "(split them into several configs; for sweeps, `lstm-report batch` is planned)"
+        "(split them into several configs; for sweeps, `lstm-report batch` builds one report "
+        "per config)"
     )
 
 

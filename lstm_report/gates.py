@@ -76,11 +76,13 @@ def split_gates(
 
 
 def layer_gates(w: LSTMWeights) -> tuple[GateWeights, ...]:
-    """The gates of the layer's cell, in its canonical order, with their roles."""
-    return _with_roles(w.cell.gates)
+    """The gates of the layer's cell, in its canonical order, with their roles. A gate's
+    ``init_bias`` is kept only where it is true of the layer: a Keras LSTM built with
+    ``unit_forget_bias`` (PyTorch and ONNX start no bias at 1)."""
+    return _with_roles(w.cell.gates, keras_init=w.framework == "Keras" and w.unit_forget_bias)
 
 
-def _with_roles(gates: Sequence[CellGate]) -> tuple[GateWeights, ...]:
+def _with_roles(gates: Sequence[CellGate], *, keras_init: bool = True) -> tuple[GateWeights, ...]:
     return tuple(
         GateWeights(
             gate=g.gate.name,
@@ -90,7 +92,7 @@ def _with_roles(gates: Sequence[CellGate]) -> tuple[GateWeights, ...]:
             b_rec=g.b_rec,
             keeps=g.gate.keeps,
             squashed=g.gate.squashed,
-            init_bias=g.gate.init_bias,
+            init_bias=g.gate.init_bias if keras_init else None,
         )
         for g in gates
     )

@@ -58,6 +58,58 @@ MAX_PROBE_BYTES = 256 * MiB
 several times as much again)."""
 
 
+MAX_RECURRENT_LAYERS = 1000
+"""A model file yielding more recurrent layers (one direction of one layer each) is refused
+before their weights are read: a report of 1,000 layers is already unreadable."""
+
+MAX_TENSORS = 50_000
+"""A PyTorch or safetensors file naming more tensors is refused (a state dict of 1,000
+bidirectional LSTM layers names 8,000)."""
+
+MATERIALISE_FACTOR = 4
+MATERIALISE_FLOOR = 64 * MiB
+"""The weights read from a PyTorch, safetensors or ONNX file may take at most
+MATERIALISE_FACTOR times the file's size in memory (bfloat16 widens 2×; a tensor, or an
+ONNX initializer, used twice counts twice), unless they take at most MATERIALISE_FLOOR:
+views of one storage, or nodes sharing one initializer, cannot make a small file huge."""
+
+MAX_PICKLE_OPCODES = 2_000_000
+"""A torch.save ``data.pkl`` of more opcodes is refused before it is unpickled (a training
+checkpoint takes about 35 a tensor; the scan reads about a million a second)."""
+
+MAX_SAFETENSORS_HEADER_ITEMS = 2_000_000
+"""A safetensors header may hold at most this many JSON values (counted, as an upper bound,
+from its brackets and commas before it is parsed; a tensor's entry holds about 10)."""
+
+MAX_SAFETENSORS_DEPTH = 10
+"""A safetensors header is 3 levels deep (header, entry, shape): deeper than this is refused
+before it is parsed."""
+
+MAX_ONNX_BYTES = 2 * 2**30
+"""Protobuf's own limit on a message: an ONNX file larger than this cannot be read (its
+weights belong in an external data file)."""
+
+MAX_ONNX_NODES = 100_000
+"""An ONNX main graph of more nodes is refused before it is parsed."""
+
+MAX_ONNX_ITEMS = 1_000_000
+"""An ONNX file may hold at most this many messages and strings (nodes, attributes,
+inputs, value infos, ...; counted from the wire format before it is parsed): each costs
+hundreds of bytes once parsed, however few bytes it takes in the file."""
+
+MAX_ONNX_VARINT_BYTES = 64 * MiB
+"""Packed integer lists (dims, int64_data, ints attributes) may take at most this many
+bytes of an ONNX file: each byte can be an 8-byte integer once parsed."""
+
+MAX_PAGE_BYTES = 64 * MiB
+"""``site`` skips (with a warning) a page larger than this; a report of 100 layers with
+every figure is a few MiB."""
+
+MAX_MANIFEST_BYTES = 64 * MiB
+"""``batch`` refuses a site manifest (``.lstm-report-batch.json``) larger than this; each
+run takes about a kilobyte."""
+
+
 class NotRegularFileError(OSError):
     """The path is a FIFO, a device or a socket: reading it could wait forever or never end."""
 
@@ -112,6 +164,41 @@ def read_at_most(fh: IO[bytes] | Any, limit: int) -> bytes | None:
         chunks.append(chunk)
         left -= len(chunk)
     return None if left <= 0 else b"".join(chunks)
+
+
+class TooLargeError(OSError):
+    """The file holds more bytes than the limit for what it is."""
+
+
+def read_regular(path: str | Path, limit: int, *, follow_symlinks: bool = True) -> bytes:
+    """All of a regular file of at most limit bytes (open_regular, then read_at_most).
+
+    Raises what open_regular raises, or TooLargeError (from its size, before reading, or
+    when it grows past limit while read).
+    """
+    with open_regular(path, follow_symlinks=follow_symlinks) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        data = None if size > limit else read_at_most(fh, limit)
+    if data is None:
+        raise TooLargeError(f"larger than {size_text(limit)}")
+    return data
+
+
+def weights_problem(layers: int, nbytes: int, file_size: int) -> str | None:
+    """What is wrong with reading this many recurrent layers and bytes of weights from a
+    file of file_size bytes (MAX_RECURRENT_LAYERS, MATERIALISE_FACTOR), or None."""
+    if layers > MAX_RECURRENT_LAYERS:
+        return (
+            f"{layers:,} recurrent layers (each direction of each layer counts), more than "
+            f"{MAX_RECURRENT_LAYERS:,}"
+        )
+    if nbytes > max(MATERIALISE_FLOOR, MATERIALISE_FACTOR * file_size):
+        return (
+            f"its weights would take {size_text(nbytes)} once read, more than "
+            f"{MATERIALISE_FACTOR}× the file's {size_text(file_size)} (a tensor read again "
+            "for each use: views of one storage, or nodes sharing one initializer)"
+        )
+    return None
 
 
 ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)

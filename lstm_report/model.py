@@ -565,6 +565,8 @@ class ModelAnalysis:
     """The checkpoint's scalar hyper-parameters (ModelWeights.hyper_parameters)."""
     memory_horizon: MemoryHorizon | None = None
     """From input_importance.per_step (None without it)."""
+    shown_path: str = ""
+    """The model file as the page names it (config.ModelSpec.shown_path): no local path."""
 
 
 # --- answers measured on the probe ------------------------------------------------------
@@ -611,6 +613,10 @@ class Delta:
     relative: float | None
     cosine: float | None
     """None where a norm is zero (or a value is not finite): the ratio is undefined."""
+    change: float | None = None
+    """RMS(ΔA) / the RMS of all of the gate's parameters before and after (compare.gate_scale):
+    the one measure the page, the takeaway and the headline numbers use. Finite where the
+    baseline is zero (biases a layer starts at 0), symmetric in the two models."""
 
 
 @dataclass(frozen=True)
@@ -646,6 +652,8 @@ class Comparison:
     only_baseline: tuple[str, ...]
     only_candidate: tuple[str, ...]
     anchor: str
+    matched_by: str = "name"
+    """How the layers were paired: ``name``, ``position`` or ``mapping`` (config ``layers:``)."""
 
 
 @dataclass(frozen=True)

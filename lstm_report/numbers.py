@@ -1,4 +1,4 @@
-"""The headline numbers of one report, read from its JSON data (the contract in README.md).
+"""The headline numbers of one report, read from its JSON data (the contract in docs/json.md).
 
 What a reviewer compares runs by: the sweep index's columns and the Markdown summary's
 table. Computed from the JSON, not from ReportData, so that a page built earlier (or by
@@ -27,7 +27,8 @@ class TopInput:
 
 @dataclass(frozen=True)
 class Change:
-    """The largest relative change ‖ΔA‖_F/‖A_baseline‖_F of any W_g or U_g in a comparison."""
+    """The largest change (RMS of ΔA over the gate's RMS, JSON ``change``) of any W_g, U_g,
+    b_g or b_rec_g in a comparison: the takeaway's measure."""
 
     value: float
     baseline: str
@@ -106,13 +107,13 @@ def memory_tau(model: Mapping[str, Any]) -> tuple[float | None, bool]:
 
 
 def largest_change(data: Mapping[str, Any]) -> Change | None:
-    """The largest relative change of W_g or U_g over every comparison (as the takeaway)."""
+    """The largest change of any W_g, U_g or bias over every comparison (as the takeaway)."""
     best: Change | None = None
     for c in data.get("comparisons") or []:
         for la in c["layers"]:
             for gate, mats in la["gates"].items():
-                for matrix in ("W", "U"):
-                    value = _finite((mats.get(matrix) or {}).get("relative"))
+                for matrix in ("W", "U", "b", "b_rec"):
+                    value = _finite((mats.get(matrix) or {}).get("change"))
                     if value is not None and (best is None or value > best.value):
                         label = la["name"]
                         if la.get("direction") == "backward":

@@ -345,7 +345,9 @@ def _compare(
     named = {k: v for part in sides for k, v in part.items()}
     named.update({m.name: side(m) for m in models})  # verified, where they were
     return tuple(
-        compare_models(named[c.baseline], named[c.candidate], c.index, f"compare[{c.index}]")
+        compare_models(
+            named[c.baseline], named[c.candidate], c.index, f"compare[{c.index}]", c.layers
+        )
         for c in cfg.compare
     )
 
@@ -403,14 +405,8 @@ def _render_and_write(
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:
     """One line per thing the run could not do as the config asked."""
-    out = [f"{m.name}: {w}" for m in models for w in m.warnings]
-    out += [
-        f"compare[{k}]: no layer of {c.baseline!r} matches one of {c.candidate!r} by name and "
-        "direction; nothing was compared"
-        for k, c in enumerate(comparisons)
-        if not c.layers
-    ]
-    return tuple(out)
+    # A comparison with nothing to compare is an error (analysis.compare.compare_models).
+    return tuple(f"{m.name}: {w}" for m in models for w in m.warnings)
 
 
 def _file_series(

@@ -11,11 +11,11 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from lstm_report.cells import equations, gates_of
 from lstm_report.figures import LayerFigures
-from lstm_report.gates import ACTIVATION_FORMULAS
+from lstm_report.gates import ACTIVATION_FORMULAS, layer_gates
 from lstm_report.model import GATE_NAMES, LayerAnalysis, ReportData
 from lstm_report.report_json import dumps
 from lstm_report.resources import templates_dir
@@ -98,6 +98,37 @@ def cell_kinds(models: Any) -> str:
     return " and ".join(kinds) or "LSTM"
 
 
+FRAMEWORKS = ("Keras", "PyTorch", "ONNX")
+"""The frameworks whose layouts the page can explain, in the order it explains them."""
+
+
+def frameworks_in(models: Any) -> dict[str, str]:
+    """The frameworks of the analysed layers, each with its kinds as cell_kinds says them
+    (``{"PyTorch": "LSTM and GRU"}``); a report without layers speaks of Keras LSTMs."""
+    by: dict[str, set[str]] = {}
+    for m in models:
+        for la in m.layers:
+            by.setdefault(la.weights.framework, set()).add(la.weights.cell_kind)
+    if not by:
+        return {"Keras": "LSTM"}
+    order = sorted(by, key=lambda f: FRAMEWORKS.index(f) if f in FRAMEWORKS else len(FRAMEWORKS))
+    return {f: " and ".join(sorted(by[f], reverse=True)) for f in order}
+
+
+def layout_title(models: Any) -> str:
+    """The title of the page's layout explainer: "How Keras stores an LSTM", "How Keras and
+    PyTorch store LSTMs and GRUs"."""
+    by = frameworks_in(models)
+    names = list(by)
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    kinds = {k for v in by.values() for k in v.split(" and ")}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if len(names) == 1:
+        what = {"LSTM": "an LSTM", "GRU": "a GRU"}.get(kind or "", "LSTMs and GRUs")
+        return f"How {who} stores {what}"
+    return f"How {who} store {kind + 's' if kind else 'LSTMs and GRUs'}"
+
+
 def fmt_px(value: float, digits: int = 1) -> str:
     """A coordinate in an SVG: at most ``digits`` decimals, no trailing zeros."""
     text = f"{float(value):.{digits}f}".rstrip("0").rstrip(".")
@@ -112,6 +143,13 @@ def fmt_points(points: Any) -> str:
 def fmt_dotpath(points: Any) -> str:
     """Path data of a zero-length stroke at every point: round caps draw them as dots."""
     return "".join(f"M{fmt_px(x)} {fmt_px(y)}h0" for x, y in points)
+
+
+def breakable(value: Any) -> Markup:
+    """A name that may wrap after ``/``, ``_`` and ``.`` (a <wbr> there), escaped: long file
+    and layer names break at their joints on a phone, never one character per line."""
+    text = str(escape(str(value)))
+    return Markup(re.sub(r"([/_.])(?=.)", r"\1<wbr>", text))
 
 
 @lru_cache(maxsize=1)
@@ -133,10 +171,13 @@ def content_security_policy() -> str:
 
 
 env.filters["num"] = fmt_num
+env.filters["breakable"] = breakable
 env.filters["px"] = fmt_px
 env.filters["points"] = fmt_points
 env.filters["dotpath"] = fmt_dotpath
 env.globals["cell_kinds"] = cell_kinds
+env.globals["frameworks_in"] = frameworks_in
+env.globals["layout_title"] = layout_title
 env.filters["sci"] = fmt_sci
 env.filters["pct"] = fmt_pct
 env.globals["memory_rows"] = memory_rows
@@ -144,6 +185,7 @@ env.filters["shape"] = fmt_shape
 env.globals["GATE_NAMES"] = GATE_NAMES
 env.globals["equations"] = equations
 env.globals["gates_of"] = gates_of
+env.globals["layer_gates"] = layer_gates
 env.globals["ACTIVATION_FORMULAS"] = ACTIVATION_FORMULAS
 env.globals["content_security_policy"] = content_security_policy
 

@@ -72,16 +72,23 @@ def spectrum_json(sp: Spectrum | None, *, recurrent: bool) -> dict[str, Any] | N
 def _delta(d: Delta | None) -> dict[str, Any] | None:
     if d is None:
         return None
-    return {"delta_fro": d.delta_fro, "relative": d.relative, "cosine": d.cosine}
+    return {
+        "delta_fro": d.delta_fro,
+        "relative": d.relative,
+        "cosine": d.cosine,
+        "change": d.change,
+    }
 
 
 def comparison_json(c: Comparison) -> dict[str, Any]:
     return {
         "baseline": c.baseline,
         "candidate": c.candidate,
+        "matched_by": c.matched_by,
         "layers": [
             {
                 "name": ld.name,
+                "candidate_name": ld.candidate.name,
                 "direction": ld.direction,
                 "gates": {
                     g.gate: {
@@ -218,7 +225,7 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
 def model_json(m: ModelAnalysis) -> dict[str, Any]:
     return {
         "name": m.name,
-        "path": str(m.path),
+        "path": m.shown_path or m.path.name,
         "reader": m.reader,
         "total_params": m.total_params,
         "lstm_params": m.lstm_params,

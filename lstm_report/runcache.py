@@ -19,7 +19,8 @@ from typing import Any
 
 from lstm_report.checkpoints import file_digest
 from lstm_report.config import Config
-from lstm_report.limits import open_regular, read_at_most
+from lstm_report.errors import OutputError
+from lstm_report.limits import MAX_MANIFEST_BYTES, NotRegularFileError, TooLargeError, read_regular
 
 MANIFEST = ".lstm-report-batch.json"
 """The manifest's file name in the site folder (a dot file: not part of the published site)."""
@@ -83,19 +84,32 @@ class Entry:
     """What the index shows of the run (see batch.Row)."""
 
 
-MAX_MANIFEST = 64 << 20
 """Bytes: a larger manifest is not one of ours (a run's entry takes about 1 KiB)."""
 
 
 def load(site_dir: Path) -> dict[str, Entry]:
-    """The manifest's runs by source; empty when there is none or it cannot be read, or
-    is not a regular file (a symbolic link is never followed)."""
+    """The manifest's runs by source; empty when there is none or it is not one we wrote.
+
+    Read as a hostile file: a manifest that is a symlink, a FIFO or a device, or larger than
+    MAX_MANIFEST_BYTES, raises OutputError (the batch would otherwise hang, or read
+    /dev/zero until memory runs out).
+    """
+    path = site_dir / MANIFEST
     try:
-        with open_regular(site_dir / MANIFEST, follow_symlinks=False) as fh:
-            text = read_at_most(fh, MAX_MANIFEST)
-        if text is None:
-            return {}
-        data = json.loads(text.decode("utf-8"))
+        if path.is_symlink():
+            raise NotRegularFileError("a symbolic link")
+        raw = read_regular(path, MAX_MANIFEST_BYTES, follow_symlinks=False)
+    except FileNotFoundError:
+        return {}
+    except (NotRegularFileError, TooLargeError) as exc:
+        raise OutputError(
+            f"{os.fsencode(path).decode('utf-8', 'replace')}: the batch manifest is {exc}, "
+            "which batch never writes; remove it (every run is then rebuilt)"
+        ) from None
+    except OSError:
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
         if data.get("format") != FORMAT:
             return {}
         return {

@@ -14,11 +14,13 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, OutputError, quote, shorten
+from lstm_report.limits import MAX_PAGE_BYTES, NotRegularFileError, TooLargeError, read_regular
 
 DATA_ID = "lstm-report-data"
 SCHEMA_VERSION = 1
@@ -42,12 +44,32 @@ class SiteEntry:
     largest_radius: float | None
     headline: str
     source: str
+    kinds: tuple[str, ...] = ()
+    """The kinds of its analysed layers (``LSTM``, ``GRU``), sorted."""
 
     def __post_init__(self) -> None:
         # Whatever the row came from (a page, a batch manifest someone edited), its link
         # stays inside the site: never javascript:, never another site, never "..".
         if not isinstance(self.href, str) or not PAGE_HREF.fullmatch(self.href):
             raise ValueError(f"not a page of the site: {shorten(repr(self.href), 60)}")
+
+
+def cell_words(entries: Sequence[SiteEntry]) -> dict[str, str]:
+    """What the index calls the layers: LSTM where every report's are LSTMs, else
+    recurrent (a GRU is no LSTM)."""
+    only_lstm = all(set(e.kinds) <= {"LSTM"} for e in entries)
+    return {
+        "reports": "LSTM reports" if only_lstm else "Recurrent network reports",
+        "layers": "LSTM" if only_lstm else "Recurrent",
+    }
+
+
+def folder_label(shown: str) -> str:
+    """A reports folder as the index names it: as given, or, for the current folder
+    (``.``), its own name; empty when it has none (the root)."""
+    if shown in ("", ".", "./"):
+        return display(Path.cwd().name)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -75,13 +97,17 @@ ACTIVE_TAGS = frozenset(
 IMAGE_URIS = ("data:image/png;base64,", "data:image/svg+xml;base64,", "data:image/svg+xml,")
 """Figures: PNG, and SVG base64- or percent-encoded (lstm_report.figures.encode.svg_uri)."""
 CSS_FUNCTIONS = frozenset(
-    "var calc min max clamp minmax repeat not is where rgb rgba hsl hsla nth-child".split()
+    "var calc min max clamp minmax repeat not is where rgb rgba hsl hsla nth-child "
+    "linear-gradient radial-gradient".split()
 )
 """The CSS functions a page may use: none of them can fetch anything (url(), image-set(),
 @import and friends can, and are not in the list)."""
 CSS_AT_RULES = frozenset(["media"])
-STYLE_ATTRIBUTE = re.compile(r"(\s*(width|height|left)\s*:\s*-?[0-9.]+%\s*;?)*\s*")
-"""The only inline styles the templates write: bar widths, heights and offsets."""
+STYLE_ATTRIBUTE = re.compile(
+    r"(\s*((width|height|left)\s*:\s*-?[0-9.]+%|max-width\s*:\s*[0-9.]+px)\s*;?)*\s*"
+)
+"""The only inline styles the templates write: bar widths, heights and offsets, and the
+natural width of a tiled figure."""
 
 
 def css_problem(css: str) -> str | None:
@@ -445,6 +471,7 @@ def entry(href: str, source: str, data: dict[str, Any]) -> SiteEntry:
         largest_radius=max(radii) if radii else None,
         headline=headline,
         source=source,
+        kinds=tuple(sorted({str(la.get("kind") or "LSTM") for la in layers})),
     )
 
 
@@ -489,7 +516,8 @@ def _walk(src: Path, out: Path, follow_links: bool) -> list[tuple[Path, str | No
             path = Path(e.path)
             try:
                 is_dir = e.is_dir()
-                is_html = not is_dir and e.name.endswith(".html") and e.is_file()
+                # not only regular files: a FIFO or a device named .html gets its warning
+                is_html = not is_dir and e.name.endswith(".html")
                 target = path.resolve() if e.is_symlink() else None
             except (OSError, RuntimeError):  # unreadable, or a symlink loop
                 continue
@@ -546,6 +574,8 @@ def build_site(
     lead out of reports_dir (unless follow_links).
     """
     from lstm_report import __version__
+    from lstm_report.batch import Sweep
+    from lstm_report.numbers import numbers
     from lstm_report.pipeline import generated_at
     from lstm_report.render import env
     from lstm_report.write import check_outputs, write_files
@@ -556,6 +586,7 @@ def build_site(
         raise ConfigError(f"{display(src)}: reports folder not found")
     _check_folders(src, out)
     entries: list[SiteEntry] = []
+    columns: dict[str, Any] = {}  # the sweep columns a batch's index has, from each page
     skipped: list[Skipped] = []
     files: list[tuple[Path, str]] = []
     used: set[str] = set()
@@ -568,8 +599,16 @@ def build_site(
             skipped.append(Skipped(shown, refused, warning=True))
             continue
         try:
-            html = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            raw = read_regular(p, MAX_PAGE_BYTES)
+        except (NotRegularFileError, TooLargeError) as exc:
+            skipped.append(Skipped(shown, f"{exc}, not read", warning=True))
+            continue
+        except OSError:
+            skipped.append(Skipped(shown, "not an lstm-report page"))
+            continue
+        try:  # universal newlines, as read_text gives
+            html = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError:
             skipped.append(Skipped(shown, "not an lstm-report page"))
             continue
         try:
@@ -584,6 +623,7 @@ def build_site(
         files.append((out / "reports" / name, html))
         copied.append(p)
         entries.append(entry(f"reports/{name}", display(p.relative_to(src)), data))
+        columns[entries[-1].href] = numbers(data)
     if not entries:
         raise ConfigError(
             f"{display(src)}: no lstm-report pages found (looked at {looked} .html files)"
@@ -593,7 +633,9 @@ def build_site(
         entries=entries,
         generated=generated_at(),
         version=__version__,
-        source=display(src.name or str(src)),
+        source=display(src.name if src.name not in ("", "..") else src.resolve().name),
+        words=cell_words(entries),
+        sweep=Sweep(numbers=columns),
     )
     files.append((out / "index.html", index))
     outputs = [(f"the copy of {display(p)}", path) for p, (path, _) in zip(copied, files)]

@@ -4,6 +4,7 @@ replay vs a Keras LSTM layer with the same settings and arrays (Keras imported l
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -34,26 +35,14 @@ def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Veri
     if w.framework != "Keras":
         return Verification(None, inputs, tolerance, error=FRAMEWORK_NOTE.format(w.framework))
     try:
-        from lstm_report.readers.keras_reader import import_keras
+        from lstm_report.readers.keras_reader import import_keras, keras_calls
 
         keras = import_keras()
     except LstmReportError as exc:
         return Verification(None, inputs, tolerance, error=f"Keras is not available ({exc})")
     try:
-        extra = {} if w.cell_kind == "LSTM" else {"reset_after": bool(w.cell.reset_after)}
-        layer = getattr(keras.layers, w.cell_kind)(
-            w.units,
-            activation=w.activation,
-            recurrent_activation=w.recurrent_activation,
-            use_bias=w.use_bias,
-            go_backwards=w.go_backwards,
-            return_sequences=True,
-            **extra,
-        )
-        layer.build((None, None, w.input_dim))
-        arrays = [w.kernel, w.recurrent_kernel] + ([w.bias] if w.bias is not None else [])
-        layer.set_weights([np.asarray(a, np.float32) for a in arrays])
-        expected = np.asarray(layer(x), np.float64)
+        with keras_calls():
+            expected = _keras_output(keras, w, x)
     except Exception as exc:  # an activation Keras 3 does not know, for example
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return Verification(None, inputs, tolerance, error=f"Keras cannot run this layer: {first}")
@@ -62,6 +51,24 @@ def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Veri
     except LstmReportError as exc:
         return Verification(None, inputs, tolerance, error=str(exc))
     return Verification(float(np.max(np.abs(got - expected))), inputs, tolerance)
+
+
+def _keras_output(keras: Any, w: LSTMWeights, x: np.ndarray) -> np.ndarray:
+    """The output sequence of a Keras layer with this layer's settings and arrays."""
+    extra = {} if w.cell_kind == "LSTM" else {"reset_after": bool(w.cell.reset_after)}
+    layer = getattr(keras.layers, w.cell_kind)(
+        w.units,
+        activation=w.activation,
+        recurrent_activation=w.recurrent_activation,
+        use_bias=w.use_bias,
+        go_backwards=w.go_backwards,
+        return_sequences=True,
+        **extra,
+    )
+    layer.build((None, None, w.input_dim))
+    arrays = [w.kernel, w.recurrent_kernel] + ([w.bias] if w.bias is not None else [])
+    layer.set_weights([np.asarray(a, np.float32) for a in arrays])
+    return np.asarray(layer(x), np.float64)
 
 
 def verify_layer_analysis(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:

@@ -38,7 +38,7 @@
 (function () {
   "use strict";
   document.querySelectorAll("figure img").forEach(function (img) {
-    img.addEventListener("click", function () { img.parentElement.classList.toggle("zoomed"); });
+    img.addEventListener("click", function () { img.closest("figure").classList.toggle("zoomed"); });
   });
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape") {

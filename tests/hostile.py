@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zipfile
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -376,3 +377,149 @@ def with_markup(page: str, markup: str) -> str:
     """The genuine page with markup inserted at the end of its <main>."""
     assert page.count("</main>") == 1
     return page.replace("</main>", markup + "</main>")
+
+
+# --- PyTorch pickles, written without torch ------------------------------------------------
+
+
+class FloatStorage:
+    """Pickled as torch.FloatStorage (see torch_pickle); so are the other storage types."""
+
+
+class ComplexFloatStorage:
+    pass
+
+
+class BoolStorage:
+    pass
+
+
+def _rebuild_tensor_v2(*args: object) -> None:
+    """Pickled as torch._utils._rebuild_tensor_v2; never called."""
+    raise AssertionError("a stand-in")
+
+
+class Storage:
+    """A storage as torch.save names it: a persistent id ("storage", type, key, "cpu", numel)."""
+
+    def __init__(self, key: str, numel: int, kind: type = FloatStorage) -> None:
+        self.key, self.numel, self.kind = key, numel, kind
+
+
+class Tensor:
+    """A view of a storage, pickled as torch.save pickles a tensor."""
+
+    def __init__(self, storage: Storage, shape: tuple[int, ...], offset: int = 0) -> None:
+        self.storage, self.shape, self.offset = storage, shape, offset
+
+    def __reduce__(self) -> object:
+        stride = tuple(int(np.prod(self.shape[i + 1 :])) for i in range(len(self.shape)))
+        args = (self.storage, self.offset, self.shape, stride, False, OrderedDict())
+        return (_rebuild_tensor_v2, args)
+
+
+_TORCH_NAMES = {
+    b"ctests.hostile\n_rebuild_tensor_v2\n": b"ctorch._utils\n_rebuild_tensor_v2\n",
+    **{
+        f"ctests.hostile\n{kind.__name__}\n".encode(): f"ctorch\n{kind.__name__}\n".encode()
+        for kind in (FloatStorage, ComplexFloatStorage, BoolStorage)
+    },
+}
+
+
+def torch_pickle(obj: object) -> bytes:
+    """data.pkl of a torch.save file holding obj (protocol 2: globals are text, the memo
+    shares every object pickled twice, as torch.save's pickler does)."""
+    import io
+    import pickle
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, o: object) -> object:
+            if isinstance(o, Storage):
+                return ("storage", o.kind, o.key, "cpu", o.numel)
+            return None
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(obj)
+    data = buf.getvalue()
+    for ours, torch_name in _TORCH_NAMES.items():
+        data = data.replace(ours, torch_name)
+    return data
+
+
+def torch_zip(
+    path: Path, data_pkl: bytes, storages: dict[str, bytes], byteorder: bytes = b"little"
+) -> Path:
+    """A torch.save zip (members stored) of data.pkl and storages by key."""
+    stem = path.stem
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(f"{stem}/data.pkl", data_pkl)
+        zf.writestr(f"{stem}/byteorder", byteorder)
+        for key, raw in storages.items():
+            zf.writestr(f"{stem}/data/{key}", raw)
+    return path
+
+
+def lstm_state(storage: Storage, units: int, inputs: int, prefix: str = "") -> OrderedDict:
+    """An nn.LSTM's weight_ih_l0 and weight_hh_l0, both views from the start of storage."""
+    return OrderedDict(
+        [
+            (f"{prefix}weight_ih_l0", Tensor(storage, (4 * units, inputs))),
+            (f"{prefix}weight_hh_l0", Tensor(storage, (4 * units, units))),
+        ]
+    )
+
+
+def memo_bomb_pt(path: Path, levels: int = 16, fanout: int = 10) -> Path:
+    """One small LSTM state dict inside lists nested levels deep, each holding fanout
+    references to the list below (the memo makes them BINGETs): fanout**levels paths."""
+    storage = Storage("0", 4 * 2 * 3)
+    node: object = lstm_state(storage, 2, 1)
+    for _ in range(levels):
+        node = [node] * fanout
+    return torch_zip(path, torch_pickle(node), {"0": np.zeros(24, "<f4").tobytes()})
+
+
+# --- ONNX files, written with onnx.helper or byte by byte -----------------------------------
+
+
+def onnx_shared_weights(path: Path, nodes: int, hidden: int, inputs: int) -> Path:
+    """nodes LSTM nodes, every one reading the same W and R initializers."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    W = numpy_helper.from_array(np.zeros((1, 4 * hidden, inputs), np.float32), "W")
+    R = numpy_helper.from_array(np.zeros((1, 4 * hidden, hidden), np.float32), "R")
+    graph = helper.make_graph(
+        [
+            helper.make_node("LSTM", ["X", "W", "R"], [f"Y{i}"], hidden_size=hidden)
+            for i in range(nodes)
+        ],
+        "shared",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 1, inputs])],
+        [helper.make_tensor_value_info("Y0", TensorProto.FLOAT, None)],
+        [W, R],
+    )
+    save(helper.make_model(graph), str(path))
+    return path
+
+
+def onnx_empty_nodes(path: Path, total: int = 80 * 10**6, entry: bytes = b"\x0a\x00") -> Path:
+    """A ModelProto whose graph is total bytes of one empty entry repeated: by default
+    GraphProto.node (field 1), 2 bytes each; b"\x6a\x00" for value_info (field 13)."""
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    body = entry * (total // len(entry))
+    path.write_bytes(b"\x08\x08" + b"\x3a" + varint(len(body)) + body)  # ir_version, graph
+    return path
+
+
+def safetensors_file(path: Path, header: bytes, data: bytes = b"") -> Path:
+    path.write_bytes(struct.pack("<Q", len(header)) + header + data)
+    return path

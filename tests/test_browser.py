@@ -200,6 +200,105 @@ def test_site_index_sorts(browser: Any, demo_page: Path, simple_model: Any, tmp_
         context.close()
 
 
+# ---- phones and accessibility (issue 20) ------------------------------------------------------
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+"""axe-core, the standard accessibility engine: `npm ci --prefix tests/axe` (.ci/run does)."""
+
+
+def _svg_fonts(uri: str) -> tuple[float, list[float]]:
+    """An SVG figure's width (its own px) and every font size it sets."""
+    import re
+    from urllib.parse import unquote
+
+    assert uri.startswith("data:image/svg+xml,")
+    svg = unquote(uri.split(",", 1)[1])
+    width = float(re.search(r'<svg [^>]*width="([0-9.]+)"', svg).group(1))  # type: ignore[union-attr]
+    return width, [float(v) for v in re.findall(r'font-size="([0-9.]+)"', svg)]
+
+
+def _all_open(page: Any) -> None:
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+
+
+def test_phone_figures_reflow_and_text_stays_legible(browser: Any, demo_page: Path) -> None:
+    # At 390 px every figure's smallest text, as rendered, is at least 9 CSS px: its font
+    # size in the SVG times the scale the page shows the image at. Multi-panel figures wrap.
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(demo_page.as_uri())
+        _all_open(page)
+        shown = page.evaluate(
+            "Array.from(document.querySelectorAll('main figure img'))"
+            ".map(i => [i.getAttribute('src'), i.getBoundingClientRect().width])"
+        )
+        assert len(shown) > 40
+        smallest = []
+        for src, rendered in shown:
+            width, fonts = _svg_fonts(src)
+            assert fonts, "an SVG without a font size"
+            smallest.append((min(fonts) * rendered / width, src[:80]))
+        worst = min(smallest)
+        assert worst[0] >= 9.0, worst
+        # the heatmaps' four panels are not on one line any more
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('main figure .tiles')).map(t => "
+            "new Set(Array.from(t.children).map(i => Math.round(i.getBoundingClientRect().top))).size)"
+        )
+        assert rows and max(rows) >= 3
+        # and nothing is wider than the screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # a file name in a table stays on one line (it wrapped one character per line)
+        lines = page.evaluate(
+            "(() => { const c = document.querySelector('table.sortable td code');"
+            " return c.getBoundingClientRect().height / parseFloat(getComputedStyle(c).lineHeight"
+            " === 'normal' ? 1.2 * parseFloat(getComputedStyle(c).fontSize)"
+            " : getComputedStyle(c).lineHeight); })()"
+        )
+        assert lines < 1.9
+    finally:
+        context.close()
+
+
+def test_desktop_tiles_share_one_row(browser: Any, demo_page: Path) -> None:
+    # At 1280 px a figure's tiles sit side by side as one picture, as wide as before.
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(demo_page.as_uri())
+        _all_open(page)
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('main figure .tiles')).map(t => "
+            "new Set(Array.from(t.children).map(i => Math.round(i.getBoundingClientRect().top))).size)"
+        )
+        assert rows and set(rows) == {1}
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_axe_finds_no_violation(browser: Any, demo_page: Path, width: int) -> None:
+    if not AXE.exists():
+        if os.environ.get("LSTM_REPORT_REQUIRE_BROWSER"):
+            pytest.fail(f"needs {AXE} (npm ci --prefix tests/axe)")
+        pytest.skip("needs axe-core: npm ci --prefix tests/axe")
+    # (the page's CSP admits only its own script: bypassed for the injected engine)
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(demo_page.as_uri())
+        _all_open(page)
+        page.add_script_tag(path=str(AXE))
+        violations = page.evaluate(
+            "async () => (await axe.run(document)).violations.map(v => "
+            "[v.id, v.nodes.length, v.nodes.slice(0, 3).map(n => n.target.join(' '))])"
+        )
+        assert violations == []
+    finally:
+        context.close()
+
+
 # --- issue 21: the page's Content-Security-Policy stops what a hostile edit injects ------------
 
 

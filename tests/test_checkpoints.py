@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -267,13 +268,15 @@ def test_a_hostile_cache_is_ignored_and_recomputed(ckpts: Path, tmp_path: Path) 
         target.unlink()
         make()
         log.clear()
-        assert _points(cfg, Cache(folder), log) == good
+        with warnings.catch_warnings():  # a FIFO or a device is never replaced: it warns
+            warnings.simplefilter("ignore", checkpoints.CacheWarning)
+            assert _points(cfg, Cache(folder), log) == good
         assert len(log) == 1
     # a cache folder that cannot be written: the figures are computed, nothing breaks
-    blocked = tmp_path / "blocked"
-    blocked.write_text("a file, not a folder")
+    blocked = _unwritable_cache_folder(tmp_path / "blocked")
     log.clear()
-    assert _points(cfg, Cache(blocked), log) == good and log == [1, 2, 3]
+    with pytest.warns(checkpoints.CacheWarning, match="cannot write the checkpoint cache"):
+        assert _points(cfg, Cache(blocked), log) == good and log == [1, 2, 3]
 
 
 def test_entries_round_trip_non_finite_numbers() -> None:
@@ -572,3 +575,35 @@ def test_batch_cache_in_the_site_is_sealed_with_the_users_key_and_never_a_link(
         with pytest.raises(LstmReportError, match=f"{name}: is a symbolic link; batch never"):
             run_batch([str(run)], s2, jobs=1, generated=GENERATED)
         assert list(outside.iterdir()) == []
+
+
+def _unwritable_cache_folder(folder: Path) -> Path:
+    """A cache folder whose every entry folder (the key's first two hex digits) is taken by
+    a file: entries cannot be written, even by root, while the folder itself is fine."""
+    folder.mkdir(parents=True)
+    for a in "0123456789abcdef":
+        for b in "0123456789abcdef":
+            (folder / (a + b)).write_text("a file where an entry folder would be")
+    return folder
+
+
+def test_a_cache_that_cannot_be_written_warns_once(ckpts: Path, tmp_path: Path) -> None:
+    cfg = _run(tmp_path, ckpts, [1, 2, 3])
+    cache = Cache(_unwritable_cache_folder(tmp_path / "checkpoints"))
+    with pytest.warns(checkpoints.CacheWarning, match="cannot write the checkpoint cache") as w:
+        first = _points(cfg, cache, [])
+        assert first == _points(cfg, None, [])  # the run went on, with the same figures
+        _points(_run(tmp_path, ckpts, [1, 2, 3, 4]), cache, [])  # a second save: no second line
+    assert len(w) == 1, [str(x.message) for x in w]
+
+
+def test_cli_says_once_that_the_cache_cannot_be_written(
+    ckpts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xdg = tmp_path / "xdg"
+    _unwritable_cache_folder(xdg / "lstm-report" / "checkpoints")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    cfg = _run(tmp_path, ckpts, [1, 2, 3, 4])
+    assert main(["build", str(cfg), "-o", str(tmp_path / "r.html")]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "checkpoint cache" in x]
+    assert len(lines) == 1 and lines[0].startswith("warning: cannot write"), lines

@@ -192,3 +192,66 @@ def test_compare_errors(run: Path, tmp_path: Path) -> None:
         match=r"^compare\[0\]: layer 'lstm' has kernel shape \(2, 12\) in the baseline but \(2, 20\)",
     ):
         build_report(cfg, output=tmp_path / "r.html")
+
+
+def _gate_slices(k: np.ndarray, r: np.ndarray, b: np.ndarray, g: int, u: int) -> list[np.ndarray]:
+    """Gate g of a Keras LSTM's arrays, sliced by hand: W, U, b."""
+    return [k[:, g * u : (g + 1) * u], r[:, g * u : (g + 1) * u], b[g * u : (g + 1) * u]]
+
+
+def test_change_is_rms_of_the_change_over_the_gates_pooled_rms() -> None:
+    # Issue 20: one change measure, robust to a zero baseline (Keras starts b_i, b_c, b_o
+    # at 0), against numpy by hand.
+    rng = np.random.default_rng(3)
+    u, d = 4, 3
+    k, r = rng.normal(size=(d, 4 * u)), rng.normal(size=(u, 4 * u))
+    b = np.concatenate([np.zeros(u), np.ones(u), np.zeros(2 * u)])
+    k2, r2 = k + 0.1 * rng.normal(size=k.shape), r + 0.05 * rng.normal(size=r.shape)
+    b2 = b + 0.01 * rng.normal(size=b.shape)
+    a, c = LSTMWeights("l", "forward", k, r, b), LSTMWeights("l", "forward", k2, r2, b2)
+    ld = compare_layers(a, c, "x", "w")
+    back = compare_layers(c, a, "x", "w")
+    for g, (gd, gback) in enumerate(zip(ld.gates, back.gates)):
+        before, after = _gate_slices(k, r, b, g, u), _gate_slices(k2, r2, b2, g, u)
+        pooled = np.sqrt(
+            sum(float((x**2).sum()) for x in before + after) / (2 * sum(x.size for x in before))
+        )
+        for d_, x, y in zip((gd.W, gd.U, gd.b), before, after):
+            assert d_ is not None and d_.change is not None
+            want = np.sqrt(np.mean((y - x) ** 2)) / pooled
+            assert d_.change == pytest.approx(want, rel=1e-12)
+        # symmetric: the same number from the candidate's side
+        for one, two in zip((gd.W, gd.U, gd.b), (gback.W, gback.U, gback.b)):
+            assert one is not None and two is not None
+            assert one.change == pytest.approx(two.change, rel=1e-12)
+    i = ld.gates[0]
+    assert i.b is not None and i.b.relative is None  # ‖b_i‖ = 0: the old ratio is undefined
+    # a tiny change of a zero bias is a tiny change, not the largest one (it was 4.3× before)
+    assert i.b.change is not None and i.b.change < i.W.change
+
+
+def test_change_is_in_the_json_and_the_page(tmp_path: Path, keras: Any) -> None:
+    from lstm_report.analysis.takeaways import change_text
+
+    assert change_text(1.002) == "1.002" and change_text(0.15321) == "0.1532"
+    inp = keras.Input((None, 2))
+    model = keras.Model(inp, keras.layers.LSTM(3, name="lstm")(inp))
+    model.save(tmp_path / "a.keras")
+    k, r, b = model.get_layer("lstm").get_weights()
+    model.get_layer("lstm").set_weights([k, r, b + 0.25])  # only the biases move
+    model.save(tmp_path / "b.keras")
+    cfg = write_config(
+        tmp_path,
+        "models: [{path: a.keras, name: a}, {path: b.keras, name: b}]\n"
+        "compare: [{baseline: a, candidate: b}]\n",
+    )
+    build_report(cfg, output=tmp_path / "r.html", json_path=tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    gates = data["comparisons"][0]["layers"][0]["gates"]
+    assert gates["i"]["W"]["change"] == 0.0
+    assert gates["i"]["b"]["change"] > 0 and gates["i"]["b"]["relative"] is None
+    learned = next(t["text"] for t in data["takeaways"] if t["code"] == "learned")
+    # the biases were all that changed: the takeaway says so (it ignored them before)
+    assert "the RMS change of b_" in learned
+    html = (tmp_path / "r.html").read_text()
+    assert '<th class="num">change</th>' in html and ">relative<" not in html

@@ -199,6 +199,7 @@ def test_example_config_is_valid() -> None:
     data["models"][1]["path"] = ["a.keras", "b.keras"]  # the glob would need real files
     cfg = parse_config(data, base_dir="/tmp")
     assert cfg.compare[0].baseline == "run42" and cfg.models[0].probe is not None
+    assert cfg.compare[1].layers == (("encoder/lstm", "encoder.l0"),)
 
 
 def test_models_per_config_limit(tmp_path: Path) -> None:
@@ -211,7 +212,8 @@ def test_models_per_config_limit(tmp_path: Path) -> None:
     assert len(load_config(ok).models) == 1000
     message = (
         r"^models: more than 1,000 models; one config names at most 1,000 "
-        r"\(split them into several configs; for sweeps, `lstm-report batch` is planned\)$"
+        r"\(split them into several configs; for sweeps, `lstm-report batch` builds one report "
+        r"per config\)$"
     )
     with pytest.raises(ConfigError, match=message):
         load_config(

@@ -140,7 +140,7 @@ def test_json_contract(nasty_config: Path, tmp_path: Path, complex_model: Any) -
     assert data["title"] == "<script>alert('t')</script> & \"quotes\""
     (model,) = data["models"]
     assert model["name"] == "m<1> & 'co'"
-    assert model["path"] == str(complex_model.path)
+    assert model["path"] == complex_model.path.name  # no local absolute path
     layers = {(x["name"], x["direction"]): x for x in model["layers"]}
     assert set(layers) == {
         ("encoder/inner_lstm", "forward"),
@@ -507,11 +507,16 @@ def test_build_reads_a_model_file_directly(
     assert main([*args, "--feature-names", "a, b,c,d,e", "--json", "r.json", "-q"]) == 0
     data = json.loads((tmp_path / "r.json").read_text())
     (model,) = data["models"]
-    assert model["name"] == "run42" and model["path"] == str(simple_model.path)
+    assert model["name"] == "run42" and model["path"] == simple_model.path.name
     (layer,) = model["layers"]
     assert [f["name"] for f in layer["feature_importance"]] == ["a", "b", "c", "d", "e"]
     assert layer["activations"] is not None  # the probe was used
-    assert (tmp_path / "simple.html").is_file()  # NAME.html in the current folder
+    # --name names the page: NAME.html in the current folder, never the file's name
+    assert (tmp_path / "run42.html").is_file() and not (tmp_path / "simple.html").exists()
+    assert main(["build", str(simple_model.path), "-q"]) == 0
+    assert (tmp_path / "simple.html").is_file()  # without --name: the file's name
+    assert main(["build", str(simple_model.path), "--name", "../up/x", "-q"]) == 0
+    assert (tmp_path / "_.._up_x.html").is_file()  # a name is never a path
     capsys.readouterr()
     assert main(["build", str(simple_model.path), "--feature-names", "a,b", "-q"]) == 1
     assert "2 names given" in capsys.readouterr().err
@@ -544,20 +549,22 @@ models:
   - dense.keras
   - {{path: emb.keras, feature_names: [a, b, c]}}
   - {{path: {simple_model.path}, name: simple}}
-compare: [{{baseline: simple, candidate: emb.keras}}]
 """,
     )
     out = str(tmp_path / "r.html")
     code, err = run_main(capfd, "build", str(cfg), "-o", out)
     assert code == 0, err
-    assert err.splitlines()[:3] == [
+    assert err.splitlines()[:2] == [
         "warning: dense.keras: the model has no LSTM or GRU layer",
         "warning: emb.keras: feature_names are not shown: no analysed LSTM reads the model "
         "input directly",
-        "warning: compare[0]: no layer of 'simple' matches one of 'emb.keras' by name and "
-        "direction; nothing was compared",
     ]
     assert run_main(capfd, "build", str(cfg), "-o", out, "-q") == (0, "")
+    # A comparison where nothing can be paired is not a success (tests/test_compare_matching.py)
+    with cfg.open("a", encoding="utf-8") as fh:
+        fh.write("compare: [{baseline: simple, candidate: emb.keras}]\n")
+    code, err = run_main(capfd, "build", str(cfg), "-o", out, "-q")
+    assert code == 1 and err.startswith("error: compare[0]: no layer of 'simple' matches"), err
 
 
 def test_progress_counts_the_models(
@@ -576,3 +583,13 @@ def test_build_result_repr_is_short(complex_model: Any, tmp_path: Path) -> None:
     assert len(text) < 300, len(text)
     assert text.startswith(f"BuildResult(html_path={str(tmp_path / 'r.html')!r}, json_path=")
     assert "models=1, layers=4, findings=" in text
+
+
+def test_long_names_may_break_at_their_joints_only() -> None:
+    # Issue 20: on a phone a path wraps after / _ . (a <wbr>), not one character per line;
+    # the name stays literal text.
+    from lstm_report.render import breakable
+
+    assert str(breakable("runs/a_b.keras")) == "runs/<wbr>a_<wbr>b.<wbr>keras"
+    assert str(breakable("<b>/x")) == "&lt;b&gt;/<wbr>x"
+    assert str(breakable("end.")) == "end."  # nothing to break before

@@ -427,3 +427,114 @@ def test_delta_heatmaps_name_the_input_features(demo_run: Any) -> None:
     for name in ("temperature", "pressure", "wind", "humidity", "noise_a", "noise_b"):
         assert f">{name}</text>" in encoder
         assert f">{name}</text>" not in summary
+
+
+# ---- issue 20: histograms that show every value, tiles, the per-step chart --------------------
+
+
+def _inverse(ticks: Any) -> Any:
+    """Pixel -> data along an axis, from two of its tick marks (position and label)."""
+    (p0, v0), (p1, v1) = [(t.at, float(t.label.replace("\u2212", "-"))) for t in ticks[:2]]
+    return lambda px: v0 + (np.asarray(px, float) - p0) * (v1 - v0) / (p1 - p0)
+
+
+def _mass(panel: Any, line: Any, lo: float = -np.inf, hi: float = np.inf) -> float:
+    """The area under a histogram outline (steps), in data units, of the bins in [lo, hi]."""
+    fx, fy = _inverse(panel.xticks), _inverse(panel.yticks)
+    pts = np.array(line.points)
+    xs, ys = fx(pts[:, 0]), fy(pts[:, 1])
+    area = 0.0
+    for k in range(1, len(pts) - 1, 2):  # (edge, height), (next edge, height) pairs
+        left, right, height = xs[k], xs[k + 1], ys[k]
+        if lo <= left and right <= hi:
+            area += (right - left) * height
+    return area
+
+
+def _demo_like_layer(units: int = 16, inputs: int = 6, outlier: float | None = None) -> Any:
+    from lstm_report.gates import layer_gates
+
+    rng = np.random.default_rng(4)
+    k = (0.2 * rng.normal(size=(inputs, 4 * units))).astype(np.float32)
+    if outlier is not None:
+        k[0, 0] = outlier
+    r = (0.2 * rng.normal(size=(units, 4 * units))).astype(np.float32)
+    b = (0.05 * rng.normal(size=4 * units)).astype(np.float32)
+    b[units : 2 * units] = np.linspace(1.0, 1.1, units)  # the demo's forget biases
+    return layer_gates(LSTMWeights("l", "forward", k, r, b))
+
+
+def test_weight_histograms_draw_the_forget_biases_where_they_are() -> None:
+    from lstm_report.figures.encode import GATE_COLORS
+    from lstm_report.figures.layer import histogram_chart
+
+    chart = histogram_chart(_demo_like_layer())
+    panels = {p.title: p for p in chart.panels}
+    assert list(panels) == ["input weights W", "recurrent weights U", "biases b"]
+    b = panels["biases b"]
+    (f_line,) = [ln for ln in b.lines if ln.color == GATE_COLORS["f"]]
+    # every forget bias is drawn: the area under its line is 1, all of it in the bins that
+    # hold 1.0 to 1.1 (a bin is at most 0.15 wide here), none at an edge or at 0.37
+    # (to the 0.1 px the outline is drawn at)
+    assert _mass(b, f_line) == pytest.approx(1.0, rel=5e-3)
+    assert _mass(b, f_line, 0.85, 1.25) == pytest.approx(1.0, rel=5e-3)
+    assert not b.notes  # nothing outside the bins
+    # each family has its own density axis: the tallest line reaches the top half of it
+    for p in panels.values():
+        fy = _inverse(p.yticks)
+        top = max(float(fy(y)) for ln in p.lines for _, y in ln.points)
+        assert top > 0.5 * float(p.yticks[-1].label.replace("\u2212", "-"))
+
+
+def test_far_outliers_are_counted_not_clipped_into_the_edge() -> None:
+    from lstm_report.figures.layer import histogram_chart
+
+    chart = histogram_chart(_demo_like_layer(units=16, inputs=64, outlier=1000.0))
+    w = next(p for p in chart.panels if p.title == "input weights W")
+    # the bins cover the central weights, and the one at 1000 is counted at the right edge
+    assert float(w.xticks[-1].label) < 5
+    assert [n.text for n in w.notes] == ["1 beyond ▸"]
+    assert "outliers counted at the edges" in w.xlabel
+    # and every other value of gate i is drawn (not 1% of them cut off by percentiles)
+    assert _mass(w, w.lines[0]) > 0.995
+
+
+def test_step_chart_has_a_y_axis_and_step_ticks() -> None:
+    from lstm_report.figures.layer import step_chart, step_geometry
+
+    values = [0.5 + 0.01 * j for j in range(30)]
+    values[16] = 2.0
+    fig = step_chart(values, "m")
+    assert fig is not None and "largest 2 at step 16" in fig.alt
+    geometry = step_geometry(values)
+    assert geometry is not None
+    (p,) = geometry.panels
+    assert p.ylabel and len(p.yticks) >= 3 and p.yticks[0].label == "0"
+    steps = [int(t.label) for t in p.xticks]
+    assert steps[0] == 0 and len(steps) >= 4 and all(b > a for a, b in zip(steps, steps[1:]))
+    # the tallest bar is over step 16 as the axis reads it, at its height on the y axis
+    fx, fy = _inverse(p.xticks), _inverse(p.yticks)
+    tall = min(p.rects, key=lambda r: r.y)
+    assert float(fx(tall.x + tall.w / 2)) == pytest.approx(16, abs=0.05)
+    assert float(fy(tall.y)) == pytest.approx(2.0, rel=1e-2)
+    assert len(p.rects) == 30
+
+
+def test_tiles_hold_every_panel_inside_their_view() -> None:
+    from lstm_report.figures.chart import tiles
+    from lstm_report.figures.layer import histogram_chart
+
+    chart = histogram_chart(_demo_like_layer())
+    pieces = tiles(chart)
+    assert [p for t in pieces for p in t.panels] != []
+    assert len(pieces) == len(chart.panels) + 1  # and the legend on its own
+    for t in pieces:
+        for p in t.panels:
+            assert t.x0 <= p.x - 7 and p.x + p.w <= t.x0 + t.width
+            for tick in p.xticks:
+                assert t.x0 <= tick.at <= t.x0 + t.width
+        assert t.width == int(t.width)  # whole px: never scaled by a hair on a phone
+    la = analyse_layer(_layer(6, 3), ["a", "b", "c"], "a")
+    heat = layer_figures(la).heat_W
+    # the four heatmaps and the colour bar, each once, across the tiles
+    assert sum(svg_text(t.uri).count("<image") for t in heat.tiles) == 5

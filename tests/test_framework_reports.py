@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,180 @@ def test_keras_gru_report(keras: Any, tmp_path: Path, reset_after: bool) -> None
     assert "in the order <b>z</b> (update)" in html and "<b>f</b> (forget)" not in html
     body = html.split("</header>")[1].split('<script type="application/json"')[0]
     assert "LSTM" not in body  # (the default title, "… LSTM weight report", is in the header)
+
+
+def _header_elements(path: Path) -> int:
+    """Every tensor's element count, from a safetensors header parsed by hand."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    return sum(int(np.prod(s["shape"])) for k, s in header.items() if k != "__metadata__")
+
+
+def _layer_params(data: dict[str, Any]) -> int:
+    return sum(x["params"] for x in data["models"][0]["layers"])
+
+
+def test_total_params_of_a_state_dict_counts_every_tensor(tmp_path: Path) -> None:
+    every = _header_elements(FW / "torch_state_dict.safetensors")  # the same weights
+    for file in ("torch_state_dict.pt", "torch_state_dict.safetensors"):
+        data = _build(tmp_path, FW / file)
+        assert data["models"][0]["total_params"] == every, file
+    # A checkpoint: the model's state dict, not the optimizer's momentum or other extras
+    data = _build(tmp_path, FW / "torch_checkpoint.pt")
+    assert data["models"][0]["total_params"] == every
+    # Tensors that are not recurrent weights count too: Net's head, nn.Linear(3, 1)
+    data = _build(tmp_path, FW / "torch_state_dict.pt")
+    assert _layer_params(data) == every - (3 + 1)
+    html = (tmp_path / "r.html").read_text()
+    assert f"· {every:,} parameters," in html
+
+
+def test_total_params_of_an_onnx_file_counts_every_stored_tensor(
+    tmp_path: Path, expected: dict[str, np.ndarray]
+) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    by_hand = sum(expected[f"onnx/gru_lbr0/{k}"].size for k in "WRB")
+    assert _build(tmp_path, FW / "onnx_gru_lbr0_reverse.onnx")["models"][0]["total_params"] == (
+        by_hand
+    )
+    # A dense head after the GRU: one more initializer and a Constant node count too
+    model = onnx.load(str(FW / "onnx_gru_lbr0_reverse.onnx"))
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((4, 2), np.float32), "head"))
+    model.graph.node.append(
+        helper.make_node(
+            "Constant", [], ["shift"], value=numpy_helper.from_array(np.ones(3, np.float32))
+        )
+    )
+    onnx.save(model, str(tmp_path / "head.onnx"))
+    data = _build(tmp_path, tmp_path / "head.onnx")
+    assert data["models"][0]["total_params"] == by_hand + 8 + 3
+    assert _layer_params(data) == by_hand
+
+
+def test_unit_forget_bias_texts_only_for_keras_layers_that_have_it(
+    keras: Any, tmp_path: Path
+) -> None:
+    # PyTorch (and ONNX) initialise no forget bias at 1: no b_f − 1, no dotted start line.
+    data = _build(tmp_path, FW / "torch_state_dict.pt")
+    assert all(x["memory"]["forget_bias_shift"] is None for x in data["models"][0]["layers"])
+    html = (tmp_path / "r.html").read_text()
+    assert "unit_forget_bias" not in html and "− 1 averages" not in html
+    assert "start of b_" not in html
+    # Keras: only the layer built with unit_forget_bias (the default) gets them.
+    inp = keras.Input((6, 3))
+    h = keras.layers.LSTM(4, return_sequences=True, name="default")(inp)
+    h = keras.layers.LSTM(2, unit_forget_bias=False, name="without")(h)
+    m = keras.Model(inp, h)
+    rng = np.random.default_rng(5)
+    m.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in m.get_weights()])
+    m.save(tmp_path / "m.keras")
+    data = _build(tmp_path, tmp_path / "m.keras")
+    layers = _layers(data)
+    bias = m.get_layer("default").get_weights()[2].astype(np.float64)
+    assert layers[("default", "forward")]["memory"]["forget_bias_shift"] == pytest.approx(
+        np.mean(bias[4:8] - 1.0)
+    )
+    assert layers[("without", "forward")]["memory"]["forget_bias_shift"] is None
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("− 1 averages") == 1 and html.count("start of b_f") == 1
+
+
+def _layout(html: str) -> str:
+    return html.split('<section id="layout">')[1].split("</section>")[0]
+
+
+def test_layout_explainer_speaks_of_the_frameworks_in_the_report(
+    tmp_path: Path, simple_model: Any
+) -> None:
+    _build(tmp_path, FW / "torch_state_dict.pt")
+    html = (tmp_path / "r.html").read_text()
+    assert "How Keras" not in html
+    part = _layout(html)
+    assert "<h2>How PyTorch stores LSTMs and GRUs</h2>" in part
+    for tensor in ("weight_ih_l{k}", "weight_hh_l{k}", "bias_ih_l{k}", "bias_hh_l{k}"):
+        assert f"<code>{tensor}</code>" in part
+    assert "<b>g</b> (candidate, the report's <b>c</b>)" in part
+    assert "the order <b>r</b> (reset), <b>z</b> (update), <b>n</b> (candidate)" in part
+    assert "recurrent_kernel" not in part and "get_weights()" not in part
+    assert "ONNX" not in part
+    pytest.importorskip("onnx")
+    _build(tmp_path, FW / "onnx_lstm_bidirectional.onnx")
+    part = _layout((tmp_path / "r.html").read_text())
+    assert "<h2>How ONNX stores an LSTM</h2>" in part
+    assert "<b>i</b> (input), <b>o</b>\n    (output), <b>f</b> (forget), <b>c</b>" in part
+    for name, shape in (("W", "4·units, input_dim"), ("R", "4·units, units"), ("B", "8·units")):
+        assert f"<td><code>{name}</code></td><td>[directions, {shape}]</td>" in part
+    assert "weight_ih" not in part and "recurrent_kernel" not in part
+    assert "(update)" not in part  # no GRU in this file
+    # Keras and PyTorch in one report: both layouts, nothing of ONNX
+    cfg = tmp_path / "both.yaml"
+    cfg.write_text(f"models: [{simple_model.path}, {FW / 'torch_state_dict.pt'}]\n")
+    assert main(["build", str(cfg), "-o", str(tmp_path / "both.html"), "-q"]) == 0
+    part = _layout((tmp_path / "both.html").read_text())
+    assert "<h2>How Keras and PyTorch store LSTMs and GRUs</h2>" in part
+    assert "<code>recurrent_kernel</code>" in part and "<code>weight_hh_l{k}</code>" in part
+    assert "Keras keeps the weights of one GRU" not in part  # the Keras model has no GRU
+    assert "ONNX" not in part
+
+
+def _pickle_state_dict(tensors: dict[str, tuple[str, int, tuple[int, ...]]]) -> bytes:
+    """A torch.save data.pkl written opcode by opcode, as torch writes it (protocol 2):
+    {name: _rebuild_tensor_v2(storage, 0, size, C strides, False, OrderedDict())}, each
+    storage a persistent id ('storage', FloatStorage, key, 'cpu', numel)."""
+
+    def glob(module: str, name: str) -> bytes:
+        return b"c" + f"{module}\n{name}\n".encode()
+
+    def text(s: str) -> bytes:
+        raw = s.encode()
+        return b"X" + struct.pack("<I", len(raw)) + raw
+
+    def tup(*items: bytes) -> bytes:
+        return b"(" + b"".join(items) + b"t"
+
+    def num(n: int) -> bytes:
+        return b"J" + struct.pack("<i", n)
+
+    items = b""
+    for name, (key, numel, shape) in tensors.items():
+        strides = tuple(int(np.prod(shape[i + 1 :])) for i in range(len(shape)))
+        storage = tup(text("storage"), glob("torch", "FloatStorage"), text(key), text("cpu"))
+        storage = storage[:-1] + num(numel) + b"t" + b"Q"  # BINPERSID
+        args = tup(
+            storage,
+            num(0),
+            tup(*map(num, shape)),
+            tup(*map(num, strides)),
+            b"\x89",  # False
+            glob("collections", "OrderedDict") + b")R",
+        )
+        items += text(name) + glob("torch._utils", "_rebuild_tensor_v2") + args + b"R"
+    return b"\x80\x02}(" + items + b"u."
+
+
+def test_total_params_counts_a_tied_tensor_once(tmp_path: Path) -> None:
+    # An LSTM(3 -> 2) and an embedding tied to the output layer: `head.weight` is the same
+    # storage, offset, size and stride as `emb.weight` (as torch.save writes tied weights).
+    H, n_in, vocab = 2, 3, 5
+    tensors = {
+        "lstm.weight_ih_l0": ("0", 4 * H * n_in, (4 * H, n_in)),
+        "lstm.weight_hh_l0": ("1", 4 * H * H, (4 * H, H)),
+        "lstm.bias_ih_l0": ("2", 4 * H, (4 * H,)),
+        "lstm.bias_hh_l0": ("3", 4 * H, (4 * H,)),
+        "emb.weight": ("4", vocab * n_in, (vocab, n_in)),
+        "head.weight": ("4", vocab * n_in, (vocab, n_in)),
+    }
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tied.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("tied/data.pkl", _pickle_state_dict(tensors))
+        zf.writestr("tied/byteorder", "little")
+        for key, numel, _ in dict((t[0], t) for t in tensors.values()).values():
+            zf.writestr(f"tied/data/{key}", rng.normal(size=numel).astype("<f4").tobytes())
+    data = _build(tmp_path, path)
+    lstm = 4 * H * n_in + 4 * H * H + 2 * 4 * H
+    assert _layer_params(data) == lstm
+    assert data["models"][0]["total_params"] == lstm + vocab * n_in  # not + 2 · vocab · n_in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,27 @@ def test_a_local_header_that_disagrees_is_left_to_zipfile(tmp_path: Path) -> Non
             with open_weights(zf, "x") as fh:
                 assert not isinstance(fh, MemberWindow)
                 fh.read()
+
+
+def test_keras_reader_reloads_a_model_rewritten_at_the_same_path(
+    keras: Any, tmp_path: Path
+) -> None:
+    # A long-lived worker reads the same path twice; the file was replaced in between,
+    # with the same size and (as `cp -p` or rsync would leave it) the same mtime.
+    m = keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(2, name="lstm")])
+    path = tmp_path / "run.keras"
+    kernels = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        m.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in m.get_weights()])
+        kernels.append(m.get_weights()[0])
+        m.save(path)
+        if seed == 0:
+            first = path.stat()
+            read = read_model(spec(path), reader="keras")
+            np.testing.assert_array_equal(read.lstms[0].kernel, kernels[0])
+        else:
+            os.utime(path, ns=(first.st_atime_ns, first.st_mtime_ns))
+    assert path.stat().st_mtime_ns == first.st_mtime_ns
+    again = read_model(spec(path), reader="keras")
+    np.testing.assert_array_equal(again.lstms[0].kernel, kernels[1])

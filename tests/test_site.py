@@ -353,7 +353,8 @@ def test_site_file_names_that_are_not_utf8(
     assert main(["site", str(src), "-o", str(tmp_path / "site")]) == 0
     err = capsys.readouterr().err
     assert f"skipped {src / 'n'}\ufffd.html: not an lstm-report page" in err
-    index = (tmp_path / "site" / "index.html").read_text()
+    # (names may wrap after the dot: a <wbr> is no text)
+    index = (tmp_path / "site" / "index.html").read_text().replace("<wbr>", "")
     assert "r\ufffd.html" in index
     assert [p.name for p in (tmp_path / "site" / "reports").iterdir()] == ["r_.html"]
 

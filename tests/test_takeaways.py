@@ -124,18 +124,21 @@ def test_saturation_and_verification_sentences(demo: dict[str, Any]) -> None:
 
 
 def test_learned_sentence_names_the_gate_that_changed_most(demo: dict[str, Any]) -> None:
+    # One measure, biases included: the largest `change` of any W, U or b, with its digits.
     (t,) = _by_code(demo, "learned")
     (cmp,) = demo["comparisons"]
     best = max(
-        (d["relative"], gate, layer["name"])
+        (d["change"], gate, layer["name"], fam)
         for layer in cmp["layers"]
         for gate, g in layer["gates"].items()
-        for d in (g["W"], g["U"])
-        if d["relative"] is not None
+        for fam, d in g.items()
+        if d is not None and d["change"] is not None
     )
     names = {"i": "input", "f": "forget", "c": "candidate", "o": "output"}
     assert f"the {names[best[1]]} gate of {best[2]} changed most" in t["text"]
-    assert f"relative change {best[0]:.3g}" in t["text"]
+    stated = re.search(r"the RMS change of (\w+)_(\w) is ([\d.]+) times", t["text"])
+    assert stated is not None and stated.group(1, 2) == (best[3], best[1])
+    assert stated.group(3) == f"{best[0]:.4g}" and len(stated.group(3).replace(".", "")) >= 3
     assert t["model"] is None and t["layer"] is None
     # the baseline checkpoint speaks only through the comparison
     assert all(x["model"] != cmp["baseline"] for x in demo["takeaways"])

@@ -262,6 +262,7 @@ def analyse_model(
     return ModelAnalysis(
         name=spec.name,
         path=spec.path,
+        shown_path=spec.shown_path(),
         layers=tuple(analysed),
         others=weights.others,
         total_params=weights.total_params,

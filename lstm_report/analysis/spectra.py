@@ -1,11 +1,11 @@
 """Pure numpy: singular values, eigenvalues, spectral radius and stable rank per gate.
 
 Up to EXACT_MAX units every spectrum is complete and exact (LAPACK SVD and eigenvalues).
-Above it, what the report shows is computed, not more (measured in the README, "Speed and
-size"): all singular values from the eigenvalues of the smaller Gram matrix (half the time
-of an SVD), and only the LEADING_EIGENVALUES largest eigenvalues by magnitude, by a
-restarted Arnoldi method (a quarter of the time of all eigenvalues at 1024 units,
-and the gap grows with the size). The spectral radius is the first of those, ‖A‖₂ the first
+Above it, what the report shows is computed, not more (measured in docs/speed.md; the
+methods in docs/algorithms.md): all singular values from the eigenvalues of the smaller Gram
+matrix (half the time of an SVD), and only the LEADING_EIGENVALUES largest eigenvalues by
+magnitude, by a restarted Arnoldi method (a quarter of the time of all eigenvalues at 1024
+units, and the gap grows with the size). The spectral radius is the first of those, ‖A‖₂ the first
 singular value; both agree with the exact ones to the tolerances stated in the Spectrum.
 """
 
@@ -310,10 +310,12 @@ def spectra_jobs(
 
 
 def spectral_radius(u: np.ndarray, exact_max: int = EXACT_MAX) -> float | None:
-    """ρ(u) of a square matrix (None with non-finite entries): exact up to EXACT_MAX units,
-    else the largest eigenvalue magnitude found by the Arnoldi iteration (as in ``spectrum``)."""
+    """ρ(u) of a square matrix: exact up to EXACT_MAX units, else the largest eigenvalue
+    magnitude found by the Arnoldi iteration (as in ``spectrum``). None with non-finite
+    entries, and for a matrix that is not square (U_g of an LSTM with a projection, which
+    ``spectrum`` gives no eigenvalues either)."""
     x = np.asarray(u, np.float64)
-    if not np.isfinite(x).all():
+    if x.ndim != 2 or x.shape[0] != x.shape[1] or not np.isfinite(x).all():
         return None
     if not x.size:
         return 0.0

@@ -213,19 +213,25 @@ def _inputs(verified: Sequence[Verification]) -> str:
 
 
 def learned_sentence(c: Comparison) -> str | None:
-    """Which gate changed most between two models (relative change of W and U together)."""
-    best: tuple[float, str, str] | None = None
+    """Which gate changed most between two models: the largest ``change`` of any of its
+    matrices or biases (RMS of the change over the gate's RMS parameter)."""
+    best: tuple[float, str, str, str] | None = None
     for ld in c.layers:
         for g in ld.gates:
-            values = [d.relative for d in (g.W, g.U) if d.relative is not None]
-            if values:
-                change = max(values)
-                if best is None or change > best[0]:
-                    best = (change, g.gate, ld.label)
+            for fam, d in (("W", g.W), ("U", g.U), ("b", g.b), ("b_rec", g.b_rec)):
+                if d is not None and d.change is not None:
+                    if best is None or d.change > best[0]:
+                        best = (d.change, g.gate, ld.label, fam)
     if best is None:
         return None
-    change, gate, layer = best
+    change, gate, layer, fam = best
     return (
         f"Between {c.baseline} and {c.candidate} the {GATE_NAMES[gate]} gate of {layer} "
-        f"changed most (from the weights: relative change {change:.3g} of its W or U)."
+        f"changed most (from the weights): the RMS change of {fam}_{gate} is "
+        f"{change_text(change)} times the gate's RMS weight."
     )
+
+
+def change_text(value: float) -> str:
+    """A change with the digits it needs: 4 significant (1.002, 0.1532), never ``1``."""
+    return f"{value:.4g}" if 1e-3 <= abs(value) < 1e5 else f"{value:.3e}"

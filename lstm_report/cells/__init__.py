@@ -404,3 +404,6 @@ class RecurrentModel:
     """A checkpoint's scalar hyper-parameters (Lightning's ``hyper_parameters``), in order."""
     notes: tuple[str, ...] = ()
     """What the reader noticed about the file as a whole (e.g. what it read inertly)."""
+    total_params: int | None = None
+    """The model's parameters: the elements of every tensor of its weights (a state dict's
+    every tensor, an ONNX graph's every stored tensor), recurrent or not."""

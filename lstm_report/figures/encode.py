@@ -51,11 +51,23 @@ NONFINITE = (0, 0, 0)
 
 
 @dataclass(frozen=True)
+class Tile:
+    """One piece of a figure that may wrap onto the next line: a data URI and its size in
+    px at 100% (the page lays tiles out side by side, and one under the other on a phone)."""
+
+    uri: str
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
 class EmbeddedFigure:
     """One embedded figure: a data URI and the text that stands in for it."""
 
     uri: str
     alt: str
+    tiles: tuple[Tile, ...] = ()
+    """The figure cut into panels the page shows instead of ``uri`` (none: one image)."""
 
 
 @lru_cache(maxsize=1)

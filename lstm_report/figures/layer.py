@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from lstm_report.figures.chart import (
     Note,
     Panel,
     Raster,
+    Rect,
     Scale,
     Tick,
     draw,
@@ -57,6 +59,12 @@ from lstm_report.model import GATE_NAMES, LayerAnalysis
 
 WIDTH = 1000.0
 """A full-width figure's width in SVG units (px at 100%)."""
+NARROW = 340.0
+"""A one-panel figure's width without its legend: its text stays above 9 px on a phone."""
+STEP_WIDTH = 380.0
+"""The per-step importance chart: one panel, legible on a phone."""
+STATE_SLOT = 360.0
+"""The width of one state heatmap with its colour bar."""
 GUIDE = "#888888"
 FAINT = "#cccccc"
 
@@ -179,10 +187,27 @@ def heatmaps(
 # ---- histograms -----------------------------------------------------------------------------
 
 
-def _central_range(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
-    """The 0.5th to 99.5th percentile of the finite values (None if empty or flat)."""
-    # In the weights' own precision: the range only places the bins, and float32 halves
-    # the time of the partition on a large layer.
+OUTLIER_SPAN = 8.0
+"""The bins cover every value, unless the full range is this many times the central 99%:
+then they cover the central 99% and the values outside are counted at the edges."""
+MANY = 1000
+"""Fewer values than this always get the full range (a percentile of 16 biases is noise)."""
+
+
+@dataclass(frozen=True)
+class BinRange:
+    """Where a panel's bins go: [lo, hi], and how many values fall below and above it."""
+
+    lo: float
+    hi: float
+    below: int = 0
+    above: int = 0
+
+
+def bin_range(arrays: Sequence[np.ndarray]) -> BinRange | None:
+    """The full range of the finite values; or, where a few far outliers would squash the
+    rest into one bin, the range of the values within one central span (0.5th to 99.5th
+    percentile) of the central 99%, the others counted. None where no value is finite."""
     vals = np.concatenate([np.ravel(a) for a in arrays])  # our own copy: partitioned in place
     finite = np.isfinite(vals)
     if not finite.all():
@@ -190,8 +215,19 @@ def _central_range(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     del finite
     if not vals.size:
         return None
-    lo, hi = np.percentile(vals, [0.5, 99.5], overwrite_input=True)
-    return (float(lo), float(hi)) if hi > lo else None
+    full_lo, full_hi = float(vals.min()), float(vals.max())
+    if vals.size < MANY:
+        return BinRange(full_lo, full_hi)
+    # In the weights' own precision: the range only places the bins, and float32 halves
+    # the time of the partition on a large layer.
+    lo, hi = (float(v) for v in np.percentile(vals, [0.5, 99.5], overwrite_input=True))
+    if not hi > lo or (full_hi - full_lo) <= OUTLIER_SPAN * (hi - lo):
+        return BinRange(full_lo, full_hi)
+    # The bins reach the last values within one central span of it; only those beyond
+    # are outliers (the central 99% alone would leave 1% of ordinary values outside).
+    span = hi - lo
+    inside = vals[(vals >= lo - span) & (vals <= hi + span)]
+    return BinRange(float(inside.min()), float(inside.max()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,12 +238,16 @@ class Hist:
     heights: np.ndarray
     color: str
     label: str
+    below: int = 0
+    above: int = 0
+    """Values left and right of the edges: counted, never drawn into the edge bins."""
 
 
 def density(
-    vals: np.ndarray, color: str, label: str, span: tuple[float, float] | None, bins: int = 40
+    vals: np.ndarray, color: str, label: str, span: BinRange | None, bins: int = 40
 ) -> Hist | None:
-    """A density histogram of the finite values (clipped into ``span`` when given)."""
+    """A density histogram of the finite values over ``span`` (their own range if None):
+    the area of the bars is the fraction of the values inside it."""
     v = np.asarray(vals, np.float64).ravel()
     finite = np.isfinite(v)
     if not finite.all():
@@ -215,12 +255,28 @@ def density(
     del finite
     if not v.size:
         return None
-    if span is not None:
-        # In place where v is already a copy (float32 weights), not the caller's array.
-        v = np.clip(v, *span, out=None if np.may_share_memory(v, vals) else v)
-    counts, edges = np.histogram(v, bins=bins, range=span)
-    widths = np.diff(edges)
-    return Hist(edges, counts / (v.size * widths), color, label)
+    rng = None if span is None else (span.lo, span.hi)
+    if rng is not None and not rng[1] > rng[0]:
+        rng = None  # one value: numpy widens it to ±0.5
+    counts, edges = np.histogram(v, bins=bins, range=rng)
+    below = above = 0
+    if rng is not None:
+        below, above = int(np.count_nonzero(v < rng[0])), int(np.count_nonzero(v > rng[1]))
+    return Hist(edges, counts / (v.size * np.diff(edges)), color, label, below, above)
+
+
+def _outside_notes(
+    box: tuple[float, float, float, float], series: Sequence[Hist]
+) -> tuple[Note, ...]:
+    """Counts of the values left and right of the bins, in the panel's top corners."""
+    x, y, w, _ = box
+    below, above = sum(s.below for s in series), sum(s.above for s in series)
+    notes = []
+    if below:
+        notes.append(Note(x + 4.0, y + FONT, f"◂ {below:,} beyond", "start"))
+    if above:
+        notes.append(Note(x + w - 4.0, y + FONT, f"{above:,} beyond ▸", "end"))
+    return tuple(notes)
 
 
 def hist_panels(
@@ -262,39 +318,52 @@ def hist_panels(
                 lines=()
                 if fill
                 else tuple(Line(o, s.color, 1.2) for o, s in zip(outlines, series)),
+                notes=_outside_notes(box, series),
             )
         )
     return Chart(WIDTH, height, tuple(panels), legend=side_legend(WIDTH, 30.0, legend_entries))
 
 
-def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
-    """Per gate: the distribution of W_g, U_g (and b_g) values."""
+FAMILIES = (
+    ("W", "input weights W"),
+    ("U", "recurrent weights U"),
+    ("b", "biases b"),
+    ("b_rec", "recurrent biases b_rec"),
+)
+
+
+def histogram_chart(gates: Sequence[GateWeights]) -> Chart:
+    """One panel per family (W, U, b, b_rec), each with its own range and density axis, a
+    line per gate: a few biases never set the scale of the matrices, nor the matrices' range
+    clip the biases. Every value is drawn where it is, or counted at an edge."""
     groups = []
-    kinds: dict[str, str] = {}
-    for g in gates:
-        # The range of the matrices' values: a few biases outside it must not squash them.
-        span = _central_range([g.W, g.U])
-        series = []
-        for kind, arr, color in (
-            ("W", g.W, "#0072B2"),
-            ("U", g.U, "#E69F00"),
-            ("b", g.b, "#000000"),
-            ("b_rec", g.b_rec, "#888888"),
-        ):
-            h = None if arr is None else density(arr, color, kind, span)
-            if h is not None:
-                series.append(h)
-                kinds[kind] = color
+    for fam, title in FAMILIES:
+        arrays = [(g.gate, getattr(g, fam)) for g in gates if getattr(g, fam) is not None]
+        span = bin_range([a for _, a in arrays]) if arrays else None
+        if span is None:
+            continue
+        per_gate = max(a.size for _, a in arrays)
+        bins = 40 if fam in ("W", "U") else int(np.clip(2 * np.sqrt(per_gate), 8, 40))
+        series = [
+            h
+            for gate, a in arrays
+            for h in [density(a, GATE_COLORS[gate], gate, span, bins)]
+            if h is not None
+        ]
+        clipped = any(h.below or h.above for h in series)
         groups.append(
-            (
-                f"gate {g.gate} ({GATE_NAMES[g.gate]})",
-                "weight (outliers at the edges)" if span else "weight",
-                series,
-            )
+            (title, "value (outliers counted at the edges)" if clipped else "value", series)
         )
-    entries = [LegendEntry(k, c) for k, c in kinds.items()]
-    chart = hist_panels(groups, 220.0, "density", legend_entries=entries)
-    return draw(chart, f"Histograms of the weights of each gate of {layer}: W, U and b")
+    entries = [LegendEntry(f"{GATE_NAMES[g.gate]} ({g.gate})", GATE_COLORS[g.gate]) for g in gates]
+    return hist_panels(groups, 220.0, "density", legend_entries=entries)
+
+
+def histograms(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure:
+    """The distribution of each gate's W_g, U_g and b_g values."""
+    return draw(
+        histogram_chart(gates),
+        f"Histograms of the weights of {layer}: W, U and b each on its own axes, a line per gate",
+    )
 
 
 # ---- line charts ----------------------------------------------------------------------------
@@ -329,7 +398,7 @@ def biases_chart(gates: Sequence[GateWeights], layer: str) -> EmbeddedFigure | N
         for g in gates
         if g.init_bias is not None
     ]
-    width = 560.0 + legend_room(entries)
+    width = NARROW + legend_room(entries)
     ((x, y, w, h),) = row(
         1, width, 260.0, left=label_room(labels), right=legend_room(entries), bottom=46.0, top=14.0
     )
@@ -492,7 +561,7 @@ def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     x0, x1, xv = log_limits(1.0, hi * 1.05)
     labels = [tick_label(v, yv) for v in yv]
     entries = [LegendEntry(label, color) for label, _, color in series]
-    width = 480.0 + legend_room(entries)
+    width = NARROW + legend_room(entries)
     ((x, y, w, h),) = row(
         1, width, 260.0, left=label_room(labels), right=legend_room(entries), bottom=46.0, top=14.0
     )
@@ -511,6 +580,52 @@ def memory_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     return draw(
         Chart(width, 260.0, (p,), legend=side_legend(width, y, entries)),
         f"Histogram of the {GATE_NAMES[g]}-gate memory time constants of {la.weights.label}",
+    )
+
+
+def step_geometry(values: Sequence[float]) -> Chart | None:
+    """Occlusion importance per time step: a bar per step from zero, a y axis on round
+    numbers and step ticks, so that step 16 is read off the axis, not counted."""
+    v = np.asarray(values, np.float64)
+    if not v.size:
+        return None
+    finite = v[np.isfinite(v)]
+    top = float(finite.max()) if finite.size else 0.0
+    y0, y1, yv = nice_limits(0.0, top * 1.05 if top > 0 else 1.0, 4, zero=True)
+    labels = [tick_label(t, yv) for t in yv]
+    width, height = STEP_WIDTH, 220.0
+    ((x, y, w, h),) = row(1, width, height, left=label_room(labels), bottom=46.0, top=14.0)
+    sx, xticks = _unit_axis(v.size, x, x + w)
+    sy = Scale(y0, y1, y + h, y)
+    bar = max(0.5, (sx(1) - sx(0)) * 0.8)
+    rects = tuple(
+        Rect(sx(j) - bar / 2, sy(val), bar, sy(y0) - sy(val), "#0072B2")
+        for j, val in enumerate(v.tolist())
+        if math.isfinite(val) and val > y0
+    )
+    p = panel(
+        (x, y, w, h),
+        xlabel="time step (0 = first)",
+        ylabel="mean squared change",
+        xticks=xticks,
+        yticks=ticks_at(sy, yv),
+        rects=rects,
+    )
+    return Chart(width, height, (p,))
+
+
+def step_chart(values: Sequence[float], model: str) -> EmbeddedFigure | None:
+    """The per-step importance of a model's probe as a figure."""
+    chart = step_geometry(values)
+    if chart is None:
+        return None
+    v = np.asarray(values, np.float64)
+    at = int(np.nanargmax(v)) if np.isfinite(v).any() else 0
+    return draw(
+        chart,
+        f"Importance of each of the {v.size} time steps of {model} on the probe: the mean "
+        "squared change of the target when that step is replaced by its probe mean, largest "
+        f"{v[at]:.3g} at step {at}",
     )
 
 
@@ -591,7 +706,7 @@ def _states(la: LayerAnalysis) -> EmbeddedFigure:
     shown = [(a.h, "hidden state h_t")]
     if a.c is not None:  # a GRU has no cell state
         shown.append((a.c, "cell state c_t"))
-    width = WIDTH if len(shown) == 2 else 550.0
+    width = 2 * STATE_SLOT if len(shown) == 2 else STATE_SLOT
     height = 290.0
     slot = width / len(shown)
     panels, bars = [], []

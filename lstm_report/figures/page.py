@@ -1,12 +1,12 @@
 """Every figure of a report, drawn in this process (each costs milliseconds; forked drawing
-workers cost more than they saved: see the README's benchmark notes)."""
+workers cost more than they saved: see docs/speed.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lstm_report.figures.layer import layer_figures
+from lstm_report.figures.layer import layer_figures, step_chart
 from lstm_report.figures.training import comparison_figures, series_figures
 from lstm_report.model import Comparison, LayerAnalysis, LayerDelta, ModelAnalysis, Series
 
@@ -25,6 +25,10 @@ def draw_figures(
         for ld in c.layers:
             figures[ld.anchor] = comparison_figures(ld, _feature_rows(by_name, c.candidate, ld))
     figures.update({s.anchor: series_figures(s) for s in series})
+    for m in models:
+        imp = m.input_importance
+        if imp is not None and imp.per_step:
+            figures[f"{m.anchor}-steps"] = step_chart(imp.per_step, m.name)
     return figures
 
 

@@ -29,7 +29,7 @@ from lstm_report.figures.chart import (
     ticks_at,
 )
 from lstm_report.figures.encode import GATE_COLORS, EmbeddedFigure
-from lstm_report.figures.layer import WIDTH, density, heatmaps, hist_panels
+from lstm_report.figures.layer import NARROW, WIDTH, density, heatmaps, hist_panels
 from lstm_report.gates import layer_gates
 from lstm_report.model import GATE_NAMES, LayerDelta, Series
 
@@ -79,18 +79,19 @@ def comparison_figures(ld: LayerDelta, row_labels: Sequence[str] | None = None) 
 
 
 def _relative(ld: LayerDelta, letters: list[str]) -> EmbeddedFigure:
-    """Grouped bars: the relative change of W, U and b(_rec) of every gate, from zero."""
+    """Grouped bars: the change (Delta.change) of W, U and b(_rec) of every gate, from zero."""
     fams = ["W", "U"] + [f for f in ("b", "b_rec") if getattr(ld.gates[0], f) is not None]
     colors = {"W": "#0072B2", "U": "#E69F00", "b": "#555555", "b_rec": "#AAAAAA"}
     changes = {
-        fam: [getattr(g, fam).relative if getattr(g, fam) is not None else None for g in ld.gates]
+        fam: [getattr(g, fam).change if getattr(g, fam) is not None else None for g in ld.gates]
         for fam in fams
     }
     finite = [v for vs in changes.values() for v in vs if v is not None and math.isfinite(v)]
     y0, y1, yv = nice_limits(0.0, max(finite, default=1.0) * 1.05, 5, zero=True)
     labels = [tick_label(v, yv) for v in yv]
     entries = [LegendEntry(f, colors[f], "box") for f in fams]
-    width, height = 420.0 + legend_room(entries), 260.0
+    # narrow enough to stay legible on a phone (the legend is a tile of its own)
+    width, height = NARROW + legend_room(entries), 260.0
     ((x, y, w, h),) = row(
         1, width, height, left=label_room(labels), right=legend_room(entries), bottom=46.0, top=14.0
     )
@@ -104,17 +105,19 @@ def _relative(ld: LayerDelta, letters: list[str]) -> EmbeddedFigure:
             left = sx(j + (k - len(fams) / 2) * bar)
             top = sy(max(v, y0))
             rects.append(Rect(left, top, sx(j + bar) - sx(j), sy(y0) - top, colors[fam]))
-    xticks = [Tick(round(sx(j), 1), f"{g} ({GATE_NAMES[g]})") for j, g in enumerate(letters)]
+    xticks = [Tick(round(sx(j), 1), g) for j, g in enumerate(letters)]
     p = panel(
         (x, y, w, h),
-        ylabel="relative change ‖ΔA‖ / ‖A‖",
+        xlabel="gate",
+        ylabel="change: RMS ΔA / gate's RMS",
         xticks=xticks,
         yticks=ticks_at(sy, yv),
         rects=tuple(rects),
     )
     return draw(
         Chart(width, height, (p,), legend=side_legend(width, y, entries)),
-        f"Relative change of W, U and b per gate of {ld.label}: which gate learned",
+        f"Change of W, U and b per gate of {ld.label} (RMS of the change over the gate's RMS "
+        "weight): which gate learned",
     )
 
 
@@ -157,22 +160,16 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
                 [],
             ),
         ]
-        uri = _series_chart(labels, x, panels_data)
         label = (
             f"{name} ({direction})"
             if direction == "backward" or any(k == (name, "backward") for k in layer_keys(series))
             else name
         )
-        out.append(
-            (
-                label,
-                EmbeddedFigure(
-                    uri,
-                    f"Per-gate norms, spectral radii, memory timescale and change of {label} "
-                    f"across {len(labels)} checkpoints",
-                ),
-            )
+        alt = (
+            f"Per-gate norms, spectral radii, memory timescale and change of {label} "
+            f"across {len(labels)} checkpoints"
         )
+        out.append((label, _series_chart(labels, x, panels_data, alt)))
     return tuple(out)
 
 
@@ -180,7 +177,8 @@ def _series_chart(
     labels: list[str],
     x: np.ndarray,
     panels_data: list[tuple[str, list[tuple[np.ndarray, str, bool]], list[LegendEntry]]],
-) -> str:
+    alt: str,
+) -> EmbeddedFigure:
     """Four line panels over the checkpoints, every y axis from zero (a drift of 0.03 must
     not look like a cliff), the checkpoints' labels slanted under each."""
     limits = []
@@ -226,7 +224,7 @@ def _series_chart(
         height,
         tuple(panels),
         legend=side_legend(WIDTH, 30.0, entries),
-        font=FONT - 1,
+        font=FONT - 0.5,  # its smallest text (legend, slanted labels): 9.5 px at 100%
         title_font=FONT,
     )
-    return draw(chart, "").uri
+    return draw(chart, alt)

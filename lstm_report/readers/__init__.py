@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from lstm_report.config import ModelSpec
 from lstm_report.errors import ConfigError
-from lstm_report.model import ModelWeights
-from lstm_report.readers.files import check_safe, inspect_file
+
+if TYPE_CHECKING:  # importing the package stays light: readers.formats is read by config
+    import numpy as np
+
+    from lstm_report.config import ModelSpec
+    from lstm_report.model import ModelWeights
 
 
 def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
@@ -20,10 +22,12 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
     files the direct reader (h5py, no TensorFlow, runs nothing from the file) is used where it
     can read the file; Keras, in safe mode, for everything else or when asked for.
     """
+    from lstm_report.readers.files import FRAMEWORK_FORMATS, check_safe, inspect_file
+
     where = _where(spec)
     choice = reader or spec.reader
     info = inspect_file(spec.path, where=where)
-    if info.format in ("pytorch", "safetensors", "onnx"):
+    if info.format in FRAMEWORK_FORMATS:
         if choice == "keras":
             raise ConfigError(
                 f"{spec.key}.reader: Keras cannot read {spec.path.name} (a {info.format} file); "
@@ -60,6 +64,7 @@ def keras_inputs(spec: ModelSpec) -> Callable[[str | None, np.ndarray], np.ndarr
     """Computes a layer's input with Keras, for probe data behind non-LSTM layers (and,
     for layer None, the model's output)."""
     from lstm_report.readers import keras_reader
+    from lstm_report.readers.files import check_safe, inspect_file
 
     compute = keras_reader.layer_inputs(spec.path, unsafe=spec.unsafe)
     checked_once: list[bool] = []

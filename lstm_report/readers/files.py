@@ -20,15 +20,16 @@ from lstm_report.limits import (
     size_text,
     zip_member_problem,
 )
+from lstm_report.readers.formats import format_of, suffix_text, suffixes_of
 from lstm_report.readers.safety import check_hdf5, open_weights, read_member, show
 from lstm_report.readers.topology import structure_problem, unsafe_layers
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
-TORCH_SUFFIXES = (".pt", ".pth")
+TORCH_SUFFIXES = suffixes_of("pytorch")
 """torch.save files: a zip (or, before PyTorch 1.6, a bare pickle)."""
-SAFETENSORS_SUFFIX = ".safetensors"
-ONNX_SUFFIX = ".onnx"
+FRAMEWORK_FORMATS = ("pytorch", "safetensors", "onnx")
+"""The formats of readers/frameworks.py (never Keras)."""
 MAX_SAFETENSORS_HEADER = 100_000_000
 """safetensors' own limit on the JSON header; a larger declared length is not safetensors."""
 
@@ -36,16 +37,17 @@ MAX_SAFETENSORS_HEADER = 100_000_000
 def framework_format(path: Path, head: bytes) -> str | None:
     """``pytorch``, ``safetensors`` or ``onnx`` for a file of those formats (by its name and
     first bytes), else None. A zip is told apart later (a .keras zip has config.json)."""
-    suffix = path.suffix.lower()
-    if suffix in TORCH_SUFFIXES and (head.startswith(ZIP_SIGNATURE) or head[:1] == b"\x80"):
+    named = format_of(path)
+    named_as = named.name if named is not None else None
+    if named_as == "pytorch" and (head.startswith(ZIP_SIGNATURE) or head[:1] == b"\x80"):
         return "pytorch"
-    if suffix == SAFETENSORS_SUFFIX or (
+    if named_as == "safetensors" or (
         len(head) >= 9
         and int.from_bytes(head[:8], "little") < MAX_SAFETENSORS_HEADER
         and head[8:9] == b"{"
     ):
         return "safetensors"
-    if suffix == ONNX_SUFFIX or (
+    if named_as == "onnx" or (
         # ModelProto starts with ir_version (field 1, varint), then a string field.
         len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in b"\x12\x1a\x22\x2a"
     ):
@@ -80,11 +82,11 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
         raise ModelLoadError(f"{where}: model file not found: {path}") from None
     except IsADirectoryError:
         raise ModelLoadError(
-            f"{where}: {path} is a directory; expected a .keras or .h5 model file"
+            f"{where}: {path} is a directory; expected a model file ({suffix_text()})"
         ) from None
     except NotRegularFileError as exc:
         raise ModelLoadError(
-            f"{where}: {path} is {exc}; expected a .keras or .h5 model file"
+            f"{where}: {path} is {exc}; expected a model file ({suffix_text()})"
         ) from None
     except OSError as exc:
         raise ModelLoadError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
@@ -101,7 +103,7 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
         return ModelFile(path=path, format=found, config=None)
     raise ModelLoadError(
         f"{where}: {path} is not a Keras model file (neither a .keras zip nor an HDF5 .h5 file) "
-        "nor a PyTorch (.pt, .pth, .safetensors) or ONNX (.onnx) file"
+        f"nor a PyTorch ({suffix_text('PyTorch')}) or ONNX ({suffix_text('ONNX')}) file"
     )
 
 
@@ -127,7 +129,7 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                 if problem is not None:
                     raise CorruptModelError(f"{where}: {show(info.filename)} {problem}")
             if "config.json" not in names and (
-                path.suffix.lower() in TORCH_SUFFIXES
+                path.name.lower().endswith(TORCH_SUFFIXES)
                 or any(n.endswith("data.pkl") for n in names)
                 or {"data", "policy.pth"} <= names  # stable-baselines3's model.save()
             ):

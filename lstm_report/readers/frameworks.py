@@ -15,12 +15,12 @@ from lstm_report.errors import ModelLoadError
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 
 FRAMEWORK_READERS = ("pytorch", "onnx")
+"""ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
 STORED_ORDER = {
     "PyTorch": {"LSTM": "i,f,g,o", "GRU": "r,z,n, read as z,r,h"},
     "ONNX": {"LSTM": "i,o,f,c, read as i,f,c,o", "GRU": "z,r,h"},
 }
 """How each framework orders the gates in its stacked arrays (docs/formats.md)."""
-"""ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
 
 
 def read_framework(
@@ -98,7 +98,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
         path=path,
         lstms=tuple(layers),
         others=tuple(_other(o) for o in found.other),
-        total_params=None,
+        total_params=found.total_params,
         input_dim=cells[0].input_dim if cells else None,
         reader=reader,
         notes=tuple(notes),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import threading
@@ -66,6 +68,41 @@ def _import_keras() -> Any:
     return keras
 
 
+_CALLING_KERAS: set[int] = set()
+"""The threads now inside one of lstm-report's own Keras calls (see keras_calls)."""
+
+
+class _OwnCallsFilter(logging.Filter):
+    """Drops TensorFlow's warnings about lstm-report's own Keras calls."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or record.thread not in _CALLING_KERAS
+
+
+_FILTER = _OwnCallsFilter()
+
+
+@contextlib.contextmanager
+def keras_calls() -> Iterator[None]:
+    """Run lstm-report's own Keras calls without TensorFlow's warnings about them.
+
+    Each occlusion and layer input is a ``predict`` on a sub-model built for it, so
+    TensorFlow soon logs, in several lines, that its predict function "triggered
+    tf.function retracing": advice about lstm-report's code, not the user's model. Its
+    warnings logged from this thread meanwhile are dropped (errors still print); those of
+    other threads, e.g. the training loop around the callback, are the user's and stay.
+    """
+    logging.getLogger("tensorflow").addFilter(_FILTER)  # once: a logger keeps a filter once
+    ident = threading.get_ident()
+    outer = ident not in _CALLING_KERAS
+    _CALLING_KERAS.add(ident)
+    try:
+        yield
+    finally:
+        if outer:
+            _CALLING_KERAS.discard(ident)
+
+
 def read(info: ModelFile, *, name: str, where: str, unsafe: bool = False) -> ModelWeights:
     """Load the model with Keras and extract every LSTM's arrays."""
     if info.config is None:
@@ -86,16 +123,38 @@ def read(info: ModelFile, *, name: str, where: str, unsafe: bool = False) -> Mod
     return from_model(model, name=name, path=info.path, keras_version=info.keras_version)
 
 
-_LOADED: dict[tuple[str, bool], Any] = {}
+_LOADED: dict[tuple[object, ...], Any] = {}
 
 
 def _load(path: Path, unsafe: bool) -> Any:
-    """Load once per run: the probe analysis may need the same model again."""
-    key = (str(path), unsafe)
-    if key not in _LOADED:
+    """Load once per file: the probe analysis may need the same model again. A file is
+    known by its identity and its last change (a long-lived worker may see a model
+    rewritten at the same path: that is another model, loaded afresh)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    key = (
+        None
+        if st is None
+        else (
+            os.path.realpath(path),
+            unsafe,
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        )
+    )
+    if key is None or key not in _LOADED:
         keras = import_keras()
         _LOADED.clear()  # keep at most one model alive
-        _LOADED[key] = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        with keras_calls():
+            model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        if key is None:
+            return model
+        _LOADED[key] = model
     return _LOADED[key]
 
 
@@ -119,8 +178,9 @@ def _inputs_of(
         try:
             model = get_model()
             target = model.outputs if name is None else model.get_layer(name).input
-            sub = keras.Model(model.inputs, target)
-            return np.asarray(sub.predict(x, verbose=0, batch_size=256))
+            with keras_calls():
+                sub = keras.Model(model.inputs, target)
+                return np.asarray(sub.predict(x, verbose=0, batch_size=256))
         except Exception as exc:
             raise ModelLoadError(f"Keras cannot compute {what}: {_first_line(exc)}") from exc
 

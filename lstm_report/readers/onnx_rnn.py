@@ -38,6 +38,13 @@ from lstm_report.cells import (
     RecurrentModel,
 )
 from lstm_report.errors import AnalysisError, ModelLoadError
+from lstm_report.limits import (
+    MAX_ONNX_BYTES,
+    NotRegularFileError,
+    TooLargeError,
+    read_regular,
+    weights_problem,
+)
 
 _ONNX_ORDER: dict[str, tuple[int, ...]] = {"LSTM": (0, 2, 3, 1), "GRU": (0, 1, 2)}
 """For each canonical gate (LSTM i,f,c,o; GRU z,r,h), its block in ONNX's rows
@@ -167,13 +174,7 @@ def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
         raise ModelLoadError(
             f"{path.name}: reading ONNX needs the onnx package: pip install 'lstm-report[onnx]'"
         ) from None
-    try:
-        # External data is never followed here: _array reads it, after checking where it is.
-        model = onnx.load(str(path), load_external_data=False)
-    except OSError as exc:
-        raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise ModelLoadError(f"{path.name}: not an ONNX model: {_one_line(exc)}") from None
+    model = _parse(path, onnx)
     graph = model.graph
     stored: dict[str, Any] = {t.name: t for t in graph.initializer}
     for node in graph.node:
@@ -184,6 +185,7 @@ def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
     external = _External(path, model, allow_external_data)
     cells: list[CellWeights] = []
     other: list[str] = []
+    rnns: list[tuple[Any, str, str, dict[str, Any]]] = []
     for index, node in enumerate(graph.node):
         if node.domain not in ("", "ai.onnx"):
             continue
@@ -194,20 +196,102 @@ def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
             continue
         name = node.name or f"{node.op_type}_{index}"
         where = f"{path.name}: {node.op_type} node {name!r}"
-        cells.extend(_node_cells(node, name, where, stored, external))
+        rnns.append((node, name, where, _attributes(node, where)))
+    # Before a weight is read: how many cells, and how many bytes, all the nodes yield.
+    layers = sum(len(_DIRECTIONS.get(_text(a.get("direction", "forward")), "?")) for *_, a in rnns)
+    used = [stored[i] for n, *_ in rnns for i in n.input[1:4] if i in stored]
+    nbytes = sum(_declared_bytes(t, path) for t in used)
+    # Weights in external data files count as part of the file (their sizes are checked
+    # when read), once each however many nodes use them.
+    in_files = {t.name: t for t in used if t.data_location == onnx.TensorProto.EXTERNAL}
+    own = path.stat().st_size + sum(_declared_bytes(t, path) for t in in_files.values())
+    problem = weights_problem(layers, nbytes, own)
+    if problem is not None:
+        raise ModelLoadError(f"{path.name}: refused: {problem}")
+    arrays: dict[str, np.ndarray] = {}  # each initializer read once, however many nodes use it
+    for node, name, where, attrs in rnns:
+        cells.extend(_node_cells(node, name, where, attrs, stored, external, arrays))
     if not cells and not other:
         raise ModelLoadError(f"{path.name}: no LSTM or GRU node in the main graph")
     return RecurrentModel(
-        source=path.name, framework="ONNX", cells=tuple(cells), other=tuple(other)
+        source=path.name,
+        framework="ONNX",
+        cells=tuple(cells),
+        other=tuple(other),
+        total_params=sum(math.prod(t.dims) for t in stored.values()),  # every stored tensor
     )
 
 
-def _node_cells(
-    node: Any, name: str, where: str, stored: dict[str, Any], external: _External
-) -> tuple[CellWeights, ...]:
+def _parse(path: Path, onnx: Any) -> Any:
+    """The ModelProto, once the file's size and what parsing it would build are checked."""
+    from lstm_report.readers.onnx_wire import parse_cost_problem
+
+    try:
+        data = read_regular(path, MAX_ONNX_BYTES)
+    except TooLargeError:
+        raise ModelLoadError(
+            f"{path.name}: refused: larger than protobuf's limit of 2 GiB (keep the weights in "
+            "an external data file)"
+        ) from None
+    except NotRegularFileError as exc:
+        raise ModelLoadError(f"{path.name}: {exc}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+    problem = parse_cost_problem(data)
+    if problem is not None:
+        raise ModelLoadError(f"{path.name}: refused: {problem}")
+    try:
+        # External data is never followed here: _array reads it, after checking where it is.
+        return onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ModelLoadError(f"{path.name}: not an ONNX model: {_one_line(exc)}") from None
+
+
+_ATTRIBUTE_TYPES = {
+    "activations": "STRINGS",
+    "direction": "STRING",
+    "hidden_size": "INT",
+    "input_forget": "INT",
+    "layout": "INT",
+    "linear_before_reset": "INT",
+    "clip": "FLOAT",
+    "activation_alpha": "FLOATS",
+    "activation_beta": "FLOATS",
+}
+"""docs/Operators.md: the type of each LSTM and GRU attribute."""
+
+
+def _attributes(node: Any, where: str) -> dict[str, Any]:
+    """The node's attributes by name, each of the type the operator defines."""
     import onnx
 
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        want = _ATTRIBUTE_TYPES.get(a.name)
+        types = onnx.AttributeProto.AttributeType
+        have = types.Name(a.type) if a.type in types.values() else str(a.type)
+        if want is not None and have != want:
+            raise ModelLoadError(
+                f"{where}: attribute {a.name} is given as {have}; the operator defines {want}"
+            )
+        if want is not None:
+            out[a.name] = onnx.helper.get_attribute_value(a)
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _node_cells(
+    node: Any,
+    name: str,
+    where: str,
+    attrs: dict[str, Any],
+    stored: dict[str, Any],
+    external: _External,
+    arrays: dict[str, np.ndarray],
+) -> tuple[CellWeights, ...]:
     for refused, why in (
         ("clip", "clips the cell's inputs"),
         ("activation_alpha", "parametrises its activations"),
@@ -228,7 +312,9 @@ def _node_cells(
                 f"{where}: {label} comes from {inputs[i]!r}, not from an initializer stored in "
                 "the file"
             )
-        return _array(stored[inputs[i]], external)
+        if inputs[i] not in arrays:
+            arrays[inputs[i]] = _array(stored[inputs[i]], external)
+        return arrays[inputs[i]]
 
     W, R, B = tensor(1, "W"), tensor(2, "R"), tensor(3, "B")
     if W is None or R is None:
@@ -248,9 +334,8 @@ def _node_cells(
     hidden = attrs.get("hidden_size")
     if hidden is not None and R.shape[-1] != hidden:
         raise ModelLoadError(f"{where}: R {R.shape} does not match hidden_size={hidden}")
-    acts = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs.get("activations", [])]
-    direction = attrs.get("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    acts = [_text(a) for a in attrs.get("activations", [])]
+    direction = _text(attrs.get("direction", b"forward"))
     cells = rnn_cells(
         kind,
         W,
@@ -268,7 +353,34 @@ def _node_cells(
 
 
 _FLOAT_TYPES = {1: "<f4", 10: "<f2", 11: "<f8", 16: "bf16"}
-"""onnx.TensorProto data types read from external files: FLOAT, FLOAT16, DOUBLE, BFLOAT16."""
+"""onnx.TensorProto data types of weights: FLOAT, FLOAT16, DOUBLE, BFLOAT16."""
+
+_MAX_ELEMENTS = 2**48
+"""No tensor declares more elements (numpy cannot hold them anyway)."""
+
+
+def _dims(t: Any, path: Path) -> tuple[int, ...]:
+    """A weight tensor's shape, checked: a floating-point type, no negative dimension."""
+    from onnx import TensorProto
+
+    where = f"{path.name}: initializer {t.name!r}"
+    if t.data_type not in _FLOAT_TYPES:
+        kind = (
+            TensorProto.DataType.Name(t.data_type)
+            if t.data_type in TensorProto.DataType.values()
+            else str(t.data_type)
+        )
+        raise ModelLoadError(f"{where}: holds {kind} values; recurrent weights are floating point")
+    dims = tuple(t.dims)
+    if any(d < 0 for d in dims) or math.prod(max(d, 1) for d in dims) > _MAX_ELEMENTS:
+        raise ModelLoadError(f"{where}: dimensions {dims} are not a tensor's shape")
+    return dims
+
+
+def _declared_bytes(t: Any, path: Path) -> int:
+    """What a weight tensor takes once read (float16 and bfloat16 widen to float32)."""
+    code = _FLOAT_TYPES[t.data_type] if t.data_type in _FLOAT_TYPES else "<f4"
+    return math.prod(_dims(t, path)) * (8 if code == "<f8" else 4)
 
 
 OPT_IN = (
@@ -348,6 +460,7 @@ def _array(t: Any, external: _External) -> np.ndarray:
     from onnx import TensorProto, numpy_helper
 
     path_name = external.shown
+    dims = _dims(t, Path(path_name))
     if t.data_location != TensorProto.EXTERNAL:
         try:
             arr = numpy_helper.to_array(t)
@@ -364,7 +477,7 @@ def _array(t: Any, external: _External) -> np.ndarray:
     if any(d < 0 for d in t.dims):
         raise ModelLoadError(f"{where}: negative dimensions {tuple(t.dims)}")
     item = 2 if code == "bf16" else np.dtype(code).itemsize
-    need = math.prod(t.dims) * item
+    need = math.prod(dims) * item
     location = info.get("location", "")
     try:
         offset = int(info.get("offset", "0"))
@@ -392,8 +505,8 @@ def _array(t: Any, external: _External) -> np.ndarray:
         raise ModelLoadError(f"{where}: external data file {location!r} ended early")
     if code == "bf16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(tuple(t.dims))
-    return np.frombuffer(raw, dtype=code).reshape(tuple(t.dims)).astype(code[1:])
+        return bits.view(np.float32).reshape(dims)
+    return np.frombuffer(raw, dtype=code).reshape(dims).astype(code[1:])
 
 
 def _open_external(location: str, external: _External, where: str) -> int:
@@ -440,6 +553,7 @@ def _inside_folder(location: str, folder: Path, where: str) -> Path:
     parts = location.replace("\\", "/").split("/")
     if (
         not location
+        or "\0" in location
         or PurePosixPath(location).is_absolute()
         or PureWindowsPath(location).is_absolute()
         or PureWindowsPath(location).drive

@@ -16,9 +16,10 @@ each gate's block is transposed into Keras' (in, H).
 
 from __future__ import annotations
 
+import math
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from lstm_report.cells import (
     RecurrentModel,
 )
 from lstm_report.errors import AnalysisError, ModelLoadError
+from lstm_report.limits import weights_problem
 
 _KEY = re.compile(
     r"^(?:(?P<prefix>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
@@ -54,6 +56,25 @@ _TORCH_ORDER = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2)}
 def is_rnn_key(key: str) -> bool:
     key = strip_wrappers(key)
     return _KEY.match(key) is not None or _CELL_KEY.match(key) is not None
+
+
+def layer_count(keys: Iterable[str]) -> int:
+    """How many cells (one direction of one layer) the state dict keys name."""
+    groups = set()
+    for key in keys:
+        m = _KEY.match(strip_wrappers(key))
+        if m is not None:
+            groups.add((m["prefix"], m["layer"], m["reverse"]))
+        elif (c := _CELL_KEY.match(strip_wrappers(key))) is not None:
+            groups.add((c["prefix"], "cell", None))
+    return len(groups)
+
+
+def check_bounds(path: Path, layers: int, nbytes: int) -> None:
+    """Refuse, before reading them, more layers or bytes of weights than the file may yield."""
+    problem = weights_problem(layers, nbytes, path.stat().st_size)
+    if problem is not None:
+        raise ModelLoadError(f"{path.name}: refused: {problem}")
 
 
 def strip_wrappers(key: str) -> str:
@@ -84,7 +105,12 @@ def cells_from_state_dict(
             if m is None:
                 continue
             group = (m["prefix"] or "", _CELL, False)
-        groups.setdefault(group, {})[m["param"]] = np.asarray(value)
+        array = np.asarray(value)
+        if array.dtype.kind != "f":
+            raise ModelLoadError(
+                f"{where}: {key} holds {array.dtype} values; an RNN's weights are floating point"
+            )
+        groups.setdefault(group, {})[m["param"]] = array
     module_rank: dict[str, int] = {}
     for prefix, _, _ in groups:
         module_rank.setdefault(prefix, len(module_rank))
@@ -229,9 +255,13 @@ def read(path: Path) -> RecurrentModel:
         return _read_torch_save(path)
     from lstm_report.readers import safetensors_state
 
-    arrays = safetensors_state.read(path, keep=is_rnn_key)
+    header = safetensors_state.read_header(path)
+    wanted = [k for k in header if is_rnn_key(k)]
+    check_bounds(path, layer_count(wanted), sum(header[k].nbytes_read for k in wanted))
+    arrays = safetensors_state.read(path, keep=is_rnn_key, header=header)
     cells, other = cells_from_state_dict(arrays, where=path.name)
-    return _model(path, "PyTorch state dict (safetensors)", cells, other)
+    total = sum(math.prod(t.shape) for t in safetensors_state.read_header(path).values())
+    return _model(path, "PyTorch state dict (safetensors)", cells, other, total)
 
 
 def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
@@ -246,8 +276,22 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
         dicts = iter([("", state)])
     else:
         dicts = torch_state.tensor_dicts(loaded.obj)
-    found = [(where, {k: v for k, v in d.items() if is_rnn_key(k)}) for where, d in dicts]
-    found = [(where, d) for where, d in found if d]
+    models = [(w, d) for w, d in dicts if any(map(is_rnn_key, d))]
+    found = [(where, {k: v for k, v in d.items() if is_rnn_key(k)}) for where, d in models]
+    # The parameters: every tensor of the state dicts that hold the recurrent layers (not a
+    # checkpoint's optimizer state), a tensor stored under two names (tied) counted once.
+    views = {
+        (t.storage.key, t.offset, t.shape, t.stride)
+        for _, d in models
+        for t in d.values()
+        if isinstance(t, torch_state.TensorRef)
+    }
+    total = sum(math.prod(shape) for _, _, shape, _ in views)
+    check_bounds(
+        path,
+        sum(layer_count(d) for _, d in found),
+        sum(r.nbytes for _, d in found for r in d.values() if isinstance(r, torch_state.TensorRef)),
+    )
     cells: list[CellWeights] = []
     other: list[str] = []
     name = path.name if member is None else f"{path.name} [{member}]"
@@ -285,12 +329,16 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
             + (" (the TorchScript code/ folder is not read)" if loaded.torchscript else "")
         )
     hyper = inert_pickle.scalar_hyper_parameters(loaded.obj)
-    model = _model(path, kind, tuple(cells), tuple(other))
+    model = _model(path, kind, tuple(cells), tuple(other), total)
     return replace(model, hyper_parameters=hyper, notes=tuple(notes))
 
 
 def _model(
-    path: Path, framework: str, cells: tuple[CellWeights, ...], other: tuple[str, ...]
+    path: Path,
+    framework: str,
+    cells: tuple[CellWeights, ...],
+    other: tuple[str, ...],
+    total_params: int,
 ) -> RecurrentModel:
     if not cells and not other:
         where = {
@@ -302,4 +350,10 @@ def _model(
             f"{path.name}: {where}no nn.LSTM or nn.GRU weights (no key like weight_ih_l0 "
             "or, for a cell, weight_ih)"
         )
-    return RecurrentModel(source=path.name, framework=framework, cells=cells, other=other)
+    return RecurrentModel(
+        source=path.name,
+        framework=framework,
+        cells=cells,
+        other=other,
+        total_params=total_params,
+    )

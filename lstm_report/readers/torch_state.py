@@ -23,6 +23,7 @@ import io
 import math
 import pickle
 import pickletools
+import sys
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,7 @@ from typing import Any, TypeGuard
 import numpy as np
 
 from lstm_report.errors import ModelLoadError
+from lstm_report.limits import MAX_PICKLE_OPCODES, MAX_TENSORS, size_text
 
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
 """data.pkl holds structure, not tensor data: a larger one is not a state dict."""
@@ -62,6 +64,10 @@ class _StorageType:
     name: str
     dtype: str
 
+    def __setstate__(self, state: object) -> None:
+        # BUILD would write the dict into the instance, frozen or not (dtype '>f4').
+        raise _Refused(f"a pickle BUILD rewriting torch.{self.name}")
+
 
 @dataclass(frozen=True)
 class _Storage:
@@ -73,7 +79,7 @@ class _Storage:
 
     def __setstate__(self, state: object) -> None:
         # A pickle's BUILD could otherwise rewrite a checked object's fields.
-        raise pickle.UnpicklingError("BUILD on a storage")
+        raise _Refused("a pickle BUILD rewriting a storage")
 
 
 @dataclass(frozen=True)
@@ -86,12 +92,18 @@ class TensorRef:
     stride: tuple[int, ...]
 
     def __setstate__(self, state: object) -> None:
-        raise pickle.UnpicklingError("BUILD on a tensor")
+        raise _Refused("a pickle BUILD rewriting a tensor")
 
     @property
     def dtype(self) -> str:
         """numpy dtype code of the stored values (``bf16`` for bfloat16)."""
         return self.storage.dtype
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes the tensor takes once read (bfloat16 is widened to float32)."""
+        item = 4 if self.dtype == "bf16" else _itemsize(self.dtype)
+        return math.prod(self.shape) * item
 
 
 class _Refused(Exception):
@@ -207,7 +219,12 @@ def scan_globals(data: bytes) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     memo: dict[int, object] = {}
     recent: list[object] = [None, None]  # the last two values pushed, when they are strings
-    for op, arg, _pos in pickletools.genops(data):
+    for count, (op, arg, _pos) in enumerate(pickletools.genops(data)):
+        if count >= MAX_PICKLE_OPCODES:
+            raise _Refused(
+                f"data.pkl has more than {MAX_PICKLE_OPCODES:,} opcodes (a checkpoint "
+                "takes about 35 a tensor)"
+            )
         name = op.name
         if name in ("GLOBAL", "INST"):
             module, _, attr = str(arg).partition(" ")
@@ -238,12 +255,24 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, data: bytes, archive: _Archive) -> None:
         super().__init__(io.BytesIO(data))
         self._archive = archive
+        self._tensors = 0
 
     def find_class(self, module: str, name: str) -> Any:
         found = _allowed(module, name)
         if found is None:
             raise _Refused(f"global {module}.{name}")
+        if found in (_rebuild_tensor, _rebuild_tensor_v2):
+            return self._counted(found)
         return found
+
+    def _counted(self, rebuild: Any) -> Any:
+        def counted(*args: object) -> TensorRef:
+            self._tensors += 1
+            if self._tensors > MAX_TENSORS:
+                raise _Refused(f"more than {MAX_TENSORS:,} tensors")
+            return rebuild(*args)
+
+        return counted
 
     def persistent_load(self, pid: Any) -> _Storage:
         return self._archive.storage(pid)
@@ -267,18 +296,22 @@ class _Archive:
         self.prefix = pickles[0][: -len("data.pkl")]
         order = self._small("byteorder")
         if order not in (None, b"little", b"big"):
-            raise ModelLoadError(f"{path.name}: unknown byte order {order!r}")
+            shown = repr(order) if isinstance(order, bytes) else f"of {size_text(order)}"
+            raise ModelLoadError(
+                f"{path.name}: the byteorder record {shown} is neither 'little' nor 'big'"
+            )
         self.endian = ">" if order == b"big" else "<"
         self.storages: dict[str, _Storage] = {}
         # A member zip (readers/sb3.py) is bounded by its window, not the outer file.
         self.size = getattr(zf, "member_size", None) or path.stat().st_size
 
-    def _small(self, name: str) -> bytes | None:
+    def _small(self, name: str) -> bytes | int | None:
+        """A short record's bytes (None if absent; only the size of one above 64 bytes)."""
         try:
             info = self.zf.getinfo(self.prefix + name)
         except KeyError:
             return None
-        return self.zf.read(info) if info.file_size <= 64 else b"?"
+        return self.zf.read(info) if info.file_size <= 64 else info.file_size
 
     def pickle_bytes(self) -> bytes:
         info = self.zf.getinfo(self.prefix + "data.pkl")
@@ -413,9 +446,11 @@ def load(path: Path, member: str | None = None) -> TorchFile:
             data = archive.pickle_bytes()
             try:
                 globals_ = scan_globals(data)
+            except _Refused as exc:
+                raise ModelLoadError(f"{path.name}: refused: {exc}") from None
             except (ValueError, EOFError) as exc:
                 raise ModelLoadError(
-                    f"{path.name}: data.pkl is not a valid pickle: {_one_line(exc)}"
+                    f"{path.name}: data.pkl is not a valid pickle: {_pickle_problem(exc)}"
                 ) from None
             inert = _refusal(path, globals_)
             try:
@@ -427,7 +462,7 @@ def load(path: Path, member: str | None = None) -> TorchFile:
                 raise ModelLoadError(f"{path.name}: refused: {exc}") from None
             except _UNPICKLE_ERRORS as exc:
                 raise ModelLoadError(
-                    f"{path.name}: data.pkl cannot be read: {_one_line(exc)}"
+                    f"{path.name}: data.pkl cannot be read: {_pickle_problem(exc)}"
                 ) from None
     except zipfile.BadZipFile as exc:
         raise ModelLoadError(f"{path.name}: not a readable zip: {_one_line(exc)}") from None
@@ -463,6 +498,7 @@ _UNPICKLE_ERRORS = (
     IndexError,
     KeyError,
     MemoryError,
+    RecursionError,
 )
 
 
@@ -471,21 +507,41 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def tensor_dicts(
-    obj: object, where: str = "", depth: int = 0
-) -> Iterator[tuple[str, dict[str, TensorRef]]]:
+def _pickle_problem(exc: BaseException) -> str:
+    """What an unpickling error says, in the file's terms (not Python's hints)."""
+    text = _one_line(exc)
+    if isinstance(exc, ValueError) and "digits" in text and "limit" in text.lower():
+        return f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+    if isinstance(exc, RecursionError):
+        return "containers nested too deeply"
+    return text
+
+
+def tensor_dicts(obj: object) -> Iterator[tuple[str, dict[str, TensorRef]]]:
     """Every dict with string keys holding tensors, with its path in the object
-    (``""`` for the top, ``model_state_dict``, ``models[1]``), outermost first."""
-    if depth > 16:
-        return
-    if isinstance(obj, dict):
-        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, TensorRef)}
-        if tensors:
-            yield where, tensors
-        for k, v in obj.items():
-            if isinstance(v, (dict, list, tuple)):
-                yield from tensor_dicts(v, f"{where}.{k}" if where else str(k), depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            if isinstance(v, (dict, list, tuple)):
-                yield from tensor_dicts(v, f"{where}[{i}]", depth + 1)
+    (``""`` for the top, ``model_state_dict``, ``models[1]``), outermost first.
+
+    Each container is visited once, by identity, at its first path: a pickle's memo can
+    make one object appear any number of times (10 references a level, 16 levels deep, is
+    10^16 paths). Items are read with ``dict.items(d)``: a BUILD may have shadowed ``items``.
+    """
+    seen: set[int] = set()
+
+    def walk(node: object, where: str, depth: int) -> Iterator[tuple[str, dict[str, TensorRef]]]:
+        if depth > 16 or id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, dict):
+            items = list(dict.items(node))
+            tensors = {k: v for k, v in items if isinstance(k, str) and isinstance(v, TensorRef)}
+            if tensors:
+                yield where, tensors
+            for k, v in items:
+                if isinstance(v, (dict, list, tuple)):
+                    yield from walk(v, f"{where}.{k}" if where else str(k), depth + 1)
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                if isinstance(v, (dict, list, tuple)):
+                    yield from walk(v, f"{where}[{i}]", depth + 1)
+
+    return walk(obj, "", 0)

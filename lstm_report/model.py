@@ -432,7 +432,6 @@ class UnitAblation:
     """Sequences every unit was first screened on (None: all measured on ``sequences``)."""
 
 
-
 @dataclass(frozen=True)
 class MemoryHorizon:
     """How far back the model's answer reaches on the probe (from the per-step importance)."""

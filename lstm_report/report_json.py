@@ -12,16 +12,16 @@ from lstm_report.model import (
     Comparison,
     Delta,
     Dynamics,
-    Mechanism,
-    UnitAblation,
     Finding,
     InputImportance,
     LayerAnalysis,
     MatrixStats,
+    Mechanism,
     ModelAnalysis,
     ReportData,
     Spectrum,
     Timescales,
+    UnitAblation,
 )
 
 SCHEMA_VERSION = 1
@@ -204,7 +204,9 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
         },
         "memory": memory_json(la.timescales),
         "dynamics": dynamics_json(la.dynamics, la.mechanism),
-        "units": units_json(la.units),
+        # The issue names this list layers[j].units, but "units" is the layer's unit count
+        # since schema 1: the list goes beside it rather than change that key's type.
+        "unit_ablation": units_json(la.units),
         "units_target": None if la.units is None else la.units.target,
         "units_target_reason": None if la.units is None else la.units.reason,
         "activations": (

@@ -149,9 +149,7 @@ def layer_units(la: LayerAnalysis) -> UnitAblation | None:
     tau = None if t is None else (t.probe_tau if t.probe_tau is not None else t.resting_tau)
     saturated = None
     if la.activity is not None and w.cell.P is None:
-        saturated = np.max(
-            [np.add(g.unit_left, g.unit_right) for g in la.activity.gates], axis=0
-        )
+        saturated = np.max([np.add(g.unit_left, g.unit_right) for g in la.activity.gates], axis=0)
     try:
         return unit_ablation(
             w.cell,
@@ -166,9 +164,7 @@ def layer_units(la: LayerAnalysis) -> UnitAblation | None:
         return None
 
 
-UNITS_REASON = (
-    "measured on the layer's own output: the whole model is not replayed in numpy here"
-)
+UNITS_REASON = "measured on the layer's own output: the whole model is not replayed in numpy here"
 
 
 def probe_dynamics(

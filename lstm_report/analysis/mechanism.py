@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from lstm_report.cells import CellWeights
@@ -117,7 +118,9 @@ def _fixed_points(cell: CellWeights, x: np.ndarray, inputs: str, seed: int) -> M
     pool = pool[np.all(np.isfinite(pool), axis=1)]
     x_star = np.zeros(cell.input_dim) if inputs == "zero" else x.reshape(-1, x.shape[-1]).mean(0)
     zx = m.project(x_star)
-    spread = float(np.sqrt(np.mean(np.sum((pool - pool.mean(0)) ** 2, axis=1)))) if len(pool) else 0.0
+    spread = (
+        float(np.sqrt(np.mean(np.sum((pool - pool.mean(0)) ** 2, axis=1)))) if len(pool) else 0.0
+    )
     tol = max(DEDUP * spread, 1e-9)
     pick = rng.choice(len(pool), size=min(STARTS * 2, len(pool)), replace=False)
     starts = _dedup(pool[np.sort(pick)], np.zeros(len(pick)), 1e-12 + 1e-6 * spread)[:STARTS]
@@ -284,9 +287,7 @@ def _gmres(apply: Callable[[np.ndarray], np.ndarray], b: np.ndarray) -> np.ndarr
     return np.asarray(y @ V[: H.shape[1]])
 
 
-def _eigenvalues(
-    m: CellMap, s: np.ndarray, zx: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def _eigenvalues(m: CellMap, s: np.ndarray, zx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The EIGENVALUES largest-magnitude eigenvalues of J at s, descending |λ| (ties by
     angle, so conjugate pairs come in a fixed order)."""
     if m.state_size <= SMALL_STATE:
@@ -386,8 +387,8 @@ def ablated_outputs(
     n, steps, _ = xs.shape
     k = len(units)
     zx = m.project(xs)  # (n, steps, gates·u)
-    s = np.zeros((k, n, m.state_size), dtype)
-    out = np.zeros((k, n, steps, m.h_size), dtype)
+    s: np.ndarray = np.zeros((k, n, m.state_size), dtype)
+    out: np.ndarray = np.zeros((k, n, steps, m.h_size), dtype)
     rows = np.arange(k)[units >= 0]
     cols = units[units >= 0]
     for t in range(steps):

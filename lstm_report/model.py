@@ -430,6 +430,10 @@ class UnitAblation:
     sequences: int
     screened: int | None
     """Sequences every unit was first screened on (None: all measured on ``sequences``)."""
+    screen: str | None = None
+    """How they were screened: ``ablation`` (the same measurement on fewer sequences) or
+    ``output`` (a layer too large to rerun per unit: each unit zeroed in the layer's output
+    alone, not fed back); None when not screened."""
 
 
 @dataclass(frozen=True)

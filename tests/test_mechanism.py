@@ -237,7 +237,12 @@ def test_a_large_layer_is_screened_first(monkeypatch: pytest.MonkeyPatch) -> Non
     cell = make_cell("GRU", units=60, inputs=3, reset_after=True, scale=0.15, seed=3)
     x = np.random.default_rng(0).normal(size=(16, 10, 3))
     abl = unit_ablation(cell, x, lambda h: 4.0 * h[:, -1, 11:12], target="layer_output")
-    assert (abl.screened, abl.sequences) == (2, 5)
+    assert (abl.screened, abl.sequences, abl.screen) == (2, 5, "ablation")
+    assert abl.units[0].unit == 11 and abl.units[0].value > 10 * abl.units[1].value
+    # too large to rerun per unit even once: screened on the output alone, then measured
+    monkeypatch.setattr(mech, "ABLATION_WORK", 1e5)
+    abl = unit_ablation(cell, x, lambda h: 4.0 * h[:, -1, 11:12], target="layer_output")
+    assert (abl.screened, abl.sequences, abl.screen) == (4, 2, "output")
     assert abl.units[0].unit == 11 and abl.units[0].value > 10 * abl.units[1].value
 
 
@@ -317,3 +322,56 @@ def _layer(cell: CellWeights, mech: object) -> LayerAnalysis:
         reset_after=cell.reset_after,
     )
     return replace(LayerAnalysis(weights=w, gates=(), features=None, anchor="a"), mechanism=mech)
+
+
+def test_reruns_with_fixed_points_and_ablation_are_byte_identical(tmp_path: Path) -> None:
+    from lstm_report import build_report
+
+    config = {
+        "models": [
+            {
+                "path": str(FIXTURE / "gru_integrator.keras"),
+                "probe": str(FIXTURE / "probe.npy"),
+                "dynamics": {"inputs": "mean"},
+            }
+        ]
+    }
+    outs = []
+    for k in range(2):
+        html, js = tmp_path / f"{k}.html", tmp_path / f"{k}.json"
+        build_report(config, output=html, json_path=js, generated="2026-01-01 00:00 UTC")
+        outs.append((html.read_bytes(), js.read_bytes()))
+    assert outs[0] == outs[1]
+    data = json.loads(outs[0][1])
+    assert data["models"][0]["layers"][0]["dynamics"]["fixed_point_search"]["inputs"] == "mean"
+
+
+def test_mechanism_figures_keep_text_readable_on_a_phone() -> None:
+    # At 390 CSS px the page leaves at least 358 px for a figure: a chart at most 380 units
+    # wide whose smallest text is 10 units shows it at 9.4 px or more.
+    import base64
+    import re
+    from dataclasses import replace
+    from urllib.parse import unquote
+
+    from lstm_report.analysis import analyse_layer
+    from lstm_report.analysis.probing import ProbeFlow
+    from lstm_report.figures.mechanism import mechanism_figures
+
+    mw = read_model(ModelSpec(0, FIXTURE / "gru_integrator.keras", "int"), reader="direct")
+    (w,) = mw.lstms
+    probe = np.load(FIXTURE / "probe.npy")
+    la = analyse_layer(w, None, "a", run=ProbeFlow(mw, probe, 0, None).run(w))
+    from lstm_report.analysis import layer_units
+
+    la = replace(la, units=layer_units(la))
+    figs = mechanism_figures(la)
+    assert figs.plane is not None and figs.eigenvalues is not None and figs.traces
+    for fig in (figs.plane, figs.eigenvalues, *(f for _, f in figs.traces)):
+        assert not fig.tiles  # one panel: nothing to reflow
+        head, data = fig.uri.split(",", 1)
+        svg = base64.b64decode(data).decode() if ";base64" in head else unquote(data)
+        width = float(re.search(r'<svg[^>]* width="([\d.]+)"', svg).group(1))  # type: ignore[union-attr]
+        sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]
+        assert width <= 380 and min(sizes) >= 10
+        assert min(sizes) * min(1.0, 358 / width) >= 9

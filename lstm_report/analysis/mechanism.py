@@ -88,6 +88,10 @@ fewer sequences first."""
 
 ABLATION_SEQUENCES = 32
 CANDIDATES = 20
+MIN_SEQUENCES = 2
+"""The candidates of a screened layer are measured on at least this many sequences."""
+SCREEN_SEQUENCES = 4
+"""Sequences of the output-only screen of a layer too large to rerun once per unit."""
 TOP_UNITS = 10
 BOOTSTRAP = 1000
 
@@ -422,18 +426,24 @@ def unit_ablation(
     every = ABLATION_WORK / 2 / run / (h + 1)
     seqs = int(min(x.shape[0], ABLATION_SEQUENCES))
     screened = None
+    screen = "ablation"
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
-        base = ablated_outputs(cell, x[:seqs], np.array([-1]))[0]
-        activity = np.mean(np.abs(np.asarray(base, np.float64)), axis=(0, 1))
         if every >= seqs:
             units = np.arange(h)
-            values = _effects(cell, x[:seqs], head, units)
         else:
-            screened = max(1, int(every))
-            scores = _effects(cell, x[:screened], head, np.arange(h)).mean(axis=1)
+            if every >= 1:
+                screened = int(every)
+                scores = _effects(cell, x[:screened], head, np.arange(h))[0].mean(axis=1)
+            else:
+                # Too large to rerun the layer once per unit: screen by zeroing each unit
+                # in the layer's output alone (not fed back), a run of the head only.
+                screened, screen = int(min(seqs, SCREEN_SEQUENCES)), "output"
+                scores = _output_effects(cell, x[:screened], head).mean(axis=1)
             units = np.sort(np.argsort(-scores, kind="stable")[: min(CANDIDATES, h)])
-            seqs = int(min(seqs, max(screened, ABLATION_WORK / 2 / run / (len(units) + 1))))
-            values = _effects(cell, x[:seqs], head, units)
+            fits = int(ABLATION_WORK / 2 / run / (len(units) + 1))
+            seqs = int(min(seqs, max(MIN_SEQUENCES, fits)))
+        values, base = _effects(cell, x[:seqs], head, units)
+        activity = np.mean(np.abs(np.asarray(base, np.float64)), axis=(0, 1))
     mean = values.mean(axis=1)
     boots = rng.integers(0, seqs, size=(BOOTSTRAP, seqs))
     order = np.argsort(-mean, kind="stable")[:TOP_UNITS]
@@ -453,8 +463,33 @@ def unit_ablation(
             )
         )
     return UnitAblation(
-        units=tuple(out), target=target, reason=reason, sequences=seqs, screened=screened
+        units=tuple(out),
+        target=target,
+        reason=reason,
+        sequences=seqs,
+        screened=screened,
+        screen=screen if screened is not None else None,
     )
+
+
+def _output_effects(
+    cell: CellWeights, x: np.ndarray, head: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """(units, sequences): the mean squared change of head when one unit is zeroed in the
+    layer's output only (the recurrence runs unchanged): the screen of a very large layer."""
+    base_h = ablated_outputs(cell, x, np.array([-1]))[0]
+    base = np.asarray(head(base_h), np.float64).reshape(x.shape[0], -1)
+    h = base_h.shape[-1]
+    block = max(1, int(4096 // max(1, x.shape[0])))
+    out = []
+    for lo in range(0, h, block):
+        units = np.arange(lo, min(h, lo + block))
+        hs = np.repeat(base_h[None], len(units), axis=0)
+        hs[np.arange(len(units)), :, :, units] = 0.0
+        k, n = hs.shape[:2]
+        y = np.asarray(head(hs.reshape(k * n, *hs.shape[2:])), np.float64).reshape(k, n, -1)
+        out.append(np.mean((y - base[None]) ** 2, axis=2))
+    return np.concatenate(out, axis=0)
 
 
 def _effects(
@@ -462,9 +497,9 @@ def _effects(
     x: np.ndarray,
     head: Callable[[np.ndarray], np.ndarray],
     units: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """(len(units), sequences): the mean squared change of head per sequence, per unit,
-    in blocks of units (two threads for a large layer)."""
+    in blocks of units (two threads for a large layer); and the layer's h unablated."""
     block = max(1, int(4096 // max(1, x.shape[0])))
     base_h = ablated_outputs(cell, x, np.array([-1]))[0]
     base = np.asarray(head(base_h), np.float64)
@@ -482,4 +517,4 @@ def _effects(
             parts = list(pool.map(one, chunks))
     else:
         parts = [one(c) for c in chunks]
-    return np.concatenate(parts, axis=0)
+    return np.concatenate(parts, axis=0), base_h

@@ -136,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_names,
         help="names of the input features, comma-separated, in input order",
     )
+    model_only.add_argument(
+        "--pad-token",
+        metavar="N",
+        type=int,
+        help="token models: the id that blanks a token in the importance (default 0)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -498,10 +504,19 @@ def _build_config(args: argparse.Namespace) -> Config:
     from lstm_report.config import is_model_file, load_config, model_file_config
     from lstm_report.errors import ConfigError
 
-    flags = {"--name": args.name, "--probe": args.probe, "--feature-names": args.feature_names}
+    flags = {
+        "--name": args.name,
+        "--probe": args.probe,
+        "--feature-names": args.feature_names,
+        "--pad-token": args.pad_token,
+    }
     if is_model_file(args.config):
         return model_file_config(
-            args.config, name=args.name, probe=args.probe, feature_names=args.feature_names
+            args.config,
+            name=args.name,
+            probe=args.probe,
+            feature_names=args.feature_names,
+            pad_token=args.pad_token,
         )
     given = [flag for flag, value in flags.items() if value is not None]
     if given:

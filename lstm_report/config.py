@@ -28,8 +28,14 @@ MODEL_KEYS = (
     "reader",
     "activations",
     "external_data",
+    "pad_token",
+    "vocabulary",
     "dynamics",
 )
+MAX_VOCABULARY_BYTES = 16 * 1024 * 1024
+"""A vocabulary file is read whole, so at most this large."""
+MAX_VOCABULARY = 1_000_000
+"""Tokens in a vocabulary at most."""
 READERS = ("auto", "direct", "keras")
 EXTERNAL_DATA = ("model", "allow")
 MAX_MODELS = 1000
@@ -95,6 +101,10 @@ class ModelSpec:
     activations: tuple[tuple[str, str], ...] = ()
     """Overrides for what weights-only files cannot tell: (key, activation name) pairs."""
     series: tuple[Path, ...] | None = None
+    pad_token: int = 0
+    """Token models: the id that blanks a token in the importance (``pad_token``)."""
+    vocabulary: tuple[str, ...] | None = None
+    """Token models: the name of each token id (``vocabulary``: a list, or a text file)."""
     """A checkpoint series (glob or list, in natural order); ``path`` is its last file."""
     external_data: str = "model"
     """Where an ONNX file's external data may be read from: ``model``, only the data file
@@ -197,11 +207,14 @@ def model_file_config(
     name: str | None = None,
     probe: str | None = None,
     feature_names: Sequence[str] | None = None,
+    pad_token: int | None = None,
 ) -> Config:
     """The config of `lstm-report build MODEL_FILE`: one model, everything else by default.
     With a ``name``, the page is NAME.html in the current folder (else the file's name)."""
     entry: dict[str, Any] = {"path": str(path)}
     top: dict[str, Any] = {}
+    if pad_token is not None:
+        entry["pad_token"] = pad_token
     if name is not None:
         entry["name"] = name
         top["output"] = page_name(name)
@@ -490,6 +503,8 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
         series=series,
         external_data=external,
         shown=shown[-1:] if series is None else shown,
+        pad_token=_pad_token(raw.get("pad_token", 0), f"{key}.pad_token"),
+        vocabulary=_vocabulary(raw.get("vocabulary"), f"{key}.vocabulary", base),
         dynamics=_parse_dynamics(raw.get("dynamics", True), f"{key}.dynamics"),
     )
 
@@ -517,6 +532,45 @@ def _shown(given: str, path: Path, base: Path) -> str:
     if Path(given).expanduser().is_absolute():
         return path.name
     return Path(os.path.relpath(path, base)).as_posix() if path.is_absolute() else given
+
+
+def _pad_token(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a token id (an integer ≥ 0), got {_kind(value)}")
+    return value
+
+
+def _vocabulary(value: Any, where: str, base: Path) -> tuple[str, ...] | None:
+    """A list of token names, or the lines of a text file (read bounded, as hostile)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if len(value) > MAX_VOCABULARY:
+            raise ConfigError(f"{where}: {len(value)} tokens; at most {MAX_VOCABULARY:,}")
+        for i, v in enumerate(value):
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise ConfigError(f"{where}[{i}]: expected a string, got {_kind(v)}")
+        return tuple(str(v) for v in value)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a list of tokens or a file path, got {_kind(value)}")
+    from lstm_report.limits import NotRegularFileError, open_regular, read_at_most, size_text
+
+    path = _resolve(base, value)
+    try:
+        with open_regular(path) as fh:
+            data = read_at_most(fh, MAX_VOCABULARY_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: vocabulary file not found: {path}") from None
+    except (NotRegularFileError, IsADirectoryError) as exc:
+        raise ConfigError(f"{where}: {path} is not a regular file ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    if data is None:
+        raise ConfigError(f"{where}: {path.name} is larger than {size_text(MAX_VOCABULARY_BYTES)}")
+    lines = data.decode("utf-8", "replace").splitlines()
+    if len(lines) > MAX_VOCABULARY:
+        raise ConfigError(f"{where}: {len(lines)} tokens; at most {MAX_VOCABULARY:,}")
+    return tuple(lines)
 
 
 def too_many_models(count: str) -> str:

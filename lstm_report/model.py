@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 
 from lstm_report.cells import GATE_TITLES, CellWeights, Kind, from_keras, gates_of
+from lstm_report.model_graph import ModelGraph
 
 GATES: tuple[str, ...] = ("i", "f", "c", "o")
 """Keras' LSTM gate order inside the concatenated kernel, recurrent kernel and bias (a
@@ -68,6 +69,8 @@ class LSTMWeights:
     cell_weights: CellWeights | None = None
     """The cell as a framework reader found it; None: built from the Keras arrays."""
     framework: str = "Keras"
+    reads_embedding: bool = False
+    """Its input is the model's Embedding: the rows of W are embedding dimensions."""
     """Who computes this layer: ``Keras``, ``PyTorch``, ``ONNX``."""
 
     @property
@@ -170,6 +173,8 @@ class ModelWeights:
     embedding: Embedding | None = None
     hyper_parameters: tuple[tuple[str, bool | int | float | str], ...] = ()
     """A checkpoint's scalar hyper-parameters as stored (Lightning's ``hyper_parameters``)."""
+    graph: ModelGraph | None = None
+    """The whole model's layers, where the reader found them (for the numpy model replay)."""
 
     def lstm_names(self) -> list[str]:
         """Distinct LSTM layer names in file order (a Bidirectional counts once)."""
@@ -603,6 +608,13 @@ class InputImportance:
     """In input order."""
     per_step: tuple[float, ...]
     """Mean squared change of the target when one time step (all features) is taken away."""
+    target_reason: str | None = None
+    """Why the target is not the model's output (``lstm_output``), or how it was reached
+    (Keras where numpy stops); None when numpy replayed the whole model."""
+    per_token: tuple[FeatureEffect, ...] | None = None
+    """Token models: each token's effect (``name`` the token), largest first, at most 20."""
+    pad_token: int | None = None
+    """Token models: the id every occluded token (or step) is replaced by."""
 
 
 # --- across training: comparisons and checkpoint series ---------------------------------

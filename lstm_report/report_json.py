@@ -330,6 +330,13 @@ def importance_json(imp: InputImportance | None) -> dict[str, Any] | None:
             {"name": f.name, "value": f.value, "low": f.low, "high": f.high} for f in imp.features
         ],
         "per_step": list(imp.per_step),
+        "target_reason": imp.target_reason,
+        "per_token": None
+        if imp.per_token is None
+        else [
+            {"token": f.name, "value": f.value, "low": f.low, "high": f.high} for f in imp.per_token
+        ],
+        "pad_token": imp.pad_token,
     }
 
 

@@ -64,8 +64,8 @@ def _occlusion_by_keras(model: Any, layer: str, x: np.ndarray) -> list[float]:
 
 
 def test_importance_in_the_report_equals_keras(keras: Any, tmp_path: Path) -> None:
-    # Two stacked LSTMs, the second bidirectional: the numpy replay of the stack gives the
-    # same importance as Keras computing the last layer's output.
+    # Two stacked LSTMs, the second bidirectional, and a head: the numpy replay of the whole
+    # model gives the same importance as Keras computing the model's output.
     m = keras.Sequential(
         [
             keras.Input((6, 3)),
@@ -86,12 +86,13 @@ def test_importance_in_the_report_equals_keras(keras: Any, tmp_path: Path) -> No
     imp = json.loads((tmp_path / "r.json").read_text())["models"][0]["input_importance"]
     assert (imp["method"], imp["target"], imp["layer"], imp["sequences"]) == (
         "occlusion",
-        "lstm_output",
-        "last",
+        "model_output",
+        None,
         20,
     )
+    assert imp["target_reason"] is None
     assert [f["name"] for f in imp["features"]] == ["a", "b", "c"]
-    expected = _occlusion_by_keras(m, "last", x)
+    expected = _occlusion_by_keras(m, "head", x)
     assert [f["value"] for f in imp["features"]] == pytest.approx(expected, rel=1e-3, abs=1e-7)
     assert all(f["low"] <= f["value"] <= f["high"] for f in imp["features"])
     html = res.html_path.read_text()
@@ -149,4 +150,4 @@ def test_importance_on_the_model_output_when_keras_runs_the_model(
         xo[:, :, j] = mean[j]
         d = m.predict(xo, verbose=0).astype(np.float64) - base
         assert f["value"] == pytest.approx(np.mean(np.mean(d**2, axis=1)), rel=1e-6)
-    assert "model's output" in res.html_path.read_text()
+    assert "the model's prediction" in res.html_path.read_text()

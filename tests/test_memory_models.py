@@ -134,7 +134,10 @@ def test_a_lag_of_8_steps_is_found(reports: dict[str, Any]) -> None:
     m = data["models"][0]
     h = m["memory_horizon"]
     per_step = m["input_importance"]["per_step"]
-    assert sum(per_step[: STEPS - 9]) < 1e-3 * sum(per_step)  # nothing before the lag
+    assert m["input_importance"]["target"] == "model_output"
+    # Nearly nothing before the lag: the hand-set gates are saturated, not exactly 0 and 1,
+    # so a trace of older steps leaks through (0.3% of the total on this probe).
+    assert sum(per_step[: STEPS - 9]) < 1e-2 * sum(per_step)
     if m["input_importance"]["target"] == "model_output":  # the peak: the step 8 back
         assert int(np.argmax(per_step)) == STEPS - 9 and h["steps"] == 9
     else:  # the LSTM's output h_T holds all 9 steps of the delay line, the oldest least

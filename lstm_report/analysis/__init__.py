@@ -11,7 +11,7 @@ import numpy as np
 
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.findings import layer_findings
-from lstm_report.analysis.importance import occlusion_importance
+from lstm_report.analysis.importance import occlusion_importance, token_importance
 from lstm_report.analysis.mechanism import fixed_points, unit_ablation
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
@@ -31,6 +31,7 @@ from lstm_report.model import (
     Mechanism,
     ModelAnalysis,
     ModelWeights,
+    Target,
     UnitAblation,
     severity_rank,
 )
@@ -63,11 +64,24 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, 
     return tuple(w for w in weights.lstms if w.name in keep)
 
 
-def feature_names(spec: ModelSpec, layers: Sequence[LSTMWeights]) -> tuple[str, ...] | None:
-    """Names of the model's input features, checked against the LSTMs that read them."""
+def feature_names(
+    spec: ModelSpec, layers: Sequence[LSTMWeights], weights: ModelWeights | None = None
+) -> tuple[str, ...] | None:
+    """Names of the model's input features, checked against the LSTMs that read them, or
+    (behind front layers such as Normalization or Conv1D) against the model's input."""
     readers = [w for w in layers if w.reads_input]
     if not readers:
-        return None
+        if weights is None or weights.embedding is not None:
+            return None
+        dim = weights.input_dim
+        if spec.feature_names is not None and dim is not None and len(spec.feature_names) != dim:
+            raise ConfigError(
+                f"{spec.key}.feature_names: {len(spec.feature_names)} names given, but "
+                f"{spec.path.name} takes {dim} input features"
+            )
+        if spec.feature_names is not None:
+            return spec.feature_names
+        return None if dim is None else tuple(f"x{j}" for j in range(dim))
     dim = readers[0].input_dim
     for w in readers:
         if spec.feature_names is not None and len(spec.feature_names) != w.input_dim:
@@ -211,7 +225,10 @@ def analyse_model(
 ) -> ModelAnalysis:
     """Analyse the configured layers of one model, with its probe data (read by the caller)."""
     layers = select_layers(spec, weights)
-    names = feature_names(spec, layers)
+    emb = weights.embedding
+    if emb is not None:
+        layers = tuple(replace(w, reads_embedding=w.source == emb.name) for w in layers)
+    names = feature_names(spec, layers, weights)
     flow = None
     if probe is not None and spec.probe is not None:
         flow = ProbeFlow(weights, probe, spec.probe.sequence, keras_inputs)
@@ -248,11 +265,17 @@ def analyse_model(
     if not weights.lstms:
         warnings.append("the model has no LSTM or GRU layer")
     importance = None
-    if probe is not None and probe.dtype.kind == "f" and weights.lstms:
-        # The model's own output where Keras runs the model anyway (read through Keras, or
-        # in memory); else the last LSTM's output, replayed in numpy.
-        run_model = keras_inputs if weights.reader == "keras" else None
-        importance, why = measured_importance(weights, probe, spec.feature_names, run_model)
+    if probe is not None and weights.lstms:
+        # The model's own output: in numpy where the whole model replays, else by Keras
+        # where it can run the model; else the last LSTM's output, saying why.
+        importance, why = measured_importance(
+            weights,
+            probe,
+            names,
+            keras_inputs if weights.reader == "keras" or weights.graph is not None else None,
+            pad_token=spec.pad_token,
+            vocabulary=spec.vocabulary,
+        )
         if why:
             notes.append(f"no input importance on the probe: {why}")
     return ModelAnalysis(
@@ -305,11 +328,83 @@ def measured_importance(
     probe: np.ndarray,
     names: Sequence[str] | None,
     run_model: KerasInputs | None = None,
+    *,
+    pad_token: int = 0,
+    vocabulary: Sequence[str] | None = None,
 ) -> tuple[InputImportance | None, str | None]:
-    """Occlusion importance of the model's input features on the probe, measured on the
-    model's output where Keras can run the model (``run_model``), else on the output of
-    its last recurrent layer (replayed in numpy); or why it cannot be measured."""
+    """Occlusion importance on the probe, measured on the model's prediction wherever the
+    whole model runs: replayed in numpy (a Keras graph, an ONNX graph), else by Keras
+    (``run_model``, where it can load the file); otherwise on the output of the last
+    recurrent layer, replayed in numpy, with ``target_reason`` saying why. Token models
+    (integer probes) get ``per_token`` and ``per_step`` with ``pad_token`` as the blank.
+    Returns the importance, or None and why it cannot be measured."""
+    from lstm_report.analysis.model_replay import model_forward
+
     last = weights.lstms[-1].name
+    tokens = probe.dtype.kind in "iu"
+    forward, stopped = model_forward(weights)
+    reason: str | None = None
+    if forward is not None:
+        try:
+            forward(probe[:2])
+        except LstmReportError as exc:
+            forward, stopped = None, _first_line(exc)
+        else:
+            reason, stopped = stopped, None  # how the prediction was taken, if it says
+    framework = weights.reader in ("onnx", "pytorch")
+    if forward is None and run_model is not None:
+        keras_model = run_model
+
+        def by_keras(x: np.ndarray) -> np.ndarray:
+            return keras_model(None, x)
+
+        try:
+            by_keras(probe[:2])  # can Keras load and run it? (LstmReportError if not)
+        except LstmReportError as exc:
+            reason = (
+                f"{stopped}, and Keras could not run the model ({_first_line(exc)})"
+                if stopped
+                else f"Keras could not run the model ({_first_line(exc)})"
+            )
+        else:
+            forward = by_keras
+            reason = f"run by Keras: {stopped}" if stopped else "run by Keras"
+    elif forward is None and framework:
+        reason = stopped or "the file stores the recurrent layers, not the whole model"
+    elif forward is None:
+        reason = f"{stopped}; --reader keras runs the whole model with Keras" if stopped else None
+    if forward is not None:
+        target: Target = "model_output"
+        layer = None
+    else:
+        target, layer = "lstm_output", last
+        flow_forward = _lstm_forward(weights, last)
+        if flow_forward is None:
+            return None, f"the input of LSTM {last!r} cannot be computed in numpy"
+        forward = flow_forward
+        reason = f"measured on the output of {last!r}, not the model's prediction: {reason}"
+    try:
+        if tokens:
+            imp = token_importance(
+                forward, probe, pad=pad_token, target=target, layer=layer, names=vocabulary
+            )
+        else:
+            features = probe.shape[2]
+            if names is not None and len(names) == features:
+                labels = tuple(names)
+            else:
+                labels = tuple(f"x{j}" for j in range(features))
+            imp = occlusion_importance(forward, probe, labels, target=target, layer=layer)
+    except _Unreachable:
+        return None, f"the input of LSTM {last!r} cannot be computed in numpy"
+    except LstmReportError as exc:
+        return None, f"the model could not be run on the probe: {_first_line(exc)}"
+    return replace(imp, target_reason=reason), None
+
+
+def _lstm_forward(weights: ModelWeights, last: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The last recurrent layer's output on inputs, replayed in numpy (None: its input
+    cannot be computed in numpy)."""
 
     def forward(x: np.ndarray) -> np.ndarray:
         out = ProbeFlow(weights, x, 0, None, activity=False).output(last)
@@ -317,23 +412,11 @@ def measured_importance(
             raise _Unreachable
         return out
 
-    features = probe.shape[2]
-    if names is not None and len(names) == features:
-        labels = tuple(names)
-    else:
-        labels = tuple(f"x{j}" for j in range(features))
-    if run_model is not None:
-        try:
-            imp = occlusion_importance(
-                lambda x: run_model(None, x), probe, labels, target="model_output"
-            )
-            return imp, None
-        except LstmReportError:
-            pass  # fall back to the last layer's output, in numpy
-    try:
-        return occlusion_importance(forward, probe, labels, target="lstm_output", layer=last), None
-    except _Unreachable:
-        return None, f"the input of LSTM {last!r} cannot be computed in numpy"
+    return forward
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class _Unreachable(Exception):
@@ -381,15 +464,34 @@ def importance_sentence(model: str, imp: InputImportance) -> str:
     strong = [f for f in ranked if top > 0 and f.value >= 0.1 * top][:4]
     named = ", ".join(f"{f.name} ({f.value:.3g})" for f in strong)
     rest = len(ranked) - len(strong)
-    target = "the model's output" if imp.target == "model_output" else f"the output of {imp.layer}"
+    if imp.target == "model_output":
+        target = "the model's prediction"
+        where = "on its prediction"
+    else:
+        target = f"the output of {imp.layer}"
+        where = f"on the output of {imp.layer}, not on its prediction"
+        if imp.target_reason:
+            why = imp.target_reason.split(": ", 1)[-1]
+            where += f" ({why})"
+    blank = (
+        f"replaced by the padding token {imp.pad_token}"
+        if imp.per_token is not None
+        else "replaced by its mean"
+    )
     how = (
         f"importance on {imp.sequences} probe sequences: mean squared change of {target} "
-        "when that input is replaced by its mean"
+        f"when that input is {blank}"
     )
+    if imp.per_token is not None:
+        ranked = list(imp.per_token)
+        top = ranked[0].value if ranked else 0.0
+        strong = [f for f in ranked if top > 0 and f.value >= 0.1 * top][:4]
+        named = ", ".join(f"token {f.name} ({f.value:.3g})" for f in strong)
+        rest = 0
     if not strong:
-        return f"No input of {model} changes {target} on the probe ({how})."
+        return f"No input of {model} changes {target} on the probe, measured {where} ({how})."
     tail = f"; the other {rest} change it by less than a tenth as much" if rest else ""
-    return f"{model} depends mostly on {named}{tail} ({how})."
+    return f"Measured {where}, {model} depends mostly on {named}{tail} ({how})."
 
 
 def slug(text: str) -> str:

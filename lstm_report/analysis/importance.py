@@ -68,16 +68,107 @@ def occlusion_importance(
         samples = per_sequence_change(base, forward(occluded))
         low, high = bootstrap_interval(samples, rng)
         effects.append(FeatureEffect(str(names[j]), float(samples.mean()), low, high))
-    per_step = []
-    for t in range(steps):
-        occluded = x.copy()
-        occluded[:, t, :] = mean
-        per_step.append(float(per_sequence_change(base, forward(occluded)).mean()))
+    per_step = _per_step(forward, x, base, lambda v, t: v.__setitem__((slice(None), t), mean))
     return InputImportance(
         method="occlusion",
         target=target,
         layer=layer,
         sequences=n,
         features=tuple(effects),
-        per_step=tuple(per_step),
+        per_step=per_step,
     )
+
+
+MAX_TOKENS = 20
+"""Tokens listed at most in ``per_token``, largest effect first."""
+
+
+def token_importance(
+    forward: Forward,
+    ids: np.ndarray,
+    *,
+    pad: int,
+    target: Target,
+    layer: str | None = None,
+    names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> InputImportance:
+    """Importance of every token id, and of every position, of a token model on ``ids``
+    (sequences, steps): the mean squared change of the target when every occurrence of the
+    token (every token at the position) is replaced by ``pad``.
+
+    Tokens are ranked by that mean over all sequences (a sequence without the token changes
+    by 0); the MAX_TOKENS largest are kept. ``names[id]`` names a token where given."""
+    ids = np.asarray(ids)[:MAX_SEQUENCES]
+    n, steps = ids.shape
+    rng = np.random.default_rng(seed)
+    base = forward(ids)
+    tokens = [int(t) for t in np.unique(ids) if int(t) != pad]
+    # Every (sequence, token) pair's occluded sequence, run in large batches: at most
+    # sequences × steps rows, the cost of ``steps`` runs of the whole probe.
+    rows: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    for tok in tokens:
+        has = np.flatnonzero(np.any(ids == tok, axis=1))
+        sub = ids[has]
+        rows.append(np.where(sub == tok, pad, sub))
+        owners.append(has)
+    changed = _batched(forward, np.concatenate(rows) if rows else ids[:0])
+    base_rows = base[np.concatenate(owners)] if owners else base[:0]
+    change = per_sequence_change(base_rows, changed) if rows else np.zeros(0)
+    ranked: list[tuple[float, int, np.ndarray]] = []
+    at = 0
+    for tok, has in zip(tokens, owners):
+        samples = np.zeros(n)
+        samples[has] = change[at : at + has.size]
+        at += has.size
+        ranked.append((float(samples.mean()), tok, samples))
+    ranked.sort(key=lambda r: (-r[0], r[1]))
+    effects = []
+    for value, tok, samples in ranked[:MAX_TOKENS]:
+        low, high = bootstrap_interval(samples, rng)
+        label = names[tok] if names is not None and 0 <= tok < len(names) else str(tok)
+        effects.append(FeatureEffect(label, value, low, high))
+    per_step = _per_step(forward, ids, base, lambda x, t: x.__setitem__((slice(None), t), pad))
+    return InputImportance(
+        method="occlusion",
+        target=target,
+        layer=layer,
+        sequences=n,
+        features=(),
+        per_step=per_step,
+        per_token=tuple(effects),
+        pad_token=pad,
+    )
+
+
+BATCH = 2048
+"""Sequences per run where many occluded copies are run at once."""
+
+
+def _batched(forward: Forward, x: np.ndarray) -> np.ndarray:
+    if x.shape[0] <= BATCH:
+        return np.asarray(forward(x))
+    return np.concatenate([forward(x[i : i + BATCH]) for i in range(0, x.shape[0], BATCH)])
+
+
+def _per_step(
+    forward: Forward,
+    x: np.ndarray,
+    base: np.ndarray,
+    occlude: Callable[[np.ndarray, int], None],
+) -> tuple[float, ...]:
+    """Mean squared change of the target with each step occluded in turn, the occluded
+    copies of the probe run together in batches of about BATCH sequences."""
+    n, steps = x.shape[0], x.shape[1]
+    per = max(1, BATCH // max(n, 1))  # steps per batch
+    out: list[float] = []
+    for first in range(0, steps, per):
+        ts = range(first, min(first + per, steps))
+        stack = np.concatenate([x] * len(ts))
+        for k, t in enumerate(ts):
+            occlude(stack[k * n : (k + 1) * n], t)
+        changed = np.asarray(forward(stack))
+        for k in range(len(ts)):
+            out.append(float(per_sequence_change(base, changed[k * n : (k + 1) * n]).mean()))
+    return tuple(out)

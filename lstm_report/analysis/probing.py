@@ -115,7 +115,19 @@ class ProbeFlow:
             out = self._output_of(upstream, depth + 1)
             if out is not None:
                 return out, "numpy", None
+        from_graph = self._graph_input(w)
+        if from_graph is not None:
+            return from_graph, "numpy", None
         if self.keras_inputs is None:
+            if w.framework != "Keras":
+                if src is not None:
+                    why = f"its input is the output of {src}, whose input the file does not record"
+                else:
+                    why = (
+                        f"its input is not the output of a recurrent layer in the {w.framework} "
+                        "file, and what feeds it cannot be computed from the file"
+                    )
+                return None, "", why
             return None, "", "its input is not the output of an LSTM and Keras is not available"
         if "/" in w.name:
             return None, "", "it sits inside a nested model behind a non-LSTM layer"
@@ -123,6 +135,24 @@ class ProbeFlow:
             return np.asarray(self.keras_inputs(w.name, self.x), np.float32), "keras", None
         except LstmReportError as exc:
             return None, "", str(exc)
+
+    def _graph_input(self, w: LSTMWeights) -> np.ndarray | None:
+        """The layer's input computed in numpy from the model's graph (front layers such as
+        Normalization or Conv1D), or None where the graph cannot compute it."""
+        graph = self.model.graph
+        if graph is None or graph.onnx is not None:
+            return None
+        layer = next((g for g in graph.layers if g.name == w.name), None)
+        if layer is None or len(layer.inputs) != 1:
+            return None
+        from lstm_report.analysis.model_replay import ModelReplay, ReplayStopped
+
+        src = layer.inputs[0]
+        try:
+            value = ModelReplay(self.model, dtype=np.float32).values(self.x, src)[src][0]
+        except ReplayStopped:
+            return None
+        return np.asarray(value, np.float32)
 
     def _output_of(self, halves: list[LSTMWeights], depth: int) -> np.ndarray | None:
         outs = []

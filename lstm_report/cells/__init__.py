@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -303,17 +303,25 @@ def replay_inputs(
 
 
 def replay(
-    cell: CellWeights, x: np.ndarray, *, keep_gates: bool = False, dtype: type = np.float64
+    cell: CellWeights,
+    x: np.ndarray,
+    *,
+    keep_gates: bool = False,
+    dtype: type = np.float64,
+    mask: np.ndarray | None = None,
 ) -> CellTrace:
-    """Run one cell in numpy on x (batch, steps, input_dim) from a zero state."""
+    """Run one cell in numpy on x (batch, steps, input_dim) from a zero state.
+
+    ``mask`` (batch, steps), as Keras masks: at a masked step the state and the output of
+    the step before are carried over unchanged."""
     # Imported here: lstm.py and gru.py import this module's dataclasses.
     if cell.kind == "LSTM":
         from lstm_report.cells.lstm import replay_lstm
 
-        return replay_lstm(cell, x, keep_gates=keep_gates, dtype=dtype)
+        return replay_lstm(cell, x, keep_gates=keep_gates, dtype=dtype, mask=mask)
     from lstm_report.cells.gru import replay_gru
 
-    return replay_gru(cell, x, keep_gates=keep_gates, dtype=dtype)
+    return replay_gru(cell, x, keep_gates=keep_gates, dtype=dtype, mask=mask)
 
 
 def from_keras(
@@ -407,3 +415,7 @@ class RecurrentModel:
     total_params: int | None = None
     """The model's parameters: the elements of every tensor of its weights (a state dict's
     every tensor, an ONNX graph's every stored tensor), recurrent or not."""
+    sources: tuple[tuple[str, str], ...] = ()
+    """(layer, the layer whose output it reads) where the file says so (an ONNX graph)."""
+    graph: Any = None
+    """The whole model to run, where the reader can give it (a model_graph.ModelGraph)."""

@@ -99,7 +99,12 @@ def from_keras_gru(
 
 
 def replay_gru(
-    cell: CellWeights, x: np.ndarray, *, keep_gates: bool = False, dtype: type = np.float64
+    cell: CellWeights,
+    x: np.ndarray,
+    *,
+    keep_gates: bool = False,
+    dtype: type = np.float64,
+    mask: np.ndarray | None = None,
 ) -> CellTrace:
     """Run the GRU on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
     act, rec = activations(cell)
@@ -128,7 +133,8 @@ def replay_gru(
             z = rec(zx[:, t, :u] + hu[:, :u])
             r = rec(zx[:, t, u : 2 * u] + hu[:, u:])
             cand = act(zx[:, t, 2 * u :] + (r * h) @ U[:, 2 * u :])
-        h = z * h + (1.0 - z) * cand
+        h_new = z * h + (1.0 - z) * cand
+        h = h_new if mask is None else np.where(mask[:, t, None], h_new, h)
         hs[:, t] = h
         if keep_gates:
             keep["z"][:, t], keep["r"][:, t], keep["h"][:, t] = z, r, cand

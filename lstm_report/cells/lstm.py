@@ -80,7 +80,12 @@ def from_keras_lstm(
 
 
 def replay_lstm(
-    cell: CellWeights, x: np.ndarray, *, keep_gates: bool = False, dtype: type = np.float64
+    cell: CellWeights,
+    x: np.ndarray,
+    *,
+    keep_gates: bool = False,
+    dtype: type = np.float64,
+    mask: np.ndarray | None = None,
 ) -> CellTrace:
     """Run the LSTM on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
     act, rec = activations(cell)
@@ -104,10 +109,15 @@ def replay_lstm(
         f = rec(z[:, u : 2 * u])
         cand = act(z[:, 2 * u : 3 * u])
         o = rec(z[:, 3 * u :])
-        c = f * c + i * cand
-        h = o * act(c)
+        c_new = f * c + i * cand
+        h_new = o * act(c_new)
         if P is not None:
-            h = h @ P
+            h_new = h_new @ P
+        if mask is None:
+            h, c = h_new, c_new
+        else:  # Keras: a masked step carries the state (and output) over
+            m = mask[:, t, None]
+            h, c = np.where(m, h_new, h), np.where(m, c_new, c)
         hs[:, t] = h
         cs[:, t] = c
         if keep_gates:

@@ -126,6 +126,7 @@ def heatmaps(
     row_labels: Sequence[str] | None,
     layer: str,
     gates: Sequence[str] = ("i", "f", "c", "o"),
+    rows_are: str = "input feature",
 ) -> tuple[EmbeddedFigure, str | None]:
     """One panel per gate, one colour scale centred on zero shared by all of them.
 
@@ -167,7 +168,7 @@ def heatmaps(
                 xlabel="unit" if cols == n_cols else "unit (pooled)",
                 ylabel=""
                 if k or labelled
-                else ("input feature" if family.endswith("W") else "from unit (previous h)"),
+                else (rows_are if family.endswith("W") else "from unit (previous h)"),
                 xticks=xticks,
                 yticks=yticks,
                 ytick_labels=k == 0,
@@ -749,8 +750,18 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
     names = row_labels
     if names is None and la.features:
         names = [f.name for f in la.features]
+    embedded = la.weights.reads_embedding
+    if embedded and names is None:
+        names = [f"embedding dimension {k}" for k in range(la.weights.input_dim)]
     letters = [g.gate for g in gates]
-    heat_w, note_w = heatmaps([g.W for g in gates], "W", names, label, letters)
+    heat_w, note_w = heatmaps(
+        [g.W for g in gates],
+        "W",
+        names,
+        label,
+        letters,
+        rows_are="embedding dimension" if embedded else "input feature",
+    )
     heat_u, note_u = heatmaps([g.U for g in gates], "U", None, label, letters)
     pooled = "; ".join(n for n in (note_w, note_u) if n) or None
     hist, sat, states = activity_charts(la)

@@ -53,8 +53,9 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
     two_way = {c.name for c in cells if c.direction == "backward"}
     first = names[0] if names else None
     layers = []
+    sources = dict(found.sources)
     for c in cells:
-        source = _source(c.name, names) if reader == "pytorch" else None
+        source = _source(c.name, names) if reader == "pytorch" else sources.get(c.name)
         W, U, b, b_rec = c.stacked()
         bias = b if b_rec is None else (b_rec if b is None else b + b_rec)
         layers.append(
@@ -89,6 +90,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
         notes.append(
             f"{first} is taken to read the model input"
             + ("; each l{k} reads l{k−1}'s output" if reader == "pytorch" else "")
+            + ("; each node reads the one its input comes from" if sources else "")
             + " (the file stores weights, not how modules connect)"
         )
     notes += list(found.notes)
@@ -103,6 +105,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
         reader=reader,
         notes=tuple(notes),
         hyper_parameters=found.hyper_parameters,
+        graph=found.graph,
     )
 
 

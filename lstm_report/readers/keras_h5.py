@@ -13,6 +13,7 @@ import numpy as np
 
 from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.model import Embedding, LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model_graph import ModelGraph
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.safety import check_dataset
 from lstm_report.readers.topology import InputEmbedding, RecurrentLayer, layer_kind
@@ -349,6 +350,7 @@ def model_weights(
     *,
     shape: tuple[int | None, ...] | None = None,
     embedding: Embedding | None = None,
+    graph: ModelGraph | None = None,
 ) -> ModelWeights:
     return ModelWeights(
         name=name,
@@ -362,6 +364,7 @@ def model_weights(
         notes=notes,
         input_shape=shape,
         embedding=embedding,
+        graph=graph,
     )
 
 

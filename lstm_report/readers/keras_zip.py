@@ -16,6 +16,7 @@ import numpy as np
 from lstm_report.limits import open_regular
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
+from lstm_report.readers.keras_graph import by_position, keras_graph
 from lstm_report.readers.keras_h5 import (
     ANALYSED,
     DirectReadError,
@@ -152,6 +153,19 @@ def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
             arrays = ((d, c, layer_vars(h5, s, where)) for (d, c, _), s in zip(halves, subs))
             lstms += build_lstms(found, False, arrays, where)
         total = count_params(h5, skip=("optimizer",))
+
+        def vars_of(path: str, sub: str, want: list[str]) -> dict[str, np.ndarray] | None:
+            group = groups.get(path)
+            if group is None:
+                return None
+            vars_path = f"{group}/{sub}/vars" if sub else f"{group}/vars"
+            if vars_path not in h5:
+                return None
+            v = h5[vars_path]
+            stored = [v[str(i)] for i in range(len(v))]
+            return by_position(stored, want, lambda ds: read_array(ds, where))
+
+        graph = keras_graph(config, vars_of)
         emb = input_embedding(config)
         table = None
         if emb is not None and groups.get(emb.path) is not None:
@@ -165,6 +179,7 @@ def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
         input_dim(config),
         shape=input_shape(config),
         embedding=embedding_of(emb, table),
+        graph=graph,
     )
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+
 from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
 from lstm_report.readers.files import ModelFile
+from lstm_report.readers.keras_graph import by_name, keras_graph
 from lstm_report.readers.keras_h5 import (
     ANALYSED,
     DirectReadError,
@@ -86,6 +89,18 @@ def read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWei
         found_names = [n for n in attr_list(group, "weight_names") if "embeddings" in n]
         tables = [read_array(group[n], where) for n in found_names[:1]]
         table = embedding_table(tables, emb, where)
+
+    def vars_of(path: str, sub: str, want: list[str]) -> dict[str, np.ndarray] | None:
+        if "/" in path or path not in g:
+            return None
+        group = g[path]
+        named = [(n, n) for n in attr_list(group, "weight_names")]
+        picked = by_name(named, want)
+        if picked is None:
+            return None
+        return {role: read_array(group[n], where) for role, n in picked.items()}
+
+    graph = keras_graph(config, vars_of)
     return model_weights(
         info,
         name,
@@ -95,4 +110,5 @@ def read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWei
         input_dim(config),
         shape=input_shape(config),
         embedding=embedding_of(emb, table),
+        graph=graph,
     )

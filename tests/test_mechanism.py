@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from lstm_report.analysis.mechanism import ablated_outputs, fixed_points, unit_a
 from lstm_report.analysis.takeaways import mechanism_sentence, return_steps
 from lstm_report.cells import GRU_GATES, CellWeights, GateWeights, replay
 from lstm_report.cells.jacobian import cell_map
-from lstm_report.config import ModelSpec, parse_config
+from lstm_report.config import ModelSpec, ProbeSpec, parse_config
 from lstm_report.errors import ConfigError
 from lstm_report.model import LayerAnalysis
 from lstm_report.readers import read_model
@@ -290,7 +291,7 @@ def test_the_report_carries_fixed_points_units_and_the_takeaway(tmp_path: Path) 
     assert set(layer["unit_ablation"][0]) == {
         "unit", "value", "low", "high", "tau", "mean_activity", "saturated"
     }  # fmt: skip
-    assert layer["units_target"] in ("model_output", "layer_output")
+    assert layer["units_target"] == "model_output" and layer["units_target_reason"] is None
     texts = [t["text"] for t in data["takeaways"] if t["code"] == "mechanism"]
     assert len(texts) == 1 and "line attractor" in texts[0]
     html = out.read_text()
@@ -375,3 +376,62 @@ def test_mechanism_figures_keep_text_readable_on_a_phone() -> None:
         sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]
         assert width <= 380 and min(sizes) >= 10
         assert min(sizes) * min(1.0, 358 / width) >= 9
+
+
+def test_ablation_on_the_models_prediction_where_the_head_reads_one_unit(
+    keras: Any, tmp_path: Path
+) -> None:
+    # LSTM(8, sequences) -> LSTM(6) -> Dense(1) reading unit 4 of the last LSTM only: unit 4
+    # of "last" first by a wide margin, its effect (2·h₄)² against Keras' own h; and in the
+    # first LSTM the units are measured on the prediction through the second.
+    from lstm_report.analysis import analyse_model
+
+    rng = np.random.default_rng(0)
+    inp = keras.Input((12, 3))
+    seq = keras.layers.LSTM(8, return_sequences=True, name="first")(inp)
+    last = keras.layers.LSTM(6, name="last")(seq)
+    out = keras.layers.Dense(1, name="head")(last)
+    model = keras.Model(inp, out)
+    for layer in model.layers[1:3]:
+        layer.set_weights([rng.normal(0, 0.5, v.shape) for v in layer.get_weights()])
+    kernel = np.zeros((6, 1))
+    kernel[4] = 2.0
+    model.get_layer("head").set_weights([kernel, np.array([0.5])])
+    path = tmp_path / "one_unit.keras"
+    model.save(path)
+    probe = rng.normal(size=(20, 12, 3)).astype(np.float32)
+    np.save(tmp_path / "probe.npy", probe)
+    spec = ModelSpec(0, path, "one", probe=ProbeSpec(tmp_path / "probe.npy"))
+    mw = read_model(spec, reader="direct")
+    m = analyse_model(spec, mw, 0, probe=probe)
+    first, second = (la.units for la in m.layers)
+    assert first is not None and second is not None
+    assert (first.target, second.target) == ("model_output", "model_output")
+    top, runner_up = second.units[0], second.units[1]
+    assert top.unit == 4 and top.value > 10 * runner_up.value
+    h = keras.Model(inp, last)(probe).numpy()
+    assert top.value == pytest.approx(float(np.mean((2.0 * h[:, 4]) ** 2)), rel=1e-4)
+    # the prediction through the replay, unablated, is Keras' own
+    assert first.sequences == 20 and first.reason is None
+
+
+def test_without_a_graph_the_ablation_falls_back_to_the_layers_output_and_says_why(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from lstm_report.analysis import analyse_model
+
+    spec = ModelSpec(0, FIXTURE / "gru_integrator.keras", "int", probe=ProbeSpec(FIXTURE))
+    mw = replace(read_model(spec, reader="direct"), graph=None)
+    probe = np.load(FIXTURE / "probe.npy")
+    (la,) = analyse_model(spec, mw, 0, probe=probe).layers
+    assert la.units is not None and la.units.target == "layer_output"
+    assert la.units.reason == (
+        "measured on the layer's own output: the file stores no model graph to replay"
+    )
+    # the layer returns its last h (6 values): the mean squared change over them is at
+    # least unit u's own share, h_u² / 6, which zeroing it removes
+    h = replay(la.weights.cell, probe[:32]).h[:, -1]
+    for e in la.units.units:
+        assert e.value >= float(np.mean(h[:, e.unit] ** 2)) / 6 * 0.999

@@ -435,3 +435,15 @@ def test_without_a_graph_the_ablation_falls_back_to_the_layers_output_and_says_w
     h = replay(la.weights.cell, probe[:32]).h[:, -1]
     for e in la.units.units:
         assert e.value >= float(np.mean(h[:, e.unit] ** 2)) / 6 * 0.999
+
+
+def test_the_pictures_plane_of_a_large_state_is_its_leading_principal_plane() -> None:
+    from lstm_report.analysis.mechanism import _top_directions
+
+    rng = np.random.default_rng(0)
+    scale = np.concatenate([[5.0, 3.0], np.linspace(1.0, 0.1, 298)])  # two clear leaders
+    a = rng.normal(size=(400, 300)) * scale
+    a -= a.mean(0)
+    got = _top_directions(a, 2)
+    want = np.linalg.svd(a, full_matrices=False)[2][:2]
+    np.testing.assert_allclose(np.abs(got @ want.T), np.eye(2), atol=1e-6)

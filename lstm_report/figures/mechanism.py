@@ -32,7 +32,7 @@ from lstm_report.figures.chart import (
 from lstm_report.figures.encode import EmbeddedFigure
 from lstm_report.model import LayerAnalysis
 
-NARROW = 380.0
+NARROW = 330.0
 TRAJECTORY = "#9aa5b1"
 STABLE = "#0072B2"
 UNSTABLE = "#D55E00"
@@ -181,9 +181,9 @@ def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
         width,
         height - 24.0,
         [
-            ("at a stable fixed point", "dot", STABLE),
-            ("at an unstable one", "dot", UNSTABLE),
-            ("at a slow point", "dot", SLOW),
+            ("stable fixed point", "dot", STABLE),
+            ("unstable fixed point", "dot", UNSTABLE),
+            ("slow point", "dot", SLOW),
             ("unit circle", "line", GUIDE),
         ],
     )
@@ -221,7 +221,7 @@ def _traces(la: LayerAnalysis) -> tuple[tuple[int, EmbeddedFigure], ...]:
         y0, y1, yv = nice_limits(min(float(v.min()), 0.0), max(float(v.max()), 0.0), 3)
         labels = [tick_label(t, yv) for t in yv]
         left = label_room(labels)
-        width, height = 340.0, 120.0
+        width, height = 320.0, 120.0
         box = (left, 10.0, width - left - 12.0, height - 10.0 - 44.0)
         x, y, w, h = box
         steps = np.arange(v.size)

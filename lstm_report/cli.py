@@ -100,6 +100,13 @@ def _parser() -> argparse.ArgumentParser:
         help="read no cached figures of checkpoints: compute every one afresh (and store "
         "nothing); for build, the cache is in $XDG_CACHE_HOME/lstm-report/checkpoints",
     )
+    common.add_argument(
+        "--no-dynamics",
+        dest="dynamics",
+        action="store_false",
+        help="skip the probe's dynamics: Lyapunov exponents, fixed points, slow manifolds "
+        "and unit ablation (faster for large layers; as each model's 'dynamics: false')",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -576,6 +583,7 @@ def _run(args: argparse.Namespace) -> int:
         markdown=getattr(args, "markdown", None),
         cache=not args.no_cache,
         junit=args.junit,
+        dynamics=args.dynamics,
     )
     findings = result.report.findings
     if not args.quiet:

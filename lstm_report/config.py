@@ -30,6 +30,7 @@ MODEL_KEYS = (
     "external_data",
     "pad_token",
     "vocabulary",
+    "dynamics",
 )
 MAX_VOCABULARY_BYTES = 16 * 1024 * 1024
 """A vocabulary file is read whole, so at most this large."""
@@ -42,6 +43,8 @@ MAX_MODELS = 1000
 thousands of models is a job for a batch command, not one report."""
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
 PROBE_KEYS = ("path", "array", "sequence")
+DYNAMICS_KEYS = ("inputs",)
+DYNAMICS_INPUTS = ("zero", "mean")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class ModelSpec:
     shown: tuple[str, ...] = ()
     """How the page names each file of ``series or (path,)``: as the config gave it,
     relative to the config (an absolute path: the file name). Never an absolute path."""
+    dynamics: str | None = "zero"
+    """What the input is held at for the fixed points (``zero`` or ``mean``, the probe's
+    mean); None: no dynamics, fixed points or unit ablation (``dynamics: false``)."""
 
     @property
     def key(self) -> str:
@@ -566,7 +572,25 @@ def _parse_model(index: int, raw: Any, base: Path, default_reader: str = "auto")
         shown=shown[-1:] if series is None else shown,
         pad_token=_pad_token(raw.get("pad_token", 0), f"{key}.pad_token"),
         vocabulary=_vocabulary(raw.get("vocabulary"), f"{key}.vocabulary", base),
+        dynamics=_parse_dynamics(raw.get("dynamics", True), f"{key}.dynamics"),
     )
+
+
+def _parse_dynamics(raw: Any, key: str) -> str | None:
+    """``dynamics: false`` (skip), ``true`` or ``{inputs: zero | mean}``."""
+    if raw is False:
+        return None
+    if raw is True or raw is None:
+        return "zero"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: expected false or a mapping with 'inputs', got {_kind(raw)}")
+    _check_keys(raw, DYNAMICS_KEYS, f"{key}.")
+    inputs = raw.get("inputs", "zero")
+    if inputs not in DYNAMICS_INPUTS:
+        raise ConfigError(
+            f"{key}.inputs: expected zero or mean (the probe's mean input), got {_kind(inputs)}"
+        )
+    return str(inputs)
 
 
 def _shown(given: str, path: Path, base: Path) -> str:

@@ -88,6 +88,7 @@ def build_report(
     cache: bool | str | Path | Any = True,
     allow_external_data: bool = False,
     junit: str | Path | None = None,
+    dynamics: bool = True,
 ) -> BuildResult:
     """Build the report and write it; return where, and the data written.
 
@@ -101,6 +102,8 @@ def build_report(
     engine writes the same bytes.
     ``allow_external_data``: every ONNX model may read external data from any file inside
     its folder, not only its own data file (config key ``external_data: allow``).
+    ``dynamics`` False: no dynamics, fixed points or unit ablation for any model (as each
+    entry's ``dynamics: false``; the CLI's --no-dynamics).
     ``cache``: where the figures of a series' checkpoints are cached (see checkpoints):
     True for ``$XDG_CACHE_HOME/lstm-report/checkpoints``, a folder, or False for none.
     With ``processes``, a long series is reduced on a pool of one process per core; where
@@ -117,6 +120,7 @@ def build_report(
         reader=reader,
         verify=verify,
         allow_external_data=allow_external_data,
+        dynamics=dynamics,
     )
     outputs = Outputs(
         html=_output_path(cfg, output),
@@ -279,8 +283,11 @@ def _with_overrides(
     reader: str | None,
     verify: bool | None,
     allow_external_data: bool = False,
+    dynamics: bool = True,
 ) -> Config:
     """The config with the command line's overrides applied (they win over the file)."""
+    if not dynamics:
+        cfg = replace(cfg, models=tuple(replace(m, dynamics=None) for m in cfg.models))
     if unsafe:
         cfg = replace(cfg, models=tuple(replace(m, unsafe=True) for m in cfg.models))
     if allow_external_data:

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+import numpy as np
 from markupsafe import Markup, escape
 
 from lstm_report.baseline import NEEDS_MODEL
@@ -91,6 +92,39 @@ def memory_rows(la: LayerAnalysis, limit: int = 8) -> list[dict[str, Any]]:
         }
         for j in order
     ]
+
+
+def unit_cards(la: LayerAnalysis) -> list[dict[str, Any]]:
+    """Per unit of the ablation's top list: its gate biases, the probe steps where |h| is
+    largest (the shown sequence), and its largest incoming input weights by feature."""
+    if la.units is None:
+        return []
+    cell = la.weights.cell
+    names = [f.name for f in la.features] if la.features else None
+    a = la.activity
+    cards = []
+    for e in la.units.units:
+        j = e.unit
+        gate_unit = j if cell.P is None else None  # a projected output is not one unit
+        biases = []
+        if gate_unit is not None:
+            for g in cell.gates:
+                b = g.bias
+                if b is not None:
+                    biases.append((g.gate.name, float(b[gate_unit])))
+        active: list[int] = []
+        if a is not None and j < a.h.shape[1]:
+            col = np.abs(np.asarray(a.h[:, j], np.float64))
+            active = [int(t) for t in np.argsort(-col, kind="stable")[:3]]
+        incoming: list[tuple[str, float]] = []
+        if gate_unit is not None and la.weights.reads_input:
+            per = np.sqrt(sum(np.asarray(g.W[:, gate_unit], np.float64) ** 2 for g in cell.gates))
+            order = np.argsort(-per, kind="stable")[:3]
+            incoming = [
+                (names[k] if names and k < len(names) else f"x{k}", float(per[k])) for k in order
+            ]
+        cards.append({"effect": e, "biases": biases, "active": active, "incoming": incoming})
+    return cards
 
 
 def cell_kinds(models: Any) -> str:
@@ -182,6 +216,7 @@ env.globals["layout_title"] = layout_title
 env.filters["sci"] = fmt_sci
 env.filters["pct"] = fmt_pct
 env.globals["memory_rows"] = memory_rows
+env.globals["unit_cards"] = unit_cards
 env.filters["shape"] = fmt_shape
 env.globals["GATE_NAMES"] = GATE_NAMES
 env.globals["SAVED_NEEDS_MODEL"] = NEEDS_MODEL

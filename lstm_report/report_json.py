@@ -17,10 +17,12 @@ from lstm_report.model import (
     InputImportance,
     LayerAnalysis,
     MatrixStats,
+    Mechanism,
     ModelAnalysis,
     ReportData,
     Spectrum,
     Timescales,
+    UnitAblation,
 )
 
 SCHEMA_VERSION = 1
@@ -207,7 +209,12 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
             for sp in la.spectra
         },
         "memory": memory_json(la.timescales),
-        "dynamics": dynamics_json(la.dynamics),
+        "dynamics": dynamics_json(la.dynamics, la.mechanism),
+        # The issue names this list layers[j].units, but "units" is the layer's unit count
+        # since schema 1: the list goes beside it rather than change that key's type.
+        "unit_ablation": units_json(la.units),
+        "units_target": None if la.units is None else la.units.target,
+        "units_target_reason": None if la.units is None else la.units.reason,
         "activations": (
             None
             if la.activity is None
@@ -250,10 +257,11 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
     }
 
 
-def dynamics_json(d: Dynamics | None) -> dict[str, Any] | None:
+def dynamics_json(d: Dynamics | None, mech: Mechanism | None = None) -> dict[str, Any] | None:
     if d is None:
         return None
     return {
+        **mechanism_json(mech),
         "state": d.state,
         "lyapunov": list(d.lyapunov),
         "lyapunov_spread": list(d.lyapunov_spread),
@@ -264,6 +272,58 @@ def dynamics_json(d: Dynamics | None) -> dict[str, Any] | None:
         "burn_in": d.burn_in,
         "directions": d.directions,
     }
+
+
+def mechanism_json(mech: Mechanism | None) -> dict[str, Any]:
+    """fixed_points, slow_manifold and how they were searched (all null without a search)."""
+    if mech is None:
+        return {"fixed_points": None, "slow_manifold": None, "fixed_point_search": None}
+    sm = mech.slow_manifold
+    return {
+        "fixed_points": [
+            {
+                "kind": p.kind,
+                "norm": p.norm,
+                "residual": p.residual,
+                "eigenvalues": [list(e) for e in p.eigenvalues],
+                "stable": p.stable,
+            }
+            for p in mech.fixed_points
+        ],
+        "slow_manifold": (
+            None
+            if sm is None
+            else {
+                "dimension": sm.dimension,
+                "explained": sm.explained,
+                "eigenvalue_near_one": sm.eigenvalue_near_one,
+            }
+        ),
+        "fixed_point_search": {
+            "inputs": mech.inputs,
+            "starts": mech.starts,
+            "iterations": mech.iterations,
+            "typical_q": mech.typical_q,
+            "limited": mech.limited,
+        },
+    }
+
+
+def units_json(u: UnitAblation | None) -> list[dict[str, Any]] | None:
+    if u is None:
+        return None
+    return [
+        {
+            "unit": e.unit,
+            "value": e.value,
+            "low": e.low,
+            "high": e.high,
+            "tau": e.tau,
+            "mean_activity": e.mean_activity,
+            "saturated": e.saturated,
+        }
+        for e in u.units
+    ]
 
 
 def importance_json(imp: InputImportance | None) -> dict[str, Any] | None:

@@ -47,7 +47,7 @@ def test_one_broken_run_never_stops_the_others(
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert errors == [
         "error: runs/r4/config.yaml: models[0].bogus: unknown key (valid keys: path, name, "
-        "layers, feature_names, unsafe, probe, reader, activations, external_data, pad_token, vocabulary)"
+        "layers, feature_names, unsafe, probe, reader, activations, external_data, pad_token, vocabulary, dynamics)"
     ]
     assert "Traceback" not in err
     # one progress line per run built, with the count, the time and what is left

@@ -283,7 +283,7 @@ def test_cli_error_is_one_line_without_traceback(
     assert code == 1
     assert (
         err
-        == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe, probe, reader, activations, external_data, pad_token, vocabulary)\n"
+        == "error: models[0].layres: unknown key; did you mean 'layers'? (valid keys: path, name, layers, feature_names, unsafe, probe, reader, activations, external_data, pad_token, vocabulary, dynamics)\n"
     )
     assert not (tmp_path / "r.html").exists()
 

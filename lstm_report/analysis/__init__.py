@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from lstm_report.analysis.importance import (
     sequences_for_work,
     token_importance,
 )
+from lstm_report.analysis.mechanism import fixed_points, unit_ablation
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import PARALLEL_MIN, gate_spectra, spectra_jobs, spectra_pool
@@ -32,9 +34,11 @@ from lstm_report.model import (
     LayerAnalysis,
     LSTMWeights,
     MatrixStats,
+    Mechanism,
     ModelAnalysis,
     ModelWeights,
     Target,
+    UnitAblation,
     severity_rank,
 )
 
@@ -105,9 +109,12 @@ def analyse_layer(
     checks: Checks = Checks(),
     run: LayerRun | None = None,
     pending: Callable[[], tuple[GateSpectra, ...]] | None = None,
+    dynamics: str | None = "zero",
 ) -> LayerAnalysis:
-    """Everything about one layer: statistics, spectra, memory, probe activity, findings.
-    ``pending`` waits for spectra already started (``spectra_jobs``)."""
+    """Everything about one layer: statistics, spectra, memory, probe activity, dynamics,
+    fixed points, findings. ``pending`` waits for spectra already started
+    (``spectra_jobs``); ``dynamics``: the input the fixed points hold (zero or mean), None
+    for no dynamics at all."""
     gates = layer_gates(w)  # AnalysisError if the arrays are not its kind's
     spectra = gate_spectra(gates) if pending is None else pending()
     stats = gate_stats(gates, spectra)
@@ -129,10 +136,136 @@ def analyse_layer(
         activity=activity,
         probe_inputs=None if run is None or run.inputs is None else run.inputs[:KEPT_SEQUENCES],
         projection=None if w.cell.P is None else matrix_stats(w.cell.P),
-        dynamics=probe_dynamics(w, run, stats),
+        dynamics=None if dynamics is None else probe_dynamics(w, run, stats),
         peepholes=peephole_stats(w.cell.peepholes),
     )
+    if la.dynamics is not None and run is not None and run.inputs is not None:
+        la = replace(la, mechanism=probe_mechanism(w, run.inputs, dynamics or "zero"))
     return with_findings(la, model, checks)
+
+
+def probe_mechanism(w: LSTMWeights, x: np.ndarray, inputs: str) -> Mechanism | None:
+    """Fixed and slow points of the layer with its input held at zero or at the probe's
+    mean (None where the search cannot run: a cell without a derivative here)."""
+    try:
+        return fixed_points(w.cell, x, inputs=inputs)
+    except AnalysisError:
+        return None
+
+
+def layer_units(
+    la: LayerAnalysis, model: ModelHead | None = None, why: str | None = None
+) -> UnitAblation | None:
+    """Unit ablation of the layer on the probe inputs it keeps: on the model's prediction
+    where ``model`` (model_heads) replays it, else on the layer's own output (what it
+    returns: the sequence, or the last step processed), ``why`` saying why not."""
+    x, w = la.probe_inputs, la.weights
+    if x is None or la.dynamics is None or x.ndim != 3 or x.shape[1] == 0:
+        return None
+    backward = w.cell.direction == "backward"
+
+    def own(h: np.ndarray) -> np.ndarray:
+        if w.return_sequences:
+            return h.reshape(h.shape[0], -1)
+        return h[:, 0] if backward else h[:, -1]
+
+    t = la.timescales
+    tau = None if t is None else (t.probe_tau if t.probe_tau is not None else t.resting_tau)
+    saturated = None
+    if la.activity is not None and w.cell.P is None:
+        saturated = np.max([np.add(g.unit_left, g.unit_right) for g in la.activity.gates], axis=0)
+    head: ModelHead = own
+    target = "layer_output"
+    reason: str | None = f"measured on the layer's own output: {why or UNITS_REASON}"
+    if model is not None:
+        head, target, reason = model, "model_output", None
+    try:
+        return unit_ablation(
+            w.cell, x, head, target=target, reason=reason, tau=tau, saturated=saturated
+        )
+    except AnalysisError as exc:
+        if model is None:
+            return None
+        return layer_units(la, None, f"the model's replay failed ({_first_line(exc)})")
+
+
+ModelHead = Callable[[np.ndarray], np.ndarray]
+"""A layer's h sequences (batch, steps, h), in input time order, to the model's prediction."""
+
+
+def model_heads(
+    weights: ModelWeights, layers: Sequence[LayerAnalysis], probe: np.ndarray | None
+) -> tuple[list[ModelHead | None], list[str | None]]:
+    """Per layer, what computes the model's prediction from that layer's output with the
+    rest of the model replayed in numpy (None where it cannot), and why not."""
+    from lstm_report.analysis.model_replay import ModelReplay, replay_problem
+
+    none: list[ModelHead | None] = [None] * len(layers)
+    g = weights.graph
+    if probe is None or g is None or g.onnx is not None:
+        why = (
+            "the model's prediction is replayed for unit ablation only from a Keras graph"
+            if g is not None
+            else "the file stores no model graph to replay"
+        )
+        return none, [why] * len(layers)
+    problem = replay_problem(weights)
+    if problem is not None:
+        layer, stop = problem
+        return none, [f"numpy stops at layer {layer!r}: {stop}" if layer else stop] * len(layers)
+    replay = ModelReplay(weights, dtype=np.float32)
+    heads: list[ModelHead | None] = []
+    whys: list[str | None] = []
+    for la in layers:
+        w = la.weights
+        x = la.probe_inputs
+        if w.wrapper is not None:
+            heads.append(None)
+            whys.append("one half of a Bidirectional: its ablation is measured on its own half")
+            continue
+        if x is None:
+            heads.append(None)
+            whys.append("no probe inputs")
+            continue
+        node = replay.by_name.get(w.name)
+        try:
+            vals = replay.values(probe[:2], w.name)
+        except LstmReportError as exc:
+            heads.append(None)
+            whys.append(f"the replay stops ({_first_line(exc)})")
+            continue
+        if (
+            node is None
+            or vals[w.name][1] is not None
+            or any(vals[src][1] is not None for src in node.inputs if src in vals)
+        ):
+            heads.append(None)
+            whys.append("its steps are masked, which the ablation replay does not follow")
+            continue
+        heads.append(_head(replay, w, probe[: x.shape[0]]))
+        whys.append(None)
+    return heads, whys
+
+
+def _head(replay: Any, w: LSTMWeights, x_model: np.ndarray) -> ModelHead:
+    backward = w.cell.direction == "backward"
+    n = x_model.shape[0]
+    output = replay.graph.output
+
+    def head(hs: np.ndarray) -> np.ndarray:
+        k = hs.shape[0] // n
+        if not w.return_sequences:
+            out = hs[:, 0] if backward else hs[:, -1]
+        else:
+            out = hs[:, ::-1] if backward else hs  # a lone go_backwards: in reading order
+        xs = np.concatenate([x_model] * k) if k > 1 else x_model
+        y = replay.values(xs, output, given={w.name: (out, None)})[output][0]
+        return np.asarray(y).reshape(hs.shape[0], -1)
+
+    return head
+
+
+UNITS_REASON = "the whole model is not replayed in numpy here"
 
 
 def probe_dynamics(
@@ -215,8 +348,14 @@ def analyse_model(
                     checks=checks,
                     run=run,
                     pending=pending[j],
+                    dynamics=spec.dynamics,
                 )
             )
+    heads, whys = model_heads(weights, analysed, probe)
+    analysed = [
+        replace(la, units=layer_units(la, head, why))
+        for la, head, why in zip(analysed, heads, whys)
+    ]
     if spec.feature_names is not None and names is None:
         warnings.append(
             "feature_names are not shown: no analysed LSTM reads the model input directly"

@@ -13,7 +13,7 @@ What numpy cannot compute raises ReplayStopped naming the layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,12 +97,19 @@ class ModelReplay:
         """The model's prediction on ``x`` (first axis the batch)."""
         return self.values(x, self.graph.output)[self.graph.output][0]
 
-    def values(self, x: np.ndarray, *wanted: str) -> dict[str, Value]:
-        """The outputs of the layers ``wanted`` and of every layer before them."""
-        need = self._needed(wanted)
+    def values(
+        self, x: np.ndarray, *wanted: str, given: Mapping[str, Value] | None = None
+    ) -> dict[str, Value]:
+        """The outputs of the layers ``wanted`` and of every layer before them; a layer in
+        ``given`` returns that value instead (what unit ablation substitutes)."""
+        given = given or {}
+        need = self._needed(wanted, stop=given)
         out: dict[str, Value] = {"": (self._model_input(x), None)}
         for layer in self.graph.layers:
             if layer.name not in need:
+                continue
+            if layer.name in given:
+                out[layer.name] = given[layer.name]
                 continue
             if self.graph.stop_layer == layer.name:
                 raise ReplayStopped(self.graph.stop or layer.name, layer.name)
@@ -129,7 +136,7 @@ class ModelReplay:
     def _model_input(self, x: np.ndarray) -> np.ndarray:
         return x if x.dtype.kind in "iu" else np.asarray(x, self.dtype)
 
-    def _needed(self, wanted: Sequence[str]) -> set[str]:
+    def _needed(self, wanted: Sequence[str], stop: Collection[str] = ()) -> set[str]:
         need: set[str] = set()
         todo = [w for w in wanted if w]
         while todo:
@@ -140,6 +147,8 @@ class ModelReplay:
             if layer is None:
                 raise ReplayStopped(f"no layer {name!r} in the model graph")
             need.add(name)
+            if name in stop:  # given: what it reads is not needed for it
+                continue
             todo.extend(s for s in layer.inputs if s)
             if layer.mask_from:
                 todo.append(layer.mask_from)

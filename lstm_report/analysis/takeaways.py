@@ -5,6 +5,7 @@ Each sentence states numbers the report shows in its sections, and links there.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -52,6 +53,10 @@ def takeaways(
         dynamics = dynamics_sentence(m)
         if dynamics is not None:
             out.append(Takeaway("dynamics", m.name, None, dynamics, m.anchor))
+        for la in m.layers:
+            mech = mechanism_sentence(m.name, la)
+            if mech is not None:
+                out.append(Takeaway("mechanism", m.name, la.weights.label, mech, la.anchor))
         saturation = saturation_sentence(m)
         if saturation is not None:
             out.append(Takeaway("saturation", m.name, None, saturation, m.anchor))
@@ -191,6 +196,66 @@ def dynamics_sentence(m: ModelAnalysis) -> str | None:
             "differences grow from step to step; see the unstable-dynamics findings."
         )
     return f"The state of {m.name} is stable on the probe: small perturbations die out ({how})."
+
+
+RETURN_SHARE = 0.01
+"""A trajectory has returned to a fixed point when its distance is this share of the start."""
+
+
+def return_steps(modulus: float) -> int | None:
+    """Steps for the slowest mode (|λ| = modulus < 1) to shrink to RETURN_SHARE."""
+    if not 0 < modulus < 1:
+        return None
+    return max(1, math.ceil(math.log(RETURN_SHARE) / math.log(modulus)))
+
+
+def mechanism_sentence(model: str, la: LayerAnalysis) -> str | None:
+    """What the fixed points and the slow manifold say the layer does, with their numbers."""
+    mech = la.mechanism
+    if mech is None:
+        return None
+    name = f"{model} › {la.weights.label}"
+    held = "zero" if mech.inputs == "zero" else "the probe's mean"
+    how = (
+        f"fixed points with the input held at {held}, searched from {mech.starts} states of "
+        "the probe's trajectories"
+    )
+    fixed = [p for p in mech.fixed_points if p.kind == "fixed"]
+    slow = [p for p in mech.fixed_points if p.kind == "slow"]
+    stable = [p for p in fixed if p.stable]
+    sm = mech.slow_manifold
+    if sm is not None:
+        what = "a line attractor, " if sm.dimension == 1 else ""
+        dirs = f"{sm.dimension} slow direction{'s' if sm.dimension != 1 else ''}"
+        return (
+            f"{name} integrates along a {sm.dimension}-dimensional slow manifold ({what}{dirs}, "
+            f"|λ| = {sm.eigenvalue_near_one:.3f}): it accumulates evidence rather than "
+            f"forgetting it ({how})."
+        )
+    if len(fixed) == 1 and stable and not slow:
+        lam = stable[0].eigenvalues[0] if stable[0].eigenvalues else (0.0, 0.0)
+        modulus = math.hypot(*lam)
+        k = return_steps(modulus)
+        if k is None:
+            return f"{name} has a single stable fixed point ({how})."
+        return (
+            f"{name} has a single stable fixed point; trajectories return to it within about "
+            f"{k} steps (to {RETURN_SHARE:.0%} of their distance: |λ₁| = {modulus:.3f}; {how})."
+        )
+    if len(stable) >= 2:
+        unstable = len(fixed) - len(stable)
+        saddles = f" and {unstable} unstable between them" if unstable else ""
+        return (
+            f"{name} has {len(stable)} stable fixed points{saddles}: the state settles into "
+            f"one of them, a memory of which it last reached ({how})."
+        )
+    if not fixed and not slow:
+        return f"No fixed or slow point of {name} was found ({how})."
+    return (
+        f"{name} has {len(fixed)} fixed point{'s' if len(fixed) != 1 else ''} "
+        f"({len(stable)} stable) and {len(slow)} slow point{'s' if len(slow) != 1 else ''}, "
+        f"with no slow manifold ({how})."
+    )
 
 
 def saturation_sentence(m: ModelAnalysis) -> str | None:

@@ -54,6 +54,7 @@ from lstm_report.figures.encode import (
     png_uri,
     pool_max_abs,
 )
+from lstm_report.figures.mechanism import MechanismFigures, mechanism_figures
 from lstm_report.gates import GateWeights, layer_gates
 from lstm_report.model import GATE_NAMES, LayerAnalysis
 
@@ -82,6 +83,7 @@ class LayerFigures:
     activity: EmbeddedFigure | None = None
     saturation: EmbeddedFigure | None = None
     states: EmbeddedFigure | None = None
+    mechanism: MechanismFigures | None = None
 
 
 # ---- heatmaps -------------------------------------------------------------------------------
@@ -774,4 +776,5 @@ def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) ->
         activity=hist,
         saturation=sat,
         states=states,
+        mechanism=mechanism_figures(la),
     )

@@ -101,11 +101,11 @@ class ModelSpec:
     activations: tuple[tuple[str, str], ...] = ()
     """Overrides for what weights-only files cannot tell: (key, activation name) pairs."""
     series: tuple[Path, ...] | None = None
+    """A checkpoint series (glob or list, in natural order); ``path`` is its last file."""
     pad_token: int = 0
     """Token models: the id that blanks a token in the importance (``pad_token``)."""
     vocabulary: tuple[str, ...] | None = None
     """Token models: the name of each token id (``vocabulary``: a list, or a text file)."""
-    """A checkpoint series (glob or list, in natural order); ``path`` is its last file."""
     external_data: str = "model"
     """Where an ONNX file's external data may be read from: ``model``, only the data file
     made for it (model.onnx.data beside it); ``allow``, any file inside its folder."""

@@ -132,7 +132,8 @@ def test_demo_page_budget(browser: Any, demo_page: Path, width: int) -> None:
         )
         assert scroll_width <= width
         if width == 1280:
-            assert height <= 12_000
+            # each layer's mechanism (fixed points, unit cards) added about 600 px
+            assert height <= 14_000
         # a figure opens full size on a click, and closes with Escape
         img = page.locator("details.fold figure img").first
         img.evaluate("i => { i.closest('details').open = true; }")

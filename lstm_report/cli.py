@@ -666,7 +666,7 @@ def _build_config(args: argparse.Namespace) -> Config:
         "--name": args.name,
         "--probe": args.probe,
         "--feature-names": args.feature_names,
-        "--pad-token": args.pad_token,
+        "--pad-token": getattr(args, "pad_token", None),
     }
     if is_model_file(args.config):
         return model_file_config(
@@ -674,7 +674,7 @@ def _build_config(args: argparse.Namespace) -> Config:
             name=args.name,
             probe=args.probe,
             feature_names=args.feature_names,
-            pad_token=args.pad_token,
+            pad_token=getattr(args, "pad_token", None),
         )
     check_config_suffix(args.config)
     given = [flag for flag, value in flags.items() if value is not None]

@@ -72,9 +72,9 @@ class LSTMWeights:
     cell_weights: CellWeights | None = None
     """The cell as a framework reader found it; None: built from the Keras arrays."""
     framework: str = "Keras"
+    """Who computes this layer: ``Keras``, ``PyTorch``, ``ONNX``."""
     reads_embedding: bool = False
     """Its input is the model's Embedding: the rows of W are embedding dimensions."""
-    """Who computes this layer: ``Keras``, ``PyTorch``, ``ONNX``."""
 
     @property
     def cell_kind(self) -> Kind:

@@ -10,6 +10,21 @@ from typing import Any
 
 import numpy as np
 
+IDENTITY_LAYERS = frozenset(
+    {
+        "InputLayer",
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "Identity",
+    }
+)
+"""Keras layers that return their input at inference (the readers' topology walk and the
+numpy replay both go through them)."""
+
 
 @dataclass(frozen=True, eq=False)
 class GraphLayer:

@@ -22,23 +22,12 @@ from lstm_report.cells import replay as replay_cell
 from lstm_report.cells.activations import activation_fn
 from lstm_report.errors import AnalysisError
 from lstm_report.model import LSTMWeights, ModelWeights
-from lstm_report.model_graph import GraphLayer, ModelGraph
+from lstm_report.model_graph import IDENTITY_LAYERS, GraphLayer, ModelGraph
 
 EPSILON = 1e-7
 """keras.backend.epsilon(): Normalization's floor under the standard deviation."""
 
-IDENTITY = frozenset(
-    {
-        "InputLayer",
-        "Dropout",
-        "SpatialDropout1D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "Identity",
-    }
-)
+IDENTITY = IDENTITY_LAYERS
 """Layers that return their input at inference."""
 
 KEEPS_MASK = IDENTITY | {
@@ -393,12 +382,7 @@ def _layer_norm(x: np.ndarray, w: Mapping[str, np.ndarray], cfg: Mapping[str, An
     eps = float(cfg.get("epsilon", 1e-3))
     mean = x.mean(axis=axes, keepdims=True)
     var = x.var(axis=axes, keepdims=True)
-    out = (x - mean) / np.sqrt(var + eps)
-    if "gamma" in w:
-        out = out * _broadcast(w["gamma"], axes, x.shape).astype(x.dtype)
-    if "beta" in w:
-        out = out + _broadcast(w["beta"], axes, x.shape).astype(x.dtype)
-    return out
+    return _normalised(x, mean, var, eps, w, axes)
 
 
 def _batch_norm(x: np.ndarray, w: Mapping[str, np.ndarray], cfg: Mapping[str, Any]) -> np.ndarray:
@@ -406,6 +390,19 @@ def _batch_norm(x: np.ndarray, w: Mapping[str, np.ndarray], cfg: Mapping[str, An
     eps = float(cfg.get("epsilon", 1e-3))
     mean = _broadcast(w["moving_mean"], axes, x.shape).astype(x.dtype)
     var = _broadcast(w["moving_variance"], axes, x.shape).astype(x.dtype)
+    return _normalised(x, mean, var, eps, w, axes)
+
+
+def _normalised(
+    x: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    eps: float,
+    w: Mapping[str, np.ndarray],
+    axes: tuple[int, ...],
+) -> np.ndarray:
+    """(x − mean)/√(var + eps), then scaled by gamma and shifted by beta where the layer has
+    them: LayerNormalization (statistics of x) and BatchNormalization (moving ones)."""
     out = (x - mean) / np.sqrt(var + eps)
     if "gamma" in w:
         out = out * _broadcast(w["gamma"], axes, x.shape).astype(x.dtype)

@@ -16,26 +16,18 @@ from typing import Any
 import numpy as np
 
 from lstm_report.errors import LstmReportError
-from lstm_report.model_graph import GraphLayer, ModelGraph
+from lstm_report.model_graph import IDENTITY_LAYERS, GraphLayer, ModelGraph
 from lstm_report.readers.topology import CONTAINERS, RECURRENT, layer_name, layers_of
 
 _SEQ = (list, tuple)
 
-SUPPORTED = frozenset(
+SUPPORTED = IDENTITY_LAYERS | frozenset(
     {
-        "InputLayer",
         "Normalization",
         "Rescaling",
         "Conv1D",
         "Dense",
         "TimeDistributed",
-        "Dropout",
-        "SpatialDropout1D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "Identity",
         "Activation",
         "ReLU",
         "Softmax",

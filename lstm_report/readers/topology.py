@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lstm_report.model_graph import IDENTITY_LAYERS
+
 # In-memory configs (serialize_keras_object) hold tuples where config.json holds lists.
 _SEQ = (list, tuple)
 
@@ -18,19 +20,7 @@ CONTAINERS = frozenset({"Functional", "Sequential", "Model"})
 
 # Layers that pass their input through unchanged in shape and meaning (up to masking and
 # noise): an LSTM behind them still reads the model's own input features.
-TRANSPARENT = frozenset(
-    {
-        "InputLayer",
-        "Masking",
-        "Dropout",
-        "SpatialDropout1D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "Identity",
-    }
-)
+TRANSPARENT = IDENTITY_LAYERS | {"Masking"}
 
 RECURRENT = frozenset(
     {

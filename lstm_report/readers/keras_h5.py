@@ -222,6 +222,31 @@ def gru_reset_after(cfg: Mapping[str, Any], bias: np.ndarray | None, where: str)
     return True if from_bias is None else from_bias
 
 
+def _cudnn_blocks(
+    kind: str,
+    gates: int,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A cuDNN layer's kernels in Keras' layout, its checked (2·gates·units) bias, units.
+
+    Each input-kernel gate block is cuDNN's row-major (units, input_dim) buffer, so it is
+    reshaped *and* transposed (not just transposed); each recurrent block is transposed."""
+    if bias is None or recurrent_kernel.ndim != 2:
+        raise DirectReadError(f"{kind} weights need kernel, recurrent kernel and bias")
+    u, d = recurrent_kernel.shape[0], kernel.shape[0]
+    n = gates * u
+    if kernel.shape != (d, n) or recurrent_kernel.shape != (u, n) or bias.shape != (2 * n,):
+        raise DirectReadError(
+            f"{kind} weight shapes {kernel.shape}, {recurrent_kernel.shape}, {bias.shape} "
+            "are inconsistent"
+        )
+    k = np.hstack([g.reshape(u, d).T for g in np.hsplit(kernel, gates)])
+    r = np.hstack([g.T for g in np.hsplit(recurrent_kernel, gates)])
+    return k, r, bias, u
+
+
 def cudnn_to_lstm(
     kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,16 +257,7 @@ def cudnn_to_lstm(
     it is reshaped *and* transposed (not just transposed); each recurrent block is
     transposed; the 8·units bias holds an input and a recurrent bias, which are summed.
     """
-    if bias is None or recurrent_kernel.ndim != 2:
-        raise DirectReadError("CuDNNLSTM weights need kernel, recurrent kernel and bias")
-    u, d = recurrent_kernel.shape[0], kernel.shape[0]
-    if kernel.shape != (d, 4 * u) or recurrent_kernel.shape != (u, 4 * u) or bias.shape != (8 * u,):
-        raise DirectReadError(
-            f"CuDNNLSTM weight shapes {kernel.shape}, {recurrent_kernel.shape}, {bias.shape} "
-            "are inconsistent"
-        )
-    k = np.hstack([g.reshape(u, d).T for g in np.hsplit(kernel, 4)])
-    r = np.hstack([g.T for g in np.hsplit(recurrent_kernel, 4)])
+    k, r, bias, u = _cudnn_blocks("CuDNNLSTM", 4, kernel, recurrent_kernel, bias)
     return k, r, bias[: 4 * u] + bias[4 * u :]
 
 
@@ -255,16 +271,7 @@ def cudnn_to_gru(
     as for CuDNNLSTM, each recurrent block transposed; the 6·units bias is reshaped to
     (2, 3·units): the input bias, then the recurrent bias, which a reset_after GRU keeps
     apart (the reset gate scales h·U_h + b_rec_h)."""
-    if bias is None or recurrent_kernel.ndim != 2:
-        raise DirectReadError("CuDNNGRU weights need kernel, recurrent kernel and bias")
-    u, d = recurrent_kernel.shape[0], kernel.shape[0]
-    if kernel.shape != (d, 3 * u) or recurrent_kernel.shape != (u, 3 * u) or bias.shape != (6 * u,):
-        raise DirectReadError(
-            f"CuDNNGRU weight shapes {kernel.shape}, {recurrent_kernel.shape}, {bias.shape} "
-            "are inconsistent"
-        )
-    k = np.hstack([g.reshape(u, d).T for g in np.hsplit(kernel, 3)])
-    r = np.hstack([g.T for g in np.hsplit(recurrent_kernel, 3)])
+    k, r, bias, u = _cudnn_blocks("CuDNNGRU", 3, kernel, recurrent_kernel, bias)
     return k, r, bias.reshape(2, 3 * u).copy()
 
 

@@ -355,10 +355,10 @@ def _stored(graph: Any) -> dict[str, Any]:
     return stored
 
 
-def _graphs(graph: Any) -> Any:
-    """The graph and every subgraph of its If, Loop and Scan nodes (a stack, no recursion;
-    depth is bounded by _walk and by protobuf's own nesting limit)."""
-    stack = [graph]
+def _graphs(*roots: Any) -> Any:
+    """The graphs (or functions) given and every subgraph of their If, Loop and Scan nodes,
+    walked with a stack, not recursion (protobuf's own nesting limit bounds the depth)."""
+    stack = list(roots)
     while stack:
         g = stack.pop()
         yield g
@@ -651,12 +651,9 @@ def _nbytes(t: Any) -> int:
 
 def _all_tensors(model: Any) -> Any:
     """Every TensorProto of the model: initializers, sparse ones, node attributes, in every
-    subgraph and function (walked with a stack, not recursion)."""
-    graphs = [model.graph, *model.functions]
-    while graphs:
-        g = graphs.pop()
-        for t in getattr(g, "initializer", ()):
-            yield t
+    subgraph and function."""
+    for g in _graphs(model.graph, *model.functions):
+        yield from getattr(g, "initializer", ())
         for sparse in getattr(g, "sparse_initializer", ()):
             yield sparse.values
             yield sparse.indices
@@ -665,9 +662,6 @@ def _all_tensors(model: Any) -> Any:
                 if a.HasField("t"):
                     yield a.t
                 yield from a.tensors
-                if a.HasField("g"):
-                    graphs.append(a.g)
-                graphs.extend(a.graphs)
 
 
 def _raw_array(t: Any, external: _External) -> np.ndarray:
@@ -686,27 +680,13 @@ def _raw_array(t: Any, external: _External) -> np.ndarray:
 
 
 def _array(t: Any, external: _External) -> np.ndarray:
-    """A TensorProto as a float array; external data only from the model's own data file
-    (or, allowed, from inside the model's folder)."""
-    from onnx import TensorProto, numpy_helper
-
+    """A TensorProto kept in an external file, as a float array: only from the model's own
+    data file (or, allowed, from inside the model's folder)."""
     path_name = external.shown
-    dims = _dims(t, Path(path_name))
-    if t.data_location != TensorProto.EXTERNAL:
-        try:
-            arr = numpy_helper.to_array(t)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"{path_name}: initializer {t.name!r} cannot be read: {_one_line(exc)}"
-            ) from None
-        return arr if arr.dtype.kind == "f" and arr.dtype.itemsize >= 2 else arr.astype(np.float32)
+    dims = _dims(t, Path(path_name))  # a floating-point type, no negative dimension
     where = f"{path_name}: initializer {t.name!r}"
     info = {e.key: e.value for e in t.external_data}
-    code = _FLOAT_TYPES.get(t.data_type)
-    if code is None:
-        raise ModelLoadError(f"{where}: external data of type {t.data_type} is not read")
-    if any(d < 0 for d in t.dims):
-        raise ModelLoadError(f"{where}: negative dimensions {tuple(t.dims)}")
+    code = _FLOAT_TYPES[t.data_type]
     item = 2 if code == "bf16" else np.dtype(code).itemsize
     need = math.prod(dims) * item
     location = info.get("location", "")

@@ -31,22 +31,8 @@ def run(cmd: list[str], repeat: int) -> tuple[float, int]:
     best = float("inf")
     peak = 0
     for _ in range(repeat):
-        wrapper = (
-            "import resource, subprocess, sys, time\n"
-            "t = time.perf_counter()\n"
-            "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-            "dt = time.perf_counter() - t\n"
-            "if r.returncode: sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)\n"
-            "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, env=ENV
-        )
-        if out.returncode:
-            raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr}")
-        dt, rss = out.stdout.split()
-        best = min(best, float(dt))
-        peak = int(rss)
+        dt, _cpu, peak = measure(cmd)
+        best = min(best, dt)
     return best, peak
 
 

@@ -157,7 +157,6 @@ class Sweep:
 
 def build_unit(unit: Unit) -> UnitResult:
     """Build one report in a temporary folder and return its texts; never raises."""
-    import json
     import tempfile
     import traceback
     import warnings
@@ -166,7 +165,7 @@ def build_unit(unit: Unit) -> UnitResult:
 
     from lstm_report.numbers import numbers
     from lstm_report.pipeline import build_report
-    from lstm_report.report_json import dumps
+    from lstm_report.report_json import plain
     from lstm_report.site import entry
 
     start = time.perf_counter()
@@ -198,7 +197,7 @@ def build_unit(unit: Unit) -> UnitResult:
                 texts = tuple(
                     (suffix, path.read_text(encoding="utf-8")) for suffix, path in outputs.items()
                 )
-            data = json.loads(dumps(result.data))
+            data = plain(result.data)
             row = Row(entry(f"reports/{unit.name}.html", unit.source, data), numbers(data))
             return UnitResult(unit.name, texts, row, seconds=time.perf_counter() - start)
         except Exception as exc:  # isolated: one broken run never stops the others

@@ -620,21 +620,17 @@ def _failing_conditions(conditions: Sequence[Any], data: dict[str, Any]) -> list
     """The --fail-if conditions that hold, in the data exactly as the JSON states it."""
     if not conditions:
         return []
-    import json
-
     from lstm_report.fail_if import failing
-    from lstm_report.report_json import dumps
+    from lstm_report.report_json import plain
 
-    return failing(conditions, json.loads(dumps(data)))
+    return failing(conditions, plain(data))
 
 
 def _report_summary(data: dict[str, Any]) -> str:
-    import json
-
     from lstm_report.markdown import summary
-    from lstm_report.report_json import dumps
+    from lstm_report.report_json import plain
 
-    return summary(json.loads(dumps(data)), None, None)
+    return summary(plain(data), None, None)
 
 
 def _step_summary(text: Callable[[], str], *, quiet: bool) -> None:

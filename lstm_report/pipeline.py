@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -452,22 +451,23 @@ def _render_and_write(
     say: Progress,
 ) -> None:
     from lstm_report.render import render_html
-    from lstm_report.report_json import dumps
+    from lstm_report.report_json import dumps, plain
     from lstm_report.write import write_files
 
     say("rendering")
     texts = [(outputs.html, render_html(report, figures, data))]
     if outputs.json is not None:
         texts.append((outputs.json, dumps(data)))
-    if outputs.markdown is not None:
-        from lstm_report.markdown import summary
+    if outputs.markdown is not None or outputs.junit is not None:
+        stated = plain(data)  # the numbers exactly as the JSON states them, parsed once
+        if outputs.markdown is not None:
+            from lstm_report.markdown import summary
 
-        plain = json.loads(dumps(data))  # the numbers exactly as the JSON states them
-        texts.append((outputs.markdown, summary(plain, outputs.html, outputs.markdown)))
-    if outputs.junit is not None:
-        from lstm_report.junit import junit_xml
+            texts.append((outputs.markdown, summary(stated, outputs.html, outputs.markdown)))
+        if outputs.junit is not None:
+            from lstm_report.junit import junit_xml
 
-        texts.append((outputs.junit, junit_xml(json.loads(dumps(data)))))
+            texts.append((outputs.junit, junit_xml(stated)))
     write_files(texts)
 
 

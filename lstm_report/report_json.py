@@ -384,3 +384,9 @@ def _clean(value: Any) -> Any:
 def dumps(data: Any, *, indent: int | None = 2) -> str:
     """Strict JSON text (``allow_nan=False``), non-finite floats written as null."""
     return json.dumps(_clean(data), indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def plain(data: Any) -> Any:
+    """The data exactly as the JSON states it (what the Markdown, JUnit, --fail-if and the
+    site index read): the written JSON parsed back."""
+    return json.loads(dumps(data, indent=None))

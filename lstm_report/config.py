@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, listing, quote, shorten
-from lstm_report.readers.formats import MODEL_SUFFIXES, format_of, model_stem
+from lstm_report.readers.formats import format_of, model_stem, suffix_text
 
 DEFAULT_TITLE = "LSTM weight report"
 
@@ -233,10 +233,9 @@ def check_config_suffix(path: str | Path) -> None:
     format lstm-report does not read, most often), instead of reading it as YAML."""
     suffix = Path(path).suffix.lower()
     if suffix and format_of(path) is None and suffix not in CONFIG_SUFFIXES:
-        known = dict.fromkeys(s for s in MODEL_SUFFIXES if s != ".weights.h5")
         raise ConfigError(
             f"{path}: not a format lstm-report reads (it reads "
-            f"{', '.join([*known, *CONFIG_SUFFIXES])})"
+            f"{suffix_text()}, {', '.join(CONFIG_SUFFIXES)})"
         )
 
 

@@ -35,10 +35,10 @@ def main() -> None:
 
     from lstm_report.analysis.activity import probe_activity
     from lstm_report.analysis.findings import duplicate_pairs, unit_vectors
+    from lstm_report.analysis.gates import layer_gates
     from lstm_report.analysis.spectra import gate_spectra
     from lstm_report.analysis.stats import gate_stats
-    from lstm_report.gates import layer_gates
-    from lstm_report.model import LSTMWeights
+    from lstm_report.model.layers import LSTMWeights
 
     rng = np.random.default_rng(0)
     u, d = a.units, a.input_dim

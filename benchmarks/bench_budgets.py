@@ -30,7 +30,7 @@ def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
 
 
 def cells_of(units: int, features: int) -> list:
-    from lstm_report.cells import from_keras
+    from lstm_report.cells.base import from_keras
 
     rng = np.random.default_rng(0)
     cells = []
@@ -58,9 +58,9 @@ def synthetic(units: int) -> tuple[list, np.ndarray]:
 
 
 def demo() -> tuple[list, np.ndarray]:
-    from lstm_report.config import parse_config
-    from lstm_report.readers import read_model
-    from lstm_report.resources import configs_dir
+    from lstm_report._resources import configs_dir
+    from lstm_report.config.schema import parse_config
+    from lstm_report.readers.dispatch import read_model
 
     d = configs_dir() / "demo"
     cfg = parse_config({"models": [{"path": str(d / "demo_lstm.keras")}]})
@@ -71,7 +71,7 @@ def demo() -> tuple[list, np.ndarray]:
 def case(label: str, cells: list, x: np.ndarray, budget: float | None) -> None:
     from lstm_report.analysis.dynamics import layer_dynamics, sequences_for
     from lstm_report.analysis.importance import occlusion_importance, sequences_for_work
-    from lstm_report.cells import replay
+    from lstm_report.cells.base import replay
 
     inputs = [x]
     for c in cells[:-1]:

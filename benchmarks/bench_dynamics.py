@@ -38,11 +38,11 @@ def report(label: str, seconds: tuple[float, float], budget: float) -> None:
 
 
 def demo_case() -> Callable[[], object]:
+    from lstm_report._resources import configs_dir
     from lstm_report.analysis.dynamics import layer_dynamics
     from lstm_report.analysis.probing import ProbeFlow
-    from lstm_report.config import parse_config
-    from lstm_report.readers import read_model
-    from lstm_report.resources import configs_dir
+    from lstm_report.config.schema import parse_config
+    from lstm_report.readers.dispatch import read_model
 
     d = configs_dir() / "demo"
     cfg = parse_config({"models": [{"path": str(d / "demo_lstm.keras")}]})
@@ -56,7 +56,7 @@ def demo_case() -> Callable[[], object]:
 
 def large_case() -> Callable[[], object]:
     from lstm_report.analysis.dynamics import layer_dynamics
-    from lstm_report.cells import from_keras, replay
+    from lstm_report.cells.base import from_keras, replay
 
     rng = np.random.default_rng(0)
     u, features = 256, 16

@@ -45,10 +45,10 @@ def _compare(label: str, weights: Any, probe: np.ndarray) -> None:
 
 
 def main() -> None:
-    from lstm_report.config import load_config
-    from lstm_report.readers import read_model
+    from lstm_report._resources import demo_config
+    from lstm_report.config.schema import load_config
+    from lstm_report.readers.dispatch import read_model
     from lstm_report.readers.probe import load_probe, probe_shape
-    from lstm_report.resources import demo_config
 
     cfg = load_config(demo_config())
     spec = cfg.models[0]
@@ -59,7 +59,7 @@ def main() -> None:
 
     import keras
 
-    from lstm_report.config import ModelSpec
+    from lstm_report.config.schema import ModelSpec
 
     model = keras.Sequential(
         [

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lstm_report.cells import CellWeights
+from lstm_report.cells.base import CellWeights
 
 
 def best(rounds: int, fn: Callable[[], object]) -> tuple[tuple[float, float], object]:
@@ -41,7 +41,7 @@ def report(label: str, seconds: tuple[float, float], budget: float) -> None:
 
 
 def lstm(units: int, features: int) -> CellWeights:
-    from lstm_report.cells import from_keras
+    from lstm_report.cells.base import from_keras
 
     rng = np.random.default_rng(0)
     u = units

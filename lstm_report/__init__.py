@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "build_report", "BuildResult", "show"]
 
 if TYPE_CHECKING:
-    from lstm_report.notebook import show
+    from lstm_report.integrations.notebook import show
     from lstm_report.pipeline import BuildResult, build_report
 
 
@@ -25,7 +25,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(pipeline, name)
     if name == "show":
-        from lstm_report import notebook
+        from lstm_report.integrations import notebook
 
         return notebook.show
     raise AttributeError(f"module 'lstm_report' has no attribute {name!r}")

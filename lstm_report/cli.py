@@ -14,7 +14,7 @@ from lstm_report.errors import LstmReportError, one_line, shorten
 from lstm_report.malloc import map_large_blocks_for
 
 if TYPE_CHECKING:
-    from lstm_report.config import Config
+    from lstm_report.config.schema import Config
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -308,8 +308,8 @@ def _add_batch(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from lstm_report.batch import Progress, run_batch
-    from lstm_report.site import display
+    from lstm_report.site.build import display
+    from lstm_report.sweep.batch import Progress, run_batch
 
     def report(p: Progress) -> None:
         o = p.outcome
@@ -342,7 +342,7 @@ def _batch(args: argparse.Namespace) -> int:
         no_cache=args.no_cache,
     )
     if not args.no_step_summary:
-        from lstm_report.ci import batch_summary
+        from lstm_report.output.ci import batch_summary
 
         rows = [
             (o.name, o.status, None if o.row is None else o.row.numbers) for o in result.outcomes
@@ -369,7 +369,7 @@ def _duration(seconds: float | None) -> str:
 
 def _condition(text: str) -> Any:
     from lstm_report.errors import ExpressionError
-    from lstm_report.fail_if import parse
+    from lstm_report.output.fail_if import parse
 
     try:
         return parse(text)
@@ -423,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_ERROR
     finally:
-        from lstm_report.write import remove_temporaries
+        from lstm_report.fileio.write import remove_temporaries
 
         remove_temporaries()
         restore()
@@ -435,7 +435,7 @@ def _cache_environment() -> Iterator[None]:
     (set before either is imported; restored afterwards for in-process callers)."""
     import os
 
-    from lstm_report.resources import cache_environment
+    from lstm_report._resources import cache_environment
 
     added = cache_environment()
     os.environ.update(added)
@@ -541,7 +541,7 @@ def _catch_signals() -> Callable[[], None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lstm_report.config import load_config
+    from lstm_report.config.schema import load_config
     from lstm_report.pipeline import build_report
 
     progress = None if args.quiet else _Progress()
@@ -550,7 +550,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "figures":
         return _figures(args, progress)
     if args.command == "site":
-        from lstm_report.site import build_site, display
+        from lstm_report.site.build import build_site, display
 
         index, skipped = build_site(args.reports_dir, args.output, follow_links=args.follow_links)
         if not args.quiet:
@@ -560,13 +560,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wrote {display(index)}", file=sys.stderr)
         return EXIT_OK
     if args.command == "demo":
-        from lstm_report.resources import demo_config
+        from lstm_report._resources import demo_config
 
         config = load_config(demo_config())
     else:
         config = _build_config(args)
         if args.baseline is not None:
-            from lstm_report.config import with_baseline
+            from lstm_report.config.schema import with_baseline
 
             config = with_baseline(config, args.baseline)
     map_large_blocks_for(path for _, path in config.input_files())
@@ -609,7 +609,7 @@ def _run(args: argparse.Namespace) -> int:
         for c in failed:
             print(_printable(f"failed: --fail-if {c.text!r} holds"), file=sys.stderr)
     if args.fail_on is not None:
-        from lstm_report.model import severity_rank
+        from lstm_report.model.analyses import severity_rank
 
         if any(severity_rank(f.severity) <= severity_rank(args.fail_on) for f in findings):
             return EXIT_FINDINGS
@@ -620,15 +620,15 @@ def _failing_conditions(conditions: Sequence[Any], data: dict[str, Any]) -> list
     """The --fail-if conditions that hold, in the data exactly as the JSON states it."""
     if not conditions:
         return []
-    from lstm_report.fail_if import failing
-    from lstm_report.report_json import plain
+    from lstm_report.output.fail_if import failing
+    from lstm_report.output.report_json import plain
 
     return failing(conditions, plain(data))
 
 
 def _report_summary(data: dict[str, Any]) -> str:
-    from lstm_report.markdown import summary
-    from lstm_report.report_json import plain
+    from lstm_report.output.markdown import summary
+    from lstm_report.output.report_json import plain
 
     return summary(plain(data), None, None)
 
@@ -636,7 +636,7 @@ def _report_summary(data: dict[str, Any]) -> str:
 def _step_summary(text: Callable[[], str], *, quiet: bool) -> None:
     """Append to $GITHUB_STEP_SUMMARY where it is set; a warning (not a failure) if it cannot
     be written: the report is."""
-    from lstm_report.ci import append_step_summary, step_summary_path
+    from lstm_report.output.ci import append_step_summary, step_summary_path
 
     path = step_summary_path()
     if path is None:
@@ -650,7 +650,7 @@ def _step_summary(text: Callable[[], str], *, quiet: bool) -> None:
 
 def _build_config(args: argparse.Namespace) -> Config:
     """The config file's Config, or the one-model config of a model file and its flags."""
-    from lstm_report.config import (
+    from lstm_report.config.schema import (
         check_config_suffix,
         is_model_file,
         load_config,

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_report import __version__
-from lstm_report.config import Config, ModelSpec, load_config, parse_config
+from lstm_report.config.schema import Config, ModelSpec, load_config, parse_config
 from lstm_report.errors import ConfigError
-from lstm_report.model import Comparison, ModelAnalysis, ModelWeights, ReportData
+from lstm_report.model.analyses import ModelAnalysis
+from lstm_report.model.layers import ModelWeights
+from lstm_report.model.report import ReportData
+from lstm_report.model.training import Comparison
 
 if TYPE_CHECKING:
     from lstm_report.analysis.compare import Side
@@ -65,8 +68,8 @@ class BuildResult:
         )
 
     def _repr_html_(self) -> str:
-        """The page inline in Jupyter and VS Code: an iframe of its own (lstm_report.notebook)."""
-        from lstm_report.notebook import result_html
+        """The page inline in Jupyter and VS Code: an iframe of its own (integrations.notebook)."""
+        from lstm_report.integrations.notebook import result_html
 
         return result_html(self.html_path, self.report.title)
 
@@ -127,7 +130,7 @@ def build_report(
         markdown=Path(markdown) if markdown is not None else None,
         junit=Path(junit) if junit is not None else None,
     )
-    from lstm_report.checkpoints import Digests
+    from lstm_report.series.checkpoints import Digests
 
     check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
     points = _checkpoint_cache(cache)
@@ -159,9 +162,9 @@ def _checkpoint_pool(cfg: Config, processes: bool, cache: Any, digests: Any) -> 
     """One process per core for the checkpoints of long series, started now so that the
     workers import while this process reads and analyses; none when the cache has nearly
     all."""
-    from lstm_report.checkpoints import plan, warm_up
-    from lstm_report.pools import LocalPool
-    from lstm_report.pools import cores as usable
+    from lstm_report.series.checkpoints import plan, warm_up
+    from lstm_report.sweep.engines.local import LocalPool
+    from lstm_report.sweep.engines.local import cores as usable
 
     cores = usable()
     todo = 0
@@ -183,7 +186,7 @@ def _checkpoint_pool(cfg: Config, processes: bool, cache: Any, digests: Any) -> 
 
 
 def _checkpoint_cache(cache: bool | str | Path | Any) -> Any:
-    from lstm_report.checkpoints import Cache, default_folder
+    from lstm_report.series.checkpoints import Cache, default_folder
 
     if cache is True:
         return Cache(default_folder())
@@ -200,7 +203,7 @@ def _is_keras_model(obj: Any) -> bool:
 
 def _in_memory_config(model: Any, options: Mapping[str, Any]) -> tuple[Config, dict[int, InMemory]]:
     """A one-model Config for an in-memory Keras model, with its weights extracted."""
-    from lstm_report.readers.keras_reader import from_model, model_inputs
+    from lstm_report.readers.keras.load import from_model, model_inputs
 
     cfg = options_config(options, str(getattr(model, "name", "model")))
     series = tuple(options.get("series") or ())
@@ -234,7 +237,7 @@ def _as_options() -> Iterator[None]:
 def check_model_options(model: Any, cfg: Config) -> None:
     """Raise ConfigError now if ``cfg``'s layers, feature names or probe do not fit ``model``."""
     from lstm_report.analysis import feature_names, select_layers
-    from lstm_report.readers.keras_reader import from_model
+    from lstm_report.readers.keras.load import from_model
     from lstm_report.readers.probe import load_probe, probe_shape
 
     spec = cfg.models[0]
@@ -252,7 +255,7 @@ def _build(
     generated: str | None = None,
 ) -> BuildResult:
     """read -> analyse -> verify -> compare -> draw -> render -> write, one stage a call."""
-    from lstm_report.report_json import report_json
+    from lstm_report.output.report_json import report_json
 
     say = run.say
     read = [
@@ -298,7 +301,7 @@ def _with_overrides(
 
 def check_paths(cfg: Config, outputs: Outputs, loaded: Mapping[int, InMemory]) -> None:
     """Refuse outputs that are inputs, or folders, FIFOs and devices (write.check_outputs)."""
-    from lstm_report.write import check_outputs
+    from lstm_report.fileio.write import check_outputs
 
     named = [("the HTML output", outputs.html)]
     if outputs.json is not None:
@@ -317,7 +320,7 @@ def _read_and_analyse(
     verify it against Keras, and the sides comparisons may name (model, model@label)."""
     from lstm_report.analysis import analyse_model
     from lstm_report.analysis.compare import side
-    from lstm_report.readers import keras_inputs, read_model
+    from lstm_report.readers.dispatch import keras_inputs, read_model
     from lstm_report.readers.frameworks import FRAMEWORK_READERS
     from lstm_report.readers.probe import load_probe, probe_shape
 
@@ -376,8 +379,13 @@ def _compare(
 
 def _compare_saved(cfg: Config, models: list[ModelAnalysis]) -> tuple[Any, ...]:
     """The comparisons of which a side is a report's JSON written earlier: numbers only."""
-    from lstm_report.baseline import SavedReport, compare_saved, load_saved_report, saved_model
-    from lstm_report.report_json import finding_json, model_json
+    from lstm_report.output.baseline import (
+        SavedReport,
+        compare_saved,
+        load_saved_report,
+        saved_model,
+    )
+    from lstm_report.output.report_json import finding_json, model_json
 
     current = {m.name: m for m in models}
     read: dict[Path, SavedReport] = {}
@@ -450,9 +458,9 @@ def _render_and_write(
     outputs: Outputs,
     say: Progress,
 ) -> None:
-    from lstm_report.render import render_html
-    from lstm_report.report_json import dumps, plain
-    from lstm_report.write import write_files
+    from lstm_report.fileio.write import write_files
+    from lstm_report.output.html import render_html
+    from lstm_report.output.report_json import dumps, plain
 
     say("rendering")
     texts = [(outputs.html, render_html(report, figures, data))]
@@ -461,11 +469,11 @@ def _render_and_write(
     if outputs.markdown is not None or outputs.junit is not None:
         stated = plain(data)  # the numbers exactly as the JSON states them, parsed once
         if outputs.markdown is not None:
-            from lstm_report.markdown import summary
+            from lstm_report.output.markdown import summary
 
             texts.append((outputs.markdown, summary(stated, outputs.html, outputs.markdown)))
         if outputs.junit is not None:
-            from lstm_report.junit import junit_xml
+            from lstm_report.output.junit import junit_xml
 
             texts.append((outputs.junit, junit_xml(stated)))
     write_files(texts)
@@ -484,7 +492,8 @@ def _file_series(
     consecutive checkpoints, on a pool when there are many), and the checkpoints
     comparisons name."""
     from lstm_report.analysis.series import Series
-    from lstm_report.checkpoints import (
+    from lstm_report.readers.dispatch import read_model
+    from lstm_report.series.checkpoints import (
         POOL_MIN_SECONDS,
         Runner,
         estimate,
@@ -493,7 +502,6 @@ def _file_series(
         serial,
         series_points,
     )
-    from lstm_report.readers import read_model
 
     assert spec.series is not None
     keep = [(la.weights.name, la.weights.direction) for la in analysed.layers]
@@ -524,7 +532,7 @@ def make_series(
     """Per-gate figures of every checkpoint (the last one was analysed in full), and the
     layers of the checkpoints that comparisons name as ``model@label``."""
     from lstm_report.analysis.series import Series, checkpoint_figures
-    from lstm_report.checkpoints import label_of
+    from lstm_report.series.checkpoints import label_of
 
     keep = {(la.weights.name, la.weights.direction) for la in analysed.layers}
     points = []

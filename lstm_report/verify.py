@@ -10,10 +10,12 @@ import numpy as np
 
 from lstm_report.analysis import KEPT_SEQUENCES as MAX_SEQUENCES
 from lstm_report.analysis import with_findings
-from lstm_report.config import Checks
+from lstm_report.analysis.gates import replay
+from lstm_report.config.schema import Checks
 from lstm_report.errors import LstmReportError
-from lstm_report.gates import replay
-from lstm_report.model import LayerAnalysis, LSTMWeights, ModelAnalysis, Verification
+from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
+from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.stats import Verification
 
 FRAMEWORK_NOTE = (
     "there is no Keras layer to compare a {} layer with here; the numpy replay of this "
@@ -35,7 +37,7 @@ def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Veri
     if w.framework != "Keras":
         return Verification(None, inputs, tolerance, error=FRAMEWORK_NOTE.format(w.framework))
     try:
-        from lstm_report.readers.keras_reader import import_keras, keras_calls
+        from lstm_report.readers.keras.load import import_keras, keras_calls
 
         keras = import_keras()
     except LstmReportError as exc:

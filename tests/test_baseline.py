@@ -208,7 +208,7 @@ def test_hostile_saved_reports_are_refused(
 def test_oversized_and_missing_saved_reports(
     tmp_path: Path, runs: tuple[Path, Path], capsys: Any, monkeypatch: Any
 ) -> None:
-    import lstm_report.baseline as baseline
+    import lstm_report.output.baseline as baseline
 
     big = tmp_path / "big.json"
     big.write_text('{"schema_version": 1, "pad": "' + "x" * 2000 + '"}')
@@ -307,7 +307,7 @@ def test_two_saved_reports_and_a_probe_on_one_side(tmp_path: Path, runs: tuple[P
 
 
 def test_a_checkpoint_is_not_compared_with_a_saved_report(tmp_path: Path) -> None:
-    from lstm_report.config import parse_config
+    from lstm_report.config.schema import parse_config
     from lstm_report.errors import ConfigError
 
     for n in (1, 2):
@@ -327,7 +327,7 @@ def test_a_checkpoint_is_not_compared_with_a_saved_report(tmp_path: Path) -> Non
 def test_markdown_summary_says_what_changed_since_the_saved_report(
     tmp_path: Path, runs: tuple[Path, Path]
 ) -> None:
-    from lstm_report.render import fmt_num
+    from lstm_report.output.html import fmt_num
 
     old_model, new_model = runs
     assert _build(tmp_path, old_model, "old") == 0

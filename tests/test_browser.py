@@ -166,7 +166,7 @@ def test_demo_report_without_javascript(browser: Any, demo_page: Path) -> None:
 
 def test_site_index_sorts(browser: Any, demo_page: Path, simple_model: Any, tmp_path: Path) -> None:
     from lstm_report import build_report
-    from lstm_report.site import build_site
+    from lstm_report.site.build import build_site
     from tests.conftest import write_config
 
     reports = tmp_path / "reports"

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.cells import (
+from lstm_report.analysis.gates import replay as keras_lstm_replay
+from lstm_report.cells.base import (
     GRU_GATES,
     LSTM_GATES,
     CellWeights,
@@ -19,8 +20,7 @@ from lstm_report.cells import (
 from lstm_report.cells.gru import from_keras_gru, split_keras_gru
 from lstm_report.cells.lstm import from_keras_lstm, split_keras_lstm
 from lstm_report.errors import AnalysisError
-from lstm_report.gates import replay as keras_lstm_replay
-from lstm_report.model import LSTMWeights
+from lstm_report.model.layers import LSTMWeights
 
 ATOL = 1e-5
 
@@ -260,7 +260,7 @@ def test_cell_weights_validate_themselves() -> None:
 
 
 def test_flat_matmul_is_the_stacked_product_for_any_layout() -> None:
-    from lstm_report.cells import flat_matmul
+    from lstm_report.cells.base import flat_matmul
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(5, 7))
@@ -277,7 +277,7 @@ def test_flat_matmul_is_the_stacked_product_for_any_layout() -> None:
 def test_replay_of_a_transposed_recurrent_matrix_is_the_same() -> None:
     # PyTorch's U is weight_hh.T, a transposed view: replay makes it C order first (speed);
     # the trace is that of the same values laid out in C order.
-    from lstm_report.cells import from_keras, replay
+    from lstm_report.cells.base import from_keras, replay
 
     rng = np.random.default_rng(1)
     k = rng.normal(0, 0.4, (3, 24)).astype(np.float32)

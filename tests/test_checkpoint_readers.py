@@ -1,6 +1,6 @@
 """PyTorch files that hold more than an nn.LSTM state dict: nn.LSTMCell/GRUCell state dicts,
 stable-baselines3 saved models, Lightning checkpoints and TorchScript archives, read with the
-inert unpickler (lstm_report/readers/inert_pickle.py).
+inert unpickler (lstm_report/readers/safety/inert_pickle.py).
 
 The fixtures in tests/fixtures/frameworks/checkpoints/ were written by
 make_checkpoint_fixtures.py with torch 2.13, sb3-contrib 2.9.2 and lightning 2.6.6, with
@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.cells import replay, replay_layers
+from lstm_report.cells.base import replay, replay_layers
 from lstm_report.errors import ModelLoadError
-from lstm_report.readers import inert_pickle, torch_rnn, torch_state
+from lstm_report.readers.safety import inert_pickle
+from lstm_report.readers.torch import rnn as torch_rnn
+from lstm_report.readers.torch import state as torch_state
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "frameworks" / "checkpoints"
 ATOL = 1e-5
@@ -185,7 +187,7 @@ def test_deflated_policy_is_refused(tmp_path: Path) -> None:
 
 def test_policy_is_bounded_by_its_member(tmp_path: Path) -> None:
     """policy.pth's storages must lie inside policy.pth, not merely inside the outer file."""
-    from lstm_report.readers import sb3
+    from lstm_report.readers.torch import sb3
 
     with sb3.member_zip(FIX / "recurrent_ppo.zip", "policy.pth") as zf:
         assert zf.fp is not None
@@ -432,7 +434,7 @@ import sys
 for m in ("torch", "stable_baselines3", "sb3_contrib", "lightning", "torchmetrics"):
     sys.modules[m] = None
 from pathlib import Path
-from lstm_report.readers import torch_rnn
+from lstm_report.readers.torch import rnn as torch_rnn
 fix = Path({str(FIX)!r})
 for f in ["cells.pt", "cells.safetensors", "cell_only.pt", "recurrent_ppo.zip",
           "recurrent_ppo_shared.zip", "lightning.ckpt", "scripted.pt"]:

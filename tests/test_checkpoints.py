@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report import cachekey, checkpoints
-from lstm_report.batch import build_unit, run_batch
-from lstm_report.checkpoints import Cache, PointUnit, parse_entry, serial, series_points
 from lstm_report.cli import main
-from lstm_report.config import load_config
+from lstm_report.config.schema import load_config
 from lstm_report.errors import LstmReportError
+from lstm_report.fileio import cachekey
 from lstm_report.pipeline import build_report
-from lstm_report.pools import WORKER_DIED, LocalPool, cores
+from lstm_report.series import checkpoints
+from lstm_report.series.checkpoints import Cache, PointUnit, parse_entry, serial, series_points
+from lstm_report.sweep.batch import build_unit, run_batch
+from lstm_report.sweep.engines.local import WORKER_DIED, LocalPool, cores
 
 GENERATED = "2024-01-02 03:04 UTC"
 
@@ -177,9 +178,9 @@ def test_byte_identical_with_and_without_a_warm_cache_and_on_a_pool(
     # checkpoints as work units on a pool of one process per core (which the small series
     # would not start by itself)
     monkeypatch.setattr("lstm_report.pipeline.POOL_MIN_CHECKPOINTS", 2)
-    monkeypatch.setattr("lstm_report.checkpoints.POOL_MIN_SECONDS", 0.0)
+    monkeypatch.setattr("lstm_report.series.checkpoints.POOL_MIN_SECONDS", 0.0)
     # units of three consecutive checkpoints (7 would be units of one on 2 cores)
-    monkeypatch.setattr("lstm_report.checkpoints.unit_size", lambda count, jobs: 3)
+    monkeypatch.setattr("lstm_report.series.checkpoints.unit_size", lambda count, jobs: 3)
     started: list[int] = []
     real = LocalPool.warm
     monkeypatch.setattr(
@@ -282,7 +283,7 @@ def test_a_hostile_cache_is_ignored_and_recomputed(ckpts: Path, tmp_path: Path) 
 
 
 def test_entries_round_trip_non_finite_numbers() -> None:
-    from lstm_report.model import GatePoint, LayerPoint
+    from lstm_report.model.training import GatePoint, LayerPoint
 
     gates = tuple(
         (g, GatePoint(float("inf"), 1.0, None, float("nan"), -0.0)) for g in ("z", "r", "h")
@@ -346,7 +347,7 @@ def test_a_run_that_kills_its_worker_fails_alone(
         d.mkdir(parents=True)
         shutil.copy(simple_model.path, d / "m.keras")
         (d / "config.yaml").write_text(f"models: [{{path: m.keras, name: r{i}}}]\n")
-    monkeypatch.setattr("lstm_report.batch.build_unit", _kill_run2)
+    monkeypatch.setattr("lstm_report.sweep.batch.build_unit", _kill_run2)
     monkeypatch.chdir(tmp_path)
     assert main(["batch", "runs/*/config.yaml", "-o", "site", "--jobs", "2"]) == 1
     err = capsys.readouterr().err
@@ -433,7 +434,7 @@ def test_series_on_a_dask_cluster_and_the_local_pool(
 
 def test_a_worker_of_another_version_refuses_its_units(tmp_path: Path) -> None:
     # A Dask worker may run another lstm-report: its figures or pages would not be ours.
-    from lstm_report.batch import Unit
+    from lstm_report.sweep.batch import Unit
 
     (tmp_path / "c.yaml").write_text("models: [missing.keras]\n")
     cfg = load_config(tmp_path / "c.yaml")
@@ -617,7 +618,7 @@ def test_cli_says_once_that_the_cache_cannot_be_written(
 
 
 def test_units_are_runs_of_consecutive_checkpoints() -> None:
-    from lstm_report.checkpoints import Plan, runs, unit_size
+    from lstm_report.series.checkpoints import Plan, runs, unit_size
 
     assert runs([0, 1, 2, 4, 5, 7]) == [(0, 3), (4, 6), (7, 8)]
     assert runs([0, 1, 2, 3, 4, 6], 2) == [(0, 2), (2, 4), (4, 5), (6, 7)]
@@ -659,7 +660,7 @@ class _Reads:
     """The real reader and hasher, counting what each reads (by file name)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from lstm_report import readers
+        from lstm_report.readers import dispatch as readers
 
         self.models: list[str] = []
         self.hashes: list[str] = []
@@ -686,7 +687,7 @@ def _reference(cfg: Path) -> list[Any]:
     from dataclasses import replace
 
     from lstm_report.analysis.series import checkpoint_figures
-    from lstm_report.readers import read_model
+    from lstm_report.readers.dispatch import read_model
 
     spec = load_config(cfg).models[0]
     assert spec.series is not None

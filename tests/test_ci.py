@@ -15,8 +15,8 @@ import pytest
 
 from lstm_report.cli import main
 from lstm_report.errors import ExpressionError
-from lstm_report.fail_if import evaluate, known, parse
-from lstm_report.junit import CHECKS
+from lstm_report.output.fail_if import evaluate, known, parse
+from lstm_report.output.junit import CHECKS
 
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> Path:
@@ -216,7 +216,7 @@ def test_step_summary_is_appended(tmp_path: Path, model: Path, monkeypatch: Any)
     assert code == 0
     text = summary.read_text()
     assert text.startswith("earlier step\n### ")
-    from lstm_report.markdown import summary as markdown_summary
+    from lstm_report.output.markdown import summary as markdown_summary
 
     assert text == "earlier step\n" + markdown_summary(data, None, None)
     # the table has two columns on every row: the name's '|' is escaped
@@ -267,7 +267,7 @@ def test_batch_appends_a_table_of_runs(tmp_path: Path, monkeypatch: Any) -> None
             for la in d["models"][0]["layers"]
             for g in la["spectra"].values()
         )
-    from lstm_report.render import fmt_num
+    from lstm_report.output.html import fmt_num
 
     assert len(set(radius.values())) == 2
     for row in rows:

@@ -148,7 +148,7 @@ def test_no_temporary_file_survives_an_internal_error(simple_model: Any, tmp_pat
     from dataclasses import replace
 
     from lstm_report import build_report
-    from lstm_report.config import load_config
+    from lstm_report.config.schema import load_config
 
     cfg = load_config(write_config(tmp_path, f"models: [{simple_model.path}]\n"))
     out = tmp_path / "out"
@@ -249,7 +249,7 @@ else:
     assert main([*args, *(["-q"] if mode == "quiet" else []), "-o", d + "/r.html"]) == 0
 # lstm-report's own Keras calls no longer retrace on this model (the probe runs in numpy):
 # what its calls would trigger, triggered inside them, must not print either.
-from lstm_report.readers.keras_reader import keras_calls
+from lstm_report.readers.keras.load import keras_calls
 with keras_calls():
     for n in range(1, 7):
         tf.function(lambda t: t * 2)(tf.zeros((n,)))

@@ -11,9 +11,9 @@ import pytest
 
 from lstm_report import build_report
 from lstm_report.analysis.compare import compare_layers, delta
-from lstm_report.config import load_config, natural_key
+from lstm_report.config.schema import load_config, natural_key
 from lstm_report.errors import ConfigError
-from lstm_report.model import LSTMWeights
+from lstm_report.model.layers import LSTMWeights
 from tests.conftest import write_config
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_report.config import DEFAULT_TITLE, load_config, parse_config
+from lstm_report.config.schema import DEFAULT_TITLE, load_config, parse_config
 from lstm_report.errors import ConfigError
 from tests.hostile import assert_refused, run_cli
 
@@ -193,7 +193,7 @@ def test_example_config_is_valid() -> None:
     # configs/example.yaml documents every key: it must parse (its files need not exist)
     import yaml
 
-    from lstm_report.resources import configs_dir
+    from lstm_report._resources import configs_dir
 
     data = yaml.safe_load((configs_dir() / "example.yaml").read_text())
     data["models"][1]["path"] = ["a.keras", "b.keras"]  # the glob would need real files
@@ -205,7 +205,7 @@ def test_example_config_is_valid() -> None:
 def test_models_per_config_limit(tmp_path: Path) -> None:
     import time
 
-    from lstm_report.config import MAX_MODELS
+    from lstm_report.config.schema import MAX_MODELS
 
     assert MAX_MODELS == 1000
     ok = write(tmp_path, "models:\n" + "".join(f"  - m{i}.keras\n" for i in range(1000)))

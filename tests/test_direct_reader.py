@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.config import ModelSpec
+from lstm_report.analysis.gates import replay
+from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ModelLoadError
-from lstm_report.gates import replay
-from lstm_report.readers import read_model
-from lstm_report.readers.direct import CorruptModelError, cudnn_to_lstm
+from lstm_report.readers.dispatch import read_model
+from lstm_report.readers.keras.direct import CorruptModelError, cudnn_to_lstm
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

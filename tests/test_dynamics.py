@@ -13,12 +13,13 @@ from lstm_report import build_report
 from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.activity import probe_activity
 from lstm_report.analysis.findings import layer_findings
+from lstm_report.analysis.gates import layer_gates
 from lstm_report.analysis.spectra import spectrum
 from lstm_report.cli import main
-from lstm_report.config import Checks
+from lstm_report.config.schema import Checks
 from lstm_report.errors import ConfigError
-from lstm_report.gates import layer_gates
-from lstm_report.model import LSTMWeights, Verification
+from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.stats import Verification
 from tests.conftest import write_config
 
 
@@ -217,8 +218,8 @@ def stacked(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_probe_feeds_every_layer_its_real_input(stacked: Any, keras: Any) -> None:
     from lstm_report.analysis.probing import ProbeFlow
-    from lstm_report.config import load_config
-    from lstm_report.readers import keras_inputs, read_model
+    from lstm_report.config.schema import load_config
+    from lstm_report.readers.dispatch import keras_inputs, read_model
 
     m, d, probe = stacked
     cfg = load_config(write_config(d, "models:\n  - path: stacked.keras\n    probe: probe.npy\n"))

@@ -11,7 +11,7 @@ import pytest
 
 from lstm_report.analysis import analyse_layer
 from lstm_report.figures import MAX_CELLS, heatmaps, layer_figures, pool_max_abs
-from lstm_report.model import LSTMWeights
+from lstm_report.model.layers import LSTMWeights
 
 
 def test_pool_keeps_signed_largest_magnitude() -> None:
@@ -117,7 +117,7 @@ def _series_svg(name: str) -> str:
     """The SVG of a series figure whose checkpoints are labelled ``name``."""
     from lstm_report.analysis.series import Series, checkpoint_figures
     from lstm_report.figures import series_figures
-    from lstm_report.model import ModelWeights
+    from lstm_report.model.layers import ModelWeights
 
     w = _layer(2, 2)
     mw = ModelWeights("m", Path("m.keras"), (w,), reader="direct")
@@ -452,7 +452,7 @@ def _mass(panel: Any, line: Any, lo: float = -np.inf, hi: float = np.inf) -> flo
 
 
 def _demo_like_layer(units: int = 16, inputs: int = 6, outlier: float | None = None) -> Any:
-    from lstm_report.gates import layer_gates
+    from lstm_report.analysis.gates import layer_gates
 
     rng = np.random.default_rng(4)
     k = (0.2 * rng.normal(size=(inputs, 4 * units))).astype(np.float32)

@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.cells import CellWeights, RecurrentModel, replay, replay_layers
+from lstm_report.cells.base import CellWeights, RecurrentModel, replay, replay_layers
 from lstm_report.errors import ModelLoadError
-from lstm_report.readers import onnx_rnn, safetensors_state, torch_rnn, torch_state
+from lstm_report.readers.onnx import rnn as onnx_rnn
+from lstm_report.readers.torch import rnn as torch_rnn
+from lstm_report.readers.torch import safetensors_file as safetensors_state
+from lstm_report.readers.torch import state as torch_state
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "frameworks"
 ATOL = 1e-5
@@ -722,7 +725,8 @@ import sys
 sys.modules["torch"] = None
 sys.modules["onnxruntime"] = None
 from pathlib import Path
-from lstm_report.readers import torch_rnn, onnx_rnn
+from lstm_report.readers.onnx import rnn as onnx_rnn
+from lstm_report.readers.torch import rnn as torch_rnn
 fix = Path({str(FIX)!r})
 for f in {TORCH_FILES!r} + ["torch_half.pt", "torch_half.safetensors"]:
     assert torch_rnn.read(fix / f).cells

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.cells import CellWeights, GateWeights, replay_layers
+from lstm_report.analysis.gates import layer_gates
+from lstm_report.cells.base import CellWeights, GateWeights, replay_layers
 from lstm_report.cli import main
-from lstm_report.config import is_model_file, model_file_config
-from lstm_report.gates import layer_gates
-from lstm_report.readers import read_model
+from lstm_report.config.schema import is_model_file, model_file_config
+from lstm_report.readers.dispatch import read_model
 
 FW = Path(__file__).parent / "fixtures" / "frameworks"
 
@@ -185,7 +185,7 @@ def test_onnx_gru_report(
     )
     mw = read_model(_spec(FW / file))
     y = expected[f"onnx/{name}/Y"]  # [seq, dirs, batch, H]
-    from lstm_report.cells import replay
+    from lstm_report.cells.base import replay
 
     for d, w in enumerate(mw.lstms):
         gates = tuple(

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lstm_report.analysis.gates import check_shapes, replay, split_gates
 from lstm_report.errors import AnalysisError
-from lstm_report.gates import check_shapes, replay, split_gates
-from lstm_report.model import LSTMWeights
+from lstm_report.model.layers import LSTMWeights
 
 
 def _weights_of(layer: Any, **extra: Any) -> LSTMWeights:
@@ -141,7 +141,7 @@ def test_replay_refuses_unknown_activation() -> None:
 def test_analysis_refuses_arrays_that_are_not_an_lstms() -> None:
     # The analysis splits through the same check: zero units are not an LSTM either.
     from lstm_report.analysis import analyse_layer
-    from lstm_report.model import LSTMWeights
+    from lstm_report.model.layers import LSTMWeights
 
     w = LSTMWeights("l", "forward", np.zeros((3, 0)), np.zeros((0, 0)), None)
     with pytest.raises(AnalysisError, match=r"^l: recurrent kernel shape \(0, 0\) is not"):

@@ -143,7 +143,7 @@ def test_other_misshapen_configs(field: str, simple_model: Any, tmp_path: Path) 
 
 
 def test_long_chain_of_layers_is_walked_without_recursion() -> None:
-    from lstm_report.readers.topology import find_recurrent
+    from lstm_report.readers.keras.topology import find_recurrent
 
     def layer(cls: str, name: str, source: str | None) -> dict[str, Any]:
         nodes = [] if source is None else [[[source, 0, 0, {}]]]
@@ -210,9 +210,9 @@ def test_library_refuses_before_any_reader(
     reader: str, secrets: tuple[Path, Path], simple_model: Any, tmp_path: Path
 ) -> None:
     # Keras itself would follow the link: the refusal comes first, whatever the reader.
-    from lstm_report.config import ModelSpec
+    from lstm_report.config.schema import ModelSpec
     from lstm_report.errors import ModelLoadError
-    from lstm_report.readers import read_model
+    from lstm_report.readers.dispatch import read_model
 
     bad = hostile.rezip(
         simple_model.path,
@@ -244,8 +244,8 @@ def test_soft_link_cycle_is_refused_not_followed(
 
 
 def test_soft_link_inside_the_file_is_fine(legacy_h5_model: Any, tmp_path: Path) -> None:
-    from lstm_report.config import ModelSpec
-    from lstm_report.readers import read_model
+    from lstm_report.config.schema import ModelSpec
+    from lstm_report.readers.dispatch import read_model
 
     def alias(h5: Path) -> None:
         with h5py.File(h5, "r+") as f:
@@ -260,9 +260,10 @@ def test_too_many_links(
     legacy_h5_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The real limit (200,000) takes minutes to build: the same rule, lowered.
-    from lstm_report.config import ModelSpec
+    from lstm_report.config.schema import ModelSpec
     from lstm_report.errors import ModelLoadError
-    from lstm_report.readers import read_model, safety
+    from lstm_report.readers.dispatch import read_model
+    from lstm_report.readers.safety import rules as safety
 
     def many(h5: Path) -> None:
         with h5py.File(h5, "r+") as f:
@@ -313,8 +314,8 @@ def test_many_small_compressed_lstms_add_up(tmp_path: Path) -> None:
 def test_compressed_weights_within_the_limits_are_read(
     legacy_h5_model: Any, tmp_path: Path
 ) -> None:
-    from lstm_report.config import ModelSpec
-    from lstm_report.readers import read_model
+    from lstm_report.config.schema import ModelSpec
+    from lstm_report.readers.dispatch import read_model
 
     def compress(h5: Path) -> None:
         with h5py.File(h5, "r+") as f:
@@ -375,8 +376,8 @@ def test_deflated_keras_members_within_the_limits_are_read(
     simple_model: Any, tmp_path: Path
 ) -> None:
     # Keras stores its members; a zip tool may deflate them: still read, in bounded memory.
-    from lstm_report.config import ModelSpec
-    from lstm_report.readers import read_model
+    from lstm_report.config.schema import ModelSpec
+    from lstm_report.readers.dispatch import read_model
 
     ok = tmp_path / "deflated.keras"
     with (
@@ -443,7 +444,7 @@ def test_onnx_external_data_only_from_the_models_own_data_file(
 ) -> None:
     pytest.importorskip("onnx")
     from lstm_report.errors import ModelLoadError
-    from lstm_report.readers import onnx_rnn
+    from lstm_report.readers.onnx import rnn as onnx_rnn
 
     folder = _secret_folder(tmp_path)
     name, _, how = location.partition(" -> ")
@@ -475,7 +476,7 @@ def test_onnx_external_data_only_from_the_models_own_data_file(
 @pytest.mark.parametrize("name", ["gru.onnx.data", "gru.onnx_data", "gru.data"])
 def test_onnx_own_data_file_is_read(name: str, tmp_path: Path) -> None:
     pytest.importorskip("onnx")
-    from lstm_report.readers import onnx_rnn
+    from lstm_report.readers.onnx import rnn as onnx_rnn
 
     folder = tmp_path / "m"
     model = _onnx_pointing_at(folder, name)

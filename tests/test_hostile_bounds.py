@@ -22,7 +22,10 @@ import numpy as np
 import pytest
 
 from lstm_report.errors import ModelLoadError
-from lstm_report.readers import onnx_rnn, safetensors_state, torch_rnn, torch_state
+from lstm_report.readers.onnx import rnn as onnx_rnn
+from lstm_report.readers.torch import rnn as torch_rnn
+from lstm_report.readers.torch import safetensors_file as safetensors_state
+from lstm_report.readers.torch import state as torch_state
 from tests import hostile
 from tests.hostile import Storage, Tensor, assert_refused, run_cli
 
@@ -486,7 +489,7 @@ def test_hostile_pickle_never_writes_beside_it(tmp_path: Path) -> None:
 
 def test_onnx_external_weights_count_as_part_of_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     # The 424-byte gru.onnx reads 864 bytes from gru.onnx.data: within 1× of both together.
-    from lstm_report import limits
+    from lstm_report.fileio import limits
 
     monkeypatch.setattr(limits, "MATERIALISE_FACTOR", 1)
     monkeypatch.setattr(limits, "MATERIALISE_FLOOR", 0)
@@ -499,7 +502,7 @@ def test_onnx_wire_walk_counts_nodes_as_onnx_parses_them(
 ) -> None:
     import onnx
 
-    from lstm_report.readers import onnx_wire
+    from lstm_report.readers.onnx import wire as onnx_wire
 
     path = hostile.onnx_shared_weights(tmp_path / "five.onnx", 5, 2, 2)
     data = path.read_bytes()

@@ -16,7 +16,7 @@ from lstm_report.analysis.importance import (
     occlusion_importance,
     sequences_for_work,
 )
-from lstm_report.cells import from_keras, replay
+from lstm_report.cells.base import from_keras, replay
 from tests.conftest import write_config
 
 
@@ -166,7 +166,7 @@ def test_weight_norms_can_mislead_where_importance_does_not(tmp_path: Path) -> N
     # shut (b_o = -30): it cannot change the output. Feature 0 has small weights into an
     # open unit. Weight norms rank feature 1 first; the importance measured on data does not.
     from lstm_report.analysis import analyse_layer, measured_importance
-    from lstm_report.model import LSTMWeights, ModelWeights
+    from lstm_report.model.layers import LSTMWeights, ModelWeights
 
     u = 2
     kernel = np.zeros((2, 4 * u), np.float32)

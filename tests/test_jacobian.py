@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_report.cells import GRU_GATES, LSTM_GATES, CellWeights, GateWeights, replay
 from lstm_report.cells.activations import ACTIVATION_GRADS, ACTIVATIONS
+from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights, replay
 from lstm_report.cells.jacobian import cell_map
 from lstm_report.errors import AnalysisError
 

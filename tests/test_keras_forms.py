@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.config import ModelSpec, is_model_file
+from lstm_report.analysis.gates import replay
+from lstm_report.config.schema import ModelSpec, is_model_file
 from lstm_report.errors import ModelLoadError, UnsafeModelError
-from lstm_report.gates import replay
-from lstm_report.readers import read_model
-from lstm_report.readers.direct import CorruptModelError, DirectReadError
-from lstm_report.readers.keras_h5 import cudnn_to_gru
+from lstm_report.readers.dispatch import read_model
+from lstm_report.readers.keras.direct import CorruptModelError, DirectReadError
+from lstm_report.readers.keras.h5 import cudnn_to_gru
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -9,9 +9,9 @@ import pytest
 from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.probing import LayerRun
-from lstm_report.cells import GRU_GATES, LSTM_GATES, CellWeights, GateWeights
+from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map
-from lstm_report.model import LSTMWeights
+from lstm_report.model.layers import LSTMWeights
 from tests.test_jacobian import make_cell
 
 

@@ -14,12 +14,12 @@ import pytest
 from lstm_report.analysis.dynamics import layer_dynamics
 from lstm_report.analysis.mechanism import ablated_outputs, fixed_points, unit_ablation
 from lstm_report.analysis.takeaways import mechanism_sentence, return_steps
-from lstm_report.cells import GRU_GATES, CellWeights, GateWeights, replay
+from lstm_report.cells.base import GRU_GATES, CellWeights, GateWeights, replay
 from lstm_report.cells.jacobian import cell_map
-from lstm_report.config import ModelSpec, ProbeSpec, parse_config
+from lstm_report.config.schema import ModelSpec, ProbeSpec, parse_config
 from lstm_report.errors import ConfigError
-from lstm_report.model import LayerAnalysis
-from lstm_report.readers import read_model
+from lstm_report.model.analyses import LayerAnalysis
+from lstm_report.readers.dispatch import read_model
 from tests.test_jacobian import make_cell
 from tests.test_lyapunov import sigmoid, still_cell
 
@@ -310,7 +310,7 @@ def test_the_report_carries_fixed_points_units_and_the_takeaway(tmp_path: Path) 
 def _layer(cell: CellWeights, mech: object) -> LayerAnalysis:
     from dataclasses import replace
 
-    from lstm_report.model import LSTMWeights
+    from lstm_report.model.layers import LSTMWeights
 
     kernel, recurrent, bias = cell.keras_arrays()
     w = LSTMWeights(

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lstm_report.analysis import analyse_model
-from lstm_report.config import ModelSpec, ProbeSpec
-from lstm_report.readers import read_model
+from lstm_report.config.schema import ModelSpec, ProbeSpec
+from lstm_report.readers.dispatch import read_model
 
 STEPS, LAG = 20, 8
 
@@ -111,7 +111,7 @@ def test_a_layer_numpy_does_not_replay_is_named_in_target_reason(
 
 
 def test_keras_runs_what_numpy_does_not_and_says_so(keras: Any, tmp_path: Path) -> None:
-    from lstm_report.readers import keras_inputs
+    from lstm_report.readers.dispatch import keras_inputs
 
     model, path = _stopped_model(keras, tmp_path)
     x = np.random.default_rng(1).normal(size=(8, STEPS, 2)).astype(np.float32)
@@ -126,7 +126,7 @@ def test_keras_runs_what_numpy_does_not_and_says_so(keras: Any, tmp_path: Path) 
 
 def test_unsafe_keras_fallback_says_why(keras: Any, tmp_path: Path) -> None:
     # issue 20 item 10: Keras refuses the file (a Lambda) -> the reason is on the target
-    from lstm_report.readers import keras_inputs
+    from lstm_report.readers.dispatch import keras_inputs
 
     model = keras.Sequential(
         [

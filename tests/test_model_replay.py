@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lstm_report.analysis.model_replay import ModelReplay, ReplayStopped, replay_problem
-from lstm_report.config import ModelSpec
-from lstm_report.readers import read_model
+from lstm_report.config.schema import ModelSpec
+from lstm_report.readers.dispatch import read_model
 
 TOL = 1e-5
 

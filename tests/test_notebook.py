@@ -13,7 +13,7 @@ import pytest
 
 import lstm_report
 from lstm_report.errors import ConfigError
-from lstm_report.notebook import FALLBACK_HEIGHT, iframe_html
+from lstm_report.integrations.notebook import FALLBACK_HEIGHT, iframe_html
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_report.cells import CellWeights, equations, replay
+from lstm_report.cells.base import CellWeights, equations, replay
 from lstm_report.errors import ModelLoadError
-from lstm_report.readers import onnx_graph, onnx_rnn
 from lstm_report.readers.frameworks import read_framework
+from lstm_report.readers.onnx import graph as onnx_graph
+from lstm_report.readers.onnx import rnn as onnx_rnn
 
 onnx = pytest.importorskip("onnx")
 FIX = Path(__file__).resolve().parent / "fixtures" / "onnx_graphs"

@@ -40,10 +40,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_carries_templates_and_demo(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
-        "lstm_report/_templates/report.html.jinja2",
-        "lstm_report/_templates/report.css",
-        "lstm_report/_configs/demo.yaml",
-        "lstm_report/_configs/demo/demo_lstm.keras",
+        "lstm_report/_resources/templates/report.html.jinja2",
+        "lstm_report/_resources/templates/report.css",
+        "lstm_report/_resources/configs/demo.yaml",
+        "lstm_report/_resources/configs/demo/demo_lstm.keras",
     ):
         assert needed in names
 

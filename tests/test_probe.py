@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.config import ModelSpec, ProbeSpec
+from lstm_report.config.schema import ModelSpec, ProbeSpec
 from lstm_report.errors import ConfigError
 from lstm_report.readers.probe import ProbeShape, load_probe
 from tests import hostile

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_report.config import MODEL_KEYS, TOP_KEYS, parse_config
+from lstm_report.analysis.gates import split_gates
+from lstm_report.config.schema import MODEL_KEYS, TOP_KEYS, parse_config
 from lstm_report.errors import ConfigError
-from lstm_report.gates import split_gates
 
 yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.config import ModelSpec
+from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ModelLoadError, UnsafeModelError
-from lstm_report.readers import read_model
+from lstm_report.readers.dispatch import read_model
 
 
 def spec(path: Path, **kw: Any) -> ModelSpec:
@@ -233,7 +233,7 @@ def _stored_zip(path: Path, data: bytes, extra: bytes = b"") -> None:
 def test_stored_weights_are_read_in_place_with_seeks(tmp_path: Path) -> None:
     # zipfile re-reads a stored member from its start on every backward seek; the window
     # reads the member's own bytes in place, and nothing outside them.
-    from lstm_report.readers.safety import MemberWindow, open_weights
+    from lstm_report.readers.safety.rules import MemberWindow, open_weights
 
     data = bytes(range(256)) * 40
     path = tmp_path / "m.keras"
@@ -252,7 +252,7 @@ def test_stored_weights_are_read_in_place_with_seeks(tmp_path: Path) -> None:
 
 
 def test_a_local_header_that_disagrees_is_left_to_zipfile(tmp_path: Path) -> None:
-    from lstm_report.readers.safety import MemberWindow, open_weights
+    from lstm_report.readers.safety.rules import MemberWindow, open_weights
 
     path = tmp_path / "m.keras"
     _stored_zip(path, b"0123456789")

@@ -20,6 +20,7 @@ from lstm_report.analysis.findings import (
     unit_gram,
     unit_vectors,
 )
+from lstm_report.analysis.gates import layer_gates
 from lstm_report.analysis.spectra import (
     ARNOLDI_TOL,
     EXACT_MAX,
@@ -28,9 +29,8 @@ from lstm_report.analysis.spectra import (
     spectral_radius,
     spectrum,
 )
-from lstm_report.gates import layer_gates
-from lstm_report.model import LSTMWeights
-from lstm_report.report_json import spectrum_json
+from lstm_report.model.layers import LSTMWeights
+from lstm_report.output.report_json import spectrum_json
 
 SMALL = 48
 """exact_max for the tests of the large-matrix path: matrices of 100-200 keep them quick."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lstm_report.analysis.gates import split_gates
 from lstm_report.analysis.stats import feature_importance, matrix_stats
-from lstm_report.gates import split_gates
 
 
 def test_matrix_stats_match_numpy() -> None:

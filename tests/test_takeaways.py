@@ -151,7 +151,7 @@ def test_memory_sentence_without_a_horizon_is_an_estimate_said_as_one() -> None:
     from lstm_report.analysis.activity import probe_activity
     from lstm_report.analysis.probing import LayerRun
     from lstm_report.analysis.takeaways import memory_sentence
-    from lstm_report.model import LSTMWeights
+    from lstm_report.model.layers import LSTMWeights
 
     rng = np.random.default_rng(0)
     w = LSTMWeights(

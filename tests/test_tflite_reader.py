@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_report.cells import replay_layers
+from lstm_report.cells.base import replay_layers
 from lstm_report.cli import main
 from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.readers.frameworks import read_framework
 
 pytest.importorskip("tflite")
-from lstm_report.readers import tflite_rnn  # noqa: E402
+from lstm_report.readers.tflite import rnn as tflite_rnn
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "tflite"
 LAYERS = ("lstm_0", "lstm_1")

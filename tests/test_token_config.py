@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lstm_report import config as config_module
-from lstm_report.config import model_file_config, parse_config
+from lstm_report.config import schema as config_module
+from lstm_report.config.schema import model_file_config, parse_config
 from lstm_report.errors import ConfigError
 
 

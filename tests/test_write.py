@@ -97,7 +97,7 @@ def test_refused_before_reading_models(setup: Path) -> None:
 
 def test_devices_are_refused() -> None:
     # never written, only checked: /dev/null must survive any test run
-    from lstm_report.write import check_output_kind, check_outputs
+    from lstm_report.fileio.write import check_output_kind, check_outputs
 
     with pytest.raises(OutputError, match=r"/dev/null: is a character device, not a regular file"):
         check_output_kind(Path("/dev/null"))

@@ -12,6 +12,7 @@ import numpy as np
 
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.findings import layer_findings
+from lstm_report.analysis.gates import GateWeights, layer_gates, memory_gate
 from lstm_report.analysis.importance import (
     occlusion_importance,
     sequences_for_work,
@@ -22,25 +23,19 @@ from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import PARALLEL_MIN, gate_spectra, spectra_jobs, spectra_pool
 from lstm_report.analysis.stats import feature_importance, gate_stats, matrix_stats
-from lstm_report.config import Checks, ModelSpec
+from lstm_report.config.schema import Checks, ModelSpec
 from lstm_report.errors import AnalysisError, ConfigError, LstmReportError, listing, quote
-from lstm_report.gates import GateWeights, layer_gates, memory_gate
-from lstm_report.model import (
-    Dynamics,
-    GateSpectra,
-    GateStats,
-    Headline,
+from lstm_report.model.analyses import (
     InputImportance,
     LayerAnalysis,
-    LSTMWeights,
-    MatrixStats,
-    Mechanism,
     ModelAnalysis,
-    ModelWeights,
     Target,
-    UnitAblation,
     severity_rank,
 )
+from lstm_report.model.layers import LSTMWeights, ModelWeights
+from lstm_report.model.mechanism import Mechanism, UnitAblation
+from lstm_report.model.report import Headline
+from lstm_report.model.stats import Dynamics, GateSpectra, GateStats, MatrixStats
 
 KEPT_SEQUENCES = 32
 """Probe inputs a layer keeps for verification: enough to expose any mix-up."""

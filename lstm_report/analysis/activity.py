@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_report.gates import layer_gates, replay
-from lstm_report.model import GateActivity, LSTMWeights, ProbeActivity
+from lstm_report.analysis.gates import layer_gates, replay
+from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.mechanism import GateActivity, ProbeActivity
 
 # Karpathy, Johnson & Fei-Fei (2015): a sigmoid gate is left-saturated below 0.1 and
 # right-saturated above 0.9; for the tanh candidate we use -0.9 and 0.9.

@@ -7,17 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lstm_report.analysis.gates import GateWeights, layer_gates
 from lstm_report.analysis.norms import cosine, fro, scale_of
 from lstm_report.errors import ConfigError
-from lstm_report.gates import GateWeights, layer_gates
-from lstm_report.model import (
-    Comparison,
-    Delta,
-    GateDelta,
-    LayerDelta,
-    LSTMWeights,
-    ModelAnalysis,
-)
+from lstm_report.model.analyses import ModelAnalysis
+from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.training import Comparison, Delta, GateDelta, LayerDelta
 
 TOP_UNITS = 5
 

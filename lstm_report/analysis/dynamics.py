@@ -20,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from lstm_report.cells import CellWeights
+from lstm_report.cells.base import CellWeights
 from lstm_report.cells.jacobian import CellMap, cell_map
-from lstm_report.model import Dynamics, MemoryHorizon
+from lstm_report.model.mechanism import MemoryHorizon
+from lstm_report.model.stats import Dynamics
 
 EXPONENTS = 8
 """Lyapunov exponents computed at most (fewer for a smaller state)."""

@@ -7,21 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.analysis.gates import GateWeights
 from lstm_report.analysis.norms import row_norms
-from lstm_report.config import Checks
-from lstm_report.gates import GateWeights
-from lstm_report.model import (
-    GATE_NAMES,
-    Dynamics,
-    Finding,
-    GateSpectra,
-    GateStats,
-    LSTMWeights,
-    ProbeActivity,
-    Severity,
-    Verification,
-    severity_rank,
-)
+from lstm_report.config.schema import Checks
+from lstm_report.model.analyses import Finding, Severity, severity_rank
+from lstm_report.model.layers import GATE_NAMES, LSTMWeights
+from lstm_report.model.mechanism import ProbeActivity
+from lstm_report.model.stats import Dynamics, GateSpectra, GateStats, Verification
 
 MAX_LISTED = 8
 """Findings name at most this many units; the rest are counted."""

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lstm_report.cells import CellWeights
-from lstm_report.model import FeatureEffect, InputImportance, Target
+from lstm_report.cells.base import CellWeights
+from lstm_report.model.analyses import FeatureEffect, InputImportance, Target
 
 Forward = Callable[[np.ndarray], np.ndarray]
 """Probe inputs (sequences, steps, features) -> the target's values, first axis sequences."""

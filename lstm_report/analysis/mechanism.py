@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from lstm_report.cells import CellWeights
+from lstm_report.cells.base import CellWeights
 from lstm_report.cells.jacobian import CellMap, cell_map
-from lstm_report.model import (
+from lstm_report.model.mechanism import (
     FixedPoint,
     Mechanism,
     Plane,

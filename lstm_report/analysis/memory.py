@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_report.gates import GateWeights, activation_fn, memory_gate
-from lstm_report.model import LSTMWeights, Timescales
+from lstm_report.analysis.gates import GateWeights, activation_fn, memory_gate
+from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.stats import Timescales
 
 
 def tau(f: np.ndarray) -> tuple[float | None, ...]:

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.cells import replay as replay_cell
 from lstm_report.cells.activations import activation_fn
+from lstm_report.cells.base import replay as replay_cell
 from lstm_report.errors import AnalysisError
-from lstm_report.model import LSTMWeights, ModelWeights
-from lstm_report.model_graph import IDENTITY_LAYERS, GraphLayer, ModelGraph
+from lstm_report.model.graph import IDENTITY_LAYERS, GraphLayer, ModelGraph
+from lstm_report.model.layers import LSTMWeights, ModelWeights
 
 EPSILON = 1e-7
 """keras.backend.epsilon(): Normalization's floor under the standard deviation."""

@@ -1,7 +1,7 @@
 """An ONNX model's whole graph on the probe, run by onnx's numpy reference evaluator
 (onnxruntime where installed): the model's prediction, for the importance.
 
-The graph was checked by its reader (readers/onnx_rnn.py): one input, one output, every
+The graph was checked by its reader (readers/onnx/rnn.py): one input, one output, every
 weight inside the file, standard operators only; nothing in it is Python code.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from lstm_report.errors import AnalysisError
-from lstm_report.model_graph import ModelGraph
+from lstm_report.model.graph import ModelGraph
 
 
 def onnx_forward(

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_report.errors import LstmReportError
-from lstm_report.model import LSTMWeights, ModelWeights, ProbeActivity
+from lstm_report.model.layers import LSTMWeights, ModelWeights
+from lstm_report.model.mechanism import ProbeActivity
 
 KerasInputs = Callable[[str | None, np.ndarray], np.ndarray]
 """(top-level layer name, model input) -> that layer's input, computed by Keras; for the
@@ -81,7 +82,7 @@ class ProbeFlow:
             if x is None:
                 self._runs[key] = (LayerRun(None, None, note), None)
             elif not self.activity:
-                from lstm_report.gates import replay
+                from lstm_report.analysis.gates import replay
 
                 out = replay(w, x, keep_gates=False, dtype=np.float32).h
                 self._runs[key] = (LayerRun(None, x), out)

@@ -10,18 +10,12 @@ from typing import Any
 import numpy as np
 
 from lstm_report.analysis.compare import delta
+from lstm_report.analysis.gates import layer_gates
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.norms import fro
 from lstm_report.analysis.spectra import spectral_radius
-from lstm_report.gates import layer_gates
-from lstm_report.model import (
-    Checkpoint,
-    GatePoint,
-    LayerPoint,
-    LSTMWeights,
-    ModelWeights,
-    Series,
-)
+from lstm_report.model.layers import LSTMWeights, ModelWeights
+from lstm_report.model.training import Checkpoint, GatePoint, LayerPoint, Series
 
 
 def _fro(a: np.ndarray | None) -> float | None:

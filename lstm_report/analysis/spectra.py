@@ -18,9 +18,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from lstm_report.analysis.gates import GateWeights
 from lstm_report.analysis.norms import scale_of
-from lstm_report.gates import GateWeights
-from lstm_report.model import GateSpectra, Spectrum
+from lstm_report.model.stats import GateSpectra, Spectrum
 
 T = TypeVar("T")
 

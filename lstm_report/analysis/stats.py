@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lstm_report.analysis.gates import GateWeights
 from lstm_report.analysis.norms import fro, max_abs, row_norms, scale_of
-from lstm_report.gates import GateWeights
-from lstm_report.model import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
+from lstm_report.model.stats import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
 
 
 def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixStats:

@@ -9,14 +9,11 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from lstm_report.model import (
-    GATE_NAMES,
-    Comparison,
-    LayerAnalysis,
-    ModelAnalysis,
-    Takeaway,
-    Verification,
-)
+from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
+from lstm_report.model.layers import GATE_NAMES
+from lstm_report.model.report import Takeaway
+from lstm_report.model.stats import Verification
+from lstm_report.model.training import Comparison
 
 SHORT_MEMORY = 0.25
 """Memory is short when the median timescale is under this fraction of the sequence."""

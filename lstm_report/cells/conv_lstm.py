@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_report.cells import LSTM_GATES
 from lstm_report.cells.activations import activation_fn
+from lstm_report.cells.base import LSTM_GATES
 from lstm_report.errors import AnalysisError
 
 

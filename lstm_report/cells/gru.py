@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_report.cells import (
+from lstm_report.cells.base import (
     GRU_GATES,
     CellTrace,
     CellWeights,

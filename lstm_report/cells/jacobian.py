@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lstm_report.cells import CellWeights, flat_matmul
 from lstm_report.cells.activations import activation_fn, activation_grad
+from lstm_report.cells.base import CellWeights, flat_matmul
 from lstm_report.errors import AnalysisError
 
 

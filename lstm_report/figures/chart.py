@@ -324,7 +324,7 @@ def draw(chart: Chart, alt: str) -> EmbeddedFigure:
 
 
 def _render(chart: Chart) -> str:
-    from lstm_report.render import env
+    from lstm_report.output.html import env
 
     return env.get_template("chart.svg.jinja2").render(chart=chart)
 

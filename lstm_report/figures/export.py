@@ -15,7 +15,7 @@ from typing import Any
 
 from lstm_report.errors import ConfigError, OutputError
 from lstm_report.figures.encode import EmbeddedFigure
-from lstm_report.model import ReportData
+from lstm_report.model.report import ReportData
 
 FORMATS = ("pdf", "png", "svg")
 INDEX = "figures.json"
@@ -138,7 +138,7 @@ def _folder(folder: Path) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     """Write ``data`` beside ``path`` and move it there: never half a file."""
-    from lstm_report.write import check_output_kind
+    from lstm_report.fileio.write import check_output_kind
 
     check_output_kind(path)
     try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.analysis.gates import GateWeights, layer_gates
 from lstm_report.figures.chart import (
     FONT,
     Area,
@@ -55,8 +56,8 @@ from lstm_report.figures.encode import (
     pool_max_abs,
 )
 from lstm_report.figures.mechanism import MechanismFigures, mechanism_figures
-from lstm_report.gates import GateWeights, layer_gates
-from lstm_report.model import GATE_NAMES, LayerAnalysis
+from lstm_report.model.analyses import LayerAnalysis
+from lstm_report.model.layers import GATE_NAMES
 
 WIDTH = 1000.0
 """A full-width figure's width in SVG units (px at 100%)."""

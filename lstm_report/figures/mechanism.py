@@ -30,7 +30,7 @@ from lstm_report.figures.chart import (
     xy,
 )
 from lstm_report.figures.encode import EmbeddedFigure
-from lstm_report.model import LayerAnalysis
+from lstm_report.model.analyses import LayerAnalysis
 
 NARROW = 330.0
 TRAJECTORY = "#9aa5b1"

@@ -8,7 +8,8 @@ from typing import Any
 
 from lstm_report.figures.layer import layer_figures, step_chart
 from lstm_report.figures.training import comparison_figures, series_figures
-from lstm_report.model import Comparison, LayerAnalysis, LayerDelta, ModelAnalysis, Series
+from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
+from lstm_report.model.training import Comparison, LayerDelta, Series
 
 
 def draw_figures(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.analysis.gates import layer_gates
 from lstm_report.figures.chart import (
     FONT,
     Chart,
@@ -30,8 +31,8 @@ from lstm_report.figures.chart import (
 )
 from lstm_report.figures.encode import GATE_COLORS, EmbeddedFigure
 from lstm_report.figures.layer import NARROW, WIDTH, density, heatmaps, hist_panels
-from lstm_report.gates import layer_gates
-from lstm_report.model import GATE_NAMES, LayerDelta, Series
+from lstm_report.model.layers import GATE_NAMES
+from lstm_report.model.training import LayerDelta, Series
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import CorruptModelError, ModelLoadError, UnsafeModelError
-from lstm_report.limits import (
+from lstm_report.fileio.limits import (
     MAX_JSON_DEPTH,
     MAX_METADATA_BYTES,
     MAX_MODEL_CONFIG_BYTES,
@@ -21,8 +21,8 @@ from lstm_report.limits import (
     zip_member_problem,
 )
 from lstm_report.readers.formats import format_of, suffix_text, suffixes_of
-from lstm_report.readers.safety import check_hdf5, open_weights, read_member, show
-from lstm_report.readers.topology import structure_problem, unsafe_layers
+from lstm_report.readers.keras.topology import structure_problem, unsafe_layers
+from lstm_report.readers.safety.rules import check_hdf5, open_weights, read_member, show
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -103,7 +103,7 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
         return _inspect_h5(path, where)
     found = framework_format(path, head)
     if found is not None:
-        # Their readers check everything they read (readers/torch_state.py, safetensors_state.py,
+        # Their readers check everything they read (readers/torch/state.py, safetensors_state.py,
         # onnx_rnn.py, tflite_rnn.py): pickles restricted, declared sizes bounded, external
         # data confined.
         return ModelFile(path=path, format=found, config=None)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lstm_report.cells import RecurrentModel
+from lstm_report.cells.base import RecurrentModel
 from lstm_report.errors import ModelLoadError
-from lstm_report.model import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model.layers import LSTMWeights, ModelWeights, OtherLayer
 
 FRAMEWORK_READERS = ("pytorch", "onnx", "tflite")
 """ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
@@ -30,15 +30,15 @@ def read_framework(
     """Read a PyTorch (.pt/.pth/.safetensors) or ONNX file; errors start with ``where``."""
     try:
         if format == "onnx":
-            from lstm_report.readers import onnx_rnn
+            from lstm_report.readers.onnx import rnn as onnx_rnn
 
             found = onnx_rnn.read(path, allow_external_data=allow_external_data)
         elif format == "tflite":
-            from lstm_report.readers import tflite_rnn
+            from lstm_report.readers.tflite import rnn as tflite_rnn
 
             found = tflite_rnn.read(path)
         else:
-            from lstm_report.readers import torch_rnn
+            from lstm_report.readers.torch import rnn as torch_rnn
 
             found = torch_rnn.read(path)
     except ModelLoadError as exc:

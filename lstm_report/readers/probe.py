@@ -18,16 +18,16 @@ from typing import IO, Any
 
 import numpy as np
 
-from lstm_report.config import ModelSpec
+from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ConfigError, listing, quote
-from lstm_report.limits import (
+from lstm_report.fileio.limits import (
     MAX_PROBE_BYTES,
     NotRegularFileError,
     open_regular,
     size_text,
     zip_member_problem,
 )
-from lstm_report.model import ModelWeights
+from lstm_report.model.layers import ModelWeights
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")

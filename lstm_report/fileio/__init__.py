@@ -1,0 +1,1 @@
+"""Files: bounded reads of hostile inputs, atomic writes never over an input, the cache key."""

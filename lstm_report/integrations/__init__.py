@@ -1,0 +1,1 @@
+"""Where users already work: the Keras callback, notebooks, experiment trackers."""

@@ -1,0 +1,1 @@
+"""The frozen data passed between pipeline stages: what was read, what was computed."""

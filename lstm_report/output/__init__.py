@@ -1,0 +1,1 @@
+"""Report data -> outputs: the HTML page, the JSON contract, Markdown, JUnit, CI alerts."""

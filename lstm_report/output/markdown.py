@@ -1,0 +1,148 @@
+"""A short Markdown summary of a report, for a pull-request comment or $GITHUB_STEP_SUMMARY.
+
+Built from the report's JSON data (the numbers are those of the page and of ``--json``),
+with no HTML in it: every character of user text that Markdown could read as markup
+(``<``, ``&``, ``*``, ``|``, ...) is backslash-escaped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from lstm_report.output.numbers import Numbers, numbers
+
+MAX_FINDINGS = 10
+"""Findings listed one by one; the rest are counted (the report lists them all)."""
+
+_SPECIAL = re.compile(r"([\\`*_\[\]<>#|&~])")
+"""What Markdown (CommonMark and GitHub's) reads as markup anywhere in a line; with ``[``
+and ``]`` escaped no link can form, so ``(``, ``)`` and ``!`` stay as they are."""
+
+
+def escape(text: str) -> str:
+    """User text as literal Markdown on one line: punctuation Markdown reads is escaped."""
+    flat = _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    # At the start of a line or list item these begin a list, a heading or a rule.
+    if flat[:1] in ("-", "+", "="):
+        return "\\" + flat
+    return re.sub(r"^(\d+)([.)])", r"\1\\\2", flat)
+
+
+def num(value: Any) -> str:
+    """A number as the page shows it (4 significant digits; ``n/a`` for none)."""
+    from lstm_report.output.html import fmt_num
+
+    return fmt_num(value)
+
+
+def link(target: Path, start: Path) -> str:
+    """The relative URL of ``target`` from the folder of ``start``."""
+    try:
+        rel = os.path.relpath(os.path.abspath(target), os.path.dirname(os.path.abspath(start)))
+    except ValueError:  # another drive (Windows): the file name is the best guess
+        rel = target.name
+    return quote(rel.replace(os.sep, "/"))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def headline_rows(n: Numbers) -> list[tuple[str, str]]:
+    """The table of headline numbers: (what, value) in Markdown."""
+    rows = [
+        ("Models", f"{n.models:,}"),
+        ("LSTM layers", f"{n.layers:,}"),
+        ("LSTM parameters", f"{n.lstm_params:,}"),
+        (
+            "Findings",
+            f"{n.findings:,} ({_plural(n.errors, 'error')}, {_plural(n.warnings, 'warning')})",
+        ),
+        ("Largest spectral radius ρ(U_g)", num(n.largest_radius)),
+    ]
+    if n.top_input is not None:
+        t = n.top_input
+        how = "occlusion on the probe" if t.measured else "weight norm, a hint"
+        rows.append(
+            ("Top input", f"{escape(t.feature)} in {escape(t.model)}: {num(t.value)} ({how})")
+        )
+    if n.memory_tau is not None:
+        where = "on the probe" if n.memory_on_probe else "at rest"
+        rows.append(("Median memory timescale τ", f"{num(n.memory_tau)} steps ({where})"))
+    if n.change is not None:
+        c = n.change
+        rows.append(
+            (
+                "Largest change vs baseline",
+                f"{num(c.value)} ({c.matrix}\\_{escape(c.gate)} of {escape(c.layer)}, "
+                f"{escape(c.baseline)} → {escape(c.candidate)})",
+            )
+        )
+    return rows
+
+
+def summary(data: Mapping[str, Any], html_path: Path | None, markdown_path: Path | None) -> str:
+    """The Markdown summary of a report's JSON data, linking to ``html_path`` if given."""
+    n = numbers(data)
+    title = data.get("title") or "LSTM weight report"
+    out = [f"### {escape(title)}", ""]
+    meta = f"Generated {escape(data.get('generated', ''))} by {escape(data.get('generator', ''))}"
+    if html_path is not None and markdown_path is not None:
+        meta = f"[Full report]({link(html_path, markdown_path)}) · {meta}"
+    out += [meta + ".", ""]
+    takeaways = data.get("takeaways") or []
+    if takeaways:
+        out += ["**Takeaways**", ""]
+        out += [f"- {escape(t['text'])}" for t in takeaways]
+        out.append("")
+    findings = data.get("findings") or []
+    if findings:
+        out += [
+            f"**Findings** ({_plural(n.errors, 'error')}, {_plural(n.warnings, 'warning')}, "
+            f"{len(findings) - n.errors - n.warnings:,} info)",
+            "",
+        ]
+        for f in findings[:MAX_FINDINGS]:
+            where = " › ".join(escape(p) for p in (f.get("model"), f.get("layer")) if p)
+            out.append(f"- **{f['severity']}** `{f['code']}` {where}: {escape(f['message'])}")
+        if len(findings) > MAX_FINDINGS:
+            out.append(f"- … and {len(findings) - MAX_FINDINGS:,} more in the report")
+        out.append("")
+    else:
+        out += ["**Findings**: none.", ""]
+    out += saved_lines(data)
+    out += ["| Headline | Value |", "| --- | --- |"]
+    out += [f"| {what} | {value} |" for what, value in headline_rows(n)]
+    return "\n".join(out) + "\n"
+
+
+def saved_lines(data: Mapping[str, Any]) -> list[str]:
+    """One line per comparison with a saved report: findings new and resolved, and the
+    spectral radius that moved most (output/baseline.py)."""
+    out: list[str] = []
+    for c in data.get("saved_comparisons") or []:
+        found = c.get("findings") or {}
+        new, resolved = len(found.get("new") or []), len(found.get("resolved") or [])
+        line = (
+            f"- {escape(c['baseline'])} → {escape(c['candidate'])}: "
+            f"{_plural(new, 'new finding')}, {resolved:,} resolved"
+        )
+        radii = [
+            (abs(r["delta"]), r, la)
+            for la in c.get("layers") or []
+            for r in la.get("values") or []
+            if r["key"].endswith(".U.spectral_radius") and isinstance(r.get("delta"), (int, float))
+        ]
+        if radii:
+            _, r, la = max(radii, key=lambda t: t[0])
+            line += (
+                f"; largest change of a spectral radius: {escape(r['label'])} of "
+                f"{escape(la['name'])} {num(r['baseline'])} → {num(r['candidate'])}"
+            )
+        out.append(line + ".")
+    return ["**Compared with a saved report**", "", *out, ""] if out else []

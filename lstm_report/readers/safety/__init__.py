@@ -1,0 +1,1 @@
+"""The hostile-file rules: what a model file may do, and the inert unpickler."""

@@ -1,0 +1,1 @@
+"""PyTorch files read without torch: ``torch.save`` zips, safetensors, stable-baselines3 saves."""

@@ -1,0 +1,1 @@
+"""Checkpoint series: one work unit per checkpoint, and their cache by content hash."""

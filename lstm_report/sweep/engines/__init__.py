@@ -1,0 +1,1 @@
+"""Where a sweep's reports are built: the local process pool or a Dask cluster."""

@@ -65,7 +65,7 @@ def demo() -> tuple[list, np.ndarray]:
     d = configs_dir() / "demo"
     cfg = parse_config({"models": [{"path": str(d / "demo_lstm.keras")}]})
     mw = read_model(cfg.models[0])
-    return [w.cell for w in mw.lstms], np.load(d / "probe.npy")
+    return [w.cell for w in mw.layers], np.load(d / "probe.npy")
 
 
 def case(label: str, cells: list, x: np.ndarray, budget: float | None) -> None:

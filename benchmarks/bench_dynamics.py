@@ -49,7 +49,7 @@ def demo_case() -> Callable[[], object]:
     mw = read_model(cfg.models[0])
     probe = np.load(d / "probe.npy")
     flow = ProbeFlow(mw, probe, 0, None)
-    runs = [(w, flow.run(w).inputs) for w in mw.lstms]
+    runs = [(w, flow.run(w).inputs) for w in mw.layers]
     assert all(x is not None for _, x in runs)
     return lambda: [layer_dynamics(w.cell, x) for w, x in runs]
 

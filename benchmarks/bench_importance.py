@@ -32,7 +32,7 @@ def _compare(label: str, weights: Any, probe: np.ndarray) -> None:
     from lstm_report.analysis.model_replay import model_forward
 
     names = [f"x{j}" for j in range(probe.shape[2])]
-    last = weights.lstms[-1].name
+    last = weights.layers[-1].name
     on_lstm = _lstm_forward(weights, last)
     on_model, why = model_forward(weights)
     assert on_lstm is not None and on_model is not None, why

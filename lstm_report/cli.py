@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from lstm_report import __version__
+from lstm_report._version import __version__
 from lstm_report.errors import LstmReportError, one_line, shorten
 from lstm_report.malloc import map_large_blocks_for
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lstm_report import __version__
+from lstm_report._version import __version__
 from lstm_report.config.schema import Config, ModelSpec, load_config, parse_config
 from lstm_report.errors import ConfigError
 from lstm_report.model.analyses import ModelAnalysis
@@ -519,7 +519,7 @@ def _file_series(
         key = f"{analysed.name}@{c.label}"
         if key in wanted:
             weights = read_model(replace(spec, path=path))
-            kept[key] = (key, tuple(w for w in weights.lstms if (w.name, w.direction) in keep))
+            kept[key] = (key, tuple(w for w in weights.layers if (w.name, w.direction) in keep))
     series = Series(model=analysed.name, checkpoints=points, anchor=f"{analysed.anchor}-series")
     return series, kept
 
@@ -543,7 +543,7 @@ def make_series(
         points.append(checkpoint_figures(path, weights, previous, keep, label=label))
         key = f"{analysed.name}@{label}"
         if key in wanted:
-            kept[key] = (key, tuple(w for w in weights.lstms if (w.name, w.direction) in keep))
+            kept[key] = (key, tuple(w for w in weights.layers if (w.name, w.direction) in keep))
         previous = weights
     series = Series(
         model=analysed.name, checkpoints=tuple(points), anchor=f"{analysed.anchor}-series"

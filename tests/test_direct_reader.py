@@ -30,8 +30,8 @@ def assert_same(a: Any, b: Any) -> None:
     assert [(o.name, o.kind, o.units) for o in a.others] == [
         (o.name, o.kind, o.units) for o in b.others
     ]
-    assert len(a.lstms) == len(b.lstms)
-    for x, y in zip(a.lstms, b.lstms):
+    assert len(a.layers) == len(b.layers)
+    for x, y in zip(a.layers, b.layers):
         for field in (
             "name",
             "direction",
@@ -95,7 +95,7 @@ def test_direct_equals_keras(fixture: str, request: pytest.FixtureRequest) -> No
 
 def test_odd_names_are_read_by_class_order(odd_names: Path) -> None:
     mw = read_model(spec(odd_names), reader="direct")
-    assert [w.label for w in mw.lstms] == [
+    assert [w.label for w in mw.layers] == [
         "lstm_9",
         "stack/zeta",
         "stack/alpha",
@@ -103,8 +103,8 @@ def test_odd_names_are_read_by_class_order(odd_names: Path) -> None:
         "bi (forward)",
         "bi (backward)",
     ]
-    assert [w.reads_input for w in mw.lstms] == [True, False, False, False, False, False]
-    assert mw.lstms[-1].merge_mode == "ave"
+    assert [w.reads_input for w in mw.layers] == [True, False, False, False, False, False]
+    assert mw.layers[-1].merge_mode == "ave"
 
 
 def test_auto_prefers_direct(simple_model: Any) -> None:
@@ -125,13 +125,13 @@ def test_keras2_full_model() -> None:
     exp = _expected()
     mw = read_model(spec(FIXTURES / "keras2_full.h5"))
     assert mw.reader == "direct" and mw.keras_version and mw.keras_version.startswith("2.")
-    assert [w.label for w in mw.lstms] == [
+    assert [w.label for w in mw.layers] == [
         "encoder/inner_lstm",
         "bi (forward)",
         "bi (backward)",
         "gru",
     ]
-    inner, fwd, bwd, gru = mw.lstms
+    inner, fwd, bwd, gru = mw.layers
     # Keras 2's GRU is analysed too: 3 gates, reset_after from its config and bias
     assert (gru.kind, gru.gate_names, gru.units) == ("GRU", ("z", "r", "h"), 2)
     assert gru.reset_after == (gru.bias is not None and gru.bias.ndim == 2)
@@ -155,8 +155,8 @@ def test_keras2_weights_only() -> None:
     exp = _expected()
     mw = read_model(spec(FIXTURES / "keras2_weights.h5"))
     labels = ["encoder/inner_lstm", "bi (forward)", "bi (backward)", "gru"]
-    assert [w.label for w in mw.lstms] == labels
-    inner, fwd, bwd, gru = mw.lstms
+    assert [w.label for w in mw.layers] == labels
+    inner, fwd, bwd, gru = mw.layers
     assert gru.kind == "GRU"  # 3 gates: a GRU, never an LSTM
     np.testing.assert_array_equal(_flat(inner), exp["inner_lstm"])
     np.testing.assert_array_equal(_flat(fwd), exp["bi_forward"])
@@ -176,7 +176,7 @@ def test_weights_only_activations_from_config() -> None:
         FIXTURES / "keras2_weights.h5",
         activations=(("recurrent_activation", "hard_sigmoid_keras2"),),
     )
-    inner = read_model(s).lstms[0]
+    inner = read_model(s).layers[0]
     assert inner.recurrent_activation == "hard_sigmoid_keras2"
     np.testing.assert_allclose(replay(inner, exp["x"]).h, exp["inner_lstm_out"], atol=1e-5)
 
@@ -185,7 +185,7 @@ def test_weights_only_activations_from_config() -> None:
 def test_cudnn_lstm_as_keras2_converts_it(name: str) -> None:
     exp = _expected()
     mw = read_model(spec(FIXTURES / name))
-    (w,) = mw.lstms
+    (w,) = mw.layers
     assert w.kind == "CuDNNLSTM" and (w.activation, w.recurrent_activation) == ("tanh", "sigmoid")
     np.testing.assert_array_equal(w.kernel, exp["cudnn_kernel"])
     np.testing.assert_array_equal(w.recurrent_kernel, exp["cudnn_recurrent_kernel"])
@@ -279,13 +279,13 @@ def test_keras3_weights_file(complex_model: Any, tmp_path: Path) -> None:
     path = tmp_path / "complex.weights.h5"
     complex_model.model.save_weights(path)
     mw = read_model(spec(path))
-    assert sorted(w.label for w in mw.lstms) == [
+    assert sorted(w.label for w in mw.layers) == [
         "bi (backward)",
         "bi (forward)",
         "encoder/inner_lstm",
         "gru",
     ]
-    by_label = {w.label: w for w in mw.lstms}
+    by_label = {w.label: w for w in mw.layers}
     gru = by_label["gru"]
     assert gru.kind == "GRU" and gru.reset_after  # Keras 3's default: a (2, 3u) bias
     for got, want in zip(

@@ -74,7 +74,7 @@ def test_timescales_by_hand() -> None:
     t = la.timescales
     assert t is not None
     f = sigmoid(np.array(2.0))
-    assert t.resting_forget == pytest.approx((f,))
+    assert t.resting_keep == pytest.approx((f,))
     assert t.resting_tau == pytest.approx((1.0 / (1.0 - f),))
     assert t.bias_shift == pytest.approx(1.0)  # b_f = 2 is 1 above unit_forget_bias' start
 
@@ -116,7 +116,7 @@ def test_saturation_and_means_by_hand() -> None:
 
     t = timescales(w, layer_gates(w), np.asarray(activity.gates[1].unit_mean))
     f_mean = float(expected["f"].mean())
-    assert t.probe_forget == pytest.approx((f_mean,), abs=1e-6)
+    assert t.probe_keep == pytest.approx((f_mean,), abs=1e-6)
     assert t.probe_tau == pytest.approx((1.0 / (1.0 - f_mean),), rel=1e-5)
 
 
@@ -225,16 +225,16 @@ def test_probe_feeds_every_layer_its_real_input(stacked: Any, keras: Any) -> Non
     cfg = load_config(write_config(d, "models:\n  - path: stacked.keras\n    probe: probe.npy\n"))
     mw = read_model(cfg.models[0])
     flow = ProbeFlow(mw, probe, 0, keras_inputs(cfg.models[0]))
-    for w in mw.lstms:
+    for w in mw.layers:
         run = flow.run(w)
         assert run.inputs is not None and run.activity is not None
         # Called, not .predict(): the same numbers without tracing a function per sub-model
         want = np.asarray(keras.Model(m.inputs, m.get_layer(w.name).input)([probe]))
         np.testing.assert_allclose(run.inputs, want, atol=1e-5)
-    last = [w for w in mw.lstms if w.name == "last"][0]
+    last = [w for w in mw.layers if w.name == "last"][0]
     # behind a Dense layer: computed in numpy from the model's graph, Keras not needed
     assert flow.run(last).activity.source == "numpy"
-    bi = [w for w in mw.lstms if w.name == "bi"][0]
+    bi = [w for w in mw.layers if w.name == "bi"][0]
     assert flow.run(bi).activity.source == "numpy"
 
 

@@ -69,7 +69,7 @@ def _report_cells(path: Path, name: str) -> list[CellWeights]:
     """The cells of layers `name.l*`, rebuilt only from the report's per-gate matrices."""
     mw = read_model(_spec(path))
     cells = []
-    for w in mw.lstms:
+    for w in mw.layers:
         if not w.name.startswith(f"{name}."):
             continue
         gates = tuple(
@@ -187,7 +187,7 @@ def test_onnx_gru_report(
     y = expected[f"onnx/{name}/Y"]  # [seq, dirs, batch, H]
     from lstm_report.cells.base import replay
 
-    for d, w in enumerate(mw.lstms):
+    for d, w in enumerate(mw.layers):
         gates = tuple(
             GateWeights(gate=c.gate, W=g.W, U=g.U, b=g.b, b_rec=g.b_rec)
             for c, g in zip(w.cell.gates, layer_gates(w))

@@ -253,7 +253,7 @@ def test_soft_link_inside_the_file_is_fine(legacy_h5_model: Any, tmp_path: Path)
 
     ok = hostile.edit_h5(legacy_h5_model.path, tmp_path / "alias.h5", alias)
     mw = read_model(ModelSpec(index=0, path=ok, name=ok.name, reader="direct"))
-    assert [w.name for w in mw.lstms] == ["first", "second"]
+    assert [w.name for w in mw.layers] == ["first", "second"]
 
 
 def test_too_many_links(
@@ -327,7 +327,7 @@ def test_compressed_weights_within_the_limits_are_read(
     ok = hostile.edit_h5(legacy_h5_model.path, tmp_path / "gzip.h5", compress)
     mw = read_model(ModelSpec(index=0, path=ok, name=ok.name, reader="direct"))
     want = legacy_h5_model.model.get_layer("first").get_weights()
-    np.testing.assert_array_equal(mw.lstms[0].kernel, want[0])
+    np.testing.assert_array_equal(mw.layers[0].kernel, want[0])
 
 
 # --- .keras zips whose members are decompression bombs ------------------------------------
@@ -388,7 +388,7 @@ def test_deflated_keras_members_within_the_limits_are_read(
             zout.writestr(item.filename, zin.read(item))
     mw = read_model(ModelSpec(index=0, path=ok, name=ok.name, reader="direct"))
     np.testing.assert_array_equal(
-        mw.lstms[0].kernel, simple_model.model.get_layer("lstm").get_weights()[0]
+        mw.layers[0].kernel, simple_model.model.get_layer("lstm").get_weights()[0]
     )
 
 

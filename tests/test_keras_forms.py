@@ -28,9 +28,9 @@ def spec(path: Path) -> ModelSpec:
 
 
 def _same_arrays(a: Any, b: Any) -> None:
-    assert [w.label for w in a.lstms] == [w.label for w in b.lstms]
+    assert [w.label for w in a.layers] == [w.label for w in b.layers]
     assert a.total_params == b.total_params and a.input_dim == b.input_dim
-    for x, y in zip(a.lstms, b.lstms):
+    for x, y in zip(a.layers, b.layers):
         assert (x.kind, x.reset_after, x.return_sequences) == (
             y.kind,
             y.reset_after,
@@ -80,7 +80,7 @@ def test_every_form_reads_as_the_h5_zip(form: str, saved_forms: dict[str, Path])
     want = read_model(spec(saved_forms["h5"]), reader="direct")
     assert got.reader == "direct"
     _same_arrays(got, want)
-    assert [w.label for w in got.lstms] == [
+    assert [w.label for w in got.layers] == [
         "lstm",
         "bidirectional (forward)",
         "bidirectional (backward)",
@@ -92,7 +92,7 @@ def test_npz_weights_are_keras_own(keras: Any, saved_forms: dict[str, Path]) -> 
     """Keras itself cannot load its npz (allow_pickle=False): compare with the model's weights."""
     m = keras.saving.load_model(saved_forms["h5"])
     got = read_model(spec(saved_forms["npz"]), reader="direct")
-    lstm = got.lstms[0]
+    lstm = got.layers[0]
     k, r, b = m.layers[0].get_weights()
     np.testing.assert_array_equal(lstm.kernel, k)
     np.testing.assert_array_equal(lstm.recurrent_kernel, r)
@@ -198,16 +198,16 @@ def _gru_expected() -> Any:
 def test_cudnn_gru_as_keras2_converts_it(name: str) -> None:
     exp = _gru_expected()
     mw = read_model(spec(FIXTURES / name))
-    assert [w.kind for w in mw.lstms] == ["CuDNNGRU", "CuDNNGRU"] and not mw.others
-    for w, layer in zip(mw.lstms, ["cu_dnngru", "cu_dnngru_1"]):
+    assert [w.kind for w in mw.layers] == ["CuDNNGRU", "CuDNNGRU"] and not mw.others
+    for w, layer in zip(mw.layers, ["cu_dnngru", "cu_dnngru_1"]):
         assert w.reset_after is True
         assert (w.activation, w.recurrent_activation) == ("tanh", "sigmoid")
         np.testing.assert_array_equal(w.kernel, exp[f"{layer}/kernel"])
         np.testing.assert_array_equal(w.recurrent_kernel, exp[f"{layer}/recurrent_kernel"])
         np.testing.assert_array_equal(w.bias, exp[f"{layer}/bias"])
-    first = replay(mw.lstms[0], exp["x"]).h
+    first = replay(mw.layers[0], exp["x"]).h
     np.testing.assert_allclose(first, exp["first_out"], atol=1e-5)
-    np.testing.assert_allclose(replay(mw.lstms[1], first).h[:, -1], exp["out"], atol=1e-5)
+    np.testing.assert_allclose(replay(mw.layers[1], first).h[:, -1], exp["out"], atol=1e-5)
 
 
 def test_cudnn_gru_conversion_by_hand() -> None:

@@ -109,7 +109,7 @@ def test_two_stable_fixed_points_and_the_saddle_between_them_are_all_found() -> 
 
 def integrator() -> tuple[CellWeights, np.ndarray]:
     mw = read_model(ModelSpec(0, FIXTURE / "gru_integrator.keras", "int"), reader="direct")
-    (w,) = mw.lstms
+    (w,) = mw.layers
     return w.cell, np.load(FIXTURE / "probe.npy")
 
 
@@ -361,7 +361,7 @@ def test_mechanism_figures_keep_text_readable_on_a_phone() -> None:
     from lstm_report.figures.mechanism import mechanism_figures
 
     mw = read_model(ModelSpec(0, FIXTURE / "gru_integrator.keras", "int"), reader="direct")
-    (w,) = mw.lstms
+    (w,) = mw.layers
     probe = np.load(FIXTURE / "probe.npy")
     la = analyse_layer(w, None, "a", run=ProbeFlow(mw, probe, 0, None).run(w))
     from lstm_report.analysis import layer_units

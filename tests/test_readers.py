@@ -21,7 +21,7 @@ def spec(path: Path, **kw: Any) -> ModelSpec:
 
 def test_simple_model_arrays_equal_get_weights(simple_model: Any) -> None:
     mw = read_model(spec(simple_model.path))
-    (w,) = mw.lstms
+    (w,) = mw.layers
     kernel, rk, bias = simple_model.model.get_layer("lstm").get_weights()
     np.testing.assert_array_equal(w.kernel, kernel)
     np.testing.assert_array_equal(w.recurrent_kernel, rk)
@@ -36,14 +36,14 @@ def test_simple_model_arrays_equal_get_weights(simple_model: Any) -> None:
 
 def test_nested_bidirectional_and_gru(complex_model: Any) -> None:
     mw = read_model(spec(complex_model.path))
-    labels = [(w.name, w.direction) for w in mw.lstms]
+    labels = [(w.name, w.direction) for w in mw.layers]
     assert labels == [
         ("encoder/inner_lstm", "forward"),
         ("bi", "forward"),
         ("bi", "backward"),
         ("gru", "forward"),
     ]
-    inner, fwd, bwd, gru = mw.lstms
+    inner, fwd, bwd, gru = mw.layers
     assert inner.reads_input  # through Masking, inside the nested model
     assert not fwd.reads_input and not bwd.reads_input
     assert fwd.bias is None and bwd.bias is None
@@ -74,11 +74,11 @@ def test_nested_bidirectional_and_gru(complex_model: Any) -> None:
 
 def test_legacy_h5_full_model(legacy_h5_model: Any) -> None:
     mw = read_model(spec(legacy_h5_model.path))
-    assert [(w.name, w.direction) for w in mw.lstms] == [
+    assert [(w.name, w.direction) for w in mw.layers] == [
         ("first", "forward"),
         ("second", "backward"),
     ]
-    first, second = mw.lstms
+    first, second = mw.layers
     assert first.reads_input and not second.reads_input
     assert second.go_backwards
     for w, name in ((first, "first"), (second, "second")):
@@ -99,7 +99,7 @@ def test_rnn_with_lstm_cell_is_an_lstm(keras: Any, tmp_path: Path) -> None:
     )
     m.save(tmp_path / "rnn.keras")
     mw = read_model(spec(tmp_path / "rnn.keras"))
-    assert [w.name for w in mw.lstms] == ["rnn"]
+    assert [w.name for w in mw.layers] == ["rnn"]
     assert [(o.name, o.kind) for o in mw.others] == [("srnn", "SimpleRNN")]
 
 
@@ -173,14 +173,14 @@ def test_lambda_is_refused_in_safe_mode(lambda_model: Path) -> None:
 
 def test_lambda_allowed_with_explicit_opt_in(lambda_model: Path) -> None:
     mw = read_model(spec(lambda_model, unsafe=True), reader="keras")
-    assert [w.name for w in mw.lstms] == ["lstm"]
-    assert not mw.lstms[0].reads_input  # a Lambda transforms the input
+    assert [w.name for w in mw.layers] == ["lstm"]
+    assert not mw.layers[0].reads_input  # a Lambda transforms the input
 
 
 def test_direct_reader_reads_lambda_models_without_running_them(lambda_model: Path) -> None:
     # The direct reader deserializes nothing, so there is nothing to refuse.
     mw = read_model(spec(lambda_model))
-    assert mw.reader == "direct" and [w.name for w in mw.lstms] == ["lstm"]
+    assert mw.reader == "direct" and [w.name for w in mw.layers] == ["lstm"]
 
 
 def test_keras_needed_for_probe_behind_lambda_is_refused(
@@ -212,7 +212,7 @@ def test_other_recurrent_layers_are_never_lstms(keras: Any, tmp_path: Path, read
     keras.Model(inp, h).save(tmp_path / "others.keras")
     mw = read_model(spec(tmp_path / "others.keras"), reader=reader)
     # ConvLSTM and SimpleRNN are listed, not analysed; the bidirectional GRU is analysed
-    assert [(w.name, w.direction, w.kind) for w in mw.lstms] == [
+    assert [(w.name, w.direction, w.kind) for w in mw.layers] == [
         ("bigru", "forward", "GRU"),
         ("bigru", "backward", "GRU"),
     ]
@@ -282,9 +282,9 @@ def test_keras_reader_reloads_a_model_rewritten_at_the_same_path(
         if seed == 0:
             first = path.stat()
             read = read_model(spec(path), reader="keras")
-            np.testing.assert_array_equal(read.lstms[0].kernel, kernels[0])
+            np.testing.assert_array_equal(read.layers[0].kernel, kernels[0])
         else:
             os.utime(path, ns=(first.st_atime_ns, first.st_mtime_ns))
     assert path.stat().st_mtime_ns == first.st_mtime_ns
     again = read_model(spec(path), reader="keras")
-    np.testing.assert_array_equal(again.lstms[0].kernel, kernels[1])
+    np.testing.assert_array_equal(again.layers[0].kernel, kernels[1])

@@ -89,7 +89,7 @@ def test_int8_replay_is_within_the_quantisation_error(expected: dict[str, np.nda
 
 def test_converted_gru_is_listed_not_analysed() -> None:
     weights = read_framework(FIX / "gru_while.tflite", "tflite", name="g", where="models[0]")
-    assert weights.lstms == ()
+    assert weights.layers == ()
     (other,) = weights.others
     assert other.kind == "GRU"
     assert other.note is not None and "WHILE loop" in other.note

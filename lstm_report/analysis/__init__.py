@@ -44,8 +44,8 @@ KEPT_SEQUENCES = 32
 def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
     """The LSTMs and GRUs the config asks for (all by default), in model order."""
     if spec.layers is None:
-        return weights.lstms
-    available = weights.lstm_names()
+        return weights.layers
+    available = weights.layer_names()
     others = {o.name: o.kind for o in weights.others}
     names = listing(available, 20)
     for i, wanted in enumerate(spec.layers):
@@ -62,7 +62,7 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, 
             f"LSTM and GRU layers: {names}"
         )
     keep = set(spec.layers)
-    return tuple(w for w in weights.lstms if w.name in keep)
+    return tuple(w for w in weights.layers if w.name in keep)
 
 
 def feature_names(
@@ -355,10 +355,10 @@ def analyse_model(
         warnings.append(
             "feature_names are not shown: no analysed LSTM reads the model input directly"
         )
-    if not weights.lstms:
+    if not weights.layers:
         warnings.append("the model has no LSTM or GRU layer")
     importance = None
-    if probe is not None and weights.lstms:
+    if probe is not None and weights.layers:
         # The model's own output: in numpy where the whole model replays, else by Keras
         # where it can run the model; else the last LSTM's output, saying why.
         importance, why = measured_importance(
@@ -378,7 +378,7 @@ def analyse_model(
         layers=tuple(analysed),
         others=weights.others,
         total_params=weights.total_params,
-        lstm_params=sum(w.params for w in layers),
+        recurrent_params=sum(w.params for w in layers),
         reader=weights.reader,
         anchor=anchor,
         notes=tuple(notes + warnings),
@@ -433,7 +433,7 @@ def measured_importance(
     Returns the importance, or None and why it cannot be measured."""
     from lstm_report.analysis.model_replay import model_forward
 
-    last = weights.lstms[-1].name
+    last = weights.layers[-1].name
     tokens = probe.dtype.kind in "iu"
     forward, stopped = model_forward(weights)
     reason: str | None = None
@@ -489,7 +489,7 @@ def measured_importance(
                 labels = tuple(f"x{j}" for j in range(features))
             # Fewer sequences where the occlusion runs would exceed their work budget.
             cap = sequences_for_work(
-                [w.cell for w in weights.lstms], probe.shape[0], probe.shape[1], features
+                [w.cell for w in weights.layers], probe.shape[0], probe.shape[1], features
             )
             imp = occlusion_importance(
                 forward, probe, labels, target=target, layer=layer, max_sequences=cap

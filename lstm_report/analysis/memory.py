@@ -37,10 +37,10 @@ def timescales(
     if b_g is not None and keep.init_bias is not None:
         shift = float(np.mean(b - keep.init_bias))
     return Timescales(
-        resting_forget=tuple(float(v) for v in f),
+        resting_keep=tuple(float(v) for v in f),
         resting_tau=tau(f),
         bias_shift=shift,
-        probe_forget=None if probe_forget is None else tuple(float(v) for v in probe_forget),
+        probe_keep=None if probe_forget is None else tuple(float(v) for v in probe_forget),
         probe_tau=None if probe_forget is None else tau(probe_forget),
         gate=keep.gate,
         bias=None if b_g is None else tuple(float(v) for v in b),

@@ -62,7 +62,7 @@ def replay_problem(weights: ModelWeights) -> tuple[str | None, str] | None:
         return None
     if g.stop is not None:
         return g.stop_layer, g.stop
-    names = {w.name for w in weights.lstms}
+    names = {w.name for w in weights.layers}
     for layer in g.layers:
         if layer.class_name in ("LSTM", "GRU", "Bidirectional") and layer.name not in names:
             return layer.name, f"{layer.class_name} {layer.name!r} was not read as an LSTM or GRU"
@@ -78,7 +78,7 @@ class ModelReplay:
         self.graph: ModelGraph = weights.graph
         self.dtype = dtype
         self.halves: dict[str, list[LSTMWeights]] = {}
-        for w in weights.lstms:
+        for w in weights.layers:
             self.halves.setdefault(w.name, []).append(w)
         self.by_name = {layer.name: layer for layer in self.graph.layers}
 

@@ -59,7 +59,7 @@ class ProbeFlow:
     def output(self, name: str) -> np.ndarray | None:
         """What the layer ``name`` returns in Keras (both halves merged): its sequence, or
         with ``return_sequences=False`` its last step; None where numpy cannot compute it."""
-        halves = [u for u in self.model.lstms if u.name == name]
+        halves = [u for u in self.model.layers if u.name == name]
         if not halves:
             return None
         if all(u.return_sequences for u in halves):
@@ -111,7 +111,7 @@ class ProbeFlow:
         if emb is not None and src == emb.name and emb.table is not None:
             # Token ids through the Embedding's lookup table, as Keras computes it.
             return np.asarray(emb.table, np.float32)[self.x], "numpy", None
-        upstream = [u for u in self.model.lstms if u.name == src]
+        upstream = [u for u in self.model.layers if u.name == src]
         if upstream and depth < 100 and all(u.return_sequences for u in upstream):
             out = self._output_of(upstream, depth + 1)
             if out is not None:

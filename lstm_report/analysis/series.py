@@ -60,10 +60,10 @@ def checkpoint_figures(
     label: str | None = None,
 ) -> Checkpoint:
     """Norms, U_g spectral radius, median forget timescale and the change since the last one."""
-    prev = {(w.name, w.direction): w for w in previous.lstms} if previous is not None else {}
+    prev = {(w.name, w.direction): w for w in previous.layers} if previous is not None else {}
     layers = tuple(
         layer_point(w, prev.get((w.name, w.direction)))
-        for w in weights.lstms
+        for w in weights.layers
         if (w.name, w.direction) in keep
     )
     return Checkpoint(path=str(path), label=label or Path(path).stem, layers=layers)

@@ -109,7 +109,7 @@ class ModelAnalysis:
     layers: tuple[LayerAnalysis, ...]
     others: tuple[OtherLayer, ...]
     total_params: int | None
-    lstm_params: int
+    recurrent_params: int
     reader: str
     anchor: str
     notes: tuple[str, ...] = ()

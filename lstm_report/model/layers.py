@@ -155,7 +155,7 @@ class ModelWeights:
 
     name: str
     path: Path
-    lstms: tuple[LSTMWeights, ...]
+    layers: tuple[LSTMWeights, ...]
     others: tuple[OtherLayer, ...] = ()
     total_params: int | None = None
     input_dim: int | None = None
@@ -171,6 +171,6 @@ class ModelWeights:
     graph: ModelGraph | None = None
     """The whole model's layers, where the reader found them (for the numpy model replay)."""
 
-    def lstm_names(self) -> list[str]:
-        """Distinct LSTM layer names in file order (a Bidirectional counts once)."""
-        return list(dict.fromkeys(w.name for w in self.lstms))
+    def layer_names(self) -> list[str]:
+        """Distinct recurrent layer names in file order (a Bidirectional counts once)."""
+        return list(dict.fromkeys(w.name for w in self.layers))

@@ -134,12 +134,12 @@ class Timescales:
     (h = z·h_prev + (1 − z)·h̃). The fields keep their LSTM names for both.
     """
 
-    resting_forget: tuple[float, ...]
+    resting_keep: tuple[float, ...]
     resting_tau: tuple[float | None, ...]
     """None where f = 1 (the unit never forgets at rest)."""
     bias_shift: float | None
     """Mean of b_f − 1: how far training moved the unit_forget_bias start (LSTMs only)."""
-    probe_forget: tuple[float, ...] | None = None
+    probe_keep: tuple[float, ...] | None = None
     probe_tau: tuple[float | None, ...] | None = None
     gate: str = "f"
     """The memory gate's letter: f (LSTM) or z (GRU)."""

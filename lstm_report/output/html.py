@@ -81,15 +81,15 @@ def memory_rows(la: LayerAnalysis, limit: int = 8) -> list[dict[str, Any]]:
     if t is None:
         return []
     b_f = t.bias
-    key = t.probe_forget if t.probe_forget is not None else t.resting_forget
+    key = t.probe_keep if t.probe_keep is not None else t.resting_keep
     order = sorted(range(len(key)), key=lambda j: (-key[j], j))[:limit]
     return [
         {
             "unit": j,
             "bias": None if b_f is None else float(b_f[j]),
-            "f": t.resting_forget[j],
+            "f": t.resting_keep[j],
             "tau": t.resting_tau[j],
-            "pf": None if t.probe_forget is None else t.probe_forget[j],
+            "pf": None if t.probe_keep is None else t.probe_keep[j],
             "ptau": None if t.probe_tau is None else t.probe_tau[j],
         }
         for j in order

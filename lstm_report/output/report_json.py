@@ -114,10 +114,10 @@ def memory_json(t: Timescales | None) -> dict[str, Any] | None:
         return None
     return {
         "gate": t.gate,
-        "resting_forget": list(t.resting_forget),
+        "resting_forget": list(t.resting_keep),
         "resting_tau": list(t.resting_tau),
         "forget_bias_shift": t.bias_shift,
-        "probe_forget": None if t.probe_forget is None else list(t.probe_forget),
+        "probe_forget": None if t.probe_keep is None else list(t.probe_keep),
         "probe_tau": None if t.probe_tau is None else list(t.probe_tau),
     }
 
@@ -226,7 +226,7 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
         "path": m.shown_path or m.path.name,
         "reader": m.reader,
         "total_params": m.total_params,
-        "lstm_params": m.lstm_params,
+        "lstm_params": m.recurrent_params,
         "layers": [layer_json(la) for la in m.layers],
         "not_analysed": [
             {"name": o.name, "kind": o.kind, "units": o.units, "note": o.note} for o in m.others

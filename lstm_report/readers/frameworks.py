@@ -105,7 +105,7 @@ def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> 
     return ModelWeights(
         name=name,
         path=path,
-        lstms=tuple(layers),
+        layers=tuple(layers),
         others=tuple(_other(o) for o in found.other),
         total_params=found.total_params,
         input_dim=cells[0].input_dim if cells else None,

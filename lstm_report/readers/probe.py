@@ -61,7 +61,7 @@ def probe_shape(weights: ModelWeights) -> ProbeShape:
     if weights.embedding is not None:
         e = weights.embedding
         return ProbeShape(None, lstm_reads=False, embedding=e.name, vocab=e.vocab)
-    readers = [w.input_dim for w in weights.lstms if w.reads_input]
+    readers = [w.input_dim for w in weights.layers if w.reads_input]
     if readers:
         return ProbeShape(readers[0])
     return ProbeShape(weights.input_dim, lstm_reads=False)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lstm_report import __version__
+from lstm_report._version import __version__
 from lstm_report.config.schema import ModelSpec, checkpoint_label
 from lstm_report.errors import ConfigError, LstmReportError, one_line, shorten
 from lstm_report.fileio.limits import open_regular, read_at_most
@@ -525,14 +525,14 @@ def reduce(weights: Any, before: Any, layers: Sequence[LSTMWeights]) -> Entry:
 
     from lstm_report.analysis.series import layer_point
 
-    prev = {(w.name, w.direction): w for w in before.lstms} if before is not None else {}
+    prev = {(w.name, w.direction): w for w in before.layers} if before is not None else {}
     # One BLAS thread: the checkpoints are the parallelism, and a multi-threaded eigenvalue
     # problem of this size is slower on a busy machine (measured: 4x on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
         points = {
             (w.name, w.direction): layer_point(w, prev.get((w.name, w.direction))) for w in layers
         }
-    return Entry(tuple((w.name, w.direction) for w in weights.lstms), points)
+    return Entry(tuple((w.name, w.direction) for w in weights.layers), points)
 
 
 ONE_AT_A_TIME = threading.Lock()
@@ -587,7 +587,7 @@ def _run(
     for j, path in enumerate(unit.files):
         at[0] = unit.start + j
         weights, digest = _read_one(spec, path, known[j] if j < len(known) else None)
-        entry = reduce(weights, before, wanted_layers(spec, weights.lstms))
+        entry = reduce(weights, before, wanted_layers(spec, weights.layers))
         first = unit.first and j == 0
         key = point_key(spec, digest, before_digest, first)
         yield key, entry_json(key or "", entry)

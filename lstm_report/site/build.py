@@ -578,7 +578,7 @@ def build_site(
     pages that carry the marker but not (only) what lstm-report writes, and symlinks that
     lead out of reports_dir (unless follow_links).
     """
-    from lstm_report import __version__
+    from lstm_report._version import __version__
     from lstm_report.fileio.write import check_outputs, write_files
     from lstm_report.output.html import env
     from lstm_report.output.numbers import numbers

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lstm_report import __version__
+from lstm_report._version import __version__
 from lstm_report.config.schema import Config, natural_key
 from lstm_report.errors import ConfigError, LstmReportError, OutputError, one_line, shorten
 from lstm_report.output.numbers import Change, Numbers, TopInput

@@ -362,7 +362,7 @@ def model_weights(
     return ModelWeights(
         name=name,
         path=info.path,
-        lstms=tuple(lstms),
+        layers=tuple(lstms),
         others=tuple(others),
         total_params=total,
         input_dim=dim,

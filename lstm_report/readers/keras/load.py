@@ -236,7 +236,7 @@ def from_model(
     return ModelWeights(
         name=name,
         path=path,
-        lstms=tuple(lstms),
+        layers=tuple(lstms),
         others=tuple(others),
         total_params=int(model.count_params()),
         input_dim=input_dim(config),
@@ -262,7 +262,7 @@ def refresh(model: Any, template: ModelWeights) -> ModelWeights:
     (the architecture is read once, by from_model; only the arrays are copied)."""
     objects = dict(_walk_layers(model, ""))
     lstms = []
-    for w in template.lstms:
+    for w in template.layers:
         layer = objects[w.name]
         if w.wrapper == "Bidirectional":
             layer = layer.forward_layer if w.direction == "forward" else layer.backward_layer
@@ -276,7 +276,7 @@ def refresh(model: Any, template: ModelWeights) -> ModelWeights:
                 bias=bias,
             )
         )
-    return replace(template, lstms=tuple(lstms))
+    return replace(template, layers=tuple(lstms))
 
 
 def _walk_layers(model: Any, prefix: str) -> Iterator[tuple[str, Any]]:

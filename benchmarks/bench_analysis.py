@@ -35,15 +35,14 @@ def main() -> None:
 
     from lstm_report.analysis.activity import probe_activity
     from lstm_report.analysis.findings import duplicate_pairs, unit_vectors
-    from lstm_report.analysis.gates import layer_gates
     from lstm_report.analysis.spectra import gate_spectra
     from lstm_report.analysis.stats import gate_stats
-    from lstm_report.model.layers import LSTMWeights
+    from lstm_report.model.layers import RecurrentLayer
 
     rng = np.random.default_rng(0)
     u, d = a.units, a.input_dim
     scale = 1.0 / np.sqrt(u)
-    w = LSTMWeights(
+    w = RecurrentLayer.from_keras_arrays(
         name="big",
         direction="forward",
         kernel=rng.normal(0, scale, (d, 4 * u)).astype(np.float32),
@@ -56,7 +55,7 @@ def main() -> None:
         f"layer: {u} units, input_dim {d}, {w.params:,} parameters; "
         f"probe {a.sequences} x {a.steps} steps; {os.cpu_count()} cores"
     )
-    gates = layer_gates(w)
+    gates = w.cell.gates
     # exact up to 256 units; above, Gram singular values and the 64 largest eigenvalues
     spectra = timed("spectra of 4 W_g and 4 U_g", lambda: gate_spectra(gates))
     timed("statistics (reusing the SVDs)", lambda: gate_stats(gates, spectra))

@@ -30,7 +30,7 @@ def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
 
 
 def cells_of(units: int, features: int) -> list:
-    from lstm_report.cells.base import from_keras
+    from lstm_report.cells.kinds import from_keras
 
     rng = np.random.default_rng(0)
     cells = []
@@ -71,7 +71,7 @@ def demo() -> tuple[list, np.ndarray]:
 def case(label: str, cells: list, x: np.ndarray, budget: float | None) -> None:
     from lstm_report.analysis.dynamics import layer_dynamics, sequences_for
     from lstm_report.analysis.importance import occlusion_importance, sequences_for_work
-    from lstm_report.cells.base import replay
+    from lstm_report.cells.kinds import replay
 
     inputs = [x]
     for c in cells[:-1]:

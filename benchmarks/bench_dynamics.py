@@ -56,7 +56,7 @@ def demo_case() -> Callable[[], object]:
 
 def large_case() -> Callable[[], object]:
     from lstm_report.analysis.dynamics import layer_dynamics
-    from lstm_report.cells.base import from_keras, replay
+    from lstm_report.cells.kinds import from_keras, replay
 
     rng = np.random.default_rng(0)
     u, features = 256, 16

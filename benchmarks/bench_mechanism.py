@@ -41,7 +41,7 @@ def report(label: str, seconds: tuple[float, float], budget: float) -> None:
 
 
 def lstm(units: int, features: int) -> CellWeights:
-    from lstm_report.cells.base import from_keras
+    from lstm_report.cells.kinds import from_keras
 
     rng = np.random.default_rng(0)
     u = units

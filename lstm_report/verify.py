@@ -10,11 +10,11 @@ import numpy as np
 
 from lstm_report.analysis import KEPT_SEQUENCES as MAX_SEQUENCES
 from lstm_report.analysis import with_findings
-from lstm_report.analysis.gates import replay
+from lstm_report.cells.kinds import replay
 from lstm_report.config.schema import Checks
 from lstm_report.errors import LstmReportError
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.stats import Verification
 
 FRAMEWORK_NOTE = (
@@ -23,13 +23,13 @@ FRAMEWORK_NOTE = (
 )
 
 
-def random_inputs(w: LSTMWeights, *, sequences: int = 8, steps: int = 12) -> np.ndarray:
+def random_inputs(w: RecurrentLayer, *, sequences: int = 8, steps: int = 12) -> np.ndarray:
     """A seeded random batch shaped like the layer's input, for when there is no probe."""
     rng = np.random.default_rng(20151119)
     return rng.standard_normal((sequences, steps, w.input_dim)).astype(np.float32)
 
 
-def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Verification:
+def verify(w: RecurrentLayer, x: np.ndarray, inputs: str, tolerance: float) -> Verification:
     """Run a Keras LSTM or GRU with this layer's settings and arrays, and the numpy replay,
     on x. A layer of another framework has no Keras twin: its layout is proven against that
     framework's own output in lstm-report's test suite instead (tests/fixtures/frameworks)."""
@@ -49,13 +49,13 @@ def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Veri
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return Verification(None, inputs, tolerance, error=f"Keras cannot run this layer: {first}")
     try:
-        got = replay(w, x, keep_gates=False).h
+        got = replay(w.cell, x, order="read").h
     except LstmReportError as exc:
         return Verification(None, inputs, tolerance, error=str(exc))
     return Verification(float(np.max(np.abs(got - expected))), inputs, tolerance)
 
 
-def _keras_output(keras: Any, w: LSTMWeights, x: np.ndarray) -> np.ndarray:
+def _keras_output(keras: Any, w: RecurrentLayer, x: np.ndarray) -> np.ndarray:
     """The output sequence of a Keras layer with this layer's settings and arrays."""
     extra = {} if w.cell_kind == "LSTM" else {"reset_after": bool(w.cell.reset_after)}
     layer = getattr(keras.layers, w.cell_kind)(

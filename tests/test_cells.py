@@ -8,19 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis.gates import replay as keras_lstm_replay
-from lstm_report.cells.base import (
-    GRU_GATES,
-    LSTM_GATES,
-    CellWeights,
-    GateWeights,
-    replay,
-    replay_layers,
-)
+from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights
 from lstm_report.cells.gru import from_keras_gru, split_keras_gru
+from lstm_report.cells.kinds import replay, replay_layers
 from lstm_report.cells.lstm import from_keras_lstm, split_keras_lstm
 from lstm_report.errors import AnalysisError
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 
 ATOL = 1e-5
 
@@ -112,9 +105,7 @@ def test_keras_bidirectional_gru_through_replay_layers(keras: Any) -> None:
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_keras_lstm_replay_matches_keras_and_the_existing_replay(
-    keras: Any, use_bias: bool
-) -> None:
+def test_keras_lstm_replay_matches_keras_and_the_layers_replay(keras: Any, use_bias: bool) -> None:
     layer = _randomised(keras.layers.LSTM(4, return_sequences=True, use_bias=use_bias), 3, 51)
     arrays = layer.get_weights()
     kernel, rk = arrays[0], arrays[1]
@@ -123,7 +114,8 @@ def test_keras_lstm_replay_matches_keras_and_the_existing_replay(
     x = _x(9)
     trace = replay(cell, x, keep_gates=True)
     np.testing.assert_allclose(trace.h, _keras_out(layer, x), atol=ATOL)
-    old = keras_lstm_replay(LSTMWeights("lstm", "forward", kernel, rk, bias), x)
+    layer_cell = RecurrentLayer.from_keras_arrays("lstm", "forward", kernel, rk, bias).cell
+    old = replay(layer_cell, x, keep_gates=True, order="read")
     np.testing.assert_allclose(trace.h, old.h, atol=1e-12)
     np.testing.assert_allclose(trace.c, old.c, atol=1e-12)
     for g in "ifco":
@@ -176,7 +168,7 @@ def test_lstm_two_biases_and_projection_by_hand() -> None:
     def sig(v: np.ndarray) -> np.ndarray:
         return 1 / (1 + np.exp(-v))
 
-    pre = {g.gate.name: x[0, 0] @ g.W + g.b + g.b_rec for g in cell.gates}  # h_prev = 0
+    pre = {g.gate: x[0, 0] @ g.W + g.b + g.b_rec for g in cell.gates}  # h_prev = 0
     c = sig(pre["i"]) * np.tanh(pre["c"])
     h = (sig(pre["o"]) * np.tanh(c)) @ cell.P
     trace = replay(cell, x)
@@ -243,7 +235,7 @@ def test_cell_weights_validate_themselves() -> None:
     with pytest.raises(
         AnalysisError, match=r"l \(forward\): gates \('z', 'r', 'h'\) are not LSTM's"
     ):
-        replace(lstm, gates=tuple(replace(g, gate=k) for g, k in zip(lstm.gates, GRU_GATES)))
+        replace(lstm, gates=tuple(replace(g, spec=k) for g, k in zip(lstm.gates, GRU_GATES)))
     with pytest.raises(AnalysisError, match="reset_after is set for GRUs, and only for them"):
         replace(lstm, reset_after=True)
     bad = replace(lstm.gates[1], U=np.zeros((2, 3)))
@@ -277,7 +269,7 @@ def test_flat_matmul_is_the_stacked_product_for_any_layout() -> None:
 def test_replay_of_a_transposed_recurrent_matrix_is_the_same() -> None:
     # PyTorch's U is weight_hh.T, a transposed view: replay makes it C order first (speed);
     # the trace is that of the same values laid out in C order.
-    from lstm_report.cells.base import from_keras, replay
+    from lstm_report.cells.kinds import from_keras, replay
 
     rng = np.random.default_rng(1)
     k = rng.normal(0, 0.4, (3, 24)).astype(np.float32)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.cells.base import replay, replay_layers
+from lstm_report.cells.kinds import replay, replay_layers
 from lstm_report.errors import ModelLoadError
 from lstm_report.readers.safety import inert_pickle
 from lstm_report.readers.torch import rnn as torch_rnn

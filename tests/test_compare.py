@@ -13,7 +13,7 @@ from lstm_report import build_report
 from lstm_report.analysis.compare import compare_layers, delta
 from lstm_report.config.schema import load_config, natural_key
 from lstm_report.errors import ConfigError
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 from tests.conftest import write_config
 
 
@@ -30,9 +30,11 @@ def test_untrained_biases_have_no_cosine(keras: Any) -> None:
     layer = keras.layers.LSTM(3)
     layer.build((None, None, 2))
     k, r, b = layer.get_weights()
-    a = LSTMWeights("l", "forward", k, r, b)
+    a = RecurrentLayer.from_keras_arrays("l", "forward", k, r, b)
     b2 = b.copy() + 0.5
-    c = compare_layers(a, LSTMWeights("l", "forward", k, r, b2), "x", "compare[0]")
+    c = compare_layers(
+        a, RecurrentLayer.from_keras_arrays("l", "forward", k, r, b2), "x", "compare[0]"
+    )
     gates = {g.gate: g for g in c.gates}
     assert gates["i"].b is not None and gates["i"].b.cosine is None  # b_i starts at exactly 0
     assert gates["f"].b is not None and gates["f"].b.cosine is not None  # b_f starts at 1
@@ -48,15 +50,18 @@ def test_top_units_by_hand() -> None:
     r2 = r.copy()
     r2[0, 4] = 1.0  # unit 0, gate c
     c = compare_layers(
-        LSTMWeights("l", "forward", k, r, None), LSTMWeights("l", "forward", k2, r2, None), "x", "w"
+        RecurrentLayer.from_keras_arrays("l", "forward", k, r, None),
+        RecurrentLayer.from_keras_arrays("l", "forward", k2, r2, None),
+        "x",
+        "w",
     )
     assert c.top_units[0] == (1, pytest.approx(5.0))
     assert c.top_units[1] == (0, pytest.approx(1.0))
 
 
 def test_shape_mismatch_is_a_clear_error() -> None:
-    a = LSTMWeights("enc", "forward", np.zeros((2, 8)), np.zeros((2, 8)), None)
-    b = LSTMWeights("enc", "forward", np.zeros((3, 8)), np.zeros((2, 8)), None)
+    a = RecurrentLayer.from_keras_arrays("enc", "forward", np.zeros((2, 8)), np.zeros((2, 8)), None)
+    b = RecurrentLayer.from_keras_arrays("enc", "forward", np.zeros((3, 8)), np.zeros((2, 8)), None)
     with pytest.raises(
         ConfigError,
         match=r"^compare\[0\]: layer 'enc' has kernel shape \(2, 8\) in the baseline but \(3, 8\) in the candidate",
@@ -208,7 +213,10 @@ def test_change_is_rms_of_the_change_over_the_gates_pooled_rms() -> None:
     b = np.concatenate([np.zeros(u), np.ones(u), np.zeros(2 * u)])
     k2, r2 = k + 0.1 * rng.normal(size=k.shape), r + 0.05 * rng.normal(size=r.shape)
     b2 = b + 0.01 * rng.normal(size=b.shape)
-    a, c = LSTMWeights("l", "forward", k, r, b), LSTMWeights("l", "forward", k2, r2, b2)
+    a, c = (
+        RecurrentLayer.from_keras_arrays("l", "forward", k, r, b),
+        RecurrentLayer.from_keras_arrays("l", "forward", k2, r2, b2),
+    )
     ld = compare_layers(a, c, "x", "w")
     back = compare_layers(c, a, "x", "w")
     for g, (gd, gback) in enumerate(zip(ld.gates, back.gates)):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis.gates import replay
+from lstm_report.cells.kinds import replay
 from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ModelLoadError
 from lstm_report.readers.dispatch import read_model
@@ -143,7 +143,9 @@ def test_keras2_full_model() -> None:
     assert mw.total_params == int(exp["total_params"])
     # Keras 2's hard_sigmoid is clip(0.2x + 0.5): the replay reproduces Keras 2's own output.
     assert inner.recurrent_activation == "hard_sigmoid_keras2"
-    np.testing.assert_allclose(replay(inner, exp["x"]).h, exp["inner_lstm_out"], atol=1e-5)
+    np.testing.assert_allclose(
+        replay(inner.cell, exp["x"], order="read").h, exp["inner_lstm_out"], atol=1e-5
+    )
 
 
 def test_keras3_cannot_load_keras2_full_model_but_we_say_why() -> None:
@@ -178,7 +180,9 @@ def test_weights_only_activations_from_config() -> None:
     )
     inner = read_model(s).layers[0]
     assert inner.recurrent_activation == "hard_sigmoid_keras2"
-    np.testing.assert_allclose(replay(inner, exp["x"]).h, exp["inner_lstm_out"], atol=1e-5)
+    np.testing.assert_allclose(
+        replay(inner.cell, exp["x"], order="read").h, exp["inner_lstm_out"], atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", ["cudnn_weights.h5", "cudnn_full.h5"])
@@ -190,7 +194,9 @@ def test_cudnn_lstm_as_keras2_converts_it(name: str) -> None:
     np.testing.assert_array_equal(w.kernel, exp["cudnn_kernel"])
     np.testing.assert_array_equal(w.recurrent_kernel, exp["cudnn_recurrent_kernel"])
     np.testing.assert_array_equal(w.bias, exp["cudnn_bias"])
-    np.testing.assert_allclose(replay(w, exp["cudnn_x"]).h[:, -1], exp["cudnn_out"], atol=1e-5)
+    np.testing.assert_allclose(
+        replay(w.cell, exp["cudnn_x"], order="read").h[:, -1], exp["cudnn_out"], atol=1e-5
+    )
 
 
 def test_cudnn_conversion_by_hand() -> None:

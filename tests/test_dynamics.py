@@ -13,12 +13,11 @@ from lstm_report import build_report
 from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.activity import probe_activity
 from lstm_report.analysis.findings import layer_findings
-from lstm_report.analysis.gates import layer_gates
 from lstm_report.analysis.spectra import spectrum
 from lstm_report.cli import main
 from lstm_report.config.schema import Checks
 from lstm_report.errors import ConfigError
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.stats import Verification
 from tests.conftest import write_config
 
@@ -27,9 +26,9 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def tiny(kernel: list[float], bias: list[float], rk: float = 0.0) -> LSTMWeights:
+def tiny(kernel: list[float], bias: list[float], rk: float = 0.0) -> RecurrentLayer:
     """One unit, one input feature, recurrent weights rk on every gate."""
-    return LSTMWeights(
+    return RecurrentLayer.from_keras_arrays(
         name="tiny",
         direction="forward",
         kernel=np.array([kernel], np.float64),
@@ -56,7 +55,9 @@ def test_spectrum_by_hand() -> None:
 
 def test_spectra_match_numpy_on_random_layer() -> None:
     rng = np.random.default_rng(5)
-    w = LSTMWeights("l", "forward", rng.normal(size=(3, 20)), rng.normal(size=(5, 20)), None)
+    w = RecurrentLayer.from_keras_arrays(
+        "l", "forward", rng.normal(size=(3, 20)), rng.normal(size=(5, 20)), None
+    )
     la = analyse_layer(w, None, "a")
     for k, sp in enumerate(la.spectra):
         U = w.recurrent_kernel[:, k * 5 : (k + 1) * 5]
@@ -114,14 +115,14 @@ def test_saturation_and_means_by_hand() -> None:
     # memory on the probe: the mean forget activation per unit, and its time constant
     from lstm_report.analysis.memory import timescales
 
-    t = timescales(w, layer_gates(w), np.asarray(activity.gates[1].unit_mean))
+    t = timescales(w, w.cell.gates, np.asarray(activity.gates[1].unit_mean))
     f_mean = float(expected["f"].mean())
     assert t.probe_keep == pytest.approx((f_mean,), abs=1e-6)
     assert t.probe_tau == pytest.approx((1.0 / (1.0 - f_mean),), rel=1e-5)
 
 
-def _findings(w: LSTMWeights, **kw: Any) -> list[str]:
-    gates = layer_gates(w)
+def _findings(w: RecurrentLayer, **kw: Any) -> list[str]:
+    gates = w.cell.gates
     la = analyse_layer(w, None, "a")
     return [
         f.code
@@ -140,43 +141,47 @@ def _findings(w: LSTMWeights, **kw: Any) -> list[str]:
 
 
 @pytest.fixture()
-def healthy(keras: Any) -> LSTMWeights:
+def healthy(keras: Any) -> RecurrentLayer:
     layer = keras.layers.LSTM(6)
     layer.build((None, None, 3))
     k, rk, b = layer.get_weights()  # Keras' own initialisation: glorot, orthogonal, forget bias 1
-    return LSTMWeights("lstm", "forward", k, rk, b, reads_input=True)
+    return RecurrentLayer.from_keras_arrays("lstm", "forward", k, rk, b, reads_input=True)
 
 
-def test_healthy_layer_has_no_findings(healthy: LSTMWeights) -> None:
+def test_healthy_layer_has_no_findings(healthy: RecurrentLayer) -> None:
     x = np.random.default_rng(0).normal(size=(16, 10, 3)).astype(np.float32)
     activity, _ = probe_activity(healthy, x)
     ok = Verification(1e-7, "random", 1e-4)
     assert _findings(healthy, activity=activity, verification=ok) == []
 
 
-def test_each_finding_is_triggered(healthy: LSTMWeights) -> None:
+def test_each_finding_is_triggered(healthy: RecurrentLayer) -> None:
     u = healthy.units
     k, rk, b = healthy.kernel.copy(), healthy.recurrent_kernel.copy(), healthy.bias.copy()  # type: ignore[union-attr]
     rk[:, u : 2 * u] = 2.0 * np.eye(u)  # U_f with spectral radius 2
-    assert _findings(LSTMWeights("l", "forward", k, rk, b)) == ["large-spectral-radius"]
+    assert _findings(RecurrentLayer.from_keras_arrays("l", "forward", k, rk, b)) == [
+        "large-spectral-radius"
+    ]
 
     k, rk, b = healthy.kernel.copy(), healthy.recurrent_kernel.copy(), healthy.bias.copy()  # type: ignore[union-attr]
     cols = [g * u + 2 for g in range(4)]  # unit 2 in every gate
     k[:, cols] = 0.0
     rk[:, cols] = 0.0
     b[cols] = 0.0
-    assert _findings(LSTMWeights("l", "forward", k, rk, b)) == ["dead-units"]
+    assert _findings(RecurrentLayer.from_keras_arrays("l", "forward", k, rk, b)) == ["dead-units"]
 
     k, rk, b = healthy.kernel.copy(), healthy.recurrent_kernel.copy(), healthy.bias.copy()  # type: ignore[union-attr]
     for g in range(4):
         k[:, g * u + 1] = k[:, g * u]
         rk[:, g * u + 1] = rk[:, g * u]
         b[g * u + 1] = b[g * u]
-    assert _findings(LSTMWeights("l", "forward", k, rk, b)) == ["duplicate-units"]
+    assert _findings(RecurrentLayer.from_keras_arrays("l", "forward", k, rk, b)) == [
+        "duplicate-units"
+    ]
 
     k, rk, b = healthy.kernel.copy(), healthy.recurrent_kernel.copy(), healthy.bias.copy()  # type: ignore[union-attr]
     b[3 * u] = 30.0  # unit 0's output gate pinned at 1
-    sat = LSTMWeights("l", "forward", k, rk, b)
+    sat = RecurrentLayer.from_keras_arrays("l", "forward", k, rk, b)
     x = np.random.default_rng(0).normal(size=(8, 10, 3))
     activity, _ = probe_activity(sat, x)
     assert _findings(sat, activity=activity) == ["saturated-units"]
@@ -186,12 +191,12 @@ def test_each_finding_is_triggered(healthy: LSTMWeights) -> None:
 
     k = healthy.kernel.copy()
     k[0, 0] = np.inf
-    assert _findings(LSTMWeights("l", "forward", k, healthy.recurrent_kernel, healthy.bias)) == [
-        "nonfinite-weights"
-    ]
+    assert _findings(
+        RecurrentLayer.from_keras_arrays("l", "forward", k, healthy.recurrent_kernel, healthy.bias)
+    ) == ["nonfinite-weights"]
 
 
-def test_thresholds_are_configurable(healthy: LSTMWeights) -> None:
+def test_thresholds_are_configurable(healthy: RecurrentLayer) -> None:
     # Keras' orthogonal init has spectral radius 1: flagged only with a threshold below it.
     assert "large-spectral-radius" in _findings(healthy, checks=Checks(spectral_radius_max=0.5))
 

@@ -11,7 +11,7 @@ import pytest
 
 from lstm_report.analysis import analyse_layer
 from lstm_report.figures import MAX_CELLS, heatmaps, layer_figures, pool_max_abs
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 
 
 def test_pool_keeps_signed_largest_magnitude() -> None:
@@ -58,9 +58,9 @@ def test_small_matrix_is_not_pooled() -> None:
     assert pool_max_abs(a) is a
 
 
-def _layer(units: int, input_dim: int, seed: int = 0) -> LSTMWeights:
+def _layer(units: int, input_dim: int, seed: int = 0) -> RecurrentLayer:
     rng = np.random.default_rng(seed)
-    return LSTMWeights(
+    return RecurrentLayer.from_keras_arrays(
         name="l<1>",
         direction="forward",
         kernel=rng.normal(size=(input_dim, 4 * units)).astype(np.float32),
@@ -452,7 +452,6 @@ def _mass(panel: Any, line: Any, lo: float = -np.inf, hi: float = np.inf) -> flo
 
 
 def _demo_like_layer(units: int = 16, inputs: int = 6, outlier: float | None = None) -> Any:
-    from lstm_report.analysis.gates import layer_gates
 
     rng = np.random.default_rng(4)
     k = (0.2 * rng.normal(size=(inputs, 4 * units))).astype(np.float32)
@@ -461,7 +460,7 @@ def _demo_like_layer(units: int = 16, inputs: int = 6, outlier: float | None = N
     r = (0.2 * rng.normal(size=(units, 4 * units))).astype(np.float32)
     b = (0.05 * rng.normal(size=4 * units)).astype(np.float32)
     b[units : 2 * units] = np.linspace(1.0, 1.1, units)  # the demo's forget biases
-    return layer_gates(LSTMWeights("l", "forward", k, r, b))
+    return RecurrentLayer.from_keras_arrays("l", "forward", k, r, b).cell.gates
 
 
 def test_weight_histograms_draw_the_forget_biases_where_they_are() -> None:

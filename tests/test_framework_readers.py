@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.cells.base import CellWeights, RecurrentModel, replay, replay_layers
+from lstm_report.cells.base import CellWeights
+from lstm_report.cells.kinds import replay, replay_layers
 from lstm_report.errors import ModelLoadError
+from lstm_report.model.layers import RecurrentModel
 from lstm_report.readers.onnx import rnn as onnx_rnn
 from lstm_report.readers.torch import rnn as torch_rnn
 from lstm_report.readers.torch import safetensors_file as safetensors_state

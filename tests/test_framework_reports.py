@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis.gates import layer_gates
-from lstm_report.cells.base import CellWeights, GateWeights, replay_layers
+from lstm_report.cells.base import CellWeights, GateWeights
+from lstm_report.cells.kinds import replay_layers
 from lstm_report.cli import main
 from lstm_report.config.schema import is_model_file, model_file_config
 from lstm_report.readers.dispatch import read_model
@@ -73,8 +73,8 @@ def _report_cells(path: Path, name: str) -> list[CellWeights]:
         if not w.name.startswith(f"{name}."):
             continue
         gates = tuple(
-            GateWeights(gate=c.gate, W=g.W, U=g.U, b=g.b, b_rec=g.b_rec)
-            for c, g in zip(w.cell.gates, layer_gates(w))
+            GateWeights(spec=c.spec, W=g.W, U=g.U, b=g.b, b_rec=g.b_rec)
+            for c, g in zip(w.cell.gates, w.cell.gates)
         )
         cells.append(replace(w.cell, gates=gates))
     return cells
@@ -152,8 +152,8 @@ def test_wrong_gate_order_fails(expected: dict[str, np.ndarray]) -> None:
         replace(
             c,
             gates=(
-                replace(c.gates[1], gate=c.gates[0].gate),
-                replace(c.gates[0], gate=c.gates[1].gate),
+                replace(c.gates[1], spec=c.gates[0].spec),
+                replace(c.gates[0], spec=c.gates[1].spec),
                 c.gates[2],
             ),
         )
@@ -185,12 +185,12 @@ def test_onnx_gru_report(
     )
     mw = read_model(_spec(FW / file))
     y = expected[f"onnx/{name}/Y"]  # [seq, dirs, batch, H]
-    from lstm_report.cells.base import replay
+    from lstm_report.cells.kinds import replay
 
     for d, w in enumerate(mw.layers):
         gates = tuple(
-            GateWeights(gate=c.gate, W=g.W, U=g.U, b=g.b, b_rec=g.b_rec)
-            for c, g in zip(w.cell.gates, layer_gates(w))
+            GateWeights(spec=c.spec, W=g.W, U=g.U, b=g.b, b_rec=g.b_rec)
+            for c, g in zip(w.cell.gates, w.cell.gates)
         )
         got = replay(replace(w.cell, gates=gates), expected["x"]).h
         np.testing.assert_allclose(got, y[:, d].transpose(1, 0, 2), atol=1e-5)

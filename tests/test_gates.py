@@ -7,14 +7,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis.gates import check_shapes, replay, split_gates
+from lstm_report.cells.kinds import replay
+from lstm_report.cells.lstm import split_keras_lstm
 from lstm_report.errors import AnalysisError
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 
 
-def _weights_of(layer: Any, **extra: Any) -> LSTMWeights:
+def _weights_of(layer: Any, **extra: Any) -> RecurrentLayer:
     cell = layer.cell
-    return LSTMWeights(
+    return RecurrentLayer.from_keras_arrays(
         name=layer.name,
         direction="backward" if layer.go_backwards else "forward",
         kernel=np.asarray(cell.kernel.numpy()),
@@ -40,7 +41,7 @@ def test_split_matches_hand_slicing() -> None:
     kernel = np.arange(d * 4 * u, dtype=float).reshape(d, 4 * u)
     rk = np.arange(u * 4 * u, dtype=float).reshape(u, 4 * u) + 1000
     bias = np.arange(4 * u, dtype=float) + 5000
-    gates = split_gates(kernel, rk, bias)
+    gates = split_keras_lstm(kernel, rk, bias, where="LSTM", unit_forget_bias=True)
     assert [g.gate for g in gates] == ["i", "f", "c", "o"]
     # the forget gate is the second block of `units` columns: columns 3, 4, 5
     np.testing.assert_array_equal(gates[1].W, kernel[:, [3, 4, 5]])
@@ -52,7 +53,9 @@ def test_split_matches_hand_slicing() -> None:
 
 
 def test_split_without_bias() -> None:
-    gates = split_gates(np.zeros((2, 8)), np.zeros((2, 8)), None)
+    gates = split_keras_lstm(
+        np.zeros((2, 8)), np.zeros((2, 8)), None, where="LSTM", unit_forget_bias=True
+    )
     assert all(g.b is None for g in gates)
 
 
@@ -65,11 +68,11 @@ def test_split_without_bias() -> None:
         ((3, 12), (12,), None, "must be 2-D"),
     ],
 )
-def test_check_shapes_rejects_non_lstm(
-    kernel: tuple, rk: tuple, bias: tuple | None, match: str
-) -> None:
+def test_split_rejects_non_lstm(kernel: tuple, rk: tuple, bias: tuple | None, match: str) -> None:
     with pytest.raises(AnalysisError, match=match):
-        check_shapes(np.zeros(kernel), np.zeros(rk), None if bias is None else np.zeros(bias), "x")
+        split_keras_lstm(
+            np.zeros(kernel), np.zeros(rk), None if bias is None else np.zeros(bias), where="x"
+        )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +90,7 @@ def test_replay_equals_keras(keras: Any, kwargs: dict[str, Any]) -> None:
     layer = _random_layer(keras, units=5, input_dim=3, **kwargs)
     x = np.random.default_rng(0).normal(size=(4, 9, 3)).astype("float32")
     expected = np.asarray(layer(x))
-    trace = replay(_weights_of(layer), x)
+    trace = replay(_weights_of(layer).cell, x, order="read")
     assert trace.h.shape == expected.shape
     np.testing.assert_allclose(trace.h, expected, atol=2e-5, rtol=0)
 
@@ -98,7 +101,7 @@ def test_replay_catches_a_wrong_gate_order(keras: Any) -> None:
     w = _weights_of(layer)
     u = w.units
     perm = np.r_[0:u, 2 * u : 3 * u, u : 2 * u, 3 * u : 4 * u]
-    swapped = LSTMWeights(
+    swapped = RecurrentLayer.from_keras_arrays(
         name="x",
         direction="forward",
         kernel=w.kernel[:, perm],
@@ -106,7 +109,7 @@ def test_replay_catches_a_wrong_gate_order(keras: Any) -> None:
         bias=w.bias[perm],  # type: ignore[index]
     )
     x = np.random.default_rng(1).normal(size=(2, 6, 2)).astype("float32")
-    assert np.max(np.abs(replay(swapped, x).h - np.asarray(layer(x)))) > 1e-2
+    assert np.max(np.abs(replay(swapped.cell, x, order="read").h - np.asarray(layer(x)))) > 1e-2
 
 
 def test_replay_both_halves_of_bidirectional(keras: Any) -> None:
@@ -118,15 +121,15 @@ def test_replay_both_halves_of_bidirectional(keras: Any) -> None:
     rng = np.random.default_rng(3)
     bi.set_weights([rng.normal(0, 0.7, w.shape).astype("float32") for w in bi.get_weights()])
     out = np.asarray(bi(x))
-    fwd = replay(_weights_of(bi.forward_layer), x).h
-    bwd = replay(_weights_of(bi.backward_layer), x).h
+    fwd = replay(_weights_of(bi.forward_layer).cell, x, order="read").h
+    bwd = replay(_weights_of(bi.backward_layer).cell, x, order="read").h
     # Bidirectional flips the backward half's outputs back into input order before concatenating.
     np.testing.assert_allclose(out[..., :3], fwd, atol=2e-5)
     np.testing.assert_allclose(out[..., 3:], bwd[:, ::-1], atol=2e-5)
 
 
 def test_replay_refuses_unknown_activation() -> None:
-    w = LSTMWeights(
+    w = RecurrentLayer.from_keras_arrays(
         name="x",
         direction="forward",
         kernel=np.zeros((1, 4)),
@@ -135,14 +138,10 @@ def test_replay_refuses_unknown_activation() -> None:
         activation="my_custom",
     )
     with pytest.raises(AnalysisError, match="cannot replay activation 'my_custom'"):
-        replay(w, np.zeros((1, 2, 1)))
+        replay(w.cell, np.zeros((1, 2, 1)), order="read")
 
 
-def test_analysis_refuses_arrays_that_are_not_an_lstms() -> None:
-    # The analysis splits through the same check: zero units are not an LSTM either.
-    from lstm_report.analysis import analyse_layer
-    from lstm_report.model.layers import LSTMWeights
-
-    w = LSTMWeights("l", "forward", np.zeros((3, 0)), np.zeros((0, 0)), None)
+def test_a_layer_refuses_arrays_that_are_not_an_lstms() -> None:
+    # The layer's cell splits through the same check: zero units are not an LSTM either.
     with pytest.raises(AnalysisError, match=r"^l: recurrent kernel shape \(0, 0\) is not"):
-        analyse_layer(w, None, "a")
+        RecurrentLayer.from_keras_arrays("l", "forward", np.zeros((3, 0)), np.zeros((0, 0)), None)

@@ -16,7 +16,7 @@ from lstm_report.analysis.importance import (
     occlusion_importance,
     sequences_for_work,
 )
-from lstm_report.cells.base import from_keras, replay
+from lstm_report.cells.kinds import from_keras, replay
 from tests.conftest import write_config
 
 
@@ -166,7 +166,7 @@ def test_weight_norms_can_mislead_where_importance_does_not(tmp_path: Path) -> N
     # shut (b_o = -30): it cannot change the output. Feature 0 has small weights into an
     # open unit. Weight norms rank feature 1 first; the importance measured on data does not.
     from lstm_report.analysis import analyse_layer, measured_importance
-    from lstm_report.model.layers import LSTMWeights, ModelWeights
+    from lstm_report.model.layers import ModelWeights, RecurrentLayer
 
     u = 2
     kernel = np.zeros((2, 4 * u), np.float32)
@@ -175,7 +175,7 @@ def test_weight_norms_can_mislead_where_importance_does_not(tmp_path: Path) -> N
     kernel[1, 0 * u + 1] = 8.0
     bias = np.zeros(4 * u, np.float32)
     bias[3 * u + 1] = -30.0  # output gate of unit 1 shut
-    w = LSTMWeights(
+    w = RecurrentLayer.from_keras_arrays(
         "lstm", "forward", kernel, np.zeros((u, 4 * u), np.float32), bias, reads_input=True
     )
     x = np.random.default_rng(0).normal(size=(50, 8, 2)).astype(np.float32)

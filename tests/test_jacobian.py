@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from lstm_report.cells.activations import ACTIVATION_GRADS, ACTIVATIONS
-from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights, replay
+from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map
+from lstm_report.cells.kinds import replay
 from lstm_report.errors import AnalysisError
 
 
@@ -36,7 +37,7 @@ def make_cell(
         direction=direction,  # type: ignore[arg-type]
         gates=tuple(
             GateWeights(
-                gate=g,
+                spec=g,
                 W=rng.normal(0, scale, (inputs, units)),
                 U=rng.normal(0, scale, (rec_dim, units)),
                 b=rng.normal(0, 0.5, units),

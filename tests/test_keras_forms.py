@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis.gates import replay
+from lstm_report.cells.kinds import replay
 from lstm_report.config.schema import ModelSpec, is_model_file
 from lstm_report.errors import ModelLoadError, UnsafeModelError
 from lstm_report.readers.dispatch import read_model
@@ -99,7 +99,7 @@ def test_npz_weights_are_keras_own(keras: Any, saved_forms: dict[str, Path]) -> 
     np.testing.assert_array_equal(lstm.bias, b)
     x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
     want = np.asarray(m.layers[0](x))
-    np.testing.assert_allclose(replay(lstm, x).h, want, atol=1e-5)
+    np.testing.assert_allclose(replay(lstm.cell, x, order="read").h, want, atol=1e-5)
 
 
 def test_folder_is_a_model_for_build(saved_forms: dict[str, Path]) -> None:
@@ -205,9 +205,11 @@ def test_cudnn_gru_as_keras2_converts_it(name: str) -> None:
         np.testing.assert_array_equal(w.kernel, exp[f"{layer}/kernel"])
         np.testing.assert_array_equal(w.recurrent_kernel, exp[f"{layer}/recurrent_kernel"])
         np.testing.assert_array_equal(w.bias, exp[f"{layer}/bias"])
-    first = replay(mw.layers[0], exp["x"]).h
+    first = replay(mw.layers[0].cell, exp["x"], order="read").h
     np.testing.assert_allclose(first, exp["first_out"], atol=1e-5)
-    np.testing.assert_allclose(replay(mw.layers[1], first).h[:, -1], exp["out"], atol=1e-5)
+    np.testing.assert_allclose(
+        replay(mw.layers[1].cell, first, order="read").h[:, -1], exp["out"], atol=1e-5
+    )
 
 
 def test_cudnn_gru_conversion_by_hand() -> None:

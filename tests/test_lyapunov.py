@@ -11,7 +11,7 @@ from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.probing import LayerRun
 from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 from tests.test_jacobian import make_cell
 
 
@@ -30,7 +30,7 @@ def still_cell(kind: str, memory_bias: np.ndarray, *, reset_after: bool = True) 
         direction="forward",
         gates=tuple(
             GateWeights(
-                gate=g,
+                spec=g,
                 W=np.zeros((2, u)),
                 U=np.zeros((u, u)),
                 b=memory_bias if g.keeps else rng.normal(size=u),
@@ -142,14 +142,14 @@ def test_a_backward_cell_reads_the_probe_from_the_end() -> None:
     assert a.lyapunov == pytest.approx(b.lyapunov) and a.jacobian_decay == b.jacobian_decay
 
 
-def gru_layer(U: np.ndarray, b_z: float, *, seed: int = 0, w_scale: float = 0.5) -> LSTMWeights:
+def gru_layer(U: np.ndarray, b_z: float, *, seed: int = 0, w_scale: float = 0.5) -> RecurrentLayer:
     """A Keras-layout GRU (reset_after) with recurrent kernel U, update bias b_z, r ≈ 1."""
     n = U.shape[0]
     rng = np.random.default_rng(seed)
     bias = np.zeros((2, 3 * n))
     bias[0, :n] = b_z
     bias[0, n : 2 * n] = 10.0  # r = 1: the whole state reaches the candidate
-    return LSTMWeights(
+    return RecurrentLayer.from_keras_arrays(
         "gru",
         "forward",
         rng.normal(0, w_scale, (2, 3 * n)),
@@ -161,7 +161,7 @@ def gru_layer(U: np.ndarray, b_z: float, *, seed: int = 0, w_scale: float = 0.5)
     )
 
 
-def chaotic_gru(n: int = 64) -> LSTMWeights:
+def chaotic_gru(n: int = 64) -> RecurrentLayer:
     """U_h = 3·J, J ~ N(0, 1/n), z ≈ 0: h_t ≈ tanh(3·J h + ...), chaotic (gain 3 > 1)."""
     rng = np.random.default_rng(11)
     U = np.zeros((n, 3 * n))
@@ -169,7 +169,7 @@ def chaotic_gru(n: int = 64) -> LSTMWeights:
     return gru_layer(U, -10.0)
 
 
-def calm_gru(n: int = 32) -> LSTMWeights:
+def calm_gru(n: int = 32) -> RecurrentLayer:
     """ρ(U_z) = ρ(U_r) ≈ 3, yet a small candidate weight and z ≈ 0.5 keep the state calm."""
     rng = np.random.default_rng(12)
     U = np.zeros((n, 3 * n))
@@ -178,7 +178,7 @@ def calm_gru(n: int = 32) -> LSTMWeights:
     return gru_layer(U, 0.0)
 
 
-def _analysed(w: LSTMWeights, x: np.ndarray, *, probe: bool = True) -> object:
+def _analysed(w: RecurrentLayer, x: np.ndarray, *, probe: bool = True) -> object:
     run = LayerRun(None, x.astype(np.float32)) if probe else None
     return analyse_layer(w, None, "a", model="m", run=run)
 

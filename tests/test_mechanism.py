@@ -14,8 +14,9 @@ import pytest
 from lstm_report.analysis.dynamics import layer_dynamics
 from lstm_report.analysis.mechanism import ablated_outputs, fixed_points, unit_ablation
 from lstm_report.analysis.takeaways import mechanism_sentence, return_steps
-from lstm_report.cells.base import GRU_GATES, CellWeights, GateWeights, replay
+from lstm_report.cells.base import GRU_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map
+from lstm_report.cells.kinds import replay
 from lstm_report.config.schema import ModelSpec, ProbeSpec, parse_config
 from lstm_report.errors import ConfigError
 from lstm_report.model.analyses import LayerAnalysis
@@ -79,7 +80,7 @@ def bistable() -> CellWeights:
         kind="GRU",
         direction="forward",
         gates=tuple(
-            GateWeights(gate=g, W=W[g.name], U=U[g.name], b=b[g.name], b_rec=np.zeros(2))
+            GateWeights(spec=g, W=W[g.name], U=U[g.name], b=b[g.name], b_rec=np.zeros(2))
             for g in GRU_GATES
         ),
         reset_after=True,
@@ -138,9 +139,7 @@ def test_inputs_held_at_the_mean_move_the_fixed_point() -> None:
         kind="GRU",
         direction="forward",
         gates=tuple(
-            GateWeights(
-                g.gate, np.full((2, 3), 0.5) if g.gate.name == "h" else g.W, g.U, g.b, g.b_rec
-            )
+            GateWeights(g.spec, np.full((2, 3), 0.5) if g.gate == "h" else g.W, g.U, g.b, g.b_rec)
             for g in cell.gates
         ),
         reset_after=True,
@@ -310,10 +309,10 @@ def test_the_report_carries_fixed_points_units_and_the_takeaway(tmp_path: Path) 
 def _layer(cell: CellWeights, mech: object) -> LayerAnalysis:
     from dataclasses import replace
 
-    from lstm_report.model.layers import LSTMWeights
+    from lstm_report.model.layers import RecurrentLayer
 
     kernel, recurrent, bias = cell.keras_arrays()
-    w = LSTMWeights(
+    w = RecurrentLayer.from_keras_arrays(
         cell.name,
         "forward",
         kernel,

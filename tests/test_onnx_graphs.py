@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_report.cells.base import CellWeights, equations, replay
+from lstm_report.cells.base import CellWeights
+from lstm_report.cells.kinds import equations, replay
 from lstm_report.errors import ModelLoadError
 from lstm_report.readers.frameworks import read_framework
 from lstm_report.readers.onnx import graph as onnx_graph

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_report.analysis.gates import split_gates
+from lstm_report.cells.lstm import split_keras_lstm
 from lstm_report.config.schema import MODEL_KEYS, TOP_KEYS, parse_config
 from lstm_report.errors import ConfigError
 
@@ -67,7 +67,7 @@ def test_split_gates_partitions_the_arrays(
     kernel = rng.normal(size=(input_dim, 4 * units))
     rk = rng.normal(size=(units, 4 * units))
     b = rng.normal(size=4 * units) if bias else None
-    gates = split_gates(kernel, rk, b)
+    gates = split_keras_lstm(kernel, rk, b, where="LSTM", unit_forget_bias=True)
     assert [g.gate for g in gates] == ["i", "f", "c", "o"]
     np.testing.assert_array_equal(np.hstack([g.W for g in gates]), kernel)
     np.testing.assert_array_equal(np.hstack([g.U for g in gates]), rk)

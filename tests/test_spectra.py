@@ -20,7 +20,6 @@ from lstm_report.analysis.findings import (
     unit_gram,
     unit_vectors,
 )
-from lstm_report.analysis.gates import layer_gates
 from lstm_report.analysis.spectra import (
     ARNOLDI_TOL,
     EXACT_MAX,
@@ -29,7 +28,7 @@ from lstm_report.analysis.spectra import (
     spectral_radius,
     spectrum,
 )
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 from lstm_report.output.report_json import spectrum_json
 
 SMALL = 48
@@ -93,7 +92,9 @@ def test_small_matrices_are_exact_and_unchanged() -> None:
             },
         }
         assert sp.what == f"all {n} singular values (SVD); all {n} eigenvalues"
-    w = LSTMWeights("l", "forward", rng.normal(size=(3, 8)), rng.normal(size=(2, 8)), None)
+    w = RecurrentLayer.from_keras_arrays(
+        "l", "forward", rng.normal(size=(3, 8)), rng.normal(size=(2, 8)), None
+    )
     w.recurrent_kernel[0, 2] = np.nan  # U_f
     assert analyse_layer(w, None, "a").spectra_computed == (
         "U_i: all 2 singular values (SVD); all 2 eigenvalues",
@@ -198,7 +199,7 @@ def test_reruns_are_identical() -> None:
 def test_large_layer_states_what_was_computed() -> None:
     rng = np.random.default_rng(7)
     units = EXACT_MAX + 44
-    w = LSTMWeights(
+    w = RecurrentLayer.from_keras_arrays(
         "big",
         "forward",
         rng.normal(0, 0.05, (12, 4 * units)).astype(np.float32),
@@ -206,7 +207,7 @@ def test_large_layer_states_what_was_computed() -> None:
         rng.normal(0, 0.1, 4 * units).astype(np.float32),
         reads_input=True,
     )
-    gates = layer_gates(w)
+    gates = w.cell.gates
     first = gate_spectra(gates)
     assert gate_spectra(gates) == first  # threads, but the same answer every time
     for sp, g in zip(first, gates):
@@ -247,7 +248,7 @@ def test_spectral_radius_small_is_exact() -> None:
     assert spectral_radius(np.zeros((150, 150)), exact_max=SMALL) == 0.0
 
 
-def _layer(units: int, rng: np.random.Generator, scale: float = 1.0) -> LSTMWeights:
+def _layer(units: int, rng: np.random.Generator, scale: float = 1.0) -> RecurrentLayer:
     k = rng.normal(size=(6, 4 * units)) * scale
     rk = rng.normal(size=(units, 4 * units)) * scale
     b = rng.normal(size=4 * units) * scale
@@ -258,12 +259,12 @@ def _layer(units: int, rng: np.random.Generator, scale: float = 1.0) -> LSTMWeig
             arr[:, 9] = 0
             arr[:, 11] = arr[:, 0] + 1e-3 * scale
         b[sl][5], b[sl][9], b[sl][11] = 2 * b[sl][3], 0, b[sl][0]
-    return LSTMWeights("l", "forward", k, rk, b)
+    return RecurrentLayer.from_keras_arrays("l", "forward", k, rk, b)
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e-3, 1e150])
 def test_unit_gram_matches_concatenated_vectors(scale: float) -> None:
-    gates = layer_gates(_layer(20, np.random.default_rng(10), scale))
+    gates = _layer(20, np.random.default_rng(10), scale).cell.gates
     vectors, gram = unit_vectors(gates), unit_gram(gates)
     assert np.array_equal(dead_units(gram, 1e-3 * scale), dead_units(vectors, 1e-3 * scale))
     assert list(dead_units(gram, 1e-3 * scale)) == [9]
@@ -315,7 +316,7 @@ def test_duplicate_pairs_recheck_near_the_threshold_in_float64(
     monkeypatch.setattr(findings, "RECHECK_MAX", recheck_max)
     rng = np.random.default_rng(3)
     layer = _layer(16, rng)
-    gates = layer_gates(layer)
+    gates = layer.cell.gates
     vectors = unit_vectors(gates)
     # Units 1, 2: copies of unit 0 nudged so that their cosines with it are 1 − ~3e-10 and
     # 1 − ~3e-9, both 1 in float32.
@@ -325,7 +326,7 @@ def test_duplicate_pairs_recheck_near_the_threshold_in_float64(
                 arr[:, j * 16 + unit] = arr[:, j * 16] + eps * rng.normal(size=arr.shape[0])
         for j in range(4):
             layer.bias[j * 16 + unit] = layer.bias[j * 16]
-    gates = layer_gates(layer)
+    gates = layer.cell.gates
     vectors, gram = unit_vectors(gates), unit_gram(gates)
     assert gram.gram.dtype == np.float32
     cos = duplicate_pairs(vectors, 0.0)

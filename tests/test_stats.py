@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_report.analysis.gates import split_gates
 from lstm_report.analysis.stats import feature_importance, matrix_stats
+from lstm_report.cells.lstm import split_keras_lstm
 
 
 def test_matrix_stats_match_numpy() -> None:
@@ -49,7 +49,9 @@ def test_feature_importance_by_hand() -> None:
     kernel[0, :] = 1.0  # norm sqrt(8)
     kernel[1, 2:4] = [3.0, 4.0]  # only the forget gate: norm 5
     kernel[2, 7] = -0.5
-    gates = split_gates(kernel, np.zeros((u, 4 * u)), None)
+    gates = split_keras_lstm(
+        kernel, np.zeros((u, 4 * u)), None, where="LSTM", unit_forget_bias=True
+    )
     feats = feature_importance(kernel, gates, ["a", "b", "c"])
     assert [f.name for f in feats] == ["a", "b", "c"]  # input order
     assert feats[0].value == pytest.approx(np.sqrt(8))
@@ -63,7 +65,11 @@ def test_feature_importance_by_hand() -> None:
 def test_feature_importance_with_nonfinite_row() -> None:
     kernel = np.ones((2, 4))
     kernel[1, 0] = np.nan
-    feats = feature_importance(kernel, split_gates(kernel, np.ones((1, 4)), None), ["a", "b"])
+    feats = feature_importance(
+        kernel,
+        split_keras_lstm(kernel, np.ones((1, 4)), None, where="LSTM", unit_forget_bias=True),
+        ["a", "b"],
+    )
     assert feats[1].value is None and feats[1].rank == 2
     assert feats[1].per_gate[0] is None and feats[1].per_gate[1] == pytest.approx(1.0)
 
@@ -87,7 +93,11 @@ def test_huge_finite_weights_give_finite_norms() -> None:
         / np.linalg.svd(a / 1e200, compute_uv=False)[0] ** 2
     )
     kernel = np.full((2, 8), 1e200)
-    feats = feature_importance(kernel, split_gates(kernel, np.ones((2, 8)), None), ["a", "b"])
+    feats = feature_importance(
+        kernel,
+        split_keras_lstm(kernel, np.ones((2, 8)), None, where="LSTM", unit_forget_bias=True),
+        ["a", "b"],
+    )
     assert feats[0].value == pytest.approx(1e200 * np.sqrt(8), rel=1e-12)
     assert feats[0].per_gate[0] == pytest.approx(1e200 * np.sqrt(2), rel=1e-12)
     d = delta(a, -a)

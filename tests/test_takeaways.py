@@ -151,10 +151,10 @@ def test_memory_sentence_without_a_horizon_is_an_estimate_said_as_one() -> None:
     from lstm_report.analysis.activity import probe_activity
     from lstm_report.analysis.probing import LayerRun
     from lstm_report.analysis.takeaways import memory_sentence
-    from lstm_report.model.layers import LSTMWeights
+    from lstm_report.model.layers import RecurrentLayer
 
     rng = np.random.default_rng(0)
-    w = LSTMWeights(
+    w = RecurrentLayer.from_keras_arrays(
         "l", "forward", rng.normal(size=(3, 16)), rng.normal(size=(4, 16)), rng.normal(size=16)
     )
     la = analyse_layer(w, None, "a")  # no probe

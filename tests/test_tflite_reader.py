@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_report.cells.base import replay_layers
+from lstm_report.cells.kinds import replay_layers
 from lstm_report.cli import main
 from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.readers.frameworks import read_framework

@@ -12,7 +12,6 @@ import numpy as np
 
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
 from lstm_report.analysis.findings import layer_findings
-from lstm_report.analysis.gates import GateWeights, layer_gates, memory_gate
 from lstm_report.analysis.importance import (
     occlusion_importance,
     sequences_for_work,
@@ -23,6 +22,7 @@ from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.probing import KerasInputs, LayerRun, ProbeFlow
 from lstm_report.analysis.spectra import PARALLEL_MIN, gate_spectra, spectra_jobs, spectra_pool
 from lstm_report.analysis.stats import feature_importance, gate_stats, matrix_stats
+from lstm_report.cells.base import GateWeights, memory_gate
 from lstm_report.config.schema import Checks, ModelSpec
 from lstm_report.errors import AnalysisError, ConfigError, LstmReportError, listing, quote
 from lstm_report.model.analyses import (
@@ -32,7 +32,7 @@ from lstm_report.model.analyses import (
     Target,
     severity_rank,
 )
-from lstm_report.model.layers import LSTMWeights, ModelWeights
+from lstm_report.model.layers import ModelWeights, RecurrentLayer
 from lstm_report.model.mechanism import Mechanism, UnitAblation
 from lstm_report.model.report import Headline
 from lstm_report.model.stats import Dynamics, GateSpectra, GateStats, MatrixStats
@@ -41,7 +41,7 @@ KEPT_SEQUENCES = 32
 """Probe inputs a layer keeps for verification: enough to expose any mix-up."""
 
 
-def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, ...]:
+def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[RecurrentLayer, ...]:
     """The LSTMs and GRUs the config asks for (all by default), in model order."""
     if spec.layers is None:
         return weights.layers
@@ -66,7 +66,7 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[LSTMWeights, 
 
 
 def feature_names(
-    spec: ModelSpec, layers: Sequence[LSTMWeights], weights: ModelWeights | None = None
+    spec: ModelSpec, layers: Sequence[RecurrentLayer], weights: ModelWeights | None = None
 ) -> tuple[str, ...] | None:
     """Names of the model's input features, checked against the LSTMs that read them, or
     (behind front layers such as Normalization or Conv1D) against the model's input."""
@@ -96,7 +96,7 @@ def feature_names(
 
 
 def analyse_layer(
-    w: LSTMWeights,
+    w: RecurrentLayer,
     names: Sequence[str] | None,
     anchor: str,
     *,
@@ -110,7 +110,7 @@ def analyse_layer(
     fixed points, findings. ``pending`` waits for spectra already started
     (``spectra_jobs``); ``dynamics``: the input the fixed points hold (zero or mean), None
     for no dynamics at all."""
-    gates = layer_gates(w)  # AnalysisError if the arrays are not its kind's
+    gates = w.cell.gates
     spectra = gate_spectra(gates) if pending is None else pending()
     stats = gate_stats(gates, spectra)
     features = None
@@ -139,7 +139,7 @@ def analyse_layer(
     return with_findings(la, model, checks)
 
 
-def probe_mechanism(w: LSTMWeights, x: np.ndarray, inputs: str) -> Mechanism | None:
+def probe_mechanism(w: RecurrentLayer, x: np.ndarray, inputs: str) -> Mechanism | None:
     """Fixed and slow points of the layer with its input held at zero or at the probe's
     mean (None where the search cannot run: a cell without a derivative here)."""
     try:
@@ -242,7 +242,7 @@ def model_heads(
     return heads, whys
 
 
-def _head(replay: Any, w: LSTMWeights, x_model: np.ndarray) -> ModelHead:
+def _head(replay: Any, w: RecurrentLayer, x_model: np.ndarray) -> ModelHead:
     backward = w.cell.direction == "backward"
     n = x_model.shape[0]
     output = replay.graph.output
@@ -264,7 +264,7 @@ UNITS_REASON = "the whole model is not replayed in numpy here"
 
 
 def probe_dynamics(
-    w: LSTMWeights, run: LayerRun | None, stats: Sequence[GateStats]
+    w: RecurrentLayer, run: LayerRun | None, stats: Sequence[GateStats]
 ) -> Dynamics | None:
     """Lyapunov exponents and Jacobian decay of the layer driven by its probe inputs; None
     without them, with non-finite weights, or an activation without a derivative here."""
@@ -292,7 +292,7 @@ def with_findings(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysi
         model=model,
         w=la.weights,
         anchor=la.anchor,
-        gates=layer_gates(la.weights),
+        gates=la.weights.cell.gates,
         stats=la.gates,
         spectra=la.spectra,
         verification=la.verification,
@@ -390,7 +390,7 @@ def analyse_model(
 
 
 def _spectra_on_pool(
-    layers: Sequence[LSTMWeights], stack: ExitStack
+    layers: Sequence[RecurrentLayer], stack: ExitStack
 ) -> list[Callable[[], tuple[GateSpectra, ...]] | None]:
     """Per layer, what computes its spectra on a shared pool, or None (computed by
     analyse_layer itself: a small layer, or one whose arrays are not its kind's, which
@@ -402,7 +402,7 @@ def _spectra_on_pool(
     gates: list[tuple[GateWeights, ...] | None] = []
     for w in layers:
         try:
-            g = layer_gates(w)
+            g = w.cell.gates
         except AnalysisError:
             g = None
         gates.append(g if g and g[0].U.shape[0] >= PARALLEL_MIN else None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_report.analysis.gates import layer_gates, replay
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.cells.kinds import replay
+from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.mechanism import GateActivity, ProbeActivity
 
 # Karpathy, Johnson & Fei-Fei (2015): a sigmoid gate is left-saturated below 0.1 and
@@ -20,7 +20,7 @@ CHUNK = 64
 
 
 def probe_activity(
-    w: LSTMWeights, x: np.ndarray, sequence: int = 0
+    w: RecurrentLayer, x: np.ndarray, sequence: int = 0
 ) -> tuple[ProbeActivity, np.ndarray]:
     """Replay the layer over x (sequences, steps, input_dim) and summarise every gate.
 
@@ -29,7 +29,7 @@ def probe_activity(
     """
     n, steps, _ = x.shape
     u = w.units
-    squashed = {g.gate: g.squashed for g in layer_gates(w)}
+    squashed = {g.gate: g.squashed for g in w.cell.gates}
     names = tuple(squashed)
     saturation = {g: GATE_SATURATION if sq else CANDIDATE_SATURATION for g, sq in squashed.items()}
     hist_range = {g: GATE_RANGE if sq else CANDIDATE_RANGE for g, sq in squashed.items()}
@@ -42,7 +42,9 @@ def probe_activity(
     h_seq = c_seq = None
     for start in range(0, n, CHUNK):
         # float32, like Keras itself: twice the speed of float64 on large layers
-        trace = replay(w, x[start : start + CHUNK], dtype=np.float32)
+        trace = replay(
+            w.cell, x[start : start + CHUNK], keep_gates=True, dtype=np.float32, order="read"
+        )
         outputs[start : start + CHUNK] = trace.h
         for g in names:
             a = trace.gates[g]

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lstm_report.analysis.gates import GateWeights, layer_gates
 from lstm_report.analysis.norms import cosine, fro, scale_of
+from lstm_report.cells.base import GateWeights
 from lstm_report.errors import ConfigError
 from lstm_report.model.analyses import ModelAnalysis
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.training import Comparison, Delta, GateDelta, LayerDelta
 
 TOP_UNITS = 5
@@ -53,7 +53,7 @@ def gate_scale(before: GateWeights, after: GateWeights) -> float | None:
     return math.hypot(*norms) / math.sqrt(count) if count else None
 
 
-def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> LayerDelta:
+def compare_layers(a: RecurrentLayer, b: RecurrentLayer, anchor: str, where: str) -> LayerDelta:
     for arr in ("kernel", "recurrent_kernel"):
         sa, sb = getattr(a, arr).shape, getattr(b, arr).shape
         if sa != sb:
@@ -66,7 +66,7 @@ def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> L
             f"{where}: layer {a.label!r} is a {a.kind} in the baseline but a {b.kind} in the "
             "candidate; they cannot be compared"
         )
-    ga, gb = layer_gates(a), layer_gates(b)
+    ga, gb = a.cell.gates, b.cell.gates
     if any(
         (x.b is None) != (y.b is None) or (x.b_rec is None) != (y.b_rec is None)
         for x, y in zip(ga, gb)
@@ -97,7 +97,7 @@ def compare_layers(a: LSTMWeights, b: LSTMWeights, anchor: str, where: str) -> L
     return LayerDelta(a.name, a.direction, gates, top, a, b, anchor)
 
 
-Side = tuple[str, Sequence[LSTMWeights]]
+Side = tuple[str, Sequence[RecurrentLayer]]
 """One side of a comparison: its name (a model, or ``model@checkpoint``) and its layers."""
 
 
@@ -159,7 +159,7 @@ def compare_models(
 
 def _mapped(
     base: Side, cand: Side, layers: Sequence[tuple[str, str]], where: str
-) -> list[tuple[LSTMWeights, LSTMWeights]]:
+) -> list[tuple[RecurrentLayer, RecurrentLayer]]:
     """The pairs a ``layers:`` mapping names (each direction of a layer with the same
     direction), then the unmapped layers by name."""
     for b, c in layers:
@@ -184,12 +184,12 @@ def _mapped(
     return pairs
 
 
-def _layout(layers: Sequence[LSTMWeights]) -> list[tuple[object, ...]]:
+def _layout(layers: Sequence[RecurrentLayer]) -> list[tuple[object, ...]]:
     """What must agree for layers to be paired by position."""
     return [(w.kind, w.reset_after, w.units, w.input_dim, w.direction) for w in layers]
 
 
-def _listing(layers: Sequence[LSTMWeights]) -> str:
+def _listing(layers: Sequence[RecurrentLayer]) -> str:
     shown = [
         f"{w.label if w.wrapper else w.name} ({w.kind}, {w.units} units, {w.input_dim} inputs)"
         for w in layers

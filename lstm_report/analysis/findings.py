@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_report.analysis.gates import GateWeights
 from lstm_report.analysis.norms import row_norms
+from lstm_report.cells.base import GateWeights
 from lstm_report.config.schema import Checks
 from lstm_report.model.analyses import Finding, Severity, severity_rank
-from lstm_report.model.layers import GATE_NAMES, LSTMWeights
+from lstm_report.model.layers import GATE_NAMES, RecurrentLayer
 from lstm_report.model.mechanism import ProbeActivity
 from lstm_report.model.stats import Dynamics, GateSpectra, GateStats, Verification
 
@@ -192,7 +192,7 @@ def radius_context(d: Dynamics | None) -> str:
 def layer_findings(
     *,
     model: str,
-    w: LSTMWeights,
+    w: RecurrentLayer,
     anchor: str,
     gates: tuple[GateWeights, ...],
     stats: tuple[GateStats, ...],

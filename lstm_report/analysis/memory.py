@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_report.analysis.gates import GateWeights, activation_fn, memory_gate
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.cells.activations import activation_fn
+from lstm_report.cells.base import GateWeights, memory_gate
+from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.stats import Timescales
 
 
@@ -20,7 +21,7 @@ def tau(f: np.ndarray) -> tuple[float | None, ...]:
 
 
 def timescales(
-    w: LSTMWeights, gates: tuple[GateWeights, ...], probe_forget: np.ndarray | None = None
+    w: RecurrentLayer, gates: tuple[GateWeights, ...], probe_forget: np.ndarray | None = None
 ) -> Timescales | None:
     """Resting memory-gate activation g = act(b_g) per unit (the input- and recurrent-side
     biases added; 0 without bias), and τ; ``probe_forget`` is that gate's mean on data."""

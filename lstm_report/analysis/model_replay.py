@@ -5,7 +5,7 @@ with Keras' mask semantics: an Embedding with ``mask_zero`` or a Masking layer m
 which an LSTM or GRU skips (state and output carried over; zeros in a Bidirectional's
 sequences), which GlobalAveragePooling1D leaves out of its mean, and which every other
 layer that would see a mask refuses rather than guess. The recurrent layers run from their
-LSTMWeights (cells.replay), so the report's cells are what predicts.
+RecurrentLayer (cells.replay), so the report's cells are what predicts.
 
 What numpy cannot compute raises ReplayStopped naming the layer.
 """
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from lstm_report.cells.activations import activation_fn
-from lstm_report.cells.base import replay as replay_cell
+from lstm_report.cells.kinds import replay as replay_cell
 from lstm_report.errors import AnalysisError
 from lstm_report.model.graph import IDENTITY_LAYERS, GraphLayer, ModelGraph
-from lstm_report.model.layers import LSTMWeights, ModelWeights
+from lstm_report.model.layers import ModelWeights, RecurrentLayer
 
 EPSILON = 1e-7
 """keras.backend.epsilon(): Normalization's floor under the standard deviation."""
@@ -77,7 +77,7 @@ class ModelReplay:
             raise ReplayStopped("the file stores no Keras model graph")
         self.graph: ModelGraph = weights.graph
         self.dtype = dtype
-        self.halves: dict[str, list[LSTMWeights]] = {}
+        self.halves: dict[str, list[RecurrentLayer]] = {}
         for w in weights.layers:
             self.halves.setdefault(w.name, []).append(w)
         self.by_name = {layer.name: layer for layer in self.graph.layers}

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.cells.kinds import replay
 from lstm_report.errors import LstmReportError
-from lstm_report.model.layers import LSTMWeights, ModelWeights
+from lstm_report.model.layers import ModelWeights, RecurrentLayer
 from lstm_report.model.mechanism import ProbeActivity
 
 KerasInputs = Callable[[str | None, np.ndarray], np.ndarray]
@@ -53,7 +54,7 @@ class ProbeFlow:
         self._runs: dict[tuple[str, str], tuple[LayerRun, np.ndarray | None]] = {}
         self._inputs: dict[str, tuple[np.ndarray | None, str, str | None]] = {}
 
-    def run(self, w: LSTMWeights) -> LayerRun:
+    def run(self, w: RecurrentLayer) -> LayerRun:
         return self._run(w, depth=0)[0]
 
     def output(self, name: str) -> np.ndarray | None:
@@ -75,16 +76,14 @@ class ProbeFlow:
         merge = MERGES.get(halves[0].merge_mode or "concat")
         return None if merge is None else merge(lasts[0], lasts[1])
 
-    def _run(self, w: LSTMWeights, depth: int) -> tuple[LayerRun, np.ndarray | None]:
+    def _run(self, w: RecurrentLayer, depth: int) -> tuple[LayerRun, np.ndarray | None]:
         key = (w.name, w.direction)
         if key not in self._runs:
             x, how, note = self._input_of(w, depth)
             if x is None:
                 self._runs[key] = (LayerRun(None, None, note), None)
             elif not self.activity:
-                from lstm_report.analysis.gates import replay
-
-                out = replay(w, x, keep_gates=False, dtype=np.float32).h
+                out = replay(w.cell, x, dtype=np.float32, order="read").h
                 self._runs[key] = (LayerRun(None, x), out)
             else:
                 # imported here: lstm_report.analysis imports this module
@@ -96,7 +95,7 @@ class ProbeFlow:
                 self._runs[key] = (LayerRun(activity, x), out)
         return self._runs[key]
 
-    def _input_of(self, w: LSTMWeights, depth: int) -> tuple[np.ndarray | None, str, str | None]:
+    def _input_of(self, w: RecurrentLayer, depth: int) -> tuple[np.ndarray | None, str, str | None]:
         if w.reads_input:
             return self.x, "numpy", None
         if w.name not in self._inputs:
@@ -104,7 +103,7 @@ class ProbeFlow:
         return self._inputs[w.name]
 
     def _compute_input(
-        self, w: LSTMWeights, depth: int
+        self, w: RecurrentLayer, depth: int
     ) -> tuple[np.ndarray | None, str, str | None]:
         src = w.source
         emb = self.model.embedding
@@ -137,7 +136,7 @@ class ProbeFlow:
         except LstmReportError as exc:
             return None, "", str(exc)
 
-    def _graph_input(self, w: LSTMWeights) -> np.ndarray | None:
+    def _graph_input(self, w: RecurrentLayer) -> np.ndarray | None:
         """The layer's input computed in numpy from the model's graph (front layers such as
         Normalization or Conv1D), or None where the graph cannot compute it."""
         graph = self.model.graph
@@ -155,7 +154,7 @@ class ProbeFlow:
             return None
         return np.asarray(value, np.float32)
 
-    def _output_of(self, halves: list[LSTMWeights], depth: int) -> np.ndarray | None:
+    def _output_of(self, halves: list[RecurrentLayer], depth: int) -> np.ndarray | None:
         outs = []
         for u in halves:
             out = self._run(u, depth)[1]

@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 
 from lstm_report.analysis.compare import delta
-from lstm_report.analysis.gates import layer_gates
 from lstm_report.analysis.memory import timescales
 from lstm_report.analysis.norms import fro
 from lstm_report.analysis.spectra import spectral_radius
-from lstm_report.model.layers import LSTMWeights, ModelWeights
+from lstm_report.model.layers import ModelWeights, RecurrentLayer
 from lstm_report.model.training import Checkpoint, GatePoint, LayerPoint, Series
 
 
@@ -25,12 +24,12 @@ def _fro(a: np.ndarray | None) -> float | None:
     return fro(x) if np.isfinite(x).all() else None
 
 
-def layer_point(w: LSTMWeights, before: LSTMWeights | None) -> LayerPoint:
+def layer_point(w: RecurrentLayer, before: RecurrentLayer | None) -> LayerPoint:
     """One layer at one checkpoint: norms, U_g spectral radius, median forget timescale and
     the change since ``before`` (the same layer at the previous checkpoint, or None)."""
-    gates = layer_gates(w)
+    gates = w.cell.gates
     pg = (
-        layer_gates(before)
+        before.cell.gates
         if before is not None
         and before.cell_kind == w.cell_kind
         and before.kernel.shape == w.kernel.shape

@@ -18,8 +18,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from lstm_report.analysis.gates import GateWeights
 from lstm_report.analysis.norms import scale_of
+from lstm_report.cells.base import GateWeights
 from lstm_report.model.stats import GateSpectra, Spectrum
 
 T = TypeVar("T")

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lstm_report.analysis.gates import GateWeights
 from lstm_report.analysis.norms import fro, max_abs, row_norms, scale_of
+from lstm_report.cells.base import GateWeights
 from lstm_report.model.stats import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
 
 

@@ -1,8 +1,9 @@
 """What a gated recurrent cell is, independent of the framework that trained it.
 
-The public names, re-exported from base.py (the dataclasses and the dispatch by kind);
-lstm.py, gru.py and conv_lstm.py hold each kind's numpy step and Keras split. Modules of
-the package import base.py itself, never this file, so that nothing imports in a circle.
+The public names: base.py's dataclasses, and kinds.py's functions that dispatch by kind to
+lstm.py and gru.py (each kind's numpy step and Keras split; conv_lstm.py for ConvLSTM).
+Modules of the package import the defining module, never this file, so that nothing
+imports in a circle.
 """
 
 from __future__ import annotations
@@ -17,16 +18,14 @@ from lstm_report.cells.base import (
     Gate,
     GateWeights,
     Kind,
-    RecurrentModel,
+    Order,
     activations,
-    equations,
     flat_matmul,
-    from_keras,
     gates_of,
-    replay,
+    memory_gate,
     replay_inputs,
-    replay_layers,
 )
+from lstm_report.cells.kinds import equations, from_keras, replay, replay_layers
 
 __all__ = [
     "GATE_TITLES",
@@ -38,13 +37,14 @@ __all__ = [
     "Gate",
     "GateWeights",
     "Kind",
-    "RecurrentModel",
+    "Order",
     "activations",
     "equations",
     "flat_matmul",
     "from_keras",
     "gates_of",
+    "memory_gate",
     "replay",
-    "replay_inputs",
     "replay_layers",
+    "replay_inputs",
 ]

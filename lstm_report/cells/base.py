@@ -20,8 +20,8 @@ Each gate carries two biases, as PyTorch and ONNX store them: `b` on the input s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -98,7 +98,8 @@ GATE_TITLES: dict[str, str] = {g.name: g.title for g in LSTM_GATES + GRU_GATES}
 class GateWeights:
     """One gate's weights, Keras orientation (x · W + h · U + b)."""
 
-    gate: Gate
+    spec: Gate
+    """Which gate it is: its letter, name and role."""
     W: np.ndarray
     """(input_dim, units)."""
     U: np.ndarray
@@ -108,6 +109,24 @@ class GateWeights:
     b_rec: np.ndarray | None
     """(units,): recurrent-side bias (PyTorch's bias_hh, ONNX's Rb, row 1 of a Keras
     reset_after GRU's bias), or None."""
+    init_bias: float | None = None
+    """Where training started this bias, where the file says so and it is not 0: a Keras LSTM
+    built with unit_forget_bias starts b_f at 1 (PyTorch and ONNX start no bias at 1)."""
+
+    @property
+    def gate(self) -> str:
+        """The gate's letter (i, f, c, o; z, r, h)."""
+        return self.spec.name
+
+    @property
+    def keeps(self) -> bool:
+        """The memory gate (LSTM f, GRU z): it keeps that fraction of the old state."""
+        return self.spec.keeps
+
+    @property
+    def squashed(self) -> bool:
+        """A 0..1 gate (the recurrent activation); False for the candidate."""
+        return self.spec.squashed
 
     @property
     def bias(self) -> np.ndarray | None:
@@ -115,6 +134,11 @@ class GateWeights:
         if self.b is None:
             return self.b_rec
         return self.b if self.b_rec is None else self.b + self.b_rec
+
+
+def memory_gate(gates: Sequence[GateWeights]) -> GateWeights:
+    """The gate that keeps the old state: f for an LSTM, z for a GRU."""
+    return next(g for g in gates if g.keeps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,7 +180,7 @@ class CellWeights:
     def __post_init__(self) -> None:
         where = self.label
         expected = tuple(g.name for g in gates_of(self.kind))
-        got = tuple(g.gate.name for g in self.gates)
+        got = tuple(g.gate for g in self.gates)
         if got != expected:
             raise AnalysisError(f"{where}: gates {got} are not {self.kind}'s {expected}")
         if self.direction not in ("forward", "backward"):
@@ -182,13 +206,13 @@ class CellWeights:
         for g in self.gates:
             if g.W.shape != (n_in, units) or g.U.shape != (rec_dim, units):
                 raise AnalysisError(
-                    f"{where}: gate {g.gate.name}: W {g.W.shape}, U {g.U.shape} are not "
+                    f"{where}: gate {g.gate}: W {g.W.shape}, U {g.U.shape} are not "
                     f"({n_in}, {units}), ({rec_dim}, {units})"
                 )
             for label, vec in (("b", g.b), ("b_rec", g.b_rec)):
                 if vec is not None and vec.shape != (units,):
                     raise AnalysisError(
-                        f"{where}: gate {g.gate.name}: {label} shape {vec.shape} is not ({units},)"
+                        f"{where}: gate {g.gate}: {label} shape {vec.shape} is not ({units},)"
                     )
 
     @property
@@ -217,7 +241,7 @@ class CellWeights:
 
     def gate(self, name: str) -> GateWeights:
         for g in self.gates:
-            if g.gate.name == name:
+            if g.gate == name:
                 return g
         raise KeyError(name)
 
@@ -240,15 +264,19 @@ class CellWeights:
         if self.peepholes is not None:
             raise AnalysisError(f"{self.label}: an LSTM with peepholes has no Keras layout")
         W, U, b, b_rec = self.stacked()
+        return W, U, self.keras_bias(b, b_rec)
+
+    def keras_bias(self, b: np.ndarray | None, b_rec: np.ndarray | None) -> np.ndarray | None:
+        """The stacked biases in Keras' layout: [b; b_rec] (2, 3u) for a reset_after GRU, else
+        b + b_rec (either alone; None without bias)."""
         if self.kind == "GRU" and self.reset_after:
             if b is None and b_rec is None:
-                return W, U, None
-            zeros = np.zeros(W.shape[1], dtype=W.dtype)
-            rows = [zeros if v is None else v for v in (b, b_rec)]
-            return W, U, np.stack(rows)
+                return None
+            zeros = np.zeros(self.units * len(self.gates), dtype=self.gates[0].W.dtype)
+            return np.stack([zeros if v is None else v for v in (b, b_rec)])
         if b is None:
-            return W, U, b_rec
-        return W, U, b if b_rec is None else b + b_rec
+            return b_rec
+        return b if b_rec is None else b + b_rec
 
 
 def _stack(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
@@ -260,31 +288,55 @@ def _stack(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
     return np.concatenate(present)
 
 
+Order = Literal["input", "read"]
+"""How a trace's steps are ordered: aligned with the input, or in the order they were read."""
+
+
 @dataclass(frozen=True, eq=False)
 class CellTrace:
-    """A replayed cell over a batch. Arrays are (batch, steps, ·) and aligned with the input:
-    ``h[:, t]`` is the state after reading ``x[:, t]``, also for a backward cell (as PyTorch
-    and ONNX return them, and Keras' Bidirectional; a lone Keras go_backwards layer returns
-    them in reading order, i.e. flipped)."""
+    """A replayed cell over a batch, arrays (batch, steps, ·). In ``input`` order they are
+    aligned with the input: ``h[:, t]`` is the state after reading ``x[:, t]``, also for a
+    backward cell (as PyTorch and ONNX return them, and Keras' Bidirectional). In ``read``
+    order they follow the order the cell read the steps, as a lone Keras layer returns them
+    (a go_backwards layer's flipped)."""
 
     h: np.ndarray
     """(batch, steps, output_dim)."""
     c: np.ndarray | None
     """LSTM cell state (batch, steps, units); None for a GRU."""
     gates: dict[str, np.ndarray]
-    """Post-activation gate values by gate name, when asked for (else empty)."""
+    """Post-activation gate values by gate letter, when asked for (else empty): gates in the
+    recurrent activation's range, the candidate (c, h) in the activation's."""
     direction: Direction = "forward"
+    order: Order = "input"
 
     @property
     def h_last(self) -> np.ndarray:
         """The final state (PyTorch's h_n, ONNX's Y_h): the last one read."""
-        return self.h[:, 0] if self.direction == "backward" else self.h[:, -1]
+        return self.h[:, 0] if self._flipped else self.h[:, -1]
 
     @property
     def c_last(self) -> np.ndarray | None:
         if self.c is None:
             return None
-        return self.c[:, 0] if self.direction == "backward" else self.c[:, -1]
+        return self.c[:, 0] if self._flipped else self.c[:, -1]
+
+    @property
+    def _flipped(self) -> bool:
+        """True where the last step read is the first one stored."""
+        return self.direction == "backward" and self.order == "input"
+
+    def in_order(self, order: Order) -> CellTrace:
+        """The same trace with its steps in ``order`` (views: a backward cell's flipped)."""
+        if order == self.order or self.direction == "forward":
+            return self if order == self.order else replace(self, order=order)
+        return CellTrace(
+            h=self.h[:, ::-1],
+            c=None if self.c is None else self.c[:, ::-1],
+            gates={g: a[:, ::-1] for g, a in self.gates.items()},
+            direction=self.direction,
+            order=order,
+        )
 
 
 def activations(
@@ -297,6 +349,13 @@ def activations(
         missing = cell.activation if act is None else cell.recurrent_activation
         raise AnalysisError(f"{cell.label}: cannot replay activation {missing!r} in numpy")
     return act, rec
+
+
+def bias_terms(cell: CellWeights, gate: str) -> str:
+    """`` + b_g + b_rec_g`` for the biases this cell's gate has (empty without bias)."""
+    g = cell.gate(gate)
+    parts = [f"b_{gate}" if g.b is not None else "", f"b_rec_{gate}" if g.b_rec is not None else ""]
+    return "".join(f" + {p}" for p in parts if p)
 
 
 def flat_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -327,123 +386,3 @@ def replay_inputs(
     # C order: U is multiplied at every step, and a transposed view (PyTorch's weight_hh.T)
     # took 15.5 ms instead of 1.6 ms per (64, 256) · (256, 1024) product, measured.
     return zx, np.ascontiguousarray(U, dtype=dtype), b, b_rec, order
-
-
-def replay(
-    cell: CellWeights,
-    x: np.ndarray,
-    *,
-    keep_gates: bool = False,
-    dtype: type = np.float64,
-    mask: np.ndarray | None = None,
-) -> CellTrace:
-    """Run one cell in numpy on x (batch, steps, input_dim) from a zero state.
-
-    ``mask`` (batch, steps), as Keras masks: at a masked step the state and the output of
-    the step before are carried over unchanged."""
-    # Imported here: lstm.py and gru.py import this module's dataclasses.
-    if cell.kind == "LSTM":
-        from lstm_report.cells.lstm import replay_lstm
-
-        return replay_lstm(cell, x, keep_gates=keep_gates, dtype=dtype, mask=mask)
-    from lstm_report.cells.gru import replay_gru
-
-    return replay_gru(cell, x, keep_gates=keep_gates, dtype=dtype, mask=mask)
-
-
-def from_keras(
-    kind: Kind,
-    kernel: np.ndarray,
-    recurrent_kernel: np.ndarray,
-    bias: np.ndarray | None,
-    *,
-    name: str,
-    direction: Direction = "forward",
-    activation: str = "tanh",
-    recurrent_activation: str = "sigmoid",
-    reset_after: bool | None = None,
-) -> CellWeights:
-    """A Keras layer's three arrays (gates concatenated along the last axis) as a cell."""
-    if kind == "LSTM":
-        from lstm_report.cells.lstm import from_keras_lstm
-
-        return from_keras_lstm(
-            kernel,
-            recurrent_kernel,
-            bias,
-            name=name,
-            direction=direction,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-        )
-    from lstm_report.cells.gru import from_keras_gru
-
-    return from_keras_gru(
-        kernel,
-        recurrent_kernel,
-        bias,
-        reset_after=True if reset_after is None else reset_after,
-        name=name,
-        direction=direction,
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-    )
-
-
-def equations(cell: CellWeights) -> tuple[str, ...]:
-    """The equations this cell computes, one line each, with its activations and biases."""
-    if cell.kind == "LSTM":
-        from lstm_report.cells.lstm import lstm_equations
-
-        return lstm_equations(cell)
-    from lstm_report.cells.gru import gru_equations
-
-    return gru_equations(cell)
-
-
-def replay_layers(
-    cells: Sequence[CellWeights], x: np.ndarray, *, dtype: type = np.float64
-) -> tuple[np.ndarray, tuple[CellTrace, ...]]:
-    """Run stacked layers: cells sharing a name are one layer's directions, run on the same
-    input and concatenated (forward, then backward) as the next layer's input.
-
-    Returns the last layer's output and every cell's trace, layer by layer, forward first.
-    """
-    traces: list[CellTrace] = []
-    out: np.ndarray = np.asarray(x, dtype=dtype)
-    i = 0
-    while i < len(cells):
-        layer = [cells[i]]
-        while i + len(layer) < len(cells) and cells[i + len(layer)].name == cells[i].name:
-            layer.append(cells[i + len(layer)])
-        layer.sort(key=lambda c: c.direction != "forward")
-        step = [replay(c, out, dtype=dtype) for c in layer]
-        traces.extend(step)
-        out = np.concatenate([t.h for t in step], axis=-1)
-        i += len(layer)
-    return out, tuple(traces)
-
-
-@dataclass(frozen=True, eq=False)
-class RecurrentModel:
-    """What a framework reader found in one file."""
-
-    source: str
-    """The file's name."""
-    framework: str
-    """``PyTorch state dict``, ``PyTorch checkpoint``, ``safetensors``, ``ONNX``."""
-    cells: tuple[CellWeights, ...]
-    other: tuple[str, ...] = ()
-    """Recurrent layers found but not analysable (e.g. a plain nn.RNN), one line each:
-    ``name: KIND (...), why``."""
-    hyper_parameters: tuple[tuple[str, bool | int | float | str], ...] = ()
-    """A checkpoint's scalar hyper-parameters (Lightning's ``hyper_parameters``), in order."""
-    notes: tuple[str, ...] = ()
-    """What the reader noticed about the file as a whole (e.g. what it read inertly)."""
-    total_params: int | None = None
-    """The model's parameters: the elements of every tensor of its weights (a state dict's
-    every tensor, an ONNX graph's every stored tensor), recurrent or not."""
-    sources: tuple[tuple[str, str], ...] = ()
-    """(layer, the layer whose output it reads), where the file says so (ONNX, TFLite)."""
-    graph: Any = None
-    """The whole model to run, where the reader can give it (a model_graph.ModelGraph)."""

@@ -21,6 +21,7 @@ from lstm_report.cells.base import (
     Direction,
     GateWeights,
     activations,
+    bias_terms,
     replay_inputs,
 )
 from lstm_report.errors import AnalysisError
@@ -59,7 +60,7 @@ def split_keras_gru(
         b_in, b_rec = (bias[0], bias[1]) if reset_after else (bias, None)
     return tuple(
         GateWeights(
-            gate=g,
+            spec=g,
             W=kernel[:, k * u : (k + 1) * u],
             U=recurrent_kernel[:, k * u : (k + 1) * u],
             b=None if b_in is None else b_in[k * u : (k + 1) * u],
@@ -143,8 +144,6 @@ def replay_gru(
 
 def gru_equations(cell: CellWeights) -> tuple[str, ...]:
     """What this GRU computes: where the reset gate acts, and which bias sits where."""
-    from lstm_report.cells.lstm import bias_terms
-
     act, rec = cell.activation, cell.recurrent_activation
     lines = [f"{g}_t  = {rec}(x_t·W_{g} + h_(t−1)·U_{g}{bias_terms(cell, g)})" for g in ("z", "r")]
     cand = cell.gate("h")

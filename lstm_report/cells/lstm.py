@@ -22,16 +22,23 @@ from lstm_report.cells.base import (
     Direction,
     GateWeights,
     activations,
+    bias_terms,
     replay_inputs,
 )
 from lstm_report.errors import AnalysisError
 
 
 def split_keras_lstm(
-    kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray | None, *, where: str
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    where: str,
+    unit_forget_bias: bool = False,
 ) -> tuple[GateWeights, ...]:
     """Keras LSTM arrays, gates i,f,c,o along the last axis: kernel (in, 4u), recurrent_kernel
-    (u, 4u), bias (4u,) or None. Views, no copies; AnalysisError if they are not an LSTM's."""
+    (u, 4u), bias (4u,) or None. Views, no copies; AnalysisError if they are not an LSTM's.
+    ``unit_forget_bias``: the layer started b_f at 1 (its gate's ``init_bias``)."""
     if recurrent_kernel.ndim != 2:
         raise AnalysisError(
             f"{where}: recurrent kernel must be 2-D, got shape {recurrent_kernel.shape}"
@@ -49,11 +56,12 @@ def split_keras_lstm(
         raise AnalysisError(f"{where}: bias shape {bias.shape} is not ({4 * u},)")
     return tuple(
         GateWeights(
-            gate=g,
+            spec=g,
             W=kernel[:, k * u : (k + 1) * u],
             U=recurrent_kernel[:, k * u : (k + 1) * u],
             b=None if bias is None else bias[k * u : (k + 1) * u],
             b_rec=None,
+            init_bias=g.init_bias if unit_forget_bias else None,
         )
         for k, g in enumerate(LSTM_GATES)
     )
@@ -68,13 +76,17 @@ def from_keras_lstm(
     direction: Direction = "forward",
     activation: str = "tanh",
     recurrent_activation: str = "sigmoid",
+    unit_forget_bias: bool = False,
 ) -> CellWeights:
     """A Keras LSTM (or one half of a Bidirectional) as a CellWeights."""
+    gates = split_keras_lstm(
+        kernel, recurrent_kernel, bias, where=name, unit_forget_bias=unit_forget_bias
+    )
     return CellWeights(
         name=name,
         kind="LSTM",
         direction=direction,
-        gates=split_keras_lstm(kernel, recurrent_kernel, bias, where=name),
+        gates=gates,
         activation=activation,
         recurrent_activation=recurrent_activation,
         framework="Keras LSTM",
@@ -134,13 +146,6 @@ def replay_lstm(
         if keep_gates:
             keep["i"][:, t], keep["f"][:, t], keep["c"][:, t], keep["o"][:, t] = i, f, cand, o
     return CellTrace(h=hs, c=cs, gates=keep, direction=cell.direction)
-
-
-def bias_terms(cell: CellWeights, gate: str) -> str:
-    """`` + b_g + b_rec_g`` for the biases this cell's gate has (empty without bias)."""
-    g = cell.gate(gate)
-    parts = [f"b_{gate}" if g.b is not None else "", f"b_rec_{gate}" if g.b_rec is not None else ""]
-    return "".join(f" + {p}" for p in parts if p)
 
 
 def lstm_equations(cell: CellWeights) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_report.analysis.gates import GateWeights, layer_gates
+from lstm_report.cells.base import GateWeights
 from lstm_report.figures.chart import (
     FONT,
     Area,
@@ -746,7 +746,7 @@ def _states(la: LayerAnalysis) -> EmbeddedFigure:
 
 def layer_figures(la: LayerAnalysis, row_labels: Sequence[str] | None = None) -> LayerFigures:
     """Every figure of one layer section."""
-    gates = layer_gates(la.weights)
+    gates = la.weights.cell.gates
     label = la.weights.label
     names = row_labels
     if names is None and la.features:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_report.analysis.gates import layer_gates
 from lstm_report.figures.chart import (
     FONT,
     Chart,
@@ -46,7 +45,7 @@ class CompareFigures:
 def comparison_figures(ld: LayerDelta, row_labels: Sequence[str] | None = None) -> CompareFigures:
     """Delta heatmaps (ΔW rows named by row_labels: the input features), before/after
     histograms, and relative change per gate of one layer."""
-    ga, gb = layer_gates(ld.baseline), layer_gates(ld.candidate)
+    ga, gb = ld.baseline.cell.gates, ld.candidate.cell.gates
     label = ld.label
     letters = [g.gate for g in ga]
     dW, _ = heatmaps(

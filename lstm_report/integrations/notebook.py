@@ -159,9 +159,9 @@ def state_dict_weights(state: Mapping[Any, Any], name: str) -> Any:
     """The ModelWeights of a PyTorch state dict in memory (nn.LSTM/nn.GRU keys)."""
     import math
 
-    from lstm_report.cells.base import RecurrentModel
     from lstm_report.errors import ModelLoadError
-    from lstm_report.readers.frameworks import model_weights
+    from lstm_report.model.layers import RecurrentModel
+    from lstm_report.readers.frameworks import framework_model
     from lstm_report.readers.torch.rnn import cells_from_state_dict, is_rnn_key
 
     where = f"{name} (state dict)"
@@ -181,7 +181,7 @@ def state_dict_weights(state: Mapping[Any, Any], name: str) -> Any:
     found = RecurrentModel(
         source=where, framework="PyTorch state dict", cells=cells, other=other, total_params=total
     )
-    return model_weights(found, Path(where), name, "pytorch")
+    return framework_model(found, Path(where), name, "pytorch")
 
 
 def _probe_path(probe: Any, folder: Path | None) -> str | None:

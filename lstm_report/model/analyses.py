@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from lstm_report.model.layers import LSTMWeights, OtherLayer
+from lstm_report.model.layers import OtherLayer, RecurrentLayer
 from lstm_report.model.mechanism import Mechanism, MemoryHorizon, ProbeActivity, UnitAblation
 from lstm_report.model.stats import (
     Dynamics,
@@ -49,7 +49,7 @@ class Finding:
 
 @dataclass(frozen=True, eq=False)
 class LayerAnalysis:
-    weights: LSTMWeights
+    weights: RecurrentLayer
     gates: tuple[GateStats, ...]
     features: tuple[FeatureImportance, ...] | None
     """In input order; None when the layer does not read the model input."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 
 if TYPE_CHECKING:
     pass
@@ -44,8 +44,8 @@ class LayerDelta:
     gates: tuple[GateDelta, ...]
     top_units: tuple[tuple[int, float], ...]
     """Units whose incoming weights (all gates) changed most: (unit, ‖Δ‖)."""
-    baseline: LSTMWeights
-    candidate: LSTMWeights
+    baseline: RecurrentLayer
+    candidate: RecurrentLayer
     anchor: str
 
     @property

@@ -15,8 +15,9 @@ import numpy as np
 from markupsafe import Markup, escape
 
 from lstm_report._resources import templates_dir
-from lstm_report.analysis.gates import ACTIVATION_FORMULAS, layer_gates
-from lstm_report.cells.base import equations, gates_of
+from lstm_report.cells.activations import ACTIVATION_FORMULAS
+from lstm_report.cells.base import gates_of
+from lstm_report.cells.kinds import equations
 from lstm_report.figures import LayerFigures
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.model.layers import GATE_NAMES
@@ -113,7 +114,7 @@ def unit_cards(la: LayerAnalysis) -> list[dict[str, Any]]:
             for g in cell.gates:
                 b = g.bias
                 if b is not None:
-                    biases.append((g.gate.name, float(b[gate_unit])))
+                    biases.append((g.gate, float(b[gate_unit])))
         active: list[int] = []
         if a is not None and j < a.h.shape[1]:
             col = np.abs(np.asarray(a.h[:, j], np.float64))
@@ -224,7 +225,6 @@ env.globals["GATE_NAMES"] = GATE_NAMES
 env.globals["SAVED_NEEDS_MODEL"] = NEEDS_MODEL
 env.globals["equations"] = equations
 env.globals["gates_of"] = gates_of
-env.globals["layer_gates"] = layer_gates
 env.globals["ACTIVATION_FORMULAS"] = ACTIVATION_FORMULAS
 env.globals["content_security_policy"] = content_security_policy
 

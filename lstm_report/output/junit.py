@@ -46,7 +46,7 @@ def _skip_reason(code: str, layer: Mapping[str, Any], codes: set[str]) -> str | 
 
 
 def _layer_label(layer: Mapping[str, Any]) -> str:
-    # as findings name it (LSTMWeights.label): the direction only for a wrapped layer
+    # as findings name it (RecurrentLayer.label): the direction only for a wrapped layer
     if layer.get("wrapper"):
         return f"{layer['name']} ({layer['direction']})"
     return str(layer["name"])

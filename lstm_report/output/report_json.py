@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from lstm_report.analysis.series import series_json
-from lstm_report.cells.base import equations
+from lstm_report.cells.kinds import equations
 from lstm_report.model.analyses import Finding, InputImportance, LayerAnalysis, ModelAnalysis
 from lstm_report.model.mechanism import Mechanism, UnitAblation
 from lstm_report.model.report import ReportData

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+import numpy as np
+
+from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ConfigError
-
-if TYPE_CHECKING:  # importing the package stays light: readers.formats is read by config
-    import numpy as np
-
-    from lstm_report.config.schema import ModelSpec
-    from lstm_report.model.layers import ModelWeights
+from lstm_report.model.layers import ModelWeights
+from lstm_report.readers.files import FRAMEWORK_FORMATS, check_safe, inspect_file
+from lstm_report.readers.frameworks import read_framework
+from lstm_report.readers.keras import direct
+from lstm_report.readers.keras import load as keras_reader
 
 
 def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
@@ -22,8 +23,6 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
     files the direct reader (h5py, no TensorFlow, runs nothing from the file) is used where it
     can read the file; Keras, in safe mode, for everything else or when asked for.
     """
-    from lstm_report.readers.files import FRAMEWORK_FORMATS, check_safe, inspect_file
-
     where = _where(spec)
     choice = reader or spec.reader
     info = inspect_file(spec.path, where=where)
@@ -33,8 +32,6 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
                 f"{spec.key}.reader: Keras cannot read {spec.path.name} (a {info.format} file); "
                 "use reader: auto"
             )
-        from lstm_report.readers.frameworks import read_framework
-
         return read_framework(
             spec.path,
             info.format,
@@ -44,8 +41,6 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
         )
     notes: tuple[str, ...] = ()
     if choice in ("auto", "direct"):
-        from lstm_report.readers.keras import direct
-
         assume = direct.Activations(**dict(spec.activations))
         try:
             return direct.read(info, name=spec.name, where=where, assume=assume)
@@ -54,8 +49,6 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
                 raise
             notes = (f"read with Keras: the direct reader could not ({exc})",)
     check_safe(info, where=where, unsafe=spec.unsafe)
-    from lstm_report.readers.keras import load as keras_reader
-
     weights = keras_reader.read(info, name=spec.name, where=where, unsafe=spec.unsafe)
     return replace(weights, notes=weights.notes + notes) if notes else weights
 
@@ -63,9 +56,6 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
 def keras_inputs(spec: ModelSpec) -> Callable[[str | None, np.ndarray], np.ndarray]:
     """Computes a layer's input with Keras, for probe data behind non-LSTM layers (and,
     for layer None, the model's output)."""
-    from lstm_report.readers.files import check_safe, inspect_file
-    from lstm_report.readers.keras import load as keras_reader
-
     compute = keras_reader.layer_inputs(spec.path, unsafe=spec.unsafe)
     checked_once: list[bool] = []
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lstm_report.cells.base import RecurrentModel
 from lstm_report.errors import ModelLoadError
-from lstm_report.model.layers import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model.layers import ModelWeights, OtherLayer, RecurrentLayer, RecurrentModel
+from lstm_report.readers.onnx import rnn as onnx_rnn
+from lstm_report.readers.tflite import rnn as tflite_rnn
+from lstm_report.readers.torch import rnn as torch_rnn
 
 FRAMEWORK_READERS = ("pytorch", "onnx", "tflite")
 """ModelWeights.reader of a file read here: no Keras can run or verify these layers."""
@@ -30,63 +32,43 @@ def read_framework(
     """Read a PyTorch (.pt/.pth/.safetensors) or ONNX file; errors start with ``where``."""
     try:
         if format == "onnx":
-            from lstm_report.readers.onnx import rnn as onnx_rnn
-
             found = onnx_rnn.read(path, allow_external_data=allow_external_data)
         elif format == "tflite":
-            from lstm_report.readers.tflite import rnn as tflite_rnn
-
             found = tflite_rnn.read(path)
         else:
-            from lstm_report.readers.torch import rnn as torch_rnn
-
             found = torch_rnn.read(path)
     except ModelLoadError as exc:
         text = str(exc)
         prefix = f"{path.name}: "
         raise type(exc)(f"{where}: {text[len(prefix) :] if text.startswith(prefix) else text}")
     reader = format if format in ("onnx", "tflite") else "pytorch"
-    return model_weights(found, path, name, reader)
+    return framework_model(found, path, name, reader)
 
 
-def model_weights(found: RecurrentModel, path: Path, name: str, reader: str) -> ModelWeights:
-    """The cells as layers: stacked as the framework stacks them (PyTorch ``prefix.l{k}``
-    reads ``prefix.l{k-1}``, both directions concatenated); the first layer of the first
-    module (or node) is taken to read the model input."""
+def framework_model(found: RecurrentModel, path: Path, name: str, reader: str) -> ModelWeights:
+    """The cells as layers, each cell as the reader built it, placed as the framework stacks
+    them (PyTorch ``prefix.l{k}`` reads ``prefix.l{k-1}``, both directions concatenated); the
+    first layer of the first module (or node) is taken to read the model input."""
     framework = _FRAMEWORKS[reader]
     cells = found.cells
     sources = dict(found.sources)
     names = list(dict.fromkeys(c.name for c in cells))
     two_way = {c.name for c in cells if c.direction == "backward"}
     first = names[0] if names else None
-    layers = []
-    sources = dict(found.sources)
-    for c in cells:
-        source = _source(c.name, names) if reader == "pytorch" else sources.get(c.name)
-        W, U, b, b_rec = c.stacked()
-        bias = b if b_rec is None else (b_rec if b is None else b + b_rec)
-        layers.append(
-            LSTMWeights(
-                name=c.name,
-                direction=c.direction,
-                kernel=W,
-                recurrent_kernel=U,
-                bias=bias,
-                activation=c.activation,
-                recurrent_activation=c.recurrent_activation,
-                go_backwards=c.direction == "backward",
-                return_sequences=True,  # nn.LSTM/nn.GRU, ONNX Y and TFLite return every step
-                wrapper="bidirectional" if c.name in two_way else None,
-                reads_input=c.name == first,
-                unit_forget_bias=False,
-                source=source,
-                merge_mode="concat" if c.name in two_way else None,
-                kind=c.kind,
-                reset_after=c.reset_after,
-                cell_weights=c,
-                framework=framework,
-            )
+    layers = [
+        RecurrentLayer(
+            name=c.name,
+            direction=c.direction,
+            cell=c,
+            return_sequences=True,  # nn.LSTM/nn.GRU, ONNX Y and TFLite return every step
+            wrapper="bidirectional" if c.name in two_way else None,
+            reads_input=c.name == first,
+            source=_source(c.name, names) if reader == "pytorch" else sources.get(c.name),
+            merge_mode="concat" if c.name in two_way else None,
+            framework=framework,
         )
+        for c in cells
+    ]
     kinds = sorted({c.kind for c in cells})
     orders = ", ".join(f"{k} gates {STORED_ORDER[framework][k]}" for k in kinds)
     notes = [

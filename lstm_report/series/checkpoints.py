@@ -42,7 +42,7 @@ from lstm_report._version import __version__
 from lstm_report.config.schema import ModelSpec, checkpoint_label
 from lstm_report.errors import ConfigError, LstmReportError, one_line, shorten
 from lstm_report.fileio.limits import open_regular, read_at_most
-from lstm_report.model.layers import LSTMWeights
+from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.training import Checkpoint, GatePoint, LayerPoint
 from lstm_report.readers.formats import format_of
 
@@ -513,13 +513,13 @@ class PointResult:
     traceback: str | None = None
 
 
-def wanted_layers(spec: ModelSpec, lstms: Sequence[LSTMWeights]) -> list[LSTMWeights]:
+def wanted_layers(spec: ModelSpec, lstms: Sequence[RecurrentLayer]) -> list[RecurrentLayer]:
     """The layers whose figures a unit computes: those the config names (all by default).
     (The analysed layers are those of the last checkpoint; the others are never shown.)"""
     return [w for w in lstms if spec.layers is None or w.name in spec.layers]
 
 
-def reduce(weights: Any, before: Any, layers: Sequence[LSTMWeights]) -> Entry:
+def reduce(weights: Any, before: Any, layers: Sequence[RecurrentLayer]) -> Entry:
     """The figures of ``layers`` of one checkpoint (``before``: the previous one, or None)."""
     from threadpoolctl import threadpool_limits
 
@@ -751,7 +751,7 @@ def warm_up() -> None:
     import lstm_report.readers.keras.direct  # noqa: F401
 
 
-def estimate(layers: Sequence[LSTMWeights], count: int) -> float:
+def estimate(layers: Sequence[RecurrentLayer], count: int) -> float:
     """Seconds on one core for ``count`` checkpoints of these layers: an eigenvalue problem
     per gate (about 26 ms for 256 units, cubic), plus reading a file."""
     per = sum(

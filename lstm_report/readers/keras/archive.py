@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lstm_report.fileio.limits import open_regular
-from lstm_report.model.layers import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model.layers import ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras.graph import by_position, keras_graph
 from lstm_report.readers.keras.h5 import (
@@ -134,7 +134,7 @@ def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
     config = info.config
     with weights_h5(info.path, where) as h5:
         groups = keras3_groups(config)
-        lstms: list[LSTMWeights] = []
+        lstms: list[RecurrentLayer] = []
         others: list[OtherLayer] = []
         for found in find_recurrent(config):
             group = groups.get(found.path)

@@ -51,7 +51,7 @@ SUPPORTED = IDENTITY_LAYERS | frozenset(
         "NotEqual",
     }
 )
-"""Layer classes the numpy replay computes (the recurrent ones through their LSTMWeights)."""
+"""Layer classes the numpy replay computes (the recurrent ones through their RecurrentLayer)."""
 
 
 def _bool(cfg: Mapping[str, Any], key: str, default: bool) -> bool:

@@ -13,9 +13,9 @@ import numpy as np
 
 from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.model.graph import ModelGraph
-from lstm_report.model.layers import Embedding, LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model.layers import Embedding, ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
-from lstm_report.readers.keras.topology import InputEmbedding, RecurrentLayer, layer_kind
+from lstm_report.readers.keras.topology import FoundLayer, InputEmbedding, layer_kind
 from lstm_report.readers.safety.rules import check_dataset
 
 
@@ -95,7 +95,7 @@ def use_bias(cfg: Mapping[str, Any]) -> bool:
     return bool(src.get("use_bias", True))
 
 
-def split_halves(found: RecurrentLayer) -> list[tuple[str, str, Mapping[str, Any]]]:
+def split_halves(found: FoundLayer) -> list[tuple[str, str, Mapping[str, Any]]]:
     """(direction, class name, config) of each LSTM inside a found recurrent layer."""
     cfg = found.config
     if found.class_name != "Bidirectional":
@@ -122,11 +122,11 @@ def cell_kind(class_name: str, cfg: Mapping[str, Any]) -> str:
 
 
 def build_lstms(
-    found: RecurrentLayer,
+    found: FoundLayer,
     legacy: bool,
     arrays: Iterator[tuple[str, str, list[np.ndarray]]],
     where: str,
-) -> list[LSTMWeights]:
+) -> list[RecurrentLayer]:
     out = []
     wrapper = "Bidirectional" if found.class_name == "Bidirectional" else None
     merge = str(found.config.get("merge_mode", "concat")) if wrapper else None
@@ -155,7 +155,7 @@ def build_lstms(
                 )
             )
         out.append(
-            LSTMWeights(
+            RecurrentLayer.from_keras_arrays(
                 name=found.path,
                 direction=direction,
                 kernel=kernel,
@@ -289,7 +289,7 @@ def count_params(h5: Any, skip: tuple[str, ...] = ()) -> int:
     return total
 
 
-def other_layer(found: RecurrentLayer, kinds: set[str]) -> OtherLayer:
+def other_layer(found: FoundLayer, kinds: set[str]) -> OtherLayer:
     cfg = found.config
     if found.class_name == "Bidirectional":
         inner = (cfg.get("layer") or {}).get("config") or {}
@@ -349,7 +349,7 @@ def embedding_of(emb: InputEmbedding | None, table: np.ndarray | None) -> Embedd
 def model_weights(
     info: ModelFile,
     name: str,
-    lstms: list[LSTMWeights],
+    lstms: list[RecurrentLayer],
     others: list[OtherLayer],
     total: int,
     dim: int | None,

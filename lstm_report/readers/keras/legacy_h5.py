@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.model.layers import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model.layers import ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras.graph import by_name, keras_graph
 from lstm_report.readers.keras.h5 import (
@@ -64,7 +64,7 @@ def read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWei
     if "model_weights" not in f:
         raise DirectReadError(f"{where}: HDF5 file has a model config but no model_weights group")
     g = f["model_weights"]
-    lstms: list[LSTMWeights] = []
+    lstms: list[RecurrentLayer] = []
     others: list[OtherLayer] = []
     for found in find_recurrent(config):
         top = found.path.split("/", 1)[0]

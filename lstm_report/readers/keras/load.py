@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lstm_report.errors import ModelLoadError, UnsafeModelError, quote, shorten
-from lstm_report.model.layers import Embedding, LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model.layers import Embedding, ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras.h5 import ANALYSED
 from lstm_report.readers.keras.topology import (
@@ -194,7 +194,7 @@ def from_model(
     keras = import_keras()
     config = keras.saving.serialize_keras_object(model)
     objects = dict(_walk_layers(model, ""))
-    lstms: list[LSTMWeights] = []
+    lstms: list[RecurrentLayer] = []
     others: list[OtherLayer] = []
     for found in find_recurrent(config):
         layer = objects.get(found.path)
@@ -269,11 +269,8 @@ def refresh(model: Any, template: ModelWeights) -> ModelWeights:
         cell = layer.cell
         bias = None if w.bias is None else np.array(cell.bias.numpy())
         lstms.append(
-            replace(
-                w,
-                kernel=np.array(cell.kernel.numpy()),
-                recurrent_kernel=np.array(cell.recurrent_kernel.numpy()),
-                bias=bias,
+            w.with_keras_arrays(
+                np.array(cell.kernel.numpy()), np.array(cell.recurrent_kernel.numpy()), bias
             )
         )
     return replace(template, layers=tuple(lstms))
@@ -320,10 +317,10 @@ def _activation_name(fn: Any) -> str:
 
 def _weights(
     layer: Any, path: str, direction: str, wrapper: str | None, reads_input: bool
-) -> LSTMWeights:
+) -> RecurrentLayer:
     cell = layer.cell
     bias = getattr(cell, "bias", None) if getattr(cell, "use_bias", True) else None
-    return LSTMWeights(
+    return RecurrentLayer.from_keras_arrays(
         name=path,
         direction=direction,
         kernel=np.asarray(cell.kernel.numpy()),

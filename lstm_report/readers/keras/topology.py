@@ -42,7 +42,7 @@ UNSAFE = frozenset({"Lambda", "TFOpLambda"})
 
 
 @dataclass(frozen=True)
-class RecurrentLayer:
+class FoundLayer:
     """One recurrent layer found in the config."""
 
     path: str
@@ -65,7 +65,7 @@ def layer_kind(class_name: str, config: Mapping[str, Any]) -> str:
     return class_name
 
 
-def find_recurrent(model: Mapping[str, Any]) -> list[RecurrentLayer]:
+def find_recurrent(model: Mapping[str, Any]) -> list[FoundLayer]:
     """All recurrent layers of a serialized model, in config order, nested models included."""
     return list(_walk(model, prefix="", parent_reads_input=True))
 
@@ -227,9 +227,7 @@ def _name(layer: Mapping[str, Any]) -> str:
     return name if isinstance(name, str) else "?"
 
 
-def _walk(
-    model: Mapping[str, Any], prefix: str, parent_reads_input: bool
-) -> Iterator[RecurrentLayer]:
+def _walk(model: Mapping[str, Any], prefix: str, parent_reads_input: bool) -> Iterator[FoundLayer]:
     layers = _layers(model)
     if model.get("class_name") == "Sequential":
         reads = _sequential_reads_input(layers)
@@ -245,7 +243,7 @@ def _walk(
             yield from _walk(layer, prefix + name + "/", here)
         elif cls in RECURRENT:
             cfg = layer.get("config")
-            yield RecurrentLayer(
+            yield FoundLayer(
                 path=prefix + name,
                 class_name=str(cls),
                 config=cfg if isinstance(cfg, Mapping) else {},

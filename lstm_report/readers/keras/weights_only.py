@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lstm_report.config.schema import natural_key
-from lstm_report.model.layers import LSTMWeights, ModelWeights, OtherLayer
+from lstm_report.model.layers import ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras.archive import layer_vars
 from lstm_report.readers.keras.h5 import (
@@ -77,7 +77,7 @@ def read_weights_only(
         default_rec = "hard_sigmoid_keras2"  # Keras <= 2.2.x defaulted to hard_sigmoid
     act = assume.activation or "tanh"
     rec = assume.recurrent_activation or default_rec
-    lstms: list[LSTMWeights] = []
+    lstms: list[RecurrentLayer] = []
     others: list[OtherLayer] = []
     first_weighted = True
     for layer in layer_names:
@@ -102,7 +102,7 @@ def read_weights_only(
             kind = shaped.kind
             kernel, rkernel, bias = shaped.arrays
             lstms.append(
-                LSTMWeights(
+                RecurrentLayer.from_keras_arrays(
                     name=label,
                     direction=direction,
                     kernel=kernel,
@@ -171,7 +171,7 @@ def read_keras3_weights(
     )
     act = assume.activation or "tanh"
     rec = assume.recurrent_activation or "sigmoid"
-    lstms: list[LSTMWeights] = []
+    lstms: list[RecurrentLayer] = []
     others: list[OtherLayer] = []
 
     def order(path: str) -> tuple[list[Any], bool]:  # a Bidirectional's forward half first
@@ -204,7 +204,7 @@ def read_keras3_weights(
             continue
         kernel, rkernel, b = shaped.arrays
         lstms.append(
-            LSTMWeights(
+            RecurrentLayer.from_keras_arrays(
                 name=label,
                 direction=direction,
                 kernel=kernel,

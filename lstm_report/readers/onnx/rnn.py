@@ -30,15 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.cells.base import (
-    GRU_GATES,
-    LSTM_GATES,
-    CellWeights,
-    Direction,
-    GateWeights,
-    Kind,
-    RecurrentModel,
-)
+from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, Direction, GateWeights, Kind
 from lstm_report.errors import AnalysisError, ModelLoadError
 from lstm_report.fileio.limits import (
     MAX_ONNX_BYTES,
@@ -47,6 +39,7 @@ from lstm_report.fileio.limits import (
     read_regular,
     weights_problem,
 )
+from lstm_report.model.layers import RecurrentModel
 from lstm_report.readers.onnx.graph import FoldError, Values
 
 _ONNX_ORDER: dict[str, tuple[int, ...]] = {"LSTM": (0, 2, 3, 1), "GRU": (0, 1, 2)}
@@ -129,7 +122,7 @@ def rnn_cells(
 
         gates = tuple(
             GateWeights(
-                gate=gate,
+                spec=gate,
                 W=np.ascontiguousarray(block(W[d], k).T),
                 U=np.ascontiguousarray(block(R[d], k).T),
                 b=None if B is None else block(B[d, :rows], k).copy(),

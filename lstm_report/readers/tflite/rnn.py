@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.cells.base import LSTM_GATES, CellWeights, Direction, GateWeights, RecurrentModel
+from lstm_report.cells.base import LSTM_GATES, CellWeights, Direction, GateWeights
 from lstm_report.errors import AnalysisError, CorruptModelError, ModelLoadError
 from lstm_report.fileio.limits import open_regular
+from lstm_report.model.layers import RecurrentModel
 
 MAX_TFLITE_BYTES = 1024 * 1024 * 1024
 """A .tflite file is read whole (FlatBuffers address it in place): at most 1 GiB."""
@@ -293,7 +294,7 @@ class _Reader:
                     )
                 gates.append(
                     GateWeights(
-                        gate=gate,
+                        spec=gate,
                         W=np.ascontiguousarray(W.T),
                         U=np.ascontiguousarray(R.T),
                         b=None if b is None else np.ascontiguousarray(b),

@@ -25,17 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_report.cells.base import (
-    GRU_GATES,
-    LSTM_GATES,
-    CellWeights,
-    Direction,
-    GateWeights,
-    Kind,
-    RecurrentModel,
-)
+from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, Direction, GateWeights, Kind
 from lstm_report.errors import AnalysisError, ModelLoadError
 from lstm_report.fileio.limits import weights_problem
+from lstm_report.model.layers import RecurrentModel
 
 _KEY = re.compile(
     r"^(?:(?P<prefix>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
@@ -191,7 +184,7 @@ def _cell(
 
     gates = tuple(
         GateWeights(
-            gate=gate,
+            spec=gate,
             W=np.ascontiguousarray(block(w_ih, k).T),
             U=np.ascontiguousarray(block(w_hh, k).T),
             b=None if b_ih is None else block(b_ih, k).copy(),

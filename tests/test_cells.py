@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -278,3 +279,73 @@ def test_replay_of_a_transposed_recurrent_matrix_is_the_same() -> None:
     a = replay(from_keras("LSTM", k, u_t.T, None, name="a"), x)
     b = replay(from_keras("LSTM", k, np.ascontiguousarray(u_t.T), None, name="b"), x)
     np.testing.assert_array_equal(a.h, b.h)
+
+
+def test_a_backward_trace_in_read_order_is_the_input_order_flipped() -> None:
+    rng = np.random.default_rng(4)
+    k, rk = rng.normal(size=(2, 9)), rng.normal(0, 0.5, size=(3, 9))
+    cell = from_keras_gru(k, rk, rng.normal(size=(2, 9)), reset_after=True, name="g")
+    cell = replace(cell, direction="backward")
+    x = rng.normal(size=(2, 5, 2))
+    aligned = replay(cell, x, keep_gates=True)
+    read = replay(cell, x, keep_gates=True, order="read")
+    np.testing.assert_array_equal(read.h, aligned.h[:, ::-1])
+    np.testing.assert_array_equal(read.gates["z"], aligned.gates["z"][:, ::-1])
+    np.testing.assert_array_equal(read.h_last, aligned.h_last)
+    np.testing.assert_array_equal(read.h_last, aligned.h[:, 0])  # the last step read
+    assert read.in_order("input").h.tobytes() == aligned.h.tobytes()
+
+
+def test_a_keras_layer_derives_its_arrays_from_its_cell() -> None:
+    rng = np.random.default_rng(5)
+    k, rk, b = rng.normal(size=(3, 8)), rng.normal(size=(2, 8)), rng.normal(size=8)
+    w = RecurrentLayer.from_keras_arrays("l", "forward", k, rk, b)
+    # the gates are views of the arrays read: writing to one reaches the cell, as it always did
+    assert w.kernel is k and np.shares_memory(w.cell.gate("f").W, k)
+    assert [g.init_bias for g in w.cell.gates] == [None, 1.0, None, None]  # unit_forget_bias
+    k2 = rng.normal(size=(3, 8))
+    later = w.with_keras_arrays(k2, rk, b)
+    np.testing.assert_array_equal(later.cell.gate("c").W, k2[:, 4:6])
+    assert later.kernel is k2 and later.cell.gate("f").init_bias == 1.0
+    assert (later.name, later.label, later.cell.name) == ("l", "l", "l")
+    # and, without the arrays read (pickled to a worker), the same arrays from the gates
+    again = RecurrentLayer("l", "forward", w.cell)
+    for got, want in zip((again.kernel, again.recurrent_kernel, again.bias), (k, rk, b)):
+        np.testing.assert_array_equal(got, want)
+    assert again.kernel is not k
+
+
+def test_a_framework_layer_holds_the_cell_as_read() -> None:
+    # No re-stacking and no summed biases: the layer's cell is the reader's; Keras' layout of
+    # a PyTorch GRU's two biases is the (2, 3u) one of reset_after.
+    from lstm_report.model.layers import RecurrentModel
+    from lstm_report.readers.frameworks import framework_model
+
+    rng = np.random.default_rng(6)
+    gates = tuple(
+        GateWeights(spec=g, W=rng.normal(size=(2, 3)), U=rng.normal(size=(3, 3)), b=b, b_rec=r)
+        for g, b, r in ((g, rng.normal(size=3), rng.normal(size=3)) for g in GRU_GATES)
+    )
+    cell = CellWeights("gru.l0", "GRU", "forward", gates, reset_after=True)
+    found = RecurrentModel(source="a.pt", framework="PyTorch state dict", cells=(cell,))
+    (w,) = framework_model(found, Path("a.pt"), "a", "pytorch").layers
+    assert w.cell is cell and w.framework == "PyTorch" and w.kind == "GRU"
+    assert w.bias is not None and w.bias.shape == (2, 9)
+    np.testing.assert_array_equal(w.bias[1], np.concatenate([g.b_rec for g in gates]))
+    assert w.reads_input and w.return_sequences and not w.go_backwards
+
+
+def test_cells_base_knows_no_kind_and_the_package_imports_its_modules() -> None:
+    # base.py is imported by lstm.py and gru.py: importing them back would be a cycle.
+    import ast
+
+    cells = Path(__file__).resolve().parent.parent / "lstm_report" / "cells"
+    for path in cells.glob("*.py"):
+        imported = {
+            n.module
+            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.ImportFrom) and n.module
+        }
+        assert "lstm_report.cells" not in imported, path.name  # never the package itself
+        if path.name == "base.py":
+            assert not imported & {"lstm_report.cells.lstm", "lstm_report.cells.gru"}

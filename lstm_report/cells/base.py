@@ -263,12 +263,14 @@ class CellWeights:
             raise AnalysisError(f"{self.label}: an LSTM with a projection has no Keras layout")
         if self.peepholes is not None:
             raise AnalysisError(f"{self.label}: an LSTM with peepholes has no Keras layout")
-        W, U, b, b_rec = self.stacked()
-        return W, U, self.keras_bias(b, b_rec)
+        W, U, _, _ = self.stacked()
+        return W, U, self.keras_bias()
 
-    def keras_bias(self, b: np.ndarray | None, b_rec: np.ndarray | None) -> np.ndarray | None:
-        """The stacked biases in Keras' layout: [b; b_rec] (2, 3u) for a reset_after GRU, else
-        b + b_rec (either alone; None without bias)."""
+    def keras_bias(self) -> np.ndarray | None:
+        """The gates' biases side by side in Keras' layout: [b; b_rec] (2, 3u) for a
+        reset_after GRU, else b + b_rec (either alone; None without bias)."""
+        b = _stack([g.b for g in self.gates])
+        b_rec = _stack([g.b_rec for g in self.gates])
         if self.kind == "GRU" and self.reset_after:
             if b is None and b_rec is None:
                 return None

@@ -137,18 +137,17 @@ class RecurrentLayer:
     @cached_property
     def kernel(self) -> np.ndarray:
         """(input_dim, G·units): the gates' W side by side, as Keras stores them."""
-        return self.cell.stacked()[0]
+        return np.concatenate([g.W for g in self.cell.gates], axis=1)
 
     @cached_property
     def recurrent_kernel(self) -> np.ndarray:
         """(output_dim, G·units): the gates' U side by side, as Keras stores them."""
-        return self.cell.stacked()[1]
+        return np.concatenate([g.U for g in self.cell.gates], axis=1)
 
     @cached_property
     def bias(self) -> np.ndarray | None:
         """The biases in Keras' layout (cells.CellWeights.keras_bias), or None."""
-        _, _, b, b_rec = self.cell.stacked()
-        return self.cell.keras_bias(b, b_rec)
+        return self.cell.keras_bias()
 
     def __getstate__(self) -> dict[str, object]:
         # The cell is what is sent: pickled with it, the Keras arrays its gates are views of

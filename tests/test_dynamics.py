@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from lstm_report import build_report
-from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.activity import probe_activity
 from lstm_report.analysis.findings import layer_findings
 from lstm_report.analysis.gates import layer_gates
+from lstm_report.analysis.layer import analyse_layer
 from lstm_report.analysis.spectra import spectrum
 from lstm_report.cli import main
-from lstm_report.config.schema import Checks
 from lstm_report.errors import ConfigError
+from lstm_report.model.checks import Checks
 from lstm_report.model.layers import LSTMWeights
 from lstm_report.model.stats import Verification
 from tests.conftest import write_config

@@ -140,7 +140,7 @@ def test_replay_refuses_unknown_activation() -> None:
 
 def test_analysis_refuses_arrays_that_are_not_an_lstms() -> None:
     # The analysis splits through the same check: zero units are not an LSTM either.
-    from lstm_report.analysis import analyse_layer
+    from lstm_report.analysis.layer import analyse_layer
     from lstm_report.model.layers import LSTMWeights
 
     w = LSTMWeights("l", "forward", np.zeros((3, 0)), np.zeros((0, 0)), None)

@@ -356,7 +356,7 @@ def test_mechanism_figures_keep_text_readable_on_a_phone() -> None:
     from dataclasses import replace
     from urllib.parse import unquote
 
-    from lstm_report.analysis import analyse_layer
+    from lstm_report.analysis.layer import analyse_layer
     from lstm_report.analysis.probing import ProbeFlow
     from lstm_report.figures.mechanism import mechanism_figures
 
@@ -364,7 +364,7 @@ def test_mechanism_figures_keep_text_readable_on_a_phone() -> None:
     (w,) = mw.layers
     probe = np.load(FIXTURE / "probe.npy")
     la = analyse_layer(w, None, "a", run=ProbeFlow(mw, probe, 0, None).run(w))
-    from lstm_report.analysis import layer_units
+    from lstm_report.analysis.units import layer_units
 
     la = replace(la, units=layer_units(la))
     figs = mechanism_figures(la)
@@ -385,7 +385,8 @@ def test_ablation_on_the_models_prediction_where_the_head_reads_one_unit(
     # LSTM(8, sequences) -> LSTM(6) -> Dense(1) reading unit 4 of the last LSTM only: unit 4
     # of "last" first by a wide margin, its effect (2·h₄)² against Keras' own h; and in the
     # first LSTM the units are measured on the prediction through the second.
-    from lstm_report.analysis import analyse_model
+    from lstm_report.analysis.model import analyse_model
+    from lstm_report.config.resolve import model_plan
 
     rng = np.random.default_rng(0)
     inp = keras.Input((12, 3))
@@ -404,7 +405,7 @@ def test_ablation_on_the_models_prediction_where_the_head_reads_one_unit(
     np.save(tmp_path / "probe.npy", probe)
     spec = ModelSpec(0, path, "one", probe=ProbeSpec(tmp_path / "probe.npy"))
     mw = read_model(spec, reader="direct")
-    m = analyse_model(spec, mw, 0, probe=probe)
+    m = analyse_model(model_plan(spec, mw), mw, 0, probe=probe)
     first, second = (la.units for la in m.layers)
     assert first is not None and second is not None
     assert (first.target, second.target) == ("model_output", "model_output")
@@ -421,12 +422,13 @@ def test_without_a_graph_the_ablation_falls_back_to_the_layers_output_and_says_w
 ) -> None:
     from dataclasses import replace
 
-    from lstm_report.analysis import analyse_model
+    from lstm_report.analysis.model import analyse_model
+    from lstm_report.config.resolve import model_plan
 
     spec = ModelSpec(0, FIXTURE / "gru_integrator.keras", "int", probe=ProbeSpec(FIXTURE))
     mw = replace(read_model(spec, reader="direct"), graph=None)
     probe = np.load(FIXTURE / "probe.npy")
-    (la,) = analyse_model(spec, mw, 0, probe=probe).layers
+    (la,) = analyse_model(model_plan(spec, mw), mw, 0, probe=probe).layers
     assert la.units is not None and la.units.target == "layer_output"
     assert la.units.reason == (
         "measured on the layer's own output: the file stores no model graph to replay"

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.findings import (
     dead_units,
     duplicate_pairs,
@@ -21,6 +20,7 @@ from lstm_report.analysis.findings import (
     unit_vectors,
 )
 from lstm_report.analysis.gates import layer_gates
+from lstm_report.analysis.layer import analyse_layer
 from lstm_report.analysis.spectra import (
     ARNOLDI_TOL,
     EXACT_MAX,

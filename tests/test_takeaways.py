@@ -147,8 +147,8 @@ def test_learned_sentence_names_the_gate_that_changed_most(demo: dict[str, Any])
 def test_memory_sentence_without_a_horizon_is_an_estimate_said_as_one() -> None:
     import numpy as np
 
-    from lstm_report.analysis import analyse_layer
     from lstm_report.analysis.activity import probe_activity
+    from lstm_report.analysis.layer import analyse_layer
     from lstm_report.analysis.probing import LayerRun
     from lstm_report.analysis.takeaways import memory_sentence
     from lstm_report.model.layers import LSTMWeights

@@ -9,6 +9,7 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from lstm_report.analysis.answers import importance_sentence
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.layers import GATE_NAMES
 from lstm_report.model.report import Takeaway
@@ -29,8 +30,6 @@ def takeaways(
     models: Sequence[ModelAnalysis], comparisons: Sequence[Comparison] = ()
 ) -> tuple[Takeaway, ...]:
     """What a reviewer asks first: which inputs, how long the memory, saturation, checks."""
-    from lstm_report.analysis import importance_sentence
-
     out: list[Takeaway] = []
     baselines = baselines_only(comparisons)
     for m in models:

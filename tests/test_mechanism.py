@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lstm_report.analysis.ablation import ablated_outputs, unit_ablation
 from lstm_report.analysis.dynamics import layer_dynamics
-from lstm_report.analysis.mechanism import ablated_outputs, fixed_points, unit_ablation
+from lstm_report.analysis.mechanism import fixed_points
 from lstm_report.analysis.takeaways import mechanism_sentence, return_steps
 from lstm_report.cells.base import GRU_GATES, CellWeights, GateWeights, replay
 from lstm_report.cells.jacobian import cell_map
@@ -231,7 +232,7 @@ def test_a_head_reading_one_unit_makes_that_unit_first_by_a_wide_margin() -> Non
 
 
 def test_a_large_layer_is_screened_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lstm_report.analysis.mechanism as mech
+    import lstm_report.analysis.ablation as mech
 
     # budget for 2 screening sequences of all 60 units, then 5 for the 20 candidates
     monkeypatch.setattr(mech, "ABLATION_WORK", 2.7e7)

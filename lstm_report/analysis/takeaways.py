@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from lstm_report.analysis.answers import importance_sentence
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.layers import GATE_NAMES
-from lstm_report.model.report import Takeaway
+from lstm_report.model.report import ReportData, Takeaway
 from lstm_report.model.stats import Verification
 from lstm_report.model.training import Comparison
 
@@ -24,6 +24,13 @@ def baselines_only(comparisons: Sequence[Comparison]) -> frozenset[str]:
     """Models named only as the "before" of comparisons: they speak through the comparison,
     with no headlines or takeaways of their own."""
     return frozenset(c.baseline for c in comparisons) - {c.candidate for c in comparisons}
+
+
+def headline_models(report: ReportData) -> tuple[ModelAnalysis, ...]:
+    """The models that speak for themselves, whose numbers head the report: all but those
+    only a comparison's baseline (baselines_only); all of them if every one is."""
+    baselines = baselines_only(report.comparisons)
+    return tuple(m for m in report.models if m.name not in baselines) or report.models
 
 
 def takeaways(

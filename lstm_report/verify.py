@@ -9,10 +9,12 @@ import numpy as np
 
 from lstm_report.analysis.gates import replay
 from lstm_report.analysis.layer import KEPT_SEQUENCES as MAX_SEQUENCES
+from lstm_report.analysis.model_replay import first_line
 from lstm_report.errors import LstmReportError
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.layers import LSTMWeights
 from lstm_report.model.stats import Verification
+from lstm_report.readers.keras.load import import_keras, keras_calls
 
 FRAMEWORK_NOTE = (
     "there is no Keras layer to compare a {} layer with here; the numpy replay of this "
@@ -34,17 +36,15 @@ def verify(w: LSTMWeights, x: np.ndarray, inputs: str, tolerance: float) -> Veri
     if w.framework != "Keras":
         return Verification(None, inputs, tolerance, error=FRAMEWORK_NOTE.format(w.framework))
     try:
-        from lstm_report.readers.keras.load import import_keras, keras_calls
-
-        keras = import_keras()
+        keras = import_keras()  # Keras itself, imported here: only verification needs it
     except LstmReportError as exc:
         return Verification(None, inputs, tolerance, error=f"Keras is not available ({exc})")
     try:
         with keras_calls():
             expected = _keras_output(keras, w, x)
     except Exception as exc:  # an activation Keras 3 does not know, for example
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return Verification(None, inputs, tolerance, error=f"Keras cannot run this layer: {first}")
+        why = first_line(exc)
+        return Verification(None, inputs, tolerance, error=f"Keras cannot run this layer: {why}")
     try:
         got = replay(w, x, keep_gates=False).h
     except LstmReportError as exc:

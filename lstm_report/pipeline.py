@@ -490,7 +490,7 @@ def _render_and_write(
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:
     """One line per thing the run could not do as the config asked."""
-    # A comparison with nothing to compare is an error (analysis.compare.compare_models).
+    # A comparison with nothing to compare is an error (config.resolve.pair_layers).
     return tuple(f"{m.name}: {w}" for m in models for w in m.warnings)
 
 

@@ -122,7 +122,7 @@ class CompareSpec:
     candidate: str
     layers: tuple[tuple[str, str], ...] | None = None
     """``layers:``: (baseline layer name, candidate layer name) pairs, in the config's order;
-    None: by name, else by position (analysis.compare.compare_models)."""
+    None: by name, else by position (config.resolve.pair_layers)."""
     saved_baseline: Path | None = None
     """Set where the baseline is a report's JSON written earlier (then ``baseline`` is the
     path as given): its numbers are compared, not weights (output/baseline.py)."""

@@ -69,7 +69,7 @@ def main() -> None:
             "verification vs Keras (32 seqs, incl. import)", lambda: verify(w, x, "probe", 1e-4)
         )
         print(f"  max |numpy - Keras| = {v.max_abs_error}")
-    from lstm_report.analysis import analyse_layer
+    from lstm_report.analysis.layer import analyse_layer
     from lstm_report.figures import layer_figures
 
     la = analyse_layer(w, None, "a")

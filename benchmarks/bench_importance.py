@@ -27,8 +27,8 @@ def _time(fn: Any) -> float:
 
 
 def _compare(label: str, weights: Any, probe: np.ndarray) -> None:
-    from lstm_report.analysis import _lstm_forward
     from lstm_report.analysis.importance import occlusion_importance
+    from lstm_report.analysis.model_importance import _lstm_forward
     from lstm_report.analysis.model_replay import model_forward
 
     names = [f"x{j}" for j in range(probe.shape[2])]

@@ -55,7 +55,8 @@ def lstm(units: int, features: int) -> CellWeights:
 
 
 def case(units: int) -> Callable[[], object]:
-    from lstm_report.analysis.mechanism import fixed_points, unit_ablation
+    from lstm_report.analysis.ablation import unit_ablation
+    from lstm_report.analysis.mechanism import fixed_points
 
     cell = lstm(units, 16)
     x = np.random.default_rng(1).normal(size=(64, 100, 16)).astype(np.float32)

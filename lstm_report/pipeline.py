@@ -236,7 +236,7 @@ def _as_options() -> Iterator[None]:
 
 def check_model_options(model: Any, cfg: Config) -> None:
     """Raise ConfigError now if ``cfg``'s layers, feature names or probe do not fit ``model``."""
-    from lstm_report.analysis import feature_names, select_layers
+    from lstm_report.config.resolve import feature_names, select_layers
     from lstm_report.readers.keras.load import from_model
     from lstm_report.readers.probe import load_probe, probe_shape
 
@@ -318,8 +318,9 @@ def _read_and_analyse(
 ) -> tuple[ModelAnalysis, bool, dict[str, Side]]:
     """One model: read, analyse, follow its checkpoints. Returns the analysis, whether to
     verify it against Keras, and the sides comparisons may name (model, model@label)."""
-    from lstm_report.analysis import analyse_model
     from lstm_report.analysis.compare import side
+    from lstm_report.analysis.model import analyse_model
+    from lstm_report.config.resolve import model_plan
     from lstm_report.readers.dispatch import keras_inputs, read_model
     from lstm_report.readers.frameworks import FRAMEWORK_READERS
     from lstm_report.readers.probe import load_probe, probe_shape
@@ -334,7 +335,8 @@ def _read_and_analyse(
         inputs = keras_inputs(spec) if weights.reader not in FRAMEWORK_READERS else None
     probe = load_probe(spec, probe_shape(weights))
     say(f"{of}analysing {spec.name}")
-    analysed = analyse_model(spec, weights, i, checks=cfg.checks, keras_inputs=inputs, probe=probe)
+    plan = model_plan(spec, weights)  # the config resolved against the model (ConfigError)
+    analysed = analyse_model(plan, weights, i, checks=cfg.checks, keras_inputs=inputs, probe=probe)
     sides: dict[str, Side] = {}
     wanted = {name for c in cfg.compare for name in (c.baseline, c.candidate)}
     if mem is not None and len(mem.series) > 1:
@@ -355,25 +357,32 @@ def _verified(
     """Verification needs Keras: imported here, in this thread (see import_keras)."""
     if not any(wanted):
         return models
+    from lstm_report.analysis.layer import with_verifications
     from lstm_report.verify import verify_model
 
     say("verifying against Keras")
-    return [verify_model(m, cfg.checks) if v else m for m, v in zip(models, wanted)]
+    tolerance = cfg.checks.verify_tolerance
+    return [
+        with_verifications(m, verify_model(m, tolerance)) if v else m
+        for m, v in zip(models, wanted)
+    ]
 
 
 def _compare(
     cfg: Config, models: list[ModelAnalysis], sides: list[dict[str, Side]]
 ) -> tuple[Comparison, ...]:
     from lstm_report.analysis.compare import compare_models, side
+    from lstm_report.config.resolve import pair_layers
 
     named = {k: v for part in sides for k, v in part.items()}
     named.update({m.name: side(m) for m in models})  # verified, where they were
     return tuple(
         compare_models(
-            named[c.baseline], named[c.candidate], c.index, f"compare[{c.index}]", c.layers
+            base, cand, c.index, pair_layers(base, cand, f"compare[{c.index}]", c.layers)
         )
         for c in cfg.compare
         if not c.saved
+        for base, cand in [(named[c.baseline], named[c.candidate])]
     )
 
 
@@ -426,7 +435,7 @@ def _compare_saved(cfg: Config, models: list[ModelAnalysis]) -> tuple[Any, ...]:
 def _report_data(
     cfg: Config, models: list[ModelAnalysis], comparisons: tuple[Comparison, ...], generated: str
 ) -> ReportData:
-    from lstm_report.analysis import headlines
+    from lstm_report.analysis.answers import headlines
     from lstm_report.analysis.takeaways import baselines_only, takeaways
 
     return ReportData(
@@ -481,7 +490,7 @@ def _render_and_write(
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:
     """One line per thing the run could not do as the config asked."""
-    # A comparison with nothing to compare is an error (analysis.compare.compare_models).
+    # A comparison with nothing to compare is an error (config.resolve.pair_layers).
     return tuple(f"{m.name}: {w}" for m in models for w in m.warnings)
 
 

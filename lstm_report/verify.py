@@ -3,19 +3,18 @@ replay vs a Keras LSTM layer with the same settings and arrays (Keras imported l
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from lstm_report.analysis import KEPT_SEQUENCES as MAX_SEQUENCES
-from lstm_report.analysis import with_findings
+from lstm_report.analysis.layer import KEPT_SEQUENCES as MAX_SEQUENCES
+from lstm_report.analysis.model_replay import first_line
 from lstm_report.cells.kinds import replay
-from lstm_report.config.schema import Checks
 from lstm_report.errors import LstmReportError
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.stats import Verification
+from lstm_report.readers.keras.load import import_keras, keras_calls
 
 FRAMEWORK_NOTE = (
     "there is no Keras layer to compare a {} layer with here; the numpy replay of this "
@@ -37,17 +36,15 @@ def verify(w: RecurrentLayer, x: np.ndarray, inputs: str, tolerance: float) -> V
     if w.framework != "Keras":
         return Verification(None, inputs, tolerance, error=FRAMEWORK_NOTE.format(w.framework))
     try:
-        from lstm_report.readers.keras.load import import_keras, keras_calls
-
-        keras = import_keras()
+        keras = import_keras()  # Keras itself, imported here: only verification needs it
     except LstmReportError as exc:
         return Verification(None, inputs, tolerance, error=f"Keras is not available ({exc})")
     try:
         with keras_calls():
             expected = _keras_output(keras, w, x)
     except Exception as exc:  # an activation Keras 3 does not know, for example
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return Verification(None, inputs, tolerance, error=f"Keras cannot run this layer: {first}")
+        why = first_line(exc)
+        return Verification(None, inputs, tolerance, error=f"Keras cannot run this layer: {why}")
     try:
         got = replay(w.cell, x, order="read").h
     except LstmReportError as exc:
@@ -73,18 +70,18 @@ def _keras_output(keras: Any, w: RecurrentLayer, x: np.ndarray) -> np.ndarray:
     return np.asarray(layer(x), np.float64)
 
 
-def verify_layer_analysis(la: LayerAnalysis, model: str, checks: Checks) -> LayerAnalysis:
-    """Replay the layer against Keras (probe inputs, else random) and update its findings."""
+def verify_layer(la: LayerAnalysis, tolerance: float) -> Verification | None:
+    """Replay the layer against Keras on its probe inputs, else random ones (None for
+    non-finite weights: there is no output to compare)."""
     if any(st.W.nonfinite + st.U.nonfinite for st in la.gates):
-        return with_findings(la, model, checks)  # NaN weights: no output to compare
+        return None
     w = la.weights
     if la.probe_inputs is not None:
-        verification = verify(w, la.probe_inputs, "probe", checks.verify_tolerance)
-    else:
-        verification = verify(w, random_inputs(w), "random", checks.verify_tolerance)
-    return with_findings(replace(la, verification=verification), model, checks)
+        return verify(w, la.probe_inputs, "probe", tolerance)
+    return verify(w, random_inputs(w), "random", tolerance)
 
 
-def verify_model(ma: ModelAnalysis, checks: Checks) -> ModelAnalysis:
-    """Every layer of a model, verified against Keras."""
-    return replace(ma, layers=tuple(verify_layer_analysis(la, ma.name, checks) for la in ma.layers))
+def verify_model(ma: ModelAnalysis, tolerance: float) -> tuple[Verification | None, ...]:
+    """Every layer of a model verified against Keras, in order; the analysis adds the
+    findings (analysis.layer.with_verifications), computed once."""
+    return tuple(verify_layer(la, tolerance) for la in ma.layers)

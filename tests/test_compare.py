@@ -11,6 +11,7 @@ import pytest
 
 from lstm_report import build_report
 from lstm_report.analysis.compare import compare_layers, delta
+from lstm_report.config.resolve import check_pair
 from lstm_report.config.schema import load_config, natural_key
 from lstm_report.errors import ConfigError
 from lstm_report.model.layers import RecurrentLayer
@@ -32,9 +33,7 @@ def test_untrained_biases_have_no_cosine(keras: Any) -> None:
     k, r, b = layer.get_weights()
     a = RecurrentLayer.from_keras_arrays("l", "forward", k, r, b)
     b2 = b.copy() + 0.5
-    c = compare_layers(
-        a, RecurrentLayer.from_keras_arrays("l", "forward", k, r, b2), "x", "compare[0]"
-    )
+    c = compare_layers(a, RecurrentLayer.from_keras_arrays("l", "forward", k, r, b2), "x")
     gates = {g.gate: g for g in c.gates}
     assert gates["i"].b is not None and gates["i"].b.cosine is None  # b_i starts at exactly 0
     assert gates["f"].b is not None and gates["f"].b.cosine is not None  # b_f starts at 1
@@ -53,7 +52,6 @@ def test_top_units_by_hand() -> None:
         RecurrentLayer.from_keras_arrays("l", "forward", k, r, None),
         RecurrentLayer.from_keras_arrays("l", "forward", k2, r2, None),
         "x",
-        "w",
     )
     assert c.top_units[0] == (1, pytest.approx(5.0))
     assert c.top_units[1] == (0, pytest.approx(1.0))
@@ -66,7 +64,7 @@ def test_shape_mismatch_is_a_clear_error() -> None:
         ConfigError,
         match=r"^compare\[0\]: layer 'enc' has kernel shape \(2, 8\) in the baseline but \(3, 8\) in the candidate",
     ):
-        compare_layers(a, b, "x", "compare[0]")
+        check_pair(a, b, "compare[0]")
 
 
 def test_natural_order() -> None:
@@ -217,8 +215,8 @@ def test_change_is_rms_of_the_change_over_the_gates_pooled_rms() -> None:
         RecurrentLayer.from_keras_arrays("l", "forward", k, r, b),
         RecurrentLayer.from_keras_arrays("l", "forward", k2, r2, b2),
     )
-    ld = compare_layers(a, c, "x", "w")
-    back = compare_layers(c, a, "x", "w")
+    ld = compare_layers(a, c, "x")
+    back = compare_layers(c, a, "x")
     for g, (gd, gback) in enumerate(zip(ld.gates, back.gates)):
         before, after = _gate_slices(k, r, b, g, u), _gate_slices(k2, r2, b2, g, u)
         pooled = np.sqrt(

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from lstm_report import build_report
-from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.activity import probe_activity
 from lstm_report.analysis.findings import layer_findings
+from lstm_report.analysis.layer import analyse_layer
 from lstm_report.analysis.spectra import spectrum
 from lstm_report.cli import main
-from lstm_report.config.schema import Checks
 from lstm_report.errors import ConfigError
+from lstm_report.model.checks import Checks
 from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.stats import Verification
 from tests.conftest import write_config
@@ -427,3 +427,36 @@ def test_token_id_probe_errors(
     cfg = write_config(tmp_path, f"models:\n  - path: {d / 'text.keras'}\n    probe: p.npy\n")
     with pytest.raises(ConfigError, match=r"^models\[0\]\.probe: " + message):
         build_report(cfg, output=tmp_path / "r.html")
+
+
+def test_verification_adds_its_finding_to_those_computed_once(healthy: RecurrentLayer) -> None:
+    """verify returns a Verification; the analysis adds its finding without recomputing the
+    others: the same findings, in the same order, as computing them all with it."""
+    from dataclasses import replace
+
+    from lstm_report.analysis.layer import with_verification
+
+    k, rk, b = healthy.kernel.copy(), healthy.recurrent_kernel.copy(), healthy.bias.copy()  # type: ignore[union-attr]
+    u = healthy.units
+    k[:, [g * u + 2 for g in range(4)]] = 0.0  # a warning (dead unit) beside the error
+    rk[:, [g * u + 2 for g in range(4)]] = 0.0
+    b[[g * u + 2 for g in range(4)]] = 0.0
+    w = RecurrentLayer.from_keras_arrays("l", "forward", k, rk, b)
+    la = analyse_layer(w, None, "a", model="m")
+    for v in (Verification(0.25, "probe", 1e-4), Verification(1e-6, "probe", 1e-4)):
+        got = with_verification(la, "m", v)
+        full = layer_findings(
+            model="m",
+            w=w,
+            anchor="a",
+            gates=w.cell.gates,
+            stats=la.gates,
+            spectra=la.spectra,
+            verification=v,
+            activity=None,
+            checks=Checks(),
+        )
+        assert got.verification == v
+        assert got.findings == full
+        assert replace(got, verification=None, findings=la.findings).__dict__ == la.__dict__
+    assert with_verification(la, "m", None) is la

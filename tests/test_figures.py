@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis import analyse_layer
+from lstm_report.analysis.layer import analyse_layer
 from lstm_report.figures import MAX_CELLS, heatmaps, layer_figures, pool_max_abs
 from lstm_report.model.layers import RecurrentLayer
 
@@ -334,6 +334,7 @@ def _all_figures() -> str:
     from lstm_report.analysis.activity import probe_activity
     from lstm_report.analysis.compare import compare_models
     from lstm_report.analysis.probing import LayerRun
+    from lstm_report.config.resolve import pair_layers
     from lstm_report.figures import comparison_figures
 
     w = _layer(5, 3)
@@ -343,7 +344,8 @@ def _all_figures() -> str:
     assert la.activity is not None and la.timescales is not None
     figs = layer_figures(la)
     assert None not in (figs.activity, figs.saturation, figs.states, figs.memory)
-    comp = compare_models(("a", (w,)), ("b", (_layer(5, 3, seed=2),)), 0, "c0")
+    base, cand = ("a", (w,)), ("b", (_layer(5, 3, seed=2),))
+    comp = compare_models(base, cand, 0, pair_layers(base, cand, "c0"))
     return "\n".join([repr(figs), repr(comparison_figures(comp.layers[0])), _series_svg("x")])
 
 

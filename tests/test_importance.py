@@ -165,7 +165,8 @@ def test_weight_norms_can_mislead_where_importance_does_not(tmp_path: Path) -> N
     # Feature 1 has the largest input weights, but only into units whose output gate is
     # shut (b_o = -30): it cannot change the output. Feature 0 has small weights into an
     # open unit. Weight norms rank feature 1 first; the importance measured on data does not.
-    from lstm_report.analysis import analyse_layer, measured_importance
+    from lstm_report.analysis.layer import analyse_layer
+    from lstm_report.analysis.model_importance import measured_importance
     from lstm_report.model.layers import ModelWeights, RecurrentLayer
 
     u = 2

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.dynamics import layer_dynamics, memory_horizon
+from lstm_report.analysis.layer import analyse_layer
 from lstm_report.analysis.probing import LayerRun
 from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map

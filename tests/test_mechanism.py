@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lstm_report.analysis.ablation import ablated_outputs, unit_ablation
 from lstm_report.analysis.dynamics import layer_dynamics
-from lstm_report.analysis.mechanism import ablated_outputs, fixed_points, unit_ablation
+from lstm_report.analysis.mechanism import fixed_points
 from lstm_report.analysis.takeaways import mechanism_sentence, return_steps
 from lstm_report.cells.base import GRU_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map
@@ -230,7 +231,7 @@ def test_a_head_reading_one_unit_makes_that_unit_first_by_a_wide_margin() -> Non
 
 
 def test_a_large_layer_is_screened_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lstm_report.analysis.mechanism as mech
+    import lstm_report.analysis.ablation as mech
 
     # budget for 2 screening sequences of all 60 units, then 5 for the 20 candidates
     monkeypatch.setattr(mech, "ABLATION_WORK", 2.7e7)
@@ -355,7 +356,7 @@ def test_mechanism_figures_keep_text_readable_on_a_phone() -> None:
     from dataclasses import replace
     from urllib.parse import unquote
 
-    from lstm_report.analysis import analyse_layer
+    from lstm_report.analysis.layer import analyse_layer
     from lstm_report.analysis.probing import ProbeFlow
     from lstm_report.figures.mechanism import mechanism_figures
 
@@ -363,7 +364,7 @@ def test_mechanism_figures_keep_text_readable_on_a_phone() -> None:
     (w,) = mw.layers
     probe = np.load(FIXTURE / "probe.npy")
     la = analyse_layer(w, None, "a", run=ProbeFlow(mw, probe, 0, None).run(w))
-    from lstm_report.analysis import layer_units
+    from lstm_report.analysis.units import layer_units
 
     la = replace(la, units=layer_units(la))
     figs = mechanism_figures(la)
@@ -384,7 +385,8 @@ def test_ablation_on_the_models_prediction_where_the_head_reads_one_unit(
     # LSTM(8, sequences) -> LSTM(6) -> Dense(1) reading unit 4 of the last LSTM only: unit 4
     # of "last" first by a wide margin, its effect (2·h₄)² against Keras' own h; and in the
     # first LSTM the units are measured on the prediction through the second.
-    from lstm_report.analysis import analyse_model
+    from lstm_report.analysis.model import analyse_model
+    from lstm_report.config.resolve import model_plan
 
     rng = np.random.default_rng(0)
     inp = keras.Input((12, 3))
@@ -403,7 +405,7 @@ def test_ablation_on_the_models_prediction_where_the_head_reads_one_unit(
     np.save(tmp_path / "probe.npy", probe)
     spec = ModelSpec(0, path, "one", probe=ProbeSpec(tmp_path / "probe.npy"))
     mw = read_model(spec, reader="direct")
-    m = analyse_model(spec, mw, 0, probe=probe)
+    m = analyse_model(model_plan(spec, mw), mw, 0, probe=probe)
     first, second = (la.units for la in m.layers)
     assert first is not None and second is not None
     assert (first.target, second.target) == ("model_output", "model_output")
@@ -420,12 +422,13 @@ def test_without_a_graph_the_ablation_falls_back_to_the_layers_output_and_says_w
 ) -> None:
     from dataclasses import replace
 
-    from lstm_report.analysis import analyse_model
+    from lstm_report.analysis.model import analyse_model
+    from lstm_report.config.resolve import model_plan
 
     spec = ModelSpec(0, FIXTURE / "gru_integrator.keras", "int", probe=ProbeSpec(FIXTURE))
     mw = replace(read_model(spec, reader="direct"), graph=None)
     probe = np.load(FIXTURE / "probe.npy")
-    (la,) = analyse_model(spec, mw, 0, probe=probe).layers
+    (la,) = analyse_model(model_plan(spec, mw), mw, 0, probe=probe).layers
     assert la.units is not None and la.units.target == "layer_output"
     assert la.units.reason == (
         "measured on the layer's own output: the file stores no model graph to replay"

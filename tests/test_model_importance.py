@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis import analyse_model
+from lstm_report.analysis.model import analyse_model
+from lstm_report.config.resolve import model_plan
 from lstm_report.config.schema import ModelSpec, ProbeSpec
 from lstm_report.readers.dispatch import read_model
 
@@ -24,7 +25,9 @@ def _spec(path: Path, **kw: Any) -> ModelSpec:
 def _analyse(path: Path, probe: np.ndarray, keras_inputs: Any = None, **kw: Any) -> Any:
     spec = _spec(path, probe=ProbeSpec(path=path), **kw)
     weights = read_model(spec, "direct")
-    return analyse_model(spec, weights, 0, probe=probe, keras_inputs=keras_inputs)
+    return analyse_model(
+        model_plan(spec, weights), weights, 0, probe=probe, keras_inputs=keras_inputs
+    )
 
 
 def _lag_model(keras: Any) -> Any:

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.analysis import analyse_layer
 from lstm_report.analysis.findings import (
     dead_units,
     duplicate_pairs,
     unit_gram,
     unit_vectors,
 )
+from lstm_report.analysis.layer import analyse_layer
 from lstm_report.analysis.spectra import (
     ARNOLDI_TOL,
     EXACT_MAX,

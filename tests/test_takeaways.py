@@ -147,8 +147,8 @@ def test_learned_sentence_names_the_gate_that_changed_most(demo: dict[str, Any])
 def test_memory_sentence_without_a_horizon_is_an_estimate_said_as_one() -> None:
     import numpy as np
 
-    from lstm_report.analysis import analyse_layer
     from lstm_report.analysis.activity import probe_activity
+    from lstm_report.analysis.layer import analyse_layer
     from lstm_report.analysis.probing import LayerRun
     from lstm_report.analysis.takeaways import memory_sentence
     from lstm_report.model.layers import RecurrentLayer
@@ -172,3 +172,32 @@ def test_memory_sentence_without_a_horizon_is_an_estimate_said_as_one() -> None:
     tau = statistics.median(v for v in la.timescales.probe_tau if v is not None)
     assert f"is {tau:.3g} steps on the probe for sequences of 10 steps" in text
     assert "an estimate from the gate alone" in text and "short" not in text
+
+
+@pytest.mark.parametrize(
+    ("models", "pairs"),
+    [
+        (("a",), ()),
+        (("a", "b"), (("a", "b"),)),
+        (("a", "b", "c"), (("a", "b"), ("b", "c"))),
+        (("a", "b"), (("a", "b"), ("b", "a"))),
+        (("a",), (("a", "x"),)),
+    ],
+)
+def test_headline_models_from_the_report_data_as_from_its_json(
+    models: tuple[str, ...], pairs: tuple[tuple[str, str], ...]
+) -> None:
+    from types import SimpleNamespace as NS
+
+    from lstm_report.analysis.takeaways import headline_models
+    from lstm_report.output.numbers import headline_models as from_json
+
+    report: Any = NS(
+        models=tuple(NS(name=n) for n in models),
+        comparisons=tuple(NS(baseline=b, candidate=c) for b, c in pairs),
+    )
+    data = {
+        "models": [{"name": n} for n in models],
+        "comparisons": [{"baseline": b, "candidate": c} for b, c in pairs],
+    }
+    assert [m.name for m in headline_models(report)] == [m["name"] for m in from_json(data)]

@@ -19,6 +19,43 @@ CHUNK = 64
 """Sequences replayed at once: bounds memory to CHUNK x steps x units per gate."""
 
 
+class _Tally:
+    """One gate's running sums over the probe: mean, saturated steps, histogram."""
+
+    def __init__(self, gate: str, squashed: bool, units: int) -> None:
+        self.gate = gate
+        self.saturation = GATE_SATURATION if squashed else CANDIDATE_SATURATION
+        self.range = GATE_RANGE if squashed else CANDIDATE_RANGE
+        self.sums = np.zeros(units)
+        self.left = np.zeros(units)
+        self.right = np.zeros(units)
+        self.counts = np.zeros(BINS, np.int64)
+        self.edges = np.linspace(*self.range, BINS + 1)
+
+    def add(self, a: np.ndarray) -> None:
+        """Count the gate's values ``a`` (sequences, steps, units) of one chunk."""
+        lo, hi = self.saturation
+        self.sums += a.sum(axis=(0, 1))
+        self.left += (a < lo).sum(axis=(0, 1))
+        self.right += (a > hi).sum(axis=(0, 1))
+        self.counts += np.histogram(np.clip(a, *self.range), bins=self.edges)[0]
+
+    def activity(self, total: int) -> GateActivity:
+        """The summary over ``total`` steps (sequences × steps)."""
+        u = len(self.sums)
+        return GateActivity(
+            gate=self.gate,
+            mean=float(self.sums.sum() / (total * u)),
+            unit_mean=tuple(float(v) for v in self.sums / total),
+            left_saturated=float(self.left.sum() / (total * u)),
+            right_saturated=float(self.right.sum() / (total * u)),
+            unit_left=tuple(float(v) for v in self.left / total),
+            unit_right=tuple(float(v) for v in self.right / total),
+            hist_edges=tuple(float(e) for e in self.edges),
+            hist_counts=tuple(int(c) for c in self.counts),
+        )
+
+
 def probe_activity(
     w: RecurrentLayer, x: np.ndarray, sequence: int = 0
 ) -> tuple[ProbeActivity, np.ndarray]:
@@ -28,16 +65,7 @@ def probe_activity(
     in the order Keras returns it, for the layers downstream.
     """
     n, steps, _ = x.shape
-    u = w.units
-    squashed = {g.gate: g.squashed for g in w.cell.gates}
-    names = tuple(squashed)
-    saturation = {g: GATE_SATURATION if sq else CANDIDATE_SATURATION for g, sq in squashed.items()}
-    hist_range = {g: GATE_RANGE if sq else CANDIDATE_RANGE for g, sq in squashed.items()}
-    sums = {g: np.zeros(u) for g in names}
-    left = {g: np.zeros(u) for g in names}
-    right = {g: np.zeros(u) for g in names}
-    counts = {g: np.zeros(BINS, np.int64) for g in names}
-    edges = {g: np.linspace(*hist_range[g], BINS + 1) for g in names}
+    tallies = [_Tally(g.gate, g.squashed, w.units) for g in w.cell.gates]
     outputs = np.empty((n, steps, w.output_dim), np.float32)
     h_seq = c_seq = None
     for start in range(0, n, CHUNK):
@@ -46,13 +74,8 @@ def probe_activity(
             w.cell, x[start : start + CHUNK], keep_gates=True, dtype=np.float32, order="read"
         )
         outputs[start : start + CHUNK] = trace.h
-        for g in names:
-            a = trace.gates[g]
-            lo, hi = saturation[g]
-            sums[g] += a.sum(axis=(0, 1))
-            left[g] += (a < lo).sum(axis=(0, 1))
-            right[g] += (a > hi).sum(axis=(0, 1))
-            counts[g] += np.histogram(np.clip(a, *hist_range[g]), bins=edges[g])[0]
+        for t in tallies:
+            t.add(trace.gates[t.gate])
         if start <= sequence < start + CHUNK:
             k = sequence - start
             h_seq = trace.h[k]
@@ -61,23 +84,8 @@ def probe_activity(
     if w.go_backwards:  # Keras' step order is reversed; show states in input time order
         h_seq = h_seq[::-1]
         c_seq = None if c_seq is None else c_seq[::-1]
-    total = n * steps
-    gates = tuple(
-        GateActivity(
-            gate=g,
-            mean=float(sums[g].sum() / (total * u)),
-            unit_mean=tuple(float(v) for v in sums[g] / total),
-            left_saturated=float(left[g].sum() / (total * u)),
-            right_saturated=float(right[g].sum() / (total * u)),
-            unit_left=tuple(float(v) for v in left[g] / total),
-            unit_right=tuple(float(v) for v in right[g] / total),
-            hist_edges=tuple(float(e) for e in edges[g]),
-            hist_counts=tuple(int(c) for c in counts[g]),
-        )
-        for g in names
-    )
     activity = ProbeActivity(
-        gates=gates,
+        gates=tuple(t.activity(n * steps) for t in tallies),
         sequences=n,
         steps=steps,
         sequence=sequence,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
 from lstm_report.analysis.norms import cosine, fro, scale_of
 from lstm_report.cells.base import GateWeights
-from lstm_report.errors import ConfigError
 from lstm_report.model.analyses import ModelAnalysis
 from lstm_report.model.layers import RecurrentLayer
+from lstm_report.model.plan import LayerPairs, Side
 from lstm_report.model.training import Comparison, Delta, GateDelta, LayerDelta
 
 TOP_UNITS = 5
@@ -53,27 +52,10 @@ def gate_scale(before: GateWeights, after: GateWeights) -> float | None:
     return math.hypot(*norms) / math.sqrt(count) if count else None
 
 
-def compare_layers(a: RecurrentLayer, b: RecurrentLayer, anchor: str, where: str) -> LayerDelta:
-    for arr in ("kernel", "recurrent_kernel"):
-        sa, sb = getattr(a, arr).shape, getattr(b, arr).shape
-        if sa != sb:
-            raise ConfigError(
-                f"{where}: layer {a.label!r} has {arr} shape {sa} in the baseline but {sb} "
-                "in the candidate; they cannot be compared"
-            )
-    if a.cell_kind != b.cell_kind or a.reset_after != b.reset_after:
-        raise ConfigError(
-            f"{where}: layer {a.label!r} is a {a.kind} in the baseline but a {b.kind} in the "
-            "candidate; they cannot be compared"
-        )
+def compare_layers(a: RecurrentLayer, b: RecurrentLayer, anchor: str) -> LayerDelta:
+    """How layer ``a`` of the baseline changed into ``b`` of the candidate (the pair
+    checked by config.resolve.check_pair)."""
     ga, gb = a.cell.gates, b.cell.gates
-    if any(
-        (x.b is None) != (y.b is None) or (x.b_rec is None) != (y.b_rec is None)
-        for x, y in zip(ga, gb)
-    ):
-        raise ConfigError(f"{where}: layer {a.label!r} has a bias on one side only")
-    if a.output_dim != b.output_dim:
-        raise ConfigError(f"{where}: layer {a.label!r} has a projection on one side only")
     gates = tuple(
         GateDelta(
             gate=x.gate,
@@ -97,10 +79,6 @@ def compare_layers(a: RecurrentLayer, b: RecurrentLayer, anchor: str, where: str
     return LayerDelta(a.name, a.direction, gates, top, a, b, anchor)
 
 
-Side = tuple[str, Sequence[RecurrentLayer]]
-"""One side of a comparison: its name (a model, or ``model@checkpoint``) and its layers."""
-
-
 def side(m: ModelAnalysis) -> Side:
     """A model's analysed layers as one side of a comparison."""
     return m.name, tuple(la.weights for la in m.layers)
@@ -110,38 +88,14 @@ MATCHED_BY = ("name", "position", "mapping")
 """How a comparison paired its layers (``comparisons[k].matched_by`` in the JSON)."""
 
 
-def compare_models(
-    base: Side,
-    cand: Side,
-    index: int,
-    where: str,
-    layers: Sequence[tuple[str, str]] | None = None,
-) -> Comparison:
-    """Pair the layers and compare each pair; shapes must agree. Pairs: those ``layers``
-    maps (baseline name -> candidate name, directions following) and the rest by name; else
-    by name and direction; where no name matches, by position if both models have the same
-    recurrent layers in order (kinds, units, input sizes, directions). Raises ConfigError
-    when nothing can be paired."""
+def compare_models(base: Side, cand: Side, index: int, pairs: LayerPairs) -> Comparison:
+    """Compare each pair of layers (config.resolve.pair_layers) of two models."""
     left = {(w.name, w.direction): w for w in base[1]}
     right = {(w.name, w.direction): w for w in cand[1]}
-    if layers is not None:
-        pairs, matched_by = _mapped(base, cand, layers, f"{where}.layers"), "mapping"
-    else:
-        pairs = [(w, right[key]) for key, w in left.items() if key in right]
-        matched_by = "name"
-        if not pairs and _layout(base[1]) == _layout(cand[1]) and base[1]:
-            pairs, matched_by = list(zip(base[1], cand[1])), "position"
-    if not pairs:
-        raise ConfigError(
-            f"{where}: no layer of {base[0]!r} matches one of {cand[0]!r} by name, nor by "
-            f"position (the recurrent layers differ); {base[0]!r} has {_listing(base[1])}, "
-            f"{cand[0]!r} has {_listing(cand[1])}; say which is which with "
-            f"{where}.layers: {{BASELINE_LAYER: CANDIDATE_LAYER}}"
-        )
     anchor = f"cmp{index}"
-    deltas = tuple(compare_layers(a, b, f"{anchor}-l{j}", where) for j, (a, b) in enumerate(pairs))
-    used_left = {(a.name, a.direction) for a, _ in pairs}
-    used_right = {(b.name, b.direction) for _, b in pairs}
+    deltas = tuple(compare_layers(a, b, f"{anchor}-l{j}") for j, (a, b) in enumerate(pairs.pairs))
+    used_left = {(a.name, a.direction) for a, _ in pairs.pairs}
+    used_right = {(b.name, b.direction) for _, b in pairs.pairs}
 
     def label(k: tuple[str, str]) -> str:
         return f"{k[0]} ({k[1]})"
@@ -153,45 +107,5 @@ def compare_models(
         only_baseline=tuple(label(k) for k in left if k not in used_left),
         only_candidate=tuple(label(k) for k in right if k not in used_right),
         anchor=anchor,
-        matched_by=matched_by,
+        matched_by=pairs.matched_by,
     )
-
-
-def _mapped(
-    base: Side, cand: Side, layers: Sequence[tuple[str, str]], where: str
-) -> list[tuple[RecurrentLayer, RecurrentLayer]]:
-    """The pairs a ``layers:`` mapping names (each direction of a layer with the same
-    direction), then the unmapped layers by name."""
-    for b, c in layers:
-        for name, (model, weights) in ((b, base), (c, cand)):
-            names = list(dict.fromkeys(w.name for w in weights))
-            if name not in names:
-                raise ConfigError(
-                    f"{where}.{b}: no analysed layer {name!r} in {model!r} "
-                    f"(layers: {', '.join(names) or 'none'})"
-                )
-    mapping = dict(layers)
-    targets = set(mapping.values())
-    right = {(w.name, w.direction): w for w in cand[1]}
-    pairs = []
-    for w in base[1]:
-        if w.name in mapping:
-            other = right.get((mapping[w.name], w.direction))
-        else:  # by name, unless that candidate layer is another's mapped partner
-            other = right.get((w.name, w.direction)) if w.name not in targets else None
-        if other is not None:
-            pairs.append((w, other))
-    return pairs
-
-
-def _layout(layers: Sequence[RecurrentLayer]) -> list[tuple[object, ...]]:
-    """What must agree for layers to be paired by position."""
-    return [(w.kind, w.reset_after, w.units, w.input_dim, w.direction) for w in layers]
-
-
-def _listing(layers: Sequence[RecurrentLayer]) -> str:
-    shown = [
-        f"{w.label if w.wrapper else w.name} ({w.kind}, {w.units} units, {w.input_dim} inputs)"
-        for w in layers
-    ]
-    return ", ".join(shown) if shown else "no analysed recurrent layer"

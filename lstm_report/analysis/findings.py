@@ -9,8 +9,8 @@ import numpy as np
 
 from lstm_report.analysis.norms import row_norms
 from lstm_report.cells.base import GateWeights
-from lstm_report.config.schema import Checks
 from lstm_report.model.analyses import Finding, Severity, severity_rank
+from lstm_report.model.checks import Checks
 from lstm_report.model.layers import GATE_NAMES, RecurrentLayer
 from lstm_report.model.mechanism import ProbeActivity
 from lstm_report.model.stats import Dynamics, GateSpectra, GateStats, Verification
@@ -189,6 +189,10 @@ def radius_context(d: Dynamics | None) -> str:
     )
 
 
+Found = tuple[Severity, str, str]
+"""A finding before it is placed: severity, code, message."""
+
+
 def layer_findings(
     *,
     model: str,
@@ -202,78 +206,131 @@ def layer_findings(
     checks: Checks,
     dynamics: Dynamics | None = None,
 ) -> tuple[Finding, ...]:
-    out: list[Finding] = []
+    """The health findings of one layer, most severe first."""
+    found: list[Found] = []
+    nonfinite = _nonfinite(stats)
+    if nonfinite is not None:
+        found.append(nonfinite)
+    mismatch = _mismatch(w, verification)
+    if mismatch is not None:
+        found.append(mismatch)
+    if dynamics is not None and dynamics.unstable:
+        found.append(("warning", "unstable-dynamics", unstable_message(dynamics)))
+    found += _radius_findings(spectra, checks, dynamics)
+    if nonfinite is None:
+        found += _unit_findings(w, gates, checks)
+    if activity is not None:
+        found += _saturation_findings(w, activity, checks)
+    out = [Finding(sev, code, model, w.label, message, anchor) for sev, code, message in found]
+    return tuple(sorted(out, key=lambda f: severity_rank(f.severity)))
 
-    def add(severity: Severity, code: str, message: str) -> None:
-        out.append(Finding(severity, code, model, w.label, message, anchor))
 
+def verification_finding(
+    model: str, w: RecurrentLayer, anchor: str, verification: Verification
+) -> Finding | None:
+    """The finding a failed verification gives (None where it passed or could not run)."""
+    mismatch = _mismatch(w, verification)
+    if mismatch is None:
+        return None
+    severity, code, message = mismatch
+    return Finding(severity, code, model, w.label, message, anchor)
+
+
+def _nonfinite(stats: tuple[GateStats, ...]) -> Found | None:
     bad = [
         f"{kind}_{g.gate} ({st.nonfinite})"
         for g in stats
         for kind, st in (("W", g.W), ("U", g.U), ("b", g.b), ("b_rec", g.b_rec))
         if st is not None and st.nonfinite
     ]
-    if bad:
-        total = sum(int(b.rsplit("(", 1)[1].rstrip(")")) for b in bad)
-        add(
-            "error",
-            "nonfinite-weights",
-            f"{total} non-finite weights (NaN or Inf) in {', '.join(bad)}; the layer's output "
-            "is undefined and its norms cannot be computed.",
-        )
-    if verification is not None and verification.max_abs_error is not None and not verification.ok:
-        add(
-            "error",
-            "verification-mismatch",
-            f"the numpy replay from the per-gate matrices differs from {w.framework} by up to "
-            f"{verification.max_abs_error:.3g} (tolerance {verification.tolerance:g}) on "
-            f"{verification.inputs} inputs: the decomposition does not reproduce this layer.",
-        )
-    if dynamics is not None and dynamics.unstable:
-        add("warning", "unstable-dynamics", unstable_message(dynamics))
+    if not bad:
+        return None
+    total = sum(int(b.rsplit("(", 1)[1].rstrip(")")) for b in bad)
+    return (
+        "error",
+        "nonfinite-weights",
+        f"{total} non-finite weights (NaN or Inf) in {', '.join(bad)}; the layer's output "
+        "is undefined and its norms cannot be computed.",
+    )
+
+
+def _mismatch(w: RecurrentLayer, verification: Verification | None) -> Found | None:
+    if verification is None or verification.max_abs_error is None or verification.ok:
+        return None
+    return (
+        "error",
+        "verification-mismatch",
+        f"the numpy replay from the per-gate matrices differs from {w.framework} by up to "
+        f"{verification.max_abs_error:.3g} (tolerance {verification.tolerance:g}) on "
+        f"{verification.inputs} inputs: the decomposition does not reproduce this layer.",
+    )
+
+
+def _radius_findings(
+    spectra: tuple[GateSpectra, ...], checks: Checks, dynamics: Dynamics | None
+) -> list[Found]:
+    out: list[Found] = []
     for sp in spectra:
         if sp.U is not None and sp.U.spectral_radius is not None:
             if sp.U.spectral_radius > checks.spectral_radius_max:
                 # Information only: ρ(U_g) bounds the linear part of one gate's input at
                 # h = 0, while h is squashed by tanh and gated; healthy trained models
                 # exceed 1.5 routinely. Whether the state grows is what the probe measures.
-                add(
-                    "info",
-                    "large-spectral-radius",
-                    f"U_{sp.gate} ({GATE_NAMES[sp.gate]} gate) has spectral radius "
-                    f"{sp.U.spectral_radius:.3g} (> {checks.spectral_radius_max:g}). "
-                    + radius_context(dynamics),
+                out.append(
+                    (
+                        "info",
+                        "large-spectral-radius",
+                        f"U_{sp.gate} ({GATE_NAMES[sp.gate]} gate) has spectral radius "
+                        f"{sp.U.spectral_radius:.3g} (> {checks.spectral_radius_max:g}). "
+                        + radius_context(dynamics),
+                    )
                 )
-    if not bad:
-        vectors = unit_gram(gates)
-        dead = dead_units(vectors, checks.dead_unit_norm)
-        if dead.size:
-            add(
+    return out
+
+
+def _unit_findings(
+    w: RecurrentLayer, gates: tuple[GateWeights, ...], checks: Checks
+) -> list[Found]:
+    out: list[Found] = []
+    vectors = unit_gram(gates)
+    dead = dead_units(vectors, checks.dead_unit_norm)
+    if dead.size:
+        out.append(
+            (
                 "warning",
                 "dead-units",
                 f"{dead.size} of {w.units} units have near-zero incoming weights across all "
                 f"gates (L2 norm < {checks.dead_unit_norm:g}): units {_units(dead)}.",
             )
-        pairs = duplicate_pairs(vectors, checks.duplicate_cosine)
-        if pairs:
-            shown = ", ".join(f"{a}~{b} ({c:.4f})" for a, b, c in pairs[:MAX_LISTED])
-            more = f" and {len(pairs) - MAX_LISTED} more" if len(pairs) > MAX_LISTED else ""
-            add(
+        )
+    pairs = duplicate_pairs(vectors, checks.duplicate_cosine)
+    if pairs:
+        shown = ", ".join(f"{a}~{b} ({c:.4f})" for a, b, c in pairs[:MAX_LISTED])
+        more = f" and {len(pairs) - MAX_LISTED} more" if len(pairs) > MAX_LISTED else ""
+        out.append(
+            (
                 "warning",
                 "duplicate-units",
                 f"{len(pairs)} pairs of units have nearly identical incoming weights "
                 f"(cosine > {checks.duplicate_cosine:g}): {shown}{more}.",
             )
-    if activity is not None:
-        for ga in activity.gates:
-            frac = np.maximum(np.asarray(ga.unit_left), np.asarray(ga.unit_right))
-            stuck = np.flatnonzero(frac >= checks.saturation_fraction)
-            if stuck.size:
-                add(
+        )
+    return out
+
+
+def _saturation_findings(w: RecurrentLayer, activity: ProbeActivity, checks: Checks) -> list[Found]:
+    out: list[Found] = []
+    for ga in activity.gates:
+        frac = np.maximum(np.asarray(ga.unit_left), np.asarray(ga.unit_right))
+        stuck = np.flatnonzero(frac >= checks.saturation_fraction)
+        if stuck.size:
+            out.append(
+                (
                     "warning",
                     "saturated-units",
                     f"{stuck.size} of {w.units} units have the {GATE_NAMES[ga.gate]} gate "
                     f"saturated on at least {checks.saturation_fraction:.0%} of probe steps: "
                     f"units {_units(stuck)}.",
                 )
-    return tuple(sorted(out, key=lambda f: severity_rank(f.severity)))
+            )
+    return out

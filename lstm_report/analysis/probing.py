@@ -1,12 +1,16 @@
-"""Feed probe data through a model's LSTMs: numpy for plain stacks, Keras where it must."""
+"""Feed probe data through a model's LSTMs: in numpy wherever the file lets it, else through
+the ``KerasInputs`` the caller passes (readers.dispatch.keras_inputs: Keras runs there, not
+here)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from lstm_report.analysis.activity import probe_activity
+from lstm_report.analysis.model_replay import ModelReplay, ReplayStopped
 from lstm_report.cells.kinds import replay
 from lstm_report.errors import LstmReportError
 from lstm_report.model.layers import ModelWeights, RecurrentLayer
@@ -86,9 +90,6 @@ class ProbeFlow:
                 out = replay(w.cell, x, dtype=np.float32, order="read").h
                 self._runs[key] = (LayerRun(None, x), out)
             else:
-                # imported here: lstm_report.analysis imports this module
-                from lstm_report.analysis.activity import probe_activity
-
                 activity, out = probe_activity(w, x, self.sequence)
                 if how == "keras":
                     activity = _with_source(activity, "keras")
@@ -145,8 +146,6 @@ class ProbeFlow:
         layer = next((g for g in graph.layers if g.name == w.name), None)
         if layer is None or len(layer.inputs) != 1:
             return None
-        from lstm_report.analysis.model_replay import ModelReplay, ReplayStopped
-
         src = layer.inputs[0]
         try:
             value = ModelReplay(self.model, dtype=np.float32).values(self.x, src)[src][0]
@@ -170,6 +169,4 @@ class ProbeFlow:
 
 
 def _with_source(a: ProbeActivity, source: str) -> ProbeActivity:
-    from dataclasses import replace
-
     return replace(a, source=source)

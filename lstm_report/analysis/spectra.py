@@ -173,27 +173,7 @@ def _thick_restart_arnoldi(a: np.ndarray, k: int) -> np.ndarray | None:
     norm = 0.0  # the largest column of H seen: a lower bound of ‖a‖
     first = 0
     for _ in range(MAX_RESTARTS):
-        for j in range(first, m):
-            w = a @ v[:, j]
-            basis = v[:, : j + 1]
-            c1 = basis.T @ w
-            w -= basis @ c1
-            c2 = basis.T @ w  # twice is enough (Kahan, Parlett)
-            w -= basis @ c2
-            h[: j + 1, j] += c1 + c2
-            beta = float(np.linalg.norm(w))
-            norm = max(norm, float(np.linalg.norm(h[: j + 1, j])), beta)
-            if beta > 1e-12 * norm:
-                h[j + 1, j] = beta
-                v[:, j + 1] = w / beta
-                continue
-            # An invariant subspace (its Ritz values are exact): go on from a new direction
-            # orthogonal to it, seeded so that reruns agree.
-            h[j + 1, j] = 0.0
-            w = np.asarray(rng.uniform(-1.0, 1.0, size=n))
-            w -= basis @ (basis.T @ w)
-            w -= basis @ (basis.T @ w)
-            v[:, j + 1] = w / np.linalg.norm(w)
+        norm = _extend(a, v, h, first, norm, rng)
         theta, y = np.linalg.eig(h[:m, :m])
         order = np.lexsort((-theta.imag, -theta.real, -np.abs(theta)))
         theta, y = theta[order], y[:, order]
@@ -209,27 +189,63 @@ def _thick_restart_arnoldi(a: np.ndarray, k: int) -> np.ndarray | None:
             if np.all(residual <= ARNOLDI_TOL * floor):
                 return np.asarray(theta[:want])
             return None
-        # Thick restart: the p leading Ritz vectors (pairs whole), as an orthonormal real basis.
-        p = k + (m - k) // 2
-        if theta[p - 1].imag > 0:
-            p += 1
-        cols = []
-        for t, z in zip(theta[:p], y[:, :p].T):
-            if t.imag > 0:
-                cols += [z.real, z.imag]
-            elif t.imag == 0:
-                cols.append(z.real)
-        q = np.linalg.qr(np.stack(cols, axis=1))[0]
-        p = q.shape[1]
-        coupling = h[m, :m] @ q
-        v[:, :p] = v[:, :m] @ q
-        v[:, p] = v[:, m]
-        hp = q.T @ h[:m, :m] @ q
-        h[:] = 0.0
-        h[:p, :p] = hp
-        h[p, :p] = coupling
-        first = p
+        first = _restart(v, h, theta, y, k)
     return None
+
+
+def _extend(
+    a: np.ndarray, v: np.ndarray, h: np.ndarray, first: int, norm: float, rng: np.random.Generator
+) -> float:
+    """Grow the Krylov basis v (n, m + 1) and H (m + 1, m) in place from column ``first``
+    to m; returns the largest column of H seen (``norm`` so far)."""
+    n, m = v.shape[0], h.shape[1]
+    for j in range(first, m):
+        w = a @ v[:, j]
+        basis = v[:, : j + 1]
+        c1 = basis.T @ w
+        w -= basis @ c1
+        c2 = basis.T @ w  # twice is enough (Kahan, Parlett)
+        w -= basis @ c2
+        h[: j + 1, j] += c1 + c2
+        beta = float(np.linalg.norm(w))
+        norm = max(norm, float(np.linalg.norm(h[: j + 1, j])), beta)
+        if beta > 1e-12 * norm:
+            h[j + 1, j] = beta
+            v[:, j + 1] = w / beta
+            continue
+        # An invariant subspace (its Ritz values are exact): go on from a new direction
+        # orthogonal to it, seeded so that reruns agree.
+        h[j + 1, j] = 0.0
+        w = np.asarray(rng.uniform(-1.0, 1.0, size=n))
+        w -= basis @ (basis.T @ w)
+        w -= basis @ (basis.T @ w)
+        v[:, j + 1] = w / np.linalg.norm(w)
+    return norm
+
+
+def _restart(v: np.ndarray, h: np.ndarray, theta: np.ndarray, y: np.ndarray, k: int) -> int:
+    """Thick restart in place: the p leading Ritz vectors (pairs whole), as an orthonormal
+    real basis, with H reduced to them; returns p, where the basis grows again."""
+    m = h.shape[1]
+    p = k + (m - k) // 2
+    if theta[p - 1].imag > 0:
+        p += 1
+    cols = []
+    for t, z in zip(theta[:p], y[:, :p].T):
+        if t.imag > 0:
+            cols += [z.real, z.imag]
+        elif t.imag == 0:
+            cols.append(z.real)
+    q = np.linalg.qr(np.stack(cols, axis=1))[0]
+    p = q.shape[1]
+    coupling = h[m, :m] @ q
+    v[:, :p] = v[:, :m] @ q
+    v[:, p] = v[:, m]
+    hp = q.T @ h[:m, :m] @ q
+    h[:] = 0.0
+    h[:p, :p] = hp
+    h[p, :p] = coupling
+    return p
 
 
 _EPS = float(np.finfo(np.float64).eps)

@@ -9,9 +9,10 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from lstm_report.analysis.answers import importance_sentence
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.layers import GATE_NAMES
-from lstm_report.model.report import Takeaway
+from lstm_report.model.report import ReportData, Takeaway
 from lstm_report.model.stats import Verification
 from lstm_report.model.training import Comparison
 
@@ -25,12 +26,17 @@ def baselines_only(comparisons: Sequence[Comparison]) -> frozenset[str]:
     return frozenset(c.baseline for c in comparisons) - {c.candidate for c in comparisons}
 
 
+def headline_models(report: ReportData) -> tuple[ModelAnalysis, ...]:
+    """The models that speak for themselves, whose numbers head the report: all but those
+    only a comparison's baseline (baselines_only); all of them if every one is."""
+    baselines = baselines_only(report.comparisons)
+    return tuple(m for m in report.models if m.name not in baselines) or report.models
+
+
 def takeaways(
     models: Sequence[ModelAnalysis], comparisons: Sequence[Comparison] = ()
 ) -> tuple[Takeaway, ...]:
     """What a reviewer asks first: which inputs, how long the memory, saturation, checks."""
-    from lstm_report.analysis import importance_sentence
-
     out: list[Takeaway] = []
     baselines = baselines_only(comparisons)
     for m in models:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, listing, quote, shorten
+from lstm_report.model.checks import Checks
 from lstm_report.readers.formats import format_of, model_stem, suffix_text
 
 DEFAULT_TITLE = "LSTM weight report"
@@ -45,22 +46,6 @@ ACTIVATION_KEYS = ("activation", "recurrent_activation")
 PROBE_KEYS = ("path", "array", "sequence")
 DYNAMICS_KEYS = ("inputs",)
 DYNAMICS_INPUTS = ("zero", "mean")
-
-
-@dataclass(frozen=True)
-class Checks:
-    """Thresholds of the health findings (``checks:`` in the config)."""
-
-    spectral_radius_max: float = 1.5
-    """A recurrent matrix U_g with a larger spectral radius may amplify the state: warning."""
-    dead_unit_norm: float = 1e-3
-    """A unit whose incoming weights (all gates, W, U and b) have a smaller L2 norm is dead."""
-    saturation_fraction: float = 0.99
-    """A unit whose gate is saturated on at least this fraction of probe steps: warning."""
-    duplicate_cosine: float = 0.99
-    """Two units whose incoming weight vectors have a larger cosine similarity: warning."""
-    verify_tolerance: float = 1e-4
-    """Largest acceptable |numpy replay - Keras| on the verification inputs."""
 
 
 CHECK_KEYS = tuple(Checks.__dataclass_fields__)
@@ -137,7 +122,7 @@ class CompareSpec:
     candidate: str
     layers: tuple[tuple[str, str], ...] | None = None
     """``layers:``: (baseline layer name, candidate layer name) pairs, in the config's order;
-    None: by name, else by position (analysis.compare.compare_models)."""
+    None: by name, else by position (config.resolve.pair_layers)."""
     saved_baseline: Path | None = None
     """Set where the baseline is a report's JSON written earlier (then ``baseline`` is the
     path as given): its numbers are compared, not weights (output/baseline.py)."""

@@ -51,7 +51,7 @@ def report_figures(
 
 def charts(report: ReportData, figures: Mapping[str, Any]) -> Iterator[tuple[Written, Any]]:
     """Every figure's entry (file name without suffix) and its chart, in page order."""
-    from lstm_report.analysis import slug
+    from lstm_report.analysis.anchors import slug
 
     where: dict[str, tuple[str | None, str | None]] = {}
     for m in report.models:

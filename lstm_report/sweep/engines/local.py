@@ -3,6 +3,7 @@ to the parent and die with it; the parent can stop them at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -93,8 +94,8 @@ WORKER_DIED = (
 
 
 class LocalPool:
-    """A process pool on this machine that survives its workers: the engine of ``build``'s
-    checkpoint units and of ``batch --jobs``.
+    """A process pool on this machine that survives its workers: the engine (engines.base)
+    of ``build``'s checkpoint units and of ``batch --jobs``.
 
     ``submit(fn, item)`` queues a call (any time, also while ``results`` is iterated);
     ``results()`` yields ``(item, result, error)`` as calls finish, ``error`` being None or
@@ -130,7 +131,8 @@ class LocalPool:
             )
         return self._pool
 
-    def submit(self, fn: Any, item: Any) -> None:
+    def submit(self, fn: Callable[[Any], Any], item: Any, name: str = "") -> None:
+        """Queue ``fn(item)`` (``name``: unused, tasks here have none)."""
         self._queue.append((fn, item))
 
     def warm(self, fn: Any) -> None:
@@ -139,7 +141,7 @@ class LocalPool:
         for _ in range(self.jobs):
             pool.submit(fn)
 
-    def results(self) -> Any:
+    def results(self) -> Iterator[tuple[Any, Any, str | None]]:
         """Yield (item, result, error) for every call submitted, as each finishes."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool

@@ -1,7 +1,7 @@
 """Many reports at once: ``lstm-report batch``, on a local process pool or a Dask cluster.
 
-Each config (or model file) is one work unit, a whole report, built by ``build_unit`` in a
-worker process; the worker sends back the page's text (and the JSON and Markdown), and this
+Each config (or model file) is one work unit, a whole report, built by ``build_unit`` (sweep.worker)
+in a worker process; the worker sends back the page's text (and the JSON and Markdown), and this
 process writes them into SITE_DIR/reports/ and writes the index. A unit is a pure function
 of its inputs (the batch fixes the ``generated`` time), so the pool and Dask write the same
 bytes. A failed run never stops the others; a run whose inputs did not change since the
@@ -24,11 +24,7 @@ from lstm_report.series import schedule
 from lstm_report.series.codec import parse_entry
 from lstm_report.series.schedule import SeriesPlan
 from lstm_report.series.store import Cache
-from lstm_report.series.units import (
-    PointResult,
-    PointUnit,
-    run_unit,
-)
+from lstm_report.series.units import PointResult, PointUnit, run_unit
 from lstm_report.site.index import display
 from lstm_report.sweep import manifest
 from lstm_report.sweep.engines.base import Engine

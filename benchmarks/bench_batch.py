@@ -65,7 +65,7 @@ print(json.dumps({"wall": time.perf_counter() - t0, "builds": times}))
 BATCH = """
 import json, sys, time
 t0 = time.perf_counter()
-from lstm_report.sweep.batch import run_batch
+from lstm_report.sweep.run import run_batch
 a = json.loads(sys.argv[1])
 r = run_batch(a["patterns"], a["site"], jobs=a.get("jobs"), scheduler=a.get("scheduler"),
               generated=a["generated"])

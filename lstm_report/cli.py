@@ -308,10 +308,10 @@ def _add_batch(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from lstm_report.site.build import display
-    from lstm_report.sweep.batch import Progress, run_batch
+    from lstm_report.site.index import display
+    from lstm_report.sweep.run import BatchProgress, run_batch
 
-    def report(p: Progress) -> None:
+    def report(p: BatchProgress) -> None:
         o = p.outcome
         if o.status == "failed":
             if args.debug and o.traceback:
@@ -550,7 +550,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "figures":
         return _figures(args, progress)
     if args.command == "site":
-        from lstm_report.site.build import build_site, display
+        from lstm_report.site.build import build_site
+        from lstm_report.site.index import display
 
         index, skipped = build_site(args.reports_dir, args.output, follow_links=args.follow_links)
         if not args.quiet:

@@ -130,11 +130,11 @@ def build_report(
         markdown=Path(markdown) if markdown is not None else None,
         junit=Path(junit) if junit is not None else None,
     )
-    from lstm_report.series.checkpoints import Digests
+    from lstm_report.fileio.digests import FileDigests
 
     check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
     points = _checkpoint_cache(cache)
-    digests = Digests(points)  # remembered in the cache: a rerun hashes only new files
+    digests = FileDigests(points)  # remembered in the cache: a rerun hashes only new files
     with _checkpoint_pool(cfg, processes, points, digests) as pool:
         return _build(cfg, outputs, Run(say, points, pool, digests), loaded, generated)
 
@@ -162,7 +162,8 @@ def _checkpoint_pool(cfg: Config, processes: bool, cache: Any, digests: Any) -> 
     """One process per core for the checkpoints of long series, started now so that the
     workers import while this process reads and analyses; none when the cache has nearly
     all."""
-    from lstm_report.series.checkpoints import plan, warm_up
+    from lstm_report.series.schedule import plan
+    from lstm_report.series.units import warm_up
     from lstm_report.sweep.engines.local import LocalPool
     from lstm_report.sweep.engines.local import cores as usable
 
@@ -186,7 +187,7 @@ def _checkpoint_pool(cfg: Config, processes: bool, cache: Any, digests: Any) -> 
 
 
 def _checkpoint_cache(cache: bool | str | Path | Any) -> Any:
-    from lstm_report.series.checkpoints import Cache, default_folder
+    from lstm_report.series.store import Cache, default_folder
 
     if cache is True:
         return Cache(default_folder())
@@ -501,16 +502,10 @@ def _file_series(
     consecutive checkpoints, on a pool when there are many), and the checkpoints
     comparisons name."""
     from lstm_report.analysis.series import Series
+    from lstm_report.fileio.digests import file_digest
     from lstm_report.readers.dispatch import read_model
-    from lstm_report.series.checkpoints import (
-        POOL_MIN_SECONDS,
-        Runner,
-        estimate,
-        file_digest,
-        pooled,
-        serial,
-        series_points,
-    )
+    from lstm_report.series.cost import POOL_MIN_SECONDS, estimate
+    from lstm_report.series.runners import Runner, pooled, serial, series_points
 
     assert spec.series is not None
     keep = [(la.weights.name, la.weights.direction) for la in analysed.layers]
@@ -541,7 +536,7 @@ def make_series(
     """Per-gate figures of every checkpoint (the last one was analysed in full), and the
     layers of the checkpoints that comparisons name as ``model@label``."""
     from lstm_report.analysis.series import Series, checkpoint_figures
-    from lstm_report.series.checkpoints import label_of
+    from lstm_report.series.labels import label_of
 
     keep = {(la.weights.name, la.weights.direction) for la in analysed.layers}
     points = []

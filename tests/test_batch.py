@@ -13,8 +13,9 @@ import pytest
 
 from lstm_report.cli import main
 from lstm_report.errors import ConfigError
-from lstm_report.sweep.batch import page_names, run_batch
 from lstm_report.sweep.manifest import MANIFEST
+from lstm_report.sweep.plan import page_names
+from lstm_report.sweep.run import run_batch
 from tests.test_end_to_end import parse
 
 GENERATED = "2024-01-02 03:04 UTC"
@@ -189,7 +190,7 @@ def test_scheduler_that_does_not_answer(
     simple_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("distributed")
-    monkeypatch.setattr("lstm_report.sweep.batch.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("lstm_report.sweep.engines.dask.CONNECT_TIMEOUT", "1s")
     runs = _runs(tmp_path, simple_model.path, 1)
     with pytest.raises(ConfigError, match="tcp://127.0.0.1:9: cannot connect"):
         run_batch(
@@ -235,7 +236,7 @@ def test_a_tampered_manifest_never_puts_a_foreign_link_in_the_index(
 
 @pytest.mark.parametrize("href", BAD_HREFS)
 def test_an_index_row_links_only_to_a_page_of_the_site(href: Any) -> None:
-    from lstm_report.site.build import SiteEntry
+    from lstm_report.site.index import SiteEntry
 
     fields = dict(
         title="t",

@@ -20,11 +20,18 @@ from lstm_report.cli import main
 from lstm_report.config.schema import load_config
 from lstm_report.errors import LstmReportError
 from lstm_report.fileio import cachekey
+from lstm_report.fileio import digests as file_digests
+from lstm_report.fileio.digests import FileDigests, file_stat
 from lstm_report.pipeline import build_report
-from lstm_report.series import checkpoints
-from lstm_report.series.checkpoints import Cache, PointUnit, parse_entry, serial, series_points
-from lstm_report.sweep.batch import build_unit, run_batch
+from lstm_report.series import schedule
+from lstm_report.series.codec import CheckpointFigures, entry_json, parse_entry
+from lstm_report.series.keys import FORMAT
+from lstm_report.series.runners import Runner, serial, series_points
+from lstm_report.series.store import MAX_ENTRY, Cache, CacheWarning
+from lstm_report.series.units import PointUnit, run_unit
 from lstm_report.sweep.engines.local import WORKER_DIED, LocalPool, cores
+from lstm_report.sweep.run import run_batch
+from lstm_report.sweep.worker import build_unit
 
 GENERATED = "2024-01-02 03:04 UTC"
 
@@ -72,7 +79,7 @@ def _run(tmp: Path, ckpts: Path, epochs: Sequence[int], layers: str = "") -> Pat
     return d / "config.yaml"
 
 
-def _counting(log: list[int]) -> checkpoints.Runner:
+def _counting(log: list[int]) -> Runner:
     """The serial runner, noting which checkpoint each unit reduces (by file name)."""
 
     def run(units: Sequence[PointUnit]) -> Iterator[Any]:
@@ -178,9 +185,9 @@ def test_byte_identical_with_and_without_a_warm_cache_and_on_a_pool(
     # checkpoints as work units on a pool of one process per core (which the small series
     # would not start by itself)
     monkeypatch.setattr("lstm_report.pipeline.POOL_MIN_CHECKPOINTS", 2)
-    monkeypatch.setattr("lstm_report.series.checkpoints.POOL_MIN_SECONDS", 0.0)
+    monkeypatch.setattr("lstm_report.series.cost.POOL_MIN_SECONDS", 0.0)
     # units of three consecutive checkpoints (7 would be units of one on 2 cores)
-    monkeypatch.setattr("lstm_report.series.checkpoints.unit_size", lambda count, jobs: 3)
+    monkeypatch.setattr("lstm_report.series.schedule.unit_size", lambda count, jobs: 3)
     started: list[int] = []
     real = LocalPool.warm
     monkeypatch.setattr(
@@ -266,19 +273,19 @@ def test_a_hostile_cache_is_ignored_and_recomputed(ckpts: Path, tmp_path: Path) 
     for make in (
         lambda: os.mkfifo(target),
         lambda: target.symlink_to("/dev/zero"),
-        lambda: target.write_bytes(b" " * (checkpoints.MAX_ENTRY + 1)),
+        lambda: target.write_bytes(b" " * (MAX_ENTRY + 1)),
     ):
         target.unlink()
         make()
         log.clear()
         with warnings.catch_warnings():  # a FIFO or a device is never replaced: it warns
-            warnings.simplefilter("ignore", checkpoints.CacheWarning)
+            warnings.simplefilter("ignore", CacheWarning)
             assert _points(cfg, Cache(folder), log) == good
         assert len(log) == 1
     # a cache folder that cannot be written: the figures are computed, nothing breaks
     blocked = _unwritable_cache_folder(tmp_path / "blocked")
     log.clear()
-    with pytest.warns(checkpoints.CacheWarning, match="cannot write the checkpoint cache"):
+    with pytest.warns(CacheWarning, match="cannot write the checkpoint cache"):
         assert _points(cfg, Cache(blocked), log) == good and log == [1, 2, 3]
 
 
@@ -288,10 +295,10 @@ def test_entries_round_trip_non_finite_numbers() -> None:
     gates = tuple(
         (g, GatePoint(float("inf"), 1.0, None, float("nan"), -0.0)) for g in ("z", "r", "h")
     )
-    entry = checkpoints.Entry(
+    entry = CheckpointFigures(
         (("g", "backward"),), {("g", "backward"): LayerPoint("g", "backward", gates, None)}
     )
-    raw = json.loads(json.dumps(checkpoints.entry_json("k", entry), allow_nan=False))
+    raw = json.loads(json.dumps(entry_json("k", entry), allow_nan=False))
     back = parse_entry(raw, "k")
     assert back is not None and parse_entry(raw, "other") is None
     p = back.points[("g", "backward")].gates[0][1]
@@ -330,7 +337,7 @@ def test_a_killed_worker_costs_only_its_own_unit(tmp_path: Path) -> None:
 
 
 def _kill_run2(unit: Any) -> Any:
-    """batch.build_unit, except that run r2's unit kills its worker every time."""
+    """sweep.worker.build_unit, except that run r2's unit kills its worker every time."""
     if unit.name == "r2__config":
         os.kill(os.getpid(), signal.SIGKILL)
     return build_unit(unit)
@@ -347,7 +354,7 @@ def test_a_run_that_kills_its_worker_fails_alone(
         d.mkdir(parents=True)
         shutil.copy(simple_model.path, d / "m.keras")
         (d / "config.yaml").write_text(f"models: [{{path: m.keras, name: r{i}}}]\n")
-    monkeypatch.setattr("lstm_report.sweep.batch.build_unit", _kill_run2)
+    monkeypatch.setattr("lstm_report.sweep.run.build_unit", _kill_run2)
     monkeypatch.chdir(tmp_path)
     assert main(["batch", "runs/*/config.yaml", "-o", "site", "--jobs", "2"]) == 1
     err = capsys.readouterr().err
@@ -366,7 +373,7 @@ def test_series_on_a_dask_cluster_and_the_local_pool(
     ckpts: Path, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # units of two consecutive checkpoints (these short series would be units of one)
-    monkeypatch.setattr(checkpoints, "unit_size", lambda count, jobs: 2)
+    monkeypatch.setattr(schedule, "unit_size", lambda count, jobs: 2)
     runs = tmp_path / "runs"
     for name, epochs in (("a", [1, 2, 3, 4, 5]), ("b", [3, 4, 5, 6, 7])):
         d = runs / name
@@ -434,12 +441,12 @@ def test_series_on_a_dask_cluster_and_the_local_pool(
 
 def test_a_worker_of_another_version_refuses_its_units(tmp_path: Path) -> None:
     # A Dask worker may run another lstm-report: its figures or pages would not be ours.
-    from lstm_report.sweep.batch import Unit
+    from lstm_report.sweep.plan import ReportUnit
 
     (tmp_path / "c.yaml").write_text("models: [missing.keras]\n")
     cfg = load_config(tmp_path / "c.yaml")
-    point = checkpoints.run_unit(PointUnit(cfg.models[0], None, True, "0.0.0-other"))
-    report = build_unit(Unit("run", "c.yaml", cfg, "2024-01-01 00:00 UTC", "0.0.0-other"))
+    point = run_unit(PointUnit(cfg.models[0], None, True, "0.0.0-other"))
+    report = build_unit(ReportUnit("run", "c.yaml", cfg, "2024-01-01 00:00 UTC", "0.0.0-other"))
     for error in (point.error, report.error):
         assert error is not None and "install the same version on every worker" in error
         assert "the batch 0.0.0-other" in error
@@ -460,7 +467,7 @@ def test_a_poisoned_entry_is_recomputed_silently(ckpts: Path, tmp_path: Path) ->
     files = _entries(folder)
     texts = [f.read_text() for f in files]
     mac, _, body = texts[0].partition("\n")
-    assert len(mac) == 64 and json.loads(body)["format"] == checkpoints.FORMAT
+    assert len(mac) == 64 and json.loads(body)["format"] == FORMAT
     value = json.loads(body)["points"][0]["gates"][0][1][0]
     edited = body.replace(json.dumps(value), json.dumps(value * 100 + 1), 1)
     assert edited != body
@@ -595,7 +602,7 @@ def _unwritable_cache_folder(folder: Path) -> Path:
 def test_a_cache_that_cannot_be_written_warns_once(ckpts: Path, tmp_path: Path) -> None:
     cfg = _run(tmp_path, ckpts, [1, 2, 3])
     cache = Cache(_unwritable_cache_folder(tmp_path / "checkpoints"))
-    with pytest.warns(checkpoints.CacheWarning, match="cannot write the checkpoint cache") as w:
+    with pytest.warns(CacheWarning, match="cannot write the checkpoint cache") as w:
         first = _points(cfg, cache, [])
         assert first == _points(cfg, None, [])  # the run went on, with the same figures
         _points(_run(tmp_path, ckpts, [1, 2, 3, 4]), cache, [])  # a second save: no second line
@@ -618,7 +625,7 @@ def test_cli_says_once_that_the_cache_cannot_be_written(
 
 
 def test_units_are_runs_of_consecutive_checkpoints() -> None:
-    from lstm_report.series.checkpoints import Plan, runs, unit_size
+    from lstm_report.series.schedule import SeriesPlan, runs, unit_size
 
     assert runs([0, 1, 2, 4, 5, 7]) == [(0, 3), (4, 6), (7, 8)]
     assert runs([0, 1, 2, 3, 4, 6], 2) == [(0, 2), (2, 4), (4, 5), (6, 7)]
@@ -627,7 +634,7 @@ def test_units_are_runs_of_consecutive_checkpoints() -> None:
     paths = tuple(Path(f"epoch_{k}.keras") for k in range(6))
     spec = load_config_text("models:\n  - path: [a.keras, b.keras]\n")
     known = tuple(((k, k, k, k), f"{k:064x}") for k in range(6))
-    p = Plan(spec, paths, (None,) * 6, (0, 1, 3, 4, 5), known)
+    p = SeriesPlan(spec, paths, (None,) * 6, (0, 1, 3, 4, 5), known)
     first, second, third = p.units(2, "run@0")
     assert (first.start, first.files, first.previous, first.first) == (0, paths[:2], None, True)
     assert first.known == known[:2] and first.label == "run@0.0"
@@ -664,7 +671,7 @@ class _Reads:
 
         self.models: list[str] = []
         self.hashes: list[str] = []
-        read_model, file_digest = readers.read_model, checkpoints.file_digest
+        read_model, file_digest = readers.read_model, file_digests.file_digest
 
         def counted_read(spec: Any, *a: Any, **kw: Any) -> Any:
             self.models.append(spec.path.name)
@@ -675,7 +682,7 @@ class _Reads:
             return file_digest(path)
 
         monkeypatch.setattr(readers, "read_model", counted_read)
-        monkeypatch.setattr(checkpoints, "file_digest", counted_digest)
+        monkeypatch.setattr(file_digests, "file_digest", counted_digest)
 
     def clear(self) -> None:
         self.models.clear()
@@ -714,14 +721,14 @@ def test_each_checkpoint_is_read_once_and_a_rerun_hashes_only_the_new_one(
 
     # one process: one unit, every file read once and hashed once
     cache = Cache(folder)
-    cold = series_points(spec, keep, cache, serial, checkpoints.Digests(cache))
+    cold = series_points(spec, keep, cache, serial, FileDigests(cache))
     assert [c.layers for c in cold] == expected
     assert sorted(reads.models) == sorted(names) and sorted(reads.hashes) == sorted(names)
 
     # cut into units of two (as on a pool): only each unit's predecessor is read again,
     # and the figures are the same floats
     reads.clear()
-    cut = series_points(spec, keep, None, serial, checkpoints.file_digest, jobs=1)
+    cut = series_points(spec, keep, None, serial, file_digests.file_digest, jobs=1)
     assert cut == cold
     assert sorted(reads.models) == sorted(names + ["epoch_2.keras", "epoch_4.keras"])
 
@@ -731,7 +738,7 @@ def test_each_checkpoint_is_read_once_and_a_rerun_hashes_only_the_new_one(
     shutil.copy(ckpts / "epoch_7.keras", cfg.parent / "epoch_7.keras")
     reads.clear()
     cache = Cache(folder)
-    again = series_points(spec_of(cfg), keep, cache, serial, checkpoints.Digests(cache))
+    again = series_points(spec_of(cfg), keep, cache, serial, FileDigests(cache))
     assert again[:6] == cold
     assert reads.hashes == ["epoch_7.keras"]
     assert reads.models == ["epoch_6.keras", "epoch_7.keras"]
@@ -744,7 +751,7 @@ def test_each_checkpoint_is_read_once_and_a_rerun_hashes_only_the_new_one(
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     reads.clear()
     cache = Cache(folder)
-    assert checkpoints.Digests(cache)(path) != checkpoints.file_digest(ckpts / "epoch_3.keras")
+    assert FileDigests(cache)(path) != file_digests.file_digest(ckpts / "epoch_3.keras")
     assert reads.hashes == ["epoch_3.keras", "epoch_3.keras"]
 
 
@@ -756,7 +763,7 @@ def test_remembered_digests_are_sealed_and_name_no_path(ckpts: Path, tmp_path: P
     cfg = _run(tmp_path, ckpts, [1, 2])
     folder = tmp_path / "cache"
     cache = Cache(folder)
-    digests = checkpoints.Digests(cache)
+    digests = FileDigests(cache)
     true = digests(cfg.parent / "epoch_1.keras")
     digests(cfg.parent / "epoch_2.keras")
     cache.save()
@@ -767,6 +774,6 @@ def test_remembered_digests_are_sealed_and_name_no_path(ckpts: Path, tmp_path: P
     assert true in text
     stored.write_text(text.replace(true, "0" * 64))
     cache = Cache(folder)
-    st = checkpoints.file_stat(cfg.parent / "epoch_1.keras")
+    st = file_stat(cfg.parent / "epoch_1.keras")
     assert st is not None and cache.known_digest(cfg.parent / "epoch_1.keras", st) is None
-    assert checkpoints.Digests(cache)(cfg.parent / "epoch_1.keras") == true
+    assert FileDigests(cache)(cfg.parent / "epoch_1.keras") == true

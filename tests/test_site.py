@@ -14,7 +14,8 @@ import pytest
 from lstm_report import build_report
 from lstm_report.cli import main
 from lstm_report.errors import ConfigError
-from lstm_report.site.build import build_site, report_data
+from lstm_report.site.build import build_site
+from lstm_report.site.check import report_data
 from tests.conftest import write_config
 from tests.test_end_to_end import parse
 

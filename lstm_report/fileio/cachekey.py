@@ -17,6 +17,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from lstm_report._resources import cache_dir
+
 KEY_FILE = "cache.key"
 KEY_BYTES = 32
 
@@ -28,8 +30,7 @@ class KeyUnusable(Exception):
 
 
 def key_path() -> Path:
-    from lstm_report._resources import cache_dir
-
+    """Where this user's cache key lives."""
     return cache_dir() / KEY_FILE
 
 

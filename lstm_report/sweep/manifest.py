@@ -13,19 +13,21 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from lstm_report.config.schema import Config
 from lstm_report.errors import OutputError
+from lstm_report.fileio.digests import FileDigests
 from lstm_report.fileio.limits import (
     MAX_MANIFEST_BYTES,
     NotRegularFileError,
     TooLargeError,
     read_regular,
 )
-from lstm_report.series.checkpoints import file_digest
+from lstm_report.output.numbers import Change, Numbers, TopInput
+from lstm_report.site.index import SiteEntry
 
 MANIFEST = ".lstm-report-batch.json"
 """The manifest's file name in the site folder (a dot file: not part of the published site)."""
@@ -34,35 +36,12 @@ FORMAT = 1
 """The manifest's own format: a manifest of another format is ignored (every run rebuilt)."""
 
 
-class FileHashes:
-    """sha256 of files, each read once per batch (many runs often share a model or probe)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, int, int], str] = {}
-
-    def fingerprint(self, path: Path) -> list[Any]:
-        """[path, size, mtime in ns, sha256], or [path, None, None, None] if unreadable (the
-        run then fails with the reader's own message)."""
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return [str(path), None, None, None]
-        ident = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-        digest = self._seen.get(ident)
-        if digest is None:
-            # Regular files only, opened without blocking: a FIFO would wait for a writer.
-            digest = file_digest(path)
-            if digest is None:
-                return [str(path), st.st_size, st.st_mtime_ns, None]
-            self._seen[ident] = digest
-        return [str(path), st.st_size, st.st_mtime_ns, digest]
-
-
 def run_key(
-    cfg: Config, options: Mapping[str, Any], version: str, hashes: FileHashes | None = None
+    cfg: Config, options: Mapping[str, Any], version: str, hashes: FileDigests | None = None
 ) -> str:
-    """The hash that decides whether a run's page can be reused."""
-    hashes = hashes or FileHashes()
+    """The hash that decides whether a run's page can be reused (``hashes``: each input
+    file hashed once per batch, as many runs often share a model or probe)."""
+    hashes = hashes or FileDigests()
     # The config's parsed form too: a model file given directly has no YAML of its own.
     parts = {
         "format": FORMAT,
@@ -76,7 +55,31 @@ def run_key(
 
 
 @dataclass(frozen=True)
-class Entry:
+class IndexRow:
+    """What the index shows of one report."""
+
+    entry: SiteEntry
+    numbers: Numbers
+
+
+def row_json(row: IndexRow) -> dict[str, Any]:
+    """The row as the manifest keeps it."""
+    return {"entry": asdict(row.entry), "numbers": asdict(row.numbers)}
+
+
+def row_from_json(raw: Any) -> IndexRow:
+    """The IndexRow a manifest kept; raises (KeyError, TypeError, ...) if it is not one."""
+    e = dict(raw["entry"])
+    e["models"] = tuple(e["models"])
+    e["kinds"] = tuple(e["kinds"])  # absent from older manifests: rebuilt
+    n = dict(raw["numbers"])
+    n["top_input"] = TopInput(**n["top_input"]) if n["top_input"] is not None else None
+    n["change"] = Change(**n["change"]) if n["change"] is not None else None
+    return IndexRow(SiteEntry(**e), Numbers(**n))
+
+
+@dataclass(frozen=True)
+class ManifestRun:
     """One run as the manifest remembers it."""
 
     source: str
@@ -86,13 +89,10 @@ class Entry:
     outputs: tuple[str, ...]
     """Files written, relative to the site folder (``reports/NAME.html``, ...)."""
     row: Mapping[str, Any]
-    """What the index shows of the run (see batch.Row)."""
+    """What the index shows of the run (row_json of its IndexRow)."""
 
 
-"""Bytes: a larger manifest is not one of ours (a run's entry takes about 1 KiB)."""
-
-
-def load(site_dir: Path) -> dict[str, Entry]:
+def load(site_dir: Path) -> dict[str, ManifestRun]:
     """The manifest's runs by source; empty when there is none or it is not one we wrote.
 
     Read as a hostile file: a manifest that is a symlink, a FIFO or a device, or larger than
@@ -118,14 +118,16 @@ def load(site_dir: Path) -> dict[str, Entry]:
         if data.get("format") != FORMAT:
             return {}
         return {
-            r["source"]: Entry(r["source"], r["name"], r["key"], tuple(r["outputs"]), r["row"])
+            r["source"]: ManifestRun(
+                r["source"], r["name"], r["key"], tuple(r["outputs"]), r["row"]
+            )
             for r in data["runs"]
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}  # no manifest, or not one we can trust: every run is rebuilt
 
 
-def dumps(entries: Mapping[str, Entry]) -> str:
+def manifest_text(entries: Mapping[str, ManifestRun]) -> str:
     """The manifest's text."""
     runs = [
         {"source": e.source, "name": e.name, "key": e.key, "outputs": list(e.outputs), "row": e.row}

@@ -3,12 +3,24 @@ to the parent and die with it; the parent can stop them at once."""
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 
-def terminate(pool: Any) -> None:
+def terminate(pool: ProcessPoolExecutor) -> None:
     """Stop a ProcessPoolExecutor's workers now, whatever they are doing (on an error or a
     signal): terminate, then kill what is still alive after 2 s."""
+    # the workers, by a private attribute: the executor offers no way to kill them
     processes = list((getattr(pool, "_processes", None) or {}).values())
     for p in processes:
         p.terminate()
@@ -22,14 +34,9 @@ def terminate(pool: Any) -> None:
 
 def worker_init(parent: int) -> None:
     """In each worker: leave signals to the parent, and die with it."""
-    import os
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if not _die_with_parent():
-        import threading
-
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     if os.getppid() != parent:  # the parent died before we could ask
         os._exit(1)
@@ -37,10 +44,6 @@ def worker_init(parent: int) -> None:
 
 def _die_with_parent() -> bool:
     """Ask Linux to kill this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
-    import ctypes
-    import signal
-    import sys
-
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -52,9 +55,6 @@ def _die_with_parent() -> bool:
 
 def _watch_parent(parent: int) -> None:
     """Elsewhere: a thread that ends the worker once its parent is gone."""
-    import os
-    import time
-
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(1)
@@ -63,21 +63,15 @@ def _watch_parent(parent: int) -> None:
 def cores() -> int:
     """The cores this process may run on (its affinity, e.g. under taskset or a container's
     cpuset), else the machine's."""
-    import os
-
     try:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
         return os.cpu_count() or 1
 
 
-def pool_context() -> Any:
+def pool_context() -> multiprocessing.context.BaseContext:
     """fork where it is safe (no TensorFlow, no other thread),
     else spawn."""
-    import multiprocessing
-    import sys
-    import threading
-
     if (
         "fork" in multiprocessing.get_all_start_methods()
         and "tensorflow" not in sys.modules
@@ -93,8 +87,8 @@ WORKER_DIED = (
 
 
 class LocalPool:
-    """A process pool on this machine that survives its workers: the engine of ``build``'s
-    checkpoint units and of ``batch --jobs``.
+    """A process pool on this machine that survives its workers: the engine (engines.base)
+    of ``build``'s checkpoint units and of ``batch --jobs``.
 
     ``submit(fn, item)`` queues a call (any time, also while ``results`` is iterated);
     ``results()`` yields ``(item, result, error)`` as calls finish, ``error`` being None or
@@ -107,18 +101,13 @@ class LocalPool:
     """
 
     def __init__(self, jobs: int) -> None:
-        from collections import deque
-
         self.jobs = max(1, jobs)
-        self._pool: Any = None
+        self._pool: ProcessPoolExecutor | None = None
         self._queue: deque[tuple[Any, Any]] = deque()
         self._alone: deque[list[Any]] = deque()
         """Calls that were in the pool when it broke: each runs alone next."""
 
-    def _start(self) -> Any:
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
+    def _start(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # No more workers than calls waiting (fork starts them all at once).
             waiting = len(self._queue) + len(self._alone)
@@ -130,7 +119,8 @@ class LocalPool:
             )
         return self._pool
 
-    def submit(self, fn: Any, item: Any) -> None:
+    def submit(self, fn: Callable[[Any], Any], item: Any, name: str = "") -> None:
+        """Queue ``fn(item)`` (``name``: unused, tasks here have none)."""
         self._queue.append((fn, item))
 
     def warm(self, fn: Any) -> None:
@@ -139,11 +129,8 @@ class LocalPool:
         for _ in range(self.jobs):
             pool.submit(fn)
 
-    def results(self) -> Any:
+    def results(self) -> Iterator[tuple[Any, Any, str | None]]:
         """Yield (item, result, error) for every call submitted, as each finishes."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
-
         flight: dict[Any, list[Any]] = {}  # future -> [fn, item, deaths while alone]
         while self._queue or self._alone or flight:
             if self._alone:  # a suspect runs with nothing beside it

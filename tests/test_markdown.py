@@ -13,8 +13,8 @@ import pytest
 
 from lstm_report import build_report
 from lstm_report.cli import main
-from lstm_report.output.html import fmt_num
 from lstm_report.output.markdown import escape
+from lstm_report.templating import fmt_num
 from tests.conftest import _randomise, write_config
 
 

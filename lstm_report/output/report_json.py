@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from lstm_report.analysis.series import series_json
 from lstm_report.cells.base import equations
+from lstm_report.figures.page import Figures
 from lstm_report.model.analyses import Finding, InputImportance, LayerAnalysis, ModelAnalysis
-from lstm_report.model.mechanism import Mechanism, UnitAblation
+from lstm_report.model.mechanism import Mechanism, ProbeActivity, UnitAblation
 from lstm_report.model.report import ReportData
-from lstm_report.model.stats import Dynamics, MatrixStats, Spectrum, Timescales
+from lstm_report.model.stats import Dynamics, MatrixStats, Spectrum, Timescales, Verification
 from lstm_report.model.training import Comparison, Delta
 from lstm_report.output.baseline import saved_comparison_json
 
@@ -137,6 +139,59 @@ def gate_json(la: LayerAnalysis) -> dict[str, Any]:
     }
 
 
+def _cell_extras(la: LayerAnalysis) -> dict[str, Any]:
+    """The keys only some cells have: reset_after (GRU), projection and peepholes (LSTM)."""
+    w, cell = la.weights, la.weights.cell
+    out: dict[str, Any] = {}
+    if cell.reset_after is not None:
+        out["reset_after"] = cell.reset_after
+    if la.projection is not None:
+        out["projection"] = {"P": stats_json(la.projection), "output_dim": w.output_dim}
+    if la.peepholes:
+        out["peepholes"] = {name: stats_json(st) for name, st in la.peepholes}
+    return out
+
+
+def feature_importance_json(la: LayerAnalysis) -> list[dict[str, Any]] | None:
+    """The input weight norms of a layer that reads the model input, per gate too."""
+    if la.features is None:
+        return None
+    return [
+        {
+            "name": f.name,
+            "value": f.value,
+            "rank": f.rank,
+            "per_gate": dict(zip(la.weights.gate_names, f.per_gate)),
+        }
+        for f in la.features
+    ]
+
+
+def verification_json(v: Verification | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {
+        "max_abs_error": v.max_abs_error,
+        "inputs": v.inputs,
+        "tolerance": v.tolerance,
+        "ok": v.ok,
+        "error": v.error,
+    }
+
+
+def activations_json(a: ProbeActivity | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {
+        ga.gate: {
+            "mean": ga.mean,
+            "left_saturated": ga.left_saturated,
+            "right_saturated": ga.right_saturated,
+        }
+        for ga in a.gates
+    }
+
+
 def layer_json(la: LayerAnalysis) -> dict[str, Any]:
     w = la.weights
     cell = w.cell
@@ -147,17 +202,7 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
         "framework": w.framework,
         "units": w.units,
         "input_dim": w.input_dim,
-        **({"reset_after": cell.reset_after} if cell.reset_after is not None else {}),
-        **(
-            {"projection": {"P": stats_json(la.projection), "output_dim": w.output_dim}}
-            if la.projection is not None
-            else {}
-        ),
-        **(
-            {"peepholes": {name: stats_json(st) for name, st in la.peepholes}}
-            if la.peepholes
-            else {}
-        ),
+        **_cell_extras(la),
         "equations": list(equations(cell)),
         "wrapper": w.wrapper,
         "activation": w.activation,
@@ -167,30 +212,8 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
         "reads_input": w.reads_input,
         "params": w.params,
         "gates": gate_json(la),
-        "feature_importance": (
-            [
-                {
-                    "name": f.name,
-                    "value": f.value,
-                    "rank": f.rank,
-                    "per_gate": dict(zip(w.gate_names, f.per_gate)),
-                }
-                for f in la.features
-            ]
-            if la.features is not None
-            else None
-        ),
-        "verification": (
-            None
-            if la.verification is None
-            else {
-                "max_abs_error": la.verification.max_abs_error,
-                "inputs": la.verification.inputs,
-                "tolerance": la.verification.tolerance,
-                "ok": la.verification.ok,
-                "error": la.verification.error,
-            }
-        ),
+        "feature_importance": feature_importance_json(la),
+        "verification": verification_json(la.verification),
         "spectra": {
             sp.gate: {
                 "W": spectrum_json(sp.W, recurrent=False),
@@ -205,18 +228,7 @@ def layer_json(la: LayerAnalysis) -> dict[str, Any]:
         "unit_ablation": units_json(la.units),
         "units_target": None if la.units is None else la.units.target,
         "units_target_reason": None if la.units is None else la.units.reason,
-        "activations": (
-            None
-            if la.activity is None
-            else {
-                ga.gate: {
-                    "mean": ga.mean,
-                    "left_saturated": ga.left_saturated,
-                    "right_saturated": ga.right_saturated,
-                }
-                for ga in la.activity.gates
-            }
-        ),
+        "activations": activations_json(la.activity),
     }
 
 
@@ -377,6 +389,20 @@ def dumps(data: Any, *, indent: int | None = 2) -> str:
 
 
 def plain(data: Any) -> Any:
-    """The data exactly as the JSON states it (what the Markdown, JUnit, --fail-if and the
-    site index read): the written JSON parsed back."""
+    """The data exactly as the JSON states it (what the site index reads): the written JSON
+    parsed back."""
     return json.loads(dumps(data, indent=None))
+
+
+class JsonData:
+    """The Writer of the JSON contract (``--json``). ``data`` is report_json(report) where
+    the caller has it already (the page embeds the same data)."""
+
+    kind = "json"
+    suffix = ".json"
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self.data = data
+
+    def write(self, report: ReportData, figures: Figures) -> str:
+        return dumps(report_json(report) if self.data is None else self.data)

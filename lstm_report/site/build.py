@@ -132,14 +132,14 @@ def css_problem(css: str) -> str | None:
 
 def script_hashes() -> frozenset[str]:
     """sha256 (hex) of the inline script(s) our templates write, as rendered."""
-    from lstm_report.output.html import script_hashes as csp_hashes
+    from lstm_report.templating import script_hashes as csp_hashes
 
     return frozenset(base64.b64decode(h).hex() for h in csp_hashes())
 
 
 def policy() -> str:
     """The Content-Security-Policy every page of ours carries, exactly."""
-    from lstm_report.output.html import content_security_policy
+    from lstm_report.templating import content_security_policy
 
     return content_security_policy()
 
@@ -580,10 +580,10 @@ def build_site(
     """
     from lstm_report._version import __version__
     from lstm_report.fileio.write import check_outputs, write_files
-    from lstm_report.output.html import env
-    from lstm_report.output.numbers import numbers
     from lstm_report.pipeline import generated_at
+    from lstm_report.site.numbers import page_numbers
     from lstm_report.sweep.batch import Sweep
+    from lstm_report.templating import env
 
     src = Path(reports_dir)
     out = Path(site_dir)
@@ -628,7 +628,7 @@ def build_site(
         files.append((out / "reports" / name, html))
         copied.append(p)
         entries.append(entry(f"reports/{name}", display(p.relative_to(src)), data))
-        columns[entries[-1].href] = numbers(data)
+        columns[entries[-1].href] = page_numbers(data)
     if not entries:
         raise ConfigError(
             f"{display(src)}: no lstm-report pages found (looked at {looked} .html files)"

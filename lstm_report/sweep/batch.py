@@ -200,7 +200,7 @@ def build_unit(unit: Unit) -> UnitResult:
                     (suffix, path.read_text(encoding="utf-8")) for suffix, path in outputs.items()
                 )
             data = plain(result.data)
-            row = Row(entry(f"reports/{unit.name}.html", unit.source, data), numbers(data))
+            row = Row(entry(f"reports/{unit.name}.html", unit.source, data), numbers(result.report))
             return UnitResult(unit.name, texts, row, seconds=time.perf_counter() - start)
         except Exception as exc:  # isolated: one broken run never stops the others
             return UnitResult(
@@ -684,7 +684,7 @@ def render_index(
     chart_metric: str = "auto",
 ) -> str:
     """The site's index page, with the sweep's columns, failures and chart."""
-    from lstm_report.output.html import env
+    from lstm_report.templating import env
 
     absolute = [os.path.abspath(s) for s in sources]
     common = os.path.commonpath([os.path.dirname(a) for a in absolute]) if absolute else "."

@@ -78,6 +78,8 @@ class SavedRow:
 
 @dataclass(frozen=True)
 class SavedLayer:
+    """One layer matched by name and direction in both sides, with its rows."""
+
     name: str
     direction: str
     label: str
@@ -87,6 +89,8 @@ class SavedLayer:
 
 @dataclass(frozen=True)
 class SavedFinding:
+    """A finding of one side, as its JSON states it."""
+
     layer: str | None
     code: str
     severity: str

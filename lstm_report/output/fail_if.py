@@ -69,11 +69,15 @@ def known() -> str:
 
 @dataclass(frozen=True)
 class Number:
+    """A number written in the expression."""
+
     value: float
 
 
 @dataclass(frozen=True)
 class Quantity:
+    """A headline number the expression names (``importance[key]`` for an input's)."""
+
     name: str
     key: str | None = None
     """The feature of ``importance[key]``; None for a plain quantity."""
@@ -96,6 +100,8 @@ class Relation:
 
 @dataclass(frozen=True)
 class Not:
+    """``not item``."""
+
     item: Expr
 
 
@@ -120,6 +126,8 @@ class Condition:
 
 @dataclass(frozen=True)
 class _Tok:
+    """One token: its kind, text and where it starts."""
+
     kind: str
     text: str
     at: int
@@ -145,6 +153,8 @@ def _tokens(text: str) -> list[_Tok]:
 
 
 class _Parser:
+    """Recursive descent over the tokens, one method per rule of the grammar."""
+
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0

@@ -15,6 +15,7 @@ from lstm_report.malloc import map_large_blocks_for
 
 if TYPE_CHECKING:
     from lstm_report.config.schema import Config
+    from lstm_report.model.report import ReportData
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -604,8 +605,8 @@ def _run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
     if not args.no_step_summary:
-        _step_summary(lambda: _report_summary(result.data), quiet=args.quiet)
-    failed = _failing_conditions(args.fail_if or [], result.data)  # a bad one: exit 2
+        _step_summary(lambda: _report_summary(result.report), quiet=args.quiet)
+    failed = _failing_conditions(args.fail_if or [], result.report)  # a bad one: exit 2
     if not args.quiet:
         for c in failed:
             print(_printable(f"failed: --fail-if {c.text!r} holds"), file=sys.stderr)
@@ -617,21 +618,20 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failed else EXIT_OK
 
 
-def _failing_conditions(conditions: Sequence[Any], data: dict[str, Any]) -> list[Any]:
-    """The --fail-if conditions that hold, in the data exactly as the JSON states it."""
+def _failing_conditions(conditions: Sequence[Any], report: ReportData) -> list[Any]:
+    """The --fail-if conditions that hold for the report's headline numbers."""
     if not conditions:
         return []
     from lstm_report.output.fail_if import failing
-    from lstm_report.output.report_json import plain
 
-    return failing(conditions, plain(data))
+    return failing(conditions, report)
 
 
-def _report_summary(data: dict[str, Any]) -> str:
-    from lstm_report.output.markdown import summary
-    from lstm_report.output.report_json import plain
+def _report_summary(report: ReportData) -> str:
+    from lstm_report.figures.page import Figures
+    from lstm_report.output.markdown import MarkdownSummary
 
-    return summary(plain(data), None, None)
+    return MarkdownSummary().write(report, Figures())
 
 
 def _step_summary(text: Callable[[], str], *, quiet: bool) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from lstm_report.analysis.compare import Side
     from lstm_report.analysis.probing import KerasInputs
     from lstm_report.analysis.series import Series
+    from lstm_report.figures.page import Figures
 
 Progress = Callable[[str], None]
 
@@ -389,13 +390,9 @@ def _compare(
 
 def _compare_saved(cfg: Config, models: list[ModelAnalysis]) -> tuple[Any, ...]:
     """The comparisons of which a side is a report's JSON written earlier: numbers only."""
-    from lstm_report.output.baseline import (
-        SavedReport,
-        compare_saved,
-        load_saved_report,
-        saved_model,
-    )
+    from lstm_report.output.baseline import compare_saved
     from lstm_report.output.report_json import finding_json, model_json
+    from lstm_report.output.saved_report import SavedReport, load_saved_report, saved_model
 
     current = {m.name: m for m in models}
     read: dict[Path, SavedReport] = {}
@@ -452,7 +449,7 @@ def _report_data(
     )
 
 
-def _draw(report: ReportData, say: Progress) -> dict[str, Any]:
+def _draw(report: ReportData, say: Progress) -> Figures:
     from lstm_report.figures import draw_figures
 
     say("drawing figures")
@@ -463,30 +460,17 @@ def _draw(report: ReportData, say: Progress) -> dict[str, Any]:
 
 def _render_and_write(
     report: ReportData,
-    figures: Mapping[str, Any],
+    figures: Figures,
     data: dict[str, Any],
     outputs: Outputs,
     say: Progress,
 ) -> None:
     from lstm_report.fileio.write import write_files
-    from lstm_report.output.html import render_html
-    from lstm_report.output.report_json import dumps, plain
+    from lstm_report.output.writer import writers
 
     say("rendering")
-    texts = [(outputs.html, render_html(report, figures, data))]
-    if outputs.json is not None:
-        texts.append((outputs.json, dumps(data)))
-    if outputs.markdown is not None or outputs.junit is not None:
-        stated = plain(data)  # the numbers exactly as the JSON states them, parsed once
-        if outputs.markdown is not None:
-            from lstm_report.output.markdown import summary
-
-            texts.append((outputs.markdown, summary(stated, outputs.html, outputs.markdown)))
-        if outputs.junit is not None:
-            from lstm_report.output.junit import junit_xml
-
-            texts.append((outputs.junit, junit_xml(stated)))
-    write_files(texts)
+    chosen = writers(outputs.html, outputs.json, outputs.markdown, outputs.junit, data)
+    write_files([(path, w.write(report, figures)) for path, w in chosen])
 
 
 def run_warnings(models: Sequence[ModelAnalysis], comparisons: Sequence[Any]) -> tuple[str, ...]:

@@ -208,11 +208,11 @@ def test_hostile_saved_reports_are_refused(
 def test_oversized_and_missing_saved_reports(
     tmp_path: Path, runs: tuple[Path, Path], capsys: Any, monkeypatch: Any
 ) -> None:
-    import lstm_report.output.baseline as baseline
+    import lstm_report.output.saved_report as saved_report
 
     big = tmp_path / "big.json"
     big.write_text('{"schema_version": 1, "pad": "' + "x" * 2000 + '"}')
-    monkeypatch.setattr(baseline, "MAX_BASELINE_BYTES", 1000)
+    monkeypatch.setattr(saved_report, "MAX_BASELINE_BYTES", 1000)
     assert "larger than 1,000 bytes; refused" in _refused(tmp_path, runs[1], big, capsys)
     assert "no such file" in _refused(tmp_path, runs[1], tmp_path / "gone.json", capsys)
     assert "cannot read it: is a directory" in _refused(tmp_path, runs[1], tmp_path, capsys)
@@ -327,7 +327,7 @@ def test_a_checkpoint_is_not_compared_with_a_saved_report(tmp_path: Path) -> Non
 def test_markdown_summary_says_what_changed_since_the_saved_report(
     tmp_path: Path, runs: tuple[Path, Path]
 ) -> None:
-    from lstm_report.output.html import fmt_num
+    from lstm_report.templating import fmt_num
 
     old_model, new_model = runs
     assert _build(tmp_path, old_model, "old") == 0

@@ -15,6 +15,9 @@ import pytest
 
 from lstm_report.cli import main
 from lstm_report.errors import ExpressionError
+from lstm_report.model.analyses import ModelAnalysis
+from lstm_report.model.mechanism import MemoryHorizon
+from lstm_report.model.report import ReportData
 from lstm_report.output.fail_if import evaluate, known, parse
 from lstm_report.output.junit import CHECKS
 
@@ -212,13 +215,13 @@ def test_step_summary_is_appended(tmp_path: Path, model: Path, monkeypatch: Any)
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    code, data = _build(tmp_path, model, "--name", "run | *1*")
+    md = tmp_path / "r.md"
+    code, _ = _build(tmp_path, model, "--name", "run | *1*", "--markdown", str(md))
     assert code == 0
     text = summary.read_text()
     assert text.startswith("earlier step\n### ")
-    from lstm_report.output.markdown import summary as markdown_summary
-
-    assert text == "earlier step\n" + markdown_summary(data, None, None)
+    # the Markdown summary of the same report, without the link to the page
+    assert text == "earlier step\n" + md.read_text().replace("[Full report](r.html) · ", "")
     # the table has two columns on every row: the name's '|' is escaped
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert rows and all(len(re.split(r"(?<!\\)\|", r)) == 4 for r in rows)
@@ -267,7 +270,7 @@ def test_batch_appends_a_table_of_runs(tmp_path: Path, monkeypatch: Any) -> None
             for la in d["models"][0]["layers"]
             for g in la["spectra"].values()
         )
-    from lstm_report.output.html import fmt_num
+    from lstm_report.templating import fmt_num
 
     assert len(set(radius.values())) == 2
     for row in rows:
@@ -382,11 +385,18 @@ def test_memory_horizon_without_probe_says_so(tmp_path: Path, model: Path, capsy
 
 
 def test_memory_horizon_is_read_where_the_report_has_one() -> None:
-    data = {
-        "models": [
-            {"name": "m", "layers": [], "memory_horizon": {"steps": 7, "of": 20, "share": 0.9}}
-        ]
-    }
+    m = ModelAnalysis(
+        name="m",
+        path=Path("m.keras"),
+        layers=(),
+        others=(),
+        total_params=None,
+        recurrent_params=0,
+        reader="direct",
+        anchor="m0",
+        memory_horizon=MemoryHorizon(steps=7, of=20, share=0.9),
+    )
+    data = ReportData(title="t", generated="now", version="0", models=(m,))
     assert evaluate(parse("memory_horizon < 10"), data) is True
     assert evaluate(parse("memory_horizon < 7"), data) is False
     with pytest.raises(ExpressionError, match="max_relative_change: the report has no value"):

@@ -386,7 +386,7 @@ def test_page_markup_is_accessible(simple_model: Any, tmp_path: Path) -> None:
 
 
 def test_page_shows_the_computed_numbers(simple_model: Any, tmp_path: Path) -> None:
-    from lstm_report.output.html import fmt_num
+    from lstm_report.templating import fmt_num
 
     cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
     build_report(cfg, output=tmp_path / "r.html")
@@ -588,7 +588,7 @@ def test_build_result_repr_is_short(complex_model: Any, tmp_path: Path) -> None:
 def test_long_names_may_break_at_their_joints_only() -> None:
     # Issue 20: on a phone a path wraps after / _ . (a <wbr>), not one character per line;
     # the name stays literal text.
-    from lstm_report.output.html import breakable
+    from lstm_report.templating import breakable
 
     assert str(breakable("runs/a_b.keras")) == "runs/<wbr>a_<wbr>b.<wbr>keras"
     assert str(breakable("<b>/x")) == "&lt;b&gt;/<wbr>x"

@@ -36,7 +36,7 @@ def test_reruns_write_the_same_bytes(
 ) -> None:
     report, figures = drawn
     (layer,) = report.models[0].layers
-    lf = figures[layer.anchor]
+    lf = figures.layers[layer.anchor]
     few = {"s": (("heat", lf.heat_W), ("hist", lf.histograms))}  # text, lines and an image
     a = write_figures(report, few, tmp_path / "a", fmt, dpi=72)
     b = write_figures(report, few, tmp_path / "b", fmt, dpi=72)
@@ -59,7 +59,7 @@ def test_figures_json_lists_every_file(drawn: tuple[Any, dict[str, Any]], tmp_pa
     assert sorted(e["file"] for e in index["figures"]) == files
     assert index["format"] == "svg"
     (layer,) = report.models[0].layers
-    lf = figures[layer.anchor]
+    lf = figures.layers[layer.anchor]
     by_file = {e["file"]: e for e in index["figures"]}
     heat = by_file[f"{layer.anchor}-heat_W.svg"]
     assert heat == {
@@ -84,7 +84,7 @@ def test_plotted_data_is_the_chart_geometry(drawn: tuple[Any, dict[str, Any]]) -
 
     report, figures = drawn
     (layer,) = report.models[0].layers
-    lf = figures[layer.anchor]
+    lf = figures.layers[layer.anchor]
     hist: Chart = lf.histograms.chart
     fig = mpl.figure(hist)
     for p, ax in zip(hist.panels, mpl.panel_axes(fig, hist)):
@@ -116,7 +116,7 @@ def test_names_stay_literal_text(drawn: tuple[Any, dict[str, Any]]) -> None:
 
     report, figures = drawn
     (layer,) = report.models[0].layers
-    heat: Chart = figures[layer.anchor].heat_W.chart
+    heat: Chart = figures.layers[layer.anchor].heat_W.chart
     fig = mpl.figure(heat)
     ax = mpl.panel_axes(fig, heat)[0]
     labels = ax.get_yticklabels()

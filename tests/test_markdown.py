@@ -13,8 +13,8 @@ import pytest
 
 from lstm_report import build_report
 from lstm_report.cli import main
-from lstm_report.output.html import fmt_num
 from lstm_report.output.markdown import escape
+from lstm_report.templating import fmt_num
 from tests.conftest import _randomise, write_config
 
 
@@ -151,3 +151,23 @@ def test_cli_markdown(
     )
     err = capsys.readouterr().err
     assert "the Markdown summary is the same file as" in err and err.count("\n") == 1
+
+
+def test_every_output_is_one_writer(simple_model: Any, tmp_path: Path) -> None:
+    # Issue 22: HTML, JSON, Markdown and JUnit go through one Writer interface; each writes
+    # from the report data what the build wrote (the page also needs the figures).
+    from lstm_report.figures.page import Figures
+    from lstm_report.output.writer import writers
+
+    cfg = write_config(tmp_path, f"models: [{simple_model.path}]\n")
+    paths = [tmp_path / n for n in ("r.html", "r.json", "r.md", "r.xml")]
+    result = build_report(
+        cfg, output=paths[0], json_path=paths[1], markdown=paths[2], junit=paths[3]
+    )
+    chosen = writers(*paths, data=result.data)
+    assert [(p, w.kind) for p, w in chosen] == list(
+        zip(paths, ["html", "json", "markdown", "junit"])
+    )
+    for path, w in chosen[1:]:
+        assert w.write(result.report, Figures()) == path.read_text(encoding="utf-8"), w.kind
+    assert [w.kind for _, w in writers(paths[0])] == ["html"]

@@ -29,7 +29,7 @@ from lstm_report.analysis.spectra import (
     spectrum,
 )
 from lstm_report.model.layers import RecurrentLayer
-from lstm_report.output.report_json import spectrum_json
+from lstm_report.output.layer_json import spectrum_json
 
 SMALL = 48
 """exact_max for the tests of the large-matrix path: matrices of 100-200 keep them quick."""

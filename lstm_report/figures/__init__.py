@@ -2,12 +2,13 @@
 
 One module per family: ``encode`` (colour map, PNG and data URIs, byte-stable), ``chart``
 (scales, ticks and marks for ``templates/chart.svg.jinja2``), ``layer`` (one layer's
-figures), ``training`` (comparisons and checkpoint series), ``page`` (all of a report's).
+figures), ``training`` (comparisons and checkpoint series), ``page`` (all of a report's, as
+one ``Figures``). SVGs are rendered through ``lstm_report.templating``, never output/.
 """
 
 from lstm_report.figures.encode import MAX_CELLS, POOLING, EmbeddedFigure, pool_max_abs
 from lstm_report.figures.layer import LayerFigures, heatmaps, layer_figures
-from lstm_report.figures.page import draw_figures
+from lstm_report.figures.page import Figures, draw_figures
 from lstm_report.figures.training import CompareFigures, comparison_figures, series_figures
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "POOLING",
     "CompareFigures",
     "EmbeddedFigure",
+    "Figures",
     "LayerFigures",
     "comparison_figures",
     "draw_figures",

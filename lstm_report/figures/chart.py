@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lstm_report.figures.encode import EmbeddedFigure, Tile, svg_uri
+from lstm_report.templating import env
 
 FONT = 11.0
 """Tick labels, legends and notes, in px of the figure's own width (1,000 for a full row)."""
@@ -324,8 +325,6 @@ def draw(chart: Chart, alt: str) -> EmbeddedFigure:
 
 
 def _render(chart: Chart) -> str:
-    from lstm_report.output.html import env
-
     return env.get_template("chart.svg.jinja2").render(chart=chart)
 
 

@@ -8,13 +8,14 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from lstm_report.errors import ConfigError, OutputError
 from lstm_report.figures.encode import EmbeddedFigure
+from lstm_report.figures.page import Figures
 from lstm_report.model.report import ReportData
 
 FORMATS = ("pdf", "png", "svg")
@@ -36,7 +37,7 @@ class Written:
 
 def report_figures(
     cfg: Any, *, progress: Any = None, generated: str | None = None
-) -> tuple[ReportData, dict[str, Any]]:
+) -> tuple[ReportData, Figures]:
     """The report's data and its figures (as build_report draws them; nothing written)."""
     from lstm_report import pipeline as p
 
@@ -49,7 +50,7 @@ def report_figures(
     return report, p._draw(report, say)
 
 
-def charts(report: ReportData, figures: Mapping[str, Any]) -> Iterator[tuple[Written, Any]]:
+def charts(report: ReportData, figures: Figures) -> Iterator[tuple[Written, Any]]:
     """Every figure's entry (file name without suffix) and its chart, in page order."""
     from lstm_report.analysis.anchors import slug
 
@@ -97,7 +98,7 @@ def _members(value: Any) -> Iterator[tuple[str, EmbeddedFigure, bool]]:
 
 def write_figures(
     report: ReportData,
-    figures: Mapping[str, Any],
+    figures: Figures,
     folder: Path,
     fmt: str = "pdf",
     dpi: float = 300.0,

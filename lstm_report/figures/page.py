@@ -3,13 +3,40 @@ workers cost more than they saved: see docs/speed.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from lstm_report.figures.layer import layer_figures, step_chart
-from lstm_report.figures.training import comparison_figures, series_figures
+from lstm_report.figures.encode import EmbeddedFigure
+from lstm_report.figures.layer import LayerFigures, layer_figures, step_chart
+from lstm_report.figures.training import CompareFigures, comparison_figures, series_figures
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.training import Comparison, LayerDelta, Series
+
+SeriesFigures = tuple[tuple[str, EmbeddedFigure], ...]
+"""A checkpoint series' figures: (layer label, its chart), one per layer."""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Every figure a report's page shows, each family keyed by the anchor of its section.
+    Empty where nothing was drawn (the outputs other than the page need no figures)."""
+
+    layers: Mapping[str, LayerFigures] = field(default_factory=dict)
+    """By layer anchor (LayerAnalysis.anchor)."""
+    compared: Mapping[str, CompareFigures] = field(default_factory=dict)
+    """By compared layer's anchor (LayerDelta.anchor)."""
+    series: Mapping[str, SeriesFigures] = field(default_factory=dict)
+    """By series anchor (Series.anchor)."""
+    steps: Mapping[str, EmbeddedFigure] = field(default_factory=dict)
+    """The per-step importance chart, by model anchor (only models that have one)."""
+
+    def items(self) -> Iterator[tuple[str, object]]:
+        """(section anchor, its figures) in page order: layers, comparisons, series, steps;
+        a step chart's section is ``{model anchor}-steps``."""
+        yield from self.layers.items()
+        yield from self.compared.items()
+        yield from self.series.items()
+        yield from ((f"{anchor}-steps", fig) for anchor, fig in self.steps.items())
 
 
 def draw_figures(
@@ -17,20 +44,28 @@ def draw_figures(
     comparisons: Sequence[Comparison] = (),
     series: Sequence[Series] = (),
     models: Sequence[ModelAnalysis] = (),
-) -> dict[str, Any]:
-    """Figures of every layer, compared layer and series, keyed by anchor. ``models`` name
-    the rows of the ΔW heatmaps of a comparison's first layers (their input features)."""
-    figures: dict[str, Any] = {la.anchor: layer_figures(la) for la in layers}
+) -> Figures:
+    """Figures of every layer, compared layer, series and per-step importance. ``models``
+    name the rows of the ΔW heatmaps of a comparison's first layers (their input features)."""
     by_name = {m.name: m for m in models}
-    for c in comparisons:
-        for ld in c.layers:
-            figures[ld.anchor] = comparison_figures(ld, _feature_rows(by_name, c.candidate, ld))
-    figures.update({s.anchor: series_figures(s) for s in series})
+    compared = {
+        ld.anchor: comparison_figures(ld, _feature_rows(by_name, c.candidate, ld))
+        for c in comparisons
+        for ld in c.layers
+    }
+    steps = {}
     for m in models:
         imp = m.input_importance
         if imp is not None and imp.per_step:
-            figures[f"{m.anchor}-steps"] = step_chart(imp.per_step, m.name)
-    return figures
+            fig = step_chart(imp.per_step, m.name)
+            if fig is not None:
+                steps[m.anchor] = fig
+    return Figures(
+        layers={la.anchor: layer_figures(la) for la in layers},
+        compared=compared,
+        series={s.anchor: series_figures(s) for s in series},
+        steps=steps,
+    )
 
 
 def _feature_rows(

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from lstm_report.model.layers import RecurrentLayer
-
-if TYPE_CHECKING:
-    pass
-
 
 # --- across training: comparisons and checkpoint series ---------------------------------
 
@@ -30,6 +25,8 @@ class Delta:
 
 @dataclass(frozen=True)
 class GateDelta:
+    """The change of one gate's W, U and biases between two models."""
+
     gate: str
     W: Delta
     U: Delta
@@ -39,6 +36,8 @@ class GateDelta:
 
 @dataclass(frozen=True, eq=False)
 class LayerDelta:
+    """One layer matched in two models, and how its gates changed."""
+
     name: str
     direction: str
     gates: tuple[GateDelta, ...]
@@ -55,6 +54,8 @@ class LayerDelta:
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
+    """Two models (or checkpoints) compared layer by layer: ``baseline`` -> ``candidate``."""
+
     baseline: str
     candidate: str
     layers: tuple[LayerDelta, ...]
@@ -105,6 +106,8 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class Series:
+    """A model's checkpoints in training order, with each one's figures."""
+
     model: str
     checkpoints: tuple[Checkpoint, ...]
     anchor: str

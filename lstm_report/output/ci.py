@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from lstm_report.errors import OutputError
+from lstm_report.output.markdown import escape, num
+from lstm_report.output.numbers import Numbers
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 """The variable GitHub Actions sets to the file a step appends its Markdown summary to."""
@@ -22,8 +24,6 @@ def step_summary_path(environ: Mapping[str, str] | None = None) -> Path | None:
 def append_step_summary(path: Path, text: str) -> None:
     """Append ``text`` to the step summary file (created if missing; a folder, FIFO or device
     is refused: appending to a FIFO would wait for a reader)."""
-    import stat
-
     try:
         try:
             mode = os.stat(path).st_mode
@@ -39,10 +39,8 @@ def append_step_summary(path: Path, text: str) -> None:
         ) from None
 
 
-def batch_summary(rows: Sequence[tuple[str, str, Any]]) -> str:
+def batch_summary(rows: Sequence[tuple[str, str, Numbers | None]]) -> str:
     """The Markdown summary of a batch: one row per run (name, status, its Numbers or None)."""
-    from lstm_report.output.markdown import escape, num
-
     out = [
         "### LSTM weight reports",
         "",

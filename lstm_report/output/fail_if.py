@@ -8,19 +8,20 @@
 
 A NAME is one of QUANTITIES; ``importance[FEATURE]`` is an input's importance. Parsing
 checks every name (a typo is a usage error before any model is read); evaluating reads the
-numbers from the report's JSON data, as output/numbers.py does for the index and the summary.
+report's headline numbers (output/numbers.py), as the index and the summary do.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from lstm_report.errors import ExpressionError, quote
-from lstm_report.output.numbers import headline_models, numbers
+from lstm_report.model.analyses import ModelAnalysis
+from lstm_report.model.report import ReportData
+from lstm_report.output.numbers import finite, headline_models, numbers
 
 QUANTITIES: dict[str, str] = {
     "max_spectral_radius": "the largest spectral radius ρ(U_g) of any gate of any layer",
@@ -68,11 +69,15 @@ def known() -> str:
 
 @dataclass(frozen=True)
 class Number:
+    """A number written in the expression."""
+
     value: float
 
 
 @dataclass(frozen=True)
 class Quantity:
+    """A headline number the expression names (``importance[key]`` for an input's)."""
+
     name: str
     key: str | None = None
     """The feature of ``importance[key]``; None for a plain quantity."""
@@ -85,7 +90,9 @@ Value = Number | Quantity
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Relation:
+    """``left OP right``: the one leaf of an expression."""
+
     left: Value
     op: str
     right: Value
@@ -93,6 +100,8 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Not:
+    """``not item``."""
+
     item: Expr
 
 
@@ -104,7 +113,7 @@ class Both:
     items: tuple[Expr, ...]
 
 
-Expr = Comparison | Not | Both
+Expr = Relation | Not | Both
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,8 @@ class Condition:
 
 @dataclass(frozen=True)
 class _Tok:
+    """One token: its kind, text and where it starts."""
+
     kind: str
     text: str
     at: int
@@ -142,6 +153,8 @@ def _tokens(text: str) -> list[_Tok]:
 
 
 class _Parser:
+    """Recursive descent over the tokens, one method per rule of the grammar."""
+
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0
@@ -187,7 +200,7 @@ class _Parser:
             return inner
         left = self.value()
         op = self.expect(f"a comparison ({' '.join(OPERATORS)})", "op").text
-        return Comparison(left, op, self.value())
+        return Relation(left, op, self.value())
 
     def value(self) -> Value:
         t = self.take("number")
@@ -232,11 +245,11 @@ def parse(text: str) -> Condition:
     return Condition(text, expr)
 
 
-def resolve(q: Quantity, data: Mapping[str, Any]) -> float:
-    """The value of one quantity in a report's JSON data; ExpressionError where the report
-    has none (say why, and what would give it)."""
-    n = numbers(data)
-    heads = headline_models(data)
+def resolve(q: Quantity, report: ReportData) -> float:
+    """The value of one quantity in a report; ExpressionError where the report has none
+    (say why, and what would give it)."""
+    n = numbers(report)
+    heads = headline_models(report)
     plain: dict[str, float | int | None] = {
         "max_spectral_radius": n.largest_radius,
         "memory_tau": n.memory_tau,
@@ -253,9 +266,9 @@ def resolve(q: Quantity, data: Mapping[str, Any]) -> float:
         return _importance(q.key, heads)
     if q.name == "memory_horizon":
         for m in heads:
-            horizon = m.get("memory_horizon")
-            if isinstance(horizon, Mapping) and _number(horizon.get("steps")) is not None:
-                return float(horizon["steps"])
+            horizon = m.memory_horizon
+            if horizon is not None and finite(horizon.steps) is not None:
+                return float(horizon.steps)
         raise ExpressionError(
             "memory_horizon: the report has no memory horizon; it is measured on a probe "
             "(give the model a probe: --probe PATH, or probe: in the config)"
@@ -272,28 +285,22 @@ def resolve(q: Quantity, data: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _importance(feature: str, heads: Sequence[Mapping[str, Any]]) -> float:
+def _importance(feature: str, heads: Sequence[ModelAnalysis]) -> float:
     """Measured importance where a model has it, else the weight norm of the first layer
     that reads the input (as the summary's 'Top input')."""
     names: list[str] = []
     for m in heads:
-        for f in (m.get("input_importance") or {}).get("features") or []:
-            names.append(f["name"])
-            if f["name"] == feature and _number(f["value"]) is not None:
-                return float(f["value"])
+        for f in m.input_importance.features if m.input_importance else ():
+            names.append(f.name)
+            if f.name == feature and (value := finite(f.value)) is not None:
+                return value
     if not names:
         for m in heads:
-            for la in m["layers"]:
-                for f in la.get("feature_importance") or []:
-                    names.append(f["name"])
-                    if f["name"] == feature and _number(f["value"]) is not None:
-                        return float(f["value"])
+            for la in m.layers:
+                for fn in la.features or ():
+                    names.append(fn.name)
+                    if fn.name == feature and (value := finite(fn.value)) is not None:
+                        return value
                 if names:
                     break
             if names:
@@ -316,27 +323,28 @@ _COMPARE = {
 }
 
 
-def _eval(expr: Expr, data: Mapping[str, Any]) -> bool:
-    if isinstance(expr, Comparison):
+def _eval(expr: Expr, report: ReportData) -> bool:
+    if isinstance(expr, Relation):
         a, b = (
-            v.value if isinstance(v, Number) else resolve(v, data) for v in (expr.left, expr.right)
+            v.value if isinstance(v, Number) else resolve(v, report)
+            for v in (expr.left, expr.right)
         )
         return bool(_COMPARE[expr.op](a, b))
     if isinstance(expr, Not):
-        return not _eval(expr.item, data)
+        return not _eval(expr.item, report)
     # every item is evaluated: a quantity the report lacks is an error wherever it is
-    values = [_eval(e, data) for e in expr.items]
+    values = [_eval(e, report) for e in expr.items]
     return all(values) if expr.all else any(values)
 
 
-def evaluate(condition: Condition, data: Mapping[str, Any]) -> bool:
-    """Whether the condition holds for a report's JSON data."""
+def evaluate(condition: Condition, report: ReportData) -> bool:
+    """Whether the condition holds for a report."""
     try:
-        return _eval(condition.expr, data)
+        return _eval(condition.expr, report)
     except ExpressionError as exc:
         raise ExpressionError(f"--fail-if {quote(condition.text)}: {exc}") from None
 
 
-def failing(conditions: Sequence[Condition], data: Mapping[str, Any]) -> list[Condition]:
+def failing(conditions: Sequence[Condition], report: ReportData) -> list[Condition]:
     """The conditions that hold (each is evaluated, so that every bad one is reported)."""
-    return [c for c in conditions if evaluate(c, data)]
+    return [c for c in conditions if evaluate(c, report)]

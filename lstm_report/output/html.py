@@ -1,60 +1,22 @@
-"""The one Jinja2 environment; ReportData + figures -> one self-contained HTML page."""
+"""ReportData + figures -> one self-contained HTML page (the page's template helpers)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import math
-import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
-import jinja2
 import numpy as np
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
-from lstm_report._resources import templates_dir
 from lstm_report.cells.activations import ACTIVATION_FORMULAS
 from lstm_report.cells.base import gates_of
 from lstm_report.cells.kinds import equations
-from lstm_report.figures import LayerFigures
+from lstm_report.figures.page import Figures
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.model.layers import GATE_NAMES
-from lstm_report.model.report import ReportData
-from lstm_report.output.baseline import NEEDS_MODEL
-from lstm_report.output.report_json import dumps
-
-env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(templates_dir())),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
-
-
-def fmt_num(value: Any, digits: int = 4) -> str:
-    """A number for a table cell: 4 significant digits; None and non-finite as 'n/a'."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "n/a"
-    v = float(value)
-    if v == 0:
-        return "0"
-    if 1e-3 <= abs(v) < 1e5:
-        return f"{v:.{digits}g}"
-    return f"{v:.{digits - 1}e}"
-
-
-def fmt_shape(shape: Any) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+from lstm_report.model.report import NEEDS_MODEL, ReportData
+from lstm_report.output.report_json import dumps, report_json
+from lstm_report.templating import env
 
 
 def json_script(data: Any) -> Markup:
@@ -63,17 +25,6 @@ def json_script(data: Any) -> Markup:
     text = dumps(data, indent=None).rstrip("\n")
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)
-
-
-def fmt_sci(value: Any) -> str:
-    """A small error or tolerance: 3e-07 style, 'n/a' for None."""
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    return "0" if value == 0 else f"{float(value):.1e}"
-
-
-def fmt_pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100.0 * float(value):.1f}%"
 
 
 def memory_rows(la: LayerAnalysis, limit: int = 8) -> list[dict[str, Any]]:
@@ -167,73 +118,36 @@ def layout_title(models: Any) -> str:
     return f"How {who} store {kind + 's' if kind else 'LSTMs and GRUs'}"
 
 
-def fmt_px(value: float, digits: int = 1) -> str:
-    """A coordinate in an SVG: at most ``digits`` decimals, no trailing zeros."""
-    text = f"{float(value):.{digits}f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+env.globals.update(
+    cell_kinds=cell_kinds,
+    frameworks_in=frameworks_in,
+    layout_title=layout_title,
+    memory_rows=memory_rows,
+    unit_cards=unit_cards,
+    GATE_NAMES=GATE_NAMES,
+    SAVED_NEEDS_MODEL=NEEDS_MODEL,
+    equations=equations,
+    gates_of=gates_of,
+    ACTIVATION_FORMULAS=ACTIVATION_FORMULAS,
+)
 
 
-def fmt_points(points: Any) -> str:
-    """An SVG points list: ``x,y x,y``."""
-    return " ".join(f"{fmt_px(x)},{fmt_px(y)}" for x, y in points)
-
-
-def fmt_dotpath(points: Any) -> str:
-    """Path data of a zero-length stroke at every point: round caps draw them as dots."""
-    return "".join(f"M{fmt_px(x)} {fmt_px(y)}h0" for x, y in points)
-
-
-def breakable(value: Any) -> Markup:
-    """A name that may wrap after ``/``, ``_`` and ``.`` (a <wbr> there), escaped: long file
-    and layer names break at their joints on a phone, never one character per line."""
-    text = str(escape(str(value)))
-    return Markup(re.sub(r"([/_.])(?=.)", r"\1<wbr>", text))
-
-
-@lru_cache(maxsize=1)
-def script_hashes() -> tuple[str, ...]:
-    """The CSP hashes (base64 sha256) of the inline scripts our templates write, as rendered."""
-    rendered = env.get_template("_sort_script.html.jinja2").render()
-    bodies = re.findall(r"<script>(.*?)</script>", rendered, flags=re.DOTALL)
-    return tuple(
-        sorted(
-            base64.b64encode(hashlib.sha256(b.encode("utf-8")).digest()).decode() for b in bodies
-        )
-    )
-
-
-def content_security_policy() -> str:
-    """The policy every page carries: nothing loads, only our own scripts run (no handlers)."""
-    scripts = " ".join(f"'sha256-{h}'" for h in script_hashes())
-    return f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {scripts}"
-
-
-env.filters["num"] = fmt_num
-env.filters["breakable"] = breakable
-env.filters["px"] = fmt_px
-env.filters["points"] = fmt_points
-env.filters["dotpath"] = fmt_dotpath
-env.globals["cell_kinds"] = cell_kinds
-env.globals["frameworks_in"] = frameworks_in
-env.globals["layout_title"] = layout_title
-env.filters["sci"] = fmt_sci
-env.filters["pct"] = fmt_pct
-env.globals["memory_rows"] = memory_rows
-env.globals["unit_cards"] = unit_cards
-env.filters["shape"] = fmt_shape
-env.globals["GATE_NAMES"] = GATE_NAMES
-env.globals["SAVED_NEEDS_MODEL"] = NEEDS_MODEL
-env.globals["equations"] = equations
-env.globals["gates_of"] = gates_of
-env.globals["ACTIVATION_FORMULAS"] = ACTIVATION_FORMULAS
-env.globals["content_security_policy"] = content_security_policy
-
-
-def render_html(
-    report: ReportData,
-    figures: Mapping[str, LayerFigures],
-    data: Mapping[str, Any],
-) -> str:
-    """Render the page. figures are keyed by layer anchor; data is the embedded JSON."""
+def render_html(report: ReportData, figures: Figures, data: Mapping[str, Any] | None = None) -> str:
+    """Render the page; ``data`` is the embedded JSON (report_json(report) if not given)."""
     template = env.get_template("report.html.jinja2")
-    return template.render(report=report, figures=figures, data_json=json_script(data))
+    embedded = report_json(report) if data is None else data
+    return template.render(report=report, figures=figures, data_json=json_script(embedded))
+
+
+class HtmlPage:
+    """The Writer of the self-contained HTML page (``-o``). ``data`` is report_json(report)
+    where the caller has it already (the JSON writer writes the same data)."""
+
+    kind = "html"
+    suffix = ".html"
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self.data = data
+
+    def write(self, report: ReportData, figures: Figures) -> str:
+        return render_html(report, figures, self.data)

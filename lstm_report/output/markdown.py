@@ -1,7 +1,7 @@
 """A short Markdown summary of a report, for a pull-request comment or $GITHUB_STEP_SUMMARY.
 
-Built from the report's JSON data (the numbers are those of the page and of ``--json``),
-with no HTML in it: every character of user text that Markdown could read as markup
+Built from the report's data (the numbers are those of the page and of ``--json``), with
+no HTML in it: every character of user text that Markdown could read as markup
 (``<``, ``&``, ``*``, ``|``, ...) is backslash-escaped.
 """
 
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from lstm_report.output.numbers import Numbers, numbers
+from lstm_report.figures.page import Figures
+from lstm_report.model.report import ReportData
+from lstm_report.output.numbers import Numbers, finite, numbers
+from lstm_report.templating import fmt_num
 
 MAX_FINDINGS = 10
 """Findings listed one by one; the rest are counted (the report lists them all)."""
@@ -35,8 +37,6 @@ def escape(text: str) -> str:
 
 def num(value: Any) -> str:
     """A number as the page shows it (4 significant digits; ``n/a`` for none)."""
-    from lstm_report.output.html import fmt_num
-
     return fmt_num(value)
 
 
@@ -86,63 +86,83 @@ def headline_rows(n: Numbers) -> list[tuple[str, str]]:
     return rows
 
 
-def summary(data: Mapping[str, Any], html_path: Path | None, markdown_path: Path | None) -> str:
-    """The Markdown summary of a report's JSON data, linking to ``html_path`` if given."""
-    n = numbers(data)
-    title = data.get("title") or "LSTM weight report"
+def summary(report: ReportData, html_path: Path | None, markdown_path: Path | None) -> str:
+    """The Markdown summary of a report, linking to ``html_path`` if given."""
+    n = numbers(report)
+    title = report.title or "LSTM weight report"
     out = [f"### {escape(title)}", ""]
-    meta = f"Generated {escape(data.get('generated', ''))} by {escape(data.get('generator', ''))}"
+    meta = f"Generated {escape(report.generated)} by {escape(f'lstm-report {report.version}')}"
     if html_path is not None and markdown_path is not None:
         meta = f"[Full report]({link(html_path, markdown_path)}) · {meta}"
     out += [meta + ".", ""]
-    takeaways = data.get("takeaways") or []
-    if takeaways:
+    if report.takeaways:
         out += ["**Takeaways**", ""]
-        out += [f"- {escape(t['text'])}" for t in takeaways]
+        out += [f"- {escape(t.text)}" for t in report.takeaways]
         out.append("")
-    findings = data.get("findings") or []
-    if findings:
-        out += [
-            f"**Findings** ({_plural(n.errors, 'error')}, {_plural(n.warnings, 'warning')}, "
-            f"{len(findings) - n.errors - n.warnings:,} info)",
-            "",
-        ]
-        for f in findings[:MAX_FINDINGS]:
-            where = " › ".join(escape(p) for p in (f.get("model"), f.get("layer")) if p)
-            out.append(f"- **{f['severity']}** `{f['code']}` {where}: {escape(f['message'])}")
-        if len(findings) > MAX_FINDINGS:
-            out.append(f"- … and {len(findings) - MAX_FINDINGS:,} more in the report")
-        out.append("")
-    else:
-        out += ["**Findings**: none.", ""]
-    out += saved_lines(data)
+    out += finding_lines(report, n)
+    out += saved_lines(report)
     out += ["| Headline | Value |", "| --- | --- |"]
     out += [f"| {what} | {value} |" for what, value in headline_rows(n)]
     return "\n".join(out) + "\n"
 
 
-def saved_lines(data: Mapping[str, Any]) -> list[str]:
+def finding_lines(report: ReportData, n: Numbers) -> list[str]:
+    """The findings, counted by severity; the first MAX_FINDINGS one line each."""
+    findings = report.findings
+    if not findings:
+        return ["**Findings**: none.", ""]
+    out = [
+        f"**Findings** ({_plural(n.errors, 'error')}, {_plural(n.warnings, 'warning')}, "
+        f"{len(findings) - n.errors - n.warnings:,} info)",
+        "",
+    ]
+    for f in findings[:MAX_FINDINGS]:
+        where = " › ".join(escape(p) for p in (f.model, f.layer) if p)
+        out.append(f"- **{f.severity}** `{f.code}` {where}: {escape(f.message)}")
+    if len(findings) > MAX_FINDINGS:
+        out.append(f"- … and {len(findings) - MAX_FINDINGS:,} more in the report")
+    out.append("")
+    return out
+
+
+def saved_lines(report: ReportData) -> list[str]:
     """One line per comparison with a saved report: findings new and resolved, and the
     spectral radius that moved most (output/baseline.py)."""
     out: list[str] = []
-    for c in data.get("saved_comparisons") or []:
-        found = c.get("findings") or {}
-        new, resolved = len(found.get("new") or []), len(found.get("resolved") or [])
+    for c in report.saved_comparisons:
+        new, resolved = len(c.new_findings), len(c.resolved_findings)
         line = (
-            f"- {escape(c['baseline'])} → {escape(c['candidate'])}: "
+            f"- {escape(c.baseline)} → {escape(c.candidate)}: "
             f"{_plural(new, 'new finding')}, {resolved:,} resolved"
         )
         radii = [
-            (abs(r["delta"]), r, la)
-            for la in c.get("layers") or []
-            for r in la.get("values") or []
-            if r["key"].endswith(".U.spectral_radius") and isinstance(r.get("delta"), (int, float))
+            (abs(delta), r, la)
+            for la in c.layers
+            for r in la.rows
+            if r.key.endswith(".U.spectral_radius")
+            for delta in [finite(r.delta)]
+            if delta is not None
         ]
         if radii:
             _, r, la = max(radii, key=lambda t: t[0])
             line += (
-                f"; largest change of a spectral radius: {escape(r['label'])} of "
-                f"{escape(la['name'])} {num(r['baseline'])} → {num(r['candidate'])}"
+                f"; largest change of a spectral radius: {escape(r.label)} of "
+                f"{escape(la.name)} {num(r.baseline)} → {num(r.candidate)}"
             )
         out.append(line + ".")
     return ["**Compared with a saved report**", "", *out, ""] if out else []
+
+
+class MarkdownSummary:
+    """The Writer of the Markdown summary (``--markdown``, the step summary)."""
+
+    kind = "markdown"
+    suffix = ".md"
+
+    def __init__(self, html_path: Path | None = None, markdown_path: Path | None = None):
+        self.html_path = html_path
+        """The page the summary links to (with markdown_path: where the link starts)."""
+        self.markdown_path = markdown_path
+
+    def write(self, report: ReportData, figures: Figures) -> str:
+        return summary(report, self.html_path, self.markdown_path)

@@ -1,17 +1,23 @@
-"""The headline numbers of one report, read from its JSON data (the contract in docs/json.md).
+"""The headline numbers of one report, computed from its ReportData.
 
-What a reviewer compares runs by: the sweep index's columns and the Markdown summary's
-table. Computed from the JSON, not from ReportData, so that a page built earlier (or by
-another machine) gives the same numbers as the one just built.
+What a reviewer compares runs by: the sweep index's columns, the Markdown summary's table
+and ``--fail-if``. Each number is the one the JSON states (docs/json.md): a non-finite value
+counts as none, as the JSON writes it null. The site index reads pages written earlier, so
+it reads the same numbers from their JSON (site/numbers.py).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from lstm_report.analysis.takeaways import baselines_only
+from lstm_report.model.analyses import ModelAnalysis
+from lstm_report.model.report import ReportData
+from lstm_report.model.training import Comparison
 
 
 @dataclass(frozen=True)
@@ -56,101 +62,97 @@ class Numbers:
     change: Change | None
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a float if it is a finite number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def headline_models(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def headline_models(report: ReportData) -> list[ModelAnalysis]:
     """The models that speak for themselves: all but those that are only a baseline."""
-    comparisons = data.get("comparisons") or []
-    baselines = {c["baseline"] for c in comparisons} - {c["candidate"] for c in comparisons}
-    models = list(data.get("models") or [])
-    return [m for m in models if m["name"] not in baselines] or models
+    baselines = baselines_only(report.comparisons)
+    models = list(report.models)
+    return [m for m in models if m.name not in baselines] or models
 
 
-def top_input(models: Sequence[Mapping[str, Any]]) -> TopInput | None:
+def top_input(models: Sequence[ModelAnalysis]) -> TopInput | None:
     """Measured importance where a model has it, else the largest input weight norm."""
     for m in models:
-        imp = m.get("input_importance")
-        ranked = [f for f in (imp or {}).get("features") or [] if _finite(f["value"]) is not None]
+        imp = m.input_importance
+        ranked = [f for f in (imp.features if imp else ()) if finite(f.value) is not None]
         if ranked:
-            best = max(ranked, key=lambda f: f["value"])
-            return TopInput(m["name"], best["name"], float(best["value"]), True)
+            best = max(ranked, key=lambda f: f.value)
+            return TopInput(m.name, best.name, float(best.value), True)
     for m in models:
-        for la in m["layers"]:
-            ranked = [
-                f for f in la.get("feature_importance") or [] if _finite(f["value"]) is not None
-            ]
-            if ranked:
-                best = min(ranked, key=lambda f: f["rank"])
-                return TopInput(m["name"], best["name"], float(best["value"]), False)
+        for la in m.layers:
+            norms = [f for f in la.features or () if finite(f.value) is not None]
+            if norms:
+                top = min(norms, key=lambda f: f.rank)
+                return TopInput(m.name, top.name, float(top.value or 0.0), False)
     return None
 
 
-def memory_tau(model: Mapping[str, Any]) -> tuple[float | None, bool]:
+def memory_tau(model: ModelAnalysis) -> tuple[float | None, bool]:
     """Median τ over the model's units (on the probe where a layer has one, else at rest)."""
     taus: list[float] = []
     on_probe = False
-    for la in model["layers"]:
-        memory = la.get("memory")
-        if not memory:
+    for la in model.layers:
+        t = la.timescales
+        if t is None:
             continue
-        values = memory.get("probe_tau")
+        values = t.probe_tau
         if values is not None:
             on_probe = True
         else:
-            values = memory.get("resting_tau") or []
-        taus += [v for v in (_finite(t) for t in values) if v is not None]
+            values = t.resting_tau or ()
+        taus += [v for v in (finite(x) for x in values) if v is not None]
     return (statistics.median(taus) if taus else None), on_probe
 
 
-def largest_change(data: Mapping[str, Any]) -> Change | None:
+def largest_change(comparisons: Sequence[Comparison]) -> Change | None:
     """The largest change of any W_g, U_g or bias over every comparison (as the takeaway)."""
     best: Change | None = None
-    for c in data.get("comparisons") or []:
-        for la in c["layers"]:
-            for gate, mats in la["gates"].items():
-                for matrix in ("W", "U", "b", "b_rec"):
-                    value = _finite((mats.get(matrix) or {}).get("change"))
+    for c in comparisons:
+        for ld in c.layers:
+            for g in ld.gates:
+                for matrix, delta in (("W", g.W), ("U", g.U), ("b", g.b), ("b_rec", g.b_rec)):
+                    value = None if delta is None else finite(delta.change)
                     if value is not None and (best is None or value > best.value):
-                        label = la["name"]
-                        if la.get("direction") == "backward":
-                            label += " (backward)"
-                        best = Change(value, c["baseline"], c["candidate"], label, gate, matrix)
+                        label = ld.name + (" (backward)" if ld.direction == "backward" else "")
+                        best = Change(value, c.baseline, c.candidate, label, g.gate, matrix)
     return best
 
 
-def numbers(data: Mapping[str, Any]) -> Numbers:
-    """The headline numbers of a report's JSON data."""
-    models = list(data.get("models") or [])
-    layers = [la for m in models for la in m["layers"]]
-    findings = list(data.get("findings") or [])
+def numbers(report: ReportData) -> Numbers:
+    """The headline numbers of a report."""
+    models = report.models
+    layers = [la for m in models for la in m.layers]
     radii = [
         r
         for la in layers
-        for g in (la.get("spectra") or {}).values()
-        if g.get("U") is not None
-        for r in [_finite(g["U"].get("spectral_radius"))]
+        for sp in la.spectra
+        if sp.U is not None
+        for r in [finite(sp.U.spectral_radius)]
         if r is not None
     ]
-    heads = headline_models(data)
+    heads = headline_models(report)
     tau, on_probe = (None, False)
     for m in heads:
         tau, on_probe = memory_tau(m)
         if tau is not None:
             break
+    severities = [f.severity for f in report.findings]
     return Numbers(
         models=len(models),
         layers=len(layers),
-        lstm_params=sum(int(m.get("lstm_params") or 0) for m in models),
-        errors=sum(1 for f in findings if f["severity"] == "error"),
-        warnings=sum(1 for f in findings if f["severity"] == "warning"),
-        findings=len(findings),
+        lstm_params=sum(int(m.recurrent_params or 0) for m in models),
+        errors=severities.count("error"),
+        warnings=severities.count("warning"),
+        findings=len(severities),
         largest_radius=max(radii) if radii else None,
         top_input=top_input(heads),
         memory_tau=tau,
         memory_on_probe=on_probe,
-        change=largest_change(data),
+        change=largest_change(report.comparisons),
     )

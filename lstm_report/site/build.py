@@ -20,10 +20,11 @@ from lstm_report.fileio.limits import (
     read_regular,
 )
 from lstm_report.fileio.write import check_outputs, same_file, write_files
-from lstm_report.output.numbers import Numbers, numbers
+from lstm_report.output.numbers import Numbers
 from lstm_report.pipeline import generated_at
 from lstm_report.site.check import NotOurs, check_page
 from lstm_report.site.index import SiteEntry, SweepColumns, display, entry, page_name, render_index
+from lstm_report.site.numbers import page_numbers
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def build_site(
         name = page_name(p.relative_to(src), used)
         files.append((out / "reports" / f"{name}.html", html))
         copied.append(p)
-        n = numbers(data)
+        n = page_numbers(data)
         entries.append(entry(f"reports/{name}.html", display(p.relative_to(src)), data, n))
         columns[entries[-1].href] = n
     if not entries:

@@ -17,8 +17,8 @@ import html5lib
 from html5lib.constants import prefixes
 
 from lstm_report.errors import quote, shorten
-from lstm_report.output.html import content_security_policy
-from lstm_report.output.html import script_hashes as csp_hashes
+from lstm_report.templating import content_security_policy
+from lstm_report.templating import script_hashes as csp_hashes
 
 DATA_ID = "lstm-report-data"
 SCHEMA_VERSION = 1

@@ -11,8 +11,8 @@ from typing import Any
 
 from lstm_report._version import __version__
 from lstm_report.errors import shorten
-from lstm_report.output.html import env
 from lstm_report.output.numbers import Numbers
+from lstm_report.templating import env
 
 PAGE_HREF = re.compile(r"reports/[A-Za-z0-9._-]+\.html")
 """The only links an index has: to a page of the site (reports/NAME.html), relative."""

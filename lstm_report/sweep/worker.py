@@ -12,6 +12,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from lstm_report.model.report import ReportData
 from lstm_report.output.numbers import numbers
 from lstm_report.output.report_json import plain
 from lstm_report.pipeline import build_report
@@ -46,8 +47,8 @@ def build_unit(unit: ReportUnit) -> UnitResult:
                 threadpool_limits(limits=1, user_api="blas"),  # the runs are the parallelism
             ):
                 warnings.simplefilter("ignore")
-                texts, data = _build_texts(unit, Path(tmp) / unit.name)
-            n = numbers(data)
+                texts, data, report = _build_texts(unit, Path(tmp) / unit.name)
+            n = numbers(report)
             row = IndexRow(entry(f"reports/{unit.name}.html", unit.source, data, n), n)
             return UnitResult(unit.name, texts, row, seconds=time.perf_counter() - start)
         except Exception as exc:  # isolated: one broken run never stops the others
@@ -59,8 +60,10 @@ def build_unit(unit: ReportUnit) -> UnitResult:
             )
 
 
-def _build_texts(unit: ReportUnit, base: Path) -> tuple[tuple[tuple[str, str], ...], Any]:
-    """The report's files (suffix, text) built at ``base``, and its JSON data."""
+def _build_texts(
+    unit: ReportUnit, base: Path
+) -> tuple[tuple[tuple[str, str], ...], Any, ReportData]:
+    """The report's files (suffix, text) built at ``base``, its JSON data, and the report."""
     options = unit.options
     outputs = {".html": base.with_suffix(".html"), ".md": base.with_suffix(".md")}
     if options.json:
@@ -78,4 +81,4 @@ def _build_texts(unit: ReportUnit, base: Path) -> tuple[tuple[tuple[str, str], .
         generated=unit.generated,
     )
     texts = tuple((suffix, path.read_text(encoding="utf-8")) for suffix, path in outputs.items())
-    return texts, plain(result.data)
+    return texts, plain(result.data), result.report

@@ -6,7 +6,8 @@ figures), ``training`` (comparisons and checkpoint series), ``page`` (all of a r
 """
 
 from lstm_report.figures.encode import MAX_CELLS, POOLING, EmbeddedFigure, pool_max_abs
-from lstm_report.figures.layer import LayerFigures, heatmaps, layer_figures
+from lstm_report.figures.heatmap import heatmaps
+from lstm_report.figures.layer import LayerFigures, layer_figures
 from lstm_report.figures.page import draw_figures
 from lstm_report.figures.training import CompareFigures, comparison_figures, series_figures
 

@@ -2,7 +2,7 @@
 two principal components, the eigenvalues at each point against the unit circle, and one
 small activity trace per unit card.
 
-Each figure is narrow (at most NARROW units wide) so that its 11-unit text stays above 9 CSS
+Each figure is narrow (at most PLANE_WIDTH units wide) so that its 11-unit text stays above 9 CSS
 px when the page is 390 px wide."""
 
 from __future__ import annotations
@@ -12,34 +12,37 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_report.figures.chart import (
+    FAINT,
+    GUIDE,
     Chart,
     Dots,
     Ellipse,
     Line,
     Note,
+    panel,
+    ticks_at,
+)
+from lstm_report.figures.encode import EmbeddedFigure
+from lstm_report.figures.scales import (
     Scale,
-    draw,
     inner_ticks,
     label_room,
     nice_limits,
-    panel,
     thin,
     tick_label,
-    ticks_at,
     unique_dots,
     xy,
 )
-from lstm_report.figures.encode import EmbeddedFigure
+from lstm_report.figures.svg import draw
 from lstm_report.model.analyses import LayerAnalysis
 
-NARROW = 330.0
+PLANE_WIDTH = 330.0
+"""The state-plane and eigenvalue figures: no legend beside them, so narrower than NARROW."""
 TRAJECTORY = "#9aa5b1"
 STABLE = "#0072B2"
 UNSTABLE = "#D55E00"
 SLOW = "#009E73"
 MANIFOLD = "#CC79A7"
-FAINT = "#cccccc"
-GUIDE = "#888888"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def _plane(la: LayerAnalysis) -> EmbeddedFigure | None:
     y0, y1, yv = nice_limits(float(allp[:, 1].min()), float(allp[:, 1].max()), 4)
     labels = [tick_label(v, yv) for v in yv]
     left = label_room(labels)
-    width, height = NARROW, 330.0
+    width, height = PLANE_WIDTH, 330.0
     box = (left, 24.0, width - left - 14.0, height - 24.0 - 74.0)
     x, y, w, h = box
     sx, sy = Scale(x0, x1, x, x + w), Scale(y0, y1, y + h, y)
@@ -162,7 +165,7 @@ def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
     vals = inner_ticks(lo, hi, 4)
     labels = [tick_label(v, vals) for v in vals]
     left = label_room(labels)
-    width = NARROW
+    width = PLANE_WIDTH
     side = width - left - 14.0
     height = side + 24.0 + 74.0
     x, y = left, 24.0

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lstm_report.figures.layer import layer_figures, step_chart
+from lstm_report.figures.importance import step_chart
+from lstm_report.figures.layer import layer_figures
 from lstm_report.figures.training import comparison_figures, series_figures
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.training import Comparison, LayerDelta, Series

@@ -10,27 +10,32 @@ import numpy as np
 
 from lstm_report.analysis.gates import layer_gates
 from lstm_report.figures.chart import (
-    FONT,
+    NARROW,
+    WIDTH,
     Chart,
     LegendEntry,
     Line,
     Rect,
-    Scale,
     Tick,
-    draw,
-    label_room,
     legend_room,
-    nice_limits,
     panel,
     row,
-    segments,
     side_legend,
-    text_width,
-    tick_label,
     ticks_at,
 )
 from lstm_report.figures.encode import GATE_COLORS, EmbeddedFigure
-from lstm_report.figures.layer import NARROW, WIDTH, density, heatmaps, hist_panels
+from lstm_report.figures.heatmap import heatmaps
+from lstm_report.figures.histogram import density, hist_panels
+from lstm_report.figures.scales import (
+    FONT,
+    Scale,
+    label_room,
+    nice_limits,
+    segments,
+    text_width,
+    tick_label,
+)
+from lstm_report.figures.svg import draw
 from lstm_report.model.layers import GATE_NAMES
 from lstm_report.model.training import LayerDelta, Series
 

@@ -8,13 +8,18 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from lstm_report import pipeline as p
+from lstm_report.analysis import slug
+from lstm_report.config.schema import Config
 from lstm_report.errors import ConfigError, OutputError
+from lstm_report.figures.chart import Chart
 from lstm_report.figures.encode import EmbeddedFigure
+from lstm_report.fileio.write import check_output_kind
 from lstm_report.model.report import ReportData
 
 FORMATS = ("pdf", "png", "svg")
@@ -35,11 +40,12 @@ class Written:
 
 
 def report_figures(
-    cfg: Any, *, progress: Any = None, generated: str | None = None
+    cfg: Config,
+    *,
+    progress: Callable[[str], None] | None = None,
+    generated: str | None = None,
 ) -> tuple[ReportData, dict[str, Any]]:
     """The report's data and its figures (as build_report draws them; nothing written)."""
-    from lstm_report import pipeline as p
-
     say = progress or (lambda _msg: None)
     run = p.Run(say)
     read = [p._read_and_analyse(cfg, i, spec, None, run) for i, spec in enumerate(cfg.models)]
@@ -49,10 +55,8 @@ def report_figures(
     return report, p._draw(report, say)
 
 
-def charts(report: ReportData, figures: Mapping[str, Any]) -> Iterator[tuple[Written, Any]]:
+def charts(report: ReportData, figures: Mapping[str, Any]) -> Iterator[tuple[Written, Chart]]:
     """Every figure's entry (file name without suffix) and its chart, in page order."""
-    from lstm_report.analysis import slug
-
     where: dict[str, tuple[str | None, str | None]] = {}
     for m in report.models:
         where[m.anchor] = (m.name, None)
@@ -107,7 +111,8 @@ def write_figures(
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     if not 10 <= dpi <= 2400:
         raise ConfigError(f"--dpi: {dpi:g} is outside 10..2400")
-    from lstm_report.figures import mpl  # the one import of matplotlib
+    # Lazy: mpl imports matplotlib, which only this command needs (and which is slow).
+    from lstm_report.figures import mpl
 
     _folder(folder)
     written = []
@@ -138,8 +143,6 @@ def _folder(folder: Path) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     """Write ``data`` beside ``path`` and move it there: never half a file."""
-    from lstm_report.fileio.write import check_output_kind
-
     check_output_kind(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -62,6 +62,15 @@ def colorbar_room(vmax: float, label: str) -> float:
     return 14.0 + 12.0 + 8.0 + widest + 6.0 + FONT + 4.0
 
 
+def _row_names(row_labels: Sequence[str] | None, n_rows: int) -> tuple[list[str] | None, float]:
+    """The names on the rows (None: index ticks instead), and the room left of the panels."""
+    # Rows are never pooled this few; names stay on them even when the units are pooled.
+    if row_labels is None or n_rows > 32:
+        return None, label_room([str(n_rows - 1)])
+    names = [str(n) for n in row_labels]
+    return names, min(400.0, max((text_width(n) for n in names), default=0.0) + 16.0)
+
+
 def heatmaps(
     mats: Sequence[np.ndarray],
     family: str,
@@ -79,14 +88,9 @@ def heatmaps(
     n_rows, n_cols = mats[0].shape
     inputs = family.endswith("W")  # W or ΔW: rows are input features
     height = 260.0 if not inputs else min(450.0, max(180.0, 90.0 + 16.0 * n_rows))
-    # Rows are never pooled this few; names stay on them even when the units are pooled.
-    labelled = inputs and row_labels is not None and n_rows <= 32
-    names = [str(n) for n in row_labels or ()] if labelled else []
+    names, left = _row_names(row_labels if inputs else None, n_rows)
+    labelled = names is not None
     bar_label = "change" if family.startswith("Δ") else "weight"
-    if labelled:
-        left = min(400.0, max((text_width(n) for n in names), default=0.0) + 16.0)
-    else:
-        left = label_room([str(n_rows - 1)])
     right = colorbar_room(vmax, bar_label)
     # the gap holds a last tick label ("1000") and the next panel's first ("0")
     boxes = row(len(gates), WIDTH, height, left=left, right=right, gap=24.0, bottom=46.0)
@@ -101,7 +105,7 @@ def heatmaps(
         x, y, w, h = box
         sx, xticks = index_axis(n_cols, cols, x, x + w)
         sy, yticks = index_axis(n_rows, rows, y, y + h, vertical=True)
-        if labelled:
+        if names is not None:
             yticks = [Tick(round(sy(j), 1), name) for j, name in enumerate(names)]
         panels.append(
             panel(

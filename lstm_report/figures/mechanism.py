@@ -35,6 +35,7 @@ from lstm_report.figures.scales import (
 )
 from lstm_report.figures.svg import draw
 from lstm_report.model.analyses import LayerAnalysis
+from lstm_report.model.mechanism import Mechanism, Plane
 
 PLANE_WIDTH = 330.0
 """The state-plane and eigenvalue figures: no legend beside them, so narrower than NARROW."""
@@ -54,10 +55,12 @@ class MechanismFigures:
 
 
 def mechanism_figures(la: LayerAnalysis) -> MechanismFigures:
+    """The mechanism figures of one layer (each None or empty where nothing was computed)."""
     return MechanismFigures(_plane(la), _eigen(la), _traces(la))
 
 
 def _plane(la: LayerAnalysis) -> EmbeddedFigure | None:
+    """The probe's trajectories, fixed and slow points in their principal-component plane."""
     mech = la.mechanism
     if mech is None or mech.plane is None:
         return None
@@ -75,31 +78,7 @@ def _plane(la: LayerAnalysis) -> EmbeddedFigure | None:
     box = (left, 24.0, width - left - 14.0, height - 24.0 - 74.0)
     x, y, w, h = box
     sx, sy = Scale(x0, x1, x, x + w), Scale(y0, y1, y + h, y)
-    lines = [Line(thin(xy(sx, sy, t[:, 0], t[:, 1])), TRAJECTORY, 0.8) for t in pl.trajectories]
-    if mech.slow_manifold is not None and len(pl.slow) >= 2:
-        # The manifold through the slow points, along their principal direction in the plane.
-        c = pl.slow.mean(0)
-        d = np.linalg.svd(pl.slow - c, full_matrices=False)[2][0]
-        s = (pl.slow - c) @ d
-        ends = np.stack([c + s.min() * d, c + s.max() * d])
-        lines.append(Line(xy(sx, sy, ends[:, 0], ends[:, 1]), MANIFOLD, 2.0))
-    dots = []
-    kinds = [(p.kind, p.stable) for p in mech.fixed_points]
-    slow_xy = [pl.points[i] for i, (k, _) in enumerate(kinds) if k == "slow"]
-    if len(pl.slow):
-        dots.append(Dots(unique_dots(xy(sx, sy, pl.slow[:, 0], pl.slow[:, 1])), SLOW, 2.0, 1.0))
-    if slow_xy:
-        a = np.array(slow_xy)
-        dots.append(Dots(unique_dots(xy(sx, sy, a[:, 0], a[:, 1])), SLOW, 2.5, 1.0))
-    stable = np.array([pl.points[i] for i, (k, st) in enumerate(kinds) if k == "fixed" and st])
-    if len(stable):
-        dots.append(Dots(xy(sx, sy, stable[:, 0], stable[:, 1]), STABLE, 5.0, 1.0))
-    ellipses = tuple(
-        Ellipse(px, py, 5.0, 5.0, UNSTABLE)
-        for i, (k, st) in enumerate(kinds)
-        if k == "fixed" and not st
-        for px, py in xy(sx, sy, [pl.points[i][0]], [pl.points[i][1]])
-    )
+    lines, dots, ellipses = _plane_marks(mech, pl, sx, sy)
     ex, ey = pl.explained
     ll, ld, le, ln = _bottom_legend(
         width,
@@ -131,6 +110,39 @@ def _plane(la: LayerAnalysis) -> EmbeddedFigure | None:
     )
 
 
+def _plane_marks(
+    mech: Mechanism, pl: Plane, sx: Scale, sy: Scale
+) -> tuple[list[Line], list[Dots], tuple[Ellipse, ...]]:
+    """The trajectories and the slow manifold, the slow and stable points, the unstable
+    points as rings."""
+    lines = [Line(thin(xy(sx, sy, t[:, 0], t[:, 1])), TRAJECTORY, 0.8) for t in pl.trajectories]
+    if mech.slow_manifold is not None and len(pl.slow) >= 2:
+        # The manifold through the slow points, along their principal direction in the plane.
+        c = pl.slow.mean(0)
+        d = np.linalg.svd(pl.slow - c, full_matrices=False)[2][0]
+        s = (pl.slow - c) @ d
+        ends = np.stack([c + s.min() * d, c + s.max() * d])
+        lines.append(Line(xy(sx, sy, ends[:, 0], ends[:, 1]), MANIFOLD, 2.0))
+    dots = []
+    kinds = [(p.kind, p.stable) for p in mech.fixed_points]
+    slow_xy = [pl.points[i] for i, (k, _) in enumerate(kinds) if k == "slow"]
+    if len(pl.slow):
+        dots.append(Dots(unique_dots(xy(sx, sy, pl.slow[:, 0], pl.slow[:, 1])), SLOW, 2.0, 1.0))
+    if slow_xy:
+        a = np.array(slow_xy)
+        dots.append(Dots(unique_dots(xy(sx, sy, a[:, 0], a[:, 1])), SLOW, 2.5, 1.0))
+    stable = np.array([pl.points[i] for i, (k, st) in enumerate(kinds) if k == "fixed" and st])
+    if len(stable):
+        dots.append(Dots(xy(sx, sy, stable[:, 0], stable[:, 1]), STABLE, 5.0, 1.0))
+    ellipses = tuple(
+        Ellipse(px, py, 5.0, 5.0, UNSTABLE)
+        for i, (k, st) in enumerate(kinds)
+        if k == "fixed" and not st
+        for px, py in xy(sx, sy, [pl.points[i][0]], [pl.points[i][1]])
+    )
+    return lines, dots, ellipses
+
+
 Marks = tuple[list[Line], list[Dots], list[Ellipse], list[Note]]
 
 
@@ -156,6 +168,7 @@ def _bottom_legend(width: float, y: float, items: list[tuple[str, str, str]]) ->
 
 
 def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
+    """The Jacobian's largest eigenvalues at each fixed and slow point, with the unit circle."""
     mech = la.mechanism
     if mech is None or not mech.fixed_points:
         return None
@@ -211,6 +224,7 @@ def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
 
 
 def _traces(la: LayerAnalysis) -> tuple[tuple[int, EmbeddedFigure], ...]:
+    """Per unit card, the unit's h over the probe sequence shown."""
     a, units = la.activity, la.units
     if a is None or units is None:
         return ()

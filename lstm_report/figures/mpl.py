@@ -21,7 +21,7 @@ from matplotlib.colors import Colormap, ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Polygon, Rectangle
 
-from lstm_report.figures.chart import LEGEND_ROW, Chart, ColorBar, Legend, Line, Panel
+from lstm_report.figures.chart import LEGEND_ROW, Chart, ColorBar, Legend, Line, Panel, Raster
 from lstm_report.figures.encode import NONFINITE, diverging_lut
 
 PT = 0.75
@@ -175,9 +175,20 @@ def _ticks(ax: Axes, chart: Chart, p: Panel) -> None:
 
 
 def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
+    """One panel's Axes: its marks in the page's drawing order, ticks, then its text."""
     ax = _box(fig, chart, p.x, p.y, p.w, p.h)
-    r = p.raster
-    if r is not None and r.values is not None:
+    if p.raster is not None:
+        _raster(ax, p.raster)
+    _marks(ax, p)
+    _ticks(ax, chart, p)
+    _limits(ax, p.x, p.y, p.w, p.h)  # a tick a hair outside the box widened them
+    _labels(ax, chart, p)
+    return ax
+
+
+def _raster(ax: Axes, r: Raster) -> None:
+    """A heatmap from the pooled matrix its PNG shows (NaN in the page's non-finite colour)."""
+    if r.values is not None:
         vmax = r.vmax or 1.0
         ax.imshow(
             np.ma.masked_invalid(np.asarray(r.values, np.float64)),
@@ -188,6 +199,10 @@ def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
             aspect="auto",
             origin="upper",
         )
+
+
+def _marks(ax: Axes, p: Panel) -> None:
+    """Areas, bars, guides, ellipses, lines, then dots: the order the SVG draws them in."""
     for a in p.areas:
         ax.add_patch(Polygon(a.points, closed=True, facecolor=a.color, alpha=a.opacity, lw=0))
     for rect in p.rects:
@@ -221,8 +236,10 @@ def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
             alpha=d.opacity,
             clip_on=False,
         )
-    _ticks(ax, chart, p)
-    _limits(ax, p.x, p.y, p.w, p.h)  # a tick a hair outside the box widened them
+
+
+def _labels(ax: Axes, chart: Chart, p: Panel) -> None:
+    """The panel's title, axis labels and notes, where the SVG puts them."""
     if p.title:
         _text(ax, p.x + p.w / 2, p.y - 8, p.title, chart.title_font, ha="center", va="baseline")
     if p.xlabel:
@@ -242,7 +259,6 @@ def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
     for n in p.notes:
         ha = {"start": "left", "middle": "center", "end": "right"}.get(n.anchor, "center")
         _text(ax, n.x, n.y, n.text, chart.font, ha=ha, va="baseline")
-    return ax
 
 
 def _colorbar(fig: Figure, chart: Chart, cb: ColorBar) -> Axes:

@@ -40,14 +40,41 @@ from lstm_report.figures.svg import draw
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.model.layers import GATE_NAMES
 
+SvSeries = list[tuple[str, np.ndarray]]
+"""(gate, its singular values) of one side, W or U."""
+SvAxis = tuple[float, float, list[float], list[str], bool]
+"""A y axis of singular values: limits, ticks, their labels, whether it is logarithmic."""
+
 
 def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
     """Singular values of W_g and U_g, and the eigenvalues of U_g with the unit circle."""
     if not la.spectra or all(sp.U is None and sp.W is None for sp in la.spectra):
         return None
     height = 300.0
-    sv_panels = []
-    svs = {
+    svs = _singular_values(la)
+    y_axes = {side: _sv_axis(series) for side, series in svs.items()}
+    room = max(label_room(a[3]) for a in y_axes.values())
+    gates_shown = list(dict.fromkeys(g for side in ("W", "U") for g, _ in svs[side]))
+    gates_shown += [sp.gate for sp in la.spectra if sp.gate not in gates_shown]
+    entries = [LegendEntry(f"{g} ({GATE_NAMES[g]})", GATE_COLORS[g]) for g in gates_shown]
+    right = legend_room(entries)
+    boxes = row(3, WIDTH, height, left=room, right=right, gap=room + 10.0, bottom=46.0)
+    panels = [
+        _sv_panel(box, side, svs[side], y_axes[side]) for box, side in zip(boxes[:2], ("W", "U"))
+    ]
+    panels.append(_eigen_panel(la, boxes[2]))
+    # The room is reserved for every gate shown; the legend names those with U's values.
+    legend = [LegendEntry(f"{g} ({GATE_NAMES[g]})", GATE_COLORS[g]) for g, _ in svs["U"]]
+    return draw(
+        Chart(WIDTH, height, tuple(panels), legend=side_legend(WIDTH, 30.0, legend)),
+        f"Singular values of every W_g and U_g of {la.weights.label}, and the eigenvalues of "
+        "each U_g in the complex plane with the unit circle",
+    )
+
+
+def _singular_values(la: LayerAnalysis) -> dict[str, SvSeries]:
+    """The singular values of W and of U, per gate, where the analysis computed them."""
+    return {
         side: [
             (sp.gate, np.asarray(s.singular_values, np.float64))
             for sp in la.spectra
@@ -56,58 +83,41 @@ def spectra_chart(la: LayerAnalysis) -> EmbeddedFigure | None:
         ]
         for side in ("W", "U")
     }
-    y_axes = {}
-    for side, series in svs.items():
-        pos = np.concatenate([v[np.isfinite(v) & (v > 0)] for _, v in series] + [np.zeros(0)])
-        if pos.size:
-            lo, hi = float(pos.min()), float(pos.max())
-            y0, y1, yv = log_limits(lo, hi)
-            y_axes[side] = (y0, y1, yv, log_tick_labels(yv), True)
-        else:
-            y0, y1, yv = nice_limits(0.0, 1.0, 4)
-            y_axes[side] = (y0, y1, yv, [tick_label(v, yv) for v in yv], False)
-    room = max(label_room(a[3]) for a in y_axes.values())
-    gates_shown = list(dict.fromkeys(g for side in ("W", "U") for g, _ in svs[side]))
-    gates_shown += [sp.gate for sp in la.spectra if sp.gate not in gates_shown]
-    entries = [LegendEntry(f"{g} ({GATE_NAMES[g]})", GATE_COLORS[g]) for g in gates_shown]
-    right = legend_room(entries)
-    boxes = row(3, WIDTH, height, left=room, right=right, gap=room + 10.0, bottom=46.0)
-    for box, side in zip(boxes[:2], ("W", "U")):
-        x, y, w, h = box
-        y0, y1, yv, ylabels, log = y_axes[side]
-        n = max((v.size for _, v in svs[side]), default=1)
-        pad = max(0.5, 0.02 * (n - 1))
-        sx = Scale(1 - pad, n + pad, x, x + w)
-        xv = fitting_ticks(1, n, sx(n) - sx(1), True) if n > 1 else [1.0]
-        sy = Scale(y0, y1, y + h, y, log=log)
-        lines = [
-            Line(pts, GATE_COLORS[gate], 1.0, None, 1.2 if v.size <= 32 else 0.0)
-            for gate, v in svs[side]
-            for pts in segments(sx, sy, np.arange(1, v.size + 1), v)
-        ]
-        entries = (
-            [
-                LegendEntry(f"{gate} ({GATE_NAMES[gate]})", GATE_COLORS[gate])
-                for gate, _ in svs[side]
-            ]
-            if side == "U"
-            else []
-        )
-        sv_panels.append(
-            panel(
-                box,
-                title=f"singular values of {side}, per gate",
-                xlabel="index",
-                xticks=ticks_at(sx, xv),
-                yticks=[Tick(round(sy(v), 1), t) for v, t in zip(yv, ylabels)],
-                lines=tuple(lines),
-            )
-        )
-    sv_panels.append(_eigen_panel(la, boxes[2]))
-    return draw(
-        Chart(WIDTH, height, tuple(sv_panels), legend=side_legend(WIDTH, 30.0, entries)),
-        f"Singular values of every W_g and U_g of {la.weights.label}, and the eigenvalues of "
-        "each U_g in the complex plane with the unit circle",
+
+
+def _sv_axis(series: SvSeries) -> SvAxis:
+    """A log axis over the positive values; a linear 0..1 where there is none."""
+    pos = np.concatenate([v[np.isfinite(v) & (v > 0)] for _, v in series] + [np.zeros(0)])
+    if pos.size:
+        y0, y1, yv = log_limits(float(pos.min()), float(pos.max()))
+        return y0, y1, yv, log_tick_labels(yv), True
+    y0, y1, yv = nice_limits(0.0, 1.0, 4)
+    return y0, y1, yv, [tick_label(v, yv) for v in yv], False
+
+
+def _sv_panel(
+    box: tuple[float, float, float, float], side: str, series: SvSeries, axis: SvAxis
+) -> Panel:
+    """One side's singular values by index, a line per gate."""
+    x, y, w, h = box
+    y0, y1, yv, ylabels, log = axis
+    n = max((v.size for _, v in series), default=1)
+    pad = max(0.5, 0.02 * (n - 1))
+    sx = Scale(1 - pad, n + pad, x, x + w)
+    xv = fitting_ticks(1, n, sx(n) - sx(1), True) if n > 1 else [1.0]
+    sy = Scale(y0, y1, y + h, y, log=log)
+    lines = [
+        Line(pts, GATE_COLORS[gate], 1.0, None, 1.2 if v.size <= 32 else 0.0)
+        for gate, v in series
+        for pts in segments(sx, sy, np.arange(1, v.size + 1), v)
+    ]
+    return panel(
+        box,
+        title=f"singular values of {side}, per gate",
+        xlabel="index",
+        xticks=ticks_at(sx, xv),
+        yticks=[Tick(round(sy(v), 1), t) for v, t in zip(yv, ylabels)],
+        lines=tuple(lines),
     )
 
 

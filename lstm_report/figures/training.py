@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_report.analysis.gates import layer_gates
+from lstm_report.analysis.series import layer_keys
 from lstm_report.figures.chart import (
     NARROW,
     WIDTH,
@@ -129,8 +130,6 @@ def _relative(ld: LayerDelta, letters: list[str]) -> EmbeddedFigure:
 
 def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
     """Per layer of a checkpoint series: norms, U_g spectral radius, median τ, change."""
-    from lstm_report.analysis.series import layer_keys
-
     out = []
     labels = [c.label for c in series.checkpoints]
     x = np.arange(len(labels))

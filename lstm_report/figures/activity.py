@@ -63,6 +63,7 @@ def activity_charts(
 
 
 def _saturation(la: LayerAnalysis) -> EmbeddedFigure:
+    """Per gate, each unit's fraction of probe steps left- against right-saturated."""
     a = la.activity
     assert a is not None
     height = 270.0
@@ -106,6 +107,7 @@ def _saturation(la: LayerAnalysis) -> EmbeddedFigure:
 
 
 def _states(la: LayerAnalysis) -> EmbeddedFigure:
+    """Heatmaps of h (and c, for an LSTM) over the probe sequence shown, units by steps."""
     a = la.activity
     assert a is not None
     shown = [(a.h, "hidden state h_t")]

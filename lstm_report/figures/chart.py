@@ -23,6 +23,8 @@ FAINT = "#cccccc"
 
 @dataclass(frozen=True)
 class Tick:
+    """One tick of an axis: where, and its label."""
+
     at: float
     """Pixel position along the axis."""
     label: str
@@ -30,6 +32,8 @@ class Tick:
 
 @dataclass(frozen=True)
 class Line:
+    """A polyline in pixels, optionally dashed, with optional dots at its points."""
+
     points: tuple[tuple[float, float], ...]
     color: str
     width: float = 1.0
@@ -59,6 +63,8 @@ class Dots:
 
 @dataclass(frozen=True)
 class Rect:
+    """A filled bar."""
+
     x: float
     y: float
     w: float
@@ -68,6 +74,8 @@ class Rect:
 
 @dataclass(frozen=True)
 class Ellipse:
+    """An outlined ellipse (the unit circle, an unstable point's ring)."""
+
     cx: float
     cy: float
     rx: float
@@ -78,6 +86,8 @@ class Ellipse:
 
 @dataclass(frozen=True)
 class Note:
+    """A line of text in the plot: a count, a message where there is no data."""
+
     x: float
     y: float
     text: str
@@ -101,6 +111,8 @@ class Raster:
 
 @dataclass(frozen=True)
 class LegendEntry:
+    """One legend row: a label and the sample of its colour."""
+
     label: str
     color: str
     kind: str = "line"
@@ -150,6 +162,8 @@ class Panel:
 
 @dataclass(frozen=True)
 class ColorBar:
+    """A heatmap's colour scale beside the panels, ticks on round numbers."""
+
     x: float
     y: float
     w: float
@@ -164,6 +178,8 @@ class ColorBar:
 
 @dataclass(frozen=True)
 class Chart:
+    """A whole figure: its size, panels, colour bars and legend, in px."""
+
     width: float
     height: float
     panels: tuple[Panel, ...]
@@ -202,6 +218,7 @@ def unit_axis(n: int, a: float, b: float) -> tuple[Scale, tuple[Tick, ...]]:
 def ticks_at(
     sx: Scale, values: Iterable[float], labels: Sequence[str] | None = None
 ) -> tuple[Tick, ...]:
+    """Ticks at ``values`` along ``sx``, labelled alike (or by ``labels``)."""
     vals = list(values)
     names = labels if labels is not None else [tick_label(v, vals) for v in vals]
     return tuple(Tick(round(sx(v), 1), t) for v, t in zip(vals, names))

@@ -130,6 +130,7 @@ def lut_png() -> bytes:
 
 
 def png_uri(data: bytes) -> str:
+    """PNG bytes as a base64 data URI."""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -213,6 +214,7 @@ def _pool_first(a: np.ndarray, br: int, bc: int, C: int) -> np.ndarray:
 
 
 def finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
+    """The largest finite magnitude in the arrays (1.0 where there is none): a colour scale."""
     vmax = 0.0
     for a in arrays:
         if a.size and np.isfinite(a).all():  # no copy of a large matrix

@@ -133,6 +133,7 @@ def write_figures(
 
 
 def _folder(folder: Path) -> None:
+    """Make the output folder; a file in its place is an error."""
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: not a folder (figures go into a folder: -o DIR)")
     try:

@@ -19,6 +19,8 @@ from lstm_report.model.analyses import LayerAnalysis
 
 @dataclass(frozen=True)
 class LayerFigures:
+    """Every figure of one layer section (None where its data is missing)."""
+
     heat_W: EmbeddedFigure
     heat_U: EmbeddedFigure
     histograms: EmbeddedFigure

@@ -48,6 +48,8 @@ MANIFOLD = "#CC79A7"
 
 @dataclass(frozen=True)
 class MechanismFigures:
+    """The mechanism figures of one layer section."""
+
     plane: EmbeddedFigure | None
     eigenvalues: EmbeddedFigure | None
     traces: tuple[tuple[int, EmbeddedFigure], ...]

@@ -55,6 +55,7 @@ def literal(text: str) -> str:
 
 @contextlib.contextmanager
 def settings() -> Iterator[None]:
+    """The rc settings that make text editable and bytes stable, for a block."""
     rc: Any = RC  # matplotlib types its keys as literals
     with matplotlib.rc_context(rc):
         yield
@@ -93,6 +94,7 @@ def save(fig: Figure, fmt: str, dpi: float) -> bytes:
 
 
 def _box(fig: Figure, chart: Chart, x: float, y: float, w: float, h: float) -> Axes:
+    """An Axes over the box (x, y, w, h) of the chart's pixels, styled as the page's axes."""
     W, H = chart.width, chart.height
     ax = fig.add_axes((((x - chart.x0) / W), 1.0 - (y + h) / H, w / W, h / H))
     _limits(ax, x, y, w, h)
@@ -108,11 +110,13 @@ def _box(fig: Figure, chart: Chart, x: float, y: float, w: float, h: float) -> A
 
 
 def _limits(ax: Axes, x: float, y: float, w: float, h: float) -> None:
+    """The Axes' limits: exactly the box."""
     ax.set_xlim(x, x + w)
     ax.set_ylim(y + h, y)  # y grows downward, as in the geometry
 
 
 def _overlay(fig: Figure, chart: Chart) -> Axes:
+    """An invisible Axes over the whole figure, in the chart's pixels (for the legend)."""
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(chart.x0, chart.x0 + chart.width)
     ax.set_ylim(chart.height, 0.0)
@@ -122,16 +126,19 @@ def _overlay(fig: Figure, chart: Chart) -> Axes:
 
 
 def _dashes(dash: str | None) -> Any:
+    """An SVG dash array ("4 3") as a matplotlib line style."""
     if not dash:
         return "-"
     return (0, tuple(float(v) * PT for v in dash.replace(",", " ").split()))
 
 
 def _text(ax: Axes, x: float, y: float, text: str, size: float, **kw: Any) -> None:
+    """Literal text in the ink colour, never clipped."""
     ax.text(x, y, literal(text), fontsize=size * PT, color=INK, clip_on=False, **kw)
 
 
 def _line(ax: Axes, line: Line) -> None:
+    """A Line: the polyline, and its dots (or a single point as a dot)."""
     xs = [x for x, _ in line.points]
     ys = [y for _, y in line.points]
     if len(line.points) > 1:
@@ -158,6 +165,7 @@ def _line(ax: Axes, line: Line) -> None:
 
 
 def _ticks(ax: Axes, chart: Chart, p: Panel) -> None:
+    """The panel's ticks and labels; spines as the page draws them."""
     ax.set_xticks([t.at for t in p.xticks])
     size = (chart.font - 1 if p.rotate_xticks else chart.font) * PT
     rotation: dict[str, Any] = (
@@ -262,6 +270,7 @@ def _labels(ax: Axes, chart: Chart, p: Panel) -> None:
 
 
 def _colorbar(fig: Figure, chart: Chart, cb: ColorBar) -> Axes:
+    """A colour bar's Axes: the map as a column, ticks and label on the right."""
     ax = _box(fig, chart, cb.x, cb.y, cb.w, cb.h)
     column = np.linspace(1.0, -1.0, 256)[:, None]  # +vmax at the top, as the page's bar
     ax.imshow(
@@ -292,6 +301,7 @@ def _colorbar(fig: Figure, chart: Chart, cb: ColorBar) -> Axes:
 
 
 def _legend(ax: Axes, chart: Chart, lg: Legend) -> None:
+    """The legend's samples and labels, on the overlay Axes."""
     kinds = {"dash": "4 2", "dotted": "1 2"}
     for k, e in enumerate(lg.entries):
         ey = lg.y + k * LEGEND_ROW + 10

@@ -31,6 +31,7 @@ class Scale:
         return float(self.map(np.asarray([v], np.float64))[0])
 
     def map(self, v: np.ndarray) -> np.ndarray:
+        """Pixels of the data values (not finite where a log axis meets a value <= 0)."""
         lo, hi, x = self.lo, self.hi, np.asarray(v, np.float64)
         if self.log:
             lo, hi = math.log10(lo), math.log10(hi)
@@ -132,7 +133,7 @@ def _clean(v: float, step: float) -> float:
 
 
 def tick_label(v: float, ticks: Sequence[float] = ()) -> str:
-    """A tick's text: as few decimals as the ticks need, a true minus sign, 1e-05 style for
+    """A tick's text: as few decimals as the ticks need, a true minus sign, 1e-5 style for
     very small or large magnitudes."""
     big = max((abs(t) for t in ticks), default=abs(v))
     if v == 0:
@@ -148,6 +149,7 @@ def tick_label(v: float, ticks: Sequence[float] = ()) -> str:
 
 
 def text_width(text: str, size: float = FONT) -> float:
+    """The estimated width of ``text`` in px at font ``size``."""
     return len(text) * size * CHAR
 
 
@@ -212,6 +214,7 @@ def steps(
 
 
 def log_tick_labels(values: Sequence[float]) -> list[str]:
+    """Labels of log-axis ticks: 0.01, 1, 100; 1e-5 style outside 1e-3..1e5."""
     out = []
     for v in values:
         if 1e-3 <= v < 1e5:

@@ -22,6 +22,9 @@ def draw(chart: Chart, alt: str) -> EmbeddedFigure:
 
 
 def _render(chart: Chart) -> str:
+    """The chart's SVG text from templates/chart.svg.jinja2."""
+    # Here, not at the top: output.html imports figures (a cycle) until the one Jinja2
+    # environment moves to lstm_report.templating; then this import goes to the top.
     from lstm_report.output.html import env
 
     return env.get_template("chart.svg.jinja2").render(chart=chart)

@@ -137,6 +137,7 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
         rows = [c.layer(name, direction) for c in series.checkpoints]
 
         def pick(gate: str, field: str) -> np.ndarray:
+            """One field of one gate across the checkpoints (NaN where the layer is missing)."""
             values = [None if r is None else getattr(r.gate(gate), field) for r in rows]
             return np.array([np.nan if v is None else v for v in values], float)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lstm_report.figures.scales import FONT, TITLE, Scale, fitting_ticks, text_width, tick_label
+from lstm_report.figures.scales import FONT, TITLE, Scale, fitting_ticks, text_width, tick_label, xy
 
 WIDTH = 1000.0
 """A full-width figure's width in SVG units (px at 100%)."""
@@ -18,7 +18,7 @@ NARROW = 340.0
 GUIDE = "#888888"
 """Reference lines: zero, an initial bias, the unit circle."""
 FAINT = "#cccccc"
-"""Axes drawn inside a plot (the real and imaginary axes, a diagonal)."""
+"""Lines that only orient: the real and imaginary axes, a diagonal, a faint zero."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,15 @@ def unit_axis(n: int, a: float, b: float) -> tuple[Scale, tuple[Tick, ...]]:
     scale = Scale(-pad, n - 1 + pad, a, b)
     vals = fitting_ticks(0, n - 1, abs(scale(n - 1) - scale(0)), True) if n > 1 else [0.0]
     return scale, ticks_at(scale, vals)
+
+
+def complex_plane(sx: Scale, sy: Scale, lo: float, hi: float) -> tuple[tuple[Line, Line], Ellipse]:
+    """The real and imaginary axes across [lo, hi] (faint), and the unit circle (dashed)."""
+    guides = (
+        Line(xy(sx, sy, [lo, hi], [0, 0]), FAINT, 0.5),
+        Line(xy(sx, sy, [0, 0], [lo, hi]), FAINT, 0.5),
+    )
+    return guides, Ellipse(sx(0), sy(0), sx(1) - sx(0), sy(0) - sy(1), GUIDE, "4 3")
 
 
 def ticks_at(

@@ -19,6 +19,7 @@ from lstm_report.figures.chart import (
     Ellipse,
     Line,
     Note,
+    complex_plane,
     panel,
     ticks_at,
 )
@@ -190,11 +191,7 @@ def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
     for p, v in sorted(zip(mech.fixed_points, lam), key=lambda pv: pv[0].kind != "slow"):
         color = SLOW if p.kind == "slow" else (STABLE if p.stable else UNSTABLE)
         dots.append(Dots(unique_dots(xy(sx, sy, v.real, v.imag)), color, 2.6, 0.8))
-    guides = (
-        Line(xy(sx, sy, [lo, hi], [0, 0]), FAINT, 0.5),
-        Line(xy(sx, sy, [0, 0], [lo, hi]), FAINT, 0.5),
-    )
-    circle = Ellipse(sx(0), sy(0), sx(1) - sx(0), sy(0) - sy(1), GUIDE, "4 3")
+    guides, circle = complex_plane(sx, sy, lo, hi)
     ll, ld, le, ln = _bottom_legend(
         width,
         height - 24.0,

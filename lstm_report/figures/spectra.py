@@ -6,16 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_report.figures.chart import (
-    FAINT,
-    GUIDE,
     WIDTH,
     Chart,
     Dots,
-    Ellipse,
     LegendEntry,
     Line,
     Panel,
     Tick,
+    complex_plane,
     legend_room,
     panel,
     row,
@@ -143,11 +141,7 @@ def _eigen_panel(la: LayerAnalysis, box: tuple[float, float, float, float]) -> P
     dots = tuple(
         Dots(unique_dots(xy(sx, sy, ev.real, ev.imag)), GATE_COLORS[gate], 2.2) for gate, ev in evs
     )
-    guides = (
-        Line(xy(sx, sy, [lo, hi], [0, 0]), FAINT, 0.5),
-        Line(xy(sx, sy, [0, 0], [lo, hi]), FAINT, 0.5),
-    )
-    circle = Ellipse(sx(0), sy(0), sx(1) - sx(0), sy(0) - sy(1), GUIDE, "4 3")
+    guides, circle = complex_plane(sx, sy, lo, hi)
     return panel(
         (x, y, side, side),
         title="eigenvalues of U (unit circle dashed)",

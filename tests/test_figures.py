@@ -241,7 +241,7 @@ def test_heatmap_png_is_a_palette_of_the_colours_used() -> None:
     ],
 )
 def test_ticks_are_nice_numbers_covering_the_data(lo: float, hi: float) -> None:
-    from lstm_report.figures.chart import nice_limits, tick_label
+    from lstm_report.figures.scales import nice_limits, tick_label
 
     a, b, ticks = nice_limits(lo, hi)
     assert a == ticks[0] <= lo and b == ticks[-1] >= hi
@@ -258,11 +258,11 @@ def test_ticks_are_nice_numbers_covering_the_data(lo: float, hi: float) -> None:
 
 
 def test_unit_axes_have_integer_ticks() -> None:
-    from lstm_report.figures.chart import inner_ticks, nice_limits
-    from lstm_report.figures.layer import _index_axis
+    from lstm_report.figures.heatmap import index_axis
+    from lstm_report.figures.scales import inner_ticks, nice_limits
 
     for n in (1, 2, 3, 7, 16, 300, 1024):
-        _, ticks = _index_axis(n, min(n, 256), 0.0, 200.0)
+        _, ticks = index_axis(n, min(n, 256), 0.0, 200.0)
         assert ticks and all(t.label.isdigit() for t in ticks), n
         assert int(ticks[-1].label) <= n - 1
     assert inner_ticks(0, 2, 8, integer=True) == [0, 1, 2]
@@ -270,7 +270,7 @@ def test_unit_axes_have_integer_ticks() -> None:
 
 
 def test_log_ticks_cover_the_data() -> None:
-    from lstm_report.figures.chart import Scale, log_limits
+    from lstm_report.figures.scales import Scale, log_limits
 
     lo, hi, ticks = log_limits(0.0042, 37.0)
     assert lo == 0.001 and hi == 100.0 and lo <= 0.0042 and hi >= 37.0
@@ -467,7 +467,7 @@ def _demo_like_layer(units: int = 16, inputs: int = 6, outlier: float | None = N
 
 def test_weight_histograms_draw_the_forget_biases_where_they_are() -> None:
     from lstm_report.figures.encode import GATE_COLORS
-    from lstm_report.figures.layer import histogram_chart
+    from lstm_report.figures.histogram import histogram_chart
 
     chart = histogram_chart(_demo_like_layer())
     panels = {p.title: p for p in chart.panels}
@@ -488,7 +488,7 @@ def test_weight_histograms_draw_the_forget_biases_where_they_are() -> None:
 
 
 def test_far_outliers_are_counted_not_clipped_into_the_edge() -> None:
-    from lstm_report.figures.layer import histogram_chart
+    from lstm_report.figures.histogram import histogram_chart
 
     chart = histogram_chart(_demo_like_layer(units=16, inputs=64, outlier=1000.0))
     w = next(p for p in chart.panels if p.title == "input weights W")
@@ -501,7 +501,7 @@ def test_far_outliers_are_counted_not_clipped_into_the_edge() -> None:
 
 
 def test_step_chart_has_a_y_axis_and_step_ticks() -> None:
-    from lstm_report.figures.layer import step_chart, step_geometry
+    from lstm_report.figures.importance import step_chart, step_geometry
 
     values = [0.5 + 0.01 * j for j in range(30)]
     values[16] = 2.0
@@ -522,8 +522,8 @@ def test_step_chart_has_a_y_axis_and_step_ticks() -> None:
 
 
 def test_tiles_hold_every_panel_inside_their_view() -> None:
-    from lstm_report.figures.chart import tiles
-    from lstm_report.figures.layer import histogram_chart
+    from lstm_report.figures.histogram import histogram_chart
+    from lstm_report.figures.svg import tiles
 
     chart = histogram_chart(_demo_like_layer())
     pieces = tiles(chart)

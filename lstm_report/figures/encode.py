@@ -8,9 +8,10 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
+
+from lstm_report.figures.chart import Chart
 
 MAX_CELLS = 256
 """Heatmaps show at most this many rows and columns (and no more than their panel has
@@ -69,8 +70,8 @@ class EmbeddedFigure:
     alt: str
     tiles: tuple[Tile, ...] = ()
     """The figure cut into panels the page shows instead of ``uri`` (none: one image)."""
-    chart: Any = field(default=None, compare=False, repr=False)
-    """The chart.Chart it was drawn from, for other renderers (figures/mpl.py)."""
+    chart: Chart | None = field(default=None, compare=False, repr=False)
+    """The chart it was drawn from, for other renderers (figures/mpl.py)."""
 
 
 @lru_cache(maxsize=1)
@@ -129,6 +130,7 @@ def lut_png() -> bytes:
 
 
 def png_uri(data: bytes) -> str:
+    """PNG bytes as a base64 data URI."""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -212,6 +214,7 @@ def _pool_first(a: np.ndarray, br: int, bc: int, C: int) -> np.ndarray:
 
 
 def finite_max_abs(arrays: Sequence[np.ndarray]) -> float:
+    """The largest finite magnitude in the arrays (1.0 where there is none): a colour scale."""
     vmax = 0.0
     for a in arrays:
         if a.size and np.isfinite(a).all():  # no copy of a large matrix

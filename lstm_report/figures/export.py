@@ -8,14 +8,19 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from lstm_report import pipeline as p
+from lstm_report.analysis.anchors import slug
+from lstm_report.config.schema import Config
 from lstm_report.errors import ConfigError, OutputError
+from lstm_report.figures.chart import Chart
 from lstm_report.figures.encode import EmbeddedFigure
 from lstm_report.figures.page import Figures
+from lstm_report.fileio.write import check_output_kind
 from lstm_report.model.report import ReportData
 
 FORMATS = ("pdf", "png", "svg")
@@ -36,11 +41,12 @@ class Written:
 
 
 def report_figures(
-    cfg: Any, *, progress: Any = None, generated: str | None = None
+    cfg: Config,
+    *,
+    progress: Callable[[str], None] | None = None,
+    generated: str | None = None,
 ) -> tuple[ReportData, Figures]:
     """The report's data and its figures (as build_report draws them; nothing written)."""
-    from lstm_report import pipeline as p
-
     say = progress or (lambda _msg: None)
     run = p.Run(say)
     read = [p._read_and_analyse(cfg, i, spec, None, run) for i, spec in enumerate(cfg.models)]
@@ -50,10 +56,8 @@ def report_figures(
     return report, p._draw(report, say)
 
 
-def charts(report: ReportData, figures: Figures) -> Iterator[tuple[Written, Any]]:
+def charts(report: ReportData, figures: Figures) -> Iterator[tuple[Written, Chart]]:
     """Every figure's entry (file name without suffix) and its chart, in page order."""
-    from lstm_report.analysis.anchors import slug
-
     where: dict[str, tuple[str | None, str | None]] = {}
     for m in report.models:
         where[m.anchor] = (m.name, None)
@@ -108,7 +112,8 @@ def write_figures(
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     if not 10 <= dpi <= 2400:
         raise ConfigError(f"--dpi: {dpi:g} is outside 10..2400")
-    from lstm_report.figures import mpl  # the one import of matplotlib
+    # Lazy: mpl imports matplotlib, which only this command needs (and which is slow).
+    from lstm_report.figures import mpl
 
     _folder(folder)
     written = []
@@ -129,6 +134,7 @@ def write_figures(
 
 
 def _folder(folder: Path) -> None:
+    """Make the output folder; a file in its place is an error."""
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: not a folder (figures go into a folder: -o DIR)")
     try:
@@ -139,8 +145,6 @@ def _folder(folder: Path) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     """Write ``data`` beside ``path`` and move it there: never half a file."""
-    from lstm_report.fileio.write import check_output_kind
-
     check_output_kind(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -2,7 +2,7 @@
 two principal components, the eigenvalues at each point against the unit circle, and one
 small activity trace per unit card.
 
-Each figure is narrow (at most NARROW units wide) so that its 11-unit text stays above 9 CSS
+Each figure is narrow (at most PLANE_WIDTH units wide) so that its 11-unit text stays above 9 CSS
 px when the page is 390 px wide."""
 
 from __future__ import annotations
@@ -12,38 +12,45 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_report.figures.chart import (
+    FAINT,
+    GUIDE,
     Chart,
     Dots,
     Ellipse,
     Line,
     Note,
+    complex_plane,
+    panel,
+    ticks_at,
+)
+from lstm_report.figures.encode import EmbeddedFigure
+from lstm_report.figures.scales import (
     Scale,
-    draw,
     inner_ticks,
     label_room,
     nice_limits,
-    panel,
     thin,
     tick_label,
-    ticks_at,
     unique_dots,
     xy,
 )
-from lstm_report.figures.encode import EmbeddedFigure
+from lstm_report.figures.svg import draw
 from lstm_report.model.analyses import LayerAnalysis
+from lstm_report.model.mechanism import Mechanism, Plane
 
-NARROW = 330.0
+PLANE_WIDTH = 330.0
+"""The state-plane and eigenvalue figures: no legend beside them, so narrower than NARROW."""
 TRAJECTORY = "#9aa5b1"
 STABLE = "#0072B2"
 UNSTABLE = "#D55E00"
 SLOW = "#009E73"
 MANIFOLD = "#CC79A7"
-FAINT = "#cccccc"
-GUIDE = "#888888"
 
 
 @dataclass(frozen=True)
 class MechanismFigures:
+    """The mechanism figures of one layer section."""
+
     plane: EmbeddedFigure | None
     eigenvalues: EmbeddedFigure | None
     traces: tuple[tuple[int, EmbeddedFigure], ...]
@@ -51,10 +58,12 @@ class MechanismFigures:
 
 
 def mechanism_figures(la: LayerAnalysis) -> MechanismFigures:
+    """The mechanism figures of one layer (each None or empty where nothing was computed)."""
     return MechanismFigures(_plane(la), _eigen(la), _traces(la))
 
 
 def _plane(la: LayerAnalysis) -> EmbeddedFigure | None:
+    """The probe's trajectories, fixed and slow points in their principal-component plane."""
     mech = la.mechanism
     if mech is None or mech.plane is None:
         return None
@@ -68,35 +77,11 @@ def _plane(la: LayerAnalysis) -> EmbeddedFigure | None:
     y0, y1, yv = nice_limits(float(allp[:, 1].min()), float(allp[:, 1].max()), 4)
     labels = [tick_label(v, yv) for v in yv]
     left = label_room(labels)
-    width, height = NARROW, 330.0
+    width, height = PLANE_WIDTH, 330.0
     box = (left, 24.0, width - left - 14.0, height - 24.0 - 74.0)
     x, y, w, h = box
     sx, sy = Scale(x0, x1, x, x + w), Scale(y0, y1, y + h, y)
-    lines = [Line(thin(xy(sx, sy, t[:, 0], t[:, 1])), TRAJECTORY, 0.8) for t in pl.trajectories]
-    if mech.slow_manifold is not None and len(pl.slow) >= 2:
-        # The manifold through the slow points, along their principal direction in the plane.
-        c = pl.slow.mean(0)
-        d = np.linalg.svd(pl.slow - c, full_matrices=False)[2][0]
-        s = (pl.slow - c) @ d
-        ends = np.stack([c + s.min() * d, c + s.max() * d])
-        lines.append(Line(xy(sx, sy, ends[:, 0], ends[:, 1]), MANIFOLD, 2.0))
-    dots = []
-    kinds = [(p.kind, p.stable) for p in mech.fixed_points]
-    slow_xy = [pl.points[i] for i, (k, _) in enumerate(kinds) if k == "slow"]
-    if len(pl.slow):
-        dots.append(Dots(unique_dots(xy(sx, sy, pl.slow[:, 0], pl.slow[:, 1])), SLOW, 2.0, 1.0))
-    if slow_xy:
-        a = np.array(slow_xy)
-        dots.append(Dots(unique_dots(xy(sx, sy, a[:, 0], a[:, 1])), SLOW, 2.5, 1.0))
-    stable = np.array([pl.points[i] for i, (k, st) in enumerate(kinds) if k == "fixed" and st])
-    if len(stable):
-        dots.append(Dots(xy(sx, sy, stable[:, 0], stable[:, 1]), STABLE, 5.0, 1.0))
-    ellipses = tuple(
-        Ellipse(px, py, 5.0, 5.0, UNSTABLE)
-        for i, (k, st) in enumerate(kinds)
-        if k == "fixed" and not st
-        for px, py in xy(sx, sy, [pl.points[i][0]], [pl.points[i][1]])
-    )
+    lines, dots, ellipses = _plane_marks(mech, pl, sx, sy)
     ex, ey = pl.explained
     ll, ld, le, ln = _bottom_legend(
         width,
@@ -128,6 +113,39 @@ def _plane(la: LayerAnalysis) -> EmbeddedFigure | None:
     )
 
 
+def _plane_marks(
+    mech: Mechanism, pl: Plane, sx: Scale, sy: Scale
+) -> tuple[list[Line], list[Dots], tuple[Ellipse, ...]]:
+    """The trajectories and the slow manifold, the slow and stable points, the unstable
+    points as rings."""
+    lines = [Line(thin(xy(sx, sy, t[:, 0], t[:, 1])), TRAJECTORY, 0.8) for t in pl.trajectories]
+    if mech.slow_manifold is not None and len(pl.slow) >= 2:
+        # The manifold through the slow points, along their principal direction in the plane.
+        c = pl.slow.mean(0)
+        d = np.linalg.svd(pl.slow - c, full_matrices=False)[2][0]
+        s = (pl.slow - c) @ d
+        ends = np.stack([c + s.min() * d, c + s.max() * d])
+        lines.append(Line(xy(sx, sy, ends[:, 0], ends[:, 1]), MANIFOLD, 2.0))
+    dots = []
+    kinds = [(p.kind, p.stable) for p in mech.fixed_points]
+    slow_xy = [pl.points[i] for i, (k, _) in enumerate(kinds) if k == "slow"]
+    if len(pl.slow):
+        dots.append(Dots(unique_dots(xy(sx, sy, pl.slow[:, 0], pl.slow[:, 1])), SLOW, 2.0, 1.0))
+    if slow_xy:
+        a = np.array(slow_xy)
+        dots.append(Dots(unique_dots(xy(sx, sy, a[:, 0], a[:, 1])), SLOW, 2.5, 1.0))
+    stable = np.array([pl.points[i] for i, (k, st) in enumerate(kinds) if k == "fixed" and st])
+    if len(stable):
+        dots.append(Dots(xy(sx, sy, stable[:, 0], stable[:, 1]), STABLE, 5.0, 1.0))
+    ellipses = tuple(
+        Ellipse(px, py, 5.0, 5.0, UNSTABLE)
+        for i, (k, st) in enumerate(kinds)
+        if k == "fixed" and not st
+        for px, py in xy(sx, sy, [pl.points[i][0]], [pl.points[i][1]])
+    )
+    return lines, dots, ellipses
+
+
 Marks = tuple[list[Line], list[Dots], list[Ellipse], list[Note]]
 
 
@@ -153,6 +171,7 @@ def _bottom_legend(width: float, y: float, items: list[tuple[str, str, str]]) ->
 
 
 def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
+    """The Jacobian's largest eigenvalues at each fixed and slow point, with the unit circle."""
     mech = la.mechanism
     if mech is None or not mech.fixed_points:
         return None
@@ -162,7 +181,7 @@ def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
     vals = inner_ticks(lo, hi, 4)
     labels = [tick_label(v, vals) for v in vals]
     left = label_room(labels)
-    width = NARROW
+    width = PLANE_WIDTH
     side = width - left - 14.0
     height = side + 24.0 + 74.0
     x, y = left, 24.0
@@ -172,11 +191,7 @@ def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
     for p, v in sorted(zip(mech.fixed_points, lam), key=lambda pv: pv[0].kind != "slow"):
         color = SLOW if p.kind == "slow" else (STABLE if p.stable else UNSTABLE)
         dots.append(Dots(unique_dots(xy(sx, sy, v.real, v.imag)), color, 2.6, 0.8))
-    guides = (
-        Line(xy(sx, sy, [lo, hi], [0, 0]), FAINT, 0.5),
-        Line(xy(sx, sy, [0, 0], [lo, hi]), FAINT, 0.5),
-    )
-    circle = Ellipse(sx(0), sy(0), sx(1) - sx(0), sy(0) - sy(1), GUIDE, "4 3")
+    guides, circle = complex_plane(sx, sy, lo, hi)
     ll, ld, le, ln = _bottom_legend(
         width,
         height - 24.0,
@@ -208,6 +223,7 @@ def _eigen(la: LayerAnalysis) -> EmbeddedFigure | None:
 
 
 def _traces(la: LayerAnalysis) -> tuple[tuple[int, EmbeddedFigure], ...]:
+    """Per unit card, the unit's h over the probe sequence shown."""
     a, units = la.activity, la.units
     if a is None or units is None:
         return ()

@@ -21,7 +21,7 @@ from matplotlib.colors import Colormap, ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Polygon, Rectangle
 
-from lstm_report.figures.chart import LEGEND_ROW, Chart, ColorBar, Legend, Line, Panel
+from lstm_report.figures.chart import LEGEND_ROW, Chart, ColorBar, Legend, Line, Panel, Raster
 from lstm_report.figures.encode import NONFINITE, diverging_lut
 
 PT = 0.75
@@ -55,6 +55,7 @@ def literal(text: str) -> str:
 
 @contextlib.contextmanager
 def settings() -> Iterator[None]:
+    """The rc settings that make text editable and bytes stable, for a block."""
     rc: Any = RC  # matplotlib types its keys as literals
     with matplotlib.rc_context(rc):
         yield
@@ -93,6 +94,7 @@ def save(fig: Figure, fmt: str, dpi: float) -> bytes:
 
 
 def _box(fig: Figure, chart: Chart, x: float, y: float, w: float, h: float) -> Axes:
+    """An Axes over the box (x, y, w, h) of the chart's pixels, styled as the page's axes."""
     W, H = chart.width, chart.height
     ax = fig.add_axes((((x - chart.x0) / W), 1.0 - (y + h) / H, w / W, h / H))
     _limits(ax, x, y, w, h)
@@ -108,11 +110,13 @@ def _box(fig: Figure, chart: Chart, x: float, y: float, w: float, h: float) -> A
 
 
 def _limits(ax: Axes, x: float, y: float, w: float, h: float) -> None:
+    """The Axes' limits: exactly the box."""
     ax.set_xlim(x, x + w)
     ax.set_ylim(y + h, y)  # y grows downward, as in the geometry
 
 
 def _overlay(fig: Figure, chart: Chart) -> Axes:
+    """An invisible Axes over the whole figure, in the chart's pixels (for the legend)."""
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(chart.x0, chart.x0 + chart.width)
     ax.set_ylim(chart.height, 0.0)
@@ -122,16 +126,19 @@ def _overlay(fig: Figure, chart: Chart) -> Axes:
 
 
 def _dashes(dash: str | None) -> Any:
+    """An SVG dash array ("4 3") as a matplotlib line style."""
     if not dash:
         return "-"
     return (0, tuple(float(v) * PT for v in dash.replace(",", " ").split()))
 
 
 def _text(ax: Axes, x: float, y: float, text: str, size: float, **kw: Any) -> None:
+    """Literal text in the ink colour, never clipped."""
     ax.text(x, y, literal(text), fontsize=size * PT, color=INK, clip_on=False, **kw)
 
 
 def _line(ax: Axes, line: Line) -> None:
+    """A Line: the polyline, and its dots (or a single point as a dot)."""
     xs = [x for x, _ in line.points]
     ys = [y for _, y in line.points]
     if len(line.points) > 1:
@@ -158,6 +165,7 @@ def _line(ax: Axes, line: Line) -> None:
 
 
 def _ticks(ax: Axes, chart: Chart, p: Panel) -> None:
+    """The panel's ticks and labels; spines as the page draws them."""
     ax.set_xticks([t.at for t in p.xticks])
     size = (chart.font - 1 if p.rotate_xticks else chart.font) * PT
     rotation: dict[str, Any] = (
@@ -175,9 +183,20 @@ def _ticks(ax: Axes, chart: Chart, p: Panel) -> None:
 
 
 def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
+    """One panel's Axes: its marks in the page's drawing order, ticks, then its text."""
     ax = _box(fig, chart, p.x, p.y, p.w, p.h)
-    r = p.raster
-    if r is not None and r.values is not None:
+    if p.raster is not None:
+        _raster(ax, p.raster)
+    _marks(ax, p)
+    _ticks(ax, chart, p)
+    _limits(ax, p.x, p.y, p.w, p.h)  # a tick a hair outside the box widened them
+    _labels(ax, chart, p)
+    return ax
+
+
+def _raster(ax: Axes, r: Raster) -> None:
+    """A heatmap from the pooled matrix its PNG shows (NaN in the page's non-finite colour)."""
+    if r.values is not None:
         vmax = r.vmax or 1.0
         ax.imshow(
             np.ma.masked_invalid(np.asarray(r.values, np.float64)),
@@ -188,6 +207,10 @@ def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
             aspect="auto",
             origin="upper",
         )
+
+
+def _marks(ax: Axes, p: Panel) -> None:
+    """Areas, bars, guides, ellipses, lines, then dots: the order the SVG draws them in."""
     for a in p.areas:
         ax.add_patch(Polygon(a.points, closed=True, facecolor=a.color, alpha=a.opacity, lw=0))
     for rect in p.rects:
@@ -221,8 +244,10 @@ def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
             alpha=d.opacity,
             clip_on=False,
         )
-    _ticks(ax, chart, p)
-    _limits(ax, p.x, p.y, p.w, p.h)  # a tick a hair outside the box widened them
+
+
+def _labels(ax: Axes, chart: Chart, p: Panel) -> None:
+    """The panel's title, axis labels and notes, where the SVG puts them."""
     if p.title:
         _text(ax, p.x + p.w / 2, p.y - 8, p.title, chart.title_font, ha="center", va="baseline")
     if p.xlabel:
@@ -242,10 +267,10 @@ def _panel(fig: Figure, chart: Chart, p: Panel) -> Axes:
     for n in p.notes:
         ha = {"start": "left", "middle": "center", "end": "right"}.get(n.anchor, "center")
         _text(ax, n.x, n.y, n.text, chart.font, ha=ha, va="baseline")
-    return ax
 
 
 def _colorbar(fig: Figure, chart: Chart, cb: ColorBar) -> Axes:
+    """A colour bar's Axes: the map as a column, ticks and label on the right."""
     ax = _box(fig, chart, cb.x, cb.y, cb.w, cb.h)
     column = np.linspace(1.0, -1.0, 256)[:, None]  # +vmax at the top, as the page's bar
     ax.imshow(
@@ -276,6 +301,7 @@ def _colorbar(fig: Figure, chart: Chart, cb: ColorBar) -> Axes:
 
 
 def _legend(ax: Axes, chart: Chart, lg: Legend) -> None:
+    """The legend's samples and labels, on the overlay Axes."""
     kinds = {"dash": "4 2", "dotted": "1 2"}
     for k, e in enumerate(lg.entries):
         ey = lg.y + k * LEGEND_ROW + 10

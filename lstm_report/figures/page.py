@@ -7,7 +7,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lstm_report.figures.encode import EmbeddedFigure
-from lstm_report.figures.layer import LayerFigures, layer_figures, step_chart
+from lstm_report.figures.importance import step_chart
+from lstm_report.figures.layer import LayerFigures, layer_figures
 from lstm_report.figures.training import CompareFigures, comparison_figures, series_figures
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.training import Comparison, LayerDelta, Series

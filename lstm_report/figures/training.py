@@ -8,28 +8,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.analysis.series import layer_keys
 from lstm_report.figures.chart import (
-    FONT,
+    NARROW,
+    WIDTH,
     Chart,
     LegendEntry,
     Line,
     Rect,
-    Scale,
     Tick,
-    draw,
-    label_room,
     legend_room,
-    nice_limits,
     panel,
     row,
-    segments,
     side_legend,
-    text_width,
-    tick_label,
     ticks_at,
 )
 from lstm_report.figures.encode import GATE_COLORS, EmbeddedFigure
-from lstm_report.figures.layer import NARROW, WIDTH, density, heatmaps, hist_panels
+from lstm_report.figures.heatmap import heatmaps
+from lstm_report.figures.histogram import density, hist_panels
+from lstm_report.figures.scales import (
+    FONT,
+    Scale,
+    label_room,
+    nice_limits,
+    segments,
+    text_width,
+    tick_label,
+)
+from lstm_report.figures.svg import draw
 from lstm_report.model.layers import GATE_NAMES
 from lstm_report.model.training import LayerDelta, Series
 
@@ -123,8 +129,6 @@ def _relative(ld: LayerDelta, letters: list[str]) -> EmbeddedFigure:
 
 def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
     """Per layer of a checkpoint series: norms, U_g spectral radius, median τ, change."""
-    from lstm_report.analysis.series import layer_keys
-
     out = []
     labels = [c.label for c in series.checkpoints]
     x = np.arange(len(labels))
@@ -132,6 +136,7 @@ def series_figures(series: Series) -> tuple[tuple[str, EmbeddedFigure], ...]:
         rows = [c.layer(name, direction) for c in series.checkpoints]
 
         def pick(gate: str, field: str) -> np.ndarray:
+            """One field of one gate across the checkpoints (NaN where the layer is missing)."""
             values = [None if r is None else getattr(r.gate(gate), field) for r in rows]
             return np.array([np.nan if v is None else v for v in values], float)
 

@@ -22,7 +22,8 @@ def read_model(spec: ModelSpec, reader: str | None = None) -> ModelWeights:
     files the direct reader (h5py, no TensorFlow, runs nothing from the file) is used where it
     can read the file; Keras, in safe mode, for everything else or when asked for.
     """
-    from lstm_report.readers.files import FRAMEWORK_FORMATS, check_safe, inspect_file
+    from lstm_report.readers.files import check_safe, inspect_file
+    from lstm_report.readers.formats import FRAMEWORK_FORMATS
 
     where = _where(spec)
     choice = reader or spec.reader

@@ -30,6 +30,7 @@ from lstm_report.fileio.limits import (
     size_text,
     zip_member_problem,
 )
+from lstm_report.readers.formats import ZIP_SIGNATURE
 
 OWN_BYTES = "refused: a model file may only use its own bytes"
 
@@ -272,7 +273,7 @@ def stored_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> MemberWindow | 
     signature, name_len, extra_len = _LOCAL_HEADER.unpack(head)
     name = os.pread(fd, name_len, info.header_offset + _LOCAL_HEADER.size)
     encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
-    if signature != b"PK\x03\x04" or name.decode(encoding, "replace") != info.orig_filename:
+    if signature != ZIP_SIGNATURE or name.decode(encoding, "replace") != info.orig_filename:
         return None  # zipfile's reader names the damage
     start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
     return MemberWindow(os.dup(fd), start, info.compress_size)

@@ -35,11 +35,11 @@ import numpy as np
 from lstm_report.cells.base import LSTM_GATES, CellWeights, Direction, GateWeights, RecurrentModel
 from lstm_report.errors import AnalysisError, CorruptModelError, ModelLoadError
 from lstm_report.fileio.limits import open_regular
+from lstm_report.readers.formats import is_tflite
 
 MAX_TFLITE_BYTES = 1024 * 1024 * 1024
 """A .tflite file is read whole (FlatBuffers address it in place): at most 1 GiB."""
 
-TFLITE_IDENTIFIER = b"TFL3"
 """The FlatBuffer file identifier, bytes 4-8 of every .tflite file (schema.fbs)."""
 
 _DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<i4", 3: "u1", 7: "<i2", 9: "i1", 10: "<f8"}
@@ -73,7 +73,7 @@ def read(path: Path) -> RecurrentModel:
             "'lstm-report[tflite]'"
         ) from None
     buf = _read_bounded(path)
-    if len(buf) < 8 or buf[4:8] != TFLITE_IDENTIFIER:
+    if len(buf) < 8 or not is_tflite(buf):
         raise ModelLoadError(f"{path.name}: not a TFLite model (no TFL3 identifier)")
     try:
         return _Reader(path.name, buf, tflite).model()

@@ -36,6 +36,7 @@ from lstm_report.cells.base import (
 )
 from lstm_report.errors import AnalysisError, ModelLoadError
 from lstm_report.fileio.limits import weights_problem
+from lstm_report.readers.formats import PICKLE_PROTO, ZIP_SIGNATURE
 
 _KEY = re.compile(
     r"^(?:(?P<prefix>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
@@ -240,7 +241,7 @@ def read(path: Path) -> RecurrentModel:
             head = f.read(8)
     except OSError as exc:
         raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(ZIP_SIGNATURE):
         from lstm_report.readers.torch import sb3
 
         try:
@@ -251,7 +252,7 @@ def read(path: Path) -> RecurrentModel:
         if sb3.is_sb3(names):
             return _read_torch_save(path, member=sb3.POLICY)
         return _read_torch_save(path)
-    if head.startswith(b"\x80"):  # a legacy torch.save pickle
+    if head.startswith(PICKLE_PROTO):  # a legacy torch.save pickle
         return _read_torch_save(path)
     from lstm_report.readers.torch import safetensors_file as safetensors_state
 

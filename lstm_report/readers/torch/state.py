@@ -35,6 +35,7 @@ import numpy as np
 
 from lstm_report.errors import ModelLoadError
 from lstm_report.fileio.limits import MAX_PICKLE_OPCODES, MAX_TENSORS, size_text
+from lstm_report.readers.formats import TORCH_LEGACY_MAGIC, ZIP_SIGNATURE
 
 MAX_PICKLE_BYTES = 64 * 1024 * 1024
 """data.pkl holds structure, not tensor data: a larger one is not a state dict."""
@@ -417,27 +418,24 @@ class TorchFile:
             ) from None
 
 
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
-
-
 def load(path: Path, member: str | None = None) -> TorchFile:
     """Unpickle a torch.save zip (or TorchScript archive) with the allow-list, or inertly
     when it names other globals; raise ModelLoadError otherwise. ``member``: the torch.save
     zip is that member of the zip at ``path`` (read in place, readers/torch/sb3.py)."""
     if member is not None:
-        head = b"PK\x03\x04"
+        head = ZIP_SIGNATURE
     else:
         try:
             with path.open("rb") as f:
                 head = f.read(16)
         except OSError as exc:
             raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
-    if head.startswith(_LEGACY_MAGIC):
+    if head.startswith(TORCH_LEGACY_MAGIC):
         raise ModelLoadError(
             f"{path.name}: the legacy torch.save format (before torch 1.6): load it with torch "
             "and save the state dict again"
         )
-    if not head.startswith(b"PK\x03\x04"):
+    if not head.startswith(ZIP_SIGNATURE):
         raise ModelLoadError(f"{path.name}: not a torch.save file (not a zip)")
     inert: ModelLoadError | None = None
     try:

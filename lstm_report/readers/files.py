@@ -159,7 +159,7 @@ def _inspect_keras_dir(path: Path, where: str) -> ModelFile:
             version = _version_text(meta.get("keras_version"), path, where, "metadata.json's")
     h5 = path / "model.weights.h5"
     if h5.exists() or h5.is_symlink():
-        import h5py
+        import h5py  # h5py is loaded only when an HDF5 file is read
 
         label = f"{where}: model.weights.h5"
         try:
@@ -205,7 +205,7 @@ def _dir_json(path: Path, name: str, limit: int, where: str) -> dict[str, Any]:
 
 
 def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     label = f"{where}: model.weights.h5"
     with open_weights(zf, where) as raw:
@@ -220,7 +220,7 @@ def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
 
 
 def _inspect_h5(path: Path, where: str) -> ModelFile:
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     try:
         with h5py.File(path, "r") as f:

@@ -16,6 +16,7 @@ import numpy as np
 from lstm_report.fileio.limits import open_regular
 from lstm_report.model.layers import ModelWeights
 from lstm_report.readers.files import ModelFile
+from lstm_report.readers.keras import npz as keras_npz
 from lstm_report.readers.keras.graph import by_position, keras_graph
 from lstm_report.readers.keras.h5 import (
     DirectReadError,
@@ -102,9 +103,7 @@ def weights_h5(path: Path, where: str) -> Iterator[Any]:
     """The weights of a Keras 3 model as an h5py.File: ``model.weights.h5`` (read in place)
     or ``model.weights.npz`` (readers/keras/npz.py), in a ``.keras`` zip or in the folder
     ``save(zipped=False)`` writes."""
-    import h5py
-
-    from lstm_report.readers.keras import npz as keras_npz
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     if path.is_dir():
         h5_path = path / "model.weights.h5"

@@ -261,7 +261,7 @@ def cudnn_to_gru(
 
 
 def count_params(h5: Any, skip: tuple[str, ...] = ()) -> int:
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     total = 0
 

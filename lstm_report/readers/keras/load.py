@@ -59,7 +59,7 @@ def _import_keras() -> Any:
         except OSError:
             saved = None
     try:
-        import keras
+        import keras  # Keras (and TensorFlow) load only when a model is read with Keras
     except ImportError as exc:
         raise ModelLoadError(f"cannot import Keras ({exc}); install keras and tensorflow") from None
     finally:

@@ -159,7 +159,7 @@ def read_keras3_weights(
     Every ``<layer>/cell/vars`` group is a recurrent cell; the layer's own name is the
     ``name`` attribute saving_lib stores on ``<layer>/vars``.
     """
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     cells: list[str] = []
     f.visititems(

@@ -75,7 +75,7 @@ class Values:
         *,
         parent: Values | None = None,
     ) -> None:
-        from onnx import helper, numpy_helper
+        from onnx import helper, numpy_helper  # onnx is optional: loaded only to read an ONNX file
 
         self._read = read_tensor
         self._parent = parent
@@ -177,7 +177,7 @@ class Values:
 
 
 def _attrs(node: Any) -> dict[str, Any]:
-    from onnx import helper
+    from onnx import helper  # onnx is optional: loaded only to read an ONNX file
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 

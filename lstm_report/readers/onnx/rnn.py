@@ -50,7 +50,7 @@ from lstm_report.readers.onnx.wire import parse_cost_problem
 def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
     """The LSTM and GRU nodes of an ONNX model, in its main graph and its subgraphs."""
     try:
-        import onnx
+        import onnx  # onnx is optional: loaded only to read an ONNX file
     except ImportError:
         raise ModelLoadError(
             f"{path.name}: reading ONNX needs the onnx package: pip install 'lstm-report[onnx]'"
@@ -128,7 +128,7 @@ def _stored(graph: Any) -> dict[str, Any]:
 def _check_bounds(model: Any, path: Path) -> None:
     """Before a weight is read: how many cells, and how many bytes, all the recurrent nodes
     yield (a stored W or R used by many nodes counts for each), against the file's size."""
-    from onnx import TensorProto
+    from onnx import TensorProto  # onnx is optional: loaded only to read an ONNX file
 
     stored: dict[str, Any] = {}
     rnns: list[tuple[Any, dict[str, Any]]] = []
@@ -237,7 +237,7 @@ def _loop_rnn(node: Any) -> str | None:
 
 def _attributes(node: Any, where: str) -> dict[str, Any]:
     """The node's attributes by name, each of the type the operator defines."""
-    import onnx
+    import onnx  # onnx is optional: loaded only to read an ONNX file
 
     out: dict[str, Any] = {}
     for a in node.attribute:

@@ -38,7 +38,7 @@ _MAX_ELEMENTS = 2**48
 
 def _dims(t: Any, path: Path) -> tuple[int, ...]:
     """A weight tensor's shape, checked: a floating-point type, no negative dimension."""
-    from onnx import TensorProto
+    from onnx import TensorProto  # onnx is optional: loaded only to read an ONNX file
 
     where = f"{path.name}: initializer {t.name!r}"
     if t.data_type not in _FLOAT_TYPES:
@@ -112,6 +112,7 @@ class ExternalData:
 
 def _nbytes(t: Any) -> int:
     """The bytes a tensor's dims and type declare (raises for a type without a size)."""
+    # onnx is optional: loaded only to read an ONNX file
     from onnx.helper import tensor_dtype_to_np_dtype
 
     return math.prod(t.dims) * tensor_dtype_to_np_dtype(t.data_type).itemsize
@@ -135,7 +136,7 @@ def _all_tensors(model: Any) -> Any:
 def _raw_array(t: Any, external: ExternalData) -> np.ndarray:
     """A TensorProto in its own dtype (shapes and indices stay integers); external data as
     `_array` reads it."""
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto, numpy_helper  # onnx is optional: loaded only to read an ONNX file
 
     if t.data_location == TensorProto.EXTERNAL:
         return _array(t, external)

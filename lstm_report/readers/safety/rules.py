@@ -48,7 +48,7 @@ def check_hdf5(f: Any, label: str) -> None:
 
     label starts every message: it names the file. Raises CorruptModelError.
     """
-    from h5py import h5d, h5l, h5o
+    from h5py import h5d, h5l, h5o  # h5py is loaded only when an HDF5 file is read
 
     # Two walks, each stopping at the first problem (a callback may not raise: it returns
     # the message). Nothing is listed, so a file of a million links costs no memory.
@@ -117,7 +117,7 @@ def check_dataset(dsid: Any, name: str, label: str) -> tuple[int, int, bool]:
     Reads the dataset's creation properties and dataspace only: never its data, and never
     the files a virtual or external dataset names. Raises CorruptModelError.
     """
-    from h5py import h5d, h5s
+    from h5py import h5d, h5s  # h5py is loaded only when an HDF5 file is read
 
     dcpl = dsid.get_create_plist()
     externals = dcpl.get_external_count()

@@ -59,7 +59,7 @@ _RECURRENT_OPS = {
 def read(path: Path) -> RecurrentModel:
     """The LSTM operators of a .tflite model (every subgraph), as cells."""
     try:
-        import tflite
+        import tflite  # tflite is optional: loaded only to read a .tflite file
     except ImportError:
         raise ModelLoadError(
             f"{path.name}: reading TFLite needs the tflite package: pip install "

@@ -173,6 +173,7 @@ def read(
     if header is None:
         header = read_header(path)
     try:
+        # safetensors is optional: loaded only to read a .safetensors file
         from safetensors import SafetensorError, safe_open
     except ImportError:
         raise ModelLoadError(

@@ -1,4 +1,7 @@
-"""ONNX LSTM and GRU nodes -> CellWeights (the `onnx` package parses; nothing is executed).
+"""ONNX LSTM and GRU nodes -> CellWeights (the `onnx` package parses; nothing is executed):
+the file parsed within its bounds, the graph and its subgraphs walked, each node's inputs
+found. Its arrays become cells in cells.py, tensors and external data are read by
+tensors.py, and whole_graph.py says what the replay may run.
 
 docs/Operators.md (LSTM, GRU), for each direction d (bidirectional: 0 forward, 1 reverse)::
 

@@ -25,8 +25,8 @@ import pytest
 from lstm_report.cells.kinds import replay, replay_layers
 from lstm_report.errors import ModelLoadError
 from lstm_report.readers.safety import inert_pickle
+from lstm_report.readers.torch import allow_list
 from lstm_report.readers.torch import rnn as torch_rnn
-from lstm_report.readers.torch import state as torch_state
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "frameworks" / "checkpoints"
 ATOL = 1e-5
@@ -294,12 +294,12 @@ def test_a_pickle_of_os_system_yields_only_placeholders(
     monkeypatch.chdir(tmp_path)
     data = _every_global_is_os_system()
     name = f"{os.system.__module__}.system"
-    assert {f"{m}.{n}" for m, n in torch_state.scan_globals(data)} == {name}
+    assert {f"{m}.{n}" for m, n in allow_list.scan_globals(data)} == {name}
 
     def refuse(pid: Any) -> Any:
         raise AssertionError("no persistent id here")
 
-    obj, globals_ = inert_pickle.load(data, torch_state._allowed, refuse)
+    obj, globals_ = inert_pickle.load(data, allow_list.allowed, refuse)
     assert globals_ == (name,)
     assert isinstance(obj, list) and len(obj) == 9
     assert all(isinstance(p, inert_pickle.Placeholder) and p.name == name for p in obj)
@@ -322,7 +322,7 @@ def test_the_os_system_pickle_really_runs_when_unpickled(
 def test_inert_mode_never_looks_a_name_up() -> None:
     """A module that does not exist: named, not imported, not an error."""
     data = b"\x80\x02cno_such_module_lstm_report\nf\n)R."
-    obj, names = inert_pickle.load(data, torch_state._allowed, lambda pid: None)
+    obj, names = inert_pickle.load(data, allow_list.allowed, lambda pid: None)
     assert isinstance(obj, inert_pickle.Placeholder)
     assert names == ("no_such_module_lstm_report.f",)
     assert "no_such_module_lstm_report" not in sys.modules
@@ -353,7 +353,7 @@ def test_the_file_with_os_system_is_still_refused(
 def test_what_the_inert_reader_refuses(opcode: bytes, match: str) -> None:
     data = (opcode if opcode.startswith(b"\x80") else b"\x80\x02" + opcode) + b"."
     with pytest.raises(inert_pickle.Refused, match=match):
-        inert_pickle.load(data, torch_state._allowed, lambda pid: None)
+        inert_pickle.load(data, allow_list.allowed, lambda pid: None)
 
 
 STATE = Path(__file__).resolve().parent / "fixtures" / "frameworks" / "torch_state_dict.pt"

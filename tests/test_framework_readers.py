@@ -26,6 +26,7 @@ from lstm_report.cells.kinds import replay, replay_layers
 from lstm_report.errors import ModelLoadError
 from lstm_report.model.layers import RecurrentModel
 from lstm_report.readers.onnx import rnn as onnx_rnn
+from lstm_report.readers.onnx.cells import rnn_cells
 from lstm_report.readers.torch import rnn as torch_rnn
 from lstm_report.readers.torch import safetensors_file as safetensors_state
 from lstm_report.readers.torch import state as torch_state
@@ -187,7 +188,7 @@ def _onnx_as_torch(expected: dict[str, np.ndarray], name: str) -> dict[str, np.n
 
 def test_onnx_lstm_read_in_torch_gate_order_does_not_match(expected: dict[str, np.ndarray]) -> None:
     want = expected["onnx/lstm_bi/Y"][:, 0].transpose(1, 0, 2)  # forward direction
-    right = onnx_rnn.rnn_cells(
+    right = rnn_cells(
         "LSTM",
         *(expected[f"onnx/lstm_bi/{k}"] for k in "WRB"),
         name="lstm_bi",
@@ -205,7 +206,7 @@ def test_torch_gru_read_in_onnx_gate_order_does_not_match(expected: dict[str, np
     (_, refs), *_ = torch_state.tensor_dicts(sd.obj)
     a = sd.arrays({k: v for k, v in refs.items() if k.startswith("plain.")})
     assert set(a) == {"plain.weight_ih_l0", "plain.weight_hh_l0"}  # bias=False
-    (wrong,) = onnx_rnn.rnn_cells(
+    (wrong,) = rnn_cells(
         "GRU",
         a["plain.weight_ih_l0"][None],
         a["plain.weight_hh_l0"][None],
@@ -226,7 +227,7 @@ def test_onnx_gru_read_with_the_other_linear_before_reset_does_not_match(
     arrays = [expected[f"onnx/gru_lbr0/{k}"] for k in "WRB"]
     want = expected["onnx/gru_lbr0/Y"][:, 0].transpose(1, 0, 2)
     for lbr, matches in ((0, True), (1, False)):
-        (cell,) = onnx_rnn.rnn_cells(
+        (cell,) = rnn_cells(
             "GRU", *arrays, name="g", direction="reverse", linear_before_reset=lbr, where="t"
         )
         assert np.allclose(replay(cell, expected["x"]).h, want, atol=ATOL) == matches
@@ -247,7 +248,7 @@ def test_onnx_arrays_replay_matches_onnxruntime(
     name: str, kind: Any, direction: str, lbr: int, expected: dict[str, np.ndarray]
 ) -> None:
     """The conversion alone (no onnx package needed): W, R, B as saved beside the models."""
-    cells = onnx_rnn.rnn_cells(
+    cells = rnn_cells(
         kind,
         *(expected[f"onnx/{name}/{k}"] for k in "WRB"),
         name=name,

@@ -19,6 +19,7 @@ from lstm_report.errors import ModelLoadError
 from lstm_report.readers.frameworks import read_framework
 from lstm_report.readers.onnx import graph as onnx_graph
 from lstm_report.readers.onnx import rnn as onnx_rnn
+from lstm_report.readers.onnx.cells import rnn_cells
 
 onnx = pytest.importorskip("onnx")
 FIX = Path(__file__).resolve().parent / "fixtures" / "onnx_graphs"
@@ -39,7 +40,7 @@ def _check_replay(cell: CellWeights, x: np.ndarray, y: np.ndarray) -> None:
 
 def test_weights_folded_from_constants(expected: dict[str, np.ndarray]) -> None:
     (cell,) = onnx_rnn.read(FIX / "lstm_folded.onnx").cells
-    (want,) = onnx_rnn.rnn_cells(
+    (want,) = rnn_cells(
         "LSTM",
         expected["folded/W"],
         expected["folded/R"],

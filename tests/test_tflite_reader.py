@@ -153,7 +153,7 @@ def test_buffer_past_the_end_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(builder.Output()))
     reader = tflite_rnn._Reader(path.name, path.read_bytes(), tflite)
     with pytest.raises(CorruptModelError, match="past the file's end"):
-        reader._buffer(0, "far.tflite: tensor 'w'")
+        reader.tensors.buffer(0, "far.tflite: tensor 'w'")
 
 
 def test_bidirectional_with_peepholes_matches_the_interpreter(

@@ -1,7 +1,7 @@
 """An ONNX model's whole graph on the probe, run by onnx's numpy reference evaluator
 (onnxruntime where installed): the model's prediction, for the importance.
 
-The graph was checked by its reader (readers/onnx/rnn.py): one input, one output, every
+The graph was checked by its reader (readers/onnx/whole_graph.py): one input, one output, every
 weight inside the file, standard operators only; nothing in it is Python code.
 """
 

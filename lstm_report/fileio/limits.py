@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -134,6 +135,36 @@ def open_regular(path: str | Path, *, follow_symlinks: bool = True) -> IO[bytes]
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_hostile(
+    path: str | Path,
+    *,
+    unreadable: Callable[[str], Exception],
+    missing: Callable[[], Exception] | None = None,
+    directory: Callable[[], Exception] | None = None,
+    special: Callable[[str], Exception] | None = None,
+    follow_symlinks: bool = True,
+) -> IO[bytes]:
+    """open_regular(path), each way it can fail raised as the caller's error, without the
+    OSError's traceback: ``missing()``, ``directory()``, ``special(what)`` for a FIFO, device
+    or socket (what: ``not a regular file (a FIFO)``), else ``unreadable(why)`` (why: the
+    OS's words), which also stands in for a kind the caller gives no error for."""
+    try:
+        return open_regular(path, follow_symlinks=follow_symlinks)
+    except FileNotFoundError as exc:
+        error = missing() if missing is not None else unreadable(_why(exc))
+    except IsADirectoryError as exc:
+        error = directory() if directory is not None else unreadable(_why(exc))
+    except NotRegularFileError as exc:
+        error = special(str(exc)) if special is not None else unreadable(_why(exc))
+    except OSError as exc:
+        error = unreadable(_why(exc))
+    raise error from None
+
+
+def _why(exc: OSError) -> str:
+    return str(exc.strerror or exc)
 
 
 _KINDS = (

@@ -1,6 +1,6 @@
 """The frozen stage data of a whole model's graph: what the numpy replay of the model
 (analysis/model_replay.py) runs, as a reader found it in the file (readers/keras/graph.py,
-readers/onnx/rnn.py). Plain data: nothing here runs or reads anything."""
+readers/onnx/whole_graph.py). Plain data: nothing here runs or reads anything."""
 
 from __future__ import annotations
 

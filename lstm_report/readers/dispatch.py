@@ -10,7 +10,8 @@ import numpy as np
 from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ConfigError
 from lstm_report.model.layers import ModelWeights
-from lstm_report.readers.files import FRAMEWORK_FORMATS, check_safe, inspect_file
+from lstm_report.readers.files import check_safe, inspect_file
+from lstm_report.readers.formats import FRAMEWORK_FORMATS
 from lstm_report.readers.frameworks import read_framework
 from lstm_report.readers.keras import direct
 from lstm_report.readers.keras import load as keras_reader

@@ -13,51 +13,24 @@ from lstm_report.fileio.limits import (
     MAX_JSON_DEPTH,
     MAX_METADATA_BYTES,
     MAX_MODEL_CONFIG_BYTES,
-    NotRegularFileError,
     json_depth_exceeds,
-    open_regular,
+    open_hostile,
     read_at_most,
     size_text,
     zip_member_problem,
 )
-from lstm_report.readers.formats import format_of, suffix_text, suffixes_of
+from lstm_report.readers.formats import (
+    HDF5_SIGNATURE,
+    ZIP_SIGNATURE,
+    framework_format,
+    suffix_text,
+    suffixes_of,
+)
 from lstm_report.readers.keras.topology import structure_problem, unsafe_layers
 from lstm_report.readers.safety.rules import check_hdf5, open_weights, read_member, show
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-ZIP_SIGNATURE = b"PK\x03\x04"
 TORCH_SUFFIXES = suffixes_of("pytorch")
 """torch.save files: a zip (or, before PyTorch 1.6, a bare pickle)."""
-FRAMEWORK_FORMATS = ("pytorch", "safetensors", "onnx", "tflite")
-"""The formats of readers/frameworks.py (never Keras)."""
-TFLITE_IDENTIFIER = b"TFL3"
-"""A FlatBuffer's file identifier, bytes 4-8 of every .tflite (LiteRT) model."""
-MAX_SAFETENSORS_HEADER = 100_000_000
-"""safetensors' own limit on the JSON header; a larger declared length is not safetensors."""
-
-
-def framework_format(path: Path, head: bytes) -> str | None:
-    """``pytorch``, ``safetensors``, ``onnx`` or ``tflite`` for a file of those formats (by
-    its name and first bytes), else None. A zip is told apart later (a .keras zip has
-    config.json)."""
-    named = format_of(path)
-    named_as = named.name if named is not None else None
-    if named_as == "tflite" or head[4:8] == TFLITE_IDENTIFIER:
-        return "tflite"
-    if named_as == "pytorch" and (head.startswith(ZIP_SIGNATURE) or head[:1] == b"\x80"):
-        return "pytorch"
-    if named_as == "safetensors" or (
-        len(head) >= 9
-        and int.from_bytes(head[:8], "little") < MAX_SAFETENSORS_HEADER
-        and head[8:9] == b"{"
-    ):
-        return "safetensors"
-    if named_as == "onnx" or (
-        # ModelProto starts with ir_version (field 1, varint), then a string field.
-        len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in b"\x12\x1a\x22\x2a"
-    ):
-        return "onnx"
-    return None
 
 
 @dataclass(frozen=True)
@@ -80,21 +53,15 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
     """
     if is_model_dir(path):
         return _inspect_keras_dir(path, where)
-    try:
-        with open_regular(path) as fh:
-            head = fh.read(9)
-    except FileNotFoundError:
-        raise ModelLoadError(f"{where}: model file not found: {path}") from None
-    except IsADirectoryError:
-        raise ModelLoadError(
-            f"{where}: {path} is a directory; expected a model file ({suffix_text()})"
-        ) from None
-    except NotRegularFileError as exc:
-        raise ModelLoadError(
-            f"{where}: {path} is {exc}; expected a model file ({suffix_text()})"
-        ) from None
-    except OSError as exc:
-        raise ModelLoadError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    expected = f"expected a model file ({suffix_text()})"
+    with open_hostile(
+        path,
+        missing=lambda: ModelLoadError(f"{where}: model file not found: {path}"),
+        directory=lambda: ModelLoadError(f"{where}: {path} is a directory; {expected}"),
+        special=lambda what: ModelLoadError(f"{where}: {path} is {what}; {expected}"),
+        unreadable=lambda why: ModelLoadError(f"{where}: cannot read {path}: {why}"),
+    ) as fh:
+        head = fh.read(9)
     if not head:
         raise ModelLoadError(f"{where}: model file is empty (0 bytes): {path}")
     if head.startswith(ZIP_SIGNATURE):
@@ -192,7 +159,7 @@ def _inspect_keras_dir(path: Path, where: str) -> ModelFile:
             version = _version_text(meta.get("keras_version"), path, where, "metadata.json's")
     h5 = path / "model.weights.h5"
     if h5.exists() or h5.is_symlink():
-        import h5py
+        import h5py  # h5py is loaded only when an HDF5 file is read
 
         label = f"{where}: model.weights.h5"
         try:
@@ -218,12 +185,13 @@ def _dir_member(path: Path, name: str, where: str) -> Any:
             f"{where}: {path / name} is a symbolic link; refused (a model folder's files "
             "must be its own)"
         )
-    try:
-        return open_regular(path / name, follow_symlinks=False)
-    except NotRegularFileError as exc:
-        raise UnsafeModelError(f"{where}: {path / name} is {exc}; refused") from None
-    except OSError as exc:  # a link made meanwhile: O_NOFOLLOW gives ELOOP
-        raise ModelLoadError(f"{where}: cannot read {path / name}: {exc.strerror or exc}") from None
+    return open_hostile(
+        path / name,
+        follow_symlinks=False,
+        special=lambda what: UnsafeModelError(f"{where}: {path / name} is {what}; refused"),
+        # also a link made meanwhile: O_NOFOLLOW gives ELOOP
+        unreadable=lambda why: ModelLoadError(f"{where}: cannot read {path / name}: {why}"),
+    )
 
 
 def _dir_json(path: Path, name: str, limit: int, where: str) -> dict[str, Any]:
@@ -237,7 +205,7 @@ def _dir_json(path: Path, name: str, limit: int, where: str) -> dict[str, Any]:
 
 
 def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     label = f"{where}: model.weights.h5"
     with open_weights(zf, where) as raw:
@@ -252,7 +220,7 @@ def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
 
 
 def _inspect_h5(path: Path, where: str) -> ModelFile:
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     try:
         with h5py.File(path, "r") as f:

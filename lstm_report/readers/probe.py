@@ -22,15 +22,14 @@ from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ConfigError, listing, quote
 from lstm_report.fileio.limits import (
     MAX_PROBE_BYTES,
-    NotRegularFileError,
-    open_regular,
+    open_hostile,
     size_text,
     zip_member_problem,
 )
 from lstm_report.model.layers import ModelWeights
+from lstm_report.readers.formats import EMPTY_ZIP_SIGNATURE, NPY_MAGIC, ZIP_SIGNATURE
 
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+ZIP_MAGIC = (ZIP_SIGNATURE, EMPTY_ZIP_SIGNATURE)
 
 
 @dataclass(frozen=True)
@@ -74,17 +73,14 @@ def load_probe(spec: ModelSpec, expect: ProbeShape) -> np.ndarray | None:
         return None
     p = spec.probe
     key = f"{spec.key}.probe"
-    try:
-        fh = open_regular(p.path)
-    except FileNotFoundError:
-        raise ConfigError(f"{key}: probe file not found: {p.path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{key}: {p.path} is a directory, not an .npy or .npz file") from None
-    except NotRegularFileError as exc:
-        raise ConfigError(f"{key}: {p.path} is {exc}, not an .npy or .npz file") from None
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {p.path}: {exc.strerror or exc}") from None
-    with fh:
+    not_npy = "not an .npy or .npz file"
+    with open_hostile(
+        p.path,
+        missing=lambda: ConfigError(f"{key}: probe file not found: {p.path}"),
+        directory=lambda: ConfigError(f"{key}: {p.path} is a directory, {not_npy}"),
+        special=lambda what: ConfigError(f"{key}: {p.path} is {what}, {not_npy}"),
+        unreadable=lambda why: ConfigError(f"{key}: cannot read {p.path}: {why}"),
+    ) as fh:
         try:
             data = _read(fh, spec, expect)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:

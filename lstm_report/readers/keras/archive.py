@@ -14,31 +14,29 @@ from typing import Any
 import numpy as np
 
 from lstm_report.fileio.limits import open_regular
-from lstm_report.model.layers import ModelWeights, OtherLayer, RecurrentLayer
+from lstm_report.model.layers import ModelWeights
 from lstm_report.readers.files import ModelFile
+from lstm_report.readers.keras import npz as keras_npz
 from lstm_report.readers.keras.graph import by_position, keras_graph
 from lstm_report.readers.keras.h5 import (
-    ANALYSED,
     DirectReadError,
-    build_lstms,
-    cell_kind,
     count_params,
     embedding_of,
     embedding_table,
     model_weights,
-    other_layer,
     read_array,
-    split_halves,
 )
 from lstm_report.readers.keras.topology import (
     CONTAINERS,
-    find_recurrent,
+    FoundLayer,
+    Half,
     input_dim,
     input_embedding,
     input_shape,
     layer_name,
     layers_of,
 )
+from lstm_report.readers.keras.walk import read_stored
 from lstm_report.readers.safety.rules import open_weights
 
 
@@ -105,9 +103,7 @@ def weights_h5(path: Path, where: str) -> Iterator[Any]:
     """The weights of a Keras 3 model as an h5py.File: ``model.weights.h5`` (read in place)
     or ``model.weights.npz`` (readers/keras/npz.py), in a ``.keras`` zip or in the folder
     ``save(zipped=False)`` writes."""
-    import h5py
-
-    from lstm_report.readers.keras import npz as keras_npz
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     if path.is_dir():
         h5_path = path / "model.weights.h5"
@@ -134,24 +130,20 @@ def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
     config = info.config
     with weights_h5(info.path, where) as h5:
         groups = keras3_groups(config)
-        lstms: list[RecurrentLayer] = []
-        others: list[OtherLayer] = []
-        for found in find_recurrent(config):
+
+        def check(found: FoundLayer) -> None:
             group = groups.get(found.path)
             if group is None:
                 raise DirectReadError(f"{where}: no weights group for layer {found.path!r}")
             _check_name(h5, group, found.path.rsplit("/", 1)[-1], where)
-            halves = split_halves(found)
-            kinds = {cell_kind(cls, cfg) for _, cls, cfg in halves}
-            if kinds not in ANALYSED:
-                others.append(other_layer(found, kinds))
-                continue
+
+        def arrays_of(found: FoundLayer, half: Half) -> list[np.ndarray]:
+            group = groups[found.path]
             if found.class_name == "Bidirectional":
-                subs = [f"{group}/forward_layer/cell", f"{group}/backward_layer/cell"]
-            else:
-                subs = [f"{group}/cell"]
-            arrays = ((d, c, layer_vars(h5, s, where)) for (d, c, _), s in zip(halves, subs))
-            lstms += build_lstms(found, False, arrays, where)
+                return layer_vars(h5, f"{group}/{half.direction}_layer/cell", where)
+            return layer_vars(h5, f"{group}/cell", where)
+
+        lstms, others = read_stored(config, arrays_of, legacy=False, where=where, check=check)
         total = count_params(h5, skip=("optimizer",))
 
         def vars_of(path: str, sub: str, want: list[str]) -> dict[str, np.ndarray] | None:

@@ -48,7 +48,7 @@ def read(
     info: ModelFile, *, name: str, where: str, assume: Activations = Activations()
 ) -> ModelWeights:
     """Read every LSTM of the file. Raises DirectReadError for what it cannot read safely."""
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     try:
         if info.format == "keras":

@@ -118,37 +118,9 @@ def keras_graph(model: Mapping[str, Any], vars_of: VarsOf) -> ModelGraph | None:
         elif lcls not in SUPPORTED and stop is None:
             what = "a nested model" if lcls in CONTAINERS else f"a {lcls} layer"
             stop = (name, f"{name!r} is {what}, which numpy does not replay")
-        weights: dict[str, np.ndarray] = {}
-        if lcls not in RECURRENT and lcls in SUPPORTED:
-            sub, scls, scfg = "", lcls, cfg
-            if lcls == "TimeDistributed":
-                inner = cfg.get("layer")
-                inner = inner if isinstance(inner, Mapping) else {}
-                scls = str(inner.get("class_name"))
-                got = inner.get("config")
-                scfg = got if isinstance(got, Mapping) else {}
-                sub = "layer"
-            want = roles(scls, scfg)
-            if lcls == "TimeDistributed" and scls != "Dense":
-                want = None
-            if lcls == "Normalization" and cfg.get("mean") is not None:
-                want = []  # mean and variance given in the config, not stored as weights
-            if want is None:
-                if stop is None:
-                    stop = (name, f"{name!r} wraps a {scls}, which numpy does not replay")
-            elif want:
-                try:
-                    found = vars_of(name, sub, want)
-                except (LstmReportError, KeyError, ValueError, TypeError, OSError) as exc:
-                    found = None
-                    why = str(exc)
-                else:
-                    why = "its weights are not where Keras stores them"
-                if found is None:
-                    if stop is None:
-                        stop = (name, f"{lcls} {name!r}: {why}")
-                else:
-                    weights = found
+        weights, why = _layer_weights(name, lcls, cfg, vars_of)
+        if why is not None and stop is None:
+            stop = (name, why)
         layers.append(GraphLayer(name, lcls, cfg, inputs or (), weights, _mask_from(entry)))
     output = _output(model, layers)
     if output is None:
@@ -161,6 +133,39 @@ def keras_graph(model: Mapping[str, Any], vars_of: VarsOf) -> ModelGraph | None:
         None if stop is None else stop[1],
         None if stop is None else stop[0] or None,
     )
+
+
+def _layer_weights(
+    name: str, lcls: str, cfg: Mapping[str, Any], vars_of: VarsOf
+) -> tuple[dict[str, np.ndarray], str | None]:
+    """A supported layer's stored weights by role, and why the graph stops at it (None:
+    it does not); a recurrent layer's weights are read elsewhere (none here)."""
+    if lcls in RECURRENT or lcls not in SUPPORTED:
+        return {}, None
+    sub, scls, scfg = "", lcls, cfg
+    if lcls == "TimeDistributed":
+        inner = cfg.get("layer")
+        inner = inner if isinstance(inner, Mapping) else {}
+        scls = str(inner.get("class_name"))
+        got = inner.get("config")
+        scfg = got if isinstance(got, Mapping) else {}
+        sub = "layer"
+    want = roles(scls, scfg)
+    if lcls == "TimeDistributed" and scls != "Dense":
+        want = None
+    if lcls == "Normalization" and cfg.get("mean") is not None:
+        want = []  # mean and variance given in the config, not stored as weights
+    if want is None:
+        return {}, f"{name!r} wraps a {scls}, which numpy does not replay"
+    if not want:
+        return {}, None
+    try:
+        found = vars_of(name, sub, want)
+    except (LstmReportError, KeyError, ValueError, TypeError, OSError) as exc:
+        return {}, f"{lcls} {name!r}: {exc}"
+    if found is None:
+        return {}, f"{lcls} {name!r}: its weights are not where Keras stores them"
+    return found, None
 
 
 def _inbound(entry: Mapping[str, Any]) -> tuple[str, ...] | None:

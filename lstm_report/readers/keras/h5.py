@@ -5,7 +5,7 @@ legacy_h5 and weights_only)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.model.graph import ModelGraph
 from lstm_report.model.layers import Embedding, ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
-from lstm_report.readers.keras.topology import FoundLayer, InputEmbedding, layer_kind
+from lstm_report.readers.keras.topology import FoundLayer, Half, InputEmbedding, layer_kind
 from lstm_report.readers.safety.rules import check_dataset
 
 
@@ -95,23 +95,6 @@ def use_bias(cfg: Mapping[str, Any]) -> bool:
     return bool(src.get("use_bias", True))
 
 
-def split_halves(found: FoundLayer) -> list[tuple[str, str, Mapping[str, Any]]]:
-    """(direction, class name, config) of each LSTM inside a found recurrent layer."""
-    cfg = found.config
-    if found.class_name != "Bidirectional":
-        direction = "backward" if cfg.get("go_backwards") else "forward"
-        return [(direction, found.class_name, cfg)]
-    fwd = cfg.get("layer") or {}
-    bwd = cfg.get("backward_layer")
-    fwd_cfg = dict(fwd.get("config") or {})
-    if isinstance(bwd, Mapping):
-        bwd_cls, bwd_cfg = str(bwd.get("class_name")), dict(bwd.get("config") or {})
-    else:  # Keras builds the backward half from the forward config, reading backwards
-        bwd_cls, bwd_cfg = str(fwd.get("class_name")), {**fwd_cfg}
-        bwd_cfg["go_backwards"] = not fwd_cfg.get("go_backwards", False)
-    return [("forward", str(fwd.get("class_name")), fwd_cfg), ("backward", bwd_cls, bwd_cfg)]
-
-
 CUDNN = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
 """Keras 2's GPU-only layers and the plain layer whose layout their weights convert to."""
 
@@ -124,13 +107,15 @@ def cell_kind(class_name: str, cfg: Mapping[str, Any]) -> str:
 def build_lstms(
     found: FoundLayer,
     legacy: bool,
-    arrays: Iterator[tuple[str, str, list[np.ndarray]]],
+    arrays: Iterable[tuple[Half, list[np.ndarray]]],
     where: str,
 ) -> list[RecurrentLayer]:
+    """The analysed layers of one found layer: each half with its stored arrays, checked."""
     out = []
     wrapper = "Bidirectional" if found.class_name == "Bidirectional" else None
     merge = str(found.config.get("merge_mode", "concat")) if wrapper else None
-    for (direction, cls, cfg), (_, _, arrs) in zip(split_halves(found), arrays):
+    for half, arrs in arrays:
+        direction, cls, cfg = half.direction, half.class_name, half.config
         if cls == "CuDNNLSTM":
             arrs = list(cudnn_to_lstm(*arrs))
         elif cls == "CuDNNGRU":
@@ -276,7 +261,7 @@ def cudnn_to_gru(
 
 
 def count_params(h5: Any, skip: tuple[str, ...] = ()) -> int:
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     total = 0
 

@@ -9,32 +9,29 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.model.layers import ModelWeights, OtherLayer, RecurrentLayer
+from lstm_report.model.layers import ModelWeights
 from lstm_report.readers.files import ModelFile
 from lstm_report.readers.keras.graph import by_name, keras_graph
 from lstm_report.readers.keras.h5 import (
-    ANALYSED,
     DirectReadError,
     attr_list,
-    build_lstms,
-    cell_kind,
     count_params,
     embedding_of,
     embedding_table,
     is_keras2,
     model_weights,
-    other_layer,
     read_array,
-    split_halves,
     use_bias,
     weight_role,
 )
 from lstm_report.readers.keras.topology import (
-    find_recurrent,
+    FoundLayer,
+    Half,
     input_dim,
     input_embedding,
     input_shape,
 )
+from lstm_report.readers.keras.walk import read_stored
 
 
 def _pick(names: list[str], pattern: str, where: str, use_bias: bool) -> list[str]:
@@ -64,29 +61,24 @@ def read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWei
     if "model_weights" not in f:
         raise DirectReadError(f"{where}: HDF5 file has a model config but no model_weights group")
     g = f["model_weights"]
-    lstms: list[RecurrentLayer] = []
-    others: list[OtherLayer] = []
-    for found in find_recurrent(config):
+
+    def check(found: FoundLayer) -> None:
         top = found.path.split("/", 1)[0]
-        leaf = found.path.rsplit("/", 1)[-1]
         if top not in g:
             raise DirectReadError(f"{where}: no weights group for layer {top!r}")
-        group = g[top]
+
+    def arrays_of(found: FoundLayer, half: Half) -> list[np.ndarray]:
+        group = g[found.path.split("/", 1)[0]]
+        leaf = found.path.rsplit("/", 1)[-1]
+        if found.class_name == "Bidirectional":
+            pattern = rf"(^|/){re.escape(leaf)}/{half.direction}_[^/]+/"
+        else:
+            pattern = rf"(^|/){re.escape(leaf)}/"
         names = attr_list(group, "weight_names")
-        halves = split_halves(found)
-        kinds = {cell_kind(cls, cfg) for _, cls, cfg in halves}
-        if kinds not in ANALYSED:
-            others.append(other_layer(found, kinds))
-            continue
-        arrays = []
-        for direction, cls, cfg in halves:
-            if found.class_name == "Bidirectional":
-                pattern = rf"(^|/){re.escape(leaf)}/{direction}_[^/]+/"
-            else:
-                pattern = rf"(^|/){re.escape(leaf)}/"
-            picked = _pick(names, pattern, f"{where}: {found.path}", use_bias(cfg))
-            arrays.append((direction, cls, [read_array(group[n], where) for n in picked]))
-        lstms += build_lstms(found, legacy, iter(arrays), where)
+        picked = _pick(names, pattern, f"{where}: {found.path}", use_bias(half.config))
+        return [read_array(group[n], where) for n in picked]
+
+    lstms, others = read_stored(config, arrays_of, legacy=legacy, where=where, check=check)
     emb = input_embedding(config)
     table = None
     if emb is not None and emb.path in g:

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,15 @@ import numpy as np
 from lstm_report.errors import ModelLoadError, UnsafeModelError, quote, shorten
 from lstm_report.model.layers import Embedding, ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
-from lstm_report.readers.keras.h5 import ANALYSED
 from lstm_report.readers.keras.topology import (
-    find_recurrent,
+    FoundLayer,
+    Half,
     input_dim,
     input_embedding,
     input_shape,
     layer_kind,
 )
+from lstm_report.readers.keras.walk import walk_recurrent
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -58,7 +59,7 @@ def _import_keras() -> Any:
         except OSError:
             saved = None
     try:
-        import keras
+        import keras  # Keras (and TensorFlow) load only when a model is read with Keras
     except ImportError as exc:
         raise ModelLoadError(f"cannot import Keras ({exc}); install keras and tensorflow") from None
     finally:
@@ -194,45 +195,7 @@ def from_model(
     keras = import_keras()
     config = keras.saving.serialize_keras_object(model)
     objects = dict(_walk_layers(model, ""))
-    lstms: list[RecurrentLayer] = []
-    others: list[OtherLayer] = []
-    for found in find_recurrent(config):
-        layer = objects.get(found.path)
-        if layer is None:
-            raise ModelLoadError(f"{path}: layer {found.path!r} is in the config but not the model")
-        if found.class_name == "Bidirectional":
-            halves = (("forward", layer.forward_layer), ("backward", layer.backward_layer))
-            kinds = {_kind_of(h) for _, h in halves}
-            if kinds in ANALYSED:
-                for direction, half in halves:
-                    lstms.append(
-                        replace(
-                            _weights(
-                                half, found.path, direction, "Bidirectional", found.reads_input
-                            ),
-                            source=found.source,
-                            merge_mode=str(getattr(layer, "merge_mode", "concat")),
-                            return_sequences=bool(getattr(layer, "return_sequences", False)),
-                        )
-                    )
-            else:
-                others.append(
-                    OtherLayer(
-                        found.path,
-                        f"Bidirectional({'/'.join(sorted(kinds))})",
-                        _units(layer.forward_layer),
-                    )
-                )
-        elif {_kind_of(layer)} in ANALYSED:
-            direction = "backward" if _cfg(layer).get("go_backwards") else "forward"
-            lstms.append(
-                replace(
-                    _weights(layer, found.path, direction, None, found.reads_input),
-                    source=found.source,
-                )
-            )
-        else:
-            others.append(OtherLayer(found.path, _kind_of(layer), _units(layer)))
+    lstms, others = walk_recurrent(config, _LiveHalves(objects, path))
     return ModelWeights(
         name=name,
         path=path,
@@ -245,6 +208,68 @@ def from_model(
         input_shape=input_shape(config),
         embedding=_embedding(config, objects),
     )
+
+
+class _LiveHalves:
+    """A live model's halves: kinds, units and arrays from its layer objects."""
+
+    def __init__(self, objects: Mapping[str, Any], path: Any) -> None:
+        self.objects, self.path = objects, path
+
+    def _layer(self, found: FoundLayer) -> Any:
+        layer = self.objects.get(found.path)
+        if layer is None:
+            raise ModelLoadError(
+                f"{self.path}: layer {found.path!r} is in the config but not the model"
+            )
+        return layer
+
+    def kinds(self, found: FoundLayer, halves: Sequence[Half]) -> set[str]:
+        layer = self._layer(found)
+        return {_kind_of(_half(layer, found.class_name, h.direction)) for h in halves}
+
+    def layers(self, found: FoundLayer, halves: Sequence[Half]) -> list[RecurrentLayer]:
+        layer = self._layer(found)
+        if found.class_name != "Bidirectional":
+            direction = "backward" if _cfg(layer).get("go_backwards") else "forward"
+            return [
+                replace(
+                    _weights(layer, found.path, direction, None, found.reads_input),
+                    source=found.source,
+                )
+            ]
+        return [
+            replace(
+                _weights(
+                    _half(layer, found.class_name, h.direction),
+                    found.path,
+                    h.direction,
+                    "Bidirectional",
+                    found.reads_input,
+                ),
+                source=found.source,
+                merge_mode=str(getattr(layer, "merge_mode", "concat")),
+                return_sequences=bool(getattr(layer, "return_sequences", False)),
+            )
+            for h in halves
+        ]
+
+    def other(self, found: FoundLayer, kinds: set[str]) -> OtherLayer:
+        layer = self._layer(found)
+        if found.class_name == "Bidirectional":
+            return OtherLayer(
+                found.path,
+                f"Bidirectional({'/'.join(sorted(kinds))})",
+                _units(layer.forward_layer),
+            )
+        return OtherLayer(found.path, _kind_of(layer), _units(layer))
+
+
+def _half(layer: Any, wrapper: str | None, direction: str) -> Any:
+    """The layer object of one direction: a Bidirectional's half, else the layer itself."""
+    if wrapper != "Bidirectional":
+        return layer
+    return layer.forward_layer if direction == "forward" else layer.backward_layer
 
 
 def _embedding(config: Mapping[str, Any], objects: Mapping[str, Any]) -> Embedding | None:
@@ -263,10 +288,7 @@ def refresh(model: Any, template: ModelWeights) -> ModelWeights:
     objects = dict(_walk_layers(model, ""))
     lstms = []
     for w in template.layers:
-        layer = objects[w.name]
-        if w.wrapper == "Bidirectional":
-            layer = layer.forward_layer if w.direction == "forward" else layer.backward_layer
-        cell = layer.cell
+        cell = _half(objects[w.name], w.wrapper, w.direction).cell
         bias = None if w.bias is None else np.array(cell.bias.numpy())
         lstms.append(
             w.with_keras_arrays(

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 import numpy as np
+from numpy.lib import format as npy
 
 from lstm_report.errors import CorruptModelError
 from lstm_report.fileio.limits import MiB, read_at_most, zip_member_problem
@@ -46,7 +47,7 @@ _counter = itertools.count()
 @contextmanager
 def as_h5(fh: IO[bytes], label: str) -> Iterator[Any]:
     """The npz file ``fh`` as an in-memory h5py.File in model.weights.h5's layout."""
-    import h5py
+    import h5py  # h5py is loaded only when an HDF5 file is read
 
     try:
         zf = zipfile.ZipFile(fh)
@@ -81,8 +82,6 @@ def as_h5(fh: IO[bytes], label: str) -> Iterator[Any]:
 
 def _member_arrays(raw: bytes, label: str) -> list[tuple[str, np.ndarray]]:
     """One member's variables, ``("0", kernel), ("1", recurrent_kernel), ...``."""
-    from numpy.lib import format as npy
-
     fh = io.BytesIO(raw)
     try:
         version = npy.read_magic(fh)

@@ -54,6 +54,36 @@ class FoundLayer:
     """Path of the nearest non-transparent layer feeding this one (None: the model input)."""
 
 
+@dataclass(frozen=True)
+class Half:
+    """One direction of a found recurrent layer: the layer itself, or a Bidirectional's half."""
+
+    direction: str
+    """``forward`` or ``backward``."""
+    class_name: str
+    config: Mapping[str, Any]
+
+
+def split_halves(found: FoundLayer) -> list[Half]:
+    """Each direction inside a found recurrent layer: one, or a Bidirectional's two."""
+    cfg = found.config
+    if found.class_name != "Bidirectional":
+        direction = "backward" if cfg.get("go_backwards") else "forward"
+        return [Half(direction, found.class_name, cfg)]
+    fwd = cfg.get("layer") or {}
+    bwd = cfg.get("backward_layer")
+    fwd_cfg = dict(fwd.get("config") or {})
+    if isinstance(bwd, Mapping):
+        bwd_cls, bwd_cfg = str(bwd.get("class_name")), dict(bwd.get("config") or {})
+    else:  # Keras builds the backward half from the forward config, reading backwards
+        bwd_cls, bwd_cfg = str(fwd.get("class_name")), {**fwd_cfg}
+        bwd_cfg["go_backwards"] = not fwd_cfg.get("go_backwards", False)
+    return [
+        Half("forward", str(fwd.get("class_name")), fwd_cfg),
+        Half("backward", bwd_cls, bwd_cfg),
+    ]
+
+
 def layer_kind(class_name: str, config: Mapping[str, Any]) -> str:
     """``LSTM`` for an LSTM (including ``RNN(LSTMCell)``), else the Keras class name."""
     if class_name == "RNN":

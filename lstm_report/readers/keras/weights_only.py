@@ -5,6 +5,7 @@ say (activations) is assumed and reported (docs/formats.md)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,57 +72,43 @@ def read_weights_only(
             f"{where}: {info.path.name} has neither a model config nor Keras weight groups "
             "(layer_names); not a Keras weights file"
         )
-    default_rec = "sigmoid"
-    v = keras_version_of(info.keras_version)
-    if v is not None and v < (2, 3):
-        default_rec = "hard_sigmoid_keras2"  # Keras <= 2.2.x defaulted to hard_sigmoid
-    act = assume.activation or "tanh"
-    rec = assume.recurrent_activation or default_rec
+    act, rec = _assumed(info, assume)
     lstms: list[RecurrentLayer] = []
     others: list[OtherLayer] = []
     first_weighted = True
-    for layer in layer_names:
-        if layer not in f:
+    for layer, prefix, arrs in _stored_cells(f, layer_names, where):
+        k, rk, b = arrs.get("kernel"), arrs.get("recurrent_kernel"), arrs.get("bias")
+        label = _weights_only_label(layer, prefix)
+        if k is None or rk is None or rk.ndim != 2 or rk.shape[0] == 0:
+            first_weighted = first_weighted and not arrs
             continue
-        group = f[layer]
-        names = attr_list(group, "weight_names")
-        triples = _triples(names)
-        for prefix, roles in triples.items():
-            arrs = {r: read_array(group[n], where) for r, n in roles.items()}
-            k, rk, b = arrs.get("kernel"), arrs.get("recurrent_kernel"), arrs.get("bias")
-            label = _weights_only_label(layer, prefix)
-            if k is None or rk is None or rk.ndim != 2 or rk.shape[0] == 0:
-                first_weighted = first_weighted and not arrs
-                continue
-            direction = "backward" if re.search(r"(^|/)backward_", prefix) else "forward"
-            shaped = _by_shape(k, rk, b, f"{where}: {label}")
-            if shaped.arrays is None:
-                others.append(OtherLayer(label, shaped.kind, shaped.units))
-                first_weighted = False
-                continue
-            kind = shaped.kind
-            kernel, rkernel, bias = shaped.arrays
-            lstms.append(
-                RecurrentLayer.from_keras_arrays(
-                    name=label,
-                    direction=direction,
-                    kernel=kernel,
-                    recurrent_kernel=rkernel,
-                    bias=bias,
-                    activation="tanh" if kind.startswith("CuDNN") else act,
-                    recurrent_activation="sigmoid" if kind.startswith("CuDNN") else rec,
-                    go_backwards=direction == "backward",
-                    wrapper="Bidirectional"
-                    if "forward_" in prefix or "backward_" in prefix
-                    else None,
-                    # Assumed: the first layer with weights reads the model input.
-                    reads_input=first_weighted
-                    or (direction == "backward" and bool(lstms) and lstms[-1].reads_input),
-                    kind=kind,
-                    reset_after=shaped.reset_after,
-                )
-            )
+        direction = "backward" if re.search(r"(^|/)backward_", prefix) else "forward"
+        shaped = _by_shape(k, rk, b, f"{where}: {label}")
+        if shaped.arrays is None:
+            others.append(OtherLayer(label, shaped.kind, shaped.units))
             first_weighted = False
+            continue
+        kind = shaped.kind
+        kernel, rkernel, bias = shaped.arrays
+        lstms.append(
+            RecurrentLayer.from_keras_arrays(
+                name=label,
+                direction=direction,
+                kernel=kernel,
+                recurrent_kernel=rkernel,
+                bias=bias,
+                activation="tanh" if kind.startswith("CuDNN") else act,
+                recurrent_activation="sigmoid" if kind.startswith("CuDNN") else rec,
+                go_backwards=direction == "backward",
+                wrapper="Bidirectional" if "forward_" in prefix or "backward_" in prefix else None,
+                # Assumed: the first layer with weights reads the model input.
+                reads_input=first_weighted
+                or (direction == "backward" and bool(lstms) and lstms[-1].reads_input),
+                kind=kind,
+                reset_after=shaped.reset_after,
+            )
+        )
+        first_weighted = False
     return model_weights(
         info,
         name,
@@ -129,17 +116,44 @@ def read_weights_only(
         others,
         count_params(f),
         next((w.input_dim for w in lstms if w.reads_input), None),
-        (
-            f"weights-only file: no architecture stored; assumed activation {act!r}, "
-            f"recurrent_activation {rec!r}"
-            + (
-                " (Keras <= 2.2 default)"
-                if rec == "hard_sigmoid_keras2" and not assume.recurrent_activation
-                else ""
-            )
-            + ", not go_backwards, and that the first layer with weights reads the model input; "
-            "set 'activations' in the config to override",
-        ),
+        (_assumed_note(act, rec, assume),),
+    )
+
+
+def _stored_cells(
+    f: Any, layer_names: list[str], where: str
+) -> Iterator[tuple[str, str, dict[str, np.ndarray]]]:
+    """(layer, cell prefix, arrays by role) of every weight group the file lists."""
+    for layer in layer_names:
+        if layer not in f:
+            continue
+        group = f[layer]
+        for prefix, roles in _triples(attr_list(group, "weight_names")).items():
+            yield layer, prefix, {r: read_array(group[n], where) for r, n in roles.items()}
+
+
+def _assumed(info: ModelFile, assume: Activations) -> tuple[str, str]:
+    """The activation and recurrent activation a weights-only file is read with: the
+    config's, else the defaults of the Keras that wrote it."""
+    default_rec = "sigmoid"
+    v = keras_version_of(info.keras_version)
+    if v is not None and v < (2, 3):
+        default_rec = "hard_sigmoid_keras2"  # Keras <= 2.2.x defaulted to hard_sigmoid
+    return assume.activation or "tanh", assume.recurrent_activation or default_rec
+
+
+def _assumed_note(act: str, rec: str, assume: Activations) -> str:
+    """The note saying what a weights-only file's report assumes."""
+    return (
+        f"weights-only file: no architecture stored; assumed activation {act!r}, "
+        f"recurrent_activation {rec!r}"
+        + (
+            " (Keras <= 2.2 default)"
+            if rec == "hard_sigmoid_keras2" and not assume.recurrent_activation
+            else ""
+        )
+        + ", not go_backwards, and that the first layer with weights reads the model input; "
+        "set 'activations' in the config to override"
     )
 
 
@@ -159,40 +173,12 @@ def read_keras3_weights(
     Every ``<layer>/cell/vars`` group is a recurrent cell; the layer's own name is the
     ``name`` attribute saving_lib stores on ``<layer>/vars``.
     """
-    import h5py
-
-    cells: list[str] = []
-    f.visititems(
-        lambda path, obj: (
-            cells.append(path)
-            if isinstance(obj, h5py.Group) and path.endswith("/cell") and "vars" in obj
-            else None
-        )
-    )
     act = assume.activation or "tanh"
     rec = assume.recurrent_activation or "sigmoid"
     lstms: list[RecurrentLayer] = []
     others: list[OtherLayer] = []
-
-    def order(path: str) -> tuple[list[Any], bool]:  # a Bidirectional's forward half first
-        return natural_key(
-            path.replace("/backward_layer/", "/").replace("/forward_layer/", "/")
-        ), "/backward_layer/" in path
-
-    for cell_path in sorted(cells, key=order):
-        layer_path = cell_path.rsplit("/", 1)[0]
-        parts = layer_path.split("/")
-        direction, wrapper = "forward", None
-        if parts[-1] in ("forward_layer", "backward_layer"):
-            direction = parts[-1].split("_")[0]
-            wrapper = "Bidirectional"
-            parts = parts[:-1]
-        # the readable path: the stored name of every `layers/<x>` level
-        names = []
-        for k in range(1, len(parts), 2):
-            group = f["/".join(parts[: k + 1])]
-            names.append(_vars_name(group) or parts[k])
-        label = "/".join(names)
+    for cell_path in _cell_paths(f):
+        label, direction, wrapper = _placement(f, cell_path)
         arrs = layer_vars(f, cell_path, where)
         if len(arrs) not in (2, 3) or arrs[1].ndim != 2 or arrs[1].shape[0] == 0:
             continue
@@ -233,6 +219,44 @@ def read_keras3_weights(
             "config to override",
         ),
     )
+
+
+def _cell_paths(f: Any) -> list[str]:
+    """Every ``<layer>/cell`` group holding ``vars``, in layer order, a Bidirectional's
+    forward half first."""
+    import h5py  # h5py is loaded only when an HDF5 file is read
+
+    cells: list[str] = []
+    f.visititems(
+        lambda path, obj: (
+            cells.append(path)
+            if isinstance(obj, h5py.Group) and path.endswith("/cell") and "vars" in obj
+            else None
+        )
+    )
+
+    def order(path: str) -> tuple[list[Any], bool]:  # a Bidirectional's forward half first
+        return natural_key(
+            path.replace("/backward_layer/", "/").replace("/forward_layer/", "/")
+        ), "/backward_layer/" in path
+
+    return sorted(cells, key=order)
+
+
+def _placement(f: Any, cell_path: str) -> tuple[str, str, str | None]:
+    """A cell group's readable layer path (the stored name of every ``layers/<x>`` level),
+    direction and wrapper."""
+    parts = cell_path.rsplit("/", 1)[0].split("/")
+    direction, wrapper = "forward", None
+    if parts[-1] in ("forward_layer", "backward_layer"):
+        direction = parts[-1].split("_")[0]
+        wrapper = "Bidirectional"
+        parts = parts[:-1]
+    names = []
+    for k in range(1, len(parts), 2):
+        group = f["/".join(parts[: k + 1])]
+        names.append(_vars_name(group) or parts[k])
+    return "/".join(names), direction, wrapper
 
 
 def _triples(names: list[str]) -> dict[str, dict[str, str]]:

@@ -75,7 +75,7 @@ class Values:
         *,
         parent: Values | None = None,
     ) -> None:
-        from onnx import helper, numpy_helper
+        from onnx import helper, numpy_helper  # onnx is optional: loaded only to read an ONNX file
 
         self._read = read_tensor
         self._parent = parent
@@ -177,7 +177,7 @@ class Values:
 
 
 def _attrs(node: Any) -> dict[str, Any]:
-    from onnx import helper
+    from onnx import helper  # onnx is optional: loaded only to read an ONNX file
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -198,7 +198,8 @@ def _axes(node: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[int] | No
 
 
 def _fold(node: Any, inputs: list[Any]) -> list[np.ndarray]:
-    from onnx.helper import tensor_dtype_to_np_dtype
+    """The outputs of one node of the allow-list, its inputs folded already."""
+    from onnx.helper import tensor_dtype_to_np_dtype  # onnx is optional: only its readers load it
 
     op, attrs = node.op_type, _attrs(node)
     x = inputs[0]
@@ -233,38 +234,48 @@ def _fold(node: Any, inputs: list[Any]) -> list[np.ndarray]:
         _checked((sum(p.size for p in parts),), node)
         return [np.concatenate(parts, axis=axis)]
     if op == "Slice":
-
-        def ints(value: Any) -> list[int]:
-            return [int(v) for v in np.asarray(value).ravel()]
-
-        if "starts" in attrs:  # opset 1
-            starts, ends = ints(attrs["starts"]), ints(attrs["ends"])
-            axes = ints(attrs.get("axes", range(len(starts))))
-            steps = [1] * len(starts)
-        else:
-            starts, ends = ints(inputs[1]), ints(inputs[2])
-            given = [inputs[k] if len(inputs) > k else None for k in (3, 4)]
-            axes = ints(range(len(starts))) if given[0] is None else ints(given[0])
-            steps = [1] * len(starts) if given[1] is None else ints(given[1])
-        index = [slice(None)] * x.ndim
-        for s, e, a, st in zip(starts, ends, axes, steps):
-            index[int(a) % x.ndim] = slice(int(s), int(e), int(st))
-        return [x[tuple(index)]]
+        return [_slice(x, inputs, attrs)]
     if op == "Gather":
         idx = np.asarray(inputs[1]).astype(np.int64)
         axis = int(attrs.get("axis", 0)) % x.ndim
         _checked(x.shape[:axis] + idx.shape + x.shape[axis + 1 :], node)
         return [np.take(x, idx, axis=axis)]
     if op == "Split":
-        axis = int(attrs.get("axis", 0)) % x.ndim
-        if len(inputs) > 1 and inputs[1] is not None:
-            sizes = [int(s) for s in np.asarray(inputs[1]).ravel()]
-        elif "split" in attrs:
-            sizes = [int(s) for s in attrs["split"]]
-        else:
-            n = len(node.output)
-            sizes = [math.ceil(x.shape[axis] / n)] * n
-            sizes[-1] = x.shape[axis] - sum(sizes[:-1])
-        cuts = np.cumsum(sizes)[:-1]
-        return list(np.split(x, cuts, axis=axis))
+        return _split(x, node, inputs, attrs)
     raise FoldError(f"{op} is not folded")
+
+
+def _slice(x: np.ndarray, inputs: list[Any], attrs: dict[str, Any]) -> np.ndarray:
+    """A Slice: starts, ends, axes and steps as attributes (opset 1) or inputs."""
+
+    def ints(value: Any) -> list[int]:
+        return [int(v) for v in np.asarray(value).ravel()]
+
+    if "starts" in attrs:  # opset 1
+        starts, ends = ints(attrs["starts"]), ints(attrs["ends"])
+        axes = ints(attrs.get("axes", range(len(starts))))
+        steps = [1] * len(starts)
+    else:
+        starts, ends = ints(inputs[1]), ints(inputs[2])
+        given = [inputs[k] if len(inputs) > k else None for k in (3, 4)]
+        axes = ints(range(len(starts))) if given[0] is None else ints(given[0])
+        steps = [1] * len(starts) if given[1] is None else ints(given[1])
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[int(a) % x.ndim] = slice(int(s), int(e), int(st))
+    return x[tuple(index)]
+
+
+def _split(x: np.ndarray, node: Any, inputs: list[Any], attrs: dict[str, Any]) -> list[np.ndarray]:
+    """A Split: sizes as an input, an attribute, or equal parts, one an output."""
+    axis = int(attrs.get("axis", 0)) % x.ndim
+    if len(inputs) > 1 and inputs[1] is not None:
+        sizes = [int(s) for s in np.asarray(inputs[1]).ravel()]
+    elif "split" in attrs:
+        sizes = [int(s) for s in attrs["split"]]
+    else:
+        n = len(node.output)
+        sizes = [math.ceil(x.shape[axis] / n)] * n
+        sizes[-1] = x.shape[axis] - sum(sizes[:-1])
+    cuts = np.cumsum(sizes)[:-1]
+    return list(np.split(x, cuts, axis=axis))

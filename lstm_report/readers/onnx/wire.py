@@ -24,6 +24,7 @@ packed integer lists."""
 def onnx_schema() -> Schema:
     """The message fields of onnx.ModelProto and everything it holds, from onnx's own
     descriptors (so the walk follows the onnx package installed)."""
+    # onnx (and the protobuf it brings) is optional: loaded only to read an ONNX file
     import onnx
     from google.protobuf.descriptor import FieldDescriptor
 

@@ -30,6 +30,7 @@ from lstm_report.fileio.limits import (
     size_text,
     zip_member_problem,
 )
+from lstm_report.readers.formats import ZIP_SIGNATURE
 
 OWN_BYTES = "refused: a model file may only use its own bytes"
 
@@ -47,16 +48,39 @@ def check_hdf5(f: Any, label: str) -> None:
 
     label starts every message: it names the file. Raises CorruptModelError.
     """
-    from h5py import h5d, h5l, h5o
-
     # Two walks, each stopping at the first problem (a callback may not raise: it returns
     # the message). Nothing is listed, so a file of a million links costs no memory.
-    count = 0
+    walk = _Walks(f, label)
+    for visit in (walk.links, walk.objects):
+        problem = f.id.links.visit(visit, info=True)
+        if problem:
+            raise CorruptModelError(f"{label}: {problem}")
+    declared, stored = walk.compressed
+    if declared > max(FILE_INFLATION_FLOOR, MAX_INFLATION * stored):
+        raise CorruptModelError(
+            f"{label}: compressed datasets declare {size_text(declared)} in all (the most: "
+            f"{walk.worst[1]}) but store {size_text(stored)}, more than {MAX_INFLATION}× and "
+            f"more than {size_text(FILE_INFLATION_FLOOR)}: refused as a decompression bomb"
+        )
 
-    def links(name: bytes, info: Any) -> str | None:
-        nonlocal count
-        count += 1
-        if count > MAX_HDF5_LINKS:
+
+class _Walks:
+    """check_hdf5's two walks over a file's links (H5Lvisit callbacks) and what they count."""
+
+    def __init__(self, f: Any, label: str) -> None:
+        from h5py import h5d, h5l, h5o  # h5py is loaded only when an HDF5 file is read
+
+        self.f, self.label = f, label
+        self.h5d, self.h5l, self.h5o = h5d, h5l, h5o
+        self.count = 0
+        self.compressed = [0, 0]  # declared, stored
+        self.worst = (0.0, "")
+
+    def links(self, name: bytes, info: Any) -> str | None:
+        """The first walk: how many links, and of which types."""
+        h5l = self.h5l
+        self.count += 1
+        if self.count > MAX_HDF5_LINKS:
             return f"has more than {MAX_HDF5_LINKS:,} links; refused"
         if info.type == h5l.TYPE_EXTERNAL:
             return f"{show(name)} is an external link to another file; {OWN_BYTES}"
@@ -64,18 +88,16 @@ def check_hdf5(f: Any, label: str) -> None:
             return f"{show(name)} is a user-defined link (type {info.type}); {OWN_BYTES}"
         return None
 
-    compressed = [0, 0]  # declared, stored
-    worst = (0.0, "")
-
-    def objects(name: bytes, info: Any) -> str | None:
+    def objects(self, name: bytes, info: Any) -> str | None:
+        """The second walk: each soft link resolves, each dataset is checked."""
         try:
-            return check_object(name, info.type)
+            return self._check_object(name, info.type)
         except Exception as exc:  # must not escape the callback: h5py would mangle it
             return f"cannot check {show(name)} ({type(exc).__name__}: {exc}); damaged file"
 
-    def check_object(name: bytes, kind: int) -> str | None:
-        nonlocal worst
-        if kind == h5l.TYPE_SOFT:
+    def _check_object(self, name: bytes, kind: int) -> str | None:
+        f, h5o = self.f, self.h5o
+        if kind == self.h5l.TYPE_SOFT:
             try:  # resolving follows soft links, at most 16 in a row: a cycle fails, not loops
                 h5o.get_info(f.id, name)
             except (KeyError, RuntimeError, OSError, ValueError):
@@ -88,26 +110,15 @@ def check_hdf5(f: Any, label: str) -> None:
         if h5o.get_info(f.id, name).type != h5o.TYPE_DATASET:
             return None
         try:
-            size, kept, filtered = check_dataset(h5d.open(f.id, name), show(name), label)
+            dsid = self.h5d.open(f.id, name)
+            size, kept, filtered = check_dataset(dsid, show(name), self.label)
         except CorruptModelError as exc:
-            return str(exc).removeprefix(f"{label}: ")
+            return str(exc).removeprefix(f"{self.label}: ")
         if filtered:
-            compressed[0] += size
-            compressed[1] += kept
-            worst = max(worst, (size / max(kept, 1), show(name)))
+            self.compressed[0] += size
+            self.compressed[1] += kept
+            self.worst = max(self.worst, (size / max(kept, 1), show(name)))
         return None
-
-    for walk in (links, objects):
-        problem = f.id.links.visit(walk, info=True)
-        if problem:
-            raise CorruptModelError(f"{label}: {problem}")
-    declared, stored = compressed
-    if declared > max(FILE_INFLATION_FLOOR, MAX_INFLATION * stored):
-        raise CorruptModelError(
-            f"{label}: compressed datasets declare {size_text(declared)} in all (the most: "
-            f"{worst[1]}) but store {size_text(stored)}, more than {MAX_INFLATION}× and more "
-            f"than {size_text(FILE_INFLATION_FLOOR)}: refused as a decompression bomb"
-        )
 
 
 def check_dataset(dsid: Any, name: str, label: str) -> tuple[int, int, bool]:
@@ -116,7 +127,7 @@ def check_dataset(dsid: Any, name: str, label: str) -> tuple[int, int, bool]:
     Reads the dataset's creation properties and dataspace only: never its data, and never
     the files a virtual or external dataset names. Raises CorruptModelError.
     """
-    from h5py import h5d, h5s
+    from h5py import h5d, h5s  # h5py is loaded only when an HDF5 file is read
 
     dcpl = dsid.get_create_plist()
     externals = dcpl.get_external_count()
@@ -272,7 +283,7 @@ def stored_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> MemberWindow | 
     signature, name_len, extra_len = _LOCAL_HEADER.unpack(head)
     name = os.pread(fd, name_len, info.header_offset + _LOCAL_HEADER.size)
     encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
-    if signature != b"PK\x03\x04" or name.decode(encoding, "replace") != info.orig_filename:
+    if signature != ZIP_SIGNATURE or name.decode(encoding, "replace") != info.orig_filename:
         return None  # zipfile's reader names the damage
     start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
     return MemberWindow(os.dup(fd), start, info.compress_size)

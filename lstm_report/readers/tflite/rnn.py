@@ -23,7 +23,6 @@ scale`` per tensor or per channel along ``quantized_dimension``.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,17 +35,11 @@ from lstm_report.cells.base import LSTM_GATES, CellWeights, Direction, GateWeigh
 from lstm_report.errors import AnalysisError, CorruptModelError, ModelLoadError
 from lstm_report.fileio.limits import open_regular
 from lstm_report.model.layers import RecurrentModel
+from lstm_report.readers.formats import is_tflite
+from lstm_report.readers.tflite.tensors import Tensors
 
 MAX_TFLITE_BYTES = 1024 * 1024 * 1024
 """A .tflite file is read whole (FlatBuffers address it in place): at most 1 GiB."""
-
-TFLITE_IDENTIFIER = b"TFL3"
-"""The FlatBuffer file identifier, bytes 4-8 of every .tflite file (schema.fbs)."""
-
-_DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<i4", 3: "u1", 7: "<i2", 9: "i1", 10: "<f8"}
-"""tflite.TensorType codes read: FLOAT32, FLOAT16, INT32, UINT8, INT16, INT8, FLOAT64."""
-
-_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 7: "int16", 9: "int8"}
 
 _ACTIVATIONS = {0: "linear", 1: "relu", 3: "relu6", 4: "tanh"}
 """tflite.ActivationFunctionType -> Keras names the replay knows (RELU_N1_TO_1, SIGN_BIT: no)."""
@@ -67,14 +60,14 @@ _RECURRENT_OPS = {
 def read(path: Path) -> RecurrentModel:
     """The LSTM operators of a .tflite model (every subgraph), as cells."""
     try:
-        import tflite
+        import tflite  # tflite is optional: loaded only to read a .tflite file
     except ImportError:
         raise ModelLoadError(
             f"{path.name}: reading TFLite needs the tflite package: pip install "
             "'lstm-report[tflite]'"
         ) from None
     buf = _read_bounded(path)
-    if len(buf) < 8 or buf[4:8] != TFLITE_IDENTIFIER:
+    if len(buf) < 8 or not is_tflite(buf):
         raise ModelLoadError(f"{path.name}: not a TFLite model (no TFL3 identifier)")
     try:
         return _Reader(path.name, buf, tflite).model()
@@ -118,6 +111,7 @@ class _Reader:
         self.buf = buf
         self.tfl = tflite
         self.model_ = tflite.Model.GetRootAsModel(buf, 0)
+        self.tensors = Tensors(self.model_, buf)
         self.op_names = {
             v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")
         }
@@ -227,6 +221,7 @@ class _Reader:
     # --- one LSTM operator -----------------------------------------------------------------
 
     def _lstm(self, item: _Op, name: str) -> tuple[tuple[CellWeights, ...], str | None]:
+        """The cells of one LSTM operator, or why it is listed and not analysed."""
         op = item.op
         inputs = [int(op.Inputs(k)) for k in range(self._n(op.InputsLength()))]
         where = f"{self.file}: {name}"
@@ -235,29 +230,11 @@ class _Reader:
         activation = _ACTIVATIONS.get(act_code)
         if activation is None:
             return (), f"fused activation {act_code} has no numpy replay"
-        if item.code == "LSTM" and options.KernelType() != 0:  # LSTMKernelType.FULL
-            return (), "the BASIC LSTM kernel (4 inputs, concatenated weights) is not read"
         notes: list[str] = []
-        cell_clip, proj_clip = float(options.CellClip()), float(options.ProjClip())
-        if cell_clip > 0:
-            notes.append(
-                f"TFLite clips the cell state to ±{cell_clip:g} (cell_clip); the replay does "
-                "not, which is the same while |c| stays below it"
-            )
-        if proj_clip > 0:
-            notes.append(f"TFLite clips the projection to ±{proj_clip:g}; the replay does not")
-        if item.code == "LSTM":
-            notes.append("a one-step TFLite LSTM operator, analysed as a sequence layer")
+        why = _refusal(item.code, options, inputs, notes)
+        if why is not None:
+            return (), why
         bidi = item.code == "BIDIRECTIONAL_SEQUENCE_LSTM"
-        if bidi:
-            if len(inputs) > 39 and inputs[39] >= 0:
-                return (), "an auxiliary input (input 39) feeds both directions"
-            if not options.MergeOutputs():
-                notes.append("merge_outputs is off: the two directions are separate outputs")
-        if item.code == "UNIDIRECTIONAL_SEQUENCE_LSTM" and options.DiagonalRecurrentTensors():
-            return (), "diagonal recurrent weights (diagonal_recurrent_tensors)"
-        if not bidi and len(inputs) > 20 and any(k >= 0 for k in inputs[20:24]):
-            return (), "layer normalisation (inputs 20-23) is not in this description of an LSTM"
         directions: tuple[tuple[Direction, int], ...] = (
             (("forward", 0), ("backward", _BACKWARD_OFFSET)) if bidi else (("forward", 0),)
         )
@@ -266,70 +243,12 @@ class _Reader:
 
             def tensor(k: int, _o: int = offset) -> np.ndarray | None:
                 idx = inputs[k + _o] if k + _o < len(inputs) else -1
-                return None if idx < 0 else self._array(item.subgraph, idx, where, notes)
+                return None if idx < 0 else self.tensors.array(item.subgraph, idx, where, notes)
 
-            if tensor(1) is None:
-                return (), (
-                    "CIFG (coupled input and forget gates, no input-gate weights: i = 1 − f)"
-                )
-            peep = [tensor(k) for k in (9, 10, 11)]  # cell_to_{input,forget,output}
-            peepholes = None
-            if any(p is not None for p in peep):
-                if any(p is None for p in peep):
-                    return (), "peepholes for some gates only (inputs 9-11)"
-                peepholes = np.stack([np.asarray(p, dtype=np.float32).ravel() for p in peep])
-                if not np.any(peepholes):
-                    notes.append("peephole weights (inputs 9-11) are given and all zero")
-                    peepholes = None
-            gates = []
-            for gate in LSTM_GATES:
-                w_k, r_k, b_k = _GATE_INPUTS[gate.name]
-                W, R, b = tensor(w_k), tensor(r_k), tensor(b_k)
-                if W is None or R is None:
-                    raise ModelLoadError(f"{where}: gate {gate.name} has no weights")
-                if W.ndim != 2 or R.ndim != 2:
-                    raise ModelLoadError(
-                        f"{where}: gate {gate.name}: weights {W.shape}, {R.shape} are not "
-                        "[units, in], [units, out]"
-                    )
-                gates.append(
-                    GateWeights(
-                        spec=gate,
-                        W=np.ascontiguousarray(W.T),
-                        U=np.ascontiguousarray(R.T),
-                        b=None if b is None else np.ascontiguousarray(b),
-                        b_rec=None,
-                    )
-                )
-            proj, proj_bias = tensor(16), tensor(17)
-            if proj_bias is not None and np.any(proj_bias):
-                return (), "a projection bias (input 17), which this description has not"
-            P = None if proj is None else np.ascontiguousarray(proj.T)
-            layout = (
-                "one tensor per gate: input weights [units, in] (inputs "
-                f"{1 + offset}-{4 + offset}), recurrent [units, out] ({5 + offset}-{8 + offset}), "
-                f"biases ({12 + offset}-{15 + offset}), gates i,f,c,o, each transposed"
-                + ("; projection [out, units] transposed into P" if P is not None else "")
-                + ("; peepholes P_i, P_f, P_o (inputs 9-11)" if peepholes is not None else "")
-            )
-            try:
-                cells.append(
-                    CellWeights(
-                        name=name,
-                        kind="LSTM",
-                        direction=direction,
-                        gates=tuple(gates),
-                        activation=activation,
-                        recurrent_activation="sigmoid",
-                        P=P,
-                        peepholes=peepholes,
-                        framework=f"TFLite {item.code}",
-                        source_layout=layout,
-                        notes=tuple(dict.fromkeys(notes)),
-                    )
-                )
-            except AnalysisError as exc:
-                raise ModelLoadError(f"{where}: {exc}") from None
+            found = _cell(tensor, name, direction, offset, activation, item.code, where, notes)
+            if isinstance(found, str):
+                return (), found
+            cells.append(found)
         return tuple(cells), None
 
     def _options(self, op: Any, code: str) -> Any:
@@ -347,69 +266,108 @@ class _Reader:
         opts.Init(table.Bytes, table.Pos)
         return opts
 
-    def _array(self, sg: Any, index: int, where: str, notes: list[str]) -> np.ndarray:
-        """Tensor ``index`` of subgraph ``sg`` as float (dequantised if it is an integer)."""
-        if not 0 <= index < sg.TensorsLength():
-            raise CorruptModelError(f"{where}: tensor index {index} out of range")
-        t = sg.Tensors(index)
-        label = f"{where}: tensor {(t.Name() or b'').decode('utf-8', 'replace')!r}"
-        if t.Sparsity() is not None:
-            raise ModelLoadError(f"{label}: sparse tensors are not read")
-        code = int(t.Type())
-        dtype = _DTYPES.get(code)
-        if dtype is None:
-            raise ModelLoadError(f"{label}: tensor type {code} is not read")
-        shape = tuple(int(d) for d in (t.ShapeAsNumpy() if t.ShapeLength() else ()))
-        if any(d < 0 for d in shape):
-            raise ModelLoadError(f"{label}: negative dimensions {shape}")
-        need = math.prod(shape) * np.dtype(dtype).itemsize
-        raw = self._buffer(int(t.Buffer()), label)
-        if len(raw) != need:
-            raise CorruptModelError(
-                f"{label}: shape {shape} ({_TYPE_NAMES.get(code, code)}) needs {need} bytes, "
-                f"its buffer holds {len(raw)}"
-            )
-        arr = np.frombuffer(raw, dtype=dtype).reshape(shape)
-        if code in (0, 1, 10):
-            return arr.astype(np.float32 if code != 10 else np.float64)
-        q = t.Quantization()
-        if q is None or q.ScaleLength() == 0:
-            raise ModelLoadError(f"{label}: an integer tensor without a quantisation scale")
-        scale = q.ScaleAsNumpy().astype(np.float64)
-        zero = (
-            q.ZeroPointAsNumpy().astype(np.float64) if q.ZeroPointLength() else np.zeros_like(scale)
-        )
-        if zero.shape != scale.shape:
-            raise CorruptModelError(f"{label}: {zero.size} zero points for {scale.size} scales")
-        axis = int(q.QuantizedDimension())
-        if scale.size > 1:
-            if not 0 <= axis < len(shape) or shape[axis] != scale.size:
-                raise CorruptModelError(
-                    f"{label}: {scale.size} scales along dimension {axis} of shape {shape}"
-                )
-            view = [1] * len(shape)
-            view[axis] = scale.size
-            scale, zero = scale.reshape(view), zero.reshape(view)
-        kind = _TYPE_NAMES[code]
-        notes.append(
-            f"{kind} tensors dequantised as (q − zero_point) · scale"
-            + (" (per channel)" if scale.size > 1 else "")
-        )
-        return ((arr.astype(np.float64) - zero) * scale).astype(np.float32)
 
-    def _buffer(self, index: int, label: str) -> bytes:
-        model = self.model_
-        if not 0 <= index < model.BuffersLength():
-            raise CorruptModelError(f"{label}: buffer {index} out of range")
-        b = model.Buffers(index)
-        offset, size = int(b.Offset()), int(b.Size())
-        if offset > 1:  # schema.fbs: data kept after the FlatBuffer, at an offset in the file
-            if offset + size > len(self.buf):
-                raise CorruptModelError(
-                    f"{label}: buffer {index} at {offset}+{size} lies past the file's end "
-                    f"({len(self.buf)} bytes)"
-                )
-            return self.buf[offset : offset + size]
-        if b.DataIsNone():
-            return b""
-        return bytes(b.DataAsNumpy().tobytes())
+def _refusal(code: str, options: Any, inputs: list[int], notes: list[str]) -> str | None:
+    """Why an LSTM operator's options or inputs put it beyond this description of an LSTM
+    (None: it is read), noting what the replay does differently."""
+    if code == "LSTM" and options.KernelType() != 0:  # LSTMKernelType.FULL
+        return "the BASIC LSTM kernel (4 inputs, concatenated weights) is not read"
+    cell_clip, proj_clip = float(options.CellClip()), float(options.ProjClip())
+    if cell_clip > 0:
+        notes.append(
+            f"TFLite clips the cell state to ±{cell_clip:g} (cell_clip); the replay does "
+            "not, which is the same while |c| stays below it"
+        )
+    if proj_clip > 0:
+        notes.append(f"TFLite clips the projection to ±{proj_clip:g}; the replay does not")
+    if code == "LSTM":
+        notes.append("a one-step TFLite LSTM operator, analysed as a sequence layer")
+    bidi = code == "BIDIRECTIONAL_SEQUENCE_LSTM"
+    if bidi:
+        if len(inputs) > 39 and inputs[39] >= 0:
+            return "an auxiliary input (input 39) feeds both directions"
+        if not options.MergeOutputs():
+            notes.append("merge_outputs is off: the two directions are separate outputs")
+    if code == "UNIDIRECTIONAL_SEQUENCE_LSTM" and options.DiagonalRecurrentTensors():
+        return "diagonal recurrent weights (diagonal_recurrent_tensors)"
+    if not bidi and len(inputs) > 20 and any(k >= 0 for k in inputs[20:24]):
+        return "layer normalisation (inputs 20-23) is not in this description of an LSTM"
+    return None
+
+
+def _cell(
+    tensor: Callable[[int], np.ndarray | None],
+    name: str,
+    direction: Direction,
+    offset: int,
+    activation: str,
+    code: str,
+    where: str,
+    notes: list[str],
+) -> CellWeights | str:
+    """One direction's cell from its input tensors (``tensor(k)``: input k, or None), or
+    why it is not read."""
+    if tensor(1) is None:
+        return "CIFG (coupled input and forget gates, no input-gate weights: i = 1 − f)"
+    peep = [tensor(k) for k in (9, 10, 11)]  # cell_to_{input,forget,output}
+    peepholes = None
+    if any(p is not None for p in peep):
+        if any(p is None for p in peep):
+            return "peepholes for some gates only (inputs 9-11)"
+        peepholes = np.stack([np.asarray(p, dtype=np.float32).ravel() for p in peep])
+        if not np.any(peepholes):
+            notes.append("peephole weights (inputs 9-11) are given and all zero")
+            peepholes = None
+    gates = _gates(tensor, where)
+    proj, proj_bias = tensor(16), tensor(17)
+    if proj_bias is not None and np.any(proj_bias):
+        return "a projection bias (input 17), which this description has not"
+    P = None if proj is None else np.ascontiguousarray(proj.T)
+    layout = (
+        "one tensor per gate: input weights [units, in] (inputs "
+        f"{1 + offset}-{4 + offset}), recurrent [units, out] ({5 + offset}-{8 + offset}), "
+        f"biases ({12 + offset}-{15 + offset}), gates i,f,c,o, each transposed"
+        + ("; projection [out, units] transposed into P" if P is not None else "")
+        + ("; peepholes P_i, P_f, P_o (inputs 9-11)" if peepholes is not None else "")
+    )
+    try:
+        return CellWeights(
+            name=name,
+            kind="LSTM",
+            direction=direction,
+            gates=gates,
+            activation=activation,
+            recurrent_activation="sigmoid",
+            P=P,
+            peepholes=peepholes,
+            framework=f"TFLite {code}",
+            source_layout=layout,
+            notes=tuple(dict.fromkeys(notes)),
+        )
+    except AnalysisError as exc:
+        raise ModelLoadError(f"{where}: {exc}") from None
+
+
+def _gates(tensor: Callable[[int], np.ndarray | None], where: str) -> tuple[GateWeights, ...]:
+    """The four gates, i, f, c, o, each a tensor per weight, transposed."""
+    gates = []
+    for gate in LSTM_GATES:
+        w_k, r_k, b_k = _GATE_INPUTS[gate.name]
+        W, R, b = tensor(w_k), tensor(r_k), tensor(b_k)
+        if W is None or R is None:
+            raise ModelLoadError(f"{where}: gate {gate.name} has no weights")
+        if W.ndim != 2 or R.ndim != 2:
+            raise ModelLoadError(
+                f"{where}: gate {gate.name}: weights {W.shape}, {R.shape} are not "
+                "[units, in], [units, out]"
+            )
+        gates.append(
+            GateWeights(
+                spec=gate,
+                W=np.ascontiguousarray(W.T),
+                U=np.ascontiguousarray(R.T),
+                b=None if b is None else np.ascontiguousarray(b),
+                b_rec=None,
+            )
+        )
+    return tuple(gates)

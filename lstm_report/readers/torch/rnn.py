@@ -29,6 +29,12 @@ from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, Direction
 from lstm_report.errors import AnalysisError, ModelLoadError
 from lstm_report.fileio.limits import weights_problem
 from lstm_report.model.layers import RecurrentModel
+from lstm_report.readers.formats import PICKLE_PROTO, ZIP_SIGNATURE
+from lstm_report.readers.safety import inert_pickle
+from lstm_report.readers.torch import safetensors_file as safetensors_state
+from lstm_report.readers.torch import sb3
+from lstm_report.readers.torch import state as torch_state
+from lstm_report.readers.torch.allow_list import TensorRef
 
 _KEY = re.compile(
     r"^(?:(?P<prefix>.+)\.)?(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
@@ -135,30 +141,10 @@ def cells_from_state_dict(
 def _cell(
     params: dict[str, np.ndarray], *, name: str, direction: Direction, where: str, suffix: str
 ) -> CellWeights | str:
-    missing = [p for p in ("weight_ih", "weight_hh") if p not in params]
-    if missing:
-        raise ModelLoadError(f"{where}: {missing[0]}{suffix} is missing")
-    w_ih, w_hh = params["weight_ih"], params["weight_hh"]
-    w_hr = params.get("weight_hr")
+    """One direction of one layer (or a cell), or why it is listed and not analysed."""
+    hidden, rec_dim, rows = _shapes(params, where, suffix)
+    w_ih, w_hh, w_hr = params["weight_ih"], params["weight_hh"], params.get("weight_hr")
     b_ih, b_hh = params.get("bias_ih"), params.get("bias_hh")
-    if (b_ih is None) != (b_hh is None):
-        raise ModelLoadError(f"{where}: bias_ih{suffix} and bias_hh{suffix} come in pairs")
-    if w_ih.ndim != 2 or w_hh.ndim != 2:
-        raise ModelLoadError(
-            f"{where}: weight_ih{suffix} {w_ih.shape} and weight_hh{suffix} {w_hh.shape} "
-            "must be matrices"
-        )
-    if w_hr is not None:
-        if w_hr.ndim != 2:
-            raise ModelLoadError(f"{where}: weight_hr{suffix} {w_hr.shape} is not a matrix")
-        hidden, rec_dim = w_hr.shape[1], w_hr.shape[0]
-    else:
-        hidden = rec_dim = w_hh.shape[1]
-    rows = w_hh.shape[0]
-    if hidden == 0 or rows % hidden:
-        raise ModelLoadError(
-            f"{where}: weight_hh{suffix} {w_hh.shape} is not (G*hidden, {rec_dim})"
-        )
     n_gates = rows // hidden
     module = "Cell" if suffix == "" else ""  # nn.LSTMCell's keys have no _l{k}
     if n_gates == 1 and w_hr is None:
@@ -177,21 +163,6 @@ def _cell(
         if b is not None and b.shape != (rows,):
             raise ModelLoadError(f"{where}: {label}{suffix} {b.shape} is not ({rows},)")
     kind: Kind = "LSTM" if n_gates == 4 else "GRU"
-    order = _TORCH_ORDER[kind]
-
-    def block(a: np.ndarray, k: int) -> np.ndarray:
-        return a[k * hidden : (k + 1) * hidden]
-
-    gates = tuple(
-        GateWeights(
-            spec=gate,
-            W=np.ascontiguousarray(block(w_ih, k).T),
-            U=np.ascontiguousarray(block(w_hh, k).T),
-            b=None if b_ih is None else block(b_ih, k).copy(),
-            b_rec=None if b_hh is None else block(b_hh, k).copy(),
-        )
-        for gate, k in zip(LSTM_GATES if kind == "LSTM" else GRU_GATES, order)
-    )
     torch_gates = "i,f,g,o" if kind == "LSTM" else "r,z,n (read as z,r,h)"
     parts = [
         f"weight_ih{suffix} ({rows}, in) and weight_hh{suffix} ({rows}, {rec_dim}), gates "
@@ -200,17 +171,16 @@ def _cell(
     ]
     if w_hr is not None:
         parts.append(f"weight_hr{suffix} ({rec_dim}, {hidden}) transposed into P")
-    layout = "; ".join(parts)
     try:
         return CellWeights(
             name=name,
             kind=kind,
             direction=direction,
-            gates=gates,
+            gates=_gates(kind, hidden, w_ih, w_hh, b_ih, b_hh),
             reset_after=True if kind == "GRU" else None,
             P=None if w_hr is None else np.ascontiguousarray(w_hr.T),
             framework=f"PyTorch nn.{kind}{module}",
-            source_layout=layout,
+            source_layout="; ".join(parts),
             notes=(
                 (
                     f"an nn.{kind}Cell computes one step per call: the report runs it over "
@@ -224,6 +194,60 @@ def _cell(
         raise ModelLoadError(f"{where}: {exc}") from None
 
 
+def _shapes(params: dict[str, np.ndarray], where: str, suffix: str) -> tuple[int, int, int]:
+    """(hidden, recurrent input, G*hidden rows), once the weights are there and are
+    matrices, and the biases pair up."""
+    missing = [p for p in ("weight_ih", "weight_hh") if p not in params]
+    if missing:
+        raise ModelLoadError(f"{where}: {missing[0]}{suffix} is missing")
+    w_ih, w_hh = params["weight_ih"], params["weight_hh"]
+    w_hr = params.get("weight_hr")
+    if (params.get("bias_ih") is None) != (params.get("bias_hh") is None):
+        raise ModelLoadError(f"{where}: bias_ih{suffix} and bias_hh{suffix} come in pairs")
+    if w_ih.ndim != 2 or w_hh.ndim != 2:
+        raise ModelLoadError(
+            f"{where}: weight_ih{suffix} {w_ih.shape} and weight_hh{suffix} {w_hh.shape} "
+            "must be matrices"
+        )
+    if w_hr is not None:
+        if w_hr.ndim != 2:
+            raise ModelLoadError(f"{where}: weight_hr{suffix} {w_hr.shape} is not a matrix")
+        hidden, rec_dim = w_hr.shape[1], w_hr.shape[0]
+    else:
+        hidden = rec_dim = w_hh.shape[1]
+    rows = w_hh.shape[0]
+    if hidden == 0 or rows % hidden:
+        raise ModelLoadError(
+            f"{where}: weight_hh{suffix} {w_hh.shape} is not (G*hidden, {rec_dim})"
+        )
+    return hidden, rec_dim, rows
+
+
+def _gates(
+    kind: Kind,
+    hidden: int,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+) -> tuple[GateWeights, ...]:
+    """The gates in the canonical order, each PyTorch block transposed."""
+
+    def block(a: np.ndarray, k: int) -> np.ndarray:
+        return a[k * hidden : (k + 1) * hidden]
+
+    return tuple(
+        GateWeights(
+            spec=gate,
+            W=np.ascontiguousarray(block(w_ih, k).T),
+            U=np.ascontiguousarray(block(w_hh, k).T),
+            b=None if b_ih is None else block(b_ih, k).copy(),
+            b_rec=None if b_hh is None else block(b_hh, k).copy(),
+        )
+        for gate, k in zip(LSTM_GATES if kind == "LSTM" else GRU_GATES, _TORCH_ORDER[kind])
+    )
+
+
 def read(path: Path) -> RecurrentModel:
     """The LSTM and GRU layers of a PyTorch state dict: a torch.save file (.pt, .pth, also a
     training or Lightning checkpoint holding one), a TorchScript archive, a stable-baselines3
@@ -233,9 +257,7 @@ def read(path: Path) -> RecurrentModel:
             head = f.read(8)
     except OSError as exc:
         raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
-    if head.startswith(b"PK\x03\x04"):
-        from lstm_report.readers.torch import sb3
-
+    if head.startswith(ZIP_SIGNATURE):
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
@@ -244,10 +266,8 @@ def read(path: Path) -> RecurrentModel:
         if sb3.is_sb3(names):
             return _read_torch_save(path, member=sb3.POLICY)
         return _read_torch_save(path)
-    if head.startswith(b"\x80"):  # a legacy torch.save pickle
+    if head.startswith(PICKLE_PROTO):  # a legacy torch.save pickle
         return _read_torch_save(path)
-    from lstm_report.readers.torch import safetensors_file as safetensors_state
-
     header = safetensors_state.read_header(path)
     wanted = [k for k in header if is_rnn_key(k)]
     check_bounds(path, layer_count(wanted), sum(header[k].nbytes_read for k in wanted))
@@ -258,19 +278,8 @@ def read(path: Path) -> RecurrentModel:
 
 
 def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
-    from lstm_report.readers.safety import inert_pickle
-    from lstm_report.readers.torch import state as torch_state
-
     loaded = torch_state.load(path, member)
-    dicts: Iterator[tuple[str, Mapping[str, object]]]
-    if loaded.torchscript:
-        state = inert_pickle.module_state(
-            loaded.obj, lambda v: isinstance(v, torch_state.TensorRef)
-        )
-        dicts = iter([("", state)])
-    else:
-        dicts = torch_state.tensor_dicts(loaded.obj)
-    models = [(w, d) for w, d in dicts if any(map(is_rnn_key, d))]
+    models = [(w, d) for w, d in _state_dicts(loaded) if any(map(is_rnn_key, d))]
     found = [(where, {k: v for k, v in d.items() if is_rnn_key(k)}) for where, d in models]
     # The parameters: every tensor of the state dicts that hold the recurrent layers (not a
     # checkpoint's optimizer state), a tensor stored under two names (tied) counted once.
@@ -278,13 +287,13 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
         (t.storage.key, t.offset, t.shape, t.stride)
         for _, d in models
         for t in d.values()
-        if isinstance(t, torch_state.TensorRef)
+        if isinstance(t, TensorRef)
     }
     total = sum(math.prod(shape) for _, _, shape, _ in views)
     check_bounds(
         path,
         sum(layer_count(d) for _, d in found),
-        sum(r.nbytes for _, d in found for r in d.values() if isinstance(r, torch_state.TensorRef)),
+        sum(r.nbytes for _, d in found for r in d.values() if isinstance(r, TensorRef)),
     )
     cells: list[CellWeights] = []
     other: list[str] = []
@@ -313,18 +322,31 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
         kind = "TorchScript archive"
     else:
         kind = "PyTorch state dict" if found and found[0][0] == "" else "PyTorch checkpoint"
-    notes: list[str] = []
-    if loaded.refusal is not None or loaded.torchscript:
-        names = sorted({p.name for p in inert_pickle.placeholders(loaded.obj)})
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-        notes.append(
-            "the pickle was read inertly: nothing in it was imported or run; "
-            + (f"objects left unbuilt: {shown}" if names else "no objects left unbuilt")
-            + (" (the TorchScript code/ folder is not read)" if loaded.torchscript else "")
-        )
     hyper = inert_pickle.scalar_hyper_parameters(loaded.obj)
     model = _model(path, kind, tuple(cells), tuple(other), total)
-    return replace(model, hyper_parameters=hyper, notes=tuple(notes))
+    return replace(model, hyper_parameters=hyper, notes=_inert_notes(loaded))
+
+
+def _state_dicts(loaded: torch_state.TorchFile) -> Iterator[tuple[str, Mapping[str, object]]]:
+    """(where, state dict) of every state dict the file holds; a TorchScript archive's is
+    the module tree's parameters."""
+    if loaded.torchscript:
+        state = inert_pickle.module_state(loaded.obj, lambda v: isinstance(v, TensorRef))
+        return iter([("", state)])
+    return torch_state.tensor_dicts(loaded.obj)
+
+
+def _inert_notes(loaded: torch_state.TorchFile) -> tuple[str, ...]:
+    """The note of a pickle read inertly: what it left unbuilt."""
+    if loaded.refusal is None and not loaded.torchscript:
+        return ()
+    names = sorted({p.name for p in inert_pickle.placeholders(loaded.obj)})
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    return (
+        "the pickle was read inertly: nothing in it was imported or run; "
+        + (f"objects left unbuilt: {shown}" if names else "no objects left unbuilt")
+        + (" (the TorchScript code/ folder is not read)" if loaded.torchscript else ""),
+    )
 
 
 def _model(

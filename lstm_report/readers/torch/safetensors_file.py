@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,39 +129,43 @@ def read_header(path: Path) -> dict[str, TensorSpec]:
             f"{path.name}: refused: {len(header):,} tensors, more than {MAX_TENSORS:,}"
         )
     data_size = size - 8 - n
-    out: dict[str, TensorSpec] = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(spec, dict):
-            raise ModelLoadError(f"{path.name}: tensor {name!r}: malformed header entry")
-        dtype, shape, offsets = spec.get("dtype"), spec.get("shape"), spec.get("data_offsets")
-        if dtype not in _DTYPES:
-            raise ModelLoadError(f"{path.name}: tensor {name!r}: unsupported dtype {dtype!r}")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise ModelLoadError(f"{path.name}: tensor {name!r}: malformed shape {shape!r}")
-        if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
-            raise ModelLoadError(
-                f"{path.name}: tensor {name!r}: shape {tuple(shape)} is too large for any array"
-            )
-        if not (
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and all(isinstance(o, int) for o in offsets)
-            and 0 <= offsets[0] <= offsets[1] <= data_size
-        ):
-            raise ModelLoadError(
-                f"{path.name}: tensor {name!r}: offsets {offsets!r} outside the "
-                f"{data_size} bytes of data"
-            )
-        need = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
-        if offsets[1] - offsets[0] != need:
-            raise ModelLoadError(
-                f"{path.name}: tensor {name!r}: {dtype} {tuple(shape)} needs {need} bytes, "
-                f"the header gives {offsets[1] - offsets[0]}"
-            )
-        out[name] = TensorSpec(dtype, tuple(shape), 8 + n + offsets[0], need)
-    return out
+    return {
+        name: _spec(path, name, spec, data_size, 8 + n)
+        for name, spec in header.items()
+        if name != "__metadata__"
+    }
+
+
+def _spec(path: Path, name: str, spec: Any, data_size: int, data_start: int) -> TensorSpec:
+    """One header entry, checked: dtype, shape, and offsets inside the data that follows."""
+    if not isinstance(spec, dict):
+        raise ModelLoadError(f"{path.name}: tensor {name!r}: malformed header entry")
+    dtype, shape, offsets = spec.get("dtype"), spec.get("shape"), spec.get("data_offsets")
+    if dtype not in _DTYPES:
+        raise ModelLoadError(f"{path.name}: tensor {name!r}: unsupported dtype {dtype!r}")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        raise ModelLoadError(f"{path.name}: tensor {name!r}: malformed shape {shape!r}")
+    if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
+        raise ModelLoadError(
+            f"{path.name}: tensor {name!r}: shape {tuple(shape)} is too large for any array"
+        )
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1] <= data_size
+    ):
+        raise ModelLoadError(
+            f"{path.name}: tensor {name!r}: offsets {offsets!r} outside the "
+            f"{data_size} bytes of data"
+        )
+    need = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
+    if offsets[1] - offsets[0] != need:
+        raise ModelLoadError(
+            f"{path.name}: tensor {name!r}: {dtype} {tuple(shape)} needs {need} bytes, "
+            f"the header gives {offsets[1] - offsets[0]}"
+        )
+    return TensorSpec(dtype, tuple(shape), data_start + offsets[0], need)
 
 
 def read(
@@ -173,6 +178,7 @@ def read(
     if header is None:
         header = read_header(path)
     try:
+        # safetensors is optional: loaded only to read a .safetensors file
         from safetensors import SafetensorError, safe_open
     except ImportError:
         raise ModelLoadError(

@@ -190,7 +190,7 @@ def test_headline_models_from_the_report_data_as_from_its_json(
     from types import SimpleNamespace as NS
 
     from lstm_report.analysis.takeaways import headline_models
-    from lstm_report.output.numbers import headline_models as from_json
+    from lstm_report.site.numbers import _headline_models as from_json
 
     report: Any = NS(
         models=tuple(NS(name=n) for n in models),

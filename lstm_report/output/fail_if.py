@@ -18,10 +18,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lstm_report.analysis.takeaways import headline_models
 from lstm_report.errors import ExpressionError, quote
 from lstm_report.model.analyses import ModelAnalysis
 from lstm_report.model.report import ReportData
-from lstm_report.output.numbers import finite, headline_models, numbers
+from lstm_report.output.numbers import finite, numbers
 
 QUANTITIES: dict[str, str] = {
     "max_spectral_radius": "the largest spectral radius ρ(U_g) of any gate of any layer",

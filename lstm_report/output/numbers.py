@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lstm_report.analysis.takeaways import baselines_only
+from lstm_report.analysis.takeaways import headline_models
 from lstm_report.model.analyses import ModelAnalysis
 from lstm_report.model.report import ReportData
 from lstm_report.model.training import Comparison
@@ -67,13 +67,6 @@ def finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def headline_models(report: ReportData) -> list[ModelAnalysis]:
-    """The models that speak for themselves: all but those that are only a baseline."""
-    baselines = baselines_only(report.comparisons)
-    models = list(report.models)
-    return [m for m in models if m.name not in baselines] or models
 
 
 def top_input(models: Sequence[ModelAnalysis]) -> TopInput | None:

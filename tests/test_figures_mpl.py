@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.config.schema import model_file_config
+from lstm_report.config.sources import model_file_config
 from lstm_report.figures.chart import Chart
 from lstm_report.figures.export import charts, report_figures, write_figures
 from tests.conftest import write_config

@@ -340,12 +340,8 @@ _KINDS = {".html": "the page", ".json": "the JSON", ".md": "the Markdown summary
 
 
 def _load(source: str) -> Config:
-    from lstm_report.config.schema import (
-        check_config_suffix,
-        is_model_file,
-        load_config,
-        model_file_config,
-    )
+    from lstm_report.config.sources import check_config_suffix, is_model_file, model_file_config
+    from lstm_report.config.yaml_file import load_config
 
     if is_model_file(source):
         return model_file_config(source)
@@ -599,7 +595,7 @@ def _plan(
     no_cache: bool = False,
 ) -> _Plan:
     """Read every config, key it, and decide: failed already, reused, or to build."""
-    from lstm_report.config.schema import is_model_file
+    from lstm_report.config.sources import is_model_file
     from lstm_report.fileio.write import check_outputs
 
     hashes = runcache.FileHashes()

@@ -59,7 +59,7 @@ def synthetic(units: int) -> tuple[list, np.ndarray]:
 
 def demo() -> tuple[list, np.ndarray]:
     from lstm_report._resources import configs_dir
-    from lstm_report.config.schema import parse_config
+    from lstm_report.config.parse import parse_config
     from lstm_report.readers.dispatch import read_model
 
     d = configs_dir() / "demo"

@@ -41,7 +41,7 @@ def demo_case() -> Callable[[], object]:
     from lstm_report._resources import configs_dir
     from lstm_report.analysis.dynamics import layer_dynamics
     from lstm_report.analysis.probing import ProbeFlow
-    from lstm_report.config.schema import parse_config
+    from lstm_report.config.parse import parse_config
     from lstm_report.readers.dispatch import read_model
 
     d = configs_dir() / "demo"

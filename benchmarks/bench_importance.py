@@ -46,7 +46,7 @@ def _compare(label: str, weights: Any, probe: np.ndarray) -> None:
 
 def main() -> None:
     from lstm_report._resources import demo_config
-    from lstm_report.config.schema import load_config
+    from lstm_report.config.yaml_file import load_config
     from lstm_report.readers.dispatch import read_model
     from lstm_report.readers.probe import load_probe, probe_shape
 

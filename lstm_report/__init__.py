@@ -14,7 +14,7 @@ from lstm_report._version import __version__
 __all__ = ["__version__", "build_report", "BuildResult", "show"]
 
 if TYPE_CHECKING:
-    from lstm_report.integrations.notebook import show
+    from lstm_report.integrations.show import show
     from lstm_report.pipeline import BuildResult, build_report
 
 
@@ -25,7 +25,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(pipeline, name)
     if name == "show":
-        from lstm_report.integrations import notebook
+        from lstm_report.integrations.show import show
 
-        return notebook.show
+        return show
     raise AttributeError(f"module 'lstm_report' has no attribute {name!r}")

@@ -307,7 +307,7 @@ def test_two_saved_reports_and_a_probe_on_one_side(tmp_path: Path, runs: tuple[P
 
 
 def test_a_checkpoint_is_not_compared_with_a_saved_report(tmp_path: Path) -> None:
-    from lstm_report.config.schema import parse_config
+    from lstm_report.config.parse import parse_config
     from lstm_report.errors import ConfigError
 
     for n in (1, 2):

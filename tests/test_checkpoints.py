@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from lstm_report.cli import main
-from lstm_report.config.schema import load_config
+from lstm_report.config.yaml_file import load_config
 from lstm_report.errors import LstmReportError
 from lstm_report.fileio import cachekey
 from lstm_report.fileio import digests as file_digests
@@ -184,7 +184,7 @@ def test_byte_identical_with_and_without_a_warm_cache_and_on_a_pool(
     warm = _build(cfg, tmp_path / "c", cache=folder)
     # checkpoints as work units on a pool of one process per core (which the small series
     # would not start by itself)
-    monkeypatch.setattr("lstm_report.pipeline.POOL_MIN_CHECKPOINTS", 2)
+    monkeypatch.setattr("lstm_report.series.follow.POOL_MIN_CHECKPOINTS", 2)
     monkeypatch.setattr("lstm_report.series.cost.POOL_MIN_SECONDS", 0.0)
     # units of three consecutive checkpoints (7 would be units of one on 2 cores)
     monkeypatch.setattr("lstm_report.series.schedule.unit_size", lambda count, jobs: 3)

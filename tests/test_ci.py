@@ -18,7 +18,8 @@ from lstm_report.errors import ExpressionError
 from lstm_report.model.analyses import ModelAnalysis
 from lstm_report.model.mechanism import MemoryHorizon
 from lstm_report.model.report import ReportData
-from lstm_report.output.fail_if import evaluate, known, parse
+from lstm_report.output.alerts import evaluate
+from lstm_report.output.fail_if import known, parse
 from lstm_report.output.junit import CHECKS
 
 

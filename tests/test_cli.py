@@ -148,7 +148,7 @@ def test_no_temporary_file_survives_an_internal_error(simple_model: Any, tmp_pat
     from dataclasses import replace
 
     from lstm_report import build_report
-    from lstm_report.config.schema import load_config
+    from lstm_report.config.yaml_file import load_config
 
     cfg = load_config(write_config(tmp_path, f"models: [{simple_model.path}]\n"))
     out = tmp_path / "out"

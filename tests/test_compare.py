@@ -12,7 +12,8 @@ import pytest
 from lstm_report import build_report
 from lstm_report.analysis.compare import compare_layers, delta
 from lstm_report.config.resolve import check_pair
-from lstm_report.config.schema import load_config, natural_key
+from lstm_report.config.schema import natural_key
+from lstm_report.config.yaml_file import load_config
 from lstm_report.errors import ConfigError
 from lstm_report.model.layers import RecurrentLayer
 from tests.conftest import write_config

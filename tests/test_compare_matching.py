@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from lstm_report.cli import main
-from lstm_report.config.schema import parse_config
+from lstm_report.config.parse import parse_config
 from lstm_report.errors import ConfigError
 
 FIX = Path(__file__).parent / "fixtures" / "frameworks"

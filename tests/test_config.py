@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lstm_report.config.schema import DEFAULT_TITLE, load_config, parse_config
+from lstm_report.config.parse import parse_config
+from lstm_report.config.schema import DEFAULT_TITLE
+from lstm_report.config.yaml_file import load_config
 from lstm_report.errors import ConfigError
 from tests.hostile import assert_refused, run_cli
 

@@ -223,7 +223,7 @@ def stacked(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_probe_feeds_every_layer_its_real_input(stacked: Any, keras: Any) -> None:
     from lstm_report.analysis.probing import ProbeFlow
-    from lstm_report.config.schema import load_config
+    from lstm_report.config.yaml_file import load_config
     from lstm_report.readers.dispatch import keras_inputs, read_model
 
     m, d, probe = stacked

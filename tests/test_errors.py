@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lstm_report.cli import main
-from lstm_report.config.schema import load_config
+from lstm_report.config.yaml_file import load_config
 from lstm_report.errors import ConfigError, listing, one_line, quote, shorten
 from tests.conftest import write_config
 from tests.test_end_to_end import run_main

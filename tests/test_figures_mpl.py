@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstm_report.config.schema import model_file_config
+from lstm_report.config.sources import model_file_config
 from lstm_report.figures.chart import Chart
-from lstm_report.figures.export import charts, report_figures, write_figures
+from lstm_report.figures.export import charts, write_figures
+from lstm_report.pipeline import report_and_figures
 from tests.conftest import write_config
 from tests.test_end_to_end import run_main
 
@@ -27,7 +28,7 @@ def drawn(simple_model: Any) -> tuple[Any, dict[str, Any]]:
     cfg = model_file_config(simple_model.path, feature_names=FEATURES)
     from dataclasses import replace
 
-    return report_figures(replace(cfg, verify=False), generated="2026-01-01 00:00 UTC")
+    return report_and_figures(replace(cfg, verify=False), generated="2026-01-01 00:00 UTC")
 
 
 @pytest.mark.parametrize("fmt", ["pdf", "svg", "png"])

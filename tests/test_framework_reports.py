@@ -20,7 +20,7 @@ import pytest
 from lstm_report.cells.base import CellWeights, GateWeights
 from lstm_report.cells.kinds import replay_layers
 from lstm_report.cli import main
-from lstm_report.config.schema import is_model_file, model_file_config
+from lstm_report.config.sources import is_model_file, model_file_config
 from lstm_report.readers.dispatch import read_model
 
 FW = Path(__file__).parent / "fixtures" / "frameworks"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from lstm_report.cli import main
-from lstm_report.config.schema import checkpoint_label, is_model_file
+from lstm_report.config.schema import checkpoint_label
+from lstm_report.config.sources import is_model_file
 from lstm_report.readers.formats import MODEL_SUFFIXES, format_of, model_stem
 from lstm_report.series.labels import label_of
 from tests.framework_series import SUFFIXES, write_series

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from lstm_report.cells.kinds import replay
-from lstm_report.config.schema import ModelSpec, is_model_file
+from lstm_report.config.schema import ModelSpec
+from lstm_report.config.sources import is_model_file
 from lstm_report.errors import ModelLoadError, UnsafeModelError
 from lstm_report.readers.dispatch import read_model
 from lstm_report.readers.keras.direct import CorruptModelError, DirectReadError

@@ -18,7 +18,8 @@ from lstm_report.analysis.takeaways import mechanism_sentence, return_steps
 from lstm_report.cells.base import GRU_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map
 from lstm_report.cells.kinds import replay
-from lstm_report.config.schema import ModelSpec, ProbeSpec, parse_config
+from lstm_report.config.parse import parse_config
+from lstm_report.config.schema import ModelSpec, ProbeSpec
 from lstm_report.errors import ConfigError
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.readers.dispatch import read_model

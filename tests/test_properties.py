@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstm_report.cells.lstm import split_keras_lstm
-from lstm_report.config.schema import MODEL_KEYS, TOP_KEYS, parse_config
+from lstm_report.config.parse import parse_config
+from lstm_report.config.schema import MODEL_KEYS, TOP_KEYS
 from lstm_report.errors import ConfigError
 
 yaml_values = st.recursive(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lstm_report.config import schema as config_module
-from lstm_report.config.schema import model_file_config, parse_config
+from lstm_report.config import entry as config_module
+from lstm_report.config.parse import parse_config
+from lstm_report.config.sources import model_file_config
 from lstm_report.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_report.config.schema import parse_config
+from lstm_report.config.parse import parse_config
 from lstm_report.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,14 +8,12 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_report import pipeline as p
 from lstm_report.analysis.anchors import slug
-from lstm_report.config.schema import Config
 from lstm_report.errors import ConfigError, OutputError
 from lstm_report.figures.chart import Chart
 from lstm_report.figures.encode import EmbeddedFigure
@@ -38,22 +36,6 @@ class Written:
     shows: str
     model: str | None = None
     layer: str | None = None
-
-
-def report_figures(
-    cfg: Config,
-    *,
-    progress: Callable[[str], None] | None = None,
-    generated: str | None = None,
-) -> tuple[ReportData, Figures]:
-    """The report's data and its figures (as build_report draws them; nothing written)."""
-    say = progress or (lambda _msg: None)
-    run = p.Run(say)
-    read = [p._read_and_analyse(cfg, i, spec, None, run) for i, spec in enumerate(cfg.models)]
-    models = p._verified([m for m, _, _ in read], [v for _, v, _ in read], cfg, say)
-    comparisons = p._compare(cfg, models, [sides for _, _, sides in read])
-    report = p._report_data(cfg, models, comparisons, generated or p.generated_at())
-    return report, p._draw(report, say)
 
 
 def charts(report: ReportData, figures: Figures) -> Iterator[tuple[Written, Chart]]:

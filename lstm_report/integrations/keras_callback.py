@@ -15,7 +15,11 @@ from typing import Any
 import keras
 
 from lstm_report.errors import ConfigError
-from lstm_report.pipeline import BuildResult, build_report, check_model_options, options_config
+from lstm_report.integrations.in_memory import check_model_options, options_config
+from lstm_report.integrations.tracking import log_mlflow
+from lstm_report.model.layers import ModelWeights
+from lstm_report.pipeline import BuildResult, build_report
+from lstm_report.readers.keras.load import from_model, refresh
 
 
 class ReportCallback(keras.callbacks.Callback):
@@ -67,14 +71,12 @@ class ReportCallback(keras.callbacks.Callback):
         self.mlflow = mlflow
         self.error: Exception | None = None
         self.options: Mapping[str, Any] = options
-        self.snapshots: list[tuple[str, Any]] = []
+        self.snapshots: list[tuple[str, ModelWeights]] = []
         self.result: BuildResult | None = None
         self._writer: threading.Thread | None = None
-        self._template: Any = None
+        self._template: ModelWeights | None = None
 
     def _snapshot(self, label: str) -> None:
-        from lstm_report.readers.keras.load import from_model, refresh
-
         if self._template is None:  # the architecture, read once
             name = str(self.options.get("name", getattr(self.model, "name", "model")))
             self._template = from_model(self.model, name=name, path=label)
@@ -104,8 +106,6 @@ class ReportCallback(keras.callbacks.Callback):
             self._log_mlflow(self.result)
 
     def _log_mlflow(self, result: BuildResult) -> None:
-        from lstm_report.integrations.tracking import log_mlflow
-
         paths = [p for p in (result.html_path, result.json_path) if p is not None]
         try:
             why_not = log_mlflow(paths)
@@ -121,7 +121,7 @@ class ReportCallback(keras.callbacks.Callback):
                 stacklevel=2,
             )
 
-    def _try_write(self, snapshot: Any, final: bool = False) -> BuildResult | None:
+    def _try_write(self, snapshot: ModelWeights | None, final: bool = False) -> BuildResult | None:
         try:
             return self._write(snapshot, final)
         except Exception as exc:
@@ -135,7 +135,7 @@ class ReportCallback(keras.callbacks.Callback):
             )
             return None
 
-    def _write(self, snapshot: Any, final: bool = False) -> BuildResult:
+    def _write(self, snapshot: ModelWeights | None, final: bool = False) -> BuildResult:
         series = list(self.snapshots)
         if final and self.every is not None:
             epochs = int(self.params.get("epochs", 0)) if self.params else 0

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from lstm_report.errors import OutputError
-from lstm_report.output.markdown import escape, num
-from lstm_report.output.numbers import Numbers
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 """The variable GitHub Actions sets to the file a step appends its Markdown summary to."""
@@ -37,23 +35,3 @@ def append_step_summary(path: Path, text: str) -> None:
         raise OutputError(
             f"${STEP_SUMMARY}: cannot append to {path}: {exc.strerror or exc}"
         ) from None
-
-
-def batch_summary(rows: Sequence[tuple[str, str, Numbers | None]]) -> str:
-    """The Markdown summary of a batch: one row per run (name, status, its Numbers or None)."""
-    out = [
-        "### LSTM weight reports",
-        "",
-        "| Run | Status | Findings | Largest spectral radius ρ(U_g) | Median memory τ |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name, status, n in rows:
-        if n is None:
-            out.append(f"| {escape(name)} | {escape(status)} | n/a | n/a | n/a |")
-            continue
-        found = f"{n.findings:,} ({n.errors:,} errors, {n.warnings:,} warnings)"
-        out.append(
-            f"| {escape(name)} | {escape(status)} | {found} | {num(n.largest_radius)} | "
-            f"{num(n.memory_tau)} |"
-        )
-    return "\n".join(out) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -166,3 +167,23 @@ class MarkdownSummary:
 
     def write(self, report: ReportData, figures: Figures) -> str:
         return summary(report, self.html_path, self.markdown_path)
+
+
+def batch_summary(rows: Sequence[tuple[str, str, Numbers | None]]) -> str:
+    """The Markdown summary of a batch: one row per run (name, status, its Numbers or None)."""
+    out = [
+        "### LSTM weight reports",
+        "",
+        "| Run | Status | Findings | Largest spectral radius ρ(U_g) | Median memory τ |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, status, n in rows:
+        if n is None:
+            out.append(f"| {escape(name)} | {escape(status)} | n/a | n/a | n/a |")
+            continue
+        found = f"{n.findings:,} ({n.errors:,} errors, {n.warnings:,} warnings)"
+        out.append(
+            f"| {escape(name)} | {escape(status)} | {found} | {num(n.largest_radius)} | "
+            f"{num(n.memory_tau)} |"
+        )
+    return "\n".join(out) + "\n"

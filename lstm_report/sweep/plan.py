@@ -11,14 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from lstm_report._version import __version__
-from lstm_report.config.schema import (
-    Config,
-    check_config_suffix,
-    is_model_file,
-    load_config,
-    model_file_config,
-    natural_key,
-)
+from lstm_report.config.schema import Config, natural_key
+from lstm_report.config.sources import check_config_suffix, is_model_file, model_file_config
+from lstm_report.config.yaml_file import load_config
 from lstm_report.errors import ConfigError, LstmReportError, one_line
 from lstm_report.fileio.digests import FileDigests
 from lstm_report.fileio.write import check_outputs

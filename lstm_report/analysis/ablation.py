@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lstm_report.analysis.state_map import step_work
 from lstm_report.cells.base import CellWeights
@@ -65,8 +66,6 @@ def unit_ablation(
     sequences of x; the TOP_UNITS largest with a bootstrap 95% interval over sequences.
     ``tau``, ``saturated``: per unit, the memory-gate timescale and the largest share of
     probe steps any of its gates saturates on, carried onto the cards."""
-    from threadpoolctl import threadpool_limits  # a dependency; imported when used
-
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
         units, seqs, screened, screen = _candidates(cell, x, head)

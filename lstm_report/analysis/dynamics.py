@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lstm_report.cells.base import CellWeights
 from lstm_report.cells.jacobian import CellMap, cell_map
@@ -70,8 +71,6 @@ def layer_dynamics(
     if dtype is None:
         size = cell.output_dim + (cell.units if cell.kind == "LSTM" else 0)
         dtype = np.float64 if size <= FLOAT64_STATE else np.float32
-    from threadpoolctl import threadpool_limits  # a dependency; imported when used
-
     m = cell_map(cell, dtype)
     x = np.asarray(x)[: sequences_for(cell, x.shape[0], x.shape[1])]
     if cell.direction == "backward":

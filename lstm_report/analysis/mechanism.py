@@ -17,6 +17,7 @@ its dimension counts, when the points also share that many eigenvalues near 1.
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lstm_report.analysis.state_map import (
     FIXED_Q,
@@ -61,8 +62,6 @@ def fixed_points(
 ) -> Mechanism:
     """Fixed and slow points of ``cell`` with its input held at zero or at the mean of x
     (sequences, steps, input_dim), from states along x's trajectories."""
-    from threadpoolctl import threadpool_limits  # a dependency; imported when used
-
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
         return _fixed_points(cell, np.asarray(x), inputs, seed)
 

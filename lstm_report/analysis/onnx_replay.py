@@ -53,7 +53,7 @@ def onnx_forward(
 
 def _session(data: bytes) -> Callable[[np.ndarray], Any] | None:
     try:  # onnxruntime, where installed: far faster than the reference evaluator
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional and heavy: used where installed
 
         sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
@@ -63,8 +63,8 @@ def _session(data: bytes) -> Callable[[np.ndarray], Any] | None:
     except Exception:  # noqa: BLE001 (a graph onnxruntime refuses: try the reference one)
         pass
     try:
-        import onnx
-        from onnx.reference import ReferenceEvaluator
+        import onnx  # optional: only ONNX models replay here
+        from onnx.reference import ReferenceEvaluator  # optional: as onnx
     except ImportError:
         return None
     model = onnx.load_from_string(data)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lstm_report.analysis.norms import scale_of
 from lstm_report.cells.base import GateWeights
@@ -276,8 +277,6 @@ def spectra_pool() -> Iterator[ThreadPoolExecutor]:
     calls side by side beat one multi-threaded call at a time (measured: 3.8 s vs 5.4 s,
     1024 units). BLAS stays single-threaded in the whole process meanwhile, so the caller
     can go on with other work on the two cores while they run."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(2) as pool:
         yield pool
 

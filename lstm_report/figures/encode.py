@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import quote
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def heat_png(m: np.ndarray, vmax: float) -> bytes:
     A palette PNG of the colours that occur (random-looking weights barely compress as RGB);
     RGB only when a matrix needs all 256 map colours and black. No time or text chunks:
     the same matrix gives the same bytes."""
-    from PIL import Image
+    from PIL import Image  # Pillow: only a heatmap needs it
 
     idx = colour_indices(m, vmax)
     lut = diverging_lut()
@@ -142,8 +143,6 @@ an HTML attribute as it stands, so autoescaping leaves it alone), nor line break
 def svg_uri(text: str) -> str:
     """SVG as a percent-encoded data URI: a quarter smaller than base64 for our charts, and
     a heatmap's PNG inside is not base64-encoded a second time."""
-    from urllib.parse import quote
-
     return "data:image/svg+xml," + quote(text, safe=SVG_SAFE)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from lstm_report.analysis.anchors import slug
 from lstm_report.errors import ConfigError, OutputError
+from lstm_report.figures import mpl  # matplotlib: this module serves only `figures`
 from lstm_report.figures.chart import Chart
 from lstm_report.figures.encode import EmbeddedFigure
 from lstm_report.figures.page import Figures
@@ -94,9 +95,6 @@ def write_figures(
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     if not 10 <= dpi <= 2400:
         raise ConfigError(f"--dpi: {dpi:g} is outside 10..2400")
-    # Lazy: mpl imports matplotlib, which only this command needs (and which is slow).
-    from lstm_report.figures import mpl
-
     _folder(folder)
     written = []
     with mpl.settings():

@@ -17,6 +17,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap, ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Polygon, Rectangle
@@ -84,8 +85,6 @@ def figure(chart: Chart) -> Figure:
 
 def save(fig: Figure, fmt: str, dpi: float) -> bytes:
     """The figure's bytes in ``fmt`` (pdf, png or svg), the same on every run."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     with settings():

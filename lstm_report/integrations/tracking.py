@@ -16,7 +16,7 @@ def log_mlflow(paths: Sequence[Path], artifact_path: str = ARTIFACT_PATH) -> str
     """Log the files as artifacts of the active MLflow run; return why not, if they were not
     (mlflow not installed, no active run). Errors of mlflow itself propagate."""
     try:
-        import mlflow
+        import mlflow  # optional: only --mlflow needs it
     except ImportError:
         return "mlflow is not installed (pip install mlflow)"
     if mlflow.active_run() is None:

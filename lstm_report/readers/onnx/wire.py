@@ -26,7 +26,7 @@ def onnx_schema() -> Schema:
     descriptors (so the walk follows the onnx package installed)."""
     # onnx (and the protobuf it brings) is optional: loaded only to read an ONNX file
     import onnx
-    from google.protobuf.descriptor import FieldDescriptor
+    from google.protobuf.descriptor import FieldDescriptor  # protobuf comes with onnx: as above
 
     ints = (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT64)
     schema: Schema = {}

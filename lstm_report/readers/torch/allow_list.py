@@ -43,7 +43,7 @@ class StorageType:
 
     def __setstate__(self, state: object) -> None:
         # BUILD would write the dict into the instance, frozen or not (dtype '>f4').
-        raise Refused(f"a pickle BUILD rewriting torch.{self.name}")
+        raise RefusedTorchPickle(f"a pickle BUILD rewriting torch.{self.name}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Storage:
 
     def __setstate__(self, state: object) -> None:
         # A pickle's BUILD could otherwise rewrite a checked object's fields.
-        raise Refused("a pickle BUILD rewriting a storage")
+        raise RefusedTorchPickle("a pickle BUILD rewriting a storage")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class TensorRef:
     stride: tuple[int, ...]
 
     def __setstate__(self, state: object) -> None:
-        raise Refused("a pickle BUILD rewriting a tensor")
+        raise RefusedTorchPickle("a pickle BUILD rewriting a tensor")
 
     @property
     def dtype(self) -> str:
@@ -83,17 +83,17 @@ class TensorRef:
         return math.prod(self.shape) * item
 
 
-class Refused(Exception):
+class RefusedTorchPickle(Exception):
     """Raised inside the unpickler; turned into a ModelLoadError naming the file."""
 
 
 def rebuild_tensor(storage: object, offset: object, size: object, stride: object) -> TensorRef:
     if not isinstance(storage, Storage):
-        raise Refused("a tensor whose storage is not a stored storage")
+        raise RefusedTorchPickle("a tensor whose storage is not a stored storage")
     if not _is_int_tuple(size) or not _is_int_tuple(stride) or len(size) != len(stride):
-        raise Refused("a tensor with a malformed size or stride")
+        raise RefusedTorchPickle("a tensor with a malformed size or stride")
     if not isinstance(offset, int) or offset < 0:
-        raise Refused("a tensor with a malformed storage offset")
+        raise RefusedTorchPickle("a tensor with a malformed storage offset")
     ref = TensorRef(storage, offset, tuple(size), tuple(stride))
     check_view(ref)
     return ref
@@ -110,13 +110,13 @@ def rebuild_tensor_v2(
 ) -> TensorRef:
     if metadata:
         # conj/neg bits change what the stored numbers mean; never seen in a state dict.
-        raise Refused("a tensor with conj/neg metadata")
+        raise RefusedTorchPickle("a tensor with conj/neg metadata")
     return rebuild_tensor(storage, offset, size, stride)
 
 
 def _rebuild_parameter(data: object, requires_grad: object, backward_hooks: object) -> object:
     if not isinstance(data, TensorRef):
-        raise Refused("a parameter that is not a tensor")
+        raise RefusedTorchPickle("a parameter that is not a tensor")
     return data
 
 
@@ -130,12 +130,12 @@ def check_view(ref: TensorRef) -> None:
         return
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
     if last >= ref.storage.numel:
-        raise Refused(
+        raise RefusedTorchPickle(
             f"a tensor of shape {ref.shape} reaching element {last} of a storage of "
             f"{ref.storage.numel}"
         )
     if math.prod(ref.shape) > ref.storage.numel:
-        raise Refused(f"a tensor of shape {ref.shape} repeating elements of its storage")
+        raise RefusedTorchPickle(f"a tensor of shape {ref.shape} repeating elements of its storage")
 
 
 _CALLABLES: dict[tuple[str, str], Any] = {
@@ -198,7 +198,7 @@ def scan_globals(data: bytes) -> list[tuple[str, str]]:
     recent: list[object] = [None, None]  # the last two values pushed, when they are strings
     for count, (op, arg, _pos) in enumerate(pickletools.genops(data)):
         if count >= MAX_PICKLE_OPCODES:
-            raise Refused(
+            raise RefusedTorchPickle(
                 f"data.pkl has more than {MAX_PICKLE_OPCODES:,} opcodes (a checkpoint "
                 "takes about 35 a tensor)"
             )

@@ -36,7 +36,7 @@ from lstm_report.readers.formats import TORCH_LEGACY_MAGIC, ZIP_SIGNATURE
 from lstm_report.readers.safety import inert_pickle
 from lstm_report.readers.torch import sb3
 from lstm_report.readers.torch.allow_list import (
-    Refused,
+    RefusedTorchPickle,
     Storage,
     StorageType,
     TensorRef,
@@ -62,7 +62,7 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         found = allowed(module, name)
         if found is None:
-            raise Refused(f"global {module}.{name}")
+            raise RefusedTorchPickle(f"global {module}.{name}")
         if found in (rebuild_tensor, rebuild_tensor_v2):
             return self._counted(found)
         return found
@@ -71,7 +71,7 @@ class _Unpickler(pickle.Unpickler):
         def counted(*args: object) -> TensorRef:
             self._tensors += 1
             if self._tensors > MAX_TENSORS:
-                raise Refused(f"more than {MAX_TENSORS:,} tensors")
+                raise RefusedTorchPickle(f"more than {MAX_TENSORS:,} tensors")
             return rebuild(*args)
 
         return counted
@@ -126,34 +126,36 @@ class _Archive:
     def storage(self, pid: Any) -> Storage:
         """Check a persistent id against its zip entry; nothing is read yet."""
         if not (isinstance(pid, tuple) and len(pid) == 5):
-            raise Refused(f"a persistent id {type(pid).__name__} that is not a storage")
+            raise RefusedTorchPickle(f"a persistent id {type(pid).__name__} that is not a storage")
         typename, stype, key, _location, numel = pid
         if isinstance(typename, bytes):
             typename = typename.decode("ascii", "replace")
         if typename != "storage" or not isinstance(stype, StorageType):
-            raise Refused("a persistent id that is not a storage")
+            raise RefusedTorchPickle("a persistent id that is not a storage")
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
-            raise Refused("a storage with a malformed key or size")
+            raise RefusedTorchPickle("a storage with a malformed key or size")
         known = self.storages.get(key)
         if known is not None:
             if known.dtype != stype.dtype or known.numel != numel:
-                raise Refused(f"storage {key} declared twice with different types or sizes")
+                raise RefusedTorchPickle(
+                    f"storage {key} declared twice with different types or sizes"
+                )
             return known
         entry = self.prefix + "data/" + key
         try:
             info = self.zf.getinfo(entry)
         except KeyError:
-            raise Refused(f"storage {key} has no entry {entry}") from None
+            raise RefusedTorchPickle(f"storage {key} has no entry {entry}") from None
         nbytes = numel * itemsize(stype.dtype)
         if nbytes > info.file_size:
-            raise Refused(
+            raise RefusedTorchPickle(
                 f"storage {key} declares {numel} x {stype.name} ({nbytes} bytes) but its "
                 f"entry holds {info.file_size} bytes"
             )
         if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-            raise Refused(f"storage {key} is compressed (torch.save stores them raw)")
+            raise RefusedTorchPickle(f"storage {key} is compressed (torch.save stores them raw)")
         if info.header_offset + info.compress_size > self.size:
-            raise Refused(f"storage {key}'s entry runs past the end of the file")
+            raise RefusedTorchPickle(f"storage {key}'s entry runs past the end of the file")
         storage = Storage(key, stype.dtype, numel)
         self.storages[key] = storage
         return storage
@@ -207,7 +209,7 @@ class TorchFile:
                 archive = _Archive(self.path, zf)
                 cache: dict[str, np.ndarray] = {}
                 return {k: archive.read(r, cache) for k, r in refs.items()}
-        except Refused as exc:
+        except RefusedTorchPickle as exc:
             raise ModelLoadError(f"{self.path.name}: refused: {exc}") from None
         except (OSError, zipfile.BadZipFile, ValueError) as exc:
             raise ModelLoadError(
@@ -241,7 +243,7 @@ def load(path: Path, member: str | None = None) -> TorchFile:
             data = archive.pickle_bytes()
             try:
                 globals_ = scan_globals(data)
-            except Refused as exc:
+            except RefusedTorchPickle as exc:
                 raise ModelLoadError(f"{path.name}: refused: {exc}") from None
             except (ValueError, EOFError) as exc:
                 raise ModelLoadError(
@@ -253,7 +255,7 @@ def load(path: Path, member: str | None = None) -> TorchFile:
                     obj = _Unpickler(data, archive).load()
                 else:
                     obj = _inert_load(data, archive)
-            except Refused as exc:
+            except RefusedTorchPickle as exc:
                 raise ModelLoadError(f"{path.name}: refused: {exc}") from None
             except _UNPICKLE_ERRORS as exc:
                 raise ModelLoadError(
@@ -270,7 +272,7 @@ def _inert_load(data: bytes, archive: _Archive) -> object:
     try:
         return inert_pickle.load(data, allowed, archive.storage)[0]
     except inert_pickle.Refused as exc:
-        raise Refused(str(exc)) from None
+        raise RefusedTorchPickle(str(exc)) from None
 
 
 def _open_zip(path: Path, member: str | None) -> zipfile.ZipFile:

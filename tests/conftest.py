@@ -38,7 +38,7 @@ def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 # A suite run inside GitHub Actions must not append every test's summary to the job's page
-# (tests/test_ci.py sets its own).
+# (tests/output/test_ci.py sets its own).
 os.environ.pop("GITHUB_STEP_SUMMARY", None)
 
 

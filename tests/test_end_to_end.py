@@ -560,7 +560,7 @@ models:
         "input directly",
     ]
     assert run_main(capfd, "build", str(cfg), "-o", out, "-q") == (0, "")
-    # A comparison where nothing can be paired is not a success (tests/test_compare_matching.py)
+    # A comparison where nothing can be paired is not a success (tests/analysis/test_compare_matching.py)
     with cfg.open("a", encoding="utf-8") as fh:
         fh.write("compare: [{baseline: simple, candidate: emb.keras}]\n")
     code, err = run_main(capfd, "build", str(cfg), "-o", out, "-q")

@@ -1,6 +1,6 @@
 """Issue 9: hostile model files. Each gives one line naming the file (and the dataset), exit
 status 1, in bounded time and memory, and reads nothing else. Hostile configs are tested in
-tests/test_config.py, hostile probe files in tests/test_probe.py."""
+tests/config/test_config.py, hostile probe files in tests/readers/test_probe.py."""
 
 from __future__ import annotations
 

@@ -16,9 +16,10 @@ from lstm_report.figures.chart import Chart
 from lstm_report.figures.export import charts, write_figures
 from lstm_report.pipeline import report_and_figures
 from tests.conftest import write_config
+from tests.helpers import REPO
 from tests.test_end_to_end import run_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FEATURES = ["t$x$", "pressure", "a_b", "$\\alpha$", "e"]
 """simple_model reads 5 features; two names would be mathtext if matplotlib parsed them."""
 

@@ -1,5 +1,5 @@
 """Probe files (issue 15): read as hostile, checked from their header before anything is
-allocated; the ordinary errors are in tests/test_dynamics.py (test_probe_errors)."""
+allocated; the ordinary errors are in tests/analysis/test_dynamics.py (test_probe_errors)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.test_keras_api import _model
+from tests.integrations.test_keras_api import _model
 
 
 def _fit(keras: Any, cb: Any) -> None:

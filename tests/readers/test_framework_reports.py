@@ -22,8 +22,9 @@ from lstm_report.cells.kinds import replay_layers
 from lstm_report.cli import main
 from lstm_report.config.sources import is_model_file, model_file_config
 from lstm_report.readers.dispatch import read_model
+from tests.helpers import FIXTURES
 
-FW = Path(__file__).parent / "fixtures" / "frameworks"
+FW = FIXTURES / "frameworks"
 
 
 @pytest.fixture(scope="module")

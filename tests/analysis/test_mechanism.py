@@ -23,10 +23,11 @@ from lstm_report.config.schema import ModelSpec, ProbeSpec
 from lstm_report.errors import ConfigError
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.readers.dispatch import read_model
-from tests.test_jacobian import make_cell
-from tests.test_lyapunov import sigmoid, still_cell
+from tests.analysis.test_lyapunov import sigmoid, still_cell
+from tests.cells.test_jacobian import make_cell
+from tests.helpers import FIXTURES
 
-FIXTURE = Path(__file__).parent / "fixtures" / "integrator"
+FIXTURE = FIXTURES / "integrator"
 
 
 def test_gru_without_weights_has_its_closed_form_fixed_point() -> None:

@@ -14,8 +14,9 @@ import pytest
 import lstm_report
 from lstm_report.errors import ConfigError
 from lstm_report.integrations.notebook import FALLBACK_HEIGHT, iframe_html
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 class _Frames(html.parser.HTMLParser):

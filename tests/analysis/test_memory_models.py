@@ -1,5 +1,5 @@
 """Issue 23: small Keras models with a known answer, through the whole CLI; the memory and
-health sentences checked against the JSON (tests/test_takeaways.py's checkers).
+health sentences checked against the JSON (tests/analysis/test_takeaways.py's checkers).
 
 Hand-set weights, no training: the answer is known by construction.
 """
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from lstm_report.cli import main
+from tests.analysis.test_takeaways import check_dynamics_sentence, check_memory_sentence
 from tests.conftest import write_config
-from tests.test_takeaways import check_dynamics_sentence, check_memory_sentence
 
 STEPS = 32
 

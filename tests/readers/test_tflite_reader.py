@@ -18,11 +18,12 @@ from lstm_report.cells.kinds import replay_layers
 from lstm_report.cli import main
 from lstm_report.errors import CorruptModelError, ModelLoadError
 from lstm_report.readers.frameworks import read_framework
+from tests.helpers import FIXTURES
 
 pytest.importorskip("tflite")
 from lstm_report.readers.tflite import rnn as tflite_rnn
 
-FIX = Path(__file__).resolve().parent / "fixtures" / "tflite"
+FIX = FIXTURES / "tflite"
 LAYERS = ("lstm_0", "lstm_1")
 
 

@@ -20,8 +20,7 @@ from lstm_report.errors import ModelLoadError, UnsafeModelError
 from lstm_report.readers.dispatch import read_model
 from lstm_report.readers.keras.direct import CorruptModelError, DirectReadError
 from lstm_report.readers.keras.h5 import cudnn_to_gru
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from tests.helpers import FIXTURES
 
 
 def spec(path: Path) -> ModelSpec:

@@ -15,6 +15,7 @@ from lstm_report.cells.kinds import replay, replay_layers
 from lstm_report.cells.lstm import from_keras_lstm, split_keras_lstm
 from lstm_report.errors import AnalysisError
 from lstm_report.model.layers import RecurrentLayer
+from tests.helpers import REPO
 
 ATOL = 1e-5
 
@@ -339,7 +340,7 @@ def test_cells_base_knows_no_kind_and_the_package_imports_its_modules() -> None:
     # base.py is imported by lstm.py and gru.py: importing them back would be a cycle.
     import ast
 
-    cells = Path(__file__).resolve().parent.parent / "lstm_report" / "cells"
+    cells = REPO / "lstm_report" / "cells"
     for path in cells.glob("*.py"):
         imported = {
             n.module

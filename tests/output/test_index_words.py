@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from lstm_report.cli import main
+from tests.helpers import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "frameworks"
+FIX = FIXTURES / "frameworks"
 SWEEP_COLUMNS = ("Top input", "Memory τ", "Findings", "Largest change")
 
 

@@ -20,9 +20,10 @@ from lstm_report.readers.frameworks import read_framework
 from lstm_report.readers.onnx import graph as onnx_graph
 from lstm_report.readers.onnx import rnn as onnx_rnn
 from lstm_report.readers.onnx.cells import rnn_cells
+from tests.helpers import FIXTURES
 
 onnx = pytest.importorskip("onnx")
-FIX = Path(__file__).resolve().parent / "fixtures" / "onnx_graphs"
+FIX = FIXTURES / "onnx_graphs"
 ATOL = 1e-5
 
 

@@ -16,8 +16,7 @@ from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ModelLoadError
 from lstm_report.readers.dispatch import read_model
 from lstm_report.readers.keras.direct import CorruptModelError, cudnn_to_lstm
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from tests.helpers import FIXTURES
 
 
 def spec(path: Path, **kw: Any) -> ModelSpec:

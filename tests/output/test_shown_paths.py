@@ -9,8 +9,9 @@ import pytest
 
 from lstm_report.cli import main
 from tests.framework_series import write_series
+from tests.helpers import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "frameworks"
+FIX = FIXTURES / "frameworks"
 
 
 def _outputs(out: Path) -> str:

@@ -12,8 +12,7 @@ import pytest
 
 from lstm_report.config.parse import parse_config
 from lstm_report.errors import ConfigError
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
 
 
 def _says_what_is_read(text: str) -> None:

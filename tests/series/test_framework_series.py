@@ -17,6 +17,7 @@ from lstm_report.config.sources import is_model_file
 from lstm_report.readers.formats import MODEL_SUFFIXES, format_of, model_stem
 from lstm_report.series.labels import label_of
 from tests.framework_series import SUFFIXES, write_series
+from tests.helpers import FIXTURES
 
 # Gate i of the first layer, in the report's x·W orientation, from the file itself.
 FIRST_LAYER = {".pt": "encoder.l0", ".pth": "encoder.l0", ".safetensors": "encoder.l0"}
@@ -107,7 +108,7 @@ def test_every_suffix_the_readers_know_is_a_model_file() -> None:
         assert is_model_file(f"x{suffix}") and label_of(f"/a/b/x{suffix}") == "x"
 
 
-FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+FIXTURES = FIXTURES / "frameworks"
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,9 @@ from lstm_report.readers.onnx.cells import rnn_cells
 from lstm_report.readers.torch import rnn as torch_rnn
 from lstm_report.readers.torch import safetensors_file as safetensors_state
 from lstm_report.readers.torch import state as torch_state
+from tests.helpers import FIXTURES
 
-FIX = Path(__file__).resolve().parent / "fixtures" / "frameworks"
+FIX = FIXTURES / "frameworks"
 ATOL = 1e-5
 TORCH_FILES = ["torch_state_dict.pt", "torch_checkpoint.pt", "torch_state_dict.safetensors"]
 MODULES = ["encoder", "bi", "proj", "gru", "plain"]
@@ -307,7 +308,7 @@ def test_onnx_lstm_layout_is_named(expected: dict[str, np.ndarray]) -> None:
 
 def test_onnx_nonzero_peepholes_are_read_in_cell_order(expected: dict[str, np.ndarray]) -> None:
     """ONNX stores P as i, o, f; the cell keeps P_i, P_f, P_o (replayed against the
-    reference evaluator in tests/test_onnx_graphs.py)."""
+    reference evaluator in tests/readers/test_onnx_graphs.py)."""
     pytest.importorskip("onnx")
     (cell,) = onnx_rnn.read(FIX / "onnx_lstm_peephole.onnx").cells
     P = expected["onnx/lstm_peephole/P"][0]

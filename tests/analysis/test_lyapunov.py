@@ -12,7 +12,7 @@ from lstm_report.analysis.probing import LayerRun
 from lstm_report.cells.base import GRU_GATES, LSTM_GATES, CellWeights, GateWeights
 from lstm_report.cells.jacobian import cell_map
 from lstm_report.model.layers import RecurrentLayer
-from tests.test_jacobian import make_cell
+from tests.cells.test_jacobian import make_cell
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from lstm_report.analysis.spectra import (
 )
 from lstm_report.model.layers import RecurrentLayer
 from lstm_report.output.layer_json import spectrum_json
+from tests.helpers import REPO
 
 SMALL = 48
 """exact_max for the tests of the large-matrix path: matrices of 100-200 keep them quick."""
@@ -300,7 +300,7 @@ def test_the_cli_fixes_the_mmap_threshold() -> None:
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     ).stdout
     assert out.strip() == "True"
 

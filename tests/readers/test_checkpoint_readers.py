@@ -27,8 +27,9 @@ from lstm_report.errors import ModelLoadError
 from lstm_report.readers.safety import inert_pickle
 from lstm_report.readers.torch import allow_list
 from lstm_report.readers.torch import rnn as torch_rnn
+from tests.helpers import FIXTURES
 
-FIX = Path(__file__).resolve().parent / "fixtures" / "frameworks" / "checkpoints"
+FIX = FIXTURES / "frameworks" / "checkpoints"
 ATOL = 1e-5
 
 
@@ -356,7 +357,7 @@ def test_what_the_inert_reader_refuses(opcode: bytes, match: str) -> None:
         inert_pickle.load(data, allow_list.allowed, lambda pid: None)
 
 
-STATE = Path(__file__).resolve().parent / "fixtures" / "frameworks" / "torch_state_dict.pt"
+STATE = FIXTURES / "frameworks" / "torch_state_dict.pt"
 
 
 def _wrapped(tmp_path: Path, name: str, inside_object: bool) -> Path:

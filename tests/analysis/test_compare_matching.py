@@ -14,8 +14,9 @@ from safetensors.numpy import load_file, save_file
 from lstm_report.cli import main
 from lstm_report.config.parse import parse_config
 from lstm_report.errors import ConfigError
+from tests.helpers import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "frameworks"
+FIX = FIXTURES / "frameworks"
 
 
 @pytest.fixture()

@@ -13,7 +13,7 @@ import pytest
 
 from lstm_report.cli import main
 from tests.conftest import write_config
-from tests.test_ci import lstm_tensors, write_safetensors
+from tests.output.test_ci import lstm_tensors, write_safetensors
 
 
 def _at(node: Any, key: str) -> Any:

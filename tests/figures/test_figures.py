@@ -12,6 +12,7 @@ import pytest
 from lstm_report.analysis.layer import analyse_layer
 from lstm_report.figures import MAX_CELLS, heatmaps, layer_figures, pool_max_abs
 from lstm_report.model.layers import RecurrentLayer
+from tests.helpers import REPO
 
 
 def test_pool_keeps_signed_largest_magnitude() -> None:
@@ -316,12 +317,12 @@ def test_every_figure_kind_is_byte_identical_across_processes() -> None:
 
     code = (
         "import hashlib, sys\n"
-        "from tests.test_figures import _all_figures\n"
+        "from tests.figures.test_figures import _all_figures\n"
         "sys.stdout.write(hashlib.sha256(_all_figures().encode()).hexdigest())\n"
     )
     here = hashlib.sha256(_all_figures().encode()).hexdigest()
     assert _all_figures() == _all_figures()
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     env = {**__import__("os").environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "123"}
     there = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, check=True

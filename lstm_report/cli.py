@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from lstm_report import cli_commands as commands
 from lstm_report._resources import cache_environment
 from lstm_report.cli_parser import parser, printable
 from lstm_report.errors import ExpressionError, LstmReportError, one_line, shorten
@@ -176,6 +175,8 @@ def _catch_signals() -> Callable[[], None]:
 
 def _run(args: argparse.Namespace) -> int:
     """Run the subcommand; print what it wrote; return the exit status."""
+    from lstm_report import cli_commands as commands  # YAML and the stages: not for --help
+
     progress = None if args.quiet else _Progress()
     if args.command == "batch":
         return _batch(args)
@@ -222,6 +223,8 @@ def _print_result(result: BuildResult) -> None:
 
 
 def _site(args: argparse.Namespace) -> int:
+    from lstm_report import cli_commands as commands  # YAML and the stages: not for --help
+
     index, skipped = commands.site(args)
     if not args.quiet:
         for s in skipped:
@@ -232,6 +235,8 @@ def _site(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    from lstm_report import cli_commands as commands  # YAML and the stages: not for --help
+
     def report(p: Progress) -> None:
         o = p.outcome
         if o.status == "failed":

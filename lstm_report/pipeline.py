@@ -6,8 +6,6 @@ build_report is the flow; each stage is one call below it. Models already in mem
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +35,7 @@ from lstm_report.model.report import ReportData
 from lstm_report.model.training import Comparison
 from lstm_report.output.baseline import SavedComparison, compare_saved
 from lstm_report.output.baseline import Side as SavedSide
+from lstm_report.output.clock import generated_at
 from lstm_report.output.report_json import finding_json, model_json, report_json
 from lstm_report.output.saved_report import SavedReport, load_saved_report, saved_model
 from lstm_report.output.writer import writers
@@ -343,13 +342,3 @@ def _output_path(cfg: Config, output: str | Path | None) -> Path:
         return cfg.output
     stem = cfg.source.stem if cfg.source is not None else "lstm-report"
     return Path(f"{stem}.html")
-
-
-def generated_at() -> str:
-    """Generation time in UTC; honours SOURCE_DATE_EPOCH for reproducible builds."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is not None and epoch.strip().isdigit():
-        moment = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
-    else:
-        moment = _dt.datetime.now(tz=_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")

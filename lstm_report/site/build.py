@@ -20,8 +20,8 @@ from lstm_report.fileio.limits import (
     read_regular,
 )
 from lstm_report.fileio.write import check_outputs, same_file, write_files
+from lstm_report.output.clock import generated_at
 from lstm_report.output.numbers import Numbers
-from lstm_report.pipeline import generated_at
 from lstm_report.site.check import NotOurs, check_page
 from lstm_report.site.index import SiteEntry, SweepColumns, display, entry, page_name, render_index
 from lstm_report.site.numbers import page_numbers

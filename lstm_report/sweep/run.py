@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lstm_report.errors import ConfigError, LstmReportError, OutputError, one_line
 from lstm_report.fileio.write import write_files
-from lstm_report.pipeline import generated_at
+from lstm_report.output.clock import generated_at
 from lstm_report.series import schedule
 from lstm_report.series.codec import parse_entry
 from lstm_report.series.schedule import SeriesPlan

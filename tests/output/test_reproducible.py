@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lstm_report.pipeline import generated_at
+from lstm_report.output.clock import generated_at
 from tests.conftest import write_config
 
 

@@ -1,4 +1,4 @@
-"""What a gated recurrent cell is, independent of the framework that trained it.
+"""The cells package's public names: what a gated recurrent cell is, in any framework.
 
 The public names: base.py's dataclasses, and kinds.py's functions that dispatch by kind to
 lstm.py and gru.py (each kind's numpy step and Keras split; conv_lstm.py for ConvLSTM).

@@ -70,9 +70,9 @@ def inspect_file(path: Path, *, where: str) -> ModelFile:
         return _inspect_h5(path, where)
     found = framework_format(path, head)
     if found is not None:
-        # Their readers check everything they read (readers/torch/state.py, safetensors_state.py,
-        # onnx_rnn.py, tflite_rnn.py): pickles restricted, declared sizes bounded, external
-        # data confined.
+        # Their readers check everything they read (readers/torch/state.py,
+        # torch/safetensors_file.py, onnx/rnn.py, tflite/rnn.py): pickles restricted, declared sizes
+        # bounded, external data confined.
         return ModelFile(path=path, format=found, config=None)
     raise ModelLoadError(
         f"{where}: {path} is not a Keras model file (neither a .keras zip nor an HDF5 .h5 file) "
@@ -124,7 +124,7 @@ def _inspect_zip(path: Path, where: str) -> ModelFile:
                     )
             if "model.weights.h5" in names:
                 _check_weights(zf, path, where)
-            elif "model.weights.npz" not in names:  # keras_npz.py checks it as it reads
+            elif "model.weights.npz" not in names:  # keras/npz.py checks it as it reads
                 raise ModelLoadError(
                     f"{where}: {path} has no model.weights.h5 (or .npz) inside "
                     "(incomplete .keras file)"

@@ -1,8 +1,9 @@
-"""PyTorch and ONNX files -> ModelWeights: the framework readers' cells, as report layers.
+"""PyTorch, ONNX and TFLite files -> ModelWeights: the framework readers' cells, as layers.
 
-torch_rnn and onnx_rnn return framework-neutral `cells.CellWeights`; this module gives each
-one the place in the model that the analysis needs (which layer reads the model input,
-which layer feeds which) and nothing else. The cells stay the source of truth for the gates.
+readers/torch/rnn.py, onnx/rnn.py and tflite/rnn.py return framework-neutral `cells.CellWeights`;
+this module gives each one the place in the model that the analysis needs (which layer reads the
+model input, which layer feeds which) and nothing else. The cells stay the source of truth for the
+gates.
 """
 
 from __future__ import annotations

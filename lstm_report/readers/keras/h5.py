@@ -1,6 +1,6 @@
 """What every Keras weight file shares: settings from a layer's config, checked LSTM arrays,
-the CuDNNLSTM conversion, and the ModelWeights a reader returns (used by keras_zip,
-legacy_h5 and weights_only)."""
+the CuDNNLSTM conversion, and the ModelWeights a reader returns (used by archive.py,
+legacy_h5.py and weights_only.py)."""
 
 from __future__ import annotations
 

@@ -5,14 +5,14 @@ Real checkpoints pickle more than tensors: a Lightning ``.ckpt`` holds hyper-par
 callbacks' state and the optimizer's; a TorchScript archive (``torch.jit.save``) pickles its
 modules as ``__torch__.*`` objects. ``torch.load(weights_only=True)`` refuses them all.
 
-Here any global outside torch_state's allow-list becomes a `Global`: its name, nothing
-else. Nothing is imported, looked up or called: calling a `Global` (REDUCE, NEWOBJ, INST,
-OBJ) makes a `Placeholder` recording the name and the arguments; BUILD, SETITEMS, APPENDS
-and ADDITEMS on a placeholder are recorded on it. Only the allow-listed tensor-rebuild
-functions and plain containers run, so only they make data (`torch_state.TensorRef`,
-pointing into the zip, checked against it). Copy-registry extensions are refused.
+Here any global outside readers/torch/allow_list.py's allow-list becomes a `Global`: its name,
+nothing else. Nothing is imported, looked up or called: calling a `Global` (REDUCE, NEWOBJ, INST,
+OBJ) makes a `Placeholder` recording the name and the arguments; BUILD, SETITEMS, APPENDS and
+ADDITEMS on a placeholder are recorded on it. Only the allow-listed tensor-rebuild functions and
+plain containers run, so only they make data (`allow_list.TensorRef`, pointing into the zip, checked
+against it). Copy-registry extensions are refused.
 
-Tensors are taken only from state-dict-shaped containers (torch_state.tensor_dicts walks
+Tensors are taken only from state-dict-shaped containers (torch/state.tensor_dicts walks
 plain dicts, lists and tuples, never a placeholder), or, for TorchScript, from the
 attribute dicts of ``__torch__.*`` modules (`module_state`). Placeholders never reach
 numpy; only their names reach the report, and only scalars (`scalar_hyper_parameters`).
@@ -135,7 +135,7 @@ class InertUnpickler(_PurePythonUnpickler):
         if isinstance(func, Placeholder):
             return Placeholder(f"{func.name}(...)", args, kwargs, callee=func)
         if self._real.get(id(func)) is func:
-            # torch_state's rebuild functions, OrderedDict, set, frozenset: nothing else.
+            # torch/allow_list's rebuild functions, OrderedDict, set, frozenset: nothing else.
             if kwargs:
                 raise Refused(f"keyword arguments to {getattr(func, '__name__', 'a function')}")
             return func(*args)  # type: ignore[operator]

@@ -14,6 +14,7 @@ from lstm_report.analysis.conv_lstm import analyse_conv_layer
 from lstm_report.cli import main
 from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import CorruptModelError
+from lstm_report.figures.conv import tap_rows
 from lstm_report.readers.dispatch import read_model
 from lstm_report.readers.keras.conv import conv_layer
 from lstm_report.readers.keras.topology import FoundLayer
@@ -96,6 +97,16 @@ def test_on_the_page_and_in_the_json(keras: Any, tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert 'class="layer conv-layer"' in html and "ConvLSTM2D, 3 filters" in html
     assert "no spectral radius is given" in html
+    assert "Figures: the kernels" in html and "Heatmaps of the input weights K_i, K_f" in html
+
+
+def test_kernels_as_small_multiples() -> None:
+    """A tap's matrix is a block of rows: row tap·in + channel of K_g is K_g[tap, channel]."""
+    rng = np.random.default_rng(1)
+    k = rng.normal(size=(3, 2, 2, 8))
+    rows = tap_rows(k[..., 2:4])
+    assert rows.shape == (12, 2)
+    np.testing.assert_array_equal(rows[(1 * 2 + 1) * 2 + 0], k[1, 1, 0, 2:4])
 
 
 def test_weights_that_disagree_with_the_config_are_refused() -> None:

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from lstm_report.analysis.anchors import layer_anchor, model_anchor
+from lstm_report.analysis.anchors import layer_anchor, model_anchor, slug
+from lstm_report.analysis.conv_lstm import analyse_conv_layer
 from lstm_report.analysis.dynamics import memory_horizon
 from lstm_report.analysis.layer import analyse_layer
 from lstm_report.analysis.model_importance import measured_importance
@@ -53,8 +54,12 @@ def analyse_model(
         warnings.append(
             "feature_names are not shown: no analysed LSTM reads the model input directly"
         )
-    if not weights.layers:
+    if not weights.layers and not weights.conv_layers:
         warnings.append("the model has no LSTM or GRU layer")
+    convs = tuple(
+        analyse_conv_layer(c, f"{anchor}-conv{j}-{slug(c.name)}")
+        for j, c in enumerate(weights.conv_layers)
+    )
     importance, why = _importance(plan, weights, probe, keras_inputs)
     notes = list(weights.notes) + ([f"no input importance on the probe: {why}"] if why else [])
     return ModelAnalysis(
@@ -63,6 +68,7 @@ def analyse_model(
         shown_path=plan.shown_path,
         layers=tuple(analysed),
         others=weights.others,
+        conv_layers=convs,
         total_params=weights.total_params,
         recurrent_params=sum(w.params for w in layers),
         reader=weights.reader,

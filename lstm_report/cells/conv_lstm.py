@@ -20,7 +20,8 @@ timescale τ = 1/(1 − σ(b_f)) is per filter, as for an LSTM unit. Singular va
 defined for each kernel tap's (in, F) or (F, F) matrix, not for the convolution as a whole
 (that needs the input's spatial size): `tap_spectra` gives the largest one per tap.
 
-Not yet part of the report: readers still list ConvLSTM layers as not analysed.
+The readers hold it in a model.conv_layers.ConvRecurrentLayer; analysis/conv_lstm.py
+measures it for the report.
 """
 
 from __future__ import annotations

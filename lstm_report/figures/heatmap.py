@@ -78,15 +78,21 @@ def heatmaps(
     layer: str,
     gates: Sequence[str] = ("i", "f", "c", "o"),
     rows_are: str = "input feature",
+    *,
+    inputs: bool | None = None,
+    columns_are: str = "unit",
+    recurrent_rows: str = "from unit (previous h)",
 ) -> tuple[EmbeddedFigure, str | None]:
     """One panel per gate, one colour scale centred on zero shared by all of them.
 
     A panel shows at most one cell per pixel (and MAX_CELLS): larger matrices are pooled,
     so that the browser only ever scales a heatmap up and no strong weight falls between
-    the screen's pixels."""
+    the screen's pixels. ``inputs``: rows are inputs (``rows_are``), not ``recurrent_rows``
+    (None: W or ΔW are, U is not)."""
     vmax = finite_max_abs(mats)
     n_rows, n_cols = mats[0].shape
-    inputs = family.endswith("W")  # W or ΔW: rows are input features
+    if inputs is None:
+        inputs = family.endswith("W")  # W or ΔW: rows are input features
     height = 260.0 if not inputs else min(450.0, max(180.0, 90.0 + 16.0 * n_rows))
     names, left = _row_names(row_labels if inputs else None, n_rows)
     labelled = names is not None
@@ -111,10 +117,8 @@ def heatmaps(
             panel(
                 box,
                 title=f"{family} · {GATE_NAMES[gate]} gate ({gate})",
-                xlabel="unit" if cols == n_cols else "unit (pooled)",
-                ylabel=""
-                if k or labelled
-                else (rows_are if family.endswith("W") else "from unit (previous h)"),
+                xlabel=columns_are if cols == n_cols else f"{columns_are} (pooled)",
+                ylabel="" if k or labelled else (rows_are if inputs else recurrent_rows),
                 xticks=xticks,
                 yticks=yticks,
                 ytick_labels=k == 0,
@@ -124,10 +128,13 @@ def heatmaps(
         )
     x, y, w, h = boxes[-1]
     chart = Chart(WIDTH, height, tuple(panels), (colorbar(x + w + 14.0, y, h, vmax, bar_label),))
-    what = "input" if family.endswith("W") else "recurrent"
+    return draw(chart, _alt(family, gates, layer, inputs, vmax)), pooled_note
+
+
+def _alt(family: str, gates: Sequence[str], layer: str, inputs: bool, vmax: float) -> str:
+    """The text that stands in for a row of heatmaps."""
     names_text = ", ".join(f"{family}_{g}" for g in gates)
-    alt = (
-        f"Heatmaps of the {what} weights {names_text} of "
+    return (
+        f"Heatmaps of the {'input' if inputs else 'recurrent'} weights {names_text} of "
         f"{layer}, blue negative, red positive, shared scale ±{vmax:.3g}"
     )
-    return draw(chart, alt), pooled_note

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from lstm_report.figures.conv import ConvFigures, conv_figures
 from lstm_report.figures.encode import EmbeddedFigure
 from lstm_report.figures.importance import step_chart
 from lstm_report.figures.layer import LayerFigures, layer_figures
@@ -30,11 +31,14 @@ class Figures:
     """By series anchor (Series.anchor)."""
     steps: Mapping[str, EmbeddedFigure] = field(default_factory=dict)
     """The per-step importance chart, by model anchor (only models that have one)."""
+    conv: Mapping[str, ConvFigures] = field(default_factory=dict)
+    """By ConvLSTM anchor (ConvLayerAnalysis.anchor)."""
 
     def items(self) -> Iterator[tuple[str, object]]:
-        """(section anchor, its figures) in page order: layers, comparisons, series, steps;
-        a step chart's section is ``{model anchor}-steps``."""
+        """(section anchor, its figures) in page order: layers, ConvLSTMs, comparisons,
+        series, steps; a step chart's section is ``{model anchor}-steps``."""
         yield from self.layers.items()
+        yield from self.conv.items()
         yield from self.compared.items()
         yield from self.series.items()
         yield from ((f"{anchor}-steps", fig) for anchor, fig in self.steps.items())
@@ -66,6 +70,7 @@ def draw_figures(
         compared=compared,
         series={s.anchor: series_figures(s) for s in series},
         steps=steps,
+        conv={c.anchor: conv_figures(c) for m in models for c in m.conv_layers},
     )
 
 

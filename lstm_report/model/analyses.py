@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from lstm_report.model.conv_layers import ConvLayerAnalysis
 from lstm_report.model.layers import OtherLayer, RecurrentLayer
 from lstm_report.model.mechanism import Mechanism, MemoryHorizon, ProbeActivity, UnitAblation
 from lstm_report.model.stats import (
@@ -125,6 +126,8 @@ class ModelAnalysis:
     """From input_importance.per_step (None without it)."""
     shown_path: str = ""
     """The model file as the page names it (config.ModelSpec.shown_path): no local path."""
+    conv_layers: tuple[ConvLayerAnalysis, ...] = ()
+    """The model's Keras ConvLSTM layers (analysis/conv_lstm.py), all of them."""
 
 
 # --- answers measured on the probe ------------------------------------------------------

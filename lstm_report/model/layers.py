@@ -10,6 +10,7 @@ import numpy as np
 
 from lstm_report.cells.base import GATE_TITLES, CellWeights, Kind
 from lstm_report.cells.kinds import from_keras
+from lstm_report.model.conv_layers import ConvRecurrentLayer
 from lstm_report.model.graph import ModelGraph
 
 GATES: tuple[str, ...] = ("i", "f", "c", "o")
@@ -217,8 +218,8 @@ class RecurrentLayer:
 
 @dataclass(frozen=True)
 class OtherLayer:
-    """A recurrent layer that is neither an LSTM nor a GRU (ConvLSTM, SimpleRNN, CuDNNGRU, a
-    PyTorch nn.RNN): listed in the report, not analysed."""
+    """A recurrent layer that is neither an LSTM, a GRU nor a ConvLSTM (SimpleRNN, a
+    Bidirectional ConvLSTM, a PyTorch nn.RNN): listed in the report, not analysed."""
 
     name: str
     kind: str
@@ -259,6 +260,8 @@ class ModelWeights:
     """A checkpoint's scalar hyper-parameters as stored (Lightning's ``hyper_parameters``)."""
     graph: ModelGraph | None = None
     """The whole model's layers, where the reader found them (for the numpy model replay)."""
+    conv_layers: tuple[ConvRecurrentLayer, ...] = ()
+    """Keras ConvLSTM1D/2D/3D layers (analysed apart: their kernels are convolutions)."""
 
     def layer_names(self) -> list[str]:
         """Distinct recurrent layer names in file order (a Bidirectional counts once)."""

@@ -13,6 +13,7 @@ from lstm_report.model.analyses import Finding, InputImportance, ModelAnalysis
 from lstm_report.model.report import ReportData
 from lstm_report.model.training import Comparison, Delta
 from lstm_report.output.baseline import saved_comparison_json
+from lstm_report.output.conv_json import conv_layer_json
 from lstm_report.output.layer_json import layer_json
 
 SCHEMA_VERSION = 1
@@ -91,6 +92,7 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
                 "share": m.memory_horizon.share,
             }
         ),
+        "conv_layers": [conv_layer_json(c) for c in m.conv_layers],
     }
 
 

@@ -143,7 +143,9 @@ def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
                 return layer_vars(h5, f"{group}/{half.direction}_layer/cell", where)
             return layer_vars(h5, f"{group}/cell", where)
 
-        lstms, others = read_stored(config, arrays_of, legacy=False, where=where, check=check)
+        lstms, others, convs = read_stored(
+            config, arrays_of, legacy=False, where=where, check=check
+        )
         total = count_params(h5, skip=("optimizer",))
 
         def vars_of(path: str, sub: str, want: list[str]) -> dict[str, np.ndarray] | None:
@@ -172,6 +174,7 @@ def read_keras_zip(info: ModelFile, name: str, where: str) -> ModelWeights:
         shape=input_shape(config),
         embedding=embedding_of(emb, table),
         graph=graph,
+        convs=convs,
     )
 
 

@@ -5,13 +5,14 @@ legacy_h5.py and weights_only.py)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lstm_report.errors import CorruptModelError, ModelLoadError
+from lstm_report.model.conv_layers import ConvRecurrentLayer
 from lstm_report.model.graph import ModelGraph
 from lstm_report.model.layers import Embedding, ModelWeights, OtherLayer, RecurrentLayer
 from lstm_report.readers.files import ModelFile
@@ -161,7 +162,8 @@ def build_lstms(
 GATE_COUNT = {"LSTM": 4, "GRU": 3}
 ANALYSED = ({"LSTM"}, {"GRU"})
 """What the direct readers analyse: LSTMs and GRUs (CuDNNLSTM and CuDNNGRU converted); a
-Bidirectional's halves of one kind. ConvLSTM, SimpleRNN and mixed wrappers are listed only."""
+Bidirectional's halves of one kind (ConvLSTMs: readers/keras/conv.py). SimpleRNN, a
+Bidirectional ConvLSTM and mixed wrappers are listed only."""
 
 
 def check_arrays(
@@ -343,6 +345,7 @@ def model_weights(
     shape: tuple[int | None, ...] | None = None,
     embedding: Embedding | None = None,
     graph: ModelGraph | None = None,
+    convs: Sequence[ConvRecurrentLayer] = (),
 ) -> ModelWeights:
     return ModelWeights(
         name=name,
@@ -357,6 +360,7 @@ def model_weights(
         input_shape=shape,
         embedding=embedding,
         graph=graph,
+        conv_layers=tuple(convs),
     )
 
 

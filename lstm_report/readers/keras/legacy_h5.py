@@ -78,7 +78,7 @@ def read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWei
         picked = _pick(names, pattern, f"{where}: {found.path}", use_bias(half.config))
         return [read_array(group[n], where) for n in picked]
 
-    lstms, others = read_stored(config, arrays_of, legacy=legacy, where=where, check=check)
+    lstms, others, convs = read_stored(config, arrays_of, legacy=legacy, where=where, check=check)
     emb = input_embedding(config)
     table = None
     if emb is not None and emb.path in g:
@@ -108,4 +108,5 @@ def read_legacy_full(f: Any, info: ModelFile, name: str, where: str) -> ModelWei
         shape=input_shape(config),
         embedding=embedding_of(emb, table),
         graph=graph,
+        convs=convs,
     )

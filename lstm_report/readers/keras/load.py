@@ -195,7 +195,7 @@ def from_model(
     keras = import_keras()
     config = keras.saving.serialize_keras_object(model)
     objects = dict(_walk_layers(model, ""))
-    lstms, others = walk_recurrent(config, _LiveHalves(objects, path))
+    lstms, others, convs = walk_recurrent(config, _LiveHalves(objects, path))
     return ModelWeights(
         name=name,
         path=path,
@@ -207,6 +207,7 @@ def from_model(
         keras_version=keras_version or keras.__version__,
         input_shape=input_shape(config),
         embedding=_embedding(config, objects),
+        conv_layers=tuple(convs),
     )
 
 
@@ -215,6 +216,11 @@ class _LiveHalves:
 
     def __init__(self, objects: Mapping[str, Any], path: Any) -> None:
         self.objects, self.path = objects, path
+        self.where = str(path)
+
+    def arrays(self, found: FoundLayer, half: Half) -> list[np.ndarray]:
+        layer = _half(self._layer(found), found.class_name, half.direction)
+        return [np.array(a) for a in layer.get_weights()]
 
     def _layer(self, found: FoundLayer) -> Any:
         layer = self.objects.get(found.path)

@@ -1,6 +1,6 @@
 """The one walk over a Keras config's recurrent layers: each split into its halves (a
-Bidirectional's two), then analysed (LSTMs, GRUs) or listed (the rest) by the reader's own
-access to the arrays: a stored file's groups or a live model's objects."""
+Bidirectional's two), then analysed (LSTMs, GRUs, ConvLSTMs) or listed (the rest) by the
+reader's own access to the arrays: a stored file's groups or a live model's objects."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lstm_report.model.conv_layers import ConvRecurrentLayer
 from lstm_report.model.layers import OtherLayer, RecurrentLayer
+from lstm_report.readers.keras.conv import CONV_KINDS, conv_layer
 from lstm_report.readers.keras.h5 import ANALYSED, build_lstms, cell_kind, other_layer
 from lstm_report.readers.keras.topology import FoundLayer, Half, find_recurrent, split_halves
 
@@ -29,21 +31,33 @@ class HalvesReader(Protocol):
         """The layer as listed, not analysed."""
         ...
 
+    def arrays(self, found: FoundLayer, half: Half) -> list[np.ndarray]:
+        """One half's weight arrays as stored (kernel, recurrent kernel, bias)."""
+        ...
 
-def walk_recurrent(
-    config: Mapping[str, Any], reader: HalvesReader
-) -> tuple[list[RecurrentLayer], list[OtherLayer]]:
+    where: str
+    """The file, for messages."""
+
+
+Walked = tuple[list[RecurrentLayer], list[OtherLayer], list[ConvRecurrentLayer]]
+"""The analysed LSTMs and GRUs, the listed layers, the ConvLSTMs, each in config order."""
+
+
+def walk_recurrent(config: Mapping[str, Any], reader: HalvesReader) -> Walked:
     """The analysed and the listed recurrent layers of a config, in config order."""
     lstms: list[RecurrentLayer] = []
     others: list[OtherLayer] = []
+    convs: list[ConvRecurrentLayer] = []
     for found in find_recurrent(config):
         halves = split_halves(found)
         kinds = reader.kinds(found, halves)
         if kinds in ANALYSED:
             lstms += reader.layers(found, halves)
+        elif found.class_name in CONV_KINDS:  # a Bidirectional ConvLSTM stays listed
+            convs.append(conv_layer(found, reader.arrays(found, halves[0]), reader.where))
         else:
             others.append(reader.other(found, kinds))
-    return lstms, others
+    return lstms, others, convs
 
 
 class StoredHalves:
@@ -73,6 +87,9 @@ class StoredHalves:
     def other(self, found: FoundLayer, kinds: set[str]) -> OtherLayer:
         return other_layer(found, kinds)
 
+    def arrays(self, found: FoundLayer, half: Half) -> list[np.ndarray]:
+        return self.arrays_of(found, half)
+
 
 def read_stored(
     config: Mapping[str, Any],
@@ -81,6 +98,6 @@ def read_stored(
     legacy: bool,
     where: str,
     check: Callable[[FoundLayer], None] | None = None,
-) -> tuple[list[RecurrentLayer], list[OtherLayer]]:
+) -> Walked:
     """walk_recurrent over a stored file (StoredHalves)."""
     return walk_recurrent(config, StoredHalves(arrays_of, legacy=legacy, where=where, check=check))

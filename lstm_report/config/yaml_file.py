@@ -13,8 +13,7 @@ from lstm_report.config.schema import MAX_MODELS, Config, too_many_models
 from lstm_report.errors import ConfigError, quote, shorten
 from lstm_report.fileio.limits import (
     MAX_CONFIG_BYTES,
-    NotRegularFileError,
-    open_regular,
+    open_hostile,
     read_at_most,
     size_text,
 )
@@ -44,17 +43,21 @@ def load_config(path: str | Path) -> Config:
 
 def _read_text(path: Path) -> str:
     """The config's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
-    try:
-        with open_regular(path) as fh:
+
+    def unreadable(why: object) -> ConfigError:
+        return ConfigError(f"{path}: cannot read config: {why}")
+
+    with open_hostile(
+        path,
+        missing=lambda: ConfigError(f"{path}: config file not found"),
+        directory=lambda: ConfigError(f"{path}: is a directory, not a config file"),
+        special=lambda what: ConfigError(f"{path}: {what}; a config must be a file"),
+        unreadable=unreadable,
+    ) as fh:
+        try:
             raw = read_at_most(fh, MAX_CONFIG_BYTES)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
-    except NotRegularFileError as exc:
-        raise ConfigError(f"{path}: {exc}; a config must be a file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+        except OSError as exc:  # the disk failing once the file is open
+            raise unreadable(exc.strerror or exc) from None
     if raw is None:
         raise ConfigError(
             f"{path}: config is larger than {size_text(MAX_CONFIG_BYTES)}; refused "

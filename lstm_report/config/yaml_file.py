@@ -10,7 +10,7 @@ import yaml
 
 from lstm_report.config.parse import parse_config
 from lstm_report.config.schema import MAX_MODELS, Config, too_many_models
-from lstm_report.errors import ConfigError, quote, shorten
+from lstm_report.errors import ConfigError, first_line, quote, shorten
 from lstm_report.fileio.limits import (
     MAX_CONFIG_BYTES,
     open_hostile,
@@ -35,7 +35,7 @@ def load_config(path: str | Path) -> Config:
     except RecursionError:
         raise ConfigError(f"{path}: invalid YAML: nested too deeply to read") from None
     except (ValueError, OverflowError) as exc:  # a value yaml recognised but cannot build
-        raise ConfigError(f"{path}: invalid YAML: {_first_line(exc)}") from None
+        raise ConfigError(f"{path}: invalid YAML: {first_line(exc)[:300]}") from None
     if data is None:
         raise ConfigError(f"{path}: config is empty; it needs at least a 'models' list")
     return parse_config(data, base_dir=path.resolve().parent, source=path.resolve())
@@ -67,10 +67,6 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (UTF-8 expected)") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 MAX_YAML_NODES = 1_000_000

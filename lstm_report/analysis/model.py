@@ -49,8 +49,10 @@ def analyse_model(
         for la, head, why in zip(analysed, heads, whys)
     ]
     if plan.names_given and plan.feature_names is None:
+        kinds = {w.cell.kind for w in layers}  # a GRU is no LSTM
+        cells = next(iter(kinds)) if len(kinds) == 1 else "LSTM or GRU"
         warnings.append(
-            "feature_names are not shown: no analysed LSTM reads the model input directly"
+            f"feature_names are not shown: no analysed {cells} reads the model input directly"
         )
     if not weights.layers:
         warnings.append("the model has no LSTM or GRU layer")

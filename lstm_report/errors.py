@@ -77,6 +77,11 @@ def listing(items: Iterable[object], keep: int = LIST_KEEP, *, empty: str = "non
     return ", ".join(shown) + (f", … and {more:,} more" if more else "")
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none), as a reason."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def one_line(text: str, limit: int = LINE_MAX) -> str:
     """text on one line (line breaks become spaces), at most limit characters."""
     flat = " ".join(str(text).split("\n")).replace("\r", " ")

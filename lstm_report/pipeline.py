@@ -33,11 +33,9 @@ from lstm_report.integrations.notebook import result_html
 from lstm_report.model.analyses import ModelAnalysis
 from lstm_report.model.report import ReportData
 from lstm_report.model.training import Comparison
-from lstm_report.output.baseline import SavedComparison, compare_saved
-from lstm_report.output.baseline import Side as SavedSide
 from lstm_report.output.clock import generated_at
-from lstm_report.output.report_json import finding_json, model_json, report_json
-from lstm_report.output.saved_report import SavedReport, load_saved_report, saved_model
+from lstm_report.output.report_json import report_json
+from lstm_report.output.saved_compare import saved_comparisons
 from lstm_report.output.writer import writers
 from lstm_report.readers.dispatch import keras_inputs, read_model
 from lstm_report.readers.frameworks import FRAMEWORK_READERS
@@ -135,7 +133,7 @@ def build_report(
     check_paths(cfg, outputs, loaded)  # before any work: a typo in -o never costs a model
     with checkpoint_run(cfg, cache, processes, say) as run:
         report = analyse(cfg, run, loaded, generated)
-        report = replace(report, saved_comparisons=_compare_saved(cfg, list(report.models)))
+        report = replace(report, saved_comparisons=saved_comparisons(cfg, report.models))
         figures = _draw(report, say)
         data = report_json(report)
         _render_and_write(report, figures, data, outputs, say)
@@ -248,44 +246,6 @@ def _compare(
         if not c.saved
         for base, cand in [(named[c.baseline], named[c.candidate])]
     )
-
-
-def _compare_saved(cfg: Config, models: list[ModelAnalysis]) -> tuple[SavedComparison, ...]:
-    """The comparisons of which a side is a report's JSON written earlier: numbers only."""
-    current = {m.name: m for m in models}
-    read: dict[Path, SavedReport] = {}
-    out = []
-    for c in cfg.compare:
-        if not c.saved:
-            continue
-        where = c.where or f"compare[{c.index}]"
-        sides: list[SavedSide] = []
-        sources: list[tuple[str, str]] = []
-        for role, label, path in (
-            ("baseline", c.baseline, c.saved_baseline),
-            ("candidate", c.candidate, c.saved_candidate),
-        ):
-            if path is None:
-                m = current[label]
-                found = [finding_json(f) for la in m.layers for f in la.findings]
-                sides.append((label, model_json(m), found))
-                continue
-            if path not in read:
-                read[path] = load_saved_report(path, where)
-            saved = read[path]
-            other = c.candidate if role == "baseline" else c.baseline
-            want = other if other in current else (sides[0][1]["name"] if sides else None)
-            sides.append((label, saved_model(saved, want, where), saved.findings))
-            made = f", generated {saved.generated}" if saved.generated else ""
-            by = f" by {saved.generator}" if saved.generator else ""
-            sources.append((role, f"{label}{made}{by}"))
-        roles = tuple(
-            r
-            for r, p in (("baseline", c.saved_baseline), ("candidate", c.saved_candidate))
-            if p is not None
-        )
-        out.append(compare_saved(sides[0], sides[1], c.index, roles, sources))
-    return tuple(out)
 
 
 def _report_data(

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 
 from lstm_report.analysis.layer import KEPT_SEQUENCES as MAX_SEQUENCES
-from lstm_report.analysis.model_replay import first_line
 from lstm_report.cells.kinds import replay
-from lstm_report.errors import LstmReportError
+from lstm_report.errors import LstmReportError, first_line
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.layers import RecurrentLayer
 from lstm_report.model.stats import Verification

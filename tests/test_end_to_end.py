@@ -567,6 +567,23 @@ models:
     assert code == 1 and err.startswith("error: compare[0]: no layer of 'simple' matches"), err
 
 
+def test_unread_feature_names_of_a_gru_say_gru(
+    keras: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A GRU is no LSTM: the warning names the kind of the layers analysed."""
+    emb = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Embedding(10, 3), keras.layers.GRU(2, name="g")]
+    )
+    emb.save(tmp_path / "emb.keras")
+    cfg = write_config(tmp_path, "models:\n  - {path: emb.keras, feature_names: [a, b, c]}\n")
+    code, err = run_main(capfd, "build", str(cfg), "-o", str(tmp_path / "r.html"))
+    assert code == 0, err
+    assert err.splitlines()[0] == (
+        "warning: emb.keras: feature_names are not shown: no analysed GRU reads the model "
+        "input directly"
+    )
+
+
 def test_progress_counts_the_models(
     simple_model: Any, legacy_h5_model: Any, tmp_path: Path
 ) -> None:

@@ -13,9 +13,9 @@ from lstm_report.analysis.importance import (
     sequences_for_work,
     token_importance,
 )
-from lstm_report.analysis.model_replay import first_line, model_forward
+from lstm_report.analysis.model_replay import model_forward
 from lstm_report.analysis.probing import KerasInputs, ProbeFlow
-from lstm_report.errors import LstmReportError
+from lstm_report.errors import LstmReportError, first_line
 from lstm_report.model.analyses import InputImportance, Target
 from lstm_report.model.layers import ModelWeights
 

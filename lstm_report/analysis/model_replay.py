@@ -48,11 +48,6 @@ Value = tuple[np.ndarray, np.ndarray | None]
 """A layer's output and its mask (batch, steps) or None."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's message (its type's name if it has none), as a reason."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 class ReplayStopped(AnalysisError):
     """numpy cannot compute the model's output: ``layer`` (None: the graph as a whole)."""
 

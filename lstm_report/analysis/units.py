@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lstm_report.analysis.ablation import unit_ablation
-from lstm_report.analysis.model_replay import ModelReplay, first_line, replay_problem
-from lstm_report.errors import AnalysisError, LstmReportError
+from lstm_report.analysis.model_replay import ModelReplay, replay_problem
+from lstm_report.errors import AnalysisError, LstmReportError, first_line
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.model.layers import ModelWeights, RecurrentLayer
 from lstm_report.model.mechanism import UnitAblation

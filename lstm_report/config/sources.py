@@ -12,9 +12,9 @@ from lstm_report.config.parse import parse_config
 from lstm_report.config.schema import CompareSpec, Config, page_name
 from lstm_report.config.yaml_file import load_config
 from lstm_report.errors import ConfigError
-from lstm_report.readers.formats import format_of, suffix_text
+from lstm_report.readers.formats import format_of, has_model_magic, suffix_text
 
-_MAGIC = (b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")  # a zip (.keras) or an HDF5 file
+CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
 def is_model_file(path: str | Path) -> bool:
@@ -27,19 +27,9 @@ def is_model_file(path: str | Path) -> bool:
             return True  # a Keras 3 model saved with save(zipped=False)
     except OSError:
         return False
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in CONFIG_SUFFIXES:
         return False
-    try:
-        if not path.is_file():
-            return False
-        with path.open("rb") as fh:
-            head = fh.read(8)
-    except OSError:
-        return False
-    return head.startswith(_MAGIC) or head[4:8] == b"TFL3"  # a .tflite FlatBuffer
-
-
-CONFIG_SUFFIXES = (".yaml", ".yml")
+    return has_model_magic(path)  # a model file under another name
 
 
 def check_config_suffix(path: str | Path) -> None:

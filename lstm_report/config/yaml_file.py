@@ -10,11 +10,10 @@ import yaml
 
 from lstm_report.config.parse import parse_config
 from lstm_report.config.schema import MAX_MODELS, Config, too_many_models
-from lstm_report.errors import ConfigError, quote, shorten
+from lstm_report.errors import ConfigError, first_line, quote, shorten
 from lstm_report.fileio.limits import (
     MAX_CONFIG_BYTES,
-    NotRegularFileError,
-    open_regular,
+    open_hostile,
     read_at_most,
     size_text,
 )
@@ -36,7 +35,7 @@ def load_config(path: str | Path) -> Config:
     except RecursionError:
         raise ConfigError(f"{path}: invalid YAML: nested too deeply to read") from None
     except (ValueError, OverflowError) as exc:  # a value yaml recognised but cannot build
-        raise ConfigError(f"{path}: invalid YAML: {_first_line(exc)}") from None
+        raise ConfigError(f"{path}: invalid YAML: {first_line(exc)[:300]}") from None
     if data is None:
         raise ConfigError(f"{path}: config is empty; it needs at least a 'models' list")
     return parse_config(data, base_dir=path.resolve().parent, source=path.resolve())
@@ -44,17 +43,21 @@ def load_config(path: str | Path) -> Config:
 
 def _read_text(path: Path) -> str:
     """The config's text: a regular file of at most MAX_CONFIG_BYTES, in UTF-8."""
-    try:
-        with open_regular(path) as fh:
+
+    def unreadable(why: object) -> ConfigError:
+        return ConfigError(f"{path}: cannot read config: {why}")
+
+    with open_hostile(
+        path,
+        missing=lambda: ConfigError(f"{path}: config file not found"),
+        directory=lambda: ConfigError(f"{path}: is a directory, not a config file"),
+        special=lambda what: ConfigError(f"{path}: {what}; a config must be a file"),
+        unreadable=unreadable,
+    ) as fh:
+        try:
             raw = read_at_most(fh, MAX_CONFIG_BYTES)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
-    except NotRegularFileError as exc:
-        raise ConfigError(f"{path}: {exc}; a config must be a file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+        except OSError as exc:  # the disk failing once the file is open
+            raise unreadable(exc.strerror or exc) from None
     if raw is None:
         raise ConfigError(
             f"{path}: config is larger than {size_text(MAX_CONFIG_BYTES)}; refused "
@@ -64,10 +67,6 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (UTF-8 expected)") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 MAX_YAML_NODES = 1_000_000

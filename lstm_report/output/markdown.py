@@ -54,12 +54,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def headline_rows(n: Numbers) -> list[tuple[str, str]]:
-    """The table of headline numbers: (what, value) in Markdown."""
+def headline_rows(n: Numbers, cells: str = "LSTM") -> list[tuple[str, str]]:
+    """The table of headline numbers: (what, value) in Markdown; ``cells`` names the layers
+    (``LSTM``, or ``Recurrent`` where a GRU is among them)."""
     rows = [
         ("Models", f"{n.models:,}"),
-        ("LSTM layers", f"{n.layers:,}"),
-        ("LSTM parameters", f"{n.lstm_params:,}"),
+        (f"{cells} layers", f"{n.layers:,}"),
+        (f"{cells} parameters", f"{n.lstm_params:,}"),
         (
             "Findings",
             f"{n.findings:,} ({_plural(n.errors, 'error')}, {_plural(n.warnings, 'warning')})",
@@ -103,7 +104,9 @@ def summary(report: ReportData, html_path: Path | None, markdown_path: Path | No
     out += finding_lines(report, n)
     out += saved_lines(report)
     out += ["| Headline | Value |", "| --- | --- |"]
-    out += [f"| {what} | {value} |" for what, value in headline_rows(n)]
+    kinds = {la.weights.cell_kind for m in report.models for la in m.layers}
+    cells = "LSTM" if kinds <= {"LSTM"} else "Recurrent"  # a GRU is no LSTM
+    out += [f"| {what} | {value} |" for what, value in headline_rows(n, cells)]
     return "\n".join(out) + "\n"
 
 

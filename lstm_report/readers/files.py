@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_report.errors import CorruptModelError, ModelLoadError, UnsafeModelError
+from lstm_report.errors import CorruptModelError, ModelLoadError, UnsafeModelError, first_line
 from lstm_report.fileio.limits import (
     MAX_JSON_DEPTH,
     MAX_METADATA_BYTES,
@@ -167,7 +167,7 @@ def _inspect_keras_dir(path: Path, where: str) -> ModelFile:
                 check_hdf5(f, label)
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise ModelLoadError(
-                f"{label} in {path} is not a readable HDF5 file ({_first_line(exc)})"
+                f"{label} in {path} is not a readable HDF5 file ({_reason(exc)})"
             ) from None
     elif (path / "model.weights.npz").exists() or (path / "model.weights.npz").is_symlink():
         _dir_member(path, "model.weights.npz", where).close()
@@ -215,7 +215,7 @@ def _check_weights(zf: zipfile.ZipFile, path: Path, where: str) -> None:
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             # h5py raises any of these for a damaged file
             raise ModelLoadError(
-                f"{label} in {path} is not a readable HDF5 file ({_first_line(exc)})"
+                f"{label} in {path} is not a readable HDF5 file ({_reason(exc)})"
             ) from None
 
 
@@ -229,7 +229,7 @@ def _inspect_h5(path: Path, where: str) -> ModelFile:
             version = f.attrs.get("keras_version")
     except (OSError, RuntimeError, KeyError) as exc:  # h5py raises any of these for damage
         raise ModelLoadError(
-            f"{where}: {path} is a corrupt or truncated HDF5 file ({_first_line(exc)})"
+            f"{where}: {path} is a corrupt or truncated HDF5 file ({_reason(exc)})"
         ) from None
     except (TypeError, ValueError) as exc:  # an attribute of a type h5py cannot convert
         raise CorruptModelError(f"{where}: {path}: unreadable root attribute ({exc})") from None
@@ -257,8 +257,9 @@ def _version_text(value: Any, path: Path, where: str, what: str) -> str | None:
     return value or None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _reason(exc: BaseException) -> str:
+    """An error's first line, at most 300 characters, for an HDF5 file's refusal."""
+    text = first_line(exc)
     return text if len(text) <= 300 else text[:297] + "..."
 
 

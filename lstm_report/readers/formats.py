@@ -103,6 +103,19 @@ def is_tflite(head: bytes) -> bool:
     return head[4:8] == TFLITE_IDENTIFIER
 
 
+def has_model_magic(path: Path) -> bool:
+    """Whether a regular file's first bytes are a zip's (``.keras``), an HDF5 file's or a
+    .tflite's, whatever its name says; False for what cannot be read."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head.startswith((ZIP_SIGNATURE, HDF5_SIGNATURE)) or is_tflite(head)
+
+
 def looks_like_safetensors(head: bytes) -> bool:
     """Whether a file's first 9 bytes are a safetensors header's length and opening brace."""
     return (

@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from lstm_report.config.schema import ModelSpec
-from lstm_report.errors import ConfigError, listing, quote
+from lstm_report.errors import ConfigError, first_line, listing, quote
 from lstm_report.fileio.limits import (
     MAX_PROBE_BYTES,
     open_hostile,
@@ -39,7 +39,9 @@ class ProbeShape:
     features: int | None
     """Features per step (None: unknown); unused for token ids."""
     lstm_reads: bool = True
-    """Whether an LSTM reads the model input itself (for the wording of errors)."""
+    """Whether a recurrent layer reads the model input itself (for the wording of errors)."""
+    readers: str = "LSTMs"
+    """What reads it, for errors: ``LSTMs``, ``GRUs`` or ``recurrent layers`` (both)."""
     embedding: str | None = None
     """The Embedding that reads the input: the probe holds token ids, (sequences, steps)."""
     vocab: int | None = None
@@ -60,9 +62,11 @@ def probe_shape(weights: ModelWeights) -> ProbeShape:
     if weights.embedding is not None:
         e = weights.embedding
         return ProbeShape(None, lstm_reads=False, embedding=e.name, vocab=e.vocab)
-    readers = [w.input_dim for w in weights.layers if w.reads_input]
+    readers = [w for w in weights.layers if w.reads_input]
     if readers:
-        return ProbeShape(readers[0])
+        kinds = {w.cell.kind for w in readers}
+        words = f"{next(iter(kinds))}s" if len(kinds) == 1 else "recurrent layers"
+        return ProbeShape(readers[0].input_dim, readers=words)
     return ProbeShape(weights.input_dim, lstm_reads=False)
 
 
@@ -84,8 +88,8 @@ def load_probe(spec: ModelSpec, expect: ProbeShape) -> np.ndarray | None:
         try:
             data = _read(fh, spec, expect)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"{key}: cannot read {p.path} as .npy/.npz: {first}") from None
+            why = first_line(exc)
+            raise ConfigError(f"{key}: cannot read {p.path} as .npy/.npz: {why}") from None
     if 0 in data.shape:
         raise ConfigError(f"{key}: probe data is empty (shape {data.shape})")
     data = _token_ids(data, expect, key) if expect.embedding is not None else _features(data, key)
@@ -177,7 +181,7 @@ def _check_header(
         )
     features = expect.features
     if expect.embedding is None and features is not None and shape[2] != features:
-        reads = "the model's LSTMs read" if expect.lstm_reads else "the model input has"
+        reads = f"the model's {expect.readers} read" if expect.lstm_reads else "the model input has"
         raise ConfigError(
             f"{key}: probe data has {shape[2]} features per step, but {reads} {features}"
         )

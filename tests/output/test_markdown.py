@@ -16,6 +16,7 @@ from lstm_report.cli import main
 from lstm_report.output.markdown import escape
 from lstm_report.templating import fmt_num
 from tests.conftest import _randomise, write_config
+from tests.helpers import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +172,14 @@ def test_every_output_is_one_writer(simple_model: Any, tmp_path: Path) -> None:
     for path, w in chosen[1:]:
         assert w.write(result.report, Figures()) == path.read_text(encoding="utf-8"), w.kind
     assert [w.kind for _, w in writers(paths[0])] == ["html"]
+
+
+def test_a_gru_report_speaks_of_recurrent_layers(tmp_path: Path) -> None:
+    """A GRU is no LSTM: the summary's table names the layers "Recurrent" (LSTM-only
+    reports keep "LSTM layers", above)."""
+    model = FIXTURES / "frameworks" / "onnx_gru_lbr1_bidirectional.onnx"
+    md = tmp_path / "summary.md"
+    build_report({"models": [{"path": str(model)}]}, output=tmp_path / "p.html", markdown=md)
+    table = _table(md.read_text())
+    assert "Recurrent layers" in table and "Recurrent parameters" in table
+    assert "LSTM layers" not in table and "LSTM parameters" not in table

@@ -13,9 +13,13 @@ import pytest
 
 from lstm_report.config.schema import ModelSpec, ProbeSpec
 from lstm_report.errors import ConfigError
-from lstm_report.readers.probe import ProbeShape, load_probe
+from lstm_report.readers.dispatch import read_model
+from lstm_report.readers.probe import ProbeShape, load_probe, probe_shape
 from tests import hostile
+from tests.helpers import FIXTURES
 from tests.hostile import assert_refused, run_cli
+
+GRU_ONNX = "onnx_gru_lbr1_bidirectional.onnx"
 
 
 def spec(path: Path, array: str | None = None) -> ModelSpec:
@@ -99,3 +103,14 @@ def test_object_dtype_is_refused_without_unpickling(tmp_path: Path) -> None:
     np.save(probe, np.array([[[None] * 5]], dtype=object), allow_pickle=True)
     with pytest.raises(ConfigError, match=r"must be numeric \(float\), got dtype object"):
         load_probe(spec(probe), ProbeShape(5))
+
+
+def test_a_probe_of_the_wrong_width_names_what_reads_it(tmp_path: Path) -> None:
+    """A GRU is no LSTM: the error says what reads the model input."""
+    model = read_model(ModelSpec(index=0, path=FIXTURES / "frameworks" / GRU_ONNX, name="g"))
+    expect = probe_shape(model)
+    assert expect.readers == "GRUs" and expect.features is not None
+    np.save(tmp_path / "p.npy", np.zeros((2, 3, expect.features + 1), dtype=np.float32))
+    with pytest.raises(ConfigError, match=rf"but the model's GRUs read {expect.features}$"):
+        load_probe(spec(tmp_path / "p.npy"), expect)
+    assert ProbeShape(5).readers == "LSTMs"  # the default: an LSTM reads it

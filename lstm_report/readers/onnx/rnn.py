@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lstm_report.cells.base import CellWeights, Kind
-from lstm_report.errors import ModelLoadError
+from lstm_report.errors import ModelLoadError, first_line
 from lstm_report.fileio.limits import (
     MAX_ONNX_BYTES,
     NotRegularFileError,
@@ -42,7 +42,7 @@ from lstm_report.fileio.limits import (
 from lstm_report.model.layers import RecurrentModel
 from lstm_report.readers.onnx.cells import DIRECTIONS, rnn_cells
 from lstm_report.readers.onnx.graph import FoldError, Values
-from lstm_report.readers.onnx.tensors import ExternalData, all_graphs, declared_bytes, one_line
+from lstm_report.readers.onnx.tensors import ExternalData, all_graphs, declared_bytes
 from lstm_report.readers.onnx.whole_graph import layer_sources, whole_graph
 from lstm_report.readers.onnx.wire import parse_cost_problem
 
@@ -97,7 +97,7 @@ def _parse(path: Path, onnx: Any) -> Any:
         # External data is never followed here: _array reads it, after checking where it is.
         return onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends
-        raise ModelLoadError(f"{path.name}: not an ONNX model: {one_line(exc)}") from None
+        raise ModelLoadError(f"{path.name}: not an ONNX model: {first_line(exc)}") from None
 
 
 _ATTRIBUTE_TYPES = {

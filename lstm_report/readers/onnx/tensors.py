@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.errors import ModelLoadError
+from lstm_report.errors import ModelLoadError, first_line
 
 
 def all_graphs(*roots: Any) -> Any:
@@ -144,7 +144,7 @@ def _raw_array(t: Any, external: ExternalData) -> np.ndarray:
         return np.asarray(numpy_helper.to_array(t))
     except Exception as exc:
         raise ModelLoadError(
-            f"{external.shown}: initializer {t.name!r} cannot be read: {one_line(exc)}"
+            f"{external.shown}: initializer {t.name!r} cannot be read: {first_line(exc)}"
         ) from None
 
 
@@ -251,8 +251,3 @@ def _inside_folder(location: str, folder: Path, where: str) -> Path:
             "(a symbolic link?): refused"
         )
     return target
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

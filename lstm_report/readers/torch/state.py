@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_report.errors import ModelLoadError
+from lstm_report.errors import ModelLoadError, first_line
 from lstm_report.fileio.limits import MAX_TENSORS, size_text
 from lstm_report.readers.formats import TORCH_LEGACY_MAGIC, ZIP_SIGNATURE
 from lstm_report.readers.safety import inert_pickle
@@ -213,7 +213,7 @@ class TorchFile:
             raise ModelLoadError(f"{self.path.name}: refused: {exc}") from None
         except (OSError, zipfile.BadZipFile, ValueError) as exc:
             raise ModelLoadError(
-                f"{self.path.name}: cannot read a tensor: {_one_line(exc)}"
+                f"{self.path.name}: cannot read a tensor: {first_line(exc)}"
             ) from None
 
 
@@ -262,7 +262,7 @@ def load(path: Path, member: str | None = None) -> TorchFile:
                     f"{path.name}: data.pkl cannot be read: {_pickle_problem(exc)}"
                 ) from None
     except zipfile.BadZipFile as exc:
-        raise ModelLoadError(f"{path.name}: not a readable zip: {_one_line(exc)}") from None
+        raise ModelLoadError(f"{path.name}: not a readable zip: {first_line(exc)}") from None
     except OSError as exc:
         raise ModelLoadError(f"{path.name}: cannot read: {exc.strerror or exc}") from None
     return TorchFile(path, obj, inert, archive.torchscript, member)
@@ -295,14 +295,9 @@ _UNPICKLE_ERRORS = (
 )
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _pickle_problem(exc: BaseException) -> str:
     """What an unpickling error says, in the file's terms (not Python's hints)."""
-    text = _one_line(exc)
+    text = first_line(exc)
     if isinstance(exc, ValueError) and "digits" in text and "limit" in text.lower():
         return f"an integer of more than {sys.get_int_max_str_digits():,} digits"
     if isinstance(exc, RecursionError):

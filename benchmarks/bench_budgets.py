@@ -72,6 +72,7 @@ def case(label: str, cells: list, x: np.ndarray, budget: float | None) -> None:
     from lstm_report.analysis.dynamics import layer_dynamics, sequences_for
     from lstm_report.analysis.importance import occlusion_importance, sequences_for_work
     from lstm_report.cells.kinds import replay
+    from lstm_report.cells.restart import replay_restarted
 
     inputs = [x]
     for c in cells[:-1]:
@@ -82,16 +83,45 @@ def case(label: str, cells: list, x: np.ndarray, budget: float | None) -> None:
             z = replay(c, z, dtype=np.float32).h
         return z
 
+    def copies(probe: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """As ModelReplay.for_copies: each layer restarts the copies from the probe's states."""
+        bases, z = [], np.asarray(probe, np.float32)
+        for c in cells:
+            t = replay(c, z, dtype=np.float32)
+            bases.append((z, t))
+            z = t.h
+
+        def run(y: np.ndarray) -> np.ndarray:
+            rows = np.arange(y.shape[0]) % probe.shape[0]
+            for c, (bx, bt) in zip(cells, bases):
+                y = replay_restarted(c, y, bx, bt, rows, dtype=np.float32).h
+            return y
+
+        return run
+
     dyn_w, dyn_c, _ = timed(lambda: [layer_dynamics(c, z) for c, z in zip(cells, inputs)])
     used = [sequences_for(c, x.shape[0], x.shape[1]) for c in cells]
     names = tuple(f"x{j}" for j in range(x.shape[2]))
     cap = sequences_for_work(cells, x.shape[0], x.shape[1], x.shape[2])
     print(f"  importance cap: {cap} sequences", flush=True)
-    imp_w, imp_c, imp = timed(
+    full_w, full_c, _ = timed(
         lambda: occlusion_importance(
             forward, x, names, target="lstm_output", layer="last", max_sequences=cap
         )
     )
+    print(f"  importance, every copy replayed in full: {full_w:.2f} s ({full_c:.2f} s CPU)")
+    imp_w, imp_c, imp = timed(
+        lambda: occlusion_importance(
+            forward,
+            x,
+            names,
+            target="lstm_output",
+            layer="last",
+            max_sequences=cap,
+            copies=copies,
+        )
+    )
+    print(f"  importance, copies restarted at their step: {imp_w:.2f} s ({imp_c:.2f} s CPU)")
     total = dyn_w + imp_w
     verdict = "" if budget is None else f" | {total / budget:.2f}× the {budget:g} s budget"
     print(

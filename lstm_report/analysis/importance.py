@@ -18,6 +18,10 @@ from lstm_report.model.analyses import FeatureEffect, InputImportance, Target
 Forward = Callable[[np.ndarray], np.ndarray]
 """Probe inputs (sequences, steps, features) -> the target's values, first axis sequences."""
 
+Copies = Callable[[np.ndarray], Forward]
+"""Given the probe, a forward for batches of whole changed copies of it (row r a copy of
+probe row r % len(probe)), which may reuse the probe's own run (ModelReplay.for_copies)."""
+
 RESAMPLES = 200
 """Bootstrap resamples of the sequences for each interval."""
 
@@ -69,6 +73,7 @@ def occlusion_importance(
     layer: str | None = None,
     seed: int = 0,
     max_sequences: int = MAX_SEQUENCES,
+    copies: Copies | None = None,
 ) -> InputImportance:
     """Importance of every input feature, and of every time step, by occlusion on ``x``
     (its first ``max_sequences`` sequences, at most MAX_SEQUENCES).
@@ -76,8 +81,10 @@ def occlusion_importance(
     The occluded copies go through ``forward`` together, BATCH rows at a time: one call per
     copy ran the model on small batches (64 rows of a 2×LSTM(256): 117 calls of 1 s each).
     Every sequence's output depends on that sequence alone, so the values are those of one
-    call per copy, up to rounding."""
+    call per copy, up to rounding. ``copies``: what runs the copies instead, given x."""
     x = np.asarray(x, np.float32)[: max(1, min(MAX_SEQUENCES, max_sequences))]
+    if copies is not None:
+        forward = copies(x)
     n, steps, features = x.shape
     rng = np.random.default_rng(seed)
     mean = x.mean(axis=(0, 1))
@@ -91,11 +98,11 @@ def occlusion_importance(
             z[:, k - 1 - features, :] = mean
         return z
 
-    copies = 1 + features + steps
+    n_copies = 1 + features + steps
     per_call = max(1, BATCH // n)
     outputs: list[np.ndarray] = []
-    for first in range(0, copies, per_call):
-        ks = range(first, min(copies, first + per_call))
+    for first in range(0, n_copies, per_call):
+        ks = range(first, min(n_copies, first + per_call))
         out = np.asarray(forward(np.concatenate([occluded(k) for k in ks])))
         outputs += [out[i * n : (i + 1) * n] for i in range(len(ks))]
     base = outputs[0]

@@ -13,7 +13,7 @@ from lstm_report.analysis.importance import (
     sequences_for_work,
     token_importance,
 )
-from lstm_report.analysis.model_replay import model_forward
+from lstm_report.analysis.model_replay import ModelReplay, model_forward
 from lstm_report.analysis.probing import KerasInputs, ProbeFlow
 from lstm_report.errors import LstmReportError, first_line
 from lstm_report.model.analyses import InputImportance, Target
@@ -117,8 +117,10 @@ def _feature_importance(
     cap = sequences_for_work(
         [w.cell for w in weights.layers], probe.shape[0], probe.shape[1], features
     )
+    # The numpy replay restarts each occluded copy at its occluded step (cells.restart).
+    copies = forward.for_copies if isinstance(forward, ModelReplay) else None
     return occlusion_importance(
-        forward, probe, labels, target=target, layer=layer, max_sequences=cap
+        forward, probe, labels, target=target, layer=layer, max_sequences=cap, copies=copies
     )
 
 

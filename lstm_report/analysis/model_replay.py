@@ -12,6 +12,7 @@ What numpy cannot compute raises ReplayStopped naming the layer.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,9 @@ from lstm_report.analysis.keras_layers import (
     merge,
 )
 from lstm_report.analysis.onnx_replay import onnx_forward
+from lstm_report.cells.base import CellTrace
 from lstm_report.cells.kinds import replay as replay_cell
+from lstm_report.cells.restart import replay_restarted
 from lstm_report.errors import AnalysisError
 from lstm_report.model.graph import IDENTITY_LAYERS, GraphLayer, ModelGraph
 from lstm_report.model.layers import ModelWeights, RecurrentLayer
@@ -84,6 +87,34 @@ class ModelReplay:
         for w in weights.layers:
             self.halves.setdefault(w.name, []).append(w)
         self.by_name = {layer.name: layer for layer in self.graph.layers}
+        self._record: dict[tuple[str, str], tuple[np.ndarray, CellTrace]] | None = None
+        self._bases: Mapping[tuple[str, str], tuple[np.ndarray, CellTrace]] | None = None
+        self._rows: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The model's prediction on ``x``: the replay as a forward."""
+        return self.output(x)
+
+    def for_copies(self, probe: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """The prediction on batches of changed copies of ``probe``, row r a copy of probe
+        row r % len(probe) (whole copies, as occlusion makes them). The probe is replayed
+        once, keeping every forward recurrent layer's input and states; in a batch each
+        such layer restarts every row from the probe's state before the row's first
+        differing step (cells.restart). Masked layers and backward halves replay in full."""
+        bases: dict[tuple[str, str], tuple[np.ndarray, CellTrace]] = {}
+        recorder = copy.copy(self)
+        recorder._record = bases
+        recorder.output(probe)
+        n = probe.shape[0]
+
+        def forward(x: np.ndarray) -> np.ndarray:
+            if n == 0 or x.shape[0] % n:
+                return self.output(x)
+            runner = copy.copy(self)
+            runner._bases, runner._rows = bases, np.arange(x.shape[0]) % n
+            return runner.output(x)
+
+        return forward
 
     def output(self, x: np.ndarray) -> np.ndarray:
         """The model's prediction on ``x`` (first axis the batch)."""
@@ -198,7 +229,7 @@ class ModelReplay:
             raise ReplayStopped(f"{layer.name!r} returns its states", layer.name)
         outs = []
         for w in sorted(halves, key=lambda u: u.direction != "forward"):
-            t = replay_cell(w.cell, np.asarray(x, self.dtype), dtype=self.dtype, mask=mask)
+            t = self._replay_half(w, np.asarray(x, self.dtype), mask)
             if not w.return_sequences:
                 outs.append(t.h_last)
             elif w.wrapper is None and w.cell.direction == "backward":
@@ -221,6 +252,19 @@ class ModelReplay:
             raise ReplayStopped(f"{layer.name!r} has merge_mode {merge!r}", layer.name)
         return merged(), mask if seq else None
 
+    def _replay_half(self, w: RecurrentLayer, x: np.ndarray, mask: np.ndarray | None) -> CellTrace:
+        """One direction of a recurrent layer on x: restarted from the probe's states where
+        this replay runs copies of it (for_copies), recorded where it runs the probe."""
+        key = (w.name, w.cell.direction)
+        if mask is None and self._bases is not None and self._rows is not None:
+            base = self._bases.get(key)
+            if base is not None and base[0].shape[1:] == x.shape[1:]:
+                return replay_restarted(w.cell, x, base[0], base[1], self._rows, dtype=self.dtype)
+        trace = replay_cell(w.cell, x, dtype=self.dtype, mask=mask)
+        if self._record is not None and mask is None:
+            self._record[key] = (x, trace)
+        return trace
+
 
 _MASK_AWARE = frozenset({"LSTM", "GRU", "Bidirectional", "GlobalAveragePooling1D", "Masking"})
 
@@ -242,5 +286,4 @@ def model_forward(
     if problem is not None:
         layer, why = problem
         return None, f"numpy stops at layer {layer!r}: {why}" if layer else f"numpy stops: {why}"
-    replay = ModelReplay(weights, dtype=np.float32)
-    return replay.output, None
+    return ModelReplay(weights, dtype=np.float32), None

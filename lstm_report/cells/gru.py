@@ -106,8 +106,10 @@ def replay_gru(
     keep_gates: bool = False,
     dtype: type = np.float64,
     mask: np.ndarray | None = None,
+    initial: np.ndarray | None = None,
 ) -> CellTrace:
-    """Run the GRU on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
+    """Run the GRU on x (batch, steps, input_dim) from zero state, or from ``initial``
+    (h0, (batch, units)); see CellTrace for order."""
     act, rec = activations(cell)
     zx, U, b, b_rec, order = replay_inputs(cell, x, dtype)
     n, steps, _ = x.shape
@@ -118,7 +120,7 @@ def replay_gru(
     if not cell.reset_after:
         # Before the reset: the candidate's recurrent bias sits outside r, like the others.
         zx += br
-    h: np.ndarray = np.zeros((n, u), dtype)
+    h: np.ndarray = np.zeros((n, u), dtype) if initial is None else np.asarray(initial, dtype)
     hs: np.ndarray = np.empty((n, steps, u), dtype)
     keep: dict[str, np.ndarray] = (
         {g.name: np.empty((n, steps, u), dtype) for g in GRU_GATES} if keep_gates else {}

@@ -13,6 +13,7 @@ import numpy as np
 from lstm_report.cells.base import CellTrace, CellWeights, Direction, Kind, Order
 from lstm_report.cells.gru import from_keras_gru, gru_equations, replay_gru
 from lstm_report.cells.lstm import from_keras_lstm, lstm_equations, replay_lstm
+from lstm_report.errors import AnalysisError
 
 
 def replay(
@@ -23,15 +24,28 @@ def replay(
     dtype: type = np.float64,
     mask: np.ndarray | None = None,
     order: Order = "input",
+    initial: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> CellTrace:
-    """Run one cell in numpy on x (batch, steps, input_dim) from a zero state.
+    """Run one cell in numpy on x (batch, steps, input_dim) from a zero state, or from
+    ``initial`` = (h0, c0) (c0 None for a GRU): the state before the first step read.
 
     ``mask`` (batch, steps), as Keras masks: at a masked step the state and the output of
     the step before are carried over unchanged. ``order``: ``input`` aligns the steps with
     x (as PyTorch, ONNX and Keras' Bidirectional return them), ``read`` keeps the order the
     cell read them (as a lone Keras layer returns them: a go_backwards layer's flipped)."""
-    run = replay_lstm if cell.kind == "LSTM" else replay_gru
-    return run(cell, x, keep_gates=keep_gates, dtype=dtype, mask=mask).in_order(order)
+    if cell.kind == "LSTM":
+        lstm_start = None
+        if initial is not None:
+            if initial[1] is None:
+                raise AnalysisError(f"{cell.label}: an LSTM restarts from (h0, c0), c0 missing")
+            lstm_start = (initial[0], initial[1])
+        trace = replay_lstm(
+            cell, x, keep_gates=keep_gates, dtype=dtype, mask=mask, initial=lstm_start
+        )
+    else:
+        h0 = None if initial is None else initial[0]
+        trace = replay_gru(cell, x, keep_gates=keep_gates, dtype=dtype, mask=mask, initial=h0)
+    return trace.in_order(order)
 
 
 def from_keras(

@@ -101,8 +101,10 @@ def replay_lstm(
     keep_gates: bool = False,
     dtype: type = np.float64,
     mask: np.ndarray | None = None,
+    initial: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CellTrace:
-    """Run the LSTM on x (batch, steps, input_dim) from zero state; see CellTrace for order."""
+    """Run the LSTM on x (batch, steps, input_dim) from zero state, or from ``initial``
+    (h0 (batch, output_dim), c0 (batch, units)); see CellTrace for order."""
     act, rec = activations(cell)
     zx, U, b, b_rec, order = replay_inputs(cell, x, dtype)
     P: np.ndarray | None = None if cell.P is None else cell.P.astype(dtype)
@@ -114,6 +116,8 @@ def replay_lstm(
             zx += bias.astype(dtype)
     h: np.ndarray = np.zeros((n, cell.output_dim), dtype)
     c: np.ndarray = np.zeros((n, u), dtype)
+    if initial is not None:
+        h, c = np.asarray(initial[0], dtype), np.asarray(initial[1], dtype)
     hs: np.ndarray = np.empty((n, steps, cell.output_dim), dtype)
     cs: np.ndarray = np.empty((n, steps, u), dtype)
     keep: dict[str, np.ndarray] = (

@@ -7,9 +7,11 @@ of 64 × 100 steps (random weights as Keras initialises them: glorot kernels, or
 recurrent matrices, unit forget bias). Each analysis is timed once, in this process, as the
 report runs it: dynamics of every layer (``probe_dynamics``'s ``layer_dynamics``) and
 occlusion importance on the last layer's output (``measured_importance``'s numpy path; with
-the Keras reader it runs the model itself, which this does not time). Fixed points and unit
-ablation (issue 24) are not in this version; their rows say so. Budgets, from issues 23 and
-24: dynamics + importance ≤ 0.5 s for the demo and ≤ 2 s for 2×LSTM(256), on 2 cores.
+the Keras reader it runs the model itself, which this does not time), then the mechanism of
+every layer: fixed points (``probe_mechanism``: input held at zero) and unit ablation with
+the rest of the stack and the last step as the head (as ``layer_units`` with the model's
+replay). Budgets, from issues 23 and 24: dynamics + importance ≤ 0.5 s for the demo and
+≤ 2 s for 2×LSTM(256); fixed points + ablation ≤ 3 s per LSTM(256) layer; on 2 cores.
 On a busy machine the CPU seconds say more than the wall seconds.
 """
 
@@ -122,14 +124,40 @@ def case(label: str, cells: list, x: np.ndarray, budget: float | None) -> None:
         )
     )
     print(f"  importance, copies restarted at their step: {imp_w:.2f} s ({imp_c:.2f} s CPU)")
+    mech_w, mech_c, mech = timed(lambda: mechanism(cells, inputs))
     total = dyn_w + imp_w
-    verdict = "" if budget is None else f" | {total / budget:.2f}× the {budget:g} s budget"
+    verdict = "" if budget is None else f"{total / budget:.2f}×"
     print(
-        f"| {label} | dynamics {dyn_w:.2f} s ({dyn_c:.2f} s CPU, sequences {used}) "
-        f"| importance {imp_w:.2f} s ({imp_c:.2f} s CPU, {imp.sequences} sequences) "
-        f"| fixed points, unit ablation: not in this version{verdict} |",
+        f"| {label} | {dyn_w:.2f} s ({dyn_c:.2f} s CPU; sequences {used}) "
+        f"| {imp_w:.2f} s ({imp_c:.2f} s CPU; {imp.sequences} sequences) "
+        f"| {verdict or 'no budget'} | {mech_w:.2f} s ({mech_c:.2f} s CPU; {mech}) |",
         flush=True,
     )
+
+
+def mechanism(cells: list, inputs: list[np.ndarray]) -> str:
+    """Fixed points and unit ablation of every layer, as the report runs them; what was
+    limited, in words."""
+    from lstm_report.analysis.ablation import unit_ablation
+    from lstm_report.analysis.mechanism import fixed_points
+    from lstm_report.cells.kinds import replay
+
+    said = []
+    for j, (c, z) in enumerate(zip(cells, inputs)):
+        rest = cells[j + 1 :]
+
+        def head(h: np.ndarray, rest: list = rest) -> np.ndarray:
+            for r in rest:
+                h = replay(r, h, dtype=np.float32).h
+            return h[:, -1]
+
+        fp = fixed_points(c, z, inputs="zero")
+        ab = unit_ablation(c, z, head, target="model_output")
+        said.append(
+            f"layer {j}: {len(fp.fixed_points)} points from {fp.starts} starts"
+            f"{'' if not fp.limited else ', ' + fp.limited}; ablation on {ab.sequences} sequences"
+        )
+    return "; ".join(said)
 
 
 def main() -> None:
@@ -137,6 +165,11 @@ def main() -> None:
     ap.add_argument("--skip-1024", action="store_true")
     a = ap.parse_args()
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start\n")
+    print(
+        "| model, probe | dynamics | importance | dynamics + importance against the budget "
+        "| fixed points + unit ablation, every layer |"
+    )
+    print("|---|---:|---:|---:|---|")
     case("demo (its probe, 64 × 30)", *demo(), 0.5)
     case("2×LSTM(256), probe 64 × 100", *synthetic(256), 2.0)
     if not a.skip_1024:

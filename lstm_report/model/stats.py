@@ -83,7 +83,7 @@ class Spectrum:
     @property
     def what(self) -> str:
         """What was computed, in words: "all 1024 singular values (SVD); the largest 64 of 1024
-        eigenvalues by magnitude (Arnoldi, relative residual ≤ 1e-10)"."""
+        eigenvalues by magnitude (Arnoldi, relative residual ≤ 1e-6)"."""
         return self.describe(str(len(self.eigenvalues or ())))
 
     def describe(self, eigen_count: str) -> str:
@@ -96,8 +96,8 @@ class Spectrum:
         elif self.eigen_method is not None:
             out += (
                 f"; the largest {eigen_count} of {self.eigen_total} eigenvalues by magnitude "
-                f"(Arnoldi, relative residual ≤ {self.eigen_tolerance:g}; one fewer where the "
-                "next would split a complex-conjugate pair)"
+                f"(Arnoldi, relative residual ≤ {_power(self.eigen_tolerance)}; one fewer "
+                "where the next would split a complex-conjugate pair)"
             )
         return out
 
@@ -181,3 +181,8 @@ class Dynamics:
         if not (math.isfinite(self.lyapunov[0]) and math.isfinite(self.lyapunov_spread[0])):
             return True
         return self.lyapunov[0] - self.lyapunov_spread[0] > UNSTABLE_MARGIN
+
+
+def _power(x: float | None) -> str:
+    """1e-06 as "1e-6": the way a page writes a tolerance."""
+    return f"{x:g}".replace("e-0", "e-").replace("e+0", "e+")

@@ -231,7 +231,7 @@ def test_large_layer_states_what_was_computed() -> None:
     assert lines[0].startswith(
         f"U_g: all {units} singular values (from the Gram matrix); the largest"
     )
-    assert f"of {units} eigenvalues by magnitude (Arnoldi, relative residual ≤ 1e-10;" in lines[0]
+    assert f"of {units} eigenvalues by magnitude (Arnoldi, relative residual ≤ 1e-6;" in lines[0]
     assert lines[1] == "W_g: all 12 singular values (SVD)"
     assert la.gates[0].U.spectral == first[0].U.singular_values[0]
 
@@ -381,11 +381,11 @@ def test_near_defective_matrix_is_exact_or_within_its_backward_error() -> None:
     if sp.eigen_method == "dense":
         np.testing.assert_allclose(np.sort(np.abs(sp.eigenvalues)), np.sort(np.abs(exact)))
     else:
-        # Within the backward error: each θ is an eigenvalue of U + E, ‖E‖ ≤ 1e-10·|θ|,
-        # which moves a 6-fold defective eigenvalue by up to (1e-10)^(1/6) ≈ 0.02.
+        # Within the backward error: each θ is an eigenvalue of U + E, ‖E‖ ≤ 1e-6·|θ|,
+        # which moves a 6-fold defective eigenvalue by up to (1.2e-6)^(1/6) ≈ 0.103.
         for z in sp.eigenvalues:
-            assert np.min(np.abs(exact - z)) <= 0.05
-    assert sp.spectral_radius == pytest.approx(1.2, abs=0.05)
+            assert np.min(np.abs(exact - z)) <= 0.11
+    assert sp.spectral_radius == pytest.approx(1.2, abs=0.11)
 
 
 def test_an_iteration_that_does_not_converge_falls_back_to_all_eigenvalues(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lstm_report.cells.base import CellWeights
 from lstm_report.cells.kinds import replay
 from lstm_report.cli import main
 from lstm_report.readers.onnx import rnn as onnx_rnn
@@ -31,7 +32,21 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-class OnnxStep:
+class Step:
+    """A state map s -> F(s, x) with central-difference Jacobians."""
+
+    size = 2 * H
+
+    def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def jacobian(self, s: np.ndarray, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+        """Central differences: J[a, b] = ∂s_next[a] / ∂s[b]."""
+        cols = [(self(s + d, x) - self(s - d, x)) / (2 * eps) for d in np.eye(s.size) * eps]
+        return np.stack(cols, axis=1)
+
+
+class OnnxStep(Step):
     """s = (h, c) -> the next state, by the ONNX LSTM's equations (float64)."""
 
     def __init__(self) -> None:
@@ -52,24 +67,35 @@ class OnnxStep:
         o = sigmoid(zo + self.p_o * c_new)
         return np.concatenate([o * np.tanh(c_new), c_new], axis=-1)
 
-    def jacobian(self, s: np.ndarray, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-        """Central differences: J[a, b] = ∂s_next[a] / ∂s[b]."""
-        cols = [(self(s + d, x) - self(s - d, x)) / (2 * eps) for d in np.eye(s.size) * eps]
-        return np.stack(cols, axis=1)
+
+class ReplayStep(Step):
+    """One step of lstm-report's numpy replay (cells.kinds.replay, itself checked against
+    the TFLite interpreter in tests/readers/test_tflite_reader.py) from a given state."""
+
+    def __init__(self, cell: CellWeights) -> None:
+        self.cell, self.u = cell, cell.units
+        self.size = 2 * cell.units
+
+    def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        s2, x2 = s.reshape(-1, self.size), np.asarray(x).reshape(-1, 1, self.cell.input_dim)
+        tr = replay(self.cell, x2, initial=(s2[:, : self.u], s2[:, self.u :]))
+        assert tr.c is not None
+        return np.concatenate([tr.h[:, 0], tr.c[:, 0]], axis=-1).reshape(s.shape)
 
 
 def _qr_exponents(
-    step: OnnxStep, xs: np.ndarray, burn: int, frames: np.ndarray | None = None
+    step: Step, xs: np.ndarray, burn: int, frames: np.ndarray | None = None
 ) -> np.ndarray:
     """Benettin's method over finite-difference Jacobians, every direction of the state,
     mean over the sequences of the per-sequence exponents (descending), from the given
     orthonormal frames (sequences, 2H, 2H) or from random ones of another seed."""
     out = []
     rng = np.random.default_rng(123)
+    k = step.size
     for n, x in enumerate(xs):
-        s = np.zeros(2 * H)
-        q = np.linalg.qr(rng.normal(size=(2 * H, 2 * H)))[0] if frames is None else frames[n]
-        logs = np.zeros(2 * H)
+        s = np.zeros(k)
+        q = np.linalg.qr(rng.normal(size=(k, k)))[0] if frames is None else frames[n]
+        logs = np.zeros(k)
         for t, xt in enumerate(x):
             q, r = np.linalg.qr(step.jacobian(s, xt) @ q)
             s = step(s, xt)
@@ -79,10 +105,11 @@ def _qr_exponents(
     return np.mean(out, axis=0)
 
 
-def _frames(sequences: int = SEQUENCES) -> np.ndarray:
-    """The starting frames layer_dynamics draws: seed 0, the first draw."""
+def _frames(sequences: int = SEQUENCES, size: int = 2 * H) -> np.ndarray:
+    """The starting frames layer_dynamics draws: seed 0, the first draw (k = the state's
+    size, up to 8)."""
     rng = np.random.default_rng(0)
-    return np.asarray(np.linalg.qr(rng.normal(size=(sequences, 2 * H, 2 * H)))[0])
+    return np.asarray(np.linalg.qr(rng.normal(size=(sequences, size, size)))[0])
 
 
 def _decay(step: OnnxStep, xs: np.ndarray) -> np.ndarray:
@@ -225,3 +252,29 @@ def test_a_reverse_peephole_lstm_reads_its_probe_backwards(
     np.testing.assert_allclose(d["lyapunov"], reverse, rtol=0, atol=1e-6)
     forward = _qr_exponents(step, probe, d["burn_in"], _frames())
     assert np.abs(reverse - forward).max() > 1e-2  # the direction is seen by the numbers
+
+
+def test_a_tflite_bidirectional_with_peepholes_has_dynamics_for_both_halves(
+    tmp_path: Path, probe: np.ndarray
+) -> None:
+    """The TFLite fixture: peepholes on the forward half only. Each half's exponents are
+    those of the replay's finite-difference Jacobians, the backward one reading the probe
+    last to first."""
+    pytest.importorskip("tflite")
+    from lstm_report.readers.tflite import rnn as tflite_rnn
+
+    path = FIXTURES / "tflite" / "lstm_bidi_peephole.tflite"
+    fw, bw = tflite_rnn.read(path).cells
+    assert fw.peepholes is not None and bw.peepholes is None
+    xs = probe[:, :60]
+    data, _ = _report(tmp_path, path, xs)
+    layers = {x["direction"]: x for x in data["models"][0]["layers"]}
+    assert set(layers) == {"forward", "backward"}
+    for cell, x in ((fw, xs), (bw, xs[:, ::-1])):
+        d = layers[cell.direction]["dynamics"]
+        assert d is not None and d["state"] == "(h, c)"
+        step = ReplayStep(cell)
+        frames = _frames(SEQUENCES, step.size)
+        want = _qr_exponents(step, x, d["burn_in"], frames)
+        np.testing.assert_allclose(d["lyapunov"], want, rtol=0, atol=1e-6)
+        assert layers[cell.direction]["unit_ablation"]

@@ -20,6 +20,13 @@ from lstm_report.cells.base import CellWeights
 from lstm_report.cells.kinds import replay
 from lstm_report.cli import main
 from lstm_report.readers.onnx import rnn as onnx_rnn
+from tests.analysis.test_takeaways import (
+    check_dynamics_sentence,
+    check_evidence,
+    check_inputs_sentence,
+    check_mechanism_sentence,
+    check_memory_sentence,
+)
 from tests.helpers import FIXTURES
 
 FW = FIXTURES / "frameworks"
@@ -182,6 +189,12 @@ def test_a_peephole_lstm_report_has_its_dynamics(tmp_path: Path, probe: np.ndarr
     np.testing.assert_allclose(d["jacobian_decay"], _decay(step, probe), rtol=1e-6, atol=1e-9)
     assert not d["unstable"] and d["lyapunov"][0] < 0
     assert "small perturbation of the state (h, c) dies out" in page
+    # the takeaways state these numbers (tests/analysis/test_takeaways.py's checkers)
+    assert "is stable on the probe" in check_dynamics_sentence(data)
+    assert check_mechanism_sentence(data)
+    check_memory_sentence(data)
+    check_inputs_sentence(data)
+    check_evidence(data)
     assert "peephole" not in " ".join(f["message"] for f in data["findings"]).lower()
 
 

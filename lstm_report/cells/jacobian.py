@@ -4,8 +4,9 @@
 
 Every variant a reader produces is covered: both biases of PyTorch and ONNX (added in an
 LSTM, split by the reset gate in a GRU with reset_after), a PyTorch LSTM's projection P
-(then h has P's width and c the units'), GRU reset_after True and False, and any
-activation in cells.activations. Vectors are rows, as in the cells' replays; a batch of
+(then h has P's width and c the units'), an LSTM's peepholes (ONNX P, TFLite inputs 9-11:
+i and f read c_(t−1), o the new c_t, as in cells/lstm.py), GRU reset_after True and False,
+and any activation in cells.activations. Vectors are rows, as in the cells' replays; a batch of
 states is (..., n), a batch of tangent or adjoint vectors (..., k, n).
 
 ``step`` and ``jacobian`` are the public API (issue 24 builds fixed points on them);
@@ -31,10 +32,6 @@ class CellMap:
     def __init__(self, cell: CellWeights, dtype: type = np.float64) -> None:
         self.cell = cell
         self.dtype = dtype
-        if cell.peepholes is not None:
-            # The peephole terms (P ⊙ c in the gates) are not in this map's Jacobian yet:
-            # no dynamics rather than wrong ones.
-            raise AnalysisError(f"{cell.label}: no Jacobian for an LSTM with peepholes yet")
         for name in (cell.activation, cell.recurrent_activation):
             if activation_fn(name) is None or activation_grad(name) is None:
                 raise AnalysisError(f"{cell.label}: no Jacobian for activation {name!r}")
@@ -57,6 +54,10 @@ class CellMap:
         )
         self.P: np.ndarray | None = None if cell.P is None else cell.P.astype(dtype)
         self.PT: np.ndarray | None = None if self.P is None else np.ascontiguousarray(self.P.T)
+        self.peep: np.ndarray | None = (
+            None if cell.peepholes is None else cell.peepholes.astype(dtype)
+        )
+        """Rows P_i, P_f, P_o (3, units), or None."""
         self.units = u
         self.h_size = cell.output_dim
         """The first h_size entries of a state are h."""
@@ -127,11 +128,14 @@ class CellMap:
         if self.cell.kind == "LSTM":
             h, c = s[..., : self.h_size], s[..., self.h_size :]
             z = zx + _mm(h, self.U)
-            i, di = self.rec(z[..., :u])
-            f, df = self.rec(z[..., u : 2 * u])
+            zi, zf, zo = z[..., :u], z[..., u : 2 * u], z[..., 3 * u :]
+            if self.peep is not None:  # i and f read c_(t−1), o the new c_t
+                zi, zf = zi + self.peep[0] * c, zf + self.peep[1] * c
+            i, di = self.rec(zi)
+            f, df = self.rec(zf)
             g, dg = self.act(z[..., 2 * u : 3 * u])
-            o, do = self.rec(z[..., 3 * u :])
             c_new = f * c + i * g
+            o, do = self.rec(zo if self.peep is None else zo + self.peep[2] * c_new)
             ac, dac = self.act(c_new)
             m = o * ac
             h_new = m if self.P is None else _mm(m, self.P)
@@ -159,11 +163,16 @@ class CellMap:
         u, e = self.units, _rows
         dh, dc = v[..., : self.h_size], v[..., self.h_size :]
         dz = _mm(dh, self.U)
-        di = e(p["di"]) * dz[..., :u]
-        df = e(p["df"]) * dz[..., u : 2 * u]
+        dzi, dzf, dzo = dz[..., :u], dz[..., u : 2 * u], dz[..., 3 * u :]
+        if self.peep is not None:
+            dzi, dzf = dzi + self.peep[0] * dc, dzf + self.peep[1] * dc
+        di = e(p["di"]) * dzi
+        df = e(p["df"]) * dzf
         dg = e(p["dg"]) * dz[..., 2 * u : 3 * u]
-        do = e(p["do"]) * dz[..., 3 * u :]
         dc_new = e(p["f"]) * dc + e(p["c"]) * df + e(p["i"]) * dg + e(p["g"]) * di
+        if self.peep is not None:
+            dzo = dzo + self.peep[2] * dc_new
+        do = e(p["do"]) * dzo
         dm = do * e(p["ac"]) + e(p["o"]) * e(p["dac"]) * dc_new
         dh_new = dm if self.P is None else _mm(dm, self.P)
         return np.concatenate([dh_new, dc_new], axis=-1)
@@ -172,17 +181,17 @@ class CellMap:
         e = _rows
         ah, ac = a[..., : self.h_size], a[..., self.h_size :]
         am = ah if self.PT is None else _mm(ah, self.PT)
-        ac_all = ac + am * e(p["o"]) * e(p["dac"])
-        az = np.concatenate(
-            [
-                ac_all * e(p["g"]) * e(p["di"]),
-                ac_all * e(p["c"]) * e(p["df"]),
-                ac_all * e(p["i"]) * e(p["dg"]),
-                am * e(p["ac"]) * e(p["do"]),
-            ],
-            axis=-1,
-        )
-        return np.concatenate([_mm(az, self.UT), ac_all * e(p["f"])], axis=-1)
+        a_zo = am * e(p["ac"]) * e(p["do"])
+        ac_all = ac + am * e(p["o"]) * e(p["dac"])  # everything c_t reaches
+        if self.peep is not None:
+            ac_all = ac_all + a_zo * self.peep[2]
+        a_zi = ac_all * e(p["g"]) * e(p["di"])
+        a_zf = ac_all * e(p["c"]) * e(p["df"])
+        az = np.concatenate([a_zi, a_zf, ac_all * e(p["i"]) * e(p["dg"]), a_zo], axis=-1)
+        a_c = ac_all * e(p["f"])
+        if self.peep is not None:
+            a_c = a_c + a_zi * self.peep[0] + a_zf * self.peep[1]
+        return np.concatenate([_mm(az, self.UT), a_c], axis=-1)
 
     def _gru_jvp(self, p: dict[str, np.ndarray], v: np.ndarray) -> np.ndarray:
         u, e = self.units, _rows

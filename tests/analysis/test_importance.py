@@ -214,3 +214,32 @@ def test_importance_on_the_model_output_when_keras_runs_the_model(
         d = m.predict(xo, verbose=0).astype(np.float64) - base
         assert f["value"] == pytest.approx(np.mean(np.mean(d**2, axis=1)), rel=1e-6)
     assert "the model's prediction" in res.html_path.read_text()
+
+
+def test_per_token_keeps_the_20_largest_by_hand() -> None:
+    """Issue 23 item 3: y = Σ_t w[id_t] over 35 token ids (pad 4 among them): blanking token
+    k changes y by −count_k·(w[k] − w[pad]), so its effect is mean over sequences of that
+    squared. per_token lists the 20 largest, sorted, the pad token never, with a name
+    where the vocabulary has one and the id where it does not."""
+    rng = np.random.default_rng(8)
+    vocab = 35
+    w = rng.normal(size=vocab)
+    ids = rng.integers(0, vocab, size=(50, 12))
+    pad = 4
+
+    def forward(v: np.ndarray) -> np.ndarray:
+        return np.asarray(w[np.asarray(v)].sum(axis=1, keepdims=True), np.float64)
+
+    names = tuple(f"t{k}" for k in range(30))  # ids 30..34 have no name
+    imp = importance.token_importance(forward, ids, pad=pad, target="model_output", names=names)
+    counts = np.stack([(ids == k).sum(axis=1) for k in range(vocab)])  # (vocab, sequences)
+    effect = np.mean((counts * (w - w[pad])[:, None]) ** 2, axis=1)
+    order = [k for k in np.argsort(-effect, kind="stable") if k != pad][: importance.MAX_TOKENS]
+    assert importance.MAX_TOKENS == 20 and len(imp.per_token) == 20
+    assert [t.name for t in imp.per_token] == [names[k] if k < 30 else str(k) for k in order]
+    assert [t.value for t in imp.per_token] == pytest.approx(effect[order], rel=1e-9)
+    assert all(t.low <= t.value <= t.high for t in imp.per_token)
+    assert imp.pad_token == pad and f"t{pad}" not in {t.name for t in imp.per_token}
+    # per position: every token at step t blanked
+    by_step = [np.mean((w[ids[:, t]] - w[pad]) ** 2) for t in range(12)]
+    assert imp.per_step == pytest.approx(by_step, rel=1e-9)

@@ -234,3 +234,34 @@ def test_a_state_that_overflows_is_unstable() -> None:
     d = layer_dynamics(cell, np.random.default_rng(0).normal(size=(4, 60, 3)))
     assert not np.isfinite(d.largest) and d.unstable
     assert "overflows on the probe" in unstable_message(d)
+
+
+def test_a_positive_exponent_within_its_spread_is_no_warning() -> None:
+    """Issue 23 item 6: unstable-dynamics needs the top exponent above 0 by more than its
+    spread over the sequences; +0.02 ± 0.05 is noise, +0.08 ± 0.05 is not."""
+    from dataclasses import replace
+
+    from lstm_report.analysis.layer import with_findings
+    from lstm_report.model.checks import Checks
+    from lstm_report.model.stats import Dynamics
+
+    la = _analysed(calm_gru(), np.random.default_rng(13).normal(size=(8, 40, 2)))
+
+    def codes(top: float, spread: float) -> dict[str, str]:
+        d = Dynamics(
+            lyapunov=(top, -1.0),
+            lyapunov_spread=(spread, 0.1),
+            jacobian_decay=(0.5,),
+            sequences=8,
+            steps=40,
+            burn_in=10,
+            directions=2,
+            state="h",
+        )
+        found = with_findings(replace(la, dynamics=d), "m", Checks())  # type: ignore[type-var]
+        return {f.code: f.severity for f in found.findings}
+
+    assert "unstable-dynamics" not in codes(0.02, 0.05)
+    assert codes(0.08, 0.05)["unstable-dynamics"] == "warning"
+    assert codes(0.08, 0.05)["large-spectral-radius"] == "info"  # never a warning alone
+    assert "unstable-dynamics" not in codes(-0.3, 0.05)

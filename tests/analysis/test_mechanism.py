@@ -24,6 +24,7 @@ from lstm_report.errors import ConfigError
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.readers.dispatch import read_model
 from tests.analysis.test_lyapunov import sigmoid, still_cell
+from tests.analysis.test_takeaways import check_mechanism_sentence
 from tests.cells.test_jacobian import make_cell
 from tests.helpers import FIXTURES
 
@@ -296,6 +297,7 @@ def test_the_report_carries_fixed_points_units_and_the_takeaway(tmp_path: Path) 
     assert layer["units_target"] == "model_output" and layer["units_target_reason"] is None
     texts = [t["text"] for t in data["takeaways"] if t["code"] == "mechanism"]
     assert len(texts) == 1 and "line attractor" in texts[0]
+    assert check_mechanism_sentence(data) == texts  # its numbers are the JSON's
     html = out.read_text()
     assert "Fixed points and slow manifold" in html and "Units that carry the answer" in html
     # --no-dynamics: none of it

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 from lstm_report.cli import main
-from tests.analysis.test_takeaways import check_dynamics_sentence, check_memory_sentence
+from tests.analysis.test_takeaways import (
+    check_dynamics_sentence,
+    check_evidence,
+    check_inputs_sentence,
+    check_mechanism_sentence,
+    check_memory_sentence,
+)
 from tests.conftest import write_config
 
 STEPS = 32
@@ -58,6 +64,31 @@ def lag_lstm(keras: Any, lag: int = 8) -> Any:
     return m
 
 
+def short_lstm(keras: Any, lag: int = 2, keepers: int = 4) -> Any:
+    """A delay line of lag + 1 units read at its end, as lag_lstm, beside ``keepers`` units
+    whose forget gate holds (f = σ(5), τ ≈ 150 steps) but that store nothing (i ≈ 0 and a
+    candidate of 0): the median timescale is long, the memory the answer uses is short."""
+    d = lag + 1
+    u = d + keepers
+    m = keras.Sequential(
+        [keras.Input((STEPS, 1)), keras.layers.LSTM(u, name="short"), keras.layers.Dense(1)]
+    )
+    kernel = np.zeros((1, 4 * u))
+    kernel[0, 2 * u] = 1.0
+    rec = np.zeros((u, 4 * u))
+    for j in range(1, d):
+        rec[j - 1, 2 * u + j] = 1.0
+    bias = np.zeros(4 * u)
+    bias[:d], bias[d:u] = 5.0, -10.0  # i
+    bias[u : u + d], bias[u + d : 2 * u] = -5.0, 5.0  # f
+    bias[3 * u :] = 5.0  # o
+    m.get_layer("short").set_weights([kernel, rec, bias])
+    head = np.zeros((u, 1))
+    head[d - 1] = 1.0
+    m.layers[-1].set_weights([head, np.zeros(1)])
+    return m
+
+
 def gru(keras: Any, U: np.ndarray, b_z: float, b_r: float, seed: int) -> Any:
     n = U.shape[0]
     m = keras.Sequential(
@@ -97,6 +128,7 @@ def reports(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     models = {
         "sum": (sum_lstm(keras), rng.normal(size=(48, 30, 1))),
         "lag": (lag_lstm(keras), rng.normal(0, 0.3, (48, STEPS, 1))),
+        "short": (short_lstm(keras), rng.normal(0, 0.3, (48, STEPS, 1))),
         "chaotic": (chaotic_gru(keras), rng.normal(size=(16, STEPS, 2))),
         "calm": (calm_gru(keras), rng.normal(size=(16, STEPS, 2))),
     }
@@ -149,6 +181,25 @@ def test_a_lag_of_8_steps_is_found(reports: dict[str, Any]) -> None:
     assert _warnings(data) <= {"saturated-units"}
 
 
+def test_a_short_memory_beside_long_timescales_is_said_short(reports: dict[str, Any]) -> None:
+    """Issue 23 item 4: the answer reads x_(T−3): a horizon of 3 steps, under a quarter of
+    32, so "short"; the gates' median τ (about 150 steps) is more than twice the horizon,
+    and the sentence says which to trust."""
+    data, _ = reports["short"]
+    m = data["models"][0]
+    h = m["memory_horizon"]
+    assert m["input_importance"]["target"] == "model_output"
+    assert h == {"steps": 3, "of": STEPS, "share": 0.9}
+    assert int(np.argmax(m["input_importance"]["per_step"])) == STEPS - 3
+    text = check_memory_sentence(data)
+    assert text.startswith("Memory is short: short's answer depends on the last 3 of 32 steps")
+    (layer,) = m["layers"]
+    tau = float(np.median([v for v in layer["memory"]["probe_tau"] if v is not None]))
+    assert tau > 100 and f"{tau:.3g} steps in short" in text
+    assert "more than 2× longer than the measured horizon in short" in text
+    assert "shorter than the measured horizon" not in text
+
+
 def test_a_chaotic_gru_is_unstable(reports: dict[str, Any]) -> None:
     data, status = reports["chaotic"]
     d = data["models"][0]["layers"][0]["dynamics"]
@@ -168,3 +219,17 @@ def test_a_calm_gru_with_a_large_radius_is_no_warning(reports: dict[str, Any]) -
     assert {f["severity"] for f in data["findings"]} == {"info"}
     assert "is stable on the probe" in check_dynamics_sentence(data)
     assert status == 0
+
+
+@pytest.mark.parametrize("name", ["sum", "lag", "short", "chaotic", "calm"])
+def test_every_takeaway_of_the_models_states_its_evidence_and_numbers(
+    reports: dict[str, Any], name: str
+) -> None:
+    """Issue 23 item 7, on the known-answer models as on the demo: each sentence says what
+    it was measured on, and its numbers are the JSON's."""
+    data, _ = reports[name]
+    check_evidence(data)
+    check_inputs_sentence(data)
+    check_memory_sentence(data)
+    check_dynamics_sentence(data)
+    check_mechanism_sentence(data)

@@ -296,3 +296,74 @@ def test_token_report_json_and_page(keras: Any, tmp_path: Path) -> None:
     html = res.html_path.read_text()
     assert "the model&#39;s prediction" in html or "the model's prediction" in html
     assert "embedding dimension" in html and "token w7" in html
+
+
+def _cli_report(tmp_path: Path, model: Path, probe: np.ndarray, *extra: str) -> dict[str, Any]:
+    import json
+
+    from lstm_report.cli import main
+
+    np.save(tmp_path / "probe.npy", probe)
+    out = tmp_path / "r.json"
+    args = ["build", str(model), "--probe", str(tmp_path / "probe.npy"), "--json", str(out)]
+    assert main([*args, "-o", str(tmp_path / "r.html"), "-q", *extra]) == 0
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def _headline(data: dict[str, Any]) -> str:
+    (h,) = [h for h in data["headlines"] if h["anchor"].endswith("-importance")]
+    return str(h["text"])
+
+
+def test_the_headline_states_the_target_and_its_reason(keras: Any, tmp_path: Path) -> None:
+    """Issue 23 item 2: the summary's answer says what the importance was measured on, with
+    the numbers of the JSON: the prediction where the model runs, else the last LSTM's
+    output and why (numpy stops at a layer, and Keras refuses to load it)."""
+    x = np.random.default_rng(1).normal(size=(8, STEPS, 2)).astype(np.float32)
+    _lag_model(keras).save(tmp_path / "lag.keras")
+    data = _cli_report(tmp_path, tmp_path / "lag.keras", x)
+    imp, text = data["models"][0]["input_importance"], _headline(data)
+    assert imp["target"] == "model_output" and imp["target_reason"] is None
+    assert text.startswith("Measured on its prediction, lag.keras depends mostly on x0 (")
+    assert "mean squared change of the model's prediction" in text
+    top = max(imp["features"], key=lambda f: f["value"])
+    assert f"{top['name']} ({top['value']:.3g})" in text
+
+    inp = keras.Input((STEPS, 2))
+    lstm = keras.layers.LSTM(3, name="rnn")
+    keras.Model(inp, keras.layers.Lambda(lambda v: v * 2.0, name="double")(lstm(inp))).save(
+        tmp_path / "lambda.keras"
+    )
+    data = _cli_report(tmp_path, tmp_path / "lambda.keras", x)
+    imp, text = data["models"][0]["input_importance"], _headline(data)
+    assert imp["target"] == "lstm_output" and imp["layer"] == "rnn"
+    assert "'double'" in imp["target_reason"] and "Keras could not run" in imp["target_reason"]
+    assert text.startswith("Measured on the output of rnn, not on its prediction (numpy stops")
+    assert "mean squared change of the output of rnn" in text
+    for f in imp["features"]:
+        assert f"{f['name']} ({f['value']:.3g})" in text
+
+
+def test_the_pad_token_flag_is_the_blank_of_the_occlusion(keras: Any, tmp_path: Path) -> None:
+    """Issue 23 item 3: --pad-token N on the command line (0 without it) is what every
+    occurrence of a token is replaced by, against keras.Model on the same blanks."""
+    model = _token_model(keras)
+    table = np.zeros((10, 2), np.float32)
+    table[7], table[3] = [3.0, 0.0], [-1.5, 0.0]  # blanking with 3 is not blanking with 0
+    model.layers[0].set_weights([table])
+    model.save(tmp_path / "tok.keras")
+    rng = np.random.default_rng(6)
+    ids = rng.integers(1, 7, size=(24, STEPS))
+    ids[::2, 1] = 7
+    base = np.asarray(model(ids), np.float64)
+    for flag, pad in (((), 0), (("--pad-token", "3"), 3)):
+        data = _cli_report(tmp_path, tmp_path / "tok.keras", ids, *flag)
+        imp = data["models"][0]["input_importance"]
+        assert imp["pad_token"] == pad
+        tokens = {t["token"]: t["value"] for t in imp["per_token"]}
+        assert str(pad) not in tokens and "7" in tokens
+        blank = np.asarray(model(np.where(ids == 7, pad, ids)), np.float64)
+        assert tokens["7"] == pytest.approx(float(np.mean((blank - base) ** 2)), rel=1e-4)
+        assert f"replaced by the padding token {pad}" in _headline(data)
+    other = np.asarray(model(np.where(ids == 7, 0, ids)), np.float64)
+    assert abs(float(np.mean((other - base) ** 2)) - tokens["7"]) > 1e-2 * tokens["7"]

@@ -181,3 +181,35 @@ def test_a_layer_numpy_does_not_replay_stops_the_replay_and_is_named(
     got = ModelReplay(weights).values(x, lstm)[lstm][0]
     sub = keras.Model(model.inputs, model.layers[0].output)
     assert np.max(np.abs(got - np.asarray(sub(x)))) < TOL
+
+
+def test_relu_softmax_layers_average_and_subtract_agree_with_keras(
+    keras: Any, tmp_path: Path
+) -> None:
+    """The layer classes of the replay's set no other case here uses."""
+    x = _x()
+    inp = keras.Input(x.shape[1:])
+    a = keras.layers.LSTM(4, return_sequences=True)(inp)
+    a = keras.layers.ReLU(max_value=0.3, negative_slope=0.1, threshold=0.05)(a)
+    b = keras.layers.GRU(4, return_sequences=True, go_backwards=True)(inp)
+    avg = keras.layers.Average()([a, b])
+    sub = keras.layers.Subtract()([a, b])
+    merged = keras.layers.Concatenate()([avg, sub])
+    out = keras.layers.Softmax(axis=1)(keras.layers.TimeDistributed(keras.layers.Dense(2))(merged))
+    _agree(keras, keras.Model(inp, out), x, tmp_path)
+
+
+def test_a_bidirectional_without_merge_stops_the_replay_and_is_named(
+    keras: Any, tmp_path: Path
+) -> None:
+    """merge_mode=None returns the two halves apart: outside the set, named."""
+    x = _x()
+    inp = keras.Input(x.shape[1:])
+    fw, bw = keras.layers.Bidirectional(keras.layers.LSTM(3), merge_mode=None, name="bi")(inp)
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([fw, bw]))
+    path = tmp_path / "m.keras"
+    keras.Model(inp, out).save(path)
+    weights = _read(path)
+    with pytest.raises(ReplayStopped) as info:
+        ModelReplay(weights).output(x)
+    assert info.value.layer == "bi" and "merge_mode 'None'" in str(info.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 from typing import Any
@@ -66,6 +67,9 @@ def check_memory_sentence(data: dict[str, Any], model: int = 0) -> str:
     assert "weight-side estimate" in text
     shorter = [n for n, v in taus.items() if k > 2 * v]
     assert ("more than 2× shorter than the measured horizon" in text) == bool(shorter)
+    whole = k >= 0.9 * steps
+    longer = [n for n, v in taus.items() if v > 2 * k and not whole]
+    assert ("more than 2× longer than the measured horizon" in text) == bool(longer)
     if shorter:
         assert (
             f"shorter than the measured horizon in {', '.join(shorter)}: trust the measured horizon"
@@ -97,6 +101,90 @@ def check_dynamics_sentence(data: dict[str, Any], model: int = 0) -> str:
     return str(text)
 
 
+EVIDENCE = ("probe", "from the weights", "random inputs")
+
+
+def check_evidence(data: dict[str, Any]) -> None:
+    """Every takeaway says what it was measured on."""
+    assert data["takeaways"]
+    for t in data["takeaways"]:
+        assert any(e in t["text"] for e in EVIDENCE), t
+
+
+def check_inputs_sentence(data: dict[str, Any], model: int = 0) -> str:
+    """The inputs takeaway against the model's input_importance: the inputs it names with
+    their values (within a tenth of the largest, at most 4), how many it leaves out, the
+    target, the sequences."""
+    m = data["models"][model]
+    (t,) = [x for x in _by_code(data, "inputs") if x["model"] == m["name"]]
+    text, imp = t["text"], m["input_importance"]
+    tokens = imp.get("per_token") is not None
+    entries = imp["per_token"] if tokens else imp["features"]
+    ranked = sorted(entries, key=lambda f: -f["value"])
+    top = ranked[0]["value"] if ranked else 0.0
+    strong = [f for f in ranked if top > 0 and f["value"] >= 0.1 * top][:4]
+    for f in strong:
+        name = f"token {f['token']}" if tokens else f["name"]
+        assert f"{name} ({f['value']:.3g})" in text
+    rest = 0 if tokens else len(ranked) - len(strong)
+    assert (f"the other {rest} change it" in text) == bool(rest and strong)
+    target = (
+        "the model's prediction"
+        if imp["target"] == "model_output"
+        else f"the output of {imp['layer']}"
+    )
+    assert (
+        f"importance on {imp['sequences']} probe sequences: mean squared change of {target}" in text
+    )
+    return str(text)
+
+
+def check_mechanism_sentence(data: dict[str, Any], model: int = 0) -> list[str]:
+    """Each layer's mechanism takeaway against its fixed points, slow manifold and search
+    in the JSON, whichever case the sentence is."""
+    m = data["models"][model]
+    said = {t["layer"]: t["text"] for t in _by_code(data, "mechanism") if t["model"] == m["name"]}
+    texts = []
+    for la in m["layers"]:
+        label = f"{la['name']} ({la['direction']})" if la["wrapper"] else la["name"]
+        d = la["dynamics"]
+        if d is None or d.get("fixed_point_search") is None:
+            assert label not in said
+            continue
+        text = said[label]
+        texts.append(text)
+        search = d["fixed_point_search"]
+        held = "zero" if search["inputs"] == "zero" else "the probe's mean"
+        assert f"input held at {held}, searched from {search['starts']} states" in text
+        points, sm = d["fixed_points"], d["slow_manifold"]
+        fixed = [p for p in points if p["kind"] == "fixed"]
+        slow = [p for p in points if p["kind"] == "slow"]
+        stable = [p for p in fixed if p["stable"]]
+        if sm is not None:
+            assert f"along a {sm['dimension']}-dimensional slow manifold" in text
+            assert f"|λ| = {sm['eigenvalue_near_one']:.3f}" in text
+        elif len(fixed) == 1 and stable and not slow:
+            modulus = math.hypot(*stable[0]["eigenvalues"][0])
+            assert modulus == max(math.hypot(*e) for e in stable[0]["eigenvalues"])
+            k = math.ceil(math.log(0.01) / math.log(modulus))
+            assert f"within about {k} steps" in text and f"|λ₁| = {modulus:.3f}" in text
+        elif len(stable) >= 2:
+            assert f"has {len(stable)} stable fixed points" in text
+        elif not fixed and not slow:
+            assert text.startswith("No fixed or slow point")
+        else:
+            assert f"({len(stable)} stable) and {len(slow)} slow point" in text
+            assert f"has {len(fixed)} fixed point" in text
+    assert set(said) <= {
+        f"{la['name']} ({la['direction']})" if la["wrapper"] else la["name"] for la in m["layers"]
+    }
+    return texts
+
+
+def test_mechanism_sentence_states_the_fixed_points(demo: dict[str, Any]) -> None:
+    assert check_mechanism_sentence(demo)
+
+
 def test_memory_sentence_states_the_measured_horizon(demo: dict[str, Any]) -> None:
     text = check_memory_sentence(demo)
     # the demo's target sums over all 30 steps: never "short"
@@ -109,9 +197,8 @@ def test_dynamics_sentence_states_the_exponents(demo: dict[str, Any]) -> None:
 
 
 def test_every_takeaway_states_its_evidence(demo: dict[str, Any]) -> None:
-    evidence = ("probe", "from the weights", "random inputs")
-    for t in demo["takeaways"]:
-        assert any(e in t["text"] for e in evidence), t
+    check_evidence(demo)
+    check_inputs_sentence(demo)
 
 
 def test_saturation_and_verification_sentences(demo: dict[str, Any]) -> None:

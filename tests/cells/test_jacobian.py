@@ -26,8 +26,10 @@ def make_cell(
     recurrent_activation: str = "sigmoid",
     direction: str = "forward",
     scale: float = 0.7,
+    peepholes: bool = False,
 ) -> CellWeights:
-    """A random cell of any variant: PyTorch/ONNX two biases, a projection, GRU modes."""
+    """A random cell of any variant: PyTorch/ONNX two biases, a projection, peepholes, GRU
+    modes."""
     rng = np.random.default_rng(seed)
     gates = LSTM_GATES if kind == "LSTM" else GRU_GATES
     rec_dim = units if proj is None else proj
@@ -49,6 +51,7 @@ def make_cell(
         recurrent_activation=recurrent_activation,
         reset_after=reset_after,
         P=None if proj is None else rng.normal(0, 0.6, (units, proj)),
+        peepholes=rng.normal(0, 0.8, (3, units)) if peepholes else None,
     )
 
 
@@ -57,6 +60,12 @@ VARIANTS = {
     "torch-lstm": dict(kind="LSTM"),
     "torch-lstm-proj": dict(kind="LSTM", proj=3),
     "onnx-lstm-backward": dict(kind="LSTM", direction="backward"),
+    "onnx-lstm-peephole": dict(kind="LSTM", peepholes=True),
+    "onnx-lstm-peephole-reverse": dict(kind="LSTM", peepholes=True, direction="backward"),
+    "tflite-lstm-peephole-proj": dict(kind="LSTM", peepholes=True, proj=3, two_biases=False),
+    "lstm-peephole-hard-sigmoid": dict(
+        kind="LSTM", peepholes=True, recurrent_activation="hard_sigmoid"
+    ),
     "lstm-hard-sigmoid": dict(kind="LSTM", recurrent_activation="hard_sigmoid", two_biases=False),
     "lstm-relu": dict(kind="LSTM", activation="relu"),
     "gru-reset-after": dict(kind="GRU", reset_after=True),
@@ -143,11 +152,28 @@ def test_bad_shapes_and_activations_raise() -> None:
         cell_map(make_cell("GRU", reset_after=True, activation="gelu"))
 
 
-def test_a_cell_with_peepholes_has_no_jacobian_rather_than_a_wrong_one() -> None:
+PEEPHOLES = sorted(v for v in VARIANTS if "peephole" in v)
+
+
+@pytest.mark.parametrize("variant", PEEPHOLES)
+def test_peephole_jacobian_is_relatively_exact_and_the_peepholes_matter(variant: str) -> None:
+    """Issue 23 item 5 / issue 25 item 6: the peephole terms are in the Jacobian (relative
+    error ~1e-7 against central differences in float64), and they change it: the same
+    cell without them has another Jacobian, which the finite differences would expose."""
     from dataclasses import replace as _replace
 
-    rng = np.random.default_rng(0)
-    cell = make_cell("LSTM")
-    cell_map(cell)  # without peepholes: a map
-    with pytest.raises(AnalysisError, match="peepholes"):
-        cell_map(_replace(cell, peepholes=rng.normal(size=(3, cell.units))))
+    cell = make_cell(**VARIANTS[variant])  # type: ignore[arg-type]
+    m = cell_map(cell)
+    rng = np.random.default_rng(4)
+    for _ in range(4):
+        s = rng.normal(0, 0.9, m.state_size)
+        x = rng.normal(size=cell.input_dim)
+        J, fd = m.jacobian(s, x), _finite_jacobian(m, s, x)
+        assert np.linalg.norm(J - fd) / np.linalg.norm(fd) < 1e-7
+        bare = cell_map(_replace(cell, peepholes=None)).jacobian(s, x)
+        assert np.linalg.norm(bare - fd) / np.linalg.norm(fd) > 1e-2
+        # the peepholes are diagonal: ∂c_t/∂c_(t−1) stays diagonal, with other values
+        h = m.h_size
+        block, bare_block = fd[h:, h:], bare[h:, h:]
+        np.testing.assert_allclose(block, np.diag(np.diag(block)), atol=1e-8)
+        assert np.abs(np.diag(block) - np.diag(bare_block)).max() > 1e-3

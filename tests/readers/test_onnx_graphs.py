@@ -227,3 +227,47 @@ def test_an_unreadable_lstm_in_a_loop_body_is_listed_not_fatal(tmp_path: Path) -
     (other,) = found.other
     assert other.startswith("lp/body/LSTM_0: LSTM (ONNX, in a subgraph), not analysed: W comes")
     assert "graph input, computed at run time" in other
+
+
+def test_whole_graph_runs_without_its_run_time_zero_state(expected: dict[str, np.ndarray]) -> None:
+    """lstm_folded's initial states are ConstantOfShape zeros (not run): left out, the graph
+    computes what the evaluator computed with them. Its outputs are Y, Y_h, Y_c: Y is taken."""
+    from lstm_report.analysis.model_replay import model_forward
+
+    weights = read_framework(FIX / "lstm_folded.onnx", "onnx", name="m", where="models[0]")
+    forward, note = model_forward(weights)
+    assert forward is not None and note == "the graph's first output 'Y' (of 3)"
+    got = forward(expected["X"].transpose(1, 0, 2))  # sequences first, as the probe
+    np.testing.assert_allclose(np.moveaxis(got, 0, 2), expected["folded/Y"], atol=ATOL)
+
+
+def test_whole_graph_keeps_a_stored_nonzero_initial_state() -> None:
+    """lstm_initial's initial_h is a stored non-zero h0: the graph that is run keeps it
+    (while lstm_folded's zero states are left out, and the nodes that built them)."""
+    kept = read_framework(FIX / "lstm_initial.onnx", "onnx", name="m", where="models[0]")
+    assert kept.graph is not None and kept.graph.onnx is not None
+    (node,) = onnx.load_from_string(kept.graph.onnx).graph.node
+    assert list(node.input) == ["X", "W", "R", "B", "", "h0"]
+    left = read_framework(FIX / "lstm_folded.onnx", "onnx", name="m", where="models[0]")
+    assert left.graph is not None and left.graph.onnx is not None
+    run = onnx.load_from_string(left.graph.onnx).graph
+    (lstm,) = [n for n in run.node if n.op_type == "LSTM"]
+    assert list(lstm.input)[4:] == ["", "", ""]
+    assert not {"ConstantOfShape", "Shape"} & {n.op_type for n in run.node}
+
+
+def test_a_nonzero_state_of_a_computed_shape_still_stops_the_run(tmp_path: Path) -> None:
+    """ConstantOfShape of ones is not ONNX's default state: it stays, and is not run."""
+    from onnx import numpy_helper
+
+    from lstm_report.analysis.model_replay import model_forward
+
+    model = onnx.load(str(FIX / "lstm_folded.onnx"))
+    (node,) = [n for n in model.graph.node if n.op_type == "ConstantOfShape"]
+    node.attribute[0].t.CopyFrom(numpy_helper.from_array(np.ones(1, np.float32)))
+    onnx.save(model, str(tmp_path / "ones.onnx"))
+    weights = read_framework(tmp_path / "ones.onnx", "onnx", name="m", where="models[0]")
+    assert weights.layers[0].cell.notes[0].startswith("initial_h comes from 'zeros'")
+    forward, why = model_forward(weights)
+    assert forward is None
+    assert why == "numpy stops: ConstantOfShape node '' is not among the operators run"

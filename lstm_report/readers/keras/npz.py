@@ -103,6 +103,12 @@ def _member_arrays(raw: bytes, label: str) -> list[tuple[str, np.ndarray]]:
         if not key.isdigit():
             raise DirectReadError(f"{label}: variable key {key[:50]!r} is not a number")
         values = {id(a): a for a in _arrays_in(store[key])}
+        if not values and b"torch._utils" in raw:
+            raise DirectReadError(
+                f"{label}: variable {key} is a pickled torch tensor (Keras' torch backend "
+                "saves its npz weights so), which is not read; save the model with the "
+                "default weights_format='h5'"
+            )
         if len(values) != 1:
             raise DirectReadError(
                 f"{label}: variable {key} holds {len(values)} numeric arrays, not one"

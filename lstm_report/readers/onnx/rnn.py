@@ -73,7 +73,7 @@ def read(path: Path, *, allow_external_data: bool = False) -> RecurrentModel:
         other=tuple(other),
         total_params=sum(math.prod(t.dims) for t in _stored(model.graph).values()),
         sources=layer_sources(model.graph),
-        graph=whole_graph(model, model.graph),
+        graph=whole_graph(model, model.graph, Values(model.graph, external.read), external.read),
     )
 
 

@@ -83,13 +83,15 @@ class ExternalData:
         self.allow = allow
         self._declared: dict[str, int] | None = None
         self._model = model
-        self._read: dict[int, np.ndarray] = {}
+        self._read: dict[int, tuple[Any, np.ndarray]] = {}
 
     def read(self, t: Any) -> np.ndarray:
-        """A stored tensor as _raw_array reads it, once however many nodes use it."""
+        """A stored tensor as _raw_array reads it, once however many nodes use it. The
+        tensor is kept with its array: protobuf may hand out a new wrapper object on each
+        access, and a freed wrapper's id would otherwise be reused for another tensor."""
         if id(t) not in self._read:
-            self._read[id(t)] = _raw_array(t, self)
-        return self._read[id(t)]
+            self._read[id(t)] = (t, _raw_array(t, self))
+        return self._read[id(t)][1]
 
     def declared(self, location: str) -> int:
         """The bytes of ``location`` the model's tensors declare: the end of the last one."""

@@ -74,6 +74,11 @@ def test_page_counts_and_names_the_convlstm(kind: str, built: dict, conv_models:
     cell = f'<a href="#{anchor}">conv</a> <span class="dim">({kind}, {channels}→{kw["filters"]} filters)</span>'
     assert cell in row and ">none<" not in row
     assert f"{saved.total:,} parameters, {params:,} in the analysed {kind} layers" in html
+    ks = kw["kernel_size"]
+    ks = "×".join(map(str, (ks,) * (saved.arrays[0].ndim - 2) if isinstance(ks, int) else ks))
+    plural = "s" if channels != 1 else ""  # ConvLSTM3D's one channel: "1 input channel"
+    head = f"({kind}, {kw['filters']} filters, kernel {ks}, {channels} input channel{plural})"
+    assert f'conv <span class="dim">{head}</span></h3>' in html
     toc = html.split('<nav class="toc"', 1)[1].split("</nav>", 1)[0]
     assert f'<a href="#{anchor}">layer conv</a>' in toc
     # the LSTM explainer is about arrays this model does not have; its section explains its own

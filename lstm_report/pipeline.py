@@ -257,7 +257,7 @@ def _report_data(
         version=__version__,
         models=tuple(models),
         headlines=headlines(models, baselines_only(comparisons)),
-        findings=tuple(f for m in models for la in m.layers for f in la.findings),
+        findings=tuple(f for m in models for f in m.findings),
         comparisons=comparisons,
         warnings=run_warnings(models, comparisons),
         takeaways=takeaways(models, comparisons),

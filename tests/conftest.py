@@ -214,3 +214,64 @@ def write_config(tmp: Path, text: str, name: str = "config.yaml") -> Path:
     p = tmp / name
     p.write_text(text, encoding="utf-8")
     return p
+
+
+@dataclass(frozen=True)
+class ConvSaved:
+    """A tiny model around one Keras ConvLSTM (issue 25), saved, with what Keras says of it."""
+
+    path: Path
+    kind: str
+    """ConvLSTM1D, ConvLSTM2D or ConvLSTM3D."""
+    name: str
+    """The ConvLSTM layer's name."""
+    arrays: tuple[np.ndarray, ...]
+    """Its get_weights(): kernel, recurrent_kernel, bias."""
+    x: np.ndarray
+    """A batch of model inputs."""
+    h: np.ndarray
+    """The ConvLSTM layer's output on x, as Keras computes it (return_sequences=True)."""
+    total: int
+    """Keras' count of the whole model's parameters."""
+    lstm: tuple[np.ndarray, ...] = ()
+    """The get_weights() of the LSTM behind it (the mixed model only)."""
+
+
+CONV_SHAPES: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
+    "ConvLSTM1D": ((5, 7, 2), dict(filters=3, kernel_size=3, padding="same")),
+    "ConvLSTM2D": ((4, 5, 6, 2), dict(filters=3, kernel_size=(3, 2), strides=(1, 2))),
+    "ConvLSTM3D": ((3, 4, 4, 3, 1), dict(filters=2, kernel_size=2, padding="same")),
+}
+"""Each kind's input (steps, *space, channels) and layer settings: tiny, so the tests are fast."""
+
+
+def _conv_model(keras: Any, kind: str, path: Path, seed: int, lstm: bool = False) -> ConvSaved:
+    """Input -> ConvLSTM (random biases) [-> LSTM(2)] -> Dense(1), saved to path."""
+    shape, kw = CONV_SHAPES[kind]
+    inp = keras.Input(shape)
+    conv = getattr(keras.layers, kind)(return_sequences=True, name="conv", **kw)
+    h = conv(inp)
+    if lstm:
+        h = keras.layers.LSTM(2, name="lstm")(keras.layers.Reshape((shape[0], -1))(h))
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(h)))
+    rng = np.random.default_rng(seed)
+    kernel, rec, bias = conv.get_weights()
+    conv.set_weights([kernel, rec, rng.normal(0, 1, bias.shape).astype(bias.dtype)])
+    model.save(path)
+    x = rng.normal(size=(2, *shape)).astype(np.float32)
+    h_keras = np.asarray(keras.Model(inp, conv.output)(x))
+    after = tuple(model.get_layer("lstm").get_weights()) if lstm else ()
+    arrays = tuple(conv.get_weights())
+    return ConvSaved(path, kind, "conv", arrays, x, h_keras, model.count_params(), after)
+
+
+@pytest.fixture(scope="session")
+def conv_models(keras: Any, models_dir: Path) -> dict[str, ConvSaved]:
+    """One model per ConvLSTM kind, the ConvLSTM its only recurrent layer, and ``mixed``: a
+    ConvLSTM1D feeding an LSTM."""
+    out = {
+        kind: _conv_model(keras, kind, models_dir / f"only_{kind.lower()}.keras", seed)
+        for seed, kind in enumerate(CONV_SHAPES)
+    }
+    out["mixed"] = _conv_model(keras, "ConvLSTM1D", models_dir / "mixed_conv.keras", 9, True)
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_report.cells.conv_lstm import resting_forget, tap_spectra
+from lstm_report.model.analyses import Finding
 from lstm_report.model.conv_layers import (
     ArrayStats,
     ConvGateStats,
@@ -15,7 +16,8 @@ from lstm_report.model.conv_layers import (
 
 
 def array_stats(a: np.ndarray) -> ArrayStats:
-    """Count, mean, std, Frobenius norm and largest |value| of a, in float64."""
+    """Count, mean, std, Frobenius norm and largest |value| of a, in float64, and how many
+    entries are not finite."""
     x = np.asarray(a, dtype=np.float64).ravel()
     if x.size == 0:
         return ArrayStats(0, 0.0, 0.0, 0.0, 0.0)
@@ -25,6 +27,7 @@ def array_stats(a: np.ndarray) -> ArrayStats:
         std=float(x.std()),
         norm=float(np.linalg.norm(x)),
         max_abs=float(np.abs(x).max()),
+        nonfinite=int(x.size - np.count_nonzero(np.isfinite(x))),
     )
 
 
@@ -37,6 +40,26 @@ def timescale(forget: np.ndarray) -> np.ndarray:
     """τ = 1/(1 − f) in steps, inf where f is 1 (no decay at rest)."""
     with np.errstate(divide="ignore"):
         return np.where(forget < 1.0, 1.0 / (1.0 - np.minimum(forget, 1.0)), np.inf)
+
+
+def conv_findings(model: str, a: ConvLayerAnalysis) -> tuple[Finding, ...]:
+    """The health findings of one ConvLSTM: non-finite weights, the one check that needs no
+    matrix of the layer as a whole (the LSTM's nonfinite-weights finding, worded alike)."""
+    bad = [
+        (f"{kind}_{g.gate}", s.nonfinite)
+        for g in a.gates
+        for kind, s in (("K", g.K), ("R", g.R), ("b", g.b))
+        if s is not None and s.nonfinite
+    ]
+    if not bad:
+        return ()
+    total = sum(n for _, n in bad)
+    where = ", ".join(f"{name} ({n})" for name, n in bad)
+    message = (
+        f"{total} non-finite weight{'s' if total != 1 else ''} (NaN or Inf) in {where}; the "
+        "layer's output is undefined and its norms cannot be computed."
+    )
+    return (Finding("error", "nonfinite-weights", model, a.layer.name, message, a.anchor),)
 
 
 def analyse_conv_layer(layer: ConvRecurrentLayer, anchor: str) -> ConvLayerAnalysis:

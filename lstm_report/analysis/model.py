@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from lstm_report.analysis.anchors import layer_anchor, model_anchor, slug
-from lstm_report.analysis.conv_lstm import analyse_conv_layer
+from lstm_report.analysis.conv_lstm import analyse_conv_layer, conv_findings
 from lstm_report.analysis.dynamics import memory_horizon
 from lstm_report.analysis.layer import analyse_layer
 from lstm_report.analysis.model_importance import measured_importance
@@ -59,7 +59,7 @@ def analyse_model(
         warnings.append("the model has no LSTM or GRU layer")
     convs = tuple(
         analyse_conv_layer(c, f"{anchor}-conv{j}-{slug(c.name)}")
-        for j, c in enumerate(weights.conv_layers)
+        for j, c in enumerate(plan.conv_layers)
     )
     importance, why = _importance(plan, weights, probe, keras_inputs)
     notes = list(weights.notes) + ([f"no input importance on the probe: {why}"] if why else [])
@@ -70,8 +70,9 @@ def analyse_model(
         layers=tuple(analysed),
         others=weights.others,
         conv_layers=convs,
+        conv_findings=tuple(f for c in convs for f in conv_findings(plan.name, c)),
         total_params=weights.total_params,
-        recurrent_params=sum(w.params for w in layers),
+        recurrent_params=sum(w.params for w in layers) + sum(c.params for c in plan.conv_layers),
         reader=weights.reader,
         anchor=anchor,
         notes=tuple(notes + warnings),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ConfigError, listing, quote
+from lstm_report.model.conv_layers import ConvRecurrentLayer
 from lstm_report.model.layers import ModelWeights, RecurrentLayer
 from lstm_report.model.plan import LayerPairs, ModelPlan, Side
 
@@ -25,6 +26,7 @@ def model_plan(spec: ModelSpec, weights: ModelWeights) -> ModelPlan:
         dynamics=spec.dynamics,
         pad_token=spec.pad_token,
         vocabulary=spec.vocabulary,
+        conv_layers=select_conv_layers(spec, weights),
     )
 
 
@@ -32,24 +34,42 @@ def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[RecurrentLaye
     """The LSTMs and GRUs the config asks for (all by default), in model order."""
     if spec.layers is None:
         return weights.layers
-    available = weights.layer_names()
+    _check_layer_names(spec, weights)
+    keep = set(spec.layers)
+    return tuple(w for w in weights.layers if w.name in keep)
+
+
+def select_conv_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[ConvRecurrentLayer, ...]:
+    """The Keras ConvLSTM layers the config asks for (all by default), in model order."""
+    if spec.layers is None:
+        return weights.conv_layers
+    _check_layer_names(spec, weights)
+    keep = set(spec.layers)
+    return tuple(c for c in weights.conv_layers if c.name in keep)
+
+
+def _check_layer_names(spec: ModelSpec, weights: ModelWeights) -> None:
+    """Raise ConfigError naming the first entry of ``layers:`` that is no analysable layer
+    (an LSTM, a GRU or, where the model has one, a ConvLSTM), with the ones there are."""
+    convs = [c.name for c in weights.conv_layers]
+    available = weights.layer_names() + convs
+    kinds = "LSTM, GRU or ConvLSTM" if convs else "LSTM or GRU"
+    plural = "LSTM, GRU and ConvLSTM" if convs else "LSTM and GRU"
     others = {o.name: o.kind for o in weights.others}
     names = listing(available, 20)
-    for i, wanted in enumerate(spec.layers):
+    for i, wanted in enumerate(spec.layers or ()):
         if wanted in available:
             continue
         where = f"{spec.key}.layers[{i}]"
         if wanted in others:
             raise ConfigError(
                 f"{where}: {quote(wanted)} in {spec.path.name} is a {others[wanted]} layer, "
-                f"not an LSTM or GRU; LSTM and GRU layers: {names}"
+                f"not an {kinds}; {plural} layers: {names}"
             )
         raise ConfigError(
-            f"{where}: no LSTM or GRU layer named {quote(wanted)} in {spec.path.name}; "
-            f"LSTM and GRU layers: {names}"
+            f"{where}: no {kinds} layer named {quote(wanted)} in {spec.path.name}; "
+            f"{plural} layers: {names}"
         )
-    keep = set(spec.layers)
-    return tuple(w for w in weights.layers if w.name in keep)
 
 
 def feature_names(

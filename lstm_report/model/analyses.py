@@ -111,6 +111,7 @@ class ModelAnalysis:
     others: tuple[OtherLayer, ...]
     total_params: int | None
     recurrent_params: int
+    """The parameters of the analysed layers: LSTMs, GRUs and ConvLSTMs (JSON lstm_params)."""
     reader: str
     anchor: str
     notes: tuple[str, ...] = ()
@@ -127,7 +128,26 @@ class ModelAnalysis:
     shown_path: str = ""
     """The model file as the page names it (config.ModelSpec.shown_path): no local path."""
     conv_layers: tuple[ConvLayerAnalysis, ...] = ()
-    """The model's Keras ConvLSTM layers (analysis/conv_lstm.py), all of them."""
+    """The model's Keras ConvLSTM layers the config selects (analysis/conv_lstm.py)."""
+    conv_findings: tuple[Finding, ...] = ()
+    """The findings of its ConvLSTM layers (analysis.conv_lstm.conv_findings)."""
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Every finding of the model: its ConvLSTMs' (their sections come first), then
+        each LSTM or GRU layer's."""
+        return self.conv_findings + tuple(f for la in self.layers for f in la.findings)
+
+    @property
+    def layer_count(self) -> int:
+        """The analysed layer sections: LSTMs and GRUs (a direction each), and ConvLSTMs."""
+        return len(self.layers) + len(self.conv_layers)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds of the analysed layers: LSTM, GRU, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D."""
+        cells = {la.weights.cell_kind for la in self.layers}
+        return frozenset(cells | {c.layer.kind for c in self.conv_layers})
 
 
 # --- answers measured on the probe ------------------------------------------------------

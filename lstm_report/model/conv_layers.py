@@ -51,6 +51,8 @@ class ArrayStats:
     std: float
     norm: float
     max_abs: float
+    nonfinite: int = 0
+    """Entries that are NaN or Inf (then the four numbers above are NaN)."""
 
 
 @dataclass(frozen=True, eq=False)

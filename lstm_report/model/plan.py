@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lstm_report.model.conv_layers import ConvRecurrentLayer
 from lstm_report.model.layers import RecurrentLayer
 
 
@@ -29,6 +30,8 @@ class ModelPlan:
     """The input the fixed points hold (zero or mean); None: no dynamics at all."""
     pad_token: int = 0
     vocabulary: tuple[str, ...] | None = None
+    conv_layers: tuple[ConvRecurrentLayer, ...] = ()
+    """The Keras ConvLSTM layers to analyse, in model order (all by default, as layers)."""
 
 
 Side = tuple[str, Sequence[RecurrentLayer]]

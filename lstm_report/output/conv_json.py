@@ -13,7 +13,14 @@ from lstm_report.model.conv_layers import ArrayStats, ConvGateStats, ConvLayerAn
 def _stats(s: ArrayStats | None) -> dict[str, Any] | None:
     if s is None:
         return None
-    return {"size": s.size, "mean": s.mean, "std": s.std, "norm": s.norm, "max_abs": s.max_abs}
+    return {
+        "size": s.size,
+        "mean": s.mean,
+        "std": s.std,
+        "norm": s.norm,
+        "max_abs": s.max_abs,
+        "nonfinite": s.nonfinite,
+    }
 
 
 def _nested(a: np.ndarray) -> Any:

@@ -82,9 +82,18 @@ def unit_cards(la: LayerAnalysis) -> list[dict[str, Any]]:
 
 
 def cell_kinds(models: Any) -> str:
-    """The kinds of the analysed layers, for labels: "LSTM", "GRU" or "LSTM and GRU"."""
-    kinds = sorted({la.weights.cell_kind for m in models for la in m.layers}, reverse=True)
-    return " and ".join(kinds) or "LSTM"
+    """The kinds of the analysed layers, for labels: "LSTM", "GRU", "LSTM and GRU", one
+    ConvLSTM kind ("ConvLSTM2D"), else "recurrent" (a ConvLSTM among others)."""
+    kinds = set().union(*(m.kinds for m in models))
+    if kinds <= {"LSTM", "GRU"}:
+        return " and ".join(sorted(kinds, reverse=True)) or "LSTM"
+    return next(iter(kinds)) if len(kinds) == 1 else "recurrent"
+
+
+def explains_layout(models: Any) -> bool:
+    """Whether the page explains how the frameworks store LSTMs and GRUs: where it has one,
+    or nothing else (a ConvLSTM section explains its own kernels)."""
+    return any(m.layers for m in models) or not any(m.conv_layers for m in models)
 
 
 FRAMEWORKS = ("Keras", "PyTorch", "ONNX")
@@ -120,6 +129,7 @@ def layout_title(models: Any) -> str:
 
 env.globals.update(
     cell_kinds=cell_kinds,
+    explains_layout=explains_layout,
     frameworks_in=frameworks_in,
     layout_title=layout_title,
     memory_rows=memory_rows,

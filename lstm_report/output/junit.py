@@ -1,6 +1,7 @@
 """``--junit PATH``: a report's findings as JUnit XML, so that any CI shows them as tests.
 
-One test suite per model, one test case per (model, layer, check): it fails (``<failure>``)
+One test suite per model, one test case per (model, layer, check; a ConvLSTM has one,
+non-finite weights): it fails (``<failure>``)
 where the check found a warning, errors (``<error>``) where it found an error, is skipped
 where the check could not run (no probe, not verified), and passes otherwise; info findings
 are its ``<system-out>``. The shape is the JUnit XML that pytest writes (``xunit2``) and that
@@ -105,6 +106,13 @@ def junit_xml(report: ReportData) -> str:
     for m in report.models:
         suite = ET.SubElement(root, "testsuite", name=xml_text(m.name))
         counts = dict.fromkeys(totals, 0)
+        for c in m.conv_layers:  # a ConvLSTM is checked for non-finite weights only
+            hits = [f for f in m.conv_findings if f.layer == c.layer.name]
+            code, what = CHECKS[0]
+            failed = _case(suite, f"{m.name}.{c.layer.name}", code, what, hits)
+            counts["tests"] += 1
+            if failed is not None:
+                counts[failed] += 1
         for la in m.layers:
             for key, value in _layer_cases(suite, m.name, la, report.findings).items():
                 counts[key] += value

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from lstm_report.figures.page import Figures
+from lstm_report.model.conv_layers import ConvGateStats
 from lstm_report.model.report import ReportData
 from lstm_report.output.numbers import Numbers, finite, numbers
 from lstm_report.templating import fmt_num
@@ -104,10 +106,73 @@ def summary(report: ReportData, html_path: Path | None, markdown_path: Path | No
     out += finding_lines(report, n)
     out += saved_lines(report)
     out += ["| Headline | Value |", "| --- | --- |"]
-    kinds = {la.weights.cell_kind for m in report.models for la in m.layers}
-    cells = "LSTM" if kinds <= {"LSTM"} else "Recurrent"  # a GRU is no LSTM
+    kinds = set().union(*(m.kinds for m in report.models))
+    cells = "LSTM" if kinds <= {"LSTM"} else "Recurrent"  # a GRU, a ConvLSTM is no LSTM
     out += [f"| {what} | {value} |" for what, value in headline_rows(n, cells)]
+    out += conv_lines(report)
     return "\n".join(out) + "\n"
+
+
+MAX_FILTERS = 8
+"""A ConvLSTM's filters listed one by one; with more, their median, least and largest τ."""
+
+
+def conv_lines(report: ReportData) -> list[str]:
+    """Each ConvLSTM layer: its shape, the page's per-gate statistics of K_g, R_g and b_g,
+    and the forget gate at rest per filter with its timescale (as on the page)."""
+    out: list[str] = []
+    for m in report.models:
+        for c in m.conv_layers:
+            w = c.layer
+            out += [
+                "",
+                f"**{escape(m.name)} › {escape(w.name)}**: {w.kind}, "
+                f"{_plural(w.filters, 'filter')}, kernel {'×'.join(map(str, w.kernel_size))}, "
+                f"{_plural(w.in_channels, 'input channel')}, {_plural(w.params, 'parameter')}.",
+                "",
+                "| Gate | mean K_g | std K_g | ‖K_g‖ | mean R_g | std R_g | ‖R_g‖ | mean b_g "
+                "| std b_g |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            out += [_gate_row(g) for g in c.gates]
+            out += ["", _forget_line(c.forget_at_rest, c.timescales)]
+    if not out:
+        return []
+    head = "**ConvLSTM layers** (statistics over every entry of each array; ‖·‖ the Frobenius norm)"
+    return ["", head, *out]
+
+
+def _gate_row(g: ConvGateStats) -> str:
+    """One gate's row: mean, std and norm of K_g and R_g, mean and std of b_g."""
+    b = g.b
+    cells: list[float | None] = [g.K.mean, g.K.std, g.K.norm, g.R.mean, g.R.std, g.R.norm]
+    cells += [None, None] if b is None else [b.mean, b.std]
+    return f"| {escape(g.gate)} | " + " | ".join(num(v) for v in cells) + " |"
+
+
+def _forget_line(forget: Any, taus: Any) -> str:
+    """The forget gate at rest σ(b_f) and τ = 1/(1 − σ(b_f)) of each filter, or a summary."""
+    if len(forget) <= MAX_FILTERS:
+        return (
+            "Forget gate at rest σ(b_f), per filter: "
+            + ", ".join(num(float(f)) for f in forget)
+            + "; timescale τ = 1/(1 − σ(b_f)): "
+            + ", ".join(num(float(t)) for t in taus)
+            + " steps."
+        )
+    finite_taus = sorted(float(t) for t in taus if finite(float(t)) is not None)
+    if not finite_taus:
+        return f"Forget gate at rest σ(b_f) = 1 for all {len(taus):,} filters: no decay."
+    return (
+        f"Forget-gate timescale at rest τ = 1/(1 − σ(b_f)) over {len(taus):,} filters: "
+        f"median {num(statistics.median(finite_taus))} steps, least {num(finite_taus[0])}, "
+        f"largest {num(finite_taus[-1])}"
+        + (
+            f" ({len(taus) - len(finite_taus):,} never decay)."
+            if len(finite_taus) < len(taus)
+            else "."
+        )
+    )
 
 
 def finding_lines(report: ReportData, n: Numbers) -> list[str]:

@@ -50,14 +50,17 @@ class Numbers:
 
     models: int
     layers: int
+    """The analysed layer sections: LSTMs and GRUs (a direction each), and ConvLSTMs."""
     lstm_params: int
+    """The parameters of the analysed layers, ConvLSTMs included (JSON ``lstm_params``)."""
     errors: int
     warnings: int
     findings: int
     largest_radius: float | None
     top_input: TopInput | None
     memory_tau: float | None
-    """Median forget-gate timescale τ (steps) over the units of the headline model."""
+    """Median forget-gate timescale τ (steps) over the units of the headline model (a
+    ConvLSTM's filters among them, at rest)."""
     memory_on_probe: bool
     change: Change | None
 
@@ -87,7 +90,8 @@ def top_input(models: Sequence[ModelAnalysis]) -> TopInput | None:
 
 
 def memory_tau(model: ModelAnalysis) -> tuple[float | None, bool]:
-    """Median τ over the model's units (on the probe where a layer has one, else at rest)."""
+    """Median τ over the model's units (on the probe where a layer has one, else at rest)
+    and its ConvLSTMs' filters (at rest: σ(b_f) per filter)."""
     taus: list[float] = []
     on_probe = False
     for la in model.layers:
@@ -100,6 +104,8 @@ def memory_tau(model: ModelAnalysis) -> tuple[float | None, bool]:
         else:
             values = t.resting_tau or ()
         taus += [v for v in (finite(x) for x in values) if v is not None]
+    for c in model.conv_layers:
+        taus += [v for v in (finite(float(x)) for x in c.timescales) if v is not None]
     return (statistics.median(taus) if taus else None), on_probe
 
 
@@ -138,7 +144,7 @@ def numbers(report: ReportData) -> Numbers:
     severities = [f.severity for f in report.findings]
     return Numbers(
         models=len(models),
-        layers=len(layers),
+        layers=sum(m.layer_count for m in models),
         lstm_params=sum(int(m.recurrent_params or 0) for m in models),
         errors=severities.count("error"),
         warnings=severities.count("warning"),

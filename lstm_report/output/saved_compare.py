@@ -32,7 +32,7 @@ def saved_comparisons(cfg: Config, models: Sequence[ModelAnalysis]) -> tuple[Sav
         ):
             if path is None:
                 m = current[label]
-                found = [finding_json(f) for la in m.layers for f in la.findings]
+                found = [finding_json(f) for f in m.findings]
                 sides.append((label, model_json(m), found))
                 continue
             if path not in read:

@@ -348,6 +348,15 @@ def _number_or_null(value: Any, where: str) -> float | None:
     return float(value)
 
 
+def _check_conv_layers(value: Any, where: str) -> None:
+    """The ConvLSTM entries the index reads (a page written before them has none)."""
+    for j, raw in enumerate(_list(value, where)):
+        c = _mapping(raw, f"{where}[{j}]")
+        _text(c.get("kind"), f"{where}[{j}].kind")
+        for k, t in enumerate(_list(c.get("timescales"), f"{where}[{j}].timescales")):
+            _number_or_null(t, f"{where}[{j}].timescales[{k}]")
+
+
 def check_data(data: Any) -> None:
     """Raise NotOurs naming the first field the index reads that breaks the contract."""
     top = _mapping(data, "the data")
@@ -370,6 +379,7 @@ def check_data(data: Any) -> None:
                     _number_or_null(
                         u.get("spectral_radius"), f"{where}.spectra.{gate}.U.spectral_radius"
                     )
+        _check_conv_layers(m.get("conv_layers", []), f"models[{i}].conv_layers")
     for k, raw in enumerate(_list(top.get("findings"), "findings")):
         f = _mapping(raw, f"findings[{k}]")
         if f.get("severity") not in SEVERITIES:

@@ -34,7 +34,7 @@ class SiteEntry:
     headline: str
     source: str
     kinds: tuple[str, ...] = ()
-    """The kinds of its analysed layers (``LSTM``, ``GRU``), sorted."""
+    """The kinds of its analysed layers (``LSTM``, ``GRU``, ``ConvLSTM2D``), sorted."""
 
     def __post_init__(self) -> None:
         # Whatever the row came from (a page, a batch manifest someone edited), its link
@@ -89,8 +89,14 @@ def entry(href: str, source: str, data: Mapping[str, Any], numbers: Numbers) -> 
         largest_radius=numbers.largest_radius,
         headline=headline,
         source=source,
-        kinds=tuple(sorted({str(la.get("kind") or "LSTM") for m in models for la in m["layers"]})),
+        kinds=tuple(sorted(_kinds(models))),
     )
+
+
+def _kinds(models: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The kinds of the analysed layers of a page's models, its ConvLSTMs among them."""
+    kinds = {str(la.get("kind") or "LSTM") for m in models for la in m["layers"]}
+    return kinds | {str(c["kind"]) for m in models for c in m.get("conv_layers") or []}
 
 
 def page_name(rel: Path, used: set[str]) -> str:

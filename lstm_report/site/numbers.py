@@ -39,7 +39,8 @@ def _top_input(models: Sequence[Mapping[str, Any]]) -> TopInput | None:
 
 
 def _memory_tau(model: Mapping[str, Any]) -> tuple[float | None, bool]:
-    """Median τ over the model's units (on the probe where a layer has one, else at rest)."""
+    """Median τ over the model's units (on the probe where a layer has one, else at rest)
+    and its ConvLSTMs' filters (at rest; a page written before them has none)."""
     taus: list[float] = []
     on_probe = False
     for la in model["layers"]:
@@ -52,6 +53,8 @@ def _memory_tau(model: Mapping[str, Any]) -> tuple[float | None, bool]:
         else:
             values = memory.get("resting_tau") or []
         taus += [v for v in (finite(t) for t in values) if v is not None]
+    for c in model.get("conv_layers") or []:
+        taus += [v for v in (finite(t) for t in c.get("timescales") or []) if v is not None]
     return (statistics.median(taus) if taus else None), on_probe
 
 
@@ -93,7 +96,7 @@ def page_numbers(data: Mapping[str, Any]) -> Numbers:
             break
     return Numbers(
         models=len(models),
-        layers=len(layers),
+        layers=len(layers) + sum(len(m.get("conv_layers") or []) for m in models),
         lstm_params=sum(int(m.get("lstm_params") or 0) for m in models),
         errors=sum(1 for f in findings if f["severity"] == "error"),
         warnings=sum(1 for f in findings if f["severity"] == "warning"),

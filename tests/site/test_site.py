@@ -168,6 +168,18 @@ def _finding(data: dict[str, Any]) -> Any:
             _set("models.0.layers.0.spectra.i.U.spectral_radius", "1.5"),
             "embedded data: models[0].layers[0].spectra.i.U.spectral_radius: expected a number or null, got a string ('1.5')",
         ),
+        (
+            _set("models.0.conv_layers", {"kind": "ConvLSTM2D"}),
+            "embedded data: models[0].conv_layers: expected a list, got a mapping",
+        ),
+        (
+            _set("models.0.conv_layers", [{"kind": "ConvLSTM2D", "timescales": ["2"]}]),
+            "embedded data: models[0].conv_layers[0].timescales[0]: expected a number or null, got a string ('2')",
+        ),
+        (
+            _set("models.0.conv_layers", [{"timescales": []}]),
+            "embedded data: models[0].conv_layers[0].kind: expected a string, got null",
+        ),
         (_set("models", {}), "embedded data: models: expected a list, got a mapping"),
         (_set("models.0", None), "embedded data: models[0]: expected a mapping, got null"),
         (

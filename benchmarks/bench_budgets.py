@@ -138,7 +138,7 @@ def case(label: str, cells: list, x: np.ndarray, budget: float | None) -> None:
 def mechanism(cells: list, inputs: list[np.ndarray]) -> str:
     """Fixed points and unit ablation of every layer, as the report runs them; what was
     limited, in words."""
-    from lstm_report.analysis.ablation import unit_ablation
+    from lstm_report.analysis.ablation import ablation_fits, unit_ablation
     from lstm_report.analysis.mechanism import fixed_points
     from lstm_report.cells.kinds import replay
 
@@ -151,11 +151,18 @@ def mechanism(cells: list, inputs: list[np.ndarray]) -> str:
                 h = replay(r, h, dtype=np.float32).h
             return h[:, -1]
 
+        # As analysis.units.downstream_work and layer_units: the rest of the stack's cost
+        # counts, and where it does not fit the layer is measured on its own output.
+        work = float(sum(z.shape[1] * (r.input_dim + r.output_dim) * 4 * r.units for r in rest))
+        on = "prediction"
+        if not ablation_fits(c, work):
+            head, work, on = (lambda h: h[:, -1]), 0.0, "own output"
         fp = fixed_points(c, z, inputs="zero")
-        ab = unit_ablation(c, z, head, target="model_output")
+        ab = unit_ablation(c, z, head, target="model_output", head_work=work)
         said.append(
             f"layer {j}: {len(fp.fixed_points)} points from {fp.starts} starts"
-            f"{'' if not fp.limited else ', ' + fp.limited}; ablation on {ab.sequences} sequences"
+            f"{'' if not fp.limited else ', ' + fp.limited}; ablation on {ab.sequences} "
+            f"sequences, on its {on}"
         )
     return "; ".join(said)
 

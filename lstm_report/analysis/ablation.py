@@ -60,15 +60,18 @@ def unit_ablation(
     tau: tuple[float | None, ...] | None = None,
     saturated: np.ndarray | None = None,
     seed: int = 0,
+    head_work: float = 0.0,
 ) -> UnitAblation:
     """Mean squared change of ``head`` (the layer's h sequences (batch, steps, h) -> the
     target, batch first) when one unit's output is zeroed at every step, per unit, over the
     sequences of x; the TOP_UNITS largest with a bootstrap 95% interval over sequences.
     ``tau``, ``saturated``: per unit, the memory-gate timescale and the largest share of
-    probe steps any of its gates saturates on, carried onto the cards."""
+    probe steps any of its gates saturates on, carried onto the cards. ``head_work``: the
+    multiply-adds of one call of ``head`` per sequence (the rest of the model), counted in
+    ABLATION_WORK with the layer's own reruns."""
     rng = np.random.default_rng(seed)
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
-        units, seqs, screened, screen = _candidates(cell, x, head)
+        units, seqs, screened, screen = _candidates(cell, x, head, head_work)
         values, base = _effects(cell, x[:seqs], head, units)
         activity = np.mean(np.abs(np.asarray(base, np.float64)), axis=(0, 1))
     return UnitAblation(
@@ -81,14 +84,23 @@ def unit_ablation(
     )
 
 
+def ablation_fits(cell: CellWeights, head_work: float) -> bool:
+    """Whether the cheapest screen (every unit zeroed in the layer's output, one sequence,
+    one call of the head each) fits in ABLATION_WORK with a head of that cost."""
+    return (cell.output_dim + 1) * head_work <= ABLATION_WORK
+
+
 def _candidates(
-    cell: CellWeights, x: np.ndarray, head: Callable[[np.ndarray], np.ndarray]
+    cell: CellWeights,
+    x: np.ndarray,
+    head: Callable[[np.ndarray], np.ndarray],
+    head_work: float = 0.0,
 ) -> tuple[np.ndarray, int, int | None, str]:
     """The units to ablate and on how many sequences, within ABLATION_WORK: every unit,
     or those a screen on fewer sequences ranks first; the sequences screened (None: no
     screen), and the screen (``ablation``, or ``output`` for a layer too large)."""
     h = cell.output_dim
-    run = max(1, x.shape[1] * step_work(cell))
+    run = max(1.0, x.shape[1] * step_work(cell) + head_work)
     every = ABLATION_WORK / 2 / run / (h + 1)
     seqs = int(min(x.shape[0], ABLATION_SEQUENCES))
     if every >= seqs:
@@ -99,7 +111,9 @@ def _candidates(
     else:
         # Too large to rerun the layer once per unit: screen by zeroing each unit
         # in the layer's output alone (not fed back), a run of the head only.
-        screened, screen = int(min(seqs, SCREEN_SEQUENCES)), "output"
+        # The head runs once per unit and sequence: its cost bounds the sequences too.
+        affordable = int(ABLATION_WORK / max(1.0, (h + 1) * head_work))
+        screened, screen = int(max(1, min(seqs, SCREEN_SEQUENCES, affordable))), "output"
         scores = _output_effects(cell, x[:screened], head).mean(axis=1)
     many = TOP_UNITS if screen == "output" else CANDIDATES  # fewer: each is costly
     units = np.sort(np.argsort(-scores, kind="stable")[: min(many, h)])

@@ -4,10 +4,11 @@ replays in numpy, else on the layer's own output."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_report.analysis.ablation import unit_ablation
+from lstm_report.analysis.ablation import ablation_fits, unit_ablation
 from lstm_report.analysis.model_replay import ModelReplay, replay_problem
 from lstm_report.errors import AnalysisError, LstmReportError, first_line
 from lstm_report.model.analyses import LayerAnalysis
@@ -20,8 +21,30 @@ ModelHead = Callable[[np.ndarray], np.ndarray]
 UNITS_REASON = "the whole model is not replayed in numpy here"
 
 
+@dataclass(frozen=True)
+class Head:
+    """The rest of the model after a layer, replayed, and its multiply-adds per sequence."""
+
+    run: ModelHead
+    work: float
+
+
+def downstream_work(weights: ModelWeights, w: RecurrentLayer, steps: int) -> float:
+    """Multiply-adds per sequence of the recurrent layers after ``w`` in the model (both
+    their products, x·W and h·U, at every step): what dominates a replay of the rest."""
+    names = [v.name for v in weights.layers]
+    if w.name not in names:
+        return 0.0
+    last = len(names) - 1 - names[::-1].index(w.name)
+    total = 0.0
+    for v in weights.layers[last + 1 :]:
+        gates = 4 if v.cell.kind == "LSTM" else 3
+        total += steps * (v.cell.input_dim + v.cell.output_dim) * gates * v.cell.units
+    return total
+
+
 def layer_units(
-    la: LayerAnalysis, model: ModelHead | None = None, why: str | None = None
+    la: LayerAnalysis, model: Head | None = None, why: str | None = None
 ) -> UnitAblation | None:
     """Unit ablation of the layer on the probe inputs it keeps: on the model's prediction
     where ``model`` (model_heads) replays it, else on the layer's own output (what it
@@ -41,14 +64,28 @@ def layer_units(
     saturated = None
     if la.activity is not None and w.cell.P is None:
         saturated = np.max([np.add(g.unit_left, g.unit_right) for g in la.activity.gates], axis=0)
+    if model is not None and not ablation_fits(w.cell, model.work):
+        why = (
+            f"the rest of the model ({_count(model.work)} multiply-adds a sequence) is too "
+            "large to replay once per unit"
+        )
+        model = None
     head: ModelHead = own
     target = "layer_output"
     reason: str | None = f"measured on the layer's own output: {why or UNITS_REASON}"
+    work = 0.0
     if model is not None:
-        head, target, reason = model, "model_output", None
+        head, target, reason, work = model.run, "model_output", None, model.work
     try:
         return unit_ablation(
-            w.cell, x, head, target=target, reason=reason, tau=tau, saturated=saturated
+            w.cell,
+            x,
+            head,
+            target=target,
+            reason=reason,
+            tau=tau,
+            saturated=saturated,
+            head_work=work,
         )
     except AnalysisError as exc:
         if model is None:
@@ -58,10 +95,10 @@ def layer_units(
 
 def model_heads(
     weights: ModelWeights, layers: Sequence[LayerAnalysis], probe: np.ndarray | None
-) -> tuple[list[ModelHead | None], list[str | None]]:
+) -> tuple[list[Head | None], list[str | None]]:
     """Per layer, what computes the model's prediction from that layer's output with the
     rest of the model replayed in numpy (None where it cannot), and why not."""
-    none: list[ModelHead | None] = [None] * len(layers)
+    none: list[Head | None] = [None] * len(layers)
     g = weights.graph
     if probe is None or g is None or g.onnx is not None:
         why = (
@@ -75,7 +112,7 @@ def model_heads(
         layer, stop = problem
         return none, [f"numpy stops at layer {layer!r}: {stop}" if layer else stop] * len(layers)
     replay = ModelReplay(weights, dtype=np.float32)
-    heads: list[ModelHead | None] = []
+    heads: list[Head | None] = []
     whys: list[str | None] = []
     for la in layers:
         w = la.weights
@@ -103,7 +140,8 @@ def model_heads(
             heads.append(None)
             whys.append("its steps are masked, which the ablation replay does not follow")
             continue
-        heads.append(_head(replay, w, probe[: x.shape[0]]))
+        work = downstream_work(weights, w, int(x.shape[1]))
+        heads.append(Head(_head(replay, w, probe[: x.shape[0]]), work))
         whys.append(None)
     return heads, whys
 
@@ -124,3 +162,8 @@ def _head(replay: ModelReplay, w: RecurrentLayer, x_model: np.ndarray) -> ModelH
         return np.asarray(y).reshape(hs.shape[0], -1)
 
     return head
+
+
+def _count(n: float) -> str:
+    """4,032; 839 million."""
+    return f"{n / 1e6:,.0f} million" if n >= 1e7 else f"{n:,.0f}"

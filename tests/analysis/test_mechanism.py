@@ -454,3 +454,41 @@ def test_the_pictures_plane_of_a_large_state_is_its_leading_principal_plane() ->
     got = _top_directions(a, 2)
     want = np.linalg.svd(a, full_matrices=False)[2][:2]
     np.testing.assert_allclose(np.abs(got @ want.T), np.eye(2), atol=1e-6)
+
+
+def test_a_layer_whose_downstream_replay_is_too_costly_is_ablated_on_its_own_output(
+    keras: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LSTM(8, sequences) -> LSTM(6) -> Dense(1) over 12 steps: the head of "first" replays
+    # "second", 12 · (8 + 6) · 4 · 6 = 4032 multiply-adds a sequence. Screening its 8 units
+    # on the prediction costs 9 such calls; with a budget below that, "first" says so and
+    # is measured on its own output, while "second" (a Dense head: nothing recurrent after
+    # it) still is on the prediction.
+    from lstm_report.analysis import ablation
+    from lstm_report.analysis.model import analyse_model
+    from lstm_report.analysis.units import downstream_work
+    from lstm_report.config.resolve import model_plan
+
+    inp = keras.Input((12, 3))
+    seq = keras.layers.LSTM(8, return_sequences=True, name="first")(inp)
+    last = keras.layers.LSTM(6, name="last")(seq)
+    model = keras.Model(inp, keras.layers.Dense(1, name="head")(last))
+    path = tmp_path / "stack.keras"
+    model.save(path)
+    probe = np.random.default_rng(0).normal(size=(10, 12, 3)).astype(np.float32)
+    np.save(tmp_path / "probe.npy", probe)
+    spec = ModelSpec(0, path, "stack", probe=ProbeSpec(tmp_path / "probe.npy"))
+    mw = read_model(spec, reader="direct")
+    first, second = mw.layers
+    assert downstream_work(mw, first, 12) == 12 * (8 + 6) * 4 * 6
+    assert downstream_work(mw, second, 12) == 0.0
+    assert ablation.ablation_fits(first.cell, 4032.0)
+    monkeypatch.setattr(ablation, "ABLATION_WORK", 9 * 4032.0 - 1)
+    assert not ablation.ablation_fits(first.cell, 4032.0)
+    a, b = (la.units for la in analyse_model(model_plan(spec, mw), mw, 0, probe=probe).layers)
+    assert a is not None and b is not None
+    assert a.target == "layer_output" and a.reason == (
+        "measured on the layer's own output: the rest of the model (4,032 multiply-adds a "
+        "sequence) is too large to replay once per unit"
+    )
+    assert b.target == "model_output" and b.reason is None

@@ -86,12 +86,14 @@ def unit_gram(gates: tuple[GateWeights, ...]) -> UnitGram:
         # two in float32 give exactly their float64 quotients (rounded once either way).
         if p.dtype == np.float32 and exact32:
             y32 = p / scale32
-            y = y32.astype(np.float64)
+            # Squares summed in float64 straight from float32 (einsum casts in small
+            # buffers): the same sums as from a float64 copy, without its 32 MiB at 2048².
+            sumsq += np.einsum("ij,ij->j", y32, y32, dtype=np.float64)
         else:
             y = np.asarray(p, np.float64) / scale
             y32 = y.astype(np.float32)
-        sumsq += np.einsum("ij,ij->j", y, y)
-        del y
+            sumsq += np.einsum("ij,ij->j", y, y)
+            del y
         gram += y32.T @ y32  # numpy uses the symmetric product (ssyrk) for y.T @ y
         n += p.shape[0]
     # |fl(x·y) − x·y| ≤ γ_n·‖x‖‖y‖ for any order of summation (Higham, 3.1), γ_n ≈ n·ε,

@@ -11,14 +11,18 @@ the probe. Eigenvalues of J there: exact for a small state, else the Ritz values
 Arnoldi run (the largest in magnitude converge first).
 
 Slow manifold (Maheswaranathan et al. 2019): the principal directions of the slow points;
-its dimension counts, when the points also share that many eigenvalues near 1.
+its dimension counts, when the points also share that many eigenvalues near 1. Whether the
+probe's inputs drive it: analysis/slow_drive.py, at the point nearest the points' centre.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from lstm_report.analysis.slow_drive import NEAR_ONE, input_drive
 from lstm_report.analysis.state_map import (
     FIXED_Q,
     SMALL_STATE,
@@ -54,7 +58,6 @@ DEDUP = 0.02
 MAX_POINTS = 12
 """Points reported (fixed ones first), each with its eigenvalues."""
 MANIFOLD_SHARE = 0.9
-NEAR_ONE = 0.02
 
 
 def fixed_points(
@@ -85,10 +88,15 @@ def _fixed_points(cell: CellWeights, x: np.ndarray, inputs: str, seed: int) -> M
     pts, pq, fixed = _refined(m, found.astype(np.float64), zx, typical, tol)
     shown = pts[:MAX_POINTS]
     points = [_point(m, s, qs, is_fixed, zx, rng) for s, qs, is_fixed in zip(shown, pq, fixed)]
+    manifold = slow_manifold(pts, points)
+    if manifold is not None:
+        centre = shown[np.argmin(np.linalg.norm(shown - pts.mean(0), axis=1))]
+        drive = input_drive(m, centre, zx, traj, m.project(seqs), rng)
+        manifold = replace(manifold, input_drive=drive)
     return Mechanism(
         inputs=inputs,
         fixed_points=tuple(points),
-        slow_manifold=slow_manifold(pts, points),
+        slow_manifold=manifold,
         starts=len(starts),
         iterations=iterations,
         typical_q=typical,

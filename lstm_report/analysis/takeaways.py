@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from lstm_report.analysis.answers import importance_sentence
 from lstm_report.model.analyses import LayerAnalysis, ModelAnalysis
 from lstm_report.model.layers import GATE_NAMES
+from lstm_report.model.mechanism import MemoryHorizon, SlowManifold
 from lstm_report.model.report import ReportData, Takeaway
 from lstm_report.model.stats import Verification
 from lstm_report.model.training import Comparison
@@ -57,7 +58,7 @@ def takeaways(
         if dynamics is not None:
             out.append(Takeaway("dynamics", m.name, None, dynamics, m.anchor))
         for la in m.layers:
-            mech = mechanism_sentence(m.name, la)
+            mech = mechanism_sentence(m.name, la, m.memory_horizon)
             if mech is not None:
                 out.append(Takeaway("mechanism", m.name, la.weights.label, mech, la.anchor))
         saturation = saturation_sentence(m)
@@ -108,7 +109,7 @@ def horizon_sentence(m: ModelAnalysis) -> str:
     assert h is not None and imp is not None
     k, steps = h.steps, h.of
     whole = k >= h.share * steps  # as spread as an even importance over every step, or more
-    if k < SHORT_MEMORY * steps:
+    if short_horizon(h):
         verdict = f"Memory is short: {m.name}'s answer depends on the last {k} of {steps} steps"
     elif whole:
         verdict = (
@@ -201,6 +202,53 @@ def dynamics_sentence(m: ModelAnalysis) -> str | None:
     return f"The state of {m.name} is stable on the probe: small perturbations die out ({how})."
 
 
+DRIVEN = 0.01
+"""A slow manifold is used as memory only when at least this share of the probe's input
+drive lands on its slow modes (SlowManifold.input_drive)..."""
+
+
+def short_horizon(h: MemoryHorizon) -> bool:
+    """...and the measured horizon is not short (the memory takeaway's rule)."""
+    return h.steps < SHORT_MEMORY * h.of
+
+
+def manifold_sentence(name: str, sm: SlowManifold, horizon: MemoryHorizon | None, how: str) -> str:
+    """A slow manifold, said to accumulate evidence only when the probe's inputs drive it
+    and the measured horizon agrees; otherwise what was measured."""
+    dirs = f"{sm.dimension} slow direction{'s' if sm.dimension != 1 else ''}, "
+    has = f"{name} has a {sm.dimension}-dimensional slow manifold ({dirs}"
+    lam = f"|λ| = {sm.eigenvalue_near_one:.3f}"
+    measured = (
+        ""
+        if horizon is None
+        else f"the model's measured memory horizon is {horizon.steps} of {horizon.of} steps"
+    )
+    tail = f"{how}; {measured}" if measured else how
+    short = horizon is not None and short_horizon(horizon)
+    if sm.input_drive is None:
+        verdict = "it is not used as memory here" if short else "it can hold a value"
+        return (
+            f"{has}{lam}): {verdict}; how much of the probe's input drive lands on it was "
+            f"not measured ({tail})."
+        )
+    share = f"{sm.input_drive:.1%} of the probe's input drive lands on it"
+    if sm.input_drive < DRIVEN:
+        return (
+            f"{has}{lam}) that the probe's inputs barely drive ({share}): it is not used as "
+            f"memory here ({tail})."
+        )
+    if short:
+        return (
+            f"{has}{lam}) that the probe's inputs drive ({share}), but {measured}: the answer "
+            f"does not use what it keeps ({how})."
+        )
+    what = "a line attractor, " if sm.dimension == 1 else ""
+    return (
+        f"{name} integrates along a {sm.dimension}-dimensional slow manifold ({what}{dirs}"
+        f"{lam}; {share}): it accumulates evidence rather than forgetting it ({tail})."
+    )
+
+
 RETURN_SHARE = 0.01
 """A trajectory has returned to a fixed point when its distance is this share of the start."""
 
@@ -212,8 +260,11 @@ def return_steps(modulus: float) -> int | None:
     return max(1, math.ceil(math.log(RETURN_SHARE) / math.log(modulus)))
 
 
-def mechanism_sentence(model: str, la: LayerAnalysis) -> str | None:
-    """What the fixed points and the slow manifold say the layer does, with their numbers."""
+def mechanism_sentence(
+    model: str, la: LayerAnalysis, horizon: MemoryHorizon | None = None
+) -> str | None:
+    """What the fixed points and the slow manifold say the layer does, with their numbers
+    (``horizon``: the model's measured memory, where there is one)."""
     mech = la.mechanism
     if mech is None:
         return None
@@ -228,13 +279,7 @@ def mechanism_sentence(model: str, la: LayerAnalysis) -> str | None:
     stable = [p for p in fixed if p.stable]
     sm = mech.slow_manifold
     if sm is not None:
-        what = "a line attractor, " if sm.dimension == 1 else ""
-        dirs = f"{sm.dimension} slow direction{'s' if sm.dimension != 1 else ''}"
-        return (
-            f"{name} integrates along a {sm.dimension}-dimensional slow manifold ({what}{dirs}, "
-            f"|λ| = {sm.eigenvalue_near_one:.3f}): it accumulates evidence rather than "
-            f"forgetting it ({how})."
-        )
+        return manifold_sentence(name, sm, horizon, how)
     if len(fixed) == 1 and stable and not slow:
         lam = stable[0].eigenvalues[0] if stable[0].eigenvalues else (0.0, 0.0)
         modulus = math.hypot(*lam)

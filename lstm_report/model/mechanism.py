@@ -37,6 +37,9 @@ class SlowManifold:
     """Share of the slow points' spread the ``dimension`` principal directions explain."""
     eigenvalue_near_one: float
     """The median over the points of |λ| of their eigenvalue nearest 1."""
+    input_drive: float | None = None
+    """The share of the probe's input drive that lands on the slow modes, at the point
+    nearest the points' centre (analysis/slow_drive.py); None where it was not measured."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -214,6 +214,7 @@ def mechanism_json(mech: Mechanism | None) -> dict[str, Any]:
                 "dimension": sm.dimension,
                 "explained": sm.explained,
                 "eigenvalue_near_one": sm.eigenvalue_near_one,
+                "input_drive": sm.input_drive,
             }
         ),
         "fixed_point_search": {

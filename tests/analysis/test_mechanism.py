@@ -134,6 +134,33 @@ def test_a_gru_trained_to_integrate_pulses_has_a_line_attractor() -> None:
     assert f"|λ| = {sm.eigenvalue_near_one:.3f}" in text
 
 
+@pytest.mark.parametrize("drive", [0.6, 0.004, None])
+@pytest.mark.parametrize("horizon", [None, (28, 32), (3, 32)])
+def test_every_branch_of_the_manifold_sentence_states_its_numbers(
+    drive: float | None, horizon: tuple[int, int] | None
+) -> None:
+    """The integrator's slow manifold with each measured drive (used, barely driven, not
+    measured) beside each horizon (none, long, short): the sentence against its JSON."""
+    from dataclasses import replace
+
+    from lstm_report.model.mechanism import MemoryHorizon
+    from lstm_report.output.layer_json import mechanism_json
+    from tests.analysis.test_takeaways import check_manifold_clause
+
+    cell, probe = integrator()
+    mech = fixed_points(cell, probe[:4])
+    assert mech.slow_manifold is not None
+    mech = replace(mech, slow_manifold=replace(mech.slow_manifold, input_drive=drive))
+    h = None if horizon is None else MemoryHorizon(*horizon)
+    text = mechanism_sentence("int", _layer(cell, mech), h)
+    assert text is not None
+    sm = mechanism_json(mech)["slow_manifold"]
+    assert sm["input_drive"] == drive
+    check_manifold_clause(text, sm, None if h is None else {"steps": h.steps, "of": h.of})
+    said = (drive is not None and drive >= 0.01) and (horizon is None or horizon[0] >= 8)
+    assert ("accumulates evidence" in text) == said
+
+
 def test_inputs_held_at_the_mean_move_the_fixed_point() -> None:
     # W ≠ 0, U = 0: the fixed point of a GRU is tanh(x*·W_h + b_h + r·b_rec_h)
     cell = still_cell("GRU", np.zeros(3))
@@ -286,6 +313,9 @@ def test_the_report_carries_fixed_points_units_and_the_takeaway(tmp_path: Path) 
     (layer,) = data["models"][0]["layers"]
     d = layer["dynamics"]
     assert d["slow_manifold"]["dimension"] == 1
+    assert set(d["slow_manifold"]) == {
+        "dimension", "explained", "eigenvalue_near_one", "input_drive"
+    }  # fmt: skip
     assert d["fixed_points"] and set(d["fixed_points"][0]) == {
         "kind", "norm", "residual", "eigenvalues", "stable"
     }  # fmt: skip
@@ -300,6 +330,8 @@ def test_the_report_carries_fixed_points_units_and_the_takeaway(tmp_path: Path) 
     assert check_mechanism_sentence(data) == texts  # its numbers are the JSON's
     html = out.read_text()
     assert "Fixed points and slow manifold" in html and "Units that carry the answer" in html
+    drive = d["slow_manifold"]["input_drive"]
+    assert f"On the probe, {100 * drive:.1f}% of the input drive lands on its slow modes" in html
     # --no-dynamics: none of it
     assert (
         main([*args, "-q", "-o", str(out), "--json", str(tmp_path / "n.json"), "--no-dynamics"])

@@ -200,6 +200,28 @@ def test_a_short_memory_beside_long_timescales_is_said_short(reports: dict[str, 
     assert "shorter than the measured horizon" not in text
 
 
+def test_a_slow_direction_the_inputs_do_not_drive_is_not_said_to_accumulate(
+    reports: dict[str, Any],
+) -> None:
+    """The "short" model's keepers hold their state (f = σ(5): |λ| = 0.993, a line of slow
+    points) but the input never reaches them (i ≈ 0, no input weights): none of the input's
+    drive lands on the slow mode, and the horizon is 3 of 32 steps. The sum model's one
+    unit is driven and kept: it accumulates."""
+    data, _ = reports["short"]
+    sm = data["models"][0]["layers"][0]["dynamics"]["slow_manifold"]
+    assert sm is not None and sm["eigenvalue_near_one"] == pytest.approx(1 / (1 + np.exp(-5)))
+    assert sm["input_drive"] is not None and sm["input_drive"] < 1e-9
+    (text,) = check_mechanism_sentence(data)
+    assert "accumulates evidence" not in text and "barely drive" in text
+    assert "not used as memory here" in text and "horizon is 3 of 32 steps" in text
+    data, _ = reports["sum"]
+    sm = data["models"][0]["layers"][0]["dynamics"]["slow_manifold"]
+    assert sm is not None and sm["input_drive"] > 0.9  # the drive is along c, where it stays
+    (text,) = check_mechanism_sentence(data)
+    assert "integrates along a 1-dimensional slow manifold (a line attractor" in text
+    assert "accumulates evidence rather than forgetting it" in text
+
+
 def test_a_chaotic_gru_is_unstable(reports: dict[str, Any]) -> None:
     data, status = reports["chaotic"]
     d = data["models"][0]["layers"][0]["dynamics"]

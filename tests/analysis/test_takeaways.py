@@ -161,8 +161,7 @@ def check_mechanism_sentence(data: dict[str, Any], model: int = 0) -> list[str]:
         slow = [p for p in points if p["kind"] == "slow"]
         stable = [p for p in fixed if p["stable"]]
         if sm is not None:
-            assert f"along a {sm['dimension']}-dimensional slow manifold" in text
-            assert f"|λ| = {sm['eigenvalue_near_one']:.3f}" in text
+            check_manifold_clause(text, sm, m["memory_horizon"])
         elif len(fixed) == 1 and stable and not slow:
             modulus = math.hypot(*stable[0]["eigenvalues"][0])
             assert modulus == max(math.hypot(*e) for e in stable[0]["eigenvalues"])
@@ -181,8 +180,47 @@ def check_mechanism_sentence(data: dict[str, Any], model: int = 0) -> list[str]:
     return texts
 
 
+def check_manifold_clause(text: str, sm: dict[str, Any], horizon: dict[str, Any] | None) -> None:
+    """A slow manifold's sentence: "accumulates evidence" only when at least 1% of the
+    probe's input drive lands on it and the model's measured horizon is not short (under
+    a quarter of the sequence, the memory takeaway's rule); otherwise what was measured."""
+    assert f"{sm['dimension']}-dimensional slow manifold" in text
+    assert f"|λ| = {sm['eigenvalue_near_one']:.3f}" in text
+    short = horizon is not None and horizon["steps"] < horizon["of"] / 4
+    if horizon is not None:
+        quoted = (
+            f"the model's measured memory horizon is {horizon['steps']} of {horizon['of']} steps"
+        )
+        assert quoted in text
+    else:
+        assert "memory horizon" not in text
+    drive = sm["input_drive"]
+    used = drive is not None and drive >= 0.01 and not short
+    assert ("accumulates evidence rather than forgetting it" in text) == used
+    assert ("integrates along" in text) == used
+    assert ("line attractor" in text) == (used and sm["dimension"] == 1)
+    if drive is None:
+        assert "input drive lands on it was not measured" in text
+        assert ("not used as memory here" in text) == short
+        return
+    assert f"{100 * drive:.1f}% of the probe's input drive lands on it" in text
+    assert ("that the probe's inputs barely drive" in text) == (drive < 0.01)
+    assert ("it is not used as memory here" in text) == (drive < 0.01)
+    assert ("the answer does not use what it keeps" in text) == (drive >= 0.01 and short)
+
+
 def test_mechanism_sentence_states_the_fixed_points(demo: dict[str, Any]) -> None:
-    assert check_mechanism_sentence(demo)
+    texts = check_mechanism_sentence(demo)
+    assert texts
+    # the demo's encoder integrates: its inputs drive the slow direction, and the memory
+    # the answer uses spans the sequence (27 of 30 steps)
+    m = demo["models"][0]
+    (encoder,) = [la for la in m["layers"] if la["name"] == "encoder"]
+    sm = encoder["dynamics"]["slow_manifold"]
+    assert sm is not None and sm["dimension"] == 1 and sm["input_drive"] >= 0.01
+    assert m["memory_horizon"]["steps"] >= m["memory_horizon"]["of"] / 4
+    (said,) = [t for t in _by_code(demo, "mechanism") if t["layer"] == "encoder"]
+    assert "accumulates evidence rather than forgetting it" in said["text"]
 
 
 def test_memory_sentence_states_the_measured_horizon(demo: dict[str, Any]) -> None:

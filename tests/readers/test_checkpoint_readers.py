@@ -103,6 +103,19 @@ def test_rnn_cell_is_listed_not_analysed() -> None:
     assert [c.name for c in model.cells] == ["decoder.lstm_cell", "decoder.gru_cell"]
 
 
+def test_rnn_cell_reaches_not_analysed_in_the_json(tmp_path: Path) -> None:
+    from lstm_report.cli import main
+
+    js = tmp_path / "c.json"
+    args = ["build", "-q", str(FIX / "cells.pt"), "-o", str(tmp_path / "c.html"), "--json", str(js)]
+    assert main(args) == 0
+    model = json.loads(js.read_text())["models"][0]
+    assert [la["name"] for la in model["layers"]] == ["decoder.lstm_cell", "decoder.gru_cell"]
+    (other,) = model["not_analysed"]
+    assert (other["name"], other["kind"]) == ("rnn_cell", "RNN")
+    assert "nn.RNNCell" in other["note"]
+
+
 def test_unprefixed_cell_state_dict(expected: dict[str, np.ndarray]) -> None:
     model = torch_rnn.read(FIX / "cell_only.pt")
     (cell,) = model.cells

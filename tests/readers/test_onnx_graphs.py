@@ -421,3 +421,14 @@ def test_a_scan_without_gates_is_not_listed(tmp_path: Path) -> None:
     onnx.save(_scan_model(["Tanh", "Relu"]), tmp_path / "sum.onnx")
     with pytest.raises(ModelLoadError, match="no LSTM or GRU node"):
         read_framework(tmp_path / "sum.onnx", "onnx", name="m", where="models[0]")
+
+
+def test_an_unnamed_if_names_its_branches_by_op_and_index(tmp_path: Path) -> None:
+    """As silero's exports: If nodes without a name give ``If_0/then/...``."""
+    model = onnx.load(str(FIX / "if_branches.onnx"))
+    (node,) = [n for n in model.graph.node if n.op_type == "If"]
+    index = list(model.graph.node).index(node)
+    node.name = ""
+    onnx.save(model, str(tmp_path / "unnamed.onnx"))
+    names = [c.name for c in onnx_rnn.read(tmp_path / "unnamed.onnx").cells]
+    assert names == [f"If_{index}/then/LSTM_0", f"If_{index}/else/GRU_0"]

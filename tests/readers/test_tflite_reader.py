@@ -177,6 +177,21 @@ def test_bidirectional_with_peepholes_matches_the_interpreter(
     np.testing.assert_allclose(out, expected["tflite/bidi/y"], atol=1e-5)
 
 
+def test_projection_matches_the_interpreter(expected: dict[str, np.ndarray]) -> None:
+    """Input 16 ([out, units]) becomes P (h = (o ⊙ tanh(c))·P); the recurrent weights are
+    [units, out]. Replayed against the interpreter; without P the output differs."""
+    (cell,) = tflite_rnn.read(FIX / "lstm_projection.tflite").cells
+    proj = expected["tflite/proj/projection"]
+    assert cell.P is not None
+    np.testing.assert_array_equal(cell.P, proj.T)
+    for g in "ifco":
+        np.testing.assert_array_equal(cell.gate(g).W, expected[f"tflite/proj/input_{g}"].T)
+        np.testing.assert_array_equal(cell.gate(g).U, expected[f"tflite/proj/recurrent_{g}"].T)
+    out, _ = replay_layers((cell,), expected["x"])
+    np.testing.assert_allclose(out, expected["tflite/proj/y"], atol=1e-5)
+    assert "projection [out, units] transposed into P" in cell.source_layout
+
+
 def test_a_lying_vector_length_is_refused_at_once(tmp_path: Path) -> None:
     """The subgraphs vector claims 2**31 − 1 entries: refused from the file's size, not
     walked entry by entry."""
@@ -306,7 +321,7 @@ for m in ("tensorflow", "keras", "tflite_runtime", "ai_edge_litert", "torch", "o
 from pathlib import Path
 from lstm_report.readers.frameworks import read_framework
 fix = Path({str(FIXTURES)!r})
-for f in ["lstm_float", "lstm_int8", "gru_while", "lstm_bidi_peephole"]:
+for f in ["lstm_float", "lstm_int8", "gru_while", "lstm_bidi_peephole", "lstm_projection"]:
     w = read_framework(fix / "tflite" / (f + ".tflite"), "tflite", name=f, where="m")
     assert w.layers or w.others, f
 for f in ["lstm_folded", "lstm_initial", "if_branches", "loop_gru", "peephole"]:

@@ -112,14 +112,21 @@ def _source(name: str, names: list[str]) -> str | None:
 
 
 def _other(text: str) -> OtherLayer:
-    """``name: KIND (...), why`` as a listed layer: its kind, and the why as a note."""
+    """``name: KIND (detail), why`` (or ``KIND (detail): why``, ``KIND, why``) as a listed
+    layer: its kind, and the detail and why as a note. The detail may hold commas. A kind
+    told only as RNN (nn.RNNCell, ONNX RNN, a TFLite RNN op) keeps its own words as the note."""
     name, _, what = text.partition(": ")
-    head, _, why = what.partition(", ")
-    kind = "RNN" if "RNN" in head else head.split(" (")[0]
+    word, paren, tail = what.partition(" (")
+    if paren and ")" in tail and ", " not in word:
+        detail, _, rest = tail.partition(")")
+        why = rest.removeprefix(",").removeprefix(":").strip()
+    else:
+        word, _, why = what.partition(", ")
+        detail = ""
+    kind = "RNN" if "RNN" in word else word
     units = None
     digits = [int(t.strip("(")) for t in what.split() if t.strip("(").isdigit()]
     if digits and "units" in what:
         units = digits[0]
-    detail = head.partition(" (")[2].rstrip(")")
-    note = ", ".join(part for part in (detail, why) if part)
+    note = what if kind != word else ", ".join(part for part in (detail, why) if part)
     return OtherLayer(name, kind, units, note=note or None)

@@ -103,6 +103,19 @@ def test_rnn_cell_is_listed_not_analysed() -> None:
     assert [c.name for c in model.cells] == ["decoder.lstm_cell", "decoder.gru_cell"]
 
 
+def test_rnn_cell_reaches_not_analysed_in_the_json(tmp_path: Path) -> None:
+    from lstm_report.cli import main
+
+    js = tmp_path / "c.json"
+    args = ["build", "-q", str(FIX / "cells.pt"), "-o", str(tmp_path / "c.html"), "--json", str(js)]
+    assert main(args) == 0
+    model = json.loads(js.read_text())["models"][0]
+    assert [la["name"] for la in model["layers"]] == ["decoder.lstm_cell", "decoder.gru_cell"]
+    (other,) = model["not_analysed"]
+    assert (other["name"], other["kind"]) == ("rnn_cell", "RNN")
+    assert "nn.RNNCell" in other["note"]
+
+
 def test_unprefixed_cell_state_dict(expected: dict[str, np.ndarray]) -> None:
     model = torch_rnn.read(FIX / "cell_only.pt")
     (cell,) = model.cells
@@ -142,8 +155,11 @@ def test_recurrent_ppo_replay_matches_sb3(
             out.transpose(1, 0, 2), expected[f"{stem}/{name}/out"], atol=ATOL
         )
     # policy.pth is read in place (a window onto the outer file), never opened as a member;
-    # `data` and its cloudpickle blobs, and the optimizer's state, are never opened at all.
-    assert not {"data", "policy.pth", "policy.optimizer.pth"} & set(spy.names)
+    # `data` and its cloudpickle blobs, the optimizer's state and pytorch_variables.pth are
+    # never opened at all.
+    assert not {"data", "policy.pth", "policy.optimizer.pth", "pytorch_variables.pth"} & set(
+        spy.names
+    )
 
 
 def test_recurrent_ppo_end_to_end(tmp_path: Path) -> None:
@@ -448,3 +464,89 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def _pickled_zip(tmp_path: Path, name: str, data: bytes, storages: dict[str, bytes]) -> Path:
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as zout:
+        zout.writestr(f"{path.stem}/data.pkl", data)
+        for key, raw in storages.items():
+            zout.writestr(f"{path.stem}/data/{key}", raw)
+    return path
+
+
+_REBUILD = b"ctorch._utils\n_rebuild_tensor_v2\n("
+_EVIL = b"cevil_lib\nThing\n)R"  # GLOBAL, EMPTY_TUPLE, REDUCE: a placeholder
+_STORAGE = (
+    b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x18tQ"
+)
+"""BINPERSID ('storage', torch.FloatStorage, '0', 'cpu', 24): data/0, 24 floats."""
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (_EVIL + b"K\x00K\x08K\x03\x86K\x03K\x01\x86", "a tensor whose storage is not a stored"),
+        (_STORAGE + b"K\x00" + _EVIL + b"K\x01\x85", "a tensor with a malformed size or stride"),
+        (_STORAGE + b"K\x00K\x08K\x03\x86K\x03K\x01\x86", None),  # the control: read
+    ],
+)
+def test_a_placeholder_never_reaches_a_tensor(
+    tmp_path: Path, args: bytes, match: str | None
+) -> None:
+    """A placeholder given to a tensor-rebuild function as its storage or its size is
+    refused there: the only data numpy ever sees comes from stored storages."""
+    odict = b"\x89ccollections\nOrderedDict\n)RtR"
+    data = b"\x80\x02}(X\x0c\x00\x00\x00weight_ih_l0" + _REBUILD + args + odict
+    data += b"X\x0c\x00\x00\x00weight_hh_l0" + _REBUILD + _STORAGE
+    data += b"K\x00K\x08K\x02\x86K\x02K\x01\x86" + odict  # (8, 2): an LSTM of 2 units
+    data += b"X\x04\x00\x00\x00loss" + _EVIL + b"u."  # an unknown object beside: read inertly
+    stored = np.arange(24, dtype="<f4")
+    path = _pickled_zip(tmp_path, "p.pt", data, {"0": stored.tobytes()})
+    if match is not None:
+        with pytest.raises(ModelLoadError, match=rf"^p.pt: refused: {match}"):
+            torch_rnn.read(path)
+        return
+    (cell,) = torch_rnn.read(path).cells  # the control: stored storages are read
+    np.testing.assert_array_equal(cell.gate("i").W, stored[:6].reshape(2, 3).T)
+    np.testing.assert_array_equal(cell.gate("o").U, stored[12:16].reshape(2, 2).T)
+
+
+def test_a_placeholder_in_a_state_dict_is_not_a_tensor(tmp_path: Path) -> None:
+    """A state dict whose every value is a placeholder holds no tensor: the file is refused
+    for the global it calls, nothing is read."""
+    data = b"\x80\x02}(X\x0c\x00\x00\x00weight_ih_l0" + _EVIL + b"X\x0c\x00\x00\x00weight_hh_l0"
+    data += _EVIL + b"u."
+    with pytest.raises(ModelLoadError, match=r"^q.pt: refused: the pickle calls evil_lib.Thing$"):
+        torch_rnn.read(_pickled_zip(tmp_path, "q.pt", data, {}))
+
+
+def test_only_bounded_scalars_and_names_reach_the_page(tmp_path: Path) -> None:
+    """torch_state_dict.pt's state dict beside hyper_parameters holding a string past
+    MAX_TEXT, a loss object (a global named with markup), a list and two scalars: the page
+    and the JSON show the two scalars; the object only by its name, escaped, in a note."""
+    from lstm_report.cli import main
+
+    with zipfile.ZipFile(STATE) as zf:
+        body = zf.read("torch_state_dict/data.pkl")[2:-1]
+        storages = {n.split("/")[-1]: zf.read(n) for n in zf.namelist() if "/data/" in n}
+    long = b"Z" * (inert_pickle.MAX_TEXT + 1)
+    hp = (
+        b"}(X\x04\x00\x00\x00longX" + len(long).to_bytes(4, "little") + long
+        + b"X\x04\x00\x00\x00lossc<i>evil\nLoss\n)R"
+        + b"X\x05\x00\x00\x00steps]K\x01aX\x02\x00\x00\x00lrG?\x84z\xe1G\xae\x14{"
+        + b"X\x04\x00\x00\x00nameX\x04\x00\x00\x00tiny"
+        + b"u"
+    )  # fmt: skip
+    data = b"\x80\x02}(X\x0a\x00\x00\x00state_dict" + body
+    data += b"X\x10\x00\x00\x00hyper_parameters" + hp + b"u."
+    path = _pickled_zip(tmp_path, "hp.ckpt", data, storages)
+    html, js = tmp_path / "hp.html", tmp_path / "hp.json"
+    assert main(["build", "-q", str(path), "-o", str(html), "--json", str(js)]) == 0
+    model = json.loads(js.read_text())["models"][0]
+    assert model["hyper_parameters"] == {"lr": 0.01, "name": "tiny"}
+    page = html.read_text()
+    assert "Hyper-parameters stored in the checkpoint (2)" in page
+    assert "Z" * 50 not in page and "Z" * 50 not in js.read_text()
+    assert "&lt;i&gt;evil.Loss" in page and "<i>evil" not in page
+    assert [n for n in model["notes"] if "<i>evil.Loss" in n]

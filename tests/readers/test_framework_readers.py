@@ -748,3 +748,38 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "units", "note"),
+    [
+        (
+            "rnn_cell: nn.RNNCell (2 units, one tanh or relu step): not a gated cell",
+            "RNN",
+            2,
+            "nn.RNNCell (2 units, one tanh or relu step): not a gated cell",
+        ),
+        ("r: ONNX RNN, not a gated cell", "RNN", None, "ONNX RNN, not a gated cell"),
+        (
+            "lp/body/LSTM_0: LSTM (ONNX, in a subgraph), not analysed: W comes from 'w'",
+            "LSTM",
+            None,
+            "ONNX, in a subgraph, not analysed: W comes from 'w'",
+        ),
+        (
+            "g: GRU (ONNX Loop), not analysed: its body (6 matrix products, 2 sigmoid gates)",
+            "GRU",
+            None,
+            "ONNX Loop, not analysed: its body (6 matrix products, 2 sigmoid gates)",
+        ),
+    ],
+)
+def test_a_listed_layers_text_splits_into_kind_and_note(
+    text: str, kind: str, units: int | None, note: str
+) -> None:
+    """A detail holding a comma stays whole (no stray parenthesis in the note), and a kind
+    told only as RNN keeps its own name in the note."""
+    from lstm_report.readers.frameworks import _other
+
+    got = _other(text)
+    assert (got.name, got.kind, got.units, got.note) == (text.partition(": ")[0], kind, units, note)

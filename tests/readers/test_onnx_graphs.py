@@ -271,3 +271,164 @@ def test_a_nonzero_state_of_a_computed_shape_still_stops_the_run(tmp_path: Path)
     forward, why = model_forward(weights)
     assert forward is None
     assert why == "numpy stops: ConstantOfShape node '' is not among the operators run"
+
+
+# --- 3. each folded op against onnx's own reference implementation ------------------------------
+
+_A = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4) - 5.5  # Squeeze [1]: not both
+
+
+def _ints(name: str, values: list[int]) -> object:
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+_FOLD_CASES = {
+    "Identity": ([], {}),
+    "Cast": ([], {"to": 10}),  # FLOAT16
+    "Reshape": ([_ints("s", [0, -1, 2])], {}),
+    "Squeeze": ([_ints("ax", [1])], {}),
+    "Unsqueeze": ([_ints("ax", [0, -1])], {}),
+    "Transpose": ([], {"perm": [3, 0, 2, 1]}),
+    "Concat": ([], {"axis": 2}),  # A with itself
+    "Slice": (
+        [_ints("st", [2, -1]), _ints("en", [0, -9223372036854775807]), _ints("ax", [3, 2])],
+        {},
+    ),
+    "Gather": ([_ints("ix", [[2, -1], [0, 0]])], {"axis": 2}),
+    "Split": ([_ints("sz", [1, 3])], {"axis": 3}),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_FOLD_CASES))
+def test_each_folded_op_is_the_reference_evaluators(op: str) -> None:
+    """Every op of the allow-list, folded over a stored constant, equals what
+    onnx.reference.ReferenceEvaluator computes for the same node (opset 17)."""
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    assert set(_FOLD_CASES) == set(onnx_graph.FOLDED_OPS)
+    extra, attrs = _FOLD_CASES[op]
+    if op == "Slice":  # steps: -1 on both axes
+        extra = [*extra, _ints("sp", [-1, -1])]
+    names = ["A", *(t.name for t in extra)]  # type: ignore[attr-defined]
+    if op == "Concat":
+        names = ["A", "A"]
+    outs = ["y0", "y1"] if op == "Split" else ["y0"]
+    node = helper.make_node(op, names, outs, name="n", **attrs)
+    inits = [numpy_helper.from_array(_A, "A"), *extra]
+    graph = helper.make_graph(
+        [node],
+        "fold",
+        [],
+        [helper.make_tensor_value_info(o, 0, None) for o in outs],
+        inits,  # type: ignore[arg-type]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    want = ReferenceEvaluator(model).run(None, {})
+    values = onnx_graph.Values(model.graph, numpy_helper.to_array)
+    for name, ref in zip(outs, want):
+        got = values.get(name)
+        assert got.dtype == ref.dtype and got.shape == ref.shape, (got.shape, ref.shape)
+        np.testing.assert_array_equal(got, ref)
+
+
+# --- 5. Loops and Scans that may be converted RNNs ------------------------------------------------
+
+
+def test_a_converted_loop_reaches_json_and_page(tmp_path: Path) -> None:
+    """The Loop is in the JSON's `not_analysed` (not `[]`) and on the page, with its note."""
+    import json
+
+    from lstm_report.cli import main
+
+    html, js = tmp_path / "l.html", tmp_path / "l.json"
+    args = ["build", "-q", str(FIX / "loop_gru.onnx"), "-o", str(html), "--json", str(js)]
+    assert main(args) == 0
+    (entry,) = json.loads(js.read_text())["models"][0]["not_analysed"]
+    assert (entry["name"], entry["kind"]) == ("gru_loop", "GRU")
+    assert entry["note"].startswith("ONNX Loop, not analysed: its body (6 matrix products, 2 ")
+    assert "<strong>gru_loop</strong> (GRU): ONNX Loop, not analysed" in html.read_text()
+
+
+def _scan_model(body_ops: list[str]) -> onnx.ModelProto:
+    """A Scan over X's steps whose body applies ``body_ops`` in a chain to x_t·Wx + h."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("MatMul", ["x_t", "Wx"], ["a0"]),
+        helper.make_node("Add", ["a0", "h"], ["v0"]),
+    ]
+    for k, op in enumerate(body_ops):
+        nodes.append(helper.make_node(op, [f"v{k}"], [f"v{k + 1}"]))
+    nodes += [
+        helper.make_node("Identity", [f"v{len(body_ops)}"], ["h_next"]),
+        helper.make_node("Identity", [f"v{len(body_ops)}"], ["y_t"]),
+    ]
+    info = helper.make_tensor_value_info
+    body = helper.make_graph(
+        nodes,
+        "step",
+        [info("h", TensorProto.FLOAT, [2, 4]), info("x_t", TensorProto.FLOAT, [2, 3])],
+        [info("h_next", TensorProto.FLOAT, [2, 4]), info("y_t", TensorProto.FLOAT, [2, 4])],
+    )
+    rng = np.random.default_rng(2)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "Wx"),
+        numpy_helper.from_array(np.zeros((2, 4), np.float32), "h0"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Scan", ["h0", "X"], ["h_last", "Y"], body=body, num_scan_inputs=1, name="rnn"
+            )
+        ],
+        "g",
+        [info("X", TensorProto.FLOAT, [5, 2, 3])],
+        [info("h_last", TensorProto.FLOAT, [2, 4]), info("Y", TensorProto.FLOAT, [5, 2, 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("ops", "kind"),
+    [
+        (["Sigmoid", "Sigmoid", "Sigmoid", "Tanh", "Tanh"], "LSTM"),
+        (["Sigmoid", "Sigmoid", "Tanh"], "GRU"),
+        (["Sigmoid"], "RNN"),
+    ],
+)
+def test_a_scan_that_may_be_an_rnn_is_listed(tmp_path: Path, ops: list[str], kind: str) -> None:
+    from onnx.reference import ReferenceEvaluator
+
+    model = _scan_model(ops)
+    x = np.random.default_rng(3).normal(size=(5, 2, 3)).astype(np.float32)
+    assert ReferenceEvaluator(model).run(None, {"X": x})[1].shape == (5, 2, 4)  # a valid Scan
+    onnx.save(model, tmp_path / "scan.onnx")
+    weights = read_framework(tmp_path / "scan.onnx", "onnx", name="m", where="models[0]")
+    (other,) = weights.others
+    assert (other.name, other.kind) == ("rnn", kind)
+    assert other.note is not None
+    assert other.note.startswith("ONNX Scan, not analysed: its body (1 matrix product")
+    assert f"looks like a converted {kind}" in other.note
+
+
+def test_a_scan_without_gates_is_not_listed(tmp_path: Path) -> None:
+    """The control: a Scan of matrix products and no sigmoid (a running sum, say) is not
+    taken for a recurrent layer, so the file holds none."""
+    onnx.save(_scan_model(["Tanh", "Relu"]), tmp_path / "sum.onnx")
+    with pytest.raises(ModelLoadError, match="no LSTM or GRU node"):
+        read_framework(tmp_path / "sum.onnx", "onnx", name="m", where="models[0]")
+
+
+def test_an_unnamed_if_names_its_branches_by_op_and_index(tmp_path: Path) -> None:
+    """As silero's exports: If nodes without a name give ``If_0/then/...``."""
+    model = onnx.load(str(FIX / "if_branches.onnx"))
+    (node,) = [n for n in model.graph.node if n.op_type == "If"]
+    index = list(model.graph.node).index(node)
+    node.name = ""
+    onnx.save(model, str(tmp_path / "unnamed.onnx"))
+    names = [c.name for c in onnx_rnn.read(tmp_path / "unnamed.onnx").cells]
+    assert names == [f"If_{index}/then/LSTM_0", f"If_{index}/else/GRU_0"]

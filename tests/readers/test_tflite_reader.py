@@ -177,6 +177,21 @@ def test_bidirectional_with_peepholes_matches_the_interpreter(
     np.testing.assert_allclose(out, expected["tflite/bidi/y"], atol=1e-5)
 
 
+def test_projection_matches_the_interpreter(expected: dict[str, np.ndarray]) -> None:
+    """Input 16 ([out, units]) becomes P (h = (o ⊙ tanh(c))·P); the recurrent weights are
+    [units, out]. Replayed against the interpreter; without P the output differs."""
+    (cell,) = tflite_rnn.read(FIX / "lstm_projection.tflite").cells
+    proj = expected["tflite/proj/projection"]
+    assert cell.P is not None
+    np.testing.assert_array_equal(cell.P, proj.T)
+    for g in "ifco":
+        np.testing.assert_array_equal(cell.gate(g).W, expected[f"tflite/proj/input_{g}"].T)
+        np.testing.assert_array_equal(cell.gate(g).U, expected[f"tflite/proj/recurrent_{g}"].T)
+    out, _ = replay_layers((cell,), expected["x"])
+    np.testing.assert_allclose(out, expected["tflite/proj/y"], atol=1e-5)
+    assert "projection [out, units] transposed into P" in cell.source_layout
+
+
 def test_a_lying_vector_length_is_refused_at_once(tmp_path: Path) -> None:
     """The subgraphs vector claims 2**31 − 1 entries: refused from the file's size, not
     walked entry by entry."""
@@ -190,3 +205,136 @@ def test_a_lying_vector_length_is_refused_at_once(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptModelError, match="a vector of 2147483647 entries"):
         tflite_rnn.read(path)
+
+
+# --- 7. what is listed rather than read, the unknown suffix, and no runtime needed ---------------
+
+
+def _unidirectional(cifg: bool = False, layer_norm: bool = False) -> bytes:
+    """One UNIDIRECTIONAL_SEQUENCE_LSTM (3 inputs, 4 units) built with the schema's builders,
+    as make_tflite_fixtures.py builds its bidirectional one."""
+    import tflite
+
+    from tests.fixtures.make_tflite_fixtures import build_one_op
+
+    rng = np.random.default_rng(0)
+    units, n_in = 4, 3
+    tensors: list[dict] = [{"name": "x", "shape": [1, 5, n_in]}]
+    inputs = [0]
+
+    def add(name: str, shape: list[int], data: bool = True, variable: bool = False) -> int:
+        arr = rng.normal(size=shape).astype(np.float32) if data else None
+        tensors.append({"name": name, "shape": shape, "data": arr, "variable": variable})
+        return len(tensors) - 1
+
+    for kind, cols in (("input", n_in), ("recurrent", units)):
+        for g in "ifco":
+            inputs.append(-1 if cifg and g == "i" else add(f"{kind}_{g}", [units, cols]))
+    inputs += [-1, -1, -1]  # no peepholes
+    inputs += [-1 if cifg and g == "i" else add(f"bias_{g}", [units]) for g in "ifco"]
+    inputs += [-1, -1]  # no projection
+    inputs += [add("h", [1, units], False, True), add("c", [1, units], False, True)]
+    inputs += [add(f"norm_{g}", [units]) if layer_norm else -1 for g in "ifco"]
+    out = add("y", [1, 5, units], data=False)
+
+    def options(b: object) -> int:
+        tflite.UnidirectionalSequenceLSTMOptionsStart(b)
+        tflite.UnidirectionalSequenceLSTMOptionsAddFusedActivationFunction(b, 4)  # TANH
+        return tflite.UnidirectionalSequenceLSTMOptionsEnd(b)
+
+    assert len(inputs) == 24
+    return build_one_op(
+        tflite.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM,
+        tflite.BuiltinOptions.UnidirectionalSequenceLSTMOptions,
+        options,
+        tensors,
+        inputs,
+        [out],
+        [0],
+        [out],
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "why"),
+    [
+        ({}, None),
+        ({"cifg": True}, "CIFG (coupled input and forget gates, no input-gate weights: i = 1 − f)"),
+        (
+            {"layer_norm": True},
+            "layer normalisation (inputs 20-23) is not in this description of an LSTM",
+        ),
+    ],
+)
+def test_cifg_and_layer_norm_are_listed_with_why(
+    tmp_path: Path, variant: dict[str, bool], why: str | None
+) -> None:
+    path = tmp_path / "one.tflite"
+    path.write_bytes(_unidirectional(**variant))
+    model = tflite_rnn.read(path)
+    name = "UNIDIRECTIONAL_SEQUENCE_LSTM_0"
+    if why is None:  # the control: the same operator without them is read
+        assert [c.name for c in model.cells] == [name] and model.other == ()
+        return
+    assert model.cells == ()
+    assert model.other == (
+        f"{name}: LSTM (TFLite UNIDIRECTIONAL_SEQUENCE_LSTM), not analysed: {why}",
+    )
+
+
+def test_unknown_suffix_message_is_the_issues(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = tmp_path / "model.mlmodel"
+    odd.write_bytes(b"\x00\x01binary")
+    assert main(["build", str(odd), "-q"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {odd}: not a format lstm-report reads (it reads .keras, .h5, .hdf5, .pt, "
+        ".pth, .safetensors, .onnx, .tflite, .yaml, .yml)\n"
+    )
+
+
+def test_missing_tflite_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tflite", None)
+    with pytest.raises(
+        ModelLoadError,
+        match=r"^lstm_float.tflite: reading TFLite needs the tflite package: "
+        r"pip install 'lstm-report\[tflite\]'$",
+    ):
+        tflite_rnn.read(FIX / "lstm_float.tflite")
+
+
+def test_read_without_tensorflow_or_a_tflite_runtime(tmp_path: Path) -> None:
+    """Every TFLite and ONNX-graph fixture read, and a page built, with TensorFlow, Keras,
+    the TFLite runtimes (tflite_runtime, ai_edge_litert), torch and onnxruntime made
+    unimportable: only the tflite schema package and onnx are used."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+for m in ("tensorflow", "keras", "tflite_runtime", "ai_edge_litert", "torch", "onnxruntime"):
+    sys.modules[m] = None
+from pathlib import Path
+from lstm_report.readers.frameworks import read_framework
+fix = Path({str(FIXTURES)!r})
+for f in ["lstm_float", "lstm_int8", "gru_while", "lstm_bidi_peephole", "lstm_projection"]:
+    w = read_framework(fix / "tflite" / (f + ".tflite"), "tflite", name=f, where="m")
+    assert w.layers or w.others, f
+for f in ["lstm_folded", "lstm_initial", "if_branches", "loop_gru", "peephole"]:
+    w = read_framework(fix / "onnx_graphs" / (f + ".onnx"), "onnx", name=f, where="m")
+    assert w.layers or w.others, f
+from lstm_report.cli import main
+assert main(["build", "-q", str(fix / "tflite" / "lstm_float.tflite"),
+             "-o", {str(tmp_path / "r.html")!r}]) == 0
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": str(FIXTURES.parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"

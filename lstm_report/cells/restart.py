@@ -37,7 +37,8 @@ def replay_restarted(
     """The replay of ``cell`` on x (batch, steps, input_dim), where row r is a copy of
     ``base_x[rows[r]]`` (``base`` its replay, in input order) changed from some step on.
     Rows restart from the base's state before their first differing step; a backward cell
-    reads the changed steps first, so it replays x in full (no gates kept)."""
+    reads the changed steps first, so it replays x in full. No gates are kept, and of a
+    forward LSTM's trace only h (its c is None: what the copies pass on is h)."""
     if cell.direction == "backward":
         return replay(cell, x, dtype=dtype)
     steps = x.shape[1]
@@ -53,9 +54,14 @@ def replay_restarted(
     by = np.argsort(first, kind="stable")
     src, first = rows[by], first[by]
     xs: np.ndarray = np.asarray(x, dtype)[by]
-    h: np.ndarray = np.array(base.h[src], dtype)
-    c: np.ndarray | None = None if base.c is None else np.array(base.c[src], dtype)
+    h: np.ndarray = base.h[src].astype(dtype, copy=False)  # a fresh copy: fancy indexing
+    # Only h goes on (to the next layer, or the head): c is kept as each row's running
+    # state, not as a history (its history was a second copy of the size of h).
+    c: np.ndarray | None = None
+    if base.c is not None:
+        c = np.zeros((len(src), base.c.shape[2]), dtype)
     block = max(1, -(-steps // BLOCKS))
+    before = 0  # rows that ran in the blocks so far: a prefix
     for s0 in range(0, steps, block):
         s1 = min(steps, s0 + block)
         running = int(np.searchsorted(first, s1 - 1, side="right"))
@@ -63,12 +69,13 @@ def replay_restarted(
             continue
         start: tuple[np.ndarray, np.ndarray | None] | None = None
         if s0 > 0:  # every running row has the base's (or its own) state before s0
-            start = (h[:running, s0 - 1], None if c is None else c[:running, s0 - 1])
+            if c is not None and base.c is not None and running > before:
+                c[before:running] = base.c[src[before:running], s0 - 1]
+            start = (h[:running, s0 - 1], None if c is None else c[:running])
         part = replay(cell, xs[:running, s0:s1], dtype=dtype, initial=start)
         h[:running, s0:s1] = part.h
         if c is not None and part.c is not None:
-            c[:running, s0:s1] = part.c
+            c[:running] = part.c[:, -1]
+        before = running
     back = np.argsort(by)
-    return CellTrace(
-        h=h[back], c=None if c is None else c[back], gates={}, direction=cell.direction
-    )
+    return CellTrace(h=h[back], c=None, gates={}, direction=cell.direction)

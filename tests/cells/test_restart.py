@@ -68,9 +68,10 @@ def test_restarted_copies_equal_their_full_replay(name: str) -> None:
     copies, rows = _occluded(x)
     got = replay_restarted(cell, copies, x, replay(cell, x), rows)
     want = replay(cell, copies)
+    # Copies occluded at every one of 40 steps join in every block of 4 steps: an LSTM's h
+    # after its first block is right only if its running c was carried across blocks.
     assert np.max(np.abs(got.h - want.h)) < TOL
-    if want.c is not None:
-        assert got.c is not None and np.max(np.abs(got.c - want.c)) < TOL
+    assert got.c is None  # only h is passed on, and kept
 
 
 def test_stacked_layers_restart_layer_by_layer() -> None:

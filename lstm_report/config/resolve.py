@@ -4,6 +4,7 @@ pairs a comparison compares; ConfigError with the key path where they do not fit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from lstm_report.config.schema import ModelSpec
 from lstm_report.errors import ConfigError, listing, quote
@@ -32,20 +33,26 @@ def model_plan(spec: ModelSpec, weights: ModelWeights) -> ModelPlan:
 
 def select_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[RecurrentLayer, ...]:
     """The LSTMs and GRUs the config asks for (all by default), in model order."""
-    if spec.layers is None:
-        return weights.layers
-    _check_layer_names(spec, weights)
-    keep = set(spec.layers)
-    return tuple(w for w in weights.layers if w.name in keep)
+    return _selected(spec, weights, weights.layers)
 
 
 def select_conv_layers(spec: ModelSpec, weights: ModelWeights) -> tuple[ConvRecurrentLayer, ...]:
     """The Keras ConvLSTM layers the config asks for (all by default), in model order."""
+    return _selected(spec, weights, weights.conv_layers)
+
+
+_Named = TypeVar("_Named", RecurrentLayer, ConvRecurrentLayer)
+
+
+def _selected(
+    spec: ModelSpec, weights: ModelWeights, layers: tuple[_Named, ...]
+) -> tuple[_Named, ...]:
+    """Those of ``layers`` that ``layers:`` names (every name checked against the model)."""
     if spec.layers is None:
-        return weights.conv_layers
+        return layers
     _check_layer_names(spec, weights)
     keep = set(spec.layers)
-    return tuple(c for c in weights.conv_layers if c.name in keep)
+    return tuple(w for w in layers if w.name in keep)
 
 
 def _check_layer_names(spec: ModelSpec, weights: ModelWeights) -> None:

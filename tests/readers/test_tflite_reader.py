@@ -321,7 +321,8 @@ for m in ("tensorflow", "keras", "tflite_runtime", "ai_edge_litert", "torch", "o
 from pathlib import Path
 from lstm_report.readers.frameworks import read_framework
 fix = Path({str(FIXTURES)!r})
-for f in ["lstm_float", "lstm_int8", "gru_while", "lstm_bidi_peephole", "lstm_projection"]:
+for f in ["lstm_float", "lstm_int8", "gru_while", "lstm_bidi_peephole", "lstm_projection",
+          "lstm_16x8", "lstm_int8_per_channel"]:
     w = read_framework(fix / "tflite" / (f + ".tflite"), "tflite", name=f, where="m")
     assert w.layers or w.others, f
 for f in ["lstm_folded", "lstm_initial", "if_branches", "loop_gru", "peephole"]:

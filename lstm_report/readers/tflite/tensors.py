@@ -10,10 +10,28 @@ import numpy as np
 
 from lstm_report.errors import CorruptModelError, ModelLoadError
 
-_DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<i4", 3: "u1", 7: "<i2", 9: "i1", 10: "<f8"}
-"""tflite.TensorType codes read: FLOAT32, FLOAT16, INT32, UINT8, INT16, INT8, FLOAT64."""
+_DTYPES: dict[int, str] = {
+    0: "<f4",
+    1: "<f2",
+    2: "<i4",
+    3: "u1",
+    4: "<i8",
+    7: "<i2",
+    9: "i1",
+    10: "<f8",
+}
+"""tflite.TensorType codes read: FLOAT32, FLOAT16, INT32, UINT8, INT64 (the biases of
+16x8 quantisation), INT16, INT8, FLOAT64."""
 
-_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 7: "int16", 9: "int8"}
+_TYPE_NAMES = {
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    7: "int16",
+    9: "int8",
+}
 
 
 class Tensors:
@@ -55,6 +73,11 @@ class Tensors:
         zero = (
             q.ZeroPointAsNumpy().astype(np.float64) if q.ZeroPointLength() else np.zeros_like(scale)
         )
+        bad = scale[~(np.isfinite(scale) & (scale > 0))]
+        if bad.size:
+            raise CorruptModelError(
+                f"{label}: quantisation scale {bad[0]:g} (scales must be finite and positive)"
+            )
         if zero.shape != scale.shape:
             raise CorruptModelError(f"{label}: {zero.size} zero points for {scale.size} scales")
         axis = int(q.QuantizedDimension())

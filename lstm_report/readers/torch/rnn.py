@@ -315,7 +315,7 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
             raise loaded.refusal from None
         raise
     if not cells and not other and loaded.refusal is not None:
-        raise loaded.refusal
+        raise _refusal_with_hint(loaded.refusal, path, member)
     if member is not None:
         kind = "stable-baselines3 saved model (policy.pth)"
     elif loaded.torchscript:
@@ -325,6 +325,18 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
     hyper = inert_pickle.scalar_hyper_parameters(loaded.obj)
     model = _model(path, kind, tuple(cells), tuple(other), total)
     return replace(model, hyper_parameters=hyper, notes=_inert_notes(loaded))
+
+
+def _refusal_with_hint(refusal: ModelLoadError, path: Path, member: str | None) -> ModelLoadError:
+    """A pickle read inertly that held no state dict: darts' model.save() writes such a
+    file (the forecasting model, no module) and its weights into ``<name>.ckpt`` beside it."""
+    beside = path.with_name(path.name + ".ckpt")
+    if member is not None or not beside.is_file():
+        return refusal
+    return ModelLoadError(
+        f"{refusal}; its weights may be in {beside.name} beside it (darts' model.save() "
+        "writes them there)"
+    )
 
 
 def _state_dicts(loaded: torch_state.TorchFile) -> Iterator[tuple[str, Mapping[str, object]]]:

@@ -253,3 +253,61 @@ print("ok")
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    meta: dict[str, str] = json.loads(raw[8 : 8 + n])["__metadata__"]
+    return meta
+
+
+def test_neuralforecast_safetensors_hyper_parameters(tmp_path: Path) -> None:
+    """NeuralForecast.save() keeps the hyper-parameters as JSON in the safetensors
+    metadata: the same scalars as its trainer's checkpoint, and the loss's class name (a
+    nested dict there, a placeholder in the pickle)."""
+    from lstm_report.cli import main
+
+    stored = json.loads(_metadata(FIX / "nf_lstm_0.safetensors")["hyper_parameters"])
+    scalars = {k: v for k, v in stored.items() if isinstance(v, (bool, int, float, str))}
+    model = torch_rnn.read(FIX / "nf_lstm_0.safetensors")
+    assert dict(model.hyper_parameters) == {**scalars, "loss.__nf__": "loss", "loss.cls": "MAE"}
+    ckpt = dict(torch_rnn.read(FIX / "nf_lstm.ckpt").hyper_parameters)
+    assert dict(model.hyper_parameters) == {**ckpt, "loss.__nf__": "loss", "loss.cls": "MAE"}
+    html, js = tmp_path / "s.html", tmp_path / "s.json"
+    path = FIX / "nf_lstm_0.safetensors"
+    assert main(["build", "-q", str(path), "-o", str(html), "--json", str(js)]) == 0
+    hp = json.loads(js.read_text())["models"][0]["hyper_parameters"]
+    assert (hp["encoder_hidden_size"], hp["loss.cls"], len(hp)) == (4, "MAE", 37)
+    assert "Hyper-parameters stored in the checkpoint (37)" in html.read_text()
+
+
+def _with_metadata(tmp_path: Path, text: str) -> Path:
+    """nf_lstm_0.safetensors with its hyper_parameters replaced by ``text``."""
+    raw = (FIX / "nf_lstm_0.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header["__metadata__"]["hyper_parameters"] = text
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    path = tmp_path / "hp.safetensors"
+    path.write_bytes(len(new).to_bytes(8, "little") + new + raw[8 + n :])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ('{"lr": 0.5, "deep": {"a": {"b": 1}}, "bad": NaN}', {"lr": 0.5, "deep.a.b": 1}),
+        ('{"lr": 0.5', {}),  # not JSON: none shown
+        ("[" * 11 + "]" * 11, {}),  # nested past the header's own bound
+        ('{"big": ' + "9" * 21 + "}", {}),  # an integer past a u64's digits
+        ('{"s": "<b>x</b>"}', {"s": "<b>x</b>"}),  # kept literal (escaped by the page)
+    ],
+)
+def test_metadata_hyper_parameters_are_bounded(
+    tmp_path: Path, text: str, want: dict[str, Any]
+) -> None:
+    model = torch_rnn.read(_with_metadata(tmp_path, text))
+    assert dict(model.hyper_parameters) == want
+    assert [c.name for c in model.cells] == ["hist_encoder.l0", "hist_encoder.l1"]

@@ -268,13 +268,17 @@ def read(path: Path) -> RecurrentModel:
         return _read_torch_save(path)
     if head.startswith(PICKLE_PROTO):  # a legacy torch.save pickle
         return _read_torch_save(path)
-    header = safetensors_state.read_header(path)
+    header, metadata = safetensors_state.read_header_and_metadata(path)
     wanted = [k for k in header if is_rnn_key(k)]
     check_bounds(path, layer_count(wanted), sum(header[k].nbytes_read for k in wanted))
     arrays = safetensors_state.read(path, keep=is_rnn_key, header=header)
     cells, other = cells_from_state_dict(arrays, where=path.name)
-    total = sum(math.prod(t.shape) for t in safetensors_state.read_header(path).values())
-    return _model(path, "PyTorch state dict (safetensors)", cells, other, total)
+    total = sum(math.prod(t.shape) for t in header.values())
+    model = _model(path, "PyTorch state dict (safetensors)", cells, other, total)
+    hyper = safetensors_state.metadata_hyper_parameters(metadata)
+    return replace(
+        model, hyper_parameters=inert_pickle.scalar_hyper_parameters({"hyper_parameters": hyper})
+    )
 
 
 def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:

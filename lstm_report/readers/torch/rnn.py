@@ -268,13 +268,17 @@ def read(path: Path) -> RecurrentModel:
         return _read_torch_save(path)
     if head.startswith(PICKLE_PROTO):  # a legacy torch.save pickle
         return _read_torch_save(path)
-    header = safetensors_state.read_header(path)
+    header, metadata = safetensors_state.read_header_and_metadata(path)
     wanted = [k for k in header if is_rnn_key(k)]
     check_bounds(path, layer_count(wanted), sum(header[k].nbytes_read for k in wanted))
     arrays = safetensors_state.read(path, keep=is_rnn_key, header=header)
     cells, other = cells_from_state_dict(arrays, where=path.name)
-    total = sum(math.prod(t.shape) for t in safetensors_state.read_header(path).values())
-    return _model(path, "PyTorch state dict (safetensors)", cells, other, total)
+    total = sum(math.prod(t.shape) for t in header.values())
+    model = _model(path, "PyTorch state dict (safetensors)", cells, other, total)
+    hyper = safetensors_state.metadata_hyper_parameters(metadata)
+    return replace(
+        model, hyper_parameters=inert_pickle.scalar_hyper_parameters({"hyper_parameters": hyper})
+    )
 
 
 def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
@@ -315,7 +319,7 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
             raise loaded.refusal from None
         raise
     if not cells and not other and loaded.refusal is not None:
-        raise loaded.refusal
+        raise _refusal_with_hint(loaded.refusal, path, member)
     if member is not None:
         kind = "stable-baselines3 saved model (policy.pth)"
     elif loaded.torchscript:
@@ -325,6 +329,18 @@ def _read_torch_save(path: Path, member: str | None = None) -> RecurrentModel:
     hyper = inert_pickle.scalar_hyper_parameters(loaded.obj)
     model = _model(path, kind, tuple(cells), tuple(other), total)
     return replace(model, hyper_parameters=hyper, notes=_inert_notes(loaded))
+
+
+def _refusal_with_hint(refusal: ModelLoadError, path: Path, member: str | None) -> ModelLoadError:
+    """A pickle read inertly that held no state dict: darts' model.save() writes such a
+    file (the forecasting model, no module) and its weights into ``<name>.ckpt`` beside it."""
+    beside = path.with_name(path.name + ".ckpt")
+    if member is not None or not beside.is_file():
+        return refusal
+    return ModelLoadError(
+        f"{refusal}; its weights may be in {beside.name} beside it (darts' model.save() "
+        "writes them there)"
+    )
 
 
 def _state_dicts(loaded: torch_state.TorchFile) -> Iterator[tuple[str, Mapping[str, object]]]:

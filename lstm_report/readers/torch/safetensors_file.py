@@ -98,6 +98,12 @@ def _parse_int(text: str) -> int:
 
 def read_header(path: Path) -> dict[str, TensorSpec]:
     """Every tensor's spec, after checking every offset against the file."""
+    return read_header_and_metadata(path)[0]
+
+
+def read_header_and_metadata(path: Path) -> tuple[dict[str, TensorSpec], dict[str, str]]:
+    """Every tensor's spec (checked as `read_header` does) and the ``__metadata__``'s
+    string entries (the format allows only strings; anything else is left out)."""
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
@@ -129,11 +135,34 @@ def read_header(path: Path) -> dict[str, TensorSpec]:
             f"{path.name}: refused: {len(header):,} tensors, more than {MAX_TENSORS:,}"
         )
     data_size = size - 8 - n
-    return {
+    specs = {
         name: _spec(path, name, spec, data_size, 8 + n)
         for name, spec in header.items()
         if name != "__metadata__"
     }
+    meta = header.get("__metadata__")
+    strings = (
+        {k: v for k, v in meta.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(meta, dict)
+        else {}
+    )
+    return specs, strings
+
+
+def metadata_hyper_parameters(metadata: dict[str, str]) -> object:
+    """The ``hyper_parameters`` entry of the metadata parsed as JSON (neuralforecast's
+    ``save()`` stores its model's there), under the header's own bounds; None when it is
+    absent or not valid JSON within them."""
+    text = metadata.get("hyper_parameters")
+    if text is None:
+        return None
+    raw = text.encode("utf-8", "replace")
+    if _structure_problem(raw) is not None:
+        return None
+    try:
+        return json.loads(raw, parse_int=_parse_int)
+    except (_BadHeader, UnicodeDecodeError, ValueError, RecursionError):
+        return None
 
 
 def _spec(path: Path, name: str, spec: Any, data_size: int, data_start: int) -> TensorSpec:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from lstm_report.analysis.norms import fro, max_abs, row_norms, scale_of
+from lstm_report.analysis.norms import max_abs, row_norms, scale_of
 from lstm_report.cells.base import GateWeights
 from lstm_report.model.stats import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
+
+BLOCK = 1 << 18
+"""Entries converted to float64 at a time by matrix_stats (2 MiB)."""
 
 
 def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixStats:
@@ -20,29 +23,51 @@ def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixS
     ``top_singular`` reuses a largest singular value already computed for the spectra.
     """
     shape = tuple(int(s) for s in a.shape)
-    x = np.asarray(a, dtype=np.float64)
-    nonfinite = int(x.size - np.count_nonzero(np.isfinite(x)))
-    if nonfinite or x.size == 0:
+    a = np.asarray(a)
+    nonfinite = int(a.size - np.count_nonzero(np.isfinite(a)))
+    if nonfinite or a.size == 0:
         return MatrixStats(shape, None, None, None, None, None, nonfinite, None)
-    # Moments and norms of x / scale, times the scale: finite data gives finite numbers.
-    scale = scale_of(x)
-    xs = x / scale if scale != 1.0 else x  # a power of two: 1 changes nothing, no copy
+    # Moments and norms of x / scale, times the scale (a power of two: exact), so finite
+    # data gives finite numbers; summed in float64 a block of rows at a time, not from a
+    # float64 copy of the whole array (it and |x| were 64 MiB at 2048², on top of the
+    # spectra's, at the 2×LSTM(2048) report's peak).
+    scale = scale_of(a)
+    total = l1 = sumsq = 0.0
+    for xs in _scaled_blocks(a, scale):
+        total += float(xs.sum())
+        l1 += float(np.abs(xs).sum())
+        sumsq += float(np.sum(xs * xs))
+    mean = total / a.size
+    dev = sum(float(np.sum((xs - mean) ** 2)) for xs in _scaled_blocks(a, scale))
     spectral = None
-    if x.ndim == 2:
+    if a.ndim == 2:
         if top_singular is not None:
             spectral = top_singular
+        elif min(a.shape):
+            spectral = float(np.linalg.svd(np.asarray(a, np.float64), compute_uv=False)[0])
         else:
-            spectral = float(np.linalg.svd(x, compute_uv=False)[0]) if min(x.shape) else 0.0
+            spectral = 0.0
+    with np.errstate(over="ignore"):  # only a norm beyond the largest float: inf, as it is
+        fro_norm = float(scale * np.sqrt(sumsq))
     return MatrixStats(
         shape=shape,
-        fro=fro(x),
-        l1=float(np.abs(xs).sum() * scale),
-        max_abs=max_abs(x),
-        mean=float(xs.mean() * scale),
-        std=float(xs.std() * scale),
+        fro=fro_norm,
+        l1=l1 * scale,
+        max_abs=max_abs(a),
+        mean=mean * scale,
+        std=float(np.sqrt(dev / a.size)) * scale,
         nonfinite=0,
         spectral=spectral,
     )
+
+
+def _scaled_blocks(a: np.ndarray, scale: float) -> Iterator[np.ndarray]:
+    """a / scale in float64, BLOCK entries (whole rows) at a time."""
+    rows = a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
+    step = max(1, BLOCK // max(1, rows.shape[1]))
+    for r in range(0, rows.shape[0], step):
+        x = np.asarray(rows[r : r + step], np.float64)
+        yield x / scale if scale != 1.0 else x
 
 
 def _top(sp: Spectrum | None) -> float | None:

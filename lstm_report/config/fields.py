@@ -19,7 +19,10 @@ def check_keys(data: Mapping[Any, Any], allowed: Sequence[str], prefix: str) -> 
             close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             valid = ", ".join(allowed)
-            raise ConfigError(f"{prefix}{shorten(k)}: unknown key{hint} (valid keys: {valid})")
+            # A key with a line break or another control character is shown as repr shows
+            # it: the message stays one line.
+            name = shorten(k) if k.isprintable() else quote(k)
+            raise ConfigError(f"{prefix}{name}: unknown key{hint} (valid keys: {valid})")
 
 
 def optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:

@@ -42,6 +42,14 @@ def test_config_parser_never_crashes(empty_dir: Path, data: dict[str, Any]) -> N
         assert str(exc) and "\n" not in str(exc)
 
 
+def test_an_unknown_key_with_a_line_break_is_named_on_one_line(empty_dir: Path) -> None:
+    # Found by the property test above: a YAML key "\n" split the message in two.
+    with pytest.raises(ConfigError) as err:
+        parse_config({"models": [{"\n": None}]}, base_dir=empty_dir)
+    assert str(err.value).startswith("models[0].'\\n': unknown key (valid keys: path,")
+    assert "\n" not in str(err.value)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(

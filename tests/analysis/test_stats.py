@@ -125,3 +125,21 @@ def test_max_abs_without_a_copy_equals_numpy() -> None:
         got = max_abs(a)
         assert got == want or (np.isnan(got) and np.isnan(want))
         assert np.signbit(got) == np.signbit(want)
+
+
+def test_stats_of_a_strided_gate_block_larger_than_a_block_match_numpy() -> None:
+    # matrix_stats sums a block of rows at a time (BLOCK entries): a gate's view of a Keras
+    # matrix of 700 × 4·500 float32 weights is 350,000 entries, two blocks and a part.
+    from lstm_report.analysis.stats import BLOCK
+
+    rng = np.random.default_rng(3)
+    kernel = (rng.normal(0.2, 0.7, (700, 2000)) ** 3).astype(np.float32)
+    view = kernel[:, 500:1000]
+    assert view.size > BLOCK and not view.flags["C_CONTIGUOUS"]
+    x = view.astype(np.float64)
+    s = matrix_stats(view, top_singular=1.0)
+    assert s.fro == pytest.approx(np.linalg.norm(x), rel=1e-13)
+    assert s.l1 == pytest.approx(np.abs(x).sum(), rel=1e-13)
+    assert s.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert s.std == pytest.approx(x.std(), rel=1e-12)
+    assert s.max_abs == float(np.max(np.abs(x)))

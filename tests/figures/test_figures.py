@@ -540,3 +540,31 @@ def test_tiles_hold_every_panel_inside_their_view() -> None:
     heat = layer_figures(la).heat_W
     # the four heatmaps and the colour bar, each once, across the tiles
     assert sum(svg_text(t.uri).count("<image") for t in heat.tiles) == 5
+
+
+def test_histograms_of_large_strided_blocks_count_as_numpy_does() -> None:
+    # density bins a float64 block at a time, and bin_range copies each gate straight into
+    # place: the same counts and range as numpy on one float64 copy of the whole array.
+    from lstm_report.figures.histogram import BLOCK, bin_range, density
+
+    rng = np.random.default_rng(4)
+    kernel = rng.standard_t(3, (600, 4 * 700)).astype(np.float32)
+    kernel[5, 3] = np.nan
+    gates = [kernel[:, k * 700 : (k + 1) * 700] for k in range(4)]
+    assert gates[1].size > BLOCK
+    span = bin_range(gates)
+    assert span is not None
+    every = np.concatenate([g.astype(np.float64).ravel() for g in gates])
+    every = every[np.isfinite(every)]
+    lo, hi = np.percentile(every.astype(np.float32), [0.5, 99.5])
+    width = hi - lo
+    inside = every[(every >= lo - width) & (every <= hi + width)]
+    assert (span.lo, span.hi) == (float(inside.min()), float(inside.max()))
+    h = density(gates[0], "#000", "i", span)
+    assert h is not None
+    v = gates[0].astype(np.float64).ravel()
+    v = v[np.isfinite(v)]
+    counts, edges = np.histogram(v, bins=40, range=(span.lo, span.hi))
+    np.testing.assert_array_equal(h.edges, edges)
+    np.testing.assert_array_equal(h.heights, counts / (v.size * np.diff(edges)))
+    assert (h.below, h.above) == (int(np.sum(v < span.lo)), int(np.sum(v > span.hi)))

@@ -84,6 +84,15 @@ def test_links_between_readme_and_docs_resolve() -> None:
                 assert anchor in {_slug(h) for h in headings}, f"{md.name}: {target}"
 
 
+def test_no_placeholder_is_left_where_a_measured_table_belongs() -> None:
+    # A benchmark's table is pasted in by hand; a line that is only a marker (@@TABLE@@,
+    # ROW2048) means a figure the docs promise was never filled in.
+    for md in [README, *sorted((REPO / "docs").glob("*.md"))]:
+        for n, line in enumerate(md.read_text(encoding="utf-8").splitlines(), 1):
+            marker = re.fullmatch(r"@@\w+@@|[A-Z][A-Z0-9_]{3,}", line.strip())
+            assert marker is None, f"{md.name}:{n}: placeholder {line.strip()!r}"
+
+
 def _reading_guide() -> str:
     text = README.read_text(encoding="utf-8")
     return text.split("\n## How to read the report\n", 1)[1].split("\n## ", 1)[0]

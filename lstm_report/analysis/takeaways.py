@@ -72,8 +72,8 @@ def takeaways(
                     "verified",
                     m.name,
                     None,
-                    f"The per-gate matrices of every layer of {m.name} reproduce Keras' own "
-                    f"output on {_inputs(verified)} (largest difference {worst:.1e}).",
+                    f"The per-gate matrices of {_which_layers(m, len(verified))} reproduce "
+                    f"Keras' own output on {_inputs(verified)} (largest difference {worst:.1e}).",
                     m.anchor,
                 )
             )
@@ -82,6 +82,19 @@ def takeaways(
         if learned is not None:
             out.append(Takeaway("learned", None, None, learned, c.anchor))
     return tuple(out)
+
+
+def _which_layers(m: ModelAnalysis, verified: int) -> str:
+    """ "every layer of m", or which of its analysed layers were replayed against Keras."""
+    total = len(m.layers) + len(m.conv_layers)
+    if verified == total:
+        return f"every layer of {m.name}"
+    if verified == len(m.layers):
+        return (
+            f"every LSTM and GRU layer of {m.name} (its ConvLSTM layers are not replayed "
+            "against Keras)"
+        )
+    return f"{verified} of the {total} analysed layers of {m.name} (the others were not replayed)"
 
 
 DISAGREE = 2.0

@@ -208,3 +208,20 @@ def test_site_index_counts_the_convlstms(built: dict, conv_models: dict, tmp_pat
         row = body.split(f'href="reports/{key.lower()}.html"', 1)[1].split("</tr>", 1)[0]
         cells = re.findall(r'<td class="num" data-sort="([^"]+)">', row)
         assert cells[:2] == [str(layers), str(params)], (key, cells)
+
+
+def test_the_verified_takeaway_does_not_claim_the_convlstm(
+    conv_models: dict, tmp_path: Path
+) -> None:
+    """--verify replays the LSTM against Keras, not the ConvLSTM: the sentence says so."""
+    out = tmp_path / "mixed.json"
+    path = conv_models["mixed"].path
+    args = ["build", str(path), "-q", "--no-dynamics", "--verify", "-o", str(tmp_path / "m.html")]
+    assert main([*args, "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    (verified,) = [t for t in data["takeaways"] if t["code"] == "verified"]
+    name = data["models"][0]["name"]
+    assert verified["text"].startswith(
+        f"The per-gate matrices of every LSTM and GRU layer of {name} (its ConvLSTM layers "
+        "are not replayed against Keras) reproduce Keras' own output"
+    )

@@ -176,13 +176,20 @@ def _gains(m: CellMap, states: np.ndarray, zx: np.ndarray, start: np.ndarray) ->
     return out / rows
 
 
-def memory_horizon(per_step: Sequence[float], share: float = HORIZON_SHARE) -> MemoryHorizon | None:
+def memory_horizon(
+    per_step: Sequence[float],
+    share: float = HORIZON_SHARE,
+    per_lag: Sequence[float] | None = None,
+) -> MemoryHorizon | None:
     """The smallest k such that the last k steps carry ``share`` of the summed per-step
-    importance; None if there is none to share (no steps, or all zero or not finite)."""
-    v = np.asarray(per_step, np.float64)
+    importance; with ``per_lag`` (a sequence target), such that the distances below k do.
+    None if there is none to share (no steps, or all zero or not finite)."""
+    by = "step" if per_lag is None else "lag"
+    v = np.asarray(per_step if per_lag is None else per_lag, np.float64)
     total = float(v.sum()) if v.size else 0.0
     if not v.size or not np.isfinite(v).all() or total <= 0:
         return None
-    tail = np.cumsum(v[::-1])  # tail[k - 1]: the last k steps
-    k = int(np.searchsorted(tail, share * total * (1 - 1e-12))) + 1
-    return MemoryHorizon(steps=min(k, v.size), of=int(v.size), share=share)
+    # by step: reversed, so that the k-th entry is k steps back from the answer
+    near = np.cumsum(v[::-1] if per_lag is None else v)
+    k = int(np.searchsorted(near, share * total * (1 - 1e-12))) + 1
+    return MemoryHorizon(steps=min(k, v.size), of=int(v.size), share=share, by=by)

@@ -121,7 +121,27 @@ def occlusion_importance(
         sequences=n,
         features=tuple(effects),
         per_step=per_step,
+        per_lag=per_lag(base, outputs[1 + features :]),
     )
+
+
+def per_lag(base: np.ndarray, occluded: Sequence[np.ndarray]) -> tuple[float, ...] | None:
+    """For a target with a time axis aligned with the occluded steps (base (sequences,
+    steps, ...), ``occluded[t]`` with step t replaced): the squared change at output step s
+    summed by distance |s − t|, divided by the steps; None for any other target. Occluding
+    step t changes the output at step t itself whatever the model remembers, so a sequence
+    target's per-step importance is flat: memory is in how far the change reaches."""
+    steps = len(occluded)
+    if base.ndim < 2 or base.shape[1] != steps or steps < 2:
+        return None
+    b = np.asarray(base, np.float64)
+    out = np.zeros(steps)
+    s = np.arange(steps)
+    for t, z in enumerate(occluded):
+        d = (np.asarray(z, np.float64) - b) ** 2
+        at = d.reshape(d.shape[0], steps, -1).mean(axis=(0, 2))  # per output step s
+        np.add.at(out, np.abs(s - t), at)
+    return tuple(float(v) for v in out / steps)
 
 
 MAX_TOKENS = 20

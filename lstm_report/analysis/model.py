@@ -79,7 +79,9 @@ def analyse_model(
         warnings=tuple(warnings),
         input_importance=importance,
         hyper_parameters=weights.hyper_parameters,
-        memory_horizon=None if importance is None else memory_horizon(importance.per_step),
+        memory_horizon=None
+        if importance is None
+        else memory_horizon(importance.per_step, per_lag=importance.per_lag),
     )
 
 

@@ -122,20 +122,29 @@ def horizon_sentence(m: ModelAnalysis) -> str:
     assert h is not None and imp is not None
     k, steps = h.steps, h.of
     whole = k >= h.share * steps  # as spread as an even importance over every step, or more
+    answer = f"each step of {m.name}'s answer" if h.by == "lag" else f"{m.name}'s answer"
+    reach = (
+        f"the inputs within {k} steps of it, of {steps}"
+        if h.by == "lag"
+        else f"the last {k} of {steps} steps"
+    )
     if short_horizon(h):
-        verdict = f"Memory is short: {m.name}'s answer depends on the last {k} of {steps} steps"
+        verdict = f"Memory is short: {answer} depends on {reach}"
     elif whole:
         verdict = (
-            f"Memory spans the whole sequence: {m.name}'s answer depends on steps throughout "
-            f"all {steps}"
+            f"Memory spans the whole sequence: {answer} depends on steps throughout all {steps}"
         )
     else:
-        verdict = f"Memory reaches back {k} of {steps} steps in {m.name}'s answer"
+        verdict = f"Memory reaches back {k} of {steps} steps in {answer}"
     target = "the model's output" if imp.target == "model_output" else f"the output of {imp.layer}"
-    text = (
-        f"{verdict} (measured on {imp.sequences} probe sequences: the last {k} steps carry "
-        f"{h.share:.0%} of the per-step importance for {target})."
-    )
+    if h.by == "lag":  # a sequence target: how far each output's dependence reaches
+        how = (
+            f"{target} is a sequence, and the inputs within {k} steps of each of its steps "
+            f"carry {h.share:.0%} of the per-step importance"
+        )
+    else:
+        how = f"the last {k} steps carry {h.share:.0%} of the per-step importance for {target}"
+    text = f"{verdict} (measured on {imp.sequences} probe sequences: {how})."
     taus = [(la.weights.label, median_tau(la)) for la in m.layers]
     known = [(name, t[0]) for name, t in taus if t is not None]
     if not known:

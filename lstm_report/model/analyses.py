@@ -191,3 +191,8 @@ class InputImportance:
     probe_sequences: int | None = None
     """The probe's sequences; more than ``sequences`` where fewer were used to keep the
     occlusion within its work budget (importance.sequences_for_work)."""
+    per_lag: tuple[float, ...] | None = None
+    """Where the target is a sequence aligned with the input's steps (a model returning
+    sequences): per distance ℓ = |s − t| between an occluded step t and an output step s,
+    the squared changes at that distance, summed over t and s and divided by the steps (so
+    they add up to the sum of ``per_step``). None where the target has no time axis."""

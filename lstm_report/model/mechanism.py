@@ -113,6 +113,9 @@ class MemoryHorizon:
     of: int
     """The sequence length T."""
     share: float = 0.9
+    by: str = "step"
+    """``step``: the last k steps before the answer (the target is one prediction);
+    ``lag``: the inputs within k steps of each output (the target is a sequence)."""
 
 
 @dataclass(frozen=True)

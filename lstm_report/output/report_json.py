@@ -90,6 +90,7 @@ def model_json(m: ModelAnalysis) -> dict[str, Any]:
                 "steps": m.memory_horizon.steps,
                 "of": m.memory_horizon.of,
                 "share": m.memory_horizon.share,
+                "by": m.memory_horizon.by,
             }
         ),
         "conv_layers": [conv_layer_json(c) for c in m.conv_layers],
@@ -116,6 +117,7 @@ def importance_json(imp: InputImportance | None) -> dict[str, Any] | None:
         ],
         "pad_token": imp.pad_token,
         "probe_sequences": imp.probe_sequences,
+        "per_lag": None if imp.per_lag is None else list(imp.per_lag),
     }
 
 

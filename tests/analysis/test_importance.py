@@ -243,3 +243,39 @@ def test_per_token_keeps_the_20_largest_by_hand() -> None:
     # per position: every token at step t blanked
     by_step = [np.mean((w[ids[:, t]] - w[pad]) ** 2) for t in range(12)]
     assert imp.per_step == pytest.approx(by_step, rel=1e-9)
+
+
+def test_a_sequence_target_measures_memory_by_distance_not_by_step() -> None:
+    # y_s = 2·x_(s−3)[0] (zero for s < 3): every step's occlusion changes the output 3 steps
+    # later, so the per-step importance is flat (the last steps are cut off, nothing more)
+    # and says nothing about memory; the distances say 3, the horizon 4 (lags 0..3).
+    from lstm_report.analysis.dynamics import memory_horizon
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 12, 2)).astype(np.float32)
+
+    def shifted(z: np.ndarray) -> np.ndarray:
+        y = np.zeros((z.shape[0], z.shape[1], 1), np.float64)
+        y[:, 3:, 0] = 2.0 * z[:, :-3, 0]
+        return y
+
+    imp = occlusion_importance(shifted, x, ("a", "b"), target="model_output")
+    assert imp.per_lag is not None and len(imp.per_lag) == 12
+    assert np.argmax(imp.per_lag) == 3 and max(imp.per_lag[:3] + imp.per_lag[4:]) == 0.0
+    mean = x.mean(axis=(0, 1))
+    # by hand: occluding step t < 9 changes y_(t+3) by 2·(mean − x_t); summed, over 12 steps
+    want = sum(np.mean((2.0 * (mean[0] - x[:, t, 0].astype(np.float64))) ** 2) for t in range(9))
+    assert imp.per_lag[3] == pytest.approx(want / 12, rel=1e-9)
+    assert sum(imp.per_lag) == pytest.approx(sum(imp.per_step), rel=1e-9)
+    h = memory_horizon(imp.per_step, per_lag=imp.per_lag)
+    assert h is not None and (h.steps, h.of, h.by) == (4, 12, "lag")
+    # the same dependence read off the per-step importance: "memory" spans 9 of 12 steps
+    by_step = memory_horizon(imp.per_step)
+    assert by_step is not None and by_step.steps >= 9
+
+
+def test_a_single_prediction_has_no_distances() -> None:
+    x = np.random.default_rng(1).normal(size=(8, 10, 2)).astype(np.float32)
+    imp = occlusion_importance(lambda z: z[:, -4, :1] * 3.0, x, ("a", "b"), target="model_output")
+    assert imp.per_lag is None
+    assert np.argmax(imp.per_step) == 6

@@ -189,7 +189,7 @@ def test_a_short_memory_beside_long_timescales_is_said_short(reports: dict[str, 
     m = data["models"][0]
     h = m["memory_horizon"]
     assert m["input_importance"]["target"] == "model_output"
-    assert h == {"steps": 3, "of": STEPS, "share": 0.9}
+    assert h == {"steps": 3, "of": STEPS, "share": 0.9, "by": "step"}
     assert int(np.argmax(m["input_importance"]["per_step"])) == STEPS - 3
     text = check_memory_sentence(data)
     assert text.startswith("Memory is short: short's answer depends on the last 3 of 32 steps")

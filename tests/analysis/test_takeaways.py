@@ -51,9 +51,15 @@ def check_memory_sentence(data: dict[str, Any], model: int = 0) -> str:
     text = t["text"]
     h = m["memory_horizon"]
     k, steps = h["steps"], h["of"]
-    assert k == horizon_by_hand(m["input_importance"]["per_step"]) and h["share"] == 0.9
-    assert steps == len(m["input_importance"]["per_step"])
-    assert f"the last {k} steps carry 90% of the per-step importance" in text
+    imp = m["input_importance"]
+    assert steps == len(imp["per_step"]) and h["share"] == 0.9
+    if imp["per_lag"] is None:  # one prediction: the last k steps before it
+        assert h["by"] == "step" and k == horizon_by_hand(imp["per_step"])
+        assert f"the last {k} steps carry 90% of the per-step importance" in text
+    else:  # a sequence: the distances below k from each output step
+        assert h["by"] == "lag" and k == horizon_by_hand(imp["per_lag"][::-1])
+        assert sum(imp["per_lag"]) == pytest.approx(sum(imp["per_step"]), rel=1e-9)
+        assert f"the inputs within {k} steps of each of its steps carry 90%" in text
     assert f"measured on {m['input_importance']['sequences']} probe sequences" in text
     assert text.startswith("Memory is short") == (k < steps / 4)
     assert text.startswith("Memory spans the whole sequence") == (

@@ -193,6 +193,16 @@ def test_a_peephole_lstm_report_has_its_dynamics(tmp_path: Path, probe: np.ndarr
     assert "is stable on the probe" in check_dynamics_sentence(data)
     assert check_mechanism_sentence(data)
     check_memory_sentence(data)
+    # its output is Y, a sequence: memory by distance, and the by-step chart says why
+    h = data["models"][0]["memory_horizon"]
+    assert h["by"] == "lag" and h["steps"] < STEPS / 4
+    flat = " ".join(page.split())
+    assert (
+        "This model's answer is a sequence, and replacing a step changes the answer at that "
+        "step itself whatever the model remembers, so these bars stay high at every step; how "
+        f"far back it remembers is measured by distance instead: the inputs within {h['steps']} "
+        "steps of each answer step carry 90% of it."
+    ) in flat
     check_inputs_sentence(data)
     check_evidence(data)
     assert "peephole" not in " ".join(f["message"] for f in data["findings"]).lower()

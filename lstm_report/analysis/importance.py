@@ -132,16 +132,26 @@ def per_lag(base: np.ndarray, occluded: Sequence[np.ndarray]) -> tuple[float, ..
     step t changes the output at step t itself whatever the model remembers, so a sequence
     target's per-step importance is flat: memory is in how far the change reaches."""
     steps = len(occluded)
-    if base.ndim < 2 or base.shape[1] != steps or steps < 2:
+    if not has_time_axis(base, steps):
         return None
-    b = np.asarray(base, np.float64)
     out = np.zeros(steps)
-    s = np.arange(steps)
     for t, z in enumerate(occluded):
-        d = (np.asarray(z, np.float64) - b) ** 2
-        at = d.reshape(d.shape[0], steps, -1).mean(axis=(0, 2))  # per output step s
-        np.add.at(out, np.abs(s - t), at)
+        add_lags(out, base, z, t)
     return tuple(float(v) for v in out / steps)
+
+
+def has_time_axis(base: np.ndarray, steps: int) -> bool:
+    """Whether a target (sequences, ...) has the input's steps as its second axis."""
+    return bool(base.ndim >= 2 and base.shape[1] == steps and steps >= 2)
+
+
+def add_lags(out: np.ndarray, base: np.ndarray, changed: np.ndarray, t: int) -> None:
+    """Add to out[ℓ] the squared change of ``changed`` (step t occluded) against ``base`` at
+    the output steps s with |s − t| = ℓ, averaged over sequences and the other axes."""
+    steps = out.shape[0]
+    d = (np.asarray(changed, np.float64) - np.asarray(base, np.float64)) ** 2
+    at = d.reshape(d.shape[0], steps, -1).mean(axis=(0, 2))  # per output step s
+    np.add.at(out, np.abs(np.arange(steps) - t), at)
 
 
 MAX_TOKENS = 20
@@ -194,7 +204,9 @@ def token_importance(
         low, high = bootstrap_interval(samples, rng)
         label = names[tok] if names is not None and 0 <= tok < len(names) else str(tok)
         effects.append(FeatureEffect(label, value, low, high))
-    per_step = _per_step(forward, ids, base, lambda x, t: x.__setitem__((slice(None), t), pad))
+    per_step, lags = _per_step(
+        forward, ids, base, lambda x, t: x.__setitem__((slice(None), t), pad)
+    )
     return InputImportance(
         method="occlusion",
         target=target,
@@ -204,6 +216,7 @@ def token_importance(
         per_step=per_step,
         per_token=tuple(effects),
         pad_token=pad,
+        per_lag=lags,
     )
 
 
@@ -222,21 +235,26 @@ def _per_step(
     x: np.ndarray,
     base: np.ndarray,
     occlude: Callable[[np.ndarray, int], None],
-) -> tuple[float, ...]:
+) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
     """Mean squared change of the target with each step occluded in turn, the occluded
-    copies of the probe run together in batches of about BATCH sequences."""
+    copies of the probe run together in batches of about BATCH sequences; and where the
+    target is a sequence, the same by distance (``per_lag``)."""
     n, steps = x.shape[0], x.shape[1]
     per = max(1, BATCH // max(n, 1))  # steps per batch
     out: list[float] = []
+    lags = np.zeros(steps) if has_time_axis(np.asarray(base), steps) else None
     for first in range(0, steps, per):
         ts = range(first, min(first + per, steps))
         stack = np.concatenate([x] * len(ts))
         for k, t in enumerate(ts):
             occlude(stack[k * n : (k + 1) * n], t)
         changed = np.asarray(forward(stack))
-        for k in range(len(ts)):
-            out.append(float(per_sequence_change(base, changed[k * n : (k + 1) * n]).mean()))
-    return tuple(out)
+        for k, t in enumerate(ts):
+            part = changed[k * n : (k + 1) * n]
+            out.append(float(per_sequence_change(base, part).mean()))
+            if lags is not None:
+                add_lags(lags, base, part, t)
+    return tuple(out), None if lags is None else tuple(float(v) for v in lags / steps)
 
 
 def sequences_for_work(

@@ -279,3 +279,26 @@ def test_a_single_prediction_has_no_distances() -> None:
     imp = occlusion_importance(lambda z: z[:, -4, :1] * 3.0, x, ("a", "b"), target="model_output")
     assert imp.per_lag is None
     assert np.argmax(imp.per_step) == 6
+
+
+def test_a_token_model_that_answers_per_step_is_measured_by_distance() -> None:
+    # y_s = (id at s − 2 == 3): blanking position t to the pad 0 changes y_(t+2) only where
+    # that token was a 3; by distance all of it is at 2, and the horizon is 3.
+    from lstm_report.analysis.dynamics import memory_horizon
+    from lstm_report.analysis.importance import token_importance
+
+    ids = np.random.default_rng(5).integers(1, 5, size=(20, 9))
+
+    def tagger(z: np.ndarray) -> np.ndarray:
+        y = np.zeros((z.shape[0], z.shape[1], 1))
+        y[:, 2:, 0] = z[:, :-2] == 3
+        return y
+
+    imp = token_importance(tagger, ids, pad=0, target="model_output")
+    assert imp.per_lag is not None and np.argmax(imp.per_lag) == 2
+    assert sum(imp.per_lag) == pytest.approx(sum(imp.per_step), rel=1e-12)
+    # by hand: a 3 at t < 7 flips y_(t+2) from 1 to 0; mean over sequences, divided by 9 steps
+    want = np.sum(ids[:, :7] == 3) / 20 / 9
+    assert imp.per_lag[2] == pytest.approx(want, rel=1e-12)
+    h = memory_horizon(imp.per_step, per_lag=imp.per_lag)
+    assert h is not None and (h.steps, h.by) == (3, "lag")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from lstm_report.analysis.state_map import step_macs
 from lstm_report.cells.base import CellWeights
 from lstm_report.model.analyses import FeatureEffect, InputImportance, Target
 
@@ -262,12 +263,6 @@ def sequences_for_work(
 ) -> int:
     """How many of the probe's sequences the occlusion runs on, so that the runs of
     ``cells`` (the recurrent layers the forward goes through) stay within WORK."""
-    per_sequence = (1 + features + steps) * steps * sum(_macs(c) for c in cells)
+    per_sequence = (1 + features + steps) * steps * sum(step_macs(c) for c in cells)
     most = max(MIN_SEQUENCES, int(WORK // max(1, per_sequence)))
     return max(1, min(sequences, MAX_SEQUENCES, most))
-
-
-def _macs(cell: CellWeights) -> int:
-    """Multiply-adds of one step of one sequence through ``cell``."""
-    gates = 4 if cell.kind == "LSTM" else 3
-    return gates * cell.units * (cell.input_dim + cell.output_dim)

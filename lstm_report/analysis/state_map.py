@@ -23,8 +23,16 @@ EIGENVALUES = 10
 
 def step_work(cell: CellWeights) -> int:
     """Multiply-adds of one step of the cell's recurrent matrices, per sequence."""
-    gates = 4 if cell.kind == "LSTM" else 3
-    return cell.output_dim * gates * cell.units
+    return cell.output_dim * _gates(cell) * cell.units
+
+
+def step_macs(cell: CellWeights) -> int:
+    """Multiply-adds of one step of one sequence through the cell: x·W and h·U."""
+    return _gates(cell) * cell.units * (cell.input_dim + cell.output_dim)
+
+
+def _gates(cell: CellWeights) -> int:
+    return 4 if cell.kind == "LSTM" else 3
 
 
 def residual_q(m: CellMap, s: np.ndarray, zx: np.ndarray) -> np.ndarray:

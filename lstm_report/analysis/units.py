@@ -10,6 +10,7 @@ import numpy as np
 
 from lstm_report.analysis.ablation import ablation_fits, unit_ablation
 from lstm_report.analysis.model_replay import ModelReplay, replay_problem
+from lstm_report.analysis.state_map import step_macs
 from lstm_report.errors import AnalysisError, LstmReportError, first_line
 from lstm_report.model.analyses import LayerAnalysis
 from lstm_report.model.layers import ModelWeights, RecurrentLayer
@@ -36,11 +37,7 @@ def downstream_work(weights: ModelWeights, w: RecurrentLayer, steps: int) -> flo
     if w.name not in names:
         return 0.0
     last = len(names) - 1 - names[::-1].index(w.name)
-    total = 0.0
-    for v in weights.layers[last + 1 :]:
-        gates = 4 if v.cell.kind == "LSTM" else 3
-        total += steps * (v.cell.input_dim + v.cell.output_dim) * gates * v.cell.units
-    return total
+    return float(steps * sum(step_macs(v.cell) for v in weights.layers[last + 1 :]))
 
 
 def layer_units(

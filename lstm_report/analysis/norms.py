@@ -8,6 +8,7 @@ ordinary weights the result is bit for bit the unscaled computation.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -58,3 +59,18 @@ def cosine(x: np.ndarray, y: np.ndarray) -> float | None:
         return None
     xs, ys = x / scale_of(x), y / scale_of(y)
     return float(np.dot(xs, ys) / (np.sqrt(np.dot(xs, xs)) * np.sqrt(np.dot(ys, ys))))
+
+
+BLOCK = 1 << 18
+"""Entries converted to float64 at a time by float64_blocks (2 MiB)."""
+
+
+def float64_blocks(a: np.ndarray, block: int = BLOCK) -> Iterator[np.ndarray]:
+    """a in float64, about ``block`` entries (whole rows of its first axis) at a time, each
+    block 2-D (rows, the rest): sums over a large float32 array without a float64 copy of
+    the whole of it."""
+    a = np.asarray(a)
+    rows = a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
+    step = max(1, block // max(1, rows.shape[1]))
+    for r in range(0, rows.shape[0], step):
+        yield np.asarray(rows[r : r + step], np.float64)

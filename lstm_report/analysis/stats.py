@@ -6,12 +6,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from lstm_report.analysis.norms import max_abs, row_norms, scale_of
+from lstm_report.analysis.norms import float64_blocks, max_abs, row_norms, scale_of
 from lstm_report.cells.base import GateWeights
 from lstm_report.model.stats import FeatureImportance, GateSpectra, GateStats, MatrixStats, Spectrum
-
-BLOCK = 1 << 18
-"""Entries converted to float64 at a time by matrix_stats (2 MiB)."""
 
 
 def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixStats:
@@ -62,11 +59,8 @@ def matrix_stats(a: np.ndarray, *, top_singular: float | None = None) -> MatrixS
 
 
 def _scaled_blocks(a: np.ndarray, scale: float) -> Iterator[np.ndarray]:
-    """a / scale in float64, BLOCK entries (whole rows) at a time."""
-    rows = a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
-    step = max(1, BLOCK // max(1, rows.shape[1]))
-    for r in range(0, rows.shape[0], step):
-        x = np.asarray(rows[r : r + step], np.float64)
+    """a / scale in float64, a block of rows at a time (norms.float64_blocks)."""
+    for x in float64_blocks(a):
         yield x / scale if scale != 1.0 else x
 
 

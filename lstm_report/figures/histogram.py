@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_report.analysis.norms import float64_blocks
 from lstm_report.cells.base import GateWeights
 from lstm_report.figures.chart import (
     WIDTH,
@@ -138,17 +139,10 @@ def density(
     return Hist(edges, counts / (total * np.diff(edges)), color, label, below, above)
 
 
-BLOCK = 1 << 18
-"""Values converted to float64 at a time by density."""
-
-
 def _finite_blocks(vals: np.ndarray) -> Iterator[np.ndarray]:
-    """The finite values of vals, flattened, in float64 blocks of about BLOCK values."""
-    a = np.asarray(vals)
-    rows = a.reshape(a.shape[0], -1) if a.ndim >= 2 else a.reshape(1, -1)
-    step = max(1, BLOCK // max(1, rows.shape[1]))
-    for r in range(0, rows.shape[0], step):
-        b = np.asarray(rows[r : r + step], np.float64).ravel()
+    """The finite values of vals, flattened, in float64 blocks (norms.float64_blocks)."""
+    for block in float64_blocks(vals):
+        b = block.ravel()
         yield b if np.isfinite(b).all() else b[np.isfinite(b)]
 
 

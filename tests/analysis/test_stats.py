@@ -130,7 +130,7 @@ def test_max_abs_without_a_copy_equals_numpy() -> None:
 def test_stats_of_a_strided_gate_block_larger_than_a_block_match_numpy() -> None:
     # matrix_stats sums a block of rows at a time (BLOCK entries): a gate's view of a Keras
     # matrix of 700 × 4·500 float32 weights is 350,000 entries, two blocks and a part.
-    from lstm_report.analysis.stats import BLOCK
+    from lstm_report.analysis.norms import BLOCK
 
     rng = np.random.default_rng(3)
     kernel = (rng.normal(0.2, 0.7, (700, 2000)) ** 3).astype(np.float32)

@@ -545,7 +545,8 @@ def test_tiles_hold_every_panel_inside_their_view() -> None:
 def test_histograms_of_large_strided_blocks_count_as_numpy_does() -> None:
     # density bins a float64 block at a time, and bin_range copies each gate straight into
     # place: the same counts and range as numpy on one float64 copy of the whole array.
-    from lstm_report.figures.histogram import BLOCK, bin_range, density
+    from lstm_report.analysis.norms import BLOCK
+    from lstm_report.figures.histogram import bin_range, density
 
     rng = np.random.default_rng(4)
     kernel = rng.standard_t(3, (600, 4 * 700)).astype(np.float32)

@@ -136,8 +136,9 @@ def per_lag(base: np.ndarray, occluded: Sequence[np.ndarray]) -> tuple[float, ..
     if not has_time_axis(base, steps):
         return None
     out = np.zeros(steps)
+    b = np.asarray(base, np.float64)
     for t, z in enumerate(occluded):
-        add_lags(out, base, z, t)
+        add_lags(out, b, z, t)
     return tuple(float(v) for v in out / steps)
 
 
@@ -146,11 +147,12 @@ def has_time_axis(base: np.ndarray, steps: int) -> bool:
     return bool(base.ndim >= 2 and base.shape[1] == steps and steps >= 2)
 
 
-def add_lags(out: np.ndarray, base: np.ndarray, changed: np.ndarray, t: int) -> None:
-    """Add to out[ℓ] the squared change of ``changed`` (step t occluded) against ``base`` at
-    the output steps s with |s − t| = ℓ, averaged over sequences and the other axes."""
+def add_lags(out: np.ndarray, base64: np.ndarray, changed: np.ndarray, t: int) -> None:
+    """Add to out[ℓ] the squared change of ``changed`` (step t occluded) against ``base64``
+    (the target in float64, converted once by the caller) at the output steps s with
+    |s − t| = ℓ, averaged over sequences and the other axes."""
     steps = out.shape[0]
-    d = (np.asarray(changed, np.float64) - np.asarray(base, np.float64)) ** 2
+    d = (np.asarray(changed, np.float64) - base64) ** 2
     at = d.reshape(d.shape[0], steps, -1).mean(axis=(0, 2))  # per output step s
     np.add.at(out, np.abs(np.arange(steps) - t), at)
 
@@ -244,6 +246,7 @@ def _per_step(
     per = max(1, BATCH // max(n, 1))  # steps per batch
     out: list[float] = []
     lags = np.zeros(steps) if has_time_axis(np.asarray(base), steps) else None
+    base64 = None if lags is None else np.asarray(base, np.float64)
     for first in range(0, steps, per):
         ts = range(first, min(first + per, steps))
         stack = np.concatenate([x] * len(ts))
@@ -253,8 +256,8 @@ def _per_step(
         for k, t in enumerate(ts):
             part = changed[k * n : (k + 1) * n]
             out.append(float(per_sequence_change(base, part).mean()))
-            if lags is not None:
-                add_lags(lags, base, part, t)
+            if lags is not None and base64 is not None:
+                add_lags(lags, base64, part, t)
     return tuple(out), None if lags is None else tuple(float(v) for v in lags / steps)
 
 

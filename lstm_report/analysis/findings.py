@@ -92,23 +92,19 @@ def unit_gram(gates: tuple[GateWeights, ...]) -> UnitGram:
         and (not live.size or (live.max() <= 2.0**40 and live.min() >= 2.0**-40))
     )
     for p in parts:
-        if in_place:
-            sumsq += np.einsum("ij,ij->j", p, p, dtype=np.float64)
-            gram += p.T @ p  # numpy uses the symmetric product (ssyrk) for y.T @ y
-        elif p.dtype == np.float32 and exact32:
-            # One gate matrix at a time; entries below 2. float32 weights divided by a power
-            # of two in float32 give exactly their float64 quotients (rounded once).
-            y32 = p / scale32
+        # One gate matrix at a time; entries below 2. float32 weights divided by a power of
+        # two in float32 give exactly their float64 quotients (rounded once either way).
+        if in_place or (p.dtype == np.float32 and exact32):
+            y32 = p if in_place else p / scale32
             # Squares summed in float64 straight from float32 (einsum casts in small
             # buffers): the same sums as from a float64 copy, without its 32 MiB at 2048².
             sumsq += np.einsum("ij,ij->j", y32, y32, dtype=np.float64)
-            gram += y32.T @ y32
         else:
             y = np.asarray(p, np.float64) / scale
             y32 = y.astype(np.float32)
             sumsq += np.einsum("ij,ij->j", y, y)
             del y
-            gram += y32.T @ y32
+        gram += y32.T @ y32  # numpy uses the symmetric product (ssyrk) for y.T @ y
         n += p.shape[0]
     if in_place:
         sumsq /= scale * scale

@@ -42,18 +42,19 @@ def replay_restarted(
     if cell.direction == "backward":
         return replay(cell, x, dtype=dtype)
     steps = x.shape[1]
-    first = first_differing(np.asarray(x, dtype), np.asarray(base_x, dtype)[rows])
+    x = np.asarray(x, dtype)
+    first = first_differing(x, np.asarray(base_x, dtype)[rows])
     # Rows sorted by their first differing step: the rows running in a block of steps are a
     # prefix, so each block is one replay over them, its input projection one product. A
     # row joins at the start of the block holding its first differing step, from the base's
     # state before that block: up to its first differing step its input is the base's, so
     # it recomputes the base's states (to rounding). Blocks, not single steps: the input
     # projection of one step at a time ran 2.4x slower per row than in blocks (37 against
-    # 90 GFLOPS for 936 rows of a 2xLSTM(256), measured), for at most BLOCK_STEPS - 1 extra
-    # steps per row.
+    # 90 GFLOPS for 936 rows of a 2xLSTM(256), measured), for at most a block's length less
+    # one of extra steps per row.
     by = np.argsort(first, kind="stable")
     src, first = rows[by], first[by]
-    xs: np.ndarray = np.asarray(x, dtype)[by]
+    xs: np.ndarray = x[by]
     h: np.ndarray = base.h[src].astype(dtype, copy=False)  # a fresh copy: fancy indexing
     # Only h goes on (to the next layer, or the head): c is kept as each row's running
     # state, not as a history (its history was a second copy of the size of h).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_report.analysis.findings import nonfinite_message
 from lstm_report.cells.conv_lstm import resting_forget, tap_spectra
 from lstm_report.model.analyses import Finding
 from lstm_report.model.conv_layers import (
@@ -45,20 +46,16 @@ def timescale(forget: np.ndarray) -> np.ndarray:
 def conv_findings(model: str, a: ConvLayerAnalysis) -> tuple[Finding, ...]:
     """The health findings of one ConvLSTM: non-finite weights, the one check that needs no
     matrix of the layer as a whole (the LSTM's nonfinite-weights finding, worded alike)."""
-    bad = [
-        (f"{kind}_{g.gate}", s.nonfinite)
-        for g in a.gates
-        for kind, s in (("K", g.K), ("R", g.R), ("b", g.b))
-        if s is not None and s.nonfinite
-    ]
-    if not bad:
-        return ()
-    total = sum(n for _, n in bad)
-    where = ", ".join(f"{name} ({n})" for name, n in bad)
-    message = (
-        f"{total} non-finite weight{'s' if total != 1 else ''} (NaN or Inf) in {where}; the "
-        "layer's output is undefined and its norms cannot be computed."
+    message = nonfinite_message(
+        [
+            (f"{kind}_{g.gate}", s.nonfinite)
+            for g in a.gates
+            for kind, s in (("K", g.K), ("R", g.R), ("b", g.b))
+            if s is not None
+        ]
     )
+    if message is None:
+        return ()
     return (Finding("error", "nonfinite-weights", model, a.layer.name, message, a.anchor),)
 
 

@@ -253,20 +253,28 @@ def verification_finding(
 
 
 def _nonfinite(stats: tuple[GateStats, ...]) -> Found | None:
-    bad = [
-        f"{kind}_{g.gate} ({st.nonfinite})"
-        for g in stats
-        for kind, st in (("W", g.W), ("U", g.U), ("b", g.b), ("b_rec", g.b_rec))
-        if st is not None and st.nonfinite
-    ]
+    message = nonfinite_message(
+        [
+            (f"{kind}_{g.gate}", st.nonfinite)
+            for g in stats
+            for kind, st in (("W", g.W), ("U", g.U), ("b", g.b), ("b_rec", g.b_rec))
+            if st is not None
+        ]
+    )
+    return None if message is None else ("error", "nonfinite-weights", message)
+
+
+def nonfinite_message(counts: list[tuple[str, int]]) -> str | None:
+    """The nonfinite-weights finding's message from (array, non-finite entries) pairs, or
+    None where every entry is finite; the LSTM's and the ConvLSTM's finding alike."""
+    bad = [(name, n) for name, n in counts if n]
     if not bad:
         return None
-    total = sum(int(b.rsplit("(", 1)[1].rstrip(")")) for b in bad)
+    total = sum(n for _, n in bad)
+    where = ", ".join(f"{name} ({n})" for name, n in bad)
     return (
-        "error",
-        "nonfinite-weights",
-        f"{total} non-finite weights (NaN or Inf) in {', '.join(bad)}; the layer's output "
-        "is undefined and its norms cannot be computed.",
+        f"{total} non-finite weight{'s' if total != 1 else ''} (NaN or Inf) in {where}; the "
+        "layer's output is undefined and its norms cannot be computed."
     )
 
 

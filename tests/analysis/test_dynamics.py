@@ -464,3 +464,17 @@ def test_verification_adds_its_finding_to_those_computed_once(healthy: Recurrent
         assert got.findings == full
         assert replace(got, verification=None, findings=la.findings).__dict__ == la.__dict__
     assert with_verification(la, "m", None) is la
+
+
+def test_the_nonfinite_message_counts_and_names_each_array() -> None:
+    from lstm_report.analysis.findings import nonfinite_message
+
+    assert nonfinite_message([("W_i", 0), ("U_f", 0)]) is None
+    assert nonfinite_message([("W_i", 1), ("U_f", 0)]) == (
+        "1 non-finite weight (NaN or Inf) in W_i (1); the layer's output is undefined and "
+        "its norms cannot be computed."
+    )
+    one = nonfinite_message([("W_i", 2), ("U_c", 3)])
+    assert one is not None and one.startswith(
+        "5 non-finite weights (NaN or Inf) in W_i (2), U_c (3);"
+    )

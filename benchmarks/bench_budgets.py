@@ -140,6 +140,7 @@ def mechanism(cells: list, inputs: list[np.ndarray]) -> str:
     limited, in words."""
     from lstm_report.analysis.ablation import ablation_fits, unit_ablation
     from lstm_report.analysis.mechanism import fixed_points
+    from lstm_report.analysis.state_map import step_macs
     from lstm_report.cells.kinds import replay
 
     said = []
@@ -153,7 +154,7 @@ def mechanism(cells: list, inputs: list[np.ndarray]) -> str:
 
         # As analysis.units.downstream_work and layer_units: the rest of the stack's cost
         # counts, and where it does not fit the layer is measured on its own output.
-        work = float(sum(z.shape[1] * (r.input_dim + r.output_dim) * 4 * r.units for r in rest))
+        work = float(z.shape[1] * sum(step_macs(r) for r in rest))
         on = "prediction"
         if not ablation_fits(c, work):
             head, work, on = (lambda h: h[:, -1]), 0.0, "own output"
